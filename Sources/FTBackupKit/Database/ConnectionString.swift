@@ -1,0 +1,55 @@
+import CLibPQ
+import Foundation
+
+/// A libpq connection string (`key=value …` or a `postgresql://` URI) that never shows its secret.
+///
+/// Everything libpq supports keeps working unchanged (`PG*` variables, `~/.pgpass`, `sslmode`, …):
+/// the string is handed to libpq as is. What ftbackup prints is `redacted`, built from the parsed
+/// options without the password, and `scrub` removes the password from any text before it is shown.
+public struct ConnectionString: Sendable, CustomStringConvertible {
+    /// The string as given; empty means "libpq's defaults" (the `PG*` environment variables).
+    public let raw: String
+    private let options: [String: String]
+
+    /// Parses with libpq's own parser so that a malformed string is refused without being echoed.
+    public init(_ raw: String) throws {
+        self.raw = raw
+        var parsed: [String: String] = [:]
+        if !raw.isEmpty {
+            var errorMessage: UnsafeMutablePointer<CChar>?
+            guard let options = PQconninfoParse(raw, &errorMessage) else {
+                if let errorMessage { PQfreemem(errorMessage) }
+                throw FTBackupError(.usage, "invalid connection string: libpq cannot parse it",
+                                    hint: "use key=value pairs such as 'host=db1 dbname=fasttrack' or a postgresql:// URI")
+            }
+            var option = options
+            while let keyword = option.pointee.keyword {
+                if let value = option.pointee.val { parsed[String(cString: keyword)] = String(cString: value) }
+                option += 1
+            }
+            PQconninfoFree(options)
+        }
+        self.options = parsed
+    }
+
+    /// The value of one option as written in the string (not including environment defaults).
+    public func option(_ key: String) -> String? { options[key] }
+
+    /// `host=… port=… dbname=… user=…` with no password, for messages and logs.
+    public var redacted: String {
+        let keys = ["host", "hostaddr", "port", "dbname", "user", "sslmode"]
+        let parts = keys.compactMap { key in options[key].map { "\(key)=\($0)" } }
+        return parts.isEmpty ? "(libpq defaults)" : parts.joined(separator: " ")
+    }
+
+    public var description: String { redacted }
+
+    /// Removes the password (as given here or in `PGPASSWORD`) from a text before it is shown.
+    public func scrub(_ text: String) -> String {
+        var result = text
+        for secret in [options["password"], ProcessInfo.processInfo.environment["PGPASSWORD"]] {
+            if let secret, !secret.isEmpty { result = result.replacingOccurrences(of: secret, with: "********") }
+        }
+        return result
+    }
+}

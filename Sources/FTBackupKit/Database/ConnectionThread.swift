@@ -1,0 +1,65 @@
+import Foundation
+
+/// A thread of its own for one database connection.
+///
+/// libpq calls block. Swift's cooperative pool has only as many threads as cores (two here), so a
+/// blocked call there would stall every other task. Each connection therefore owns one dedicated
+/// thread that runs its blocking work in order, and async callers await the result.
+final class ConnectionThread: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [() -> Void] = []
+    private var stopping = false
+    private var thread: Thread?
+
+    init(name: String) {
+        let thread = Thread { [unowned self] in self.loop() }
+        thread.name = name
+        thread.stackSize = 1 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Runs `body` on this connection's thread and returns its result to the awaiting task.
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            submit {
+                do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+            }
+        }
+    }
+
+    /// Lets queued work finish, then ends the thread.
+    func shutdown() {
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func submit(_ job: @escaping () -> Void) {
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty && !stopping { condition.wait() }
+            if jobs.isEmpty && stopping {
+                condition.unlock()
+                return
+            }
+            let job = jobs.removeFirst()
+            condition.unlock()
+            job()
+        }
+    }
+}
+
+/// Moves a value across a thread hop that the surrounding code already serialises.
+struct UnsafeTransfer<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

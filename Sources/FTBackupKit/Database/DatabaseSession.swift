@@ -1,0 +1,65 @@
+import Foundation
+
+/// An async face over one `PGConnection` and the thread it runs on.
+///
+/// It exists so that async code can use PostgreSQL without ever blocking Swift's cooperative pool:
+/// every libpq call of this session runs, in order, on the session's own thread. N sessions are N
+/// threads and really work in parallel.
+public final class DatabaseSession: Sendable {
+    private let thread: ConnectionThread
+    private let connection: PGConnection
+    /// Host, port, database and user of this session (never the password).
+    public let target: String
+
+    private init(thread: ConnectionThread, connection: PGConnection) {
+        self.thread = thread
+        self.connection = connection
+        self.target = connection.target
+    }
+
+    /// Connects on a new thread of its own.
+    public static func connect(_ connectionString: ConnectionString, name: String = "ftbackup-db",
+                               replication: Bool = false) async throws -> DatabaseSession {
+        let thread = ConnectionThread(name: name)
+        do {
+            let connection = try await thread.run { try PGConnection.connect(connectionString, replication: replication) }
+            return DatabaseSession(thread: thread, connection: connection)
+        } catch {
+            thread.shutdown()
+            throw error
+        }
+    }
+
+    /// Runs blocking work with the connection on the session's thread.
+    public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PGConnection) throws -> T) async throws -> T {
+        let connection = self.connection
+        return try await thread.run { try body(connection) }
+    }
+
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [any SQLParameter] = []) async throws -> QueryResult {
+        try await withConnection { try $0.query(sql, parameters) }
+    }
+
+    public func execute(_ sql: String) async throws {
+        try await withConnection { try $0.execute(sql) }
+    }
+
+    public func escapeIdentifier(_ name: String) throws -> String { try connection.escapeIdentifier(name) }
+    public func escapeLiteral(_ value: String) throws -> String { try connection.escapeLiteral(value) }
+    public func qualifiedName(_ schema: String, _ table: String) throws -> String {
+        try connection.qualifiedName(schema, table)
+    }
+
+    public var backendPID: Int32 { connection.backendPID }
+    public var serverVersionNumber: Int { connection.serverVersionNumber }
+
+    /// Asks the server to cancel what this session is running (safe from any thread: libpq's
+    /// cancel request uses its own socket).
+    public func cancel() { connection.cancelRunningQuery() }
+
+    /// Ends the thread once queued work is done; the connection closes when the session is released.
+    public func close() { thread.shutdown() }
+
+    deinit { thread.shutdown() }
+}

@@ -1,0 +1,215 @@
+import CLibPQ
+import Foundation
+
+/// One blocking libpq connection.
+///
+/// Every method blocks the calling thread, so a `PGConnection` is only ever used from its
+/// `DatabaseSession`'s own thread (hence `@unchecked Sendable`: the session serialises all access).
+public final class PGConnection: @unchecked Sendable {
+    let handle: OpaquePointer
+    /// How this connection is named in messages: host, port, database and user, never the password.
+    public let target: String
+    private let connectionString: ConnectionString
+
+    private init(handle: OpaquePointer, target: String, connectionString: ConnectionString) {
+        self.handle = handle
+        self.target = target
+        self.connectionString = connectionString
+    }
+
+    deinit { PQfinish(handle) }
+
+    /// Opens a connection. libpq's conventions apply unchanged; `fallback_application_name` is
+    /// `ftbackup` unless the string or `PGAPPNAME` names another application.
+    public static func connect(_ connectionString: ConnectionString, replication: Bool = false) throws -> PGConnection {
+        var keywords = ["fallback_application_name"]
+        var values = ["ftbackup"]
+        if !connectionString.raw.isEmpty {
+            keywords.append("dbname")
+            values.append(connectionString.raw)
+        }
+        if replication {
+            keywords.append("replication")
+            values.append("database")
+        }
+        let handle: OpaquePointer? = withCStrings(keywords) { keywordPointers in
+            withCStrings(values) { valuePointers in
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let handle else {
+            throw FTBackupError(.failure, "cannot connect to \(connectionString.redacted): out of memory in libpq")
+        }
+        guard PQstatus(handle) == CONNECTION_OK else {
+            let raw = String(cString: PQerrorMessage(handle))
+            PQfinish(handle)
+            throw connectFailure(raw, connectionString)
+        }
+        let target = describe(handle)
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
+        return PGConnection(handle: handle, target: target, connectionString: connectionString)
+    }
+
+    /// Turns libpq's connection failure into one line with an exit status and a remedy.
+    static func connectFailure(_ raw: String, _ connectionString: ConnectionString) -> FTBackupError {
+        let text = connectionString.scrub(raw)
+            .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.joined(separator: "; ")
+        let lower = text.lowercased()
+        let where_ = connectionString.redacted
+        if lower.contains("password authentication failed") || lower.contains("no password supplied")
+            || lower.contains("authentication failed") {
+            return FTBackupError(.permission, "cannot connect to \(where_): \(text)",
+                                 hint: "check the user and password (~/.pgpass, PGPASSWORD or the connection string)")
+        }
+        if lower.contains("database") && lower.contains("does not exist") {
+            return FTBackupError(.unavailable, "cannot connect to \(where_): \(text)",
+                                 hint: "check dbname in --db / FTBACKUP_DB")
+        }
+        if lower.contains("role") && lower.contains("does not exist") {
+            return FTBackupError(.permission, "cannot connect to \(where_): \(text)", hint: "check the user name")
+        }
+        return FTBackupError(.unavailable, "cannot connect to \(where_): \(text)",
+                             hint: "check that the server is running and that host and port are right")
+    }
+
+    private static func describe(_ handle: OpaquePointer) -> String {
+        func value(_ pointer: UnsafeMutablePointer<CChar>?) -> String { pointer.map { String(cString: $0) } ?? "" }
+        return "host=\(value(PQhost(handle))) port=\(value(PQport(handle))) dbname=\(value(PQdb(handle))) user=\(value(PQuser(handle)))"
+    }
+
+    /// The server's version number (`150018` for 15.18).
+    public var serverVersionNumber: Int { Int(PQserverVersion(handle)) }
+
+    /// True while the connection is usable.
+    public var isAlive: Bool { PQstatus(handle) == CONNECTION_OK }
+
+    /// The server process serving this connection (for `pg_terminate_backend` and lock reports).
+    public var backendPID: Int32 { PQbackendPID(handle) }
+
+    // MARK: Queries
+
+    /// Runs one statement with text-format parameters (`$1`, `$2`, …) and returns all its rows.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [any SQLParameter] = []) throws -> QueryResult {
+        let texts = parameters.map(\.sqlText)
+        let result: OpaquePointer? = withOptionalCStrings(texts) { pointers in
+            PQexecParams(handle, sql, Int32(texts.count), nil, pointers, nil, nil, 0)
+        }
+        defer { PQclear(result) }
+        try check(result, accept: [PGRES_COMMAND_OK, PGRES_TUPLES_OK], context: nil)
+        return Self.materialize(result!)
+    }
+
+    /// Runs one or more statements without parameters (DDL scripts, `BEGIN`, `SET …`).
+    public func execute(_ sql: String) throws {
+        var result = PQexec(handle, sql)
+        var failure: PostgresError?
+        // PQexec returns the last result; earlier ones are discarded by libpq itself.
+        if !Self.isSuccess(result) { failure = PostgresError.from(result: result, connection: handle, context: nil) }
+        PQclear(result)
+        // Drain anything left (only after COPY, which we never start here).
+        result = PQgetResult(handle)
+        while result != nil {
+            PQclear(result)
+            result = PQgetResult(handle)
+        }
+        if let failure { throw failure }
+    }
+
+    /// Runs `body` inside a transaction: committed if it returns, rolled back if it throws.
+    public func transaction<T>(_ begin: String = "BEGIN", _ body: () throws -> T) throws -> T {
+        try execute(begin)
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            if isAlive { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    /// Starts a REPEATABLE READ, READ ONLY transaction that sees exactly the exported snapshot `id`.
+    public func beginTransaction(importingSnapshot id: String) throws {
+        try execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        try execute("SET TRANSACTION SNAPSHOT \(try escapeLiteral(id))")
+    }
+
+    // MARK: Escaping
+
+    /// Quotes an identifier with libpq's `PQescapeIdentifier` (`My "Table"` → `"My ""Table"""`).
+    public func escapeIdentifier(_ name: String) throws -> String {
+        let utf8 = Array(name.utf8)
+        guard let escaped = PQescapeIdentifier(handle, name, utf8.count) else {
+            throw PostgresError(message: "cannot quote identifier: \(String(cString: PQerrorMessage(handle)))")
+        }
+        defer { PQfreemem(escaped) }
+        return String(cString: escaped)
+    }
+
+    /// Quotes a literal with libpq's `PQescapeLiteral`.
+    public func escapeLiteral(_ value: String) throws -> String {
+        let utf8 = Array(value.utf8)
+        guard let escaped = PQescapeLiteral(handle, value, utf8.count) else {
+            throw PostgresError(message: "cannot quote literal: \(String(cString: PQerrorMessage(handle)))")
+        }
+        defer { PQfreemem(escaped) }
+        return String(cString: escaped)
+    }
+
+    /// `schema.table`, both parts quoted.
+    public func qualifiedName(_ schema: String, _ table: String) throws -> String {
+        "\(try escapeIdentifier(schema)).\(try escapeIdentifier(table))"
+    }
+
+    // MARK: Results
+
+    static func isSuccess(_ result: OpaquePointer?) -> Bool {
+        guard let result else { return false }
+        let status = PQresultStatus(result)
+        return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_COPY_OUT
+            || status == PGRES_COPY_IN || status == PGRES_EMPTY_QUERY
+    }
+
+    func check(_ result: OpaquePointer?, accept: [ExecStatusType], context: String?) throws {
+        guard let result, accept.contains(PQresultStatus(result)) else {
+            throw PostgresError.from(result: result, connection: handle, context: context)
+        }
+    }
+
+    static func materialize(_ result: OpaquePointer) -> QueryResult {
+        let columnCount = Int(PQnfields(result))
+        let rowCount = Int(PQntuples(result))
+        let columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
+        var rows: [QueryResult.Row] = []
+        rows.reserveCapacity(rowCount)
+        for row in 0..<rowCount {
+            let values: [String?] = (0..<columnCount).map { column in
+                if PQgetisnull(result, Int32(row), Int32(column)) == 1 { return nil }
+                return String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+            }
+            rows.append(QueryResult.Row(columns: columns, values: values))
+        }
+        let tag = String(cString: PQcmdTuples(result))
+        return QueryResult(columns: columns, rows: rows, affectedRows: Int(tag))
+    }
+}
+
+// MARK: - C string helpers
+
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let duplicates = strings.map { strdup($0) }
+    defer { duplicates.forEach { free($0) } }
+    var pointers: [UnsafePointer<CChar>?] = duplicates.map { UnsafePointer($0) }
+    pointers.append(nil)
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+func withOptionalCStrings<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+    let duplicates = strings.map { $0.map { strdup($0) } ?? nil }
+    defer { duplicates.forEach { free($0) } }
+    let pointers: [UnsafePointer<CChar>?] = duplicates.map { $0.map { UnsafePointer($0) } }
+    if pointers.isEmpty { return body(nil) }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

@@ -1,0 +1,75 @@
+import CLibPQ
+
+/// An error reported by the PostgreSQL server or by libpq, with the server's fields kept.
+///
+/// It exists so that callers can act on the SQLSTATE (a lost connection, a missing schema, a lock
+/// timeout) and so that every database failure renders as one line with its detail and hint.
+public struct PostgresError: Error, CustomStringConvertible, Sendable {
+    /// The five-character SQLSTATE (`42P01`), or nil for client-side failures such as a lost connection.
+    public var sqlState: String?
+    public var severity: String?
+    public var message: String
+    public var detail: String?
+    public var hint: String?
+    /// What ftbackup was doing when it failed ("COPY users.accounts TO STDOUT").
+    public var context: String?
+    /// True when the connection is gone and nothing more can be done with it.
+    public var connectionLost: Bool
+
+    public init(sqlState: String? = nil, severity: String? = nil, message: String, detail: String? = nil,
+                hint: String? = nil, context: String? = nil, connectionLost: Bool = false) {
+        self.sqlState = sqlState
+        self.severity = severity
+        self.message = message
+        self.detail = detail
+        self.hint = hint
+        self.context = context
+        self.connectionLost = connectionLost
+    }
+
+    public var description: String {
+        var parts: [String] = []
+        if let context { parts.append(context + ":") }
+        parts.append(message)
+        if let sqlState { parts.append("[SQLSTATE \(sqlState)]") }
+        if let detail, !detail.isEmpty { parts.append("detail: \(detail)") }
+        if let hint, !hint.isEmpty { parts.append("hint: \(hint)") }
+        return parts.joined(separator: " ")
+            .replacingOccurrences(of: "\n", with: " ")
+            .trimmingCharacters(in: .whitespaces)
+    }
+
+    /// The exit status a command ends with when this error stops it.
+    public var exitStatus: ExitStatus {
+        guard let sqlState else { return connectionLost ? .unavailable : .failure }
+        if sqlState == "42501" { return .permission }
+        switch sqlState.prefix(2) {
+        case "28": return .permission
+        case "08", "57": return .unavailable
+        case "3D", "3F", "42": return .usage
+        case "53": return .cannotWrite
+        default: return .failure
+        }
+    }
+
+    /// Builds the error from a failed result, reading the server's diagnostic fields.
+    static func from(result: OpaquePointer?, connection: OpaquePointer?, context: String?) -> PostgresError {
+        func field(_ code: Character) -> String? {
+            guard let result, let value = PQresultErrorField(result, Int32(code.asciiValue!)) else { return nil }
+            return String(cString: value)
+        }
+        let lost = connection.map { PQstatus($0) == CONNECTION_BAD } ?? true
+        if let primary = field("M") {
+            return PostgresError(sqlState: field("C"), severity: field("V"), message: primary,
+                                 detail: field("D"), hint: field("H"), context: context, connectionLost: lost)
+        }
+        var text = ""
+        if let result, let message = PQresultErrorMessage(result) { text = String(cString: message) }
+        if text.isEmpty, let connection, let message = PQerrorMessage(connection) { text = String(cString: message) }
+        text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if text.isEmpty { text = "unknown libpq error" }
+        return PostgresError(message: text, context: context, connectionLost: lost)
+    }
+}
+
+import Foundation

@@ -1,0 +1,89 @@
+import ArgumentParser
+import FTBackupKit
+import Foundation
+
+/// The `ftbackup` command line: a thin front over FTBackupKit. Each verb parses its options,
+/// calls one library entry point and prints the result as text or JSON.
+@main
+struct FTBackup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ftbackup",
+        abstract: "Backup, archival and recovery for the Fast Track database.",
+        discussion: """
+            Exit codes: 0 success, 1 unexpected failure, 64 bad usage or input, 65 corrupt or incomplete \
+            repository data, 69 database unreachable, 73 cannot write, 75 repository locked by another run, \
+            77 authentication or privilege refused, 78 invalid policy or configuration.
+            """,
+        version: FTBackupVersion.current,
+        subcommands: [CheckCommand.self, DevCommand.self]
+    )
+}
+
+/// Options every command shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .customLong("db"), help: "Source database: libpq conninfo or URI (else FTBACKUP_DB, else libpq's PG* defaults).")
+    var database: String?
+
+    @Option(name: .customLong("repo"), help: "Repository folder (else FTBACKUP_REPO).")
+    var repository: String?
+
+    @Option(name: .customLong("policy"), help: "Policy file (else FTBACKUP_POLICY, else policies/default.yaml).")
+    var policyPath: String?
+
+    @Option(name: .customLong("output"), help: "text or json.")
+    var output: OutputFormat = .text
+
+    @Option(name: [.customShort("j"), .customLong("jobs")], help: "Parallel database connections.")
+    var jobs: Int = 2
+
+    func validate() throws {
+        guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
+    }
+
+    func connectionString() throws -> ConnectionString {
+        try ConnectionString(database ?? ProcessInfo.processInfo.environment["FTBACKUP_DB"] ?? "")
+    }
+
+    func repositoryPath(required: Bool) throws -> String? {
+        let path = repository ?? ProcessInfo.processInfo.environment["FTBACKUP_REPO"]
+        if required && (path ?? "").isEmpty {
+            throw FTBackupError(.usage, "no repository given", hint: "pass --repo PATH or set FTBACKUP_REPO")
+        }
+        return path.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    func policy() throws -> Policy { try PolicyLoader.load(path: policyPath) }
+}
+
+extension OutputFormat: ExpressibleByArgument {}
+
+/// Runs a command body, turning any failure into one line on stderr and a stable exit code.
+func reportingFailures(_ body: () async throws -> ExitStatus) async throws {
+    let status: ExitStatus
+    do {
+        status = try await body()
+    } catch let error as FTBackupError {
+        printError(error.description)
+        status = error.status
+    } catch let error as PostgresError {
+        printError(error.description)
+        status = error.exitStatus
+    } catch let error as CodecError {
+        printError(error.description)
+        status = .dataError
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        printError("\(error)")
+        status = .failure
+    }
+    if status != .success { throw ExitCode(status.rawValue) }
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data("ftbackup: error: \(line)\n".utf8))
+}
+
+func printLine(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

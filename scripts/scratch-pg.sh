@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL cluster in a git-ignored folder of the project, for demo, tests and bench.
+#
+#   scripts/scratch-pg.sh start DIR   initdb (once) and start on a free loopback port; writes DIR/env
+#   scripts/scratch-pg.sh stop DIR    stop it (fast shutdown) and wait until it is gone
+#   scripts/scratch-pg.sh run DIR CMD…  start, run CMD with DIR/env loaded, always stop afterwards
+#
+# DIR/env exports FTBACKUP_DB / FTBACKUP_TEST_DSN (TCP, user postgres, no password in it) and
+# PGPASSFILE (DIR/pgpass, mode 0600), so libpq finds the password the way it would in production.
+# The server runs as the `postgres` user when this runs as root (PostgreSQL refuses root).
+# It listens on 127.0.0.1 only, with wal_level=logical and room for replication slots.
+set -euo pipefail
+
+die() { echo "scratch-pg: error: $*" >&2; exit 1; }
+
+bindir() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && { echo "$d"; return; }
+  done
+  command -v initdb >/dev/null && { dirname "$(readlink -f "$(command -v initdb)")"; return; }
+  die "initdb not found (hint: apt-get install postgresql, or run make deps)"
+}
+
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start() {
+  local dir; dir=$(mkdir -p "$1" && cd "$1" && pwd)
+  local bin; bin=$(bindir)
+  local data="$dir/data"
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user (it comes with the postgresql package)"
+    chown postgres: "$dir"
+    runuser -u postgres -- test -w "$dir" || die "the postgres user cannot reach $dir (hint: make its parent folders world-executable, or run as a normal user)"
+  fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    local password; password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+    umask 077
+    printf '%s\n' "$password" > "$dir/pwfile"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/pwfile"
+    as_owner "$bin/initdb" -D "$data" -U postgres --pwfile="$dir/pwfile" -A scram-sha-256 \
+      --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+    printf '127.0.0.1:*:*:postgres:%s\n' "$password" > "$dir/pgpass"
+    chmod 600 "$dir/pgpass"
+    rm -f "$dir/pwfile"
+    cat >> "$data/postgresql.conf" <<CONF
+# scratch-pg.sh
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+wal_level = logical
+max_replication_slots = 16
+max_wal_senders = 16
+max_connections = 60
+shared_buffers = 256MB
+maintenance_work_mem = 256MB
+max_wal_size = 4GB
+log_min_messages = warning
+${SCRATCH_PG_FAST:+fsync = off}
+${SCRATCH_PG_FAST:+synchronous_commit = off}
+${SCRATCH_PG_FAST:+full_page_writes = off}
+CONF
+    printf 'host all all 127.0.0.1/32 scram-sha-256\nhost replication all 127.0.0.1/32 scram-sha-256\n' > "$data/pg_hba.conf"
+  fi
+  if as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    echo "scratch-pg: already running ($(sed -n 4p "$data/postmaster.pid" 2>/dev/null))" >&2
+  else
+    local port=${SCRATCH_PG_PORT:-54329} tries=0
+    while true; do
+      if port_free "$port" && as_owner "$bin/pg_ctl" -D "$data" -o "-p $port" -l "$dir/server.log" -w -t 60 start >/dev/null 2>&1; then
+        break
+      fi
+      tries=$((tries + 1)); port=$((port + 1))
+      [ $tries -ge 40 ] && { tail -20 "$dir/server.log" >&2 || true; die "could not start a server (40 ports tried)"; }
+    done
+  fi
+  local port; port=$(sed -n 4p "$data/postmaster.pid")
+  cat > "$dir/env" <<ENV
+export PGPASSFILE='$dir/pgpass'
+export FTBACKUP_TEST_DSN='host=127.0.0.1 port=$port user=postgres dbname=postgres'
+export FTBACKUP_SCRATCH_PORT='$port'
+export FTBACKUP_SCRATCH_BIN='$bin'
+ENV
+  echo "scratch-pg: running on 127.0.0.1:$port, data in $data" >&2
+}
+
+stop() {
+  local dir; dir=$(cd "$1" 2>/dev/null && pwd) || return 0
+  [ -f "$dir/data/postmaster.pid" ] || return 0
+  as_owner "$(bindir)/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 \
+    || as_owner "$(bindir)/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+  echo "scratch-pg: stopped ($dir)" >&2
+}
+
+case "${1:-}" in
+  start) start "${2:?DIR}" ;;
+  stop) stop "${2:?DIR}" ;;
+  run)
+    dir=${2:?DIR}; shift 2
+    trap 'stop "$dir"' EXIT
+    trap 'exit 130' INT TERM
+    start "$dir"
+    # shellcheck disable=SC1091
+    . "$dir/env"
+    "$@"
+    ;;
+  *) echo "usage: $0 start|stop DIR | run DIR CMD..." >&2; exit 64 ;;
+esac

@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+@testable import FTBackupKit
+
+@Suite struct ConnectionStringTests {
+    @Test func redactedFormNeverShowsThePassword() throws {
+        let keyValue = try ConnectionString("host=db1 port=5433 dbname=fasttrack user=ops password=s3cr3t sslmode=require")
+        #expect(keyValue.redacted == "host=db1 port=5433 dbname=fasttrack user=ops sslmode=require")
+        #expect(!keyValue.description.contains("s3cr3t"))
+        let uri = try ConnectionString("postgresql://ops:s3cr3t@db1:5433/fasttrack?application_name=x")
+        #expect(!uri.redacted.contains("s3cr3t"))
+        #expect(uri.redacted.contains("dbname=fasttrack"))
+        #expect(uri.scrub("failed for s3cr3t") == "failed for ********")
+    }
+
+    @Test func malformedStringIsRefusedWithoutEchoingIt() throws {
+        let error = #expect(throws: FTBackupError.self) { _ = try ConnectionString("host=db password=s3cr3t oops") }
+        #expect(error?.status == .usage)
+        #expect(error?.description.contains("s3cr3t") == false)
+        #expect(error?.description.contains("oops") == false)
+    }
+
+    @Test func emptyStringMeansLibpqDefaults() throws {
+        #expect(try ConnectionString("").redacted == "(libpq defaults)")
+    }
+}
+
+@Suite struct SchemaKindTests {
+    @Test func classifiesByNamingConvention() {
+        #expect(SchemaKind(schemaName: "users") == .shared)
+        #expect(SchemaKind(schemaName: "audit") == .shared)
+        #expect(SchemaKind(schemaName: "sprint_00_woop") == .tool)
+        #expect(SchemaKind(schemaName: "sprint_29_digital_heart") == .tool)
+        #expect(SchemaKind(schemaName: "sprint_5_short") == .other)
+        #expect(SchemaKind(schemaName: "sprint_05_") == .other)
+        #expect(SchemaKind(schemaName: "sprint_05_Upper") == .other)
+        #expect(SchemaKind(schemaName: "public") == .other)
+    }
+}
+
+@Suite struct LocalStorageTests {
+    func temporaryRoot() -> String {
+        let path = NSTemporaryDirectory() + "ftbackup-storage-\(UUID().uuidString)"
+        return path + "/repo"
+    }
+
+    @Test func fileAppearsOnlyOnCommitWithPrivateModes() throws {
+        let storage = LocalStorage(root: temporaryRoot())
+        defer { try? FileManager.default.removeItem(atPath: (storage.root as NSString).deletingLastPathComponent) }
+        let writer = try storage.openWrite("backups/b1/data.zst")
+        try Array("hello".utf8).withUnsafeBytes { try writer.write($0) }
+        #expect(!storage.exists("backups/b1/data.zst"))
+        try writer.commit()
+        #expect(storage.exists("backups/b1/data.zst"))
+        #expect(try storage.readAll("backups/b1/data.zst") == Array("hello".utf8))
+        #expect(try storage.list("backups/b1").map(\.path) == ["backups/b1/data.zst"])
+        let fileMode = try FileManager.default.attributesOfItem(atPath: storage.root + "/backups/b1/data.zst")[.posixPermissions] as? Int
+        let folderMode = try FileManager.default.attributesOfItem(atPath: storage.root + "/backups/b1")[.posixPermissions] as? Int
+        #expect(fileMode == 0o600)
+        #expect(folderMode == 0o700)
+    }
+
+    @Test func abortLeavesNothingBehind() throws {
+        let storage = LocalStorage(root: temporaryRoot())
+        defer { try? FileManager.default.removeItem(atPath: (storage.root as NSString).deletingLastPathComponent) }
+        let writer = try storage.openWrite("x/partial")
+        try Array("half".utf8).withUnsafeBytes { try writer.write($0) }
+        writer.abort()
+        #expect(try storage.list("x").isEmpty)
+    }
+
+    @Test func readOnlyLocationIsACannotWriteError() throws {
+        let storage = LocalStorage(root: "/proc/ftbackup-repo")
+        let error = #expect(throws: FTBackupError.self) { _ = try storage.openWrite("f") }
+        #expect(error?.status == .cannotWrite || error?.status == .dataError)
+    }
+
+    @Test func removeDeletesFoldersRecursively() throws {
+        let storage = LocalStorage(root: temporaryRoot())
+        defer { try? FileManager.default.removeItem(atPath: (storage.root as NSString).deletingLastPathComponent) }
+        try storage.writeAll("a/b/c", [1, 2, 3])
+        try storage.remove("a")
+        #expect(!storage.exists("a"))
+    }
+}
+
+@Suite struct OutputTests {
+    @Test func timesAreShownWithTheirZone() {
+        let date = Date(timeIntervalSince1970: 1_795_000_000)
+        #expect(Timestamps.display(date).hasSuffix(" UTC"))
+        #expect(Timestamps.iso8601UTC(date).hasSuffix("Z"))
+        #expect(Timestamps.display(date, timeZone: TimeZone(identifier: "Europe/Berlin")!).hasSuffix("+01:00"))
+    }
+
+    @Test func byteCountsUseBinaryUnits() {
+        #expect(ByteCount.format(512) == "512 B")
+        #expect(ByteCount.format(1536) == "1.5 KiB")
+        #expect(ByteCount.format(3 << 30) == "3.0 GiB")
+    }
+}

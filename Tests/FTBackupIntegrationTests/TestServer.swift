@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+@testable import FTBackupKit
+
+/// The scratch server `make test` started (scripts/scratch-pg.sh): its DSN and the seeded template.
+enum TestServer {
+    static var dsn: String {
+        get throws {
+            guard let value = ProcessInfo.processInfo.environment["FTBACKUP_TEST_DSN"], !value.isEmpty else {
+                throw FTBackupError(.usage, "FTBACKUP_TEST_DSN is not set", hint: "run the tests with `make test`")
+            }
+            return value
+        }
+    }
+
+    static var template: String { ProcessInfo.processInfo.environment["FTBACKUP_TEST_TEMPLATE"] ?? "fasttrack_template" }
+
+    static func connectionString(database: String) throws -> ConnectionString {
+        try ConnectionString("\(try dsn) dbname=\(database)")
+    }
+
+    static func admin() async throws -> DatabaseSession {
+        try await DatabaseSession.connect(try ConnectionString(try dsn), name: "test-admin")
+    }
+
+    /// Creates a fresh database (a copy of the seeded Fast Track template, or empty), runs `body`,
+    /// and drops it afterwards whatever happened.
+    static func withDatabase<T>(seeded: Bool = true, _ body: (TestDatabase) async throws -> T) async throws -> T {
+        let name = "t_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
+        let admin = try await admin()
+        defer { admin.close() }
+        try await admin.execute("CREATE DATABASE \(name)\(seeded ? " TEMPLATE \(template)" : "")")
+        let database = TestDatabase(name: name, connectionString: try connectionString(database: name))
+        do {
+            let value = try await body(database)
+            try await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            return value
+        } catch {
+            try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            throw error
+        }
+    }
+}
+
+struct TestDatabase {
+    let name: String
+    let connectionString: ConnectionString
+
+    func connect(_ label: String = "test") async throws -> DatabaseSession {
+        try await DatabaseSession.connect(connectionString, name: label)
+    }
+}

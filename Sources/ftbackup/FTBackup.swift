@@ -15,7 +15,7 @@ struct FTBackup: AsyncParsableCommand {
             77 authentication or privilege refused, 78 invalid policy or configuration.
             """,
         version: FTBackupVersion.current,
-        subcommands: [CheckCommand.self, DevCommand.self]
+        subcommands: [CheckCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, DevCommand.self]
     )
 }
 
@@ -33,7 +33,7 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("output"), help: "text or json.")
     var output: OutputFormat = .text
 
-    @Option(name: [.customShort("j"), .customLong("jobs")], help: "Parallel database connections.")
+    @Option(name: [.customShort("j", allowingJoined: true), .customLong("jobs")], help: "Parallel database connections.")
     var jobs: Int = 2
 
     func validate() throws {
@@ -50,6 +50,16 @@ struct GlobalOptions: ParsableArguments {
             throw FTBackupError(.usage, "no repository given", hint: "pass --repo PATH or set FTBACKUP_REPO")
         }
         return path.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The repository path of a command that reads it: it must exist.
+    func existingRepositoryPath() throws -> String {
+        let path = try repositoryPath(required: true)!
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw FTBackupError(.usage, "no repository at \(path)", hint: "check --repo / FTBACKUP_REPO; a first backup creates it")
+        }
+        return path
     }
 
     func policy() throws -> Policy { try PolicyLoader.load(path: policyPath) }

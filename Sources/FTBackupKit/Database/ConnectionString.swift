@@ -53,3 +53,32 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
         return result
     }
 }
+
+extension ConnectionString {
+    /// What a child process (pg_dump, pg_restore) needs to reach the same database: a conninfo
+    /// without the password, for its command line, and the password in `PGPASSWORD`, so that it
+    /// never appears in a process title.
+    public func forChildProcess(overriding overrides: [String: String] = [:]) -> (conninfo: String, environment: [String: String]) {
+        var parsed = options
+        for (key, value) in overrides { parsed[key] = value }
+        let password = parsed.removeValue(forKey: "password")
+        let conninfo = parsed.keys.sorted().map { key in
+            let value = parsed[key]!.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
+            return "\(key)='\(value)'"
+        }.joined(separator: " ")
+        var environment: [String: String] = [:]
+        if let password { environment["PGPASSWORD"] = password }
+        return (conninfo, environment)
+    }
+
+    /// The same connection with some options replaced (for example another dbname).
+    public func replacing(_ overrides: [String: String]) throws -> ConnectionString {
+        var parsed = options
+        for (key, value) in overrides { parsed[key] = value }
+        let text = parsed.keys.sorted().map { key in
+            let value = parsed[key]!.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
+            return "\(key)='\(value)'"
+        }.joined(separator: " ")
+        return try ConnectionString(text)
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+import Logging
+
+/// What a backup run needs to know.
+public struct BackupOptions: Sendable {
+    public var database: ConnectionString
+    public var repositoryPath: String
+    public var policy: Policy
+    public var jobs: Int
+    public var snapshotSource: any SnapshotSource
+    public var logger: Logger
+    public var showProgress: Bool
+
+    public init(database: ConnectionString, repositoryPath: String, policy: Policy, jobs: Int,
+                snapshotSource: any SnapshotSource = TransactionSnapshotSource(),
+                logger: Logger = Logger(label: "ftbackup"), showProgress: Bool = true) {
+        self.database = database
+        self.repositoryPath = repositoryPath
+        self.policy = policy
+        self.jobs = jobs
+        self.snapshotSource = snapshotSource
+        self.logger = logger
+        self.showProgress = showProgress
+    }
+}
+
+/// Takes a full backup: every table through its own `COPY … TO STDOUT` stream → zstd → SHA-256 →
+/// the repository, all in one snapshot, with the DDL from `pg_dump` on that same snapshot, and the
+/// manifest written last.
+public enum BackupRunner {
+    public static func runFull(_ options: BackupOptions) async throws -> BackupManifest {
+        let repository = Repository.local(options.repositoryPath)
+        let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .write, exclusive: true,
+                                              command: "backup --type full")
+        defer { lock.release() }
+        let logger = options.logger
+        for label in try repository.removeIncompleteBackups() {
+            logger.warning("removed incomplete backup left by an interrupted run", metadata: ["label": .string(label)])
+        }
+
+        let startedAt = Date()
+        let coordinator = try await DatabaseSession.connect(options.database, name: "ftbackup-coordinator")
+        defer { coordinator.close() }
+        let source = try await sourceDescription(coordinator)
+        try await coordinator.execute(SessionSettings.copy(encoding: source.encoding))
+        let snapshot = try await options.snapshotSource.export(on: coordinator)
+        var released = false
+        defer { if !released { Task { [coordinator] in await options.snapshotSource.release(on: coordinator) } } }
+
+        let tables = try await TableDiscovery.tables(coordinator, policy: options.policy)
+        let schemas = try await TableDiscovery.schemas(coordinator)
+        let roles = try await TableDiscovery.roles(coordinator)
+        // Hold ACCESS SHARE on every table until the end, as pg_dump does: no DROP or ALTER can slip in.
+        try await coordinator.execute("SET lock_timeout = '60s'")
+        for batch in stride(from: 0, to: tables.count, by: 200) {
+            let names = try tables[batch..<min(batch + 200, tables.count)].map { try coordinator.qualifiedName($0.schema, $0.name) }
+            try await coordinator.execute("LOCK TABLE \(names.joined(separator: ", ")) IN ACCESS SHARE MODE")
+        }
+
+        let label = try repository.newLabel(type: .full, at: startedAt)
+        let folder = repository.backupFolder(label)
+        try repository.storage.makeFolder(folder)
+        logger.info("backup started", metadata: [
+            "label": .string(label), "tables": .string("\(tables.count)"), "jobs": .string("\(options.jobs)"),
+            "snapshot": .string(snapshot.id), "consistent_at": .string(Timestamps.iso8601UTC(snapshot.time)),
+        ])
+        let progress = ProgressReporter(title: "backup \(label)", expectedBytes: tables.reduce(0) { $0 + $1.estimatedBytes },
+                                        expectedItems: tables.count, logger: logger, quiet: !options.showProgress)
+        do {
+            async let dump = dumpSchema(options: options, serverVersion: source.serverVersionNumber, snapshot: snapshot,
+                                        storage: repository.storage, folder: folder)
+            let copied = try await copyTables(tables, options: options, encoding: source.encoding, snapshot: snapshot,
+                                              storage: repository.storage, folder: folder, progress: progress)
+            let schemaDump = try await dump
+            progress.end()
+            await options.snapshotSource.release(on: coordinator)
+            released = true
+
+            let manifest = BackupManifest(
+                formatVersion: BackupManifest.currentFormatVersion, label: label, type: .full,
+                toolVersion: FTBackupVersion.current, source: source, startedAt: startedAt, stoppedAt: Date(),
+                snapshot: .init(origin: snapshot.origin, id: snapshot.id, time: snapshot.time, walLSN: snapshot.walLSN),
+                copyFormat: "text", policySource: options.policy.source, compression: options.policy.compression,
+                schemaDump: schemaDump, schemas: schemas, roles: roles, tables: copied,
+                totals: .init(tables: copied.count, rows: copied.reduce(0) { $0 + $1.rows },
+                              rawBytes: copied.reduce(0) { $0 + $1.file.rawBytes } + schemaDump.rawBytes,
+                              storedBytes: copied.reduce(0) { $0 + $1.file.storedBytes } + schemaDump.storedBytes))
+            // The manifest goes last: temp file, fsync, rename, fsync the folder.
+            try repository.storage.writeAll(repository.manifestPath(label), try manifest.encoded())
+            logger.info("backup finished", metadata: [
+                "label": .string(label), "rows": .string("\(manifest.totals.rows)"),
+                "raw_bytes": .string("\(manifest.totals.rawBytes)"), "stored_bytes": .string("\(manifest.totals.storedBytes)"),
+                "seconds": .string(String(format: "%.1f", manifest.duration)),
+            ])
+            return manifest
+        } catch {
+            progress.end()
+            // Without a manifest the folder is never usable; remove what we can now, the next run removes the rest.
+            try? repository.storage.remove(folder)
+            throw error
+        }
+    }
+
+    static func sourceDescription(_ session: DatabaseSession) async throws -> BackupManifest.Source {
+        let row = try await session.query("""
+            SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num,
+                   current_database() AS db, pg_encoding_to_char(encoding) AS encoding
+            FROM pg_database WHERE datname = current_database()
+            """).first!
+        // pg_control_system() needs pg_read_all_stats or superuser on some setups: optional.
+        let system = try? await session.query("SELECT system_identifier::text AS id FROM pg_control_system()").first?.string("id")
+        return BackupManifest.Source(server: session.target, serverVersion: try row.requiredString("version"),
+                                     serverVersionNumber: try row.requiredInt("num"), systemIdentifier: system ?? nil,
+                                     database: try row.requiredString("db"), encoding: try row.requiredString("encoding"))
+    }
+
+    /// `pg_dump -Fc` of everything except table data, on the backup's snapshot, zstd-compressed.
+    static func dumpSchema(options: BackupOptions, serverVersion: Int, snapshot: ExportedSnapshot,
+                           storage: any RepositoryStorage, folder: String) async throws -> BackupManifest.StoredFile {
+        let pgDump = try PostgresTools.path(of: "pg_dump", serverVersionNumber: serverVersion)
+        let child = options.database.forChildProcess()
+        let thread = ConnectionThread(name: "ftbackup-pg_dump")
+        defer { thread.shutdown() }
+        let compression = options.policy.compression
+        let database = options.database
+        return try await thread.run {
+            let writer = try CompressedFileWriter(storage: storage, path: "\(folder)/schema.pgdump.zst", compression: compression)
+            do {
+                var arguments = ["--format=custom", "--compress=0", "--snapshot=\(snapshot.id)", "--exclude-table-data=*.*",
+                                 "--no-password", "--lock-wait-timeout=60000"]
+                if !child.conninfo.isEmpty { arguments += ["--dbname=\(child.conninfo)"] }
+                try PostgresTools.run(pgDump, arguments, environment: child.environment, secrets: database) { try writer.write($0) }
+                var file = try writer.finish()
+                file.path = "schema.pgdump.zst"
+                return file
+            } catch {
+                writer.abort()
+                throw error
+            }
+        }
+    }
+
+    /// Copies every table with `jobs` connections that all imported the snapshot, largest first.
+    static func copyTables(_ tables: [TableToCopy], options: BackupOptions, encoding: String, snapshot: ExportedSnapshot,
+                           storage: any RepositoryStorage, folder: String,
+                           progress: ProgressReporter) async throws -> [BackupManifest.Table] {
+        let queue = WorkQueue(Array(tables.enumerated()))
+        let workers = min(options.jobs, max(tables.count, 1))
+        let compression = options.policy.compression
+        return try await withThrowingTaskGroup(of: [(Int, BackupManifest.Table)].self) { group in
+            for worker in 0..<workers {
+                group.addTask {
+                    let session = try await DatabaseSession.connect(options.database, name: "ftbackup-copy-\(worker)")
+                    defer { session.close() }
+                    try await session.execute(SessionSettings.copy(encoding: encoding))
+                    try await session.withConnection { try $0.beginTransaction(importingSnapshot: snapshot.id) }
+                    var done: [(Int, BackupManifest.Table)] = []
+                    while let (index, table) = queue.next() {
+                        try Task.checkCancellation()
+                        let entry = try await withTaskCancellationHandler {
+                            try await session.withConnection { connection in
+                                try copyOne(table, index: index, connection: connection, storage: storage, folder: folder,
+                                            compression: compression, progress: progress)
+                            }
+                        } onCancel: {
+                            session.cancel()
+                        }
+                        progress.finished(item: "\(table.schema).\(table.name)", metadata: [
+                            "rows": .string("\(entry.rows)"), "raw_bytes": .string("\(entry.file.rawBytes)"),
+                            "stored_bytes": .string("\(entry.file.storedBytes)"),
+                        ])
+                        done.append((index, entry))
+                    }
+                    try? await session.execute("COMMIT")
+                    return done
+                }
+            }
+            var all: [(Int, BackupManifest.Table)] = []
+            for try await done in group { all += done }
+            return all.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+    }
+
+    static func copyOne(_ table: TableToCopy, index: Int, connection: PGConnection, storage: any RepositoryStorage,
+                        folder: String, compression: Policy.Compression, progress: ProgressReporter) throws -> BackupManifest.Table {
+        let name = try connection.qualifiedName(table.schema, table.name)
+        let columns = try table.columns.map { try connection.escapeIdentifier($0) }.joined(separator: ", ")
+        let file = "data/\(index).copy\(compression.codec.fileExtension)"
+        let writer = try CompressedFileWriter(storage: storage, path: "\(folder)/\(file)", compression: compression)
+        do {
+            let outcome = try connection.copyOut("COPY \(name) (\(columns)) TO STDOUT") { chunk in
+                try writer.write(chunk)
+                progress.advance(bytes: chunk.count)
+            }
+            var stored = try writer.finish()
+            stored.path = file
+            return BackupManifest.Table(schema: table.schema, name: table.name, columns: table.columns,
+                                        rows: outcome.rows, file: stored)
+        } catch {
+            writer.abort()
+            throw error
+        }
+    }
+}
+
+/// Hands out work items to parallel workers, in order.
+final class WorkQueue<Item: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [Item]
+    private var position = 0
+
+    init(_ items: [Item]) { self.items = items }
+
+    func next() -> Item? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard position < items.count else { return nil }
+        defer { position += 1 }
+        return items[position]
+    }
+}

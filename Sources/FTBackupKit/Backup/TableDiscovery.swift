@@ -1,0 +1,67 @@
+import Foundation
+
+/// A table whose rows a backup copies.
+public struct TableToCopy: Sendable, Equatable {
+    public var schema: String
+    public var name: String
+    /// Columns COPY reads and writes: every column but generated ones, in order.
+    public var columns: [String]
+    /// On-disk size, to copy the largest tables first.
+    public var estimatedBytes: Int64
+}
+
+/// Finds, inside the backup's snapshot, every table whose data must be copied.
+///
+/// Tool schemas are discovered by what exists, never configured. Partitions are copied as the leaves
+/// they are (COPY of a partitioned parent is an error in PostgreSQL 15) and parents never, so no row
+/// is copied twice. Views, materialized views (refreshed at restore), foreign tables and the
+/// system's schemas are skipped; so is whatever the policy excludes.
+public enum TableDiscovery {
+    public static func tables(_ session: DatabaseSession, policy: Policy) async throws -> [TableToCopy] {
+        let rows = try await session.query("""
+            SELECT n.nspname AS schema, c.relname AS name,
+                   pg_relation_size(c.oid) + coalesce(pg_relation_size(c.reltoastrelid), 0) AS bytes,
+                   (SELECT array_to_json(array_agg(a.attname ORDER BY a.attnum))::text FROM pg_attribute a
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS columns
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND \(CatalogSQL.userSchemaFilter)
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+            ORDER BY bytes DESC, 1, 2
+            """)
+        return try rows.rows.compactMap { row in
+            let schema = try row.requiredString("schema"), name = try row.requiredString("name")
+            if policy.excludes(schema: schema, table: name) { return nil }
+            let columns = try JSONDecoder().decode([String].self, from: Data((try row.string("columns") ?? "[]").utf8))
+            return TableToCopy(schema: schema, name: name, columns: columns, estimatedBytes: try row.int64("bytes"))
+        }
+    }
+
+    /// Every user schema (also those with no tables: their DDL is still backed up).
+    public static func schemas(_ session: DatabaseSession) async throws -> [String] {
+        try await session.query("""
+            SELECT n.nspname AS name FROM pg_namespace n WHERE \(CatalogSQL.userSchemaFilter)
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = n.oid AND d.deptype = 'e')
+            ORDER BY 1
+            """).rows.map { try $0.requiredString("name") }
+    }
+
+    /// Roles that own, or are granted privileges on, objects in the user schemas.
+    public static func roles(_ session: DatabaseSession) async throws -> [String] {
+        try await session.query("""
+            WITH objects AS (
+                SELECT c.relowner AS owner, c.relacl AS acl FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE \(CatalogSQL.userSchemaFilter)
+                UNION ALL SELECT n.nspowner, n.nspacl FROM pg_namespace n WHERE \(CatalogSQL.userSchemaFilter)
+                UNION ALL SELECT p.proowner, p.proacl FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE \(CatalogSQL.userSchemaFilter)
+                UNION ALL SELECT t.typowner, t.typacl FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+                WHERE \(CatalogSQL.userSchemaFilter)
+            ), ids AS (
+                SELECT owner AS id FROM objects
+                UNION SELECT (aclexplode(acl)).grantee FROM objects WHERE acl IS NOT NULL
+                UNION SELECT unnest(pol.polroles) FROM pg_policy pol
+            )
+            SELECT DISTINCT r.rolname AS name FROM ids JOIN pg_roles r ON r.oid = ids.id ORDER BY 1
+            """).rows.map { try $0.requiredString("name") }
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+
+/// Everything a restore needs to know about one backup, written as the backup's last file.
+///
+/// It exists so that a restore can confidently reconstruct the database from the repository alone:
+/// it names the source, the snapshot every table was read in, and for each file its size and
+/// SHA-256. A backup folder without a manifest is, by construction, not a usable backup.
+public struct BackupManifest: Codable, Sendable, Equatable {
+    public static let currentFormatVersion = 1
+    public static let fileName = "manifest.json"
+
+    public enum BackupType: String, Codable, Sendable, CaseIterable { case full, incr }
+
+    public struct Source: Codable, Sendable, Equatable {
+        public var server: String
+        public var serverVersion: String
+        public var serverVersionNumber: Int
+        public var systemIdentifier: String?
+        public var database: String
+        public var encoding: String
+    }
+
+    /// The instant all tables were read at.
+    public struct Snapshot: Codable, Sendable, Equatable {
+        /// Where the snapshot came from (`pg_export_snapshot`, later a replication slot).
+        public var origin: String
+        public var id: String
+        /// The server's clock inside the snapshot's transaction: "consistent as of".
+        public var time: Date
+        /// `pg_current_wal_lsn()` when the snapshot was taken (or the slot's consistent point).
+        public var walLSN: String
+    }
+
+    /// One stored file: where it is, how big, what digest.
+    public struct StoredFile: Codable, Sendable, Equatable {
+        public var path: String
+        public var codec: CompressionCodec
+        /// Size in the repository.
+        public var storedBytes: Int64
+        /// SHA-256 of the stored bytes.
+        public var sha256: String
+        /// Size after decompression.
+        public var rawBytes: Int64
+    }
+
+    public struct Table: Codable, Sendable, Equatable {
+        public var schema: String
+        public var name: String
+        /// The columns COPY wrote, in order (generated columns are never copied).
+        public var columns: [String]
+        public var rows: Int64
+        public var file: StoredFile
+    }
+
+    public struct Totals: Codable, Sendable, Equatable {
+        public var tables: Int
+        public var rows: Int64
+        public var rawBytes: Int64
+        public var storedBytes: Int64
+    }
+
+    public var formatVersion: Int
+    public var label: String
+    public var type: BackupType
+    public var toolVersion: String
+    public var source: Source
+    public var startedAt: Date
+    public var stoppedAt: Date
+    public var snapshot: Snapshot
+    /// COPY format of the data files (`text`; see the README for why).
+    public var copyFormat: String
+    public var policySource: String
+    public var compression: Policy.Compression
+    /// `pg_dump -Fc` of everything but table data: schemas, types, tables, sequences with their
+    /// values, indexes, constraints, RLS policies, grants; split into sections at restore.
+    public var schemaDump: StoredFile
+    /// Schemas the backup covers.
+    public var schemas: [String]
+    /// Roles that own or are granted objects in the backup (a restore target must have them, or use --no-owner).
+    public var roles: [String]
+    public var tables: [Table]
+    public var totals: Totals
+
+    public var duration: TimeInterval { stoppedAt.timeIntervalSince(startedAt) }
+
+    /// Every file of the backup, schema dump first.
+    public var files: [StoredFile] { [schemaDump] + tables.map(\.file) }
+
+    static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad date \(text)"))
+            }
+            return date
+        }
+        return decoder
+    }
+
+    public static func decode(_ bytes: [UInt8], path: String) throws -> BackupManifest {
+        let manifest: BackupManifest
+        do {
+            manifest = try decoder().decode(BackupManifest.self, from: Data(bytes))
+        } catch {
+            throw FTBackupError(.dataError, "manifest \(path) is unreadable: \(error)",
+                                hint: "the backup cannot be trusted; restore from another backup (ftbackup info lists them)")
+        }
+        guard manifest.formatVersion <= currentFormatVersion else {
+            throw FTBackupError(.dataError, "manifest \(path) has format \(manifest.formatVersion), newer than this ftbackup understands",
+                                hint: "use ftbackup \(manifest.toolVersion) or later")
+        }
+        return manifest
+    }
+
+    public func encoded() throws -> [UInt8] { Array(try JSONOutput.encode(self).utf8) + [0x0A] }
+}

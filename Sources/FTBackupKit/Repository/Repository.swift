@@ -1,0 +1,90 @@
+import Foundation
+
+/// The repository: where backups live and how they are named and found.
+///
+/// Layout (see README): `backups/<label>/manifest.json` plus `schema.pgdump` and `data/<n>.copy.zst`;
+/// `locks/` for the run locks. A label is the UTC start time plus the type (`20261125T140501Z-F`),
+/// so labels sort by time. A backup folder without `manifest.json` is incomplete: never listed as
+/// usable, and removed by the next backup.
+public struct Repository: Sendable {
+    public let storage: any RepositoryStorage
+
+    public init(storage: any RepositoryStorage) { self.storage = storage }
+
+    public static func local(_ path: String) -> Repository { Repository(storage: LocalStorage(root: path)) }
+
+    public static let backupsFolder = "backups"
+
+    public func backupFolder(_ label: String) -> String { "\(Self.backupsFolder)/\(label)" }
+    public func manifestPath(_ label: String) -> String { "\(backupFolder(label))/\(BackupManifest.fileName)" }
+
+    /// A backup folder as found in the repository.
+    public struct Entry: Sendable {
+        public enum Status: String, Codable, Sendable { case complete, incomplete, unreadable }
+        public var label: String
+        public var status: Status
+        public var manifest: BackupManifest?
+        public var problem: String?
+    }
+
+    /// Every backup folder, oldest first, complete or not.
+    public func entries() throws -> [Entry] {
+        try storage.list(Self.backupsFolder).filter(\.isDirectory).map { folder in
+            let label = String(folder.path.dropFirst(Self.backupsFolder.count + 1))
+            let manifest = manifestPath(label)
+            guard storage.exists(manifest) else {
+                return Entry(label: label, status: .incomplete, manifest: nil, problem: "no manifest: the backup did not finish")
+            }
+            do {
+                return Entry(label: label, status: .complete,
+                             manifest: try BackupManifest.decode(try storage.readAll(manifest), path: "\(storage.location)/\(manifest)"),
+                             problem: nil)
+            } catch let error as FTBackupError {
+                return Entry(label: label, status: .unreadable, manifest: nil, problem: error.message)
+            }
+        }.sorted { $0.label < $1.label }
+    }
+
+    /// The complete backup named `label`, or the newest complete full backup.
+    public func backup(label: String?) throws -> BackupManifest {
+        let all = try entries()
+        if let label {
+            guard let entry = all.first(where: { $0.label == label }) else {
+                throw FTBackupError(.usage, "no backup \(label) in \(storage.location)", hint: "ftbackup info lists the backups")
+            }
+            guard let manifest = entry.manifest else {
+                throw FTBackupError(.dataError, "backup \(label) is \(entry.status.rawValue): \(entry.problem ?? "")",
+                                    hint: "choose another backup (ftbackup info)")
+            }
+            return manifest
+        }
+        guard let newest = all.last(where: { $0.manifest?.type == .full })?.manifest else {
+            throw FTBackupError(.usage, "no complete full backup in \(storage.location)", hint: "take one with ftbackup backup --type full")
+        }
+        return newest
+    }
+
+    /// Removes backup folders that have no manifest (a crashed or killed run). Only call under the write lock.
+    @discardableResult
+    public func removeIncompleteBackups() throws -> [String] {
+        let incomplete = try entries().filter { $0.status == .incomplete }.map(\.label)
+        for label in incomplete { try storage.remove(backupFolder(label)) }
+        return incomplete
+    }
+
+    /// A new label for a backup started at `date`; unique within this repository.
+    public func newLabel(type: BackupManifest.BackupType, at date: Date) throws -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = .gmt
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let base = "\(formatter.string(from: date))-\(type == .full ? "F" : "I")"
+        var label = base
+        var suffix = 1
+        while storage.exists(backupFolder(label)) {
+            suffix += 1
+            label = "\(base)\(suffix)"
+        }
+        return label
+    }
+}

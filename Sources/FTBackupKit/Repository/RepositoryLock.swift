@@ -1,0 +1,66 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keeps two runs from writing one repository at once, and keeps expiry away from a backup that a
+/// restore is reading.
+///
+/// It uses `flock(2)` on files under `locks/`: the kernel releases the lock when its process dies,
+/// so a stale lock of a killed run is taken over without guessing. The holder's pid, host, command
+/// and start time are written into the file so that a refused run can name who holds it.
+/// (flock is reliable on local filesystems; an object-store backend will need its own lock.)
+public final class RepositoryLock: @unchecked Sendable {
+    public enum Kind: String, Sendable {
+        /// Backups, archives and expiry: one at a time.
+        case write
+        /// Restores, verifies and drills: many at once, but never during expiry.
+        case read
+    }
+
+    private var fd: Int32
+    public let path: String
+
+    private init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    /// Takes the lock now or fails at once with a message naming the holder.
+    public static func acquire(repositoryRoot: String, kind: Kind, exclusive: Bool, command: String) throws -> RepositoryLock {
+        let folder = "\(repositoryRoot)/locks"
+        try LocalStorage.makeDirectories(folder)
+        let path = "\(folder)/\(kind.rawValue).lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LocalStorage.failure("cannot open lock file", path, errno) }
+        if flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
+            let code = errno
+            var holder = ""
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = pread(fd, &buffer, buffer.count, 0)
+            if count > 0 { holder = String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+            close(fd)
+            guard code == EWOULDBLOCK else { throw LocalStorage.failure("cannot lock", path, code) }
+            throw FTBackupError(.locked, "repository \(repositoryRoot) is locked (\(kind.rawValue)) by another run: \(holder.isEmpty ? "holder unknown" : holder)",
+                                hint: "wait for it to finish; a lock of a process that died is released by the kernel")
+        }
+        if exclusive {
+            var host = [CChar](repeating: 0, count: 256)
+            gethostname(&host, host.count)
+            let text = "pid=\(getpid()) host=\(String(cString: host)) command=\(command) started=\(Timestamps.iso8601UTC(Date()))\n"
+            _ = ftruncate(fd, 0)
+            _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
+            _ = fsync(fd)
+        }
+        return RepositoryLock(fd: fd, path: path)
+    }
+
+    public func release() {
+        guard fd >= 0 else { return }
+        flock(fd, LOCK_UN)
+        close(fd)
+        fd = -1
+    }
+
+    deinit { release() }
+}

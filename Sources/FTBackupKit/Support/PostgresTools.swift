@@ -1,0 +1,81 @@
+import Foundation
+
+/// Finds and runs PostgreSQL's own client programs (`pg_dump`, `pg_restore`).
+///
+/// ftbackup uses them where they are the honest tool: DDL capture and section-wise schema restore.
+/// The program must be at least as new as the server, so the server's major version picks the
+/// folder (`/usr/lib/postgresql/<major>/bin`); `FTBACKUP_PG_BINDIR` overrides the search. Children get
+/// the password through `PGPASSWORD`, never on their command line.
+public enum PostgresTools {
+    public static func path(of program: String, serverVersionNumber: Int) throws -> String {
+        let major = serverVersionNumber / 10000
+        var candidates: [String] = []
+        if let dir = ProcessInfo.processInfo.environment["FTBACKUP_PG_BINDIR"], !dir.isEmpty { candidates.append("\(dir)/\(program)") }
+        candidates.append("/usr/lib/postgresql/\(major)/bin/\(program)")
+        let installed = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+        for version in installed.compactMap(Int.init).sorted(by: >) where version >= major {
+            candidates.append("/usr/lib/postgresql/\(version)/bin/\(program)")
+        }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+            candidates.append("\(dir)/\(program)")
+        }
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw FTBackupError(.unavailable, "\(program) not found for PostgreSQL \(major)",
+                                hint: "install postgresql-client-\(major) or set FTBACKUP_PG_BINDIR")
+        }
+        return found
+    }
+
+    /// Runs a program to completion, streaming its stdout to `stdoutSink` (on the calling thread).
+    /// Fails with its last stderr lines when it exits non-zero.
+    public static func run(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:],
+                           secrets: ConnectionString? = nil,
+                           stdoutSink: ((UnsafeRawBufferPointer) throws -> Void)? = nil) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in extra { environment[key] = value }
+        process.environment = environment
+        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("ftbackup-\(getpid())-\(UUID().uuidString).stderr")
+        FileManager.default.createFile(atPath: errorFile.path, contents: nil, attributes: [.posixPermissions: 0o600])
+        defer { try? FileManager.default.removeItem(at: errorFile) }
+        let errorHandle = try FileHandle(forWritingTo: errorFile)
+        process.standardError = errorHandle
+        process.standardInput = FileHandle.nullDevice
+        let pipe = Pipe()
+        process.standardOutput = stdoutSink == nil ? FileHandle.nullDevice : pipe
+        let name = (executable as NSString).lastPathComponent
+        do {
+            try process.run()
+        } catch {
+            throw FTBackupError(.failure, "cannot start \(executable): \(error.localizedDescription)")
+        }
+        try? errorHandle.close()
+        var sinkError: Error?
+        if let stdoutSink {
+            let reader = pipe.fileHandleForReading
+            try? pipe.fileHandleForWriting.close()
+            var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { Glibc.read(reader.fileDescriptor, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                if sinkError == nil {
+                    do { try buffer.withUnsafeBytes { try stdoutSink(UnsafeRawBufferPointer(rebasing: $0[0..<count])) } } catch {
+                        sinkError = error
+                        process.terminate()
+                    }
+                }
+            }
+        }
+        process.waitUntilExit()
+        if let sinkError { throw sinkError }
+        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
+            let text = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
+            let lines = text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
+            let message = secrets?.scrub(lines.suffix(3).joined(separator: "; ")) ?? lines.suffix(3).joined(separator: "; ")
+            throw FTBackupError(.failure, "\(name) failed (exit \(process.terminationStatus)): \(message.isEmpty ? "no message" : message)")
+        }
+    }
+}

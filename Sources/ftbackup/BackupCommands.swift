@@ -1,0 +1,154 @@
+import ArgumentParser
+import FTBackupKit
+import Foundation
+import Logging
+
+/// `ftbackup backup --type full`: takes a backup and prints its label.
+struct BackupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "backup", abstract: "Take a backup; prints its label.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "full (incremental backups come with change archival).")
+    var type: BackupManifest.BackupType = .full
+
+    func run() async throws {
+        try await reportingFailures {
+            guard type == .full else {
+                throw FTBackupError(.usage, "backup --type \(type.rawValue) is not available yet", hint: "use --type full")
+            }
+            let manifest = try await BackupRunner.runFull(BackupOptions(
+                database: try global.connectionString(), repositoryPath: try global.repositoryPath(required: true)!,
+                policy: try global.policy(), jobs: global.jobs, logger: makeLogger()))
+            if global.output == .json {
+                printLine(try JSONOutput.encode(["label": manifest.label]))
+            } else {
+                printLine(manifest.label)
+            }
+            return .success
+        }
+    }
+}
+
+extension BackupManifest.BackupType: ExpressibleByArgument {}
+
+/// `ftbackup info [--set LABEL]`: every backup with its times, sizes and status.
+struct InfoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "info", abstract: "List the backups in the repository.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .customLong("set"), help: "Only this backup.")
+    var label: String?
+
+    struct Row: Encodable {
+        var label: String
+        var type: String?
+        var status: String
+        var problem: String?
+        var startedAt: Date?
+        var stoppedAt: Date?
+        var consistentAt: Date?
+        var durationSeconds: Double?
+        var tables: Int?
+        var rows: Int64?
+        var rawBytes: Int64?
+        var storedBytes: Int64?
+        var source: String?
+        var walLSN: String?
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let repository = Repository.local(try global.existingRepositoryPath())
+            var entries = try repository.entries()
+            if let label {
+                entries = entries.filter { $0.label == label }
+                if entries.isEmpty { throw FTBackupError(.usage, "no backup \(label) in \(repository.storage.location)") }
+            }
+            let rows = entries.map { entry in
+                let m = entry.manifest
+                return Row(label: entry.label, type: m?.type.rawValue, status: entry.status.rawValue, problem: entry.problem,
+                           startedAt: m?.startedAt, stoppedAt: m?.stoppedAt, consistentAt: m?.snapshot.time,
+                           durationSeconds: m?.duration, tables: m?.totals.tables, rows: m?.totals.rows,
+                           rawBytes: m?.totals.rawBytes, storedBytes: m?.totals.storedBytes,
+                           source: m.map { "\($0.source.database) on \($0.source.server)" }, walLSN: m?.snapshot.walLSN)
+            }
+            if global.output == .json {
+                printLine(try JSONOutput.encode(["repository": AnyEncodable(repository.storage.location), "backups": AnyEncodable(rows)]))
+                return .success
+            }
+            if rows.isEmpty { printLine("no backups in \(repository.storage.location)") }
+            for row in rows {
+                printLine("\(row.label)  \(row.type ?? "?")  \(row.status)")
+                if let problem = row.problem { printLine("  problem:        \(problem)") }
+                guard let started = row.startedAt, let stopped = row.stoppedAt else { continue }
+                printLine("  started:        \(Timestamps.display(started))")
+                printLine("  stopped:        \(Timestamps.display(stopped)) (\(String(format: "%.1f", row.durationSeconds ?? 0)) s)")
+                printLine("  consistent at:  \(Timestamps.display(row.consistentAt!)) (WAL \(row.walLSN ?? "?"))")
+                printLine("  source:         \(row.source ?? "?")")
+                let ratio = (row.rawBytes ?? 0) > 0 ? Double(row.storedBytes ?? 0) / Double(row.rawBytes!) : 0
+                printLine("  tables:         \(row.tables ?? 0), rows: \(row.rows ?? 0)")
+                printLine("  size:           \(ByteCount.format(row.rawBytes ?? 0)) raw, \(ByteCount.format(row.storedBytes ?? 0)) stored (\(String(format: "%.0f", ratio * 100))%)")
+            }
+            return .success
+        }
+    }
+}
+
+/// `ftbackup verify [--set LABEL]`: reads every file back; names each bad one.
+struct VerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verify",
+                                                    abstract: "Read every file of a backup (or all) and check size, SHA-256 and decompression.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .customLong("set"), help: "Only this backup.")
+    var label: String?
+
+    func run() async throws {
+        try await reportingFailures {
+            let path = try global.existingRepositoryPath()
+            let lock = try RepositoryLock.acquire(repositoryRoot: path, kind: .read, exclusive: false, command: "verify")
+            defer { lock.release() }
+            let results = try await BackupVerifier.verify(Repository.local(path), label: label, jobs: global.jobs)
+            if global.output == .json {
+                printLine(try JSONOutput.encode(results))
+            } else {
+                if results.isEmpty { printLine("no backups to verify") }
+                for result in results {
+                    if result.ok {
+                        printLine("\(result.label): ok (\(result.files) files, \(ByteCount.format(result.bytes)))")
+                    } else if let problem = result.problem {
+                        printLine("\(result.label): BAD: \(result.status.rawValue): \(problem)")
+                    } else {
+                        printLine("\(result.label): BAD: \(result.badFiles.count) of \(result.files) files")
+                        for file in result.badFiles { printLine("  \(file.problem ?? file.path)") }
+                    }
+                }
+            }
+            return results.allSatisfy(\.ok) ? .success : .dataError
+        }
+    }
+}
+
+struct AnyEncodable: Encodable {
+    let encodeValue: (Encoder) throws -> Void
+    init<T: Encodable>(_ value: T) { encodeValue = value.encode }
+    func encode(to encoder: Encoder) throws { try encodeValue(encoder) }
+}
+
+/// Journal-friendly log lines on stderr (progress goes there too, on a terminal).
+func makeLogger() -> Logger {
+    LoggingSystem.bootstrapOnce()
+    return Logger(label: "ftbackup")
+}
+
+extension LoggingSystem {
+    nonisolated(unsafe) private static var bootstrapped = false
+    static func bootstrapOnce() {
+        guard !bootstrapped else { return }
+        bootstrapped = true
+        bootstrap { LineLogHandler(label: $0) }
+    }
+}

@@ -41,11 +41,11 @@ public final class CompressedFileWriter {
 
 /// Reads one repository file back, checking it against its manifest entry as it streams.
 public enum StoredFileReader {
-    /// Streams `file` (a path relative to `folder`) through its decompressor into `sink` (or only
-    /// checks it when `sink` is nil and `decompress` is false). Throws a data error naming the file
+    /// Streams `file` (a path relative to `folder`) through its decompressor into `sink` (or, with
+    /// `decompress: false`, only checks its size and digest). Throws a data error naming the file
     /// when its size, SHA-256, compressed framing or decompressed length is wrong.
     public static func read(_ storage: any RepositoryStorage, folder: String, file: BackupManifest.StoredFile,
-                            decompress: Bool = true, into sink: ((UnsafeRawBufferPointer) throws -> Void)? = nil) throws {
+                            decompress: Bool = true, into sink: (UnsafeRawBufferPointer) throws -> Void = { _ in }) throws {
         let path = "\(folder)/\(file.path)"
         let shown = "\(storage.location)/\(path)"
         func bad(_ why: String) -> FTBackupError {
@@ -58,11 +58,11 @@ public enum StoredFileReader {
         }
         defer { reader.close() }
         var digest = StreamDigest()
-        var decompressor: (any StreamCodec)? = decompress || sink != nil ? try file.codec.makeDecompressor() : nil
+        var decompressor: (any StreamCodec)? = decompress ? try file.codec.makeDecompressor() : nil
         var rawBytes: Int64 = 0
-        let emit: (UnsafeRawBufferPointer) throws -> Void = { raw in
+        func emit(_ raw: UnsafeRawBufferPointer) throws {
             rawBytes += Int64(raw.count)
-            try sink?(raw)
+            try sink(raw)
         }
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
         do {

@@ -1,0 +1,261 @@
+import Foundation
+import Logging
+
+/// What a restore run needs to know.
+public struct RestoreOptions: Sendable {
+    public var target: ConnectionString
+    public var repositoryPath: String
+    public var label: String?
+    public var schemas: [String]
+    public var jobs: Int
+    public var clean: Bool
+    public var confirmed: Bool
+    public var noOwner: Bool
+    public var dryRun: Bool
+    public var logger: Logger
+    public var showProgress: Bool
+
+    public init(target: ConnectionString, repositoryPath: String, label: String? = nil, schemas: [String] = [], jobs: Int = 2,
+                clean: Bool = false, confirmed: Bool = false, noOwner: Bool = false, dryRun: Bool = false,
+                logger: Logger = Logger(label: "ftbackup"), showProgress: Bool = true) {
+        self.target = target
+        self.repositoryPath = repositoryPath
+        self.label = label
+        self.schemas = schemas
+        self.jobs = jobs
+        self.clean = clean
+        self.confirmed = confirmed
+        self.noOwner = noOwner
+        self.dryRun = dryRun
+        self.logger = logger
+        self.showProgress = showProgress
+    }
+}
+
+/// Restores a full backup into a target database: plan → verify the files → safety checks →
+/// pre-data DDL → parallel `COPY … FROM STDIN FREEZE` checked against each file's SHA-256 →
+/// sequences → post-data (indexes, constraints, policies) in parallel → `ANALYZE`.
+public enum RestoreRunner {
+    /// Returns the plan alone for `dryRun`, else restores and returns the report.
+    public static func run(_ options: RestoreOptions) async throws -> RestoreReport {
+        let started = Date()
+        let repository = Repository.local(options.repositoryPath)
+        let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .read, exclusive: false, command: "restore")
+        defer { lock.release() }
+        let manifest = try repository.backup(label: options.label)
+        let (plan, tables) = try RestorePlan.make(manifest: manifest, schemas: options.schemas, target: options.target.redacted,
+                                                  jobs: options.jobs, clean: options.clean, noOwner: options.noOwner)
+        if options.dryRun { return RestoreReport(plan: plan, phases: [:], seconds: 0) }
+        let logger = options.logger
+        var phases: [String: Double] = [:]
+        func timed<T>(_ name: String, _ body: () async throws -> T) async throws -> T {
+            let start = Date()
+            let value = try await body()
+            phases[name] = Date().timeIntervalSince(start)
+            logger.info("restore phase done", metadata: ["phase": .string(name), "seconds": .string(String(format: "%.2f", phases[name]!))])
+            return value
+        }
+
+        // 1. Every file we will read must be whole before the target is touched.
+        try await timed("verify") {
+            let subset = manifestSubset(manifest, tables: tables)
+            let result = try await BackupVerifier.verify(repository, manifest: subset, decompress: false, jobs: options.jobs)
+            if let first = result.badFiles.first {
+                throw FTBackupError(.dataError, "backup \(manifest.label) is damaged, nothing was restored: \(result.badFiles.count) bad file(s), first: \(first.problem ?? first.path)",
+                                    hint: "run ftbackup verify --set \(manifest.label); restore another backup with --set")
+            }
+        }
+
+        let target = try await DatabaseSession.connect(options.target, name: "ftbackup-restore")
+        defer { target.close() }
+        try await checkTarget(target, manifest: manifest, plan: plan, tables: tables, options: options)
+        let pgRestore = try PostgresTools.path(of: "pg_restore", serverVersionNumber: max(manifest.source.serverVersionNumber,
+                                                                                            target.serverVersionNumber))
+        let dumpFile = try materializeSchemaDump(repository, manifest: manifest)
+        defer { try? FileManager.default.removeItem(atPath: dumpFile) }
+        let child = options.target.forChildProcess()
+        var common = ["--exit-on-error", "--no-password"]
+        if !child.conninfo.isEmpty { common.append("--dbname=\(child.conninfo)") }
+        if options.noOwner { common += ["--no-owner", "--no-privileges"] }
+        if !plan.wholeDatabase { common += plan.schemas.flatMap { ["--schema", $0] } }
+
+        if options.clean {
+            try await timed("clean") { try await dropSchemas(target, plan: plan, tables: tables) }
+        }
+        if !plan.wholeDatabase {
+            // pg_restore --schema restores a schema's objects but not the schema itself.
+            for schema in plan.schemas where schema != "public" {
+                try await target.execute("CREATE SCHEMA \(try target.escapeIdentifier(schema))")
+            }
+        }
+        try await timed("pre-data") {
+            try await runTool(pgRestore, common + ["--section=pre-data", "--single-transaction", dumpFile], child.environment, options.target)
+        }
+        try await timed("data") {
+            try await loadTables(tables, manifest: manifest, repository: repository, options: options)
+        }
+        try await timed("sequences") {
+            try await runTool(pgRestore, common + ["--section=data", "--single-transaction", dumpFile], child.environment, options.target)
+        }
+        try await timed("post-data") {
+            var environment = child.environment
+            environment["PGOPTIONS"] = "-c maintenance_work_mem=512MB -c synchronous_commit=off"
+            try await runTool(pgRestore, common + ["--section=post-data", "--jobs=\(options.jobs)", dumpFile], environment, options.target)
+        }
+        try await timed("analyze") { try await analyze(tables, options: options) }
+        return RestoreReport(plan: plan, phases: phases, seconds: Date().timeIntervalSince(started))
+    }
+
+    static func manifestSubset(_ manifest: BackupManifest, tables: [BackupManifest.Table]) -> BackupManifest {
+        var subset = manifest
+        subset.tables = tables
+        return subset
+    }
+
+    /// Refuses the source itself, occupied tables, and roles the target lacks.
+    static func checkTarget(_ target: DatabaseSession, manifest: BackupManifest, plan: RestorePlan,
+                            tables: [BackupManifest.Table], options: RestoreOptions) async throws {
+        let identity = try await target.query("SELECT current_database() AS db").first!
+        let system = try? await target.query("SELECT system_identifier::text AS id FROM pg_control_system()").first?.string("id")
+        let sameDatabase = try identity.requiredString("db") == manifest.source.database
+        let sameServer = (system ?? nil).map { $0 == manifest.source.systemIdentifier } ?? (target.target == manifest.source.server)
+        if sameDatabase && sameServer && !(options.clean && options.confirmed) {
+            throw FTBackupError(.usage, "target \(target.target) is the backup's own source database; refusing to overwrite it",
+                                hint: "restore into another database, or pass --clean --yes if you really mean to replace it")
+        }
+        let occupied = try await target.query("""
+            SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname = ANY($1::text[])
+            ORDER BY 1, 2
+            """, [PostgresArray.text(plan.schemas)])
+        let existingSchemas = try await target.query("SELECT nspname AS name FROM pg_namespace WHERE nspname = ANY($1::text[]) AND nspname <> 'public'",
+                                                     [PostgresArray.text(plan.schemas)])
+        if !options.clean && (occupied.count > 0 || existingSchemas.count > 0) {
+            let names = try occupied.rows.prefix(5).map { "\(try $0.requiredString("schema")).\(try $0.requiredString("name"))" }
+            let schemas = try existingSchemas.rows.prefix(5).map { try $0.requiredString("name") }
+            let what = names.isEmpty ? "schemas \(schemas.joined(separator: ", "))" : "\(occupied.count) relations such as \(names.joined(separator: ", "))"
+            throw FTBackupError(.usage, "target \(target.target) already holds \(what) that the restore would create",
+                                hint: "restore into an empty database, or pass --clean to drop exactly the schemas being restored")
+        }
+        if !options.noOwner {
+            let present = Set(try await target.query("SELECT rolname AS name FROM pg_roles").rows.map { try $0.requiredString("name") })
+            let missing = manifest.roles.filter { !present.contains($0) }
+            if !missing.isEmpty {
+                throw FTBackupError(.usage, "target server lacks roles the backup's objects name: \(missing.joined(separator: ", "))",
+                                    hint: "create them first, or pass --no-owner to skip ownership and grants")
+            }
+        }
+    }
+
+    static func dropSchemas(_ target: DatabaseSession, plan: RestorePlan, tables: [BackupManifest.Table]) async throws {
+        try await target.withConnection { connection in
+            try connection.transaction {
+                for schema in plan.schemas where schema != "public" {
+                    try connection.execute("DROP SCHEMA IF EXISTS \(try connection.escapeIdentifier(schema)) CASCADE")
+                }
+                if plan.schemas.contains("public") {
+                    let existing = try connection.query("""
+                        SELECT c.relname AS name, c.relkind AS kind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+                        """)
+                    for row in existing.rows {
+                        let name = try connection.qualifiedName("public", try row.requiredString("name"))
+                        let kind = try row.requiredString("kind")
+                        let noun = ["v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE", "f": "FOREIGN TABLE"][kind] ?? "TABLE"
+                        try connection.execute("DROP \(noun) IF EXISTS \(name) CASCADE")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The schema dump, decompressed and checked, in a private temporary file (pg_restore -j needs a seekable file).
+    static func materializeSchemaDump(_ repository: Repository, manifest: BackupManifest) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ftbackup-\(manifest.label)-\(UUID().uuidString).pgdump").path
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LocalStorage.failure("cannot create", path, errno) }
+        defer { close(fd) }
+        do {
+            try StoredFileReader.read(repository.storage, folder: repository.backupFolder(manifest.label), file: manifest.schemaDump) { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if written < 0 { if errno == EINTR { continue }; throw LocalStorage.failure("cannot write", path, errno) }
+                    offset += written
+                }
+            }
+        } catch {
+            unlink(path)
+            throw error
+        }
+        return path
+    }
+
+    static func runTool(_ tool: String, _ arguments: [String], _ environment: [String: String], _ secrets: ConnectionString) async throws {
+        let thread = ConnectionThread(name: "ftbackup-pg_restore")
+        defer { thread.shutdown() }
+        try await thread.run { try PostgresTools.run(tool, arguments, environment: environment, secrets: secrets) }
+    }
+
+    /// Loads every table over `jobs` connections, largest first, each in its own transaction that
+    /// truncates and then COPYs with FREEZE; a file whose SHA-256 does not match aborts its COPY.
+    static func loadTables(_ tables: [BackupManifest.Table], manifest: BackupManifest, repository: Repository,
+                           options: RestoreOptions) async throws {
+        let queue = WorkQueue(tables.sorted { $0.file.rawBytes > $1.file.rawBytes })
+        let progress = ProgressReporter(title: "restore \(manifest.label)", expectedBytes: tables.reduce(0) { $0 + $1.file.rawBytes },
+                                        expectedItems: tables.count, logger: options.logger, quiet: !options.showProgress)
+        defer { progress.end() }
+        let folder = repository.backupFolder(manifest.label)
+        let storage = repository.storage
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<max(1, min(options.jobs, tables.count)) {
+                group.addTask {
+                    let session = try await DatabaseSession.connect(options.target, name: "ftbackup-load-\(worker)")
+                    defer { session.close() }
+                    try await session.execute(SessionSettings.copy(encoding: manifest.source.encoding) + "; SET synchronous_commit = off")
+                    while let table = queue.next() {
+                        try Task.checkCancellation()
+                        let rows = try await withTaskCancellationHandler {
+                            try await session.withConnection { connection -> Int64 in
+                                let name = try connection.qualifiedName(table.schema, table.name)
+                                let columns = try table.columns.map { try connection.escapeIdentifier($0) }.joined(separator: ", ")
+                                return try connection.transaction {
+                                    try connection.execute("TRUNCATE ONLY \(name)")
+                                    return try connection.copyIn("COPY \(name) (\(columns)) FROM STDIN WITH (FREEZE)") { write in
+                                        try StoredFileReader.read(storage, folder: folder, file: table.file) { raw in
+                                            try write(raw)
+                                            progress.advance(bytes: raw.count)
+                                        }
+                                    }.rows
+                                }
+                            }
+                        } onCancel: {
+                            session.cancel()
+                        }
+                        guard rows == table.rows else {
+                            throw FTBackupError(.dataError, "\(table.schema).\(table.name): loaded \(rows) rows but the backup recorded \(table.rows)")
+                        }
+                        progress.finished(item: "\(table.schema).\(table.name)", metadata: ["rows": .string("\(rows)")])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    static func analyze(_ tables: [BackupManifest.Table], options: RestoreOptions) async throws {
+        let queue = WorkQueue(tables)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<max(1, min(options.jobs, tables.count)) {
+                group.addTask {
+                    let session = try await DatabaseSession.connect(options.target, name: "ftbackup-analyze-\(worker)")
+                    defer { session.close() }
+                    while let table = queue.next() {
+                        try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+}

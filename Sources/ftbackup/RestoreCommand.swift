@@ -1,0 +1,58 @@
+import ArgumentParser
+import FTBackupKit
+import Foundation
+
+/// `ftbackup restore`: the newest good backup (or `--set`) into a target database.
+struct RestoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Restore a full backup into a target database (whole, or selected schemas).")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "Target database (libpq conninfo or URI).")
+    var target: String
+
+    @Option(name: .customLong("set"), help: "The backup to restore (default: the newest complete full backup).")
+    var label: String?
+
+    @Option(name: .customLong("schema"), help: "Restore only this schema (repeatable).")
+    var schemas: [String] = []
+
+    @Flag(help: "Drop exactly the schemas being restored from the target first.")
+    var clean = false
+
+    @Flag(help: "Confirm restoring over the backup's own source database (needs --clean).")
+    var yes = false
+
+    @Flag(name: .customLong("no-owner"), help: "Skip ownership and grants (for targets without the source's roles).")
+    var noOwner = false
+
+    @Flag(name: .customLong("dry-run"), help: "Print the plan and stop.")
+    var dryRun = false
+
+    func run() async throws {
+        try await reportingFailures {
+            let report = try await RestoreRunner.run(RestoreOptions(
+                target: try ConnectionString(target), repositoryPath: try global.existingRepositoryPath(), label: label,
+                schemas: schemas, jobs: global.jobs, clean: clean, confirmed: yes, noOwner: noOwner, dryRun: dryRun,
+                logger: makeLogger()))
+            let plan = report.plan
+            if global.output == .json {
+                printLine(try JSONOutput.encode(dryRun ? AnyEncodable(plan) : AnyEncodable(report)))
+                return .success
+            }
+            printLine("\(dryRun ? "plan" : "restored"): backup \(plan.label) (consistent at \(Timestamps.display(plan.consistentAt)))")
+            printLine("  from:     \(plan.source)")
+            printLine("  into:     \(plan.target)")
+            printLine("  schemas:  \(plan.wholeDatabase ? "all \(plan.schemas.count)" : plan.schemas.joined(separator: ", "))")
+            printLine("  tables:   \(plan.tables), rows: \(plan.rows), \(ByteCount.format(plan.storedBytes)) to read, \(ByteCount.format(plan.rawBytes)) to load")
+            printLine("  options:  jobs=\(plan.jobs)\(plan.clean ? " clean" : "")\(plan.noOwner ? " no-owner" : "")")
+            if !dryRun {
+                let phases = report.phases.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.1f", $0.value))s" }
+                printLine("  took:     \(String(format: "%.1f", report.seconds)) s (\(phases.joined(separator: ", ")))")
+            }
+            return .success
+        }
+    }
+}

@@ -47,6 +47,8 @@ public enum BackupRunner {
         var released = false
         defer { if !released { Task { [coordinator] in await options.snapshotSource.release(on: coordinator) } } }
 
+        let sequences = try await TableDiscovery.sequences(coordinator)
+        let materializedViews = try await TableDiscovery.populatedMaterializedViews(coordinator)
         let tables = try await TableDiscovery.tables(coordinator, policy: options.policy)
         let schemas = try await TableDiscovery.schemas(coordinator)
         let roles = try await TableDiscovery.roles(coordinator)
@@ -82,6 +84,7 @@ public enum BackupRunner {
                 snapshot: .init(origin: snapshot.origin, id: snapshot.id, time: snapshot.time, walLSN: snapshot.walLSN),
                 copyFormat: "text", policySource: options.policy.source, compression: options.policy.compression,
                 schemaDump: schemaDump, schemas: schemas, roles: roles, tables: copied,
+                sequences: sequences, materializedViews: materializedViews,
                 totals: .init(tables: copied.count, rows: copied.reduce(0) { $0 + $1.rows },
                               rawBytes: copied.reduce(0) { $0 + $1.file.rawBytes } + schemaDump.rawBytes,
                               storedBytes: copied.reduce(0) { $0 + $1.file.storedBytes } + schemaDump.storedBytes))

@@ -64,4 +64,27 @@ public enum TableDiscovery {
             SELECT DISTINCT r.rolname AS name FROM ids JOIN pg_roles r ON r.oid = ids.id ORDER BY 1
             """).rows.map { try $0.requiredString("name") }
     }
+
+    /// Every sequence's `last_value` and `is_called`, read directly from the sequence.
+    public static func sequences(_ session: DatabaseSession) async throws -> [BackupManifest.SequenceState] {
+        let rows = try await session.query("""
+            SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'S' AND \(CatalogSQL.userSchemaFilter) ORDER BY 1, 2
+            """)
+        var states: [BackupManifest.SequenceState] = []
+        for row in rows.rows {
+            let schema = try row.requiredString("schema"), name = try row.requiredString("name")
+            let state = try await session.query("SELECT last_value::text AS v, is_called FROM \(try session.qualifiedName(schema, name))").first!
+            states.append(.init(schema: schema, name: name, lastValue: try state.requiredString("v"), isCalled: try state.bool("is_called") ?? false))
+        }
+        return states
+    }
+
+    /// Materialized views that are populated, in creation order (a view built on another comes later).
+    public static func populatedMaterializedViews(_ session: DatabaseSession) async throws -> [BackupManifest.RelationName] {
+        try await session.query("""
+            SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'm' AND c.relispopulated AND \(CatalogSQL.userSchemaFilter) ORDER BY c.oid
+            """).rows.map { .init(schema: try $0.requiredString("schema"), name: try $0.requiredString("name")) }
+    }
 }

@@ -52,6 +52,21 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         public var file: StoredFile
     }
 
+    /// A sequence's state, read right after the snapshot was taken (sequences are not transactional,
+    /// so this is the value at that moment or a little later: never behind any row in the backup).
+    public struct SequenceState: Codable, Sendable, Equatable {
+        public var schema: String
+        public var name: String
+        public var lastValue: String
+        public var isCalled: Bool
+    }
+
+    /// A relation named by schema and name.
+    public struct RelationName: Codable, Sendable, Equatable {
+        public var schema: String
+        public var name: String
+    }
+
     public struct Totals: Codable, Sendable, Equatable {
         public var tables: Int
         public var rows: Int64
@@ -79,6 +94,9 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     /// Roles that own or are granted objects in the backup (a restore target must have them, or use --no-owner).
     public var roles: [String]
     public var tables: [Table]
+    public var sequences: [SequenceState]
+    /// Materialized views that held data at the source: refreshed after the load, never copied.
+    public var materializedViews: [RelationName]
     public var totals: Totals
 
     public var duration: TimeInterval { stoppedAt.timeIntervalSince(startedAt) }

@@ -65,25 +65,27 @@ public enum StoredFileReader {
             try sink(raw)
         }
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-        do {
-            while true {
-                let count = try buffer.withUnsafeMutableBytes { try reader.read(into: $0) }
-                if count == 0 { break }
-                try buffer.withUnsafeBytes { raw in
-                    let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<count])
-                    digest.update(chunk)
-                    if digest.byteCount > file.storedBytes { throw bad("longer than the \(file.storedBytes) bytes recorded") }
-                    try decompressor?.process(chunk, emit: emit)
-                }
+        // A codec error is reported only if the size and digest are right: a changed file is named as such.
+        var codecFailure: CodecError?
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try reader.read(into: $0) }
+            if count == 0 { break }
+            try buffer.withUnsafeBytes { raw in
+                let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<count])
+                digest.update(chunk)
+                if digest.byteCount > file.storedBytes { throw bad("longer than the \(file.storedBytes) bytes recorded") }
+                guard codecFailure == nil, decompressor != nil else { return }
+                do { try decompressor!.process(chunk, emit: emit) } catch let error as CodecError { codecFailure = error }
             }
-            if digest.byteCount != file.storedBytes {
-                throw bad("\(digest.byteCount) bytes instead of the \(file.storedBytes) recorded (truncated)")
-            }
-            if digest.hexDigest() != file.sha256 { throw bad("SHA-256 mismatch (the file changed after it was written)") }
-            try decompressor?.finish(emit: emit)
-        } catch let error as CodecError {
-            throw bad(error.description)
         }
+        if digest.byteCount != file.storedBytes {
+            throw bad("\(digest.byteCount) bytes instead of the \(file.storedBytes) recorded (truncated)")
+        }
+        if digest.hexDigest() != file.sha256 { throw bad("SHA-256 mismatch (the file changed after it was written)") }
+        if codecFailure == nil, decompressor != nil {
+            do { try decompressor!.finish(emit: emit) } catch let error as CodecError { codecFailure = error }
+        }
+        if let codecFailure { throw bad(codecFailure.description) }
         if decompressor != nil, rawBytes != file.rawBytes {
             throw bad("decompresses to \(rawBytes) bytes instead of \(file.rawBytes)")
         }

@@ -95,12 +95,26 @@ public enum RestoreRunner {
             try await loadTables(tables, manifest: manifest, repository: repository, options: options)
         }
         try await timed("sequences") {
+            // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all.
             try await runTool(pgRestore, common + ["--section=data", "--single-transaction", dumpFile], child.environment, options.target)
+            try await target.withConnection { connection in
+                try connection.transaction {
+                    for sequence in manifest.sequences where plan.schemas.contains(sequence.schema) {
+                        let name = try connection.escapeLiteral(try connection.qualifiedName(sequence.schema, sequence.name))
+                        try connection.query("SELECT setval(\(name)::regclass, $1::bigint, $2::boolean)", [sequence.lastValue, sequence.isCalled])
+                    }
+                }
+            }
         }
         try await timed("post-data") {
             var environment = child.environment
             environment["PGOPTIONS"] = "-c maintenance_work_mem=512MB -c synchronous_commit=off"
             try await runTool(pgRestore, common + ["--section=post-data", "--jobs=\(options.jobs)", dumpFile], environment, options.target)
+        }
+        try await timed("refresh") {
+            for view in manifest.materializedViews where plan.schemas.contains(view.schema) {
+                try await target.execute("REFRESH MATERIALIZED VIEW \(try target.qualifiedName(view.schema, view.name))")
+            }
         }
         try await timed("analyze") { try await analyze(tables, options: options) }
         return RestoreReport(plan: plan, phases: phases, seconds: Date().timeIntervalSince(started))

@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+@testable import FTBackupKit
+
+/// Runs the real `ftbackup` binary (built by `make test` before the tests).
+struct FTBackupBinary {
+    static var path: String {
+        get throws {
+            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            let path = root.appendingPathComponent(".build/debug/ftbackup").path
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw FTBackupError(.usage, "\(path) is missing", hint: "run `swift build` first (make test does)")
+            }
+            return path
+        }
+    }
+
+    struct Outcome {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func start(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try path)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        return (process, out, err)
+    }
+
+    static func run(_ arguments: [String]) throws -> Outcome {
+        let (process, out, err) = try start(arguments)
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Outcome(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                       stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite struct CommandLineTests {
+    @Test func checkFailuresExitWithStableCodesAndOneLine() throws {
+        let dsn = try TestServer.dsn
+        let cases: [(String, Int32)] = [
+            ("\(dsn) password=wrong-secret", 77),
+            ("\(dsn) dbname=no_such_database", 69),
+            ("host=127.0.0.1 port=1 connect_timeout=3", 69),
+            ("host=x password=wrong-secret junk", 64),
+        ]
+        for (conninfo, status) in cases {
+            let outcome = try FTBackupBinary.run(["check", "--db", conninfo])
+            #expect(outcome.status == status, "\(outcome.stderr)")
+            #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
+            #expect(outcome.stderr.hasPrefix("ftbackup: error: "))
+            #expect(!outcome.stderr.contains("wrong-secret"))
+        }
+        let unwritable = try FTBackupBinary.run(["check", "--db", dsn, "--repo", "/proc/ftbackup-repo"])
+        #expect(unwritable.status == 73)
+    }
+
+    @Test func checkPrintsJSON() async throws {
+        try await TestServer.withDatabase { db in
+            let outcome = try FTBackupBinary.run(["check", "--db", "\(try TestServer.dsn) dbname=\(db.name)", "--output", "json"])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any]
+            #expect(object?["walLevel"] as? String == "logical")
+            #expect((object?["schemas"] as? [[String: Any]])?.count ?? 0 >= 34)
+        }
+    }
+
+    @Test func badPolicyFileStopsTheCommandNamingKeyAndFile() throws {
+        let file = NSTemporaryDirectory() + "bad-policy-\(UUID()).yaml"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try PolicyLoader.builtInDefault.replacingOccurrences(of: "rpo: 1h", with: "rpo: 1h, rpq: 2h").write(toFile: file, atomically: true, encoding: .utf8)
+        let outcome = try FTBackupBinary.run(["check", "--db", try TestServer.dsn, "--policy", file])
+        #expect(outcome.status == 78)
+        #expect(outcome.stderr.contains(file))
+        #expect(outcome.stderr.contains("objectives.rpq"))
+    }
+
+    /// SIGKILL halfway through a backup: nothing usable-looking is left, and the next backup succeeds
+    /// and removes the remains.
+    @Test func backupKilledHalfwayLeavesNoUsableBackup() async throws {
+        try await TestServer.withDatabase(seeded: false) { db in
+            let session = try await db.connect()
+            defer { session.close() }
+            try await session.execute("CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 6) AS v FROM generate_series(1, 1500000) g")
+            try await TestRepository.with { repo in
+                let (process, _, _) = try FTBackupBinary.start(["backup", "--db", "\(try TestServer.dsn) dbname=\(db.name)",
+                                                                "--repo", repo.path, "-j", "1"])
+                var killed = false
+                for _ in 0..<2000 where process.isRunning {
+                    let folders = (try? FileManager.default.contentsOfDirectory(atPath: repo.path + "/backups")) ?? []
+                    let files = folders.flatMap { (try? FileManager.default.contentsOfDirectory(atPath: "\(repo.path)/backups/\($0)/data")) ?? [] }
+                    if files.contains(where: { $0.contains(".tmp-") }) {
+                        kill(process.processIdentifier, SIGKILL)
+                        killed = true
+                        break
+                    }
+                    usleep(2_000)
+                }
+                process.waitUntilExit()
+                #expect(killed, "the backup finished before it could be killed")
+                #expect(process.terminationReason == .uncaughtSignal)
+                let entries = try repo.repository.entries()
+                #expect(entries.count == 1)
+                #expect(entries.first?.status == .incomplete)
+                #expect(throws: FTBackupError.self) { _ = try repo.repository.backup(label: nil) }
+                let info = try FTBackupBinary.run(["info", "--repo", repo.path])
+                #expect(info.stdout.contains("incomplete"))
+
+                let manifest = try await BackupRunner.runFull(try .test(db, repo))
+                let after = try repo.repository.entries()
+                #expect(after.map(\.label) == [manifest.label])
+                #expect(after.first?.status == .complete)
+            }
+        }
+    }
+
+    @Test func backupInfoVerifyRestoreThroughTheBinary() async throws {
+        try await TestServer.withDatabase { source in
+            try await TestRepository.with { repo in
+                let db = "\(try TestServer.dsn) dbname=\(source.name)"
+                let backup = try FTBackupBinary.run(["backup", "--type", "full", "--db", db, "--repo", repo.path, "-j2"])
+                #expect(backup.status == 0, "\(backup.stderr)")
+                let label = backup.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(label.hasSuffix("Z-F"))
+                let info = try FTBackupBinary.run(["info", "--repo", repo.path, "--output", "json"])
+                let object = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
+                let backups = object?["backups"] as? [[String: Any]]
+                #expect(backups?.first?["label"] as? String == label)
+                #expect(backups?.first?["status"] as? String == "complete")
+                #expect((backups?.first?["rows"] as? Int ?? 0) > 1000)
+                let verify = try FTBackupBinary.run(["verify", "--repo", repo.path, "--set", label])
+                #expect(verify.status == 0)
+                #expect(verify.stdout.contains("\(label): ok"))
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let t = "\(try TestServer.dsn) dbname=\(target.name)"
+                    let dryRun = try FTBackupBinary.run(["restore", "--repo", repo.path, "--target", t, "--dry-run", "--output", "json"])
+                    #expect(dryRun.status == 0, "\(dryRun.stderr)")
+                    #expect(dryRun.stdout.contains("\"label\" : \"\(label)\""))
+                    let restore = try FTBackupBinary.run(["restore", "--repo", repo.path, "--target", t, "-j", "2"])
+                    #expect(restore.status == 0, "\(restore.stderr)")
+                    let compare = try FTBackupBinary.run(["dev", "compare", "--db", db, "--target", t])
+                    #expect(compare.status == 0, "\(compare.stdout)")
+                    #expect(compare.stdout.hasPrefix("match:"))
+                }
+            }
+        }
+    }
+}

@@ -1,16 +1,40 @@
 #!/usr/bin/env bash
-# `make demo`: the main job end to end on the scratch cluster started by scratch-pg.sh.
+# `make demo`: the main job end to end on the scratch cluster started by scratch-pg.sh:
+# generate the Fast Track database, check, full backup, info, verify, restore into a fresh
+# database, and compare the two table by table.
 set -euo pipefail
 bin=${1:?binary}; scale=${2:-2}
 psql="${FTBACKUP_SCRATCH_BIN}/psql"
-db="host=127.0.0.1 port=$FTBACKUP_SCRATCH_PORT user=postgres dbname=fasttrack"
-repo="$PWD/.scratch/demo/repository"
-step() { printf '\n==> %s\n' "$*"; }
+base="host=127.0.0.1 port=$FTBACKUP_SCRATCH_PORT user=postgres"
+export FTBACKUP_DB="$base dbname=fasttrack"
+export FTBACKUP_REPO="$PWD/.scratch/demo/repository"
+restored="$base dbname=fasttrack_restored"
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "generating the Fast Track database (scale $scale)"
-"$psql" "$FTBACKUP_TEST_DSN" -qAtc "DROP DATABASE IF EXISTS fasttrack" >/dev/null
-"$psql" "$FTBACKUP_TEST_DSN" -qAtc "CREATE DATABASE fasttrack" >/dev/null
-"$bin" dev seed --scale "$scale" --db "$db"
+"$psql" "$FTBACKUP_TEST_DSN" -qAtc "DROP DATABASE IF EXISTS fasttrack WITH (FORCE)" -c "CREATE DATABASE fasttrack" >/dev/null
+"$bin" dev seed --scale "$scale"
 
 step "ftbackup check"
-"$bin" check --db "$db" --repo "$repo"
+"$bin" check
+
+step "ftbackup backup --type full -j2"
+rm -rf "$FTBACKUP_REPO"
+label=$("$bin" backup --type full -j2)
+echo "new backup: $label"
+
+step "ftbackup info"
+"$bin" info
+
+step "ftbackup verify"
+"$bin" verify
+
+step "ftbackup restore --dry-run, then for real into a fresh database"
+"$psql" "$FTBACKUP_TEST_DSN" -qAtc "DROP DATABASE IF EXISTS fasttrack_restored WITH (FORCE)" -c "CREATE DATABASE fasttrack_restored" >/dev/null
+"$bin" restore --target "$restored" --dry-run
+"$bin" restore --target "$restored" -j2
+
+step "comparing source and restored databases table by table (ordered row hashes)"
+"$bin" dev compare --target "$restored"
+
+printf '\nrepository: %s (kept until the next make demo; the cluster is stopped)\n' "$FTBACKUP_REPO"

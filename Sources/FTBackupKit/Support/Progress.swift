@@ -1,8 +1,9 @@
 import Foundation
 import Logging
 
-/// Progress of long work: a live line (bytes, rate, ETA) on a terminal; plain `key=value` log lines
-/// per finished item when stderr is not a terminal (cron, systemd's journal).
+/// Progress of long work: a live line (bytes, rate, ETA) on a terminal; when stderr is not a terminal
+/// (cron, systemd's journal), a plain `key=value` progress line every 10 seconds and one debug line
+/// per finished item.
 public final class ProgressReporter: @unchecked Sendable {
     private let lock = NSLock()
     private let title: String
@@ -13,7 +14,7 @@ public final class ProgressReporter: @unchecked Sendable {
     private let started = Date()
     private var bytes: Int64 = 0
     private var items = 0
-    private var lastDraw = Date.distantPast
+    private var lastDraw = Date()
     private let quiet: Bool
 
     public init(title: String, expectedBytes: Int64, expectedItems: Int, logger: Logger, quiet: Bool = false) {
@@ -29,11 +30,16 @@ public final class ProgressReporter: @unchecked Sendable {
     public func advance(bytes count: Int) {
         lock.lock()
         bytes += Int64(count)
-        let draw = interactive && !quiet && Date().timeIntervalSince(lastDraw) > 0.5
+        let draw = !quiet && Date().timeIntervalSince(lastDraw) > (interactive ? 0.5 : 10)
         if draw { lastDraw = Date() }
         let line = draw ? render() : nil
         lock.unlock()
-        if let line { FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K").utf8)) }
+        guard let line else { return }
+        if interactive {
+            FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K").utf8))
+        } else {
+            logger.info("\(line)")
+        }
     }
 
     /// One item (a table) is done.
@@ -46,7 +52,7 @@ public final class ProgressReporter: @unchecked Sendable {
             var fields = metadata
             fields["item"] = .string(item)
             fields["done"] = .string("\(done)/\(expectedItems)")
-            logger.info("\(title): finished \(item)", metadata: fields)
+            logger.debug("\(title): finished \(item)", metadata: fields)
         }
     }
 

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# `make bench`: ftbackup against the tools a user would otherwise run, in one run, on the same
+# scratch cluster and data. Prints wall time, CPU time, peak RSS and bytes, and the ratios.
+#   backup:  ftbackup backup -j2   vs  pg_dump -Fd -j2   vs  two `psql COPY | zstd -3` pipes
+#   restore: ftbackup restore -j2  vs  pg_restore -j2 (from that dump) into empty databases
+set -euo pipefail
+bin=${1:?binary}; scale=${2:-200}
+B="$FTBACKUP_SCRATCH_BIN"
+base="host=127.0.0.1 port=$FTBACKUP_SCRATCH_PORT user=postgres"
+src="$base dbname=bench_src"
+work="$PWD/.scratch/bench/work"
+results="$work/results.tsv"
+rm -rf "$work"; mkdir -p "$work"
+command -v zstd >/dev/null || { echo "bench needs the zstd command (apt-get install zstd)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "bench needs GNU time (apt-get install time)" >&2; exit 1; }
+sql() { "$B/psql" "$base dbname=postgres" -qAtc "$1" >/dev/null; }
+
+# measure NAME BYTES_PATH CMD…: wall, CPU and peak RSS of CMD (and its children), bytes under BYTES_PATH.
+measure() {
+  local name=$1 path=$2; shift 2
+  /usr/bin/time -f "%e %U %S %M" -o "$work/$name.time" "$@" >"$work/$name.out" 2>"$work/$name.err" \
+    || { echo "$name failed:"; tail -5 "$work/$name.err"; exit 1; }
+  read -r wall user sys rss < "$work/$name.time"
+  local bytes=0
+  [ -n "$path" ] && bytes=$(du -sb "$path" | cut -f1)
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')" "$rss" "$bytes" >> "$results"
+}
+
+echo "==> seeding scale $scale"
+sql "DROP DATABASE IF EXISTS bench_src WITH (FORCE)"; sql "CREATE DATABASE bench_src"
+"$bin" dev seed --scale "$scale" --db "$src"
+sql "CHECKPOINT"
+
+echo "==> ftbackup backup --type full -j2"
+measure ftbackup_backup "$work/repo" "$bin" backup --type full -j2 --db "$src" --repo "$work/repo"
+raw=$("$bin" info --repo "$work/repo" --output json | sed -n 's/.*"rawBytes" : \([0-9]*\).*/\1/p' | head -1)
+
+echo "==> pg_dump -Fd -j2"
+measure pg_dump "$work/dump" "$B/pg_dump" -Fd -j2 -f "$work/dump" "$src"
+
+echo "==> two psql COPY | zstd -3 pipes"
+"$B/psql" "$src" -qAtc "SELECT quote_ident(n.nspname)||'.'||quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid=c.relnamespace WHERE c.relkind='r' AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY pg_total_relation_size(c.oid) DESC" > "$work/tables"
+mkdir -p "$work/pipes"
+cat > "$work/pipe.sh" <<PIPE
+#!/usr/bin/env bash
+# Greedy split of the tables (largest first) into two workers, each COPY | zstd -3, as a user would script it.
+set -euo pipefail
+worker() { local i=0; while read -r t; do if [ \$((i % 2)) -eq \$1 ]; then "$B/psql" "$src" -qAtc "COPY \$t TO STDOUT" | zstd -3 -q -T1 > "$work/pipes/\$t.zst"; fi; i=\$((i+1)); done < "$work/tables"; }
+worker 0 & worker 1 & wait
+PIPE
+measure copy_zstd "$work/pipes" bash "$work/pipe.sh"
+
+echo "==> ftbackup restore -j2"
+sql "DROP DATABASE IF EXISTS bench_r1 WITH (FORCE)"; sql "CREATE DATABASE bench_r1"; sql "CHECKPOINT"
+measure ftbackup_restore "" "$bin" restore -j2 --repo "$work/repo" --target "$base dbname=bench_r1"
+
+echo "==> pg_restore -j2"
+sql "DROP DATABASE IF EXISTS bench_r2 WITH (FORCE)"; sql "CREATE DATABASE bench_r2"; sql "CHECKPOINT"
+measure pg_restore "" "$B/pg_restore" -j2 -d "$base dbname=bench_r2" "$work/dump"
+
+echo "==> checking the ftbackup restore against the source"
+"$bin" dev compare --db "$src" --target "$base dbname=bench_r1"
+
+echo
+echo "scale $scale: database $(("$B/psql" "$src" -qAtc "SELECT pg_size_pretty(pg_database_size(current_database()))")), COPY text $((raw / 1048576)) MiB"
+awk -F'\t' -v raw="$raw" '
+  { wall[$1]=$2; cpu[$1]=$3; rss[$1]=$4; bytes[$1]=$5; order[NR]=$1 }
+  END {
+    printf "%-18s %9s %9s %10s %11s\n", "run", "wall s", "cpu s", "peak RSS", "output MiB"
+    for (i = 1; i <= NR; i++) { n = order[i]; printf "%-18s %9.1f %9.1f %7.0f MiB %11.1f\n", n, wall[n], cpu[n], rss[n]/1024, bytes[n]/1048576 }
+    printf "\nbackup:  pg_dump -Fd -j2 / ftbackup = %.2fx faster   (target >= 2x)\n", wall["pg_dump"]/wall["ftbackup_backup"]
+    printf "         ftbackup / COPY|zstd pipes = %.2fx        (target <= 1.15x)\n", wall["ftbackup_backup"]/wall["copy_zstd"]
+    printf "         ftbackup bytes / pg_dump bytes = %.2f      (target <= 1)\n", bytes["ftbackup_backup"]/bytes["pg_dump"]
+    printf "restore: pg_restore -j2 / ftbackup = %.2fx faster  (target >= 1.2x)\n", wall["pg_restore"]/wall["ftbackup_restore"]
+    printf "peak RSS ftbackup backup %.0f MiB, restore %.0f MiB (target < 150 MiB)\n", rss["ftbackup_backup"]/1024, rss["ftbackup_restore"]/1024
+  }' "$results"

@@ -197,7 +197,7 @@ public enum BackupRunner {
             }
             var stored = try writer.finish()
             stored.path = file
-            return BackupManifest.Table(schema: table.schema, name: table.name, columns: table.columns,
+            return BackupManifest.Table(schema: table.schema, name: table.name, indexes: table.indexes, columns: table.columns,
                                         rows: outcome.rows, file: stored)
         } catch {
             writer.abort()

@@ -8,6 +8,8 @@ public struct TableToCopy: Sendable, Equatable {
     public var columns: [String]
     /// On-disk size, to copy the largest tables first.
     public var estimatedBytes: Int64
+    /// Indexes (and the constraints they back) a restore builds right after loading this table.
+    public var indexes: [BackupManifest.IndexBuild]
 }
 
 /// Finds, inside the backup's snapshot, every table whose data must be copied.
@@ -18,9 +20,19 @@ public struct TableToCopy: Sendable, Equatable {
 /// system's schemas are skipped; so is whatever the policy excludes.
 public enum TableDiscovery {
     public static func tables(_ session: DatabaseSession, policy: Policy) async throws -> [TableToCopy] {
+        // With an empty search_path every name in the index and constraint definitions is qualified.
+        try await session.execute("SET search_path = ''")
         let rows = try await session.query("""
-            SELECT n.nspname AS schema, c.relname AS name,
+            SELECT n.nspname AS schema, c.relname AS name, c.relispartition AS partition,
                    pg_relation_size(c.oid) + coalesce(pg_relation_size(c.reltoastrelid), 0) AS bytes,
+                   (SELECT json_agg(json_build_object('name', ci.relname, 'constraint', con.conname,
+                              'sql', CASE WHEN con.oid IS NULL THEN pg_get_indexdef(i.indexrelid)
+                                     ELSE 'ALTER TABLE ONLY ' || c.oid::regclass::text || ' ADD CONSTRAINT '
+                                          || quote_ident(con.conname) || ' ' || pg_get_constraintdef(con.oid) END)
+                              ORDER BY ci.relname)::text
+                    FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid
+                    LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = c.oid AND con.contype IN ('p', 'u', 'x')
+                    WHERE i.indrelid = c.oid) AS indexes,
                    (SELECT array_to_json(array_agg(a.attname ORDER BY a.attnum))::text FROM pg_attribute a
                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS columns
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -32,7 +44,10 @@ public enum TableDiscovery {
             let schema = try row.requiredString("schema"), name = try row.requiredString("name")
             if policy.excludes(schema: schema, table: name) { return nil }
             let columns = try JSONDecoder().decode([String].self, from: Data((try row.string("columns") ?? "[]").utf8))
-            return TableToCopy(schema: schema, name: name, columns: columns, estimatedBytes: try row.int64("bytes"))
+            // Partitions' indexes hang off their parent's: pg_restore builds and attaches those.
+            let indexes = try row.bool("partition") == true ? [] : try JSONDecoder().decode(
+                [BackupManifest.IndexBuild].self, from: Data((try row.string("indexes") ?? "[]").utf8))
+            return TableToCopy(schema: schema, name: name, columns: columns, estimatedBytes: try row.int64("bytes"), indexes: indexes)
         }
     }
 

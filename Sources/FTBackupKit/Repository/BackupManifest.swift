@@ -43,9 +43,20 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         public var rawBytes: Int64
     }
 
+    /// One index, or the PRIMARY KEY / UNIQUE / EXCLUDE constraint it backs, as SQL with every name
+    /// qualified. A restore builds these right after the table's data, while other tables still
+    /// load, and leaves them out of pg_restore's post-data.
+    public struct IndexBuild: Codable, Sendable, Equatable {
+        public var name: String
+        /// The constraint this index backs, if any (then `sql` is an ALTER TABLE … ADD CONSTRAINT).
+        public var constraint: String?
+        public var sql: String
+    }
+
     public struct Table: Codable, Sendable, Equatable {
         public var schema: String
         public var name: String
+        public var indexes: [IndexBuild]
         /// The columns COPY wrote, in order (generated columns are never copied).
         public var columns: [String]
         public var rows: Int64

@@ -33,8 +33,12 @@ public struct RestoreOptions: Sendable {
 }
 
 /// Restores a full backup into a target database: plan → verify the files → safety checks →
-/// pre-data DDL → parallel `COPY … FROM STDIN FREEZE` checked against each file's SHA-256 →
-/// sequences → post-data (indexes, constraints, policies) in parallel → `ANALYZE`.
+/// pre-data DDL → per table, in parallel: `COPY … FROM STDIN FREEZE` checked against the file's
+/// SHA-256, its indexes and primary/unique keys, `ANALYZE` → sequences → the rest of post-data
+/// (foreign keys, policies, triggers) in parallel → materialized views refreshed.
+///
+/// Building each table's indexes as soon as its data is in keeps both cores busy: one worker builds
+/// indexes while another still loads, instead of a data phase followed by an index phase.
 public enum RestoreRunner {
     /// Returns the plan alone for `dryRun`, else restores and returns the report.
     public static func run(_ options: RestoreOptions) async throws -> RestoreReport {
@@ -107,16 +111,19 @@ public enum RestoreRunner {
             }
         }
         try await timed("post-data") {
+            // What the data phase built already (indexes, primary keys, unique constraints) is left out.
+            let listFile = try postDataList(pgRestore, dumpFile: dumpFile, builtFor: tables)
+            defer { try? FileManager.default.removeItem(atPath: listFile) }
             var environment = child.environment
             environment["PGOPTIONS"] = "-c maintenance_work_mem=512MB -c synchronous_commit=off"
-            try await runTool(pgRestore, common + ["--section=post-data", "--jobs=\(options.jobs)", dumpFile], environment, options.target)
+            try await runTool(pgRestore, common + ["--section=post-data", "--jobs=\(options.jobs)", "--use-list=\(listFile)", dumpFile],
+                              environment, options.target)
         }
         try await timed("refresh") {
             for view in manifest.materializedViews where plan.schemas.contains(view.schema) {
                 try await target.execute("REFRESH MATERIALIZED VIEW \(try target.qualifiedName(view.schema, view.name))")
             }
         }
-        try await timed("analyze") { try await analyze(tables, options: options) }
         return RestoreReport(plan: plan, phases: phases, seconds: Date().timeIntervalSince(started))
     }
 
@@ -226,7 +233,8 @@ public enum RestoreRunner {
                 group.addTask {
                     let session = try await DatabaseSession.connect(options.target, name: "ftbackup-load-\(worker)")
                     defer { session.close() }
-                    try await session.execute(SessionSettings.copy(encoding: manifest.source.encoding) + "; SET synchronous_commit = off")
+                    try await session.execute(SessionSettings.copy(encoding: manifest.source.encoding)
+                        + "; SET synchronous_commit = off; SET maintenance_work_mem = '512MB'; SET search_path = ''")
                     while let table = queue.next() {
                         try Task.checkCancellation()
                         let rows = try await withTaskCancellationHandler {
@@ -249,6 +257,8 @@ public enum RestoreRunner {
                         guard rows == table.rows else {
                             throw FTBackupError(.dataError, "\(table.schema).\(table.name): loaded \(rows) rows but the backup recorded \(table.rows)")
                         }
+                        for index in table.indexes { try await session.execute(index.sql) }
+                        try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))")
                         progress.finished(item: "\(table.schema).\(table.name)", metadata: ["rows": .string("\(rows)")])
                     }
                 }
@@ -257,19 +267,33 @@ public enum RestoreRunner {
         }
     }
 
-    static func analyze(_ tables: [BackupManifest.Table], options: RestoreOptions) async throws {
-        let queue = WorkQueue(tables)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<max(1, min(options.jobs, tables.count)) {
-                group.addTask {
-                    let session = try await DatabaseSession.connect(options.target, name: "ftbackup-analyze-\(worker)")
-                    defer { session.close() }
-                    while let table = queue.next() {
-                        try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))")
-                    }
+
+    /// pg_restore's table of contents without the entries the data phase already built.
+    static func postDataList(_ pgRestore: String, dumpFile: String, builtFor tables: [BackupManifest.Table]) throws -> String {
+        var built = Set<String>()
+        for table in tables {
+            for index in table.indexes {
+                if let constraint = index.constraint {
+                    built.insert("CONSTRAINT \(table.schema) \(table.name) \(constraint)")
+                } else {
+                    built.insert("INDEX \(table.schema) \(index.name)")
                 }
             }
-            try await group.waitForAll()
         }
+        var listing: [UInt8] = []
+        try PostgresTools.run(pgRestore, ["--list", dumpFile]) { listing.append(contentsOf: $0) }
+        let kept = String(decoding: listing, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).filter { line in
+            // "<id>; <classid> <oid> <TYPE> <schema> <tag> <owner>"
+            guard !line.hasPrefix(";"), let separator = line.range(of: "; ") else { return true }
+            let fields = line[separator.upperBound...].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3, let ownerStart = fields[2].lastIndex(of: " ") else { return true }
+            return !built.contains(String(fields[2][..<ownerStart]))
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ftbackup-\(UUID().uuidString).list").path
+        guard FileManager.default.createFile(atPath: path, contents: Data(kept.joined(separator: "\n").utf8),
+                                             attributes: [.posixPermissions: 0o600]) else {
+            throw FTBackupError(.cannotWrite, "cannot write \(path)", hint: "check free space in the temporary folder (TMPDIR)")
+        }
+        return path
     }
 }

@@ -50,6 +50,11 @@ worker 0 & worker 1 & wait
 PIPE
 measure copy_zstd "$work/pipes" bash "$work/pipe.sh"
 
+echo "==> the same two pipes with COPY (FORMAT binary), to size the text/binary choice"
+mkdir -p "$work/pipes_binary"
+sed -e 's/TO STDOUT/TO STDOUT (FORMAT binary)/' -e "s#$work/pipes/#$work/pipes_binary/#" "$work/pipe.sh" > "$work/pipe_binary.sh"
+measure copy_zstd_binary "$work/pipes_binary" bash "$work/pipe_binary.sh"
+
 echo "==> ftbackup restore -j2"
 sql "DROP DATABASE IF EXISTS bench_r1 WITH (FORCE)"; sql "CREATE DATABASE bench_r1"; sql "CHECKPOINT"
 measure ftbackup_restore "" "$bin" restore -j2 --repo "$work/repo" --target "$base dbname=bench_r1"
@@ -58,11 +63,20 @@ echo "==> pg_restore -j2"
 sql "DROP DATABASE IF EXISTS bench_r2 WITH (FORCE)"; sql "CREATE DATABASE bench_r2"; sql "CHECKPOINT"
 measure pg_restore "" "$B/pg_restore" -j2 -d "$base dbname=bench_r2" "$work/dump"
 
+echo "==> pg_restore -j2 followed by vacuumdb --analyze-only -j2 (ftbackup's restore includes ANALYZE)"
+sql "DROP DATABASE IF EXISTS bench_r3 WITH (FORCE)"; sql "CREATE DATABASE bench_r3"; sql "CHECKPOINT"
+cat > "$work/restore_analyze.sh" <<R
+set -e
+"$B/pg_restore" -j2 -d "$base dbname=bench_r3" "$work/dump"
+"$B/vacuumdb" --analyze-only -j2 -q -d "$base dbname=bench_r3"
+R
+measure pg_restore_analyze "" bash "$work/restore_analyze.sh"
+
 echo "==> checking the ftbackup restore against the source"
 "$bin" dev compare --db "$src" --target "$base dbname=bench_r1"
 
 echo
-echo "scale $scale: database $(("$B/psql" "$src" -qAtc "SELECT pg_size_pretty(pg_database_size(current_database()))")), COPY text $((raw / 1048576)) MiB"
+echo "scale $scale: database $("$B/psql" "$src" -qAtc "SELECT pg_size_pretty(pg_database_size(current_database()))"), COPY text $((raw / 1048576)) MiB"
 awk -F'\t' -v raw="$raw" '
   { wall[$1]=$2; cpu[$1]=$3; rss[$1]=$4; bytes[$1]=$5; order[NR]=$1 }
   END {
@@ -71,6 +85,8 @@ awk -F'\t' -v raw="$raw" '
     printf "\nbackup:  pg_dump -Fd -j2 / ftbackup = %.2fx faster   (target >= 2x)\n", wall["pg_dump"]/wall["ftbackup_backup"]
     printf "         ftbackup / COPY|zstd pipes = %.2fx        (target <= 1.15x)\n", wall["ftbackup_backup"]/wall["copy_zstd"]
     printf "         ftbackup bytes / pg_dump bytes = %.2f      (target <= 1)\n", bytes["ftbackup_backup"]/bytes["pg_dump"]
-    printf "restore: pg_restore -j2 / ftbackup = %.2fx faster  (target >= 1.2x)\n", wall["pg_restore"]/wall["ftbackup_restore"]
+    printf "         COPY binary bytes / COPY text bytes (both zstd -3) = %.2f, time %.2fx\n", bytes["copy_zstd_binary"]/bytes["copy_zstd"], wall["copy_zstd_binary"]/wall["copy_zstd"]
+    printf "restore: pg_restore -j2 / ftbackup = %.2fx faster  (target >= 1.2x; pg_restore runs no ANALYZE)\n", wall["pg_restore"]/wall["ftbackup_restore"]
+    printf "         pg_restore -j2 + vacuumdb --analyze-only -j2 / ftbackup = %.2fx faster\n", wall["pg_restore_analyze"]/wall["ftbackup_restore"]
     printf "peak RSS ftbackup backup %.0f MiB, restore %.0f MiB (target < 150 MiB)\n", rss["ftbackup_backup"]/1024, rss["ftbackup_restore"]/1024
   }' "$results"

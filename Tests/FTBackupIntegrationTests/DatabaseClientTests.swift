@@ -19,6 +19,25 @@ import Testing
         }
     }
 
+    /// libpq's conventions apply unchanged: the password comes from PGPASSFILE (make test's pgpass),
+    /// the application name defaults to ftbackup, and a URI works like key=value.
+    @Test func libpqConventionsWorkUnchanged() async throws {
+        #expect(ProcessInfo.processInfo.environment["PGPASSFILE"] != nil)
+        #expect(try TestServer.dsn.contains("password") == false)
+        try await TestServer.withDatabase(seeded: false) { db in
+            let session = try await db.connect()
+            defer { session.close() }
+            #expect(try await session.query("SELECT current_setting('application_name') AS a").first!.string("a") == "ftbackup")
+            let keyValue = try ConnectionString(try TestServer.dsn)
+            let host = keyValue.option("host")!, port = keyValue.option("port")!
+            let uri = try await DatabaseSession.connect(try ConnectionString("postgresql://postgres@\(host):\(port)/\(db.name)?application_name=custom&sslmode=disable"))
+            defer { uri.close() }
+            let row = try await uri.query("SELECT current_database() AS d, current_setting('application_name') AS a").first!
+            #expect(try row.string("d") == db.name)
+            #expect(try row.string("a") == "custom")
+        }
+    }
+
     @Test func serverErrorsCarrySQLStateAndRenderAsOneLine() async throws {
         try await TestServer.withDatabase(seeded: false) { db in
             let session = try await db.connect()

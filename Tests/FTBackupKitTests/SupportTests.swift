@@ -75,6 +75,24 @@ import Testing
         #expect(error?.status == .cannotWrite || error?.status == .dataError)
     }
 
+    /// A full filesystem, simulated by pointing the temporary file at /dev/full (writes fail with ENOSPC).
+    @Test func fullDiskIsACannotWriteErrorAndLeavesNothingLookingComplete() throws {
+        let storage = LocalStorage(root: temporaryRoot())
+        defer { try? FileManager.default.removeItem(atPath: (storage.root as NSString).deletingLastPathComponent) }
+        try storage.makeFolder("b")
+        try FileManager.default.createSymbolicLink(atPath: "\(storage.root)/b/file.zst.tmp-\(getpid())", withDestinationPath: "/dev/full")
+        let writer = try storage.openWrite("b/file.zst")
+        let error = #expect(throws: FTBackupError.self) {
+            try [UInt8](repeating: 7, count: 1 << 20).withUnsafeBytes { try writer.write($0) }
+            try writer.commit()
+        }
+        writer.abort()
+        #expect(error?.status == .cannotWrite)
+        #expect(error?.message.contains("No space left on device") == true)
+        #expect(error?.hint?.contains("free space") == true)
+        #expect(!storage.exists("b/file.zst"))
+    }
+
     @Test func removeDeletesFoldersRecursively() throws {
         let storage = LocalStorage(root: temporaryRoot())
         defer { try? FileManager.default.removeItem(atPath: (storage.root as NSString).deletingLastPathComponent) }

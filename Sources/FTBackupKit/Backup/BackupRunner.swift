@@ -43,9 +43,8 @@ public enum BackupRunner {
         defer { coordinator.close() }
         let source = try await sourceDescription(coordinator)
         try await coordinator.execute(SessionSettings.copy(encoding: source.encoding))
+        // On failure the snapshot ends with the coordinator's connection (closed by the defer above).
         let snapshot = try await options.snapshotSource.export(on: coordinator)
-        var released = false
-        defer { if !released { Task { [coordinator] in await options.snapshotSource.release(on: coordinator) } } }
 
         let sequences = try await TableDiscovery.sequences(coordinator)
         let materializedViews = try await TableDiscovery.populatedMaterializedViews(coordinator)
@@ -76,7 +75,6 @@ public enum BackupRunner {
             let schemaDump = try await dump
             progress.end()
             await options.snapshotSource.release(on: coordinator)
-            released = true
 
             let manifest = BackupManifest(
                 formatVersion: BackupManifest.currentFormatVersion, label: label, type: .full,

@@ -22,8 +22,11 @@ final class ConnectionThread: @unchecked Sendable {
     /// Runs `body` on this connection's thread and returns its result to the awaiting task.
     func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
-            submit {
+            let accepted = submit {
                 do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+            }
+            if !accepted {
+                continuation.resume(throwing: FTBackupError(.failure, "internal error: work submitted to a closed connection thread"))
             }
         }
     }
@@ -36,11 +39,14 @@ final class ConnectionThread: @unchecked Sendable {
         condition.unlock()
     }
 
-    private func submit(_ job: @escaping () -> Void) {
+    /// Queues a job; false once the thread is shutting down (the job will never run).
+    private func submit(_ job: @escaping () -> Void) -> Bool {
         condition.lock()
+        defer { condition.unlock() }
+        guard !stopping else { return false }
         jobs.append(job)
         condition.signal()
-        condition.unlock()
+        return true
     }
 
     private func loop() {

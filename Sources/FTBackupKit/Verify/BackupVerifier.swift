@@ -55,6 +55,11 @@ public enum BackupVerifier {
     }
 
     /// Verifies the named backup or every backup; incomplete and unreadable ones count as bad.
+    ///
+    /// Each backup that checks out gets a `verified.json` (``VerificationRecord``), which expiry
+    /// requires of a successor before it removes anything older; a backup that fails loses its
+    /// record. Not being able to write or remove a record is an error: expiry would otherwise act on
+    /// stale evidence.
     public static func verify(_ repository: Repository, label: String?, jobs: Int) async throws -> [BackupResult] {
         let entries = try repository.entries().filter { label == nil || $0.label == label }
         if let label, entries.isEmpty {
@@ -62,12 +67,20 @@ public enum BackupVerifier {
         }
         var results: [BackupResult] = []
         for entry in entries {
+            let result: BackupResult
             if let manifest = entry.manifest {
-                results.append(try await verify(repository, manifest: manifest, jobs: jobs))
+                result = try await verify(repository, manifest: manifest, jobs: jobs)
             } else {
-                results.append(BackupResult(label: entry.label, status: entry.status, ok: false, files: 0, bytes: 0,
-                                            badFiles: [], problem: entry.problem))
+                result = BackupResult(label: entry.label, status: entry.status, ok: false, files: 0, bytes: 0,
+                                      badFiles: [], problem: entry.problem)
             }
+            if result.ok {
+                try VerificationRecord(label: result.label, verifiedAt: Date(), files: result.files, bytes: result.bytes)
+                    .write(to: repository)
+            } else {
+                try VerificationRecord.remove(repository, label: entry.label)
+            }
+            results.append(result)
         }
         return results
     }

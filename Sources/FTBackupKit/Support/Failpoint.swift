@@ -1,0 +1,14 @@
+import Foundation
+
+/// Named points where a test can make ftbackup die exactly as a crash would (SIGKILL, no cleanup).
+///
+/// Crash safety is claimed for specific windows ("after the archive is written, before the delete
+/// commits"); tests prove it by setting `FTBACKUP_FAILPOINT` to the window's name. Unset, a
+/// failpoint costs one environment lookup.
+public enum Failpoint {
+    public static func hit(_ name: String) {
+        guard ProcessInfo.processInfo.environment["FTBACKUP_FAILPOINT"] == name else { return }
+        FileHandle.standardError.write(Data("ftbackup: failpoint \(name) reached: killing this process\n".utf8))
+        kill(getpid(), SIGKILL)
+    }
+}

@@ -42,8 +42,10 @@ public enum AuditPruner {
         var hasOrganization: Bool
     }
 
+    /// `asOf` replaces the database's current time (`localtimestamp`) as the point retention counts back
+    /// from; nil in production. It lets a test place a row exactly on the cut-off.
     public static func run(database: ConnectionString, repositoryPath: String, policy: Policy, batchSize: Int = 5000,
-                           dryRun: Bool, logger: Logger = Logger(label: "ftbackup")) async throws -> Report {
+                           dryRun: Bool, asOf: String? = nil, logger: Logger = Logger(label: "ftbackup")) async throws -> Report {
         let started = Date()
         guard batchSize > 0 else { throw FTBackupError(.usage, "--batch must be positive") }
         let store = ArchiveStore(storage: LocalStorage(root: repositoryPath))
@@ -54,7 +56,8 @@ public enum AuditPruner {
         defer { session.close() }
         try await session.execute(SessionSettings.copy(encoding: "UTF8"))
         // Computed once, in the database's time; rendered in the session's zone, compared as such.
-        let cutoff = try await session.query("SELECT (localtimestamp - $1::interval)::text AS at", [policy.auditRetention.sqlInterval])
+        let cutoff = try await session.query("SELECT (coalesce($2::timestamp, localtimestamp) - $1::interval)::text AS at",
+                                             [policy.auditRetention.sqlInterval, asOf])
             .first!.requiredString("at")
         let tables = try await auditTables(session)
         let hold = PostgresArray.text(policy.legalHoldOrganizations)

@@ -131,10 +131,11 @@ public enum ToolDataArchiver {
             let name = try session.qualifiedName(plan.schema, dependant.table)
             let key = try q(dependant.keyColumn)
             dependantRows += " + (SELECT count(*) FROM \(name) d WHERE d.\(key) IN (SELECT id FROM picked))"
-            dependantBytes += " + (SELECT coalesce(sum(pg_column_size(d.*)), 0) FROM \(name) d WHERE d.\(key) IN (SELECT id FROM picked))"
+            dependantBytes += " + (SELECT coalesce(sum(\(try ToolSchemaArchivePlan.rowSize(alias: "d", columns: dependant.columns, q))), 0) FROM \(name) d WHERE d.\(key) IN (SELECT id FROM picked))"
         }
         let row = try await session.query("""
-            WITH picked AS (SELECT t.id, t.\(age) AS age, pg_column_size(t.*) AS size FROM \(table) t WHERE \(try plan.predicate(q)))
+            WITH picked AS (SELECT t.id, t.\(age) AS age, \(try ToolSchemaArchivePlan.rowSize(alias: "t", columns: plan.toolDataColumns, q)) AS size
+                            FROM \(table) t WHERE \(try plan.predicate(q)))
             SELECT (SELECT count(*) FROM picked) AS rows, (SELECT coalesce(sum(size), 0) FROM picked) + \(dependantBytes) AS bytes,
                    \(dependantRows) AS dependant_rows, (SELECT min(age)::text FROM picked) AS oldest, (SELECT max(age)::text FROM picked) AS newest
             """, parameters).first!
@@ -193,7 +194,8 @@ public enum ToolDataArchiver {
                 name = archiveName
                 let stats = try connection.query("""
                     SELECT array_to_json(array_agg(t.id::text ORDER BY t.id))::text AS ids, min(t.\(age))::text AS oldest,
-                           max(t.\(age))::text AS newest, coalesce(sum(pg_column_size(t.*)), 0) AS bytes
+                           max(t.\(age))::text AS newest,
+                           coalesce(sum(\(try ToolSchemaArchivePlan.rowSize(alias: "t", columns: plan.toolDataColumns, q))), 0) AS bytes
                     FROM \(table) t WHERE t.id IN (SELECT id FROM pg_temp.ftbackup_batch)
                     """).first!
                 let ids = try JSONDecoder().decode([String].self, from: Data(try stats.requiredString("ids").utf8))
@@ -203,8 +205,10 @@ public enum ToolDataArchiver {
                 for (index, (tableName, key, columns)) in targets.enumerated() {
                     let name = try connection.qualifiedName(plan.schema, tableName)
                     if index > 0 {
-                        bytes += try connection.query("SELECT coalesce(sum(pg_column_size(d.*)), 0) AS b FROM \(name) d WHERE d.\(try q(key)) IN (SELECT id FROM pg_temp.ftbackup_batch)")
-                            .first!.int64("b")
+                        bytes += try connection.query("""
+                            SELECT coalesce(sum(\(try ToolSchemaArchivePlan.rowSize(alias: "d", columns: columns, q))), 0) AS b
+                            FROM \(name) d WHERE d.\(try q(key)) IN (SELECT id FROM pg_temp.ftbackup_batch)
+                            """).first!.int64("b")
                     }
                     tables.append(try archiveTable(connection, store: store, archive: archiveName, index: index, schema: plan.schema,
                                                    table: tableName, key: key, columns: columns, compression: policy.compression))

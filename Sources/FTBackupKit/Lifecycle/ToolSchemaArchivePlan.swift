@@ -17,6 +17,10 @@ struct ToolSchemaArchivePlan: Sendable {
         var schema: String
         var table: String
         var column: String
+        /// When the referring rows are another tool's tool_data archived in the same run: that tool's
+        /// age column and whether it has organization_id. A referring row that this run archives is
+        /// not live data, so it does not keep the row it points at.
+        var archivedInRun: (ageColumn: String, hasOrganization: Bool)?
     }
 
     var schema: String
@@ -45,7 +49,17 @@ struct ToolSchemaArchivePlan: Sendable {
         for schema in found where requested.isEmpty || requested.contains(schema) {
             plans.append(try await plan(session, schema: schema, policy: policy))
         }
-        return plans
+        for index in plans.indices {
+            for r in plans[index].references.indices {
+                let reference = plans[index].references[r]
+                if reference.table == "tool_data", let referrer = plans.first(where: { $0.schema == reference.schema }) {
+                    plans[index].references[r].archivedInRun = (referrer.ageColumn, referrer.hasOrganization)
+                }
+            }
+        }
+        // Referring tools first, so an interrupted run never leaves a live row pointing at an archived one.
+        let referenced = Set(plans.flatMap { plan in plan.references.filter { $0.archivedInRun != nil }.map { _ in plan.schema } })
+        return plans.filter { !referenced.contains($0.schema) } + plans.filter { referenced.contains($0.schema) }
     }
 
     static func columns(_ session: DatabaseSession, schema: String, table: String) async throws -> [String] {
@@ -103,9 +117,13 @@ struct ToolSchemaArchivePlan: Sendable {
 
     /// The rows that qualify, before references are considered: `$1` status, `$2` cutoff, `$3` legal-hold ids.
     func qualifies(_ q: (String) throws -> String) throws -> String {
-        var predicate = "t.status = $1 AND t.\(try q(ageColumn)) < $2::timestamptz"
+        try Self.qualifies(alias: "t", ageColumn: ageColumn, hasOrganization: hasOrganization, q)
+    }
+
+    static func qualifies(alias t: String, ageColumn: String, hasOrganization: Bool, _ q: (String) throws -> String) throws -> String {
+        var predicate = "\(t).status = $1 AND \(t).\(try q(ageColumn)) < $2::timestamptz"
         if hasOrganization {
-            predicate += " AND (t.organization_id IS NULL OR NOT t.organization_id = ANY($3::uuid[]))"
+            predicate += " AND (\(t).organization_id IS NULL OR NOT \(t).organization_id = ANY($3::uuid[]))"
         } else {
             predicate += " AND cardinality($3::uuid[]) >= 0"  // no organization: legal hold cannot apply
         }
@@ -115,8 +133,17 @@ struct ToolSchemaArchivePlan: Sendable {
     /// No other tool's live data points at the row.
     func unreferenced(_ q: (String) throws -> String) throws -> String {
         try references.map { reference in
-            "NOT EXISTS (SELECT 1 FROM \(try q(reference.schema)).\(try q(reference.table)) r WHERE r.\(try q(reference.column)) = t.id)"
+            var live = ""
+            if let referrer = reference.archivedInRun {
+                live = " AND NOT (\(try Self.qualifies(alias: "r", ageColumn: referrer.ageColumn, hasOrganization: referrer.hasOrganization, q)))"
+            }
+            return "NOT EXISTS (SELECT 1 FROM \(try q(reference.schema)).\(try q(reference.table)) r WHERE r.\(try q(reference.column)) = t.id\(live))"
         }.joined(separator: " AND ")
+    }
+
+    /// The stored size of a row: the sum of its columns' sizes (stable however the query is shaped).
+    static func rowSize(alias: String, columns: [String], _ q: (String) throws -> String) throws -> String {
+        "(" + (try columns.map { "coalesce(pg_column_size(\(alias).\(try q($0))), 0)" }.joined(separator: " + ")) + ")::bigint"
     }
 
     func predicate(_ q: (String) throws -> String) throws -> String {

@@ -75,6 +75,14 @@ measure pg_restore_analyze "" bash "$work/restore_analyze.sh"
 echo "==> checking the ftbackup restore against the source"
 "$bin" dev compare --db "$src" --target "$base dbname=bench_r1"
 
+echo "==> lifecycle on the restored copy: archive completed tool data older than 2 years, prune audit rows older than 7"
+measure lifecycle_archive "" "$bin" lifecycle archive --output json --db "$base dbname=bench_r1" --repo "$work/repo"
+measure lifecycle_prune "" "$bin" lifecycle prune-audit --output json --db "$base dbname=bench_r1" --repo "$work/repo"
+archived=$(sed -n 's/^      "rows" : \([0-9]*\).*/\1/p' "$work/lifecycle_archive.out" | awk '{s+=$1} END {print s+0}')
+archive_longest=$(sed -n 's/.*"longestBatchSeconds" : \([0-9.e-]*\).*/\1/p' "$work/lifecycle_archive.out" | head -1)
+pruned=$(sed -n 's/^      "rows" : \([0-9]*\).*/\1/p' "$work/lifecycle_prune.out" | awk '{s+=$1} END {print s+0}')
+prune_longest=$(sed -n 's/.*"longestBatchSeconds" : \([0-9.e-]*\).*/\1/p' "$work/lifecycle_prune.out" | sort -g | tail -1)
+
 echo
 echo "scale $scale: database $("$B/psql" "$src" -qAtc "SELECT pg_size_pretty(pg_database_size(current_database()))"), COPY text $((raw / 1048576)) MiB"
 awk -F'\t' -v raw="$raw" '
@@ -89,4 +97,10 @@ awk -F'\t' -v raw="$raw" '
     printf "restore: pg_restore -j2 / ftbackup = %.2fx faster  (target >= 1.2x; pg_restore runs no ANALYZE)\n", wall["pg_restore"]/wall["ftbackup_restore"]
     printf "         pg_restore -j2 + vacuumdb --analyze-only -j2 / ftbackup = %.2fx faster\n", wall["pg_restore_analyze"]/wall["ftbackup_restore"]
     printf "peak RSS ftbackup backup %.0f MiB, restore %.0f MiB (target < 150 MiB)\n", rss["ftbackup_backup"]/1024, rss["ftbackup_restore"]/1024
+  }' "$results"
+awk -v a="$archived" -v p="$pruned" -v al="$archive_longest" -v pl="$prune_longest" -F'\t' '
+  { wall[$1]=$2 }
+  END {
+    printf "lifecycle: archived %d tool_data rows in %.1f s (%.0f rows/s, longest batch transaction %.3f s)\n", a, wall["lifecycle_archive"], a/wall["lifecycle_archive"], al
+    printf "           pruned %d audit rows in %.1f s (%.0f rows/s, longest batch transaction %.3f s; target < 1 s)\n", p, wall["lifecycle_prune"], p/wall["lifecycle_prune"], pl
   }' "$results"

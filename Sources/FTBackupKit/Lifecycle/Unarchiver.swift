@@ -71,6 +71,8 @@ public enum Unarchiver {
         manifest.restoredIds += ids
         if Set(manifest.restoredIds) == Set(manifest.ids) { manifest.status = .restored }
         try store.write(manifest)
-        return Report(archive: name, schema: manifest.schema, ids: ids, rows: rows, status: manifest.status)
+        let report = Report(archive: name, schema: manifest.schema, ids: ids, rows: rows, status: manifest.status)
+        try store.writeRunLog(kind: "unarchive", run: "\(RunLabel.make())-\(name)", report)
+        return report
     }
 }

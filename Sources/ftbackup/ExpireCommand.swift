@@ -25,10 +25,11 @@ struct ExpireCommand: AsyncParsableCommand {
             let plan = report.plan
             if plan.items.isEmpty { printLine("no backups in \(report.repository)") }
             let width = plan.items.map(\.label.count).max() ?? 0
+            func padded(_ text: String, _ length: Int) -> String { text.padding(toLength: max(length, text.count), withPad: " ", startingAt: 0) }
             for item in plan.items {
                 let kind = item.type?.rawValue ?? item.status.rawValue
                 let action = item.action == .remove && report.dryRun ? "would remove" : item.action.rawValue
-                printLine("\(item.label.padding(toLength: width, withPad: " ", startingAt: 0))  \(kind.padding(toLength: 10, withPad: " ", startingAt: 0))  \(action): \(item.reason)")
+                printLine("\(padded(item.label, width))  \(padded(kind, 10))  \(action): \(item.reason)")
             }
             let bytes = ByteCount.format(plan.removals.reduce(0) { $0 + ($1.storedBytes ?? 0) })
             if report.dryRun {

@@ -94,8 +94,8 @@ public enum BackupExpiry {
                 removed.append(item.label)
             }
         }
-        return ExpiryReport(repository: repository.storage.location, dryRun: dryRun, fullRetention: policy.full.retention,
-                            incrementalRetention: policy.incremental.retention, plan: plan, removed: removed)
+        return ExpiryReport(repository: repository.storage.location, dryRun: dryRun, fullRetention: policy.full.retention.description,
+                            incrementalRetention: policy.incremental.retention.description, plan: plan, removed: removed)
     }
 
     /// Removes one backup so that an interruption at any point leaves nothing that looks complete:

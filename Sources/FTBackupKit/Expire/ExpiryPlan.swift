@@ -38,8 +38,9 @@ public struct ExpiryPlan: Codable, Sendable, Equatable {
 public struct ExpiryReport: Codable, Sendable, Equatable {
     public var repository: String
     public var dryRun: Bool
-    public var fullRetention: Period
-    public var incrementalRetention: Period
+    /// The policy's retention periods, as written there (`30d`).
+    public var fullRetention: String
+    public var incrementalRetention: String
     public var plan: ExpiryPlan
     /// Labels actually removed, oldest first.
     public var removed: [String]

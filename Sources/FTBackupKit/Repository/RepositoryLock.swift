@@ -20,10 +20,12 @@ public final class RepositoryLock: @unchecked Sendable {
 
     private var fd: Int32
     public let path: String
+    private let exclusive: Bool
 
-    private init(fd: Int32, path: String) {
+    private init(fd: Int32, path: String, exclusive: Bool) {
         self.fd = fd
         self.path = path
+        self.exclusive = exclusive
     }
 
     /// Takes the lock now or fails at once with a message naming the holder.
@@ -41,7 +43,9 @@ public final class RepositoryLock: @unchecked Sendable {
             if count > 0 { holder = String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
             close(fd)
             guard code == EWOULDBLOCK else { throw LocalStorage.failure("cannot lock", path, code) }
-            throw FTBackupError(.locked, "repository \(repositoryRoot) is locked (\(kind.rawValue)) by another run: \(holder.isEmpty ? "holder unknown" : holder)",
+            // Only exclusive holders write their details (readers share the file); an empty file means readers.
+            let who = holder.isEmpty ? (kind == .read ? "one or more restores or verifies are reading it" : "holder unknown") : holder
+            throw FTBackupError(.locked, "repository \(repositoryRoot) is locked (\(kind.rawValue)) by another run: \(who)",
                                 hint: "wait for it to finish; a lock of a process that died is released by the kernel")
         }
         if exclusive {
@@ -52,11 +56,13 @@ public final class RepositoryLock: @unchecked Sendable {
             _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
             _ = fsync(fd)
         }
-        return RepositoryLock(fd: fd, path: path)
+        return RepositoryLock(fd: fd, path: path, exclusive: exclusive)
     }
 
     public func release() {
         guard fd >= 0 else { return }
+        // Clear the holder's details first, so a later refusal never names a run that has finished.
+        if exclusive { _ = ftruncate(fd, 0) }
         flock(fd, LOCK_UN)
         close(fd)
         fd = -1

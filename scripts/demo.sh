@@ -37,4 +37,15 @@ step "ftbackup restore --dry-run, then for real into a fresh database"
 step "comparing source and restored databases table by table (ordered row hashes)"
 "$bin" dev compare --target "$restored"
 
+step "data lifecycle: archive completed tool data older than 2 years (dry run, then for real)"
+"$bin" lifecycle archive --dry-run
+"$bin" lifecycle archive
+"$bin" lifecycle list
+
+step "data lifecycle: prune audit rows older than 7 years (evidence in the repository)"
+"$bin" lifecycle prune-audit
+
+step "ftbackup expire --dry-run (the fresh backup is the newest full: kept)"
+"$bin" expire --dry-run
+
 printf '\nrepository: %s (kept until the next make demo; the cluster is stopped)\n' "$FTBACKUP_REPO"

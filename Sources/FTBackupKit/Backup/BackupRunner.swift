@@ -42,6 +42,8 @@ public enum BackupRunner {
         let coordinator = try await DatabaseSession.connect(options.database, name: "ftbackup-coordinator")
         defer { coordinator.close() }
         let source = try await sourceDescription(coordinator)
+        // Found before any work starts: a missing pg_dump must not cost a whole table copy.
+        let pgDump = try PostgresTools.path(of: "pg_dump", serverVersionNumber: source.serverVersionNumber)
         try await coordinator.execute(SessionSettings.copy(encoding: source.encoding))
         // On failure the snapshot ends with the coordinator's connection (closed by the defer above).
         let snapshot = try await options.snapshotSource.export(on: coordinator)
@@ -68,7 +70,7 @@ public enum BackupRunner {
         let progress = ProgressReporter(title: "backup \(label)", expectedBytes: tables.reduce(0) { $0 + $1.estimatedBytes },
                                         expectedItems: tables.count, logger: logger, quiet: !options.showProgress)
         do {
-            async let dump = dumpSchema(options: options, serverVersion: source.serverVersionNumber, snapshot: snapshot,
+            async let dump = dumpSchema(options: options, pgDump: pgDump, snapshot: snapshot,
                                         storage: repository.storage, folder: folder)
             let copied = try await copyTables(tables, options: options, encoding: source.encoding, snapshot: snapshot,
                                               storage: repository.storage, folder: folder, progress: progress)
@@ -116,9 +118,8 @@ public enum BackupRunner {
     }
 
     /// `pg_dump -Fc` of everything except table data, on the backup's snapshot, zstd-compressed.
-    static func dumpSchema(options: BackupOptions, serverVersion: Int, snapshot: ExportedSnapshot,
+    static func dumpSchema(options: BackupOptions, pgDump: String, snapshot: ExportedSnapshot,
                            storage: any RepositoryStorage, folder: String) async throws -> BackupManifest.StoredFile {
-        let pgDump = try PostgresTools.path(of: "pg_dump", serverVersionNumber: serverVersion)
         let child = options.database.forChildProcess()
         let thread = ConnectionThread(name: "ftbackup-pg_dump")
         defer { thread.shutdown() }

@@ -18,11 +18,10 @@ public final class DatabaseSession: Sendable {
     }
 
     /// Connects on a new thread of its own.
-    public static func connect(_ connectionString: ConnectionString, name: String = "ftbackup-db",
-                               replication: Bool = false) async throws -> DatabaseSession {
+    public static func connect(_ connectionString: ConnectionString, name: String = "ftbackup-db") async throws -> DatabaseSession {
         let thread = ConnectionThread(name: name)
         do {
-            let connection = try await thread.run { try PGConnection.connect(connectionString, replication: replication) }
+            let connection = try await thread.run { try PGConnection.connect(connectionString) }
             return DatabaseSession(thread: thread, connection: connection)
         } catch {
             thread.shutdown()

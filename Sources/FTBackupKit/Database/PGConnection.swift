@@ -21,16 +21,12 @@ public final class PGConnection: @unchecked Sendable {
 
     /// Opens a connection. libpq's conventions apply unchanged; `fallback_application_name` is
     /// `ftbackup` unless the string or `PGAPPNAME` names another application.
-    public static func connect(_ connectionString: ConnectionString, replication: Bool = false) throws -> PGConnection {
+    public static func connect(_ connectionString: ConnectionString) throws -> PGConnection {
         var keywords = ["fallback_application_name"]
         var values = ["ftbackup"]
         if !connectionString.raw.isEmpty {
             keywords.append("dbname")
             values.append(connectionString.raw)
-        }
-        if replication {
-            keywords.append("replication")
-            values.append("database")
         }
         let handle: OpaquePointer? = withCStrings(keywords) { keywordPointers in
             withCStrings(values) { valuePointers in

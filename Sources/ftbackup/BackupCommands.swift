@@ -9,13 +9,23 @@ struct BackupCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: "full (incremental backups come with change archival).")
+    @Option(help: "full, or incr (seal the changes archived since the last pass; needs ftbackup setup).")
     var type: BackupManifest.BackupType = .full
 
     func run() async throws {
         try await reportingFailures {
-            guard type == .full else {
-                throw FTBackupError(.usage, "backup --type \(type.rawValue) is not available yet", hint: "use --type full")
+            if type == .incr {
+                let report = try await ChangeArchiver.runIncremental(
+                    database: try global.connectionString(), repositoryPath: try global.repositoryPath(required: true)!,
+                    policy: try global.policy(), logger: makeLogger())
+                if global.output == .json {
+                    printLine(try JSONOutput.encode(report))
+                } else {
+                    let segment = report.segment
+                    printLine(segment.label)
+                    printLine("  \(segment.transactions) transactions, \(segment.startLSN) … \(segment.endLSN), last commit \(segment.lastCommitTime.map { Timestamps.display($0) } ?? "-"), \(ByteCount.format(segment.file.storedBytes)) stored")
+                }
+                return .success
             }
             let manifest = try await BackupRunner.runFull(BackupOptions(
                 database: try global.connectionString(), repositoryPath: try global.repositoryPath(required: true)!,

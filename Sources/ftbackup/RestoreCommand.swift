@@ -31,12 +31,20 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Print the plan and stop.")
     var dryRun = false
 
+    @Option(help: "Restore the database as it was at this time (ISO 8601 with a zone: \(RecoveryTarget.examples)).")
+    var at: String?
+
     func run() async throws {
         try await reportingFailures {
-            let report = try await RestoreRunner.run(RestoreOptions(
+            let options = RestoreOptions(
                 target: try ConnectionString(target), repositoryPath: try global.existingRepositoryPath(), label: label,
                 schemas: schemas, jobs: global.jobs, clean: clean, confirmed: yes, noOwner: noOwner, dryRun: dryRun,
-                logger: makeLogger()))
+                logger: makeLogger())
+            if let at {
+                guard label == nil else { throw FTBackupError(.usage, "--at and --set cannot be combined", hint: "--at picks the full backup itself") }
+                return try await RestoreCommand.pointInTime(options, at: try RecoveryTarget.parse(at), output: global.output)
+            }
+            let report = try await RestoreRunner.run(options)
             let plan = report.plan
             if global.output == .json {
                 printLine(try JSONOutput.encode(dryRun ? AnyEncodable(plan) : AnyEncodable(report)))
@@ -54,5 +62,26 @@ struct RestoreCommand: AsyncParsableCommand {
             }
             return .success
         }
+    }
+
+    static func pointInTime(_ options: RestoreOptions, at: Date, output: OutputFormat) async throws -> ExitStatus {
+        let report = try await PointInTimeRestore.run(options, at: at)
+        let plan = report.plan
+        if output == .json {
+            printLine(try JSONOutput.encode(options.dryRun ? AnyEncodable(plan) : AnyEncodable(report)))
+            return .success
+        }
+        printLine("\(options.dryRun ? "plan" : "restored"): the database as it was at \(Timestamps.display(plan.at))")
+        printLine("  full:         \(plan.full) (consistent at \(Timestamps.display(plan.fullConsistentAt)), LSN \(plan.consistentPoint))")
+        printLine("  segments:     \(plan.segments.count) (\(ByteCount.format(plan.segmentBytes))): \(plan.segments.first ?? "-") … \(plan.segments.last ?? "-")")
+        printLine("  replay:       \(plan.transactions) transactions; last: \(plan.lastCommitLSN ?? "none") committed \(plan.lastCommitTime.map { Timestamps.display($0) } ?? "-")")
+        printLine("  schemas:      \(plan.restore.wholeDatabase ? "all \(plan.restore.schemas.count)" : plan.restore.schemas.joined(separator: ", "))")
+        printLine("  into:         \(plan.restore.target)")
+        if options.dryRun {
+            printLine("  estimate:     about \(Int(plan.estimatedSeconds.rounded(.up))) s")
+        } else {
+            printLine("  took:         \(String(format: "%.1f", report.seconds)) s (replay of \(report.changesApplied) changes in \(String(format: "%.1f", report.replaySeconds)) s)")
+        }
+        return .success
     }
 }

@@ -7,12 +7,14 @@ public struct BackupOptions: Sendable {
     public var repositoryPath: String
     public var policy: Policy
     public var jobs: Int
-    public var snapshotSource: any SnapshotSource
+    /// Where the snapshot comes from; nil picks it: a temporary replication slot when change
+    /// archival is set up (so the full lines up with the change stream), else `pg_export_snapshot()`.
+    public var snapshotSource: (any SnapshotSource)?
     public var logger: Logger
     public var showProgress: Bool
 
     public init(database: ConnectionString, repositoryPath: String, policy: Policy, jobs: Int,
-                snapshotSource: any SnapshotSource = TransactionSnapshotSource(),
+                snapshotSource: (any SnapshotSource)? = nil,
                 logger: Logger = Logger(label: "ftbackup"), showProgress: Bool = true) {
         self.database = database
         self.repositoryPath = repositoryPath
@@ -45,8 +47,16 @@ public enum BackupRunner {
         // Found before any work starts: a missing pg_dump must not cost a whole table copy.
         let pgDump = try PostgresTools.path(of: "pg_dump", serverVersionNumber: source.serverVersionNumber)
         try await coordinator.execute(SessionSettings.copy(encoding: source.encoding))
+        let snapshotSource: any SnapshotSource
+        if let chosen = options.snapshotSource {
+            snapshotSource = chosen
+        } else if try await coordinator.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [try await ChangeArchivalNames.slot(coordinator)]).count > 0 {
+            snapshotSource = ReplicationSlotSnapshotSource(database: options.database)
+        } else {
+            snapshotSource = TransactionSnapshotSource()
+        }
         // On failure the snapshot ends with the coordinator's connection (closed by the defer above).
-        let snapshot = try await options.snapshotSource.export(on: coordinator)
+        let snapshot = try await snapshotSource.export(on: coordinator)
 
         let sequences = try await TableDiscovery.sequences(coordinator)
         let materializedViews = try await TableDiscovery.populatedMaterializedViews(coordinator)
@@ -76,7 +86,7 @@ public enum BackupRunner {
                                               storage: repository.storage, folder: folder, progress: progress)
             let schemaDump = try await dump
             progress.end()
-            await options.snapshotSource.release(on: coordinator)
+            await snapshotSource.release(on: coordinator)
 
             let manifest = BackupManifest(
                 formatVersion: BackupManifest.currentFormatVersion, label: label, type: .full,
@@ -129,6 +139,7 @@ public enum BackupRunner {
             let writer = try CompressedFileWriter(storage: storage, path: "\(folder)/schema.pgdump.zst", compression: compression)
             do {
                 var arguments = ["--format=custom", "--compress=0", "--snapshot=\(snapshot.id)", "--exclude-table-data=*.*",
+                                 "--exclude-schema=\(ChangeArchivalNames.schema)",
                                  "--no-password", "--lock-wait-timeout=60000"]
                 if !child.conninfo.isEmpty { arguments += ["--dbname=\(child.conninfo)"] }
                 try PostgresTools.run(pgDump, arguments, environment: child.environment, secrets: database) { try writer.write($0) }

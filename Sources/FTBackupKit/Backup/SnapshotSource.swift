@@ -37,3 +37,45 @@ public struct TransactionSnapshotSource: SnapshotSource {
         try? await coordinator.execute("COMMIT")
     }
 }
+
+/// The snapshot of a temporary logical replication slot, so a full backup lines up exactly with the
+/// change stream: it holds every transaction committed before the slot's consistent point, and a
+/// point-in-time restore replays exactly the archived transactions whose commit LSN is at or after it.
+///
+/// `CREATE_REPLICATION_SLOT … TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT` runs on a replication
+/// connection that must then stay open and idle until every importer has taken the snapshot; release
+/// closes it, which drops the temporary slot.
+public final class ReplicationSlotSnapshotSource: SnapshotSource, @unchecked Sendable {
+    private let database: ConnectionString
+    private let waitSeconds: Double
+    private let lock = NSLock()
+    private var replication: DatabaseSession?
+
+    public init(database: ConnectionString, waitSeconds: Double = 60) {
+        self.database = database
+        self.waitSeconds = waitSeconds
+    }
+
+    public func export(on coordinator: DatabaseSession) async throws -> ExportedSnapshot {
+        let replication = try await DatabaseSession.connect(database, name: "ftbackup-slot", replication: true)
+        lock.withLock { self.replication = replication }
+        let slot = "ftbackup_full_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+        let created = try await SlotCreation.boundedWait(replication, inspector: coordinator, seconds: waitSeconds, what: "creating temporary slot \(slot)") {
+            try await replication.withConnection { try $0.simpleQuery("CREATE_REPLICATION_SLOT \(slot) TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT") }
+        }
+        guard let row = created.first else { throw PostgresError(message: "CREATE_REPLICATION_SLOT returned no row") }
+        let snapshot = try row.requiredString("snapshot_name")
+        try await coordinator.withConnection { try $0.beginTransaction(importingSnapshot: snapshot) }
+        // Taken after the slot exists, so never earlier than the snapshot: a restore --at between the two picks an older full, never a newer one.
+        let at = try await coordinator.query("SELECT extract(epoch FROM clock_timestamp()) AS at").first!.epochDate("at")!
+        return ExportedSnapshot(origin: "replication-slot", id: snapshot, time: at, walLSN: try row.requiredString("consistent_point"))
+    }
+
+    public func release(on coordinator: DatabaseSession) async {
+        try? await coordinator.execute("COMMIT")
+        lock.withLock {
+            replication?.close()
+            replication = nil
+        }
+    }
+}

@@ -28,10 +28,11 @@ public enum SchemaKind: String, Sendable, Codable {
     }
 }
 
-/// The SQL that lists the schemas ftbackup looks after: everything but the system's own.
+/// The SQL that lists the schemas ftbackup looks after: everything but the system's own and
+/// ftbackup's own `ftbackup` schema (the change-archival heartbeat, recreated by `setup`).
 enum CatalogSQL {
     static let userSchemaFilter = """
-        n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' \
+        n.nspname NOT IN ('pg_catalog', 'information_schema', 'ftbackup') AND n.nspname NOT LIKE 'pg\\_toast%' \
         AND n.nspname NOT LIKE 'pg\\_temp\\_%'
         """
 }

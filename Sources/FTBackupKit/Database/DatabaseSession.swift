@@ -18,10 +18,11 @@ public final class DatabaseSession: Sendable {
     }
 
     /// Connects on a new thread of its own.
-    public static func connect(_ connectionString: ConnectionString, name: String = "ftbackup-db") async throws -> DatabaseSession {
+    public static func connect(_ connectionString: ConnectionString, name: String = "ftbackup-db",
+                               replication: Bool = false) async throws -> DatabaseSession {
         let thread = ConnectionThread(name: name)
         do {
-            let connection = try await thread.run { try PGConnection.connect(connectionString) }
+            let connection = try await thread.run { try PGConnection.connect(connectionString, replication: replication) }
             return DatabaseSession(thread: thread, connection: connection)
         } catch {
             thread.shutdown()

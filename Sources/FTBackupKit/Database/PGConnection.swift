@@ -21,12 +21,19 @@ public final class PGConnection: @unchecked Sendable {
 
     /// Opens a connection. libpq's conventions apply unchanged; `fallback_application_name` is
     /// `ftbackup` unless the string or `PGAPPNAME` names another application.
-    public static func connect(_ connectionString: ConnectionString) throws -> PGConnection {
+    ///
+    /// `replication: true` opens a logical replication connection (`replication=database`), which
+    /// speaks only the simple query protocol: use `simpleQuery`, never `query`.
+    public static func connect(_ connectionString: ConnectionString, replication: Bool = false) throws -> PGConnection {
         var keywords = ["fallback_application_name"]
         var values = ["ftbackup"]
         if !connectionString.raw.isEmpty {
             keywords.append("dbname")
             values.append(connectionString.raw)
+        }
+        if replication {
+            keywords.append("replication")
+            values.append("database")
         }
         let handle: OpaquePointer? = withCStrings(keywords) { keywordPointers in
             withCStrings(values) { valuePointers in
@@ -92,6 +99,34 @@ public final class PGConnection: @unchecked Sendable {
         let result: OpaquePointer? = withOptionalCStrings(texts) { pointers in
             PQexecParams(handle, sql, Int32(texts.count), nil, pointers, nil, nil, 0)
         }
+        defer { PQclear(result) }
+        try check(result, accept: [PGRES_COMMAND_OK, PGRES_TUPLES_OK], context: nil)
+        return Self.materialize(result!)
+    }
+
+    /// Prepares a statement once (parameter types inferred by the server from context).
+    public func prepare(_ name: String, _ sql: String, parameterCount: Int) throws {
+        let result = PQprepare(handle, name, sql, Int32(parameterCount), nil)
+        defer { PQclear(result) }
+        try check(result, accept: [PGRES_COMMAND_OK], context: sql)
+    }
+
+    /// Runs a prepared statement with text parameters; returns the rows it affected.
+    @discardableResult
+    public func executePrepared(_ name: String, _ parameters: [String?]) throws -> Int {
+        let result: OpaquePointer? = withOptionalCStrings(parameters) { pointers in
+            PQexecPrepared(handle, name, Int32(parameters.count), pointers, nil, nil, 0)
+        }
+        defer { PQclear(result) }
+        try check(result, accept: [PGRES_COMMAND_OK, PGRES_TUPLES_OK], context: "prepared statement \(name)")
+        return Int(String(cString: PQcmdTuples(result!))) ?? 0
+    }
+
+    /// Runs one statement through the simple query protocol and returns its rows (replication
+    /// commands such as `CREATE_REPLICATION_SLOT` need it).
+    @discardableResult
+    public func simpleQuery(_ sql: String) throws -> QueryResult {
+        let result = PQexec(handle, sql)
         defer { PQclear(result) }
         try check(result, accept: [PGRES_COMMAND_OK, PGRES_TUPLES_OK], context: nil)
         return Self.materialize(result!)

@@ -1,0 +1,187 @@
+import Foundation
+
+/// The names of what change archival creates on the source, in one place.
+public enum ChangeArchivalNames {
+    public static let publication = "ftbackup"
+
+    /// The permanent slot of one database. Slot names are cluster-wide, so the database's name is part
+    /// of it (lowercase letters, digits and `_`, at most 63 characters).
+    public static func slot(database: String) -> String {
+        let cleaned = String(database.lowercased().map { ($0.isASCII && ($0.isLetter || $0.isNumber)) ? $0 : "_" })
+        let name = "ftbackup_archive_" + cleaned
+        guard name.count > 63 else { return name }
+        let digest = database.unicodeScalars.reduce(UInt32(2166136261)) { ($0 ^ $1.value) &* 16777619 }
+        return String(name.prefix(54)) + "_" + String(digest, radix: 16)
+    }
+
+    /// The permanent slot of the database `session` is connected to.
+    public static func slot(_ session: DatabaseSession) async throws -> String {
+        slot(database: try await session.query("SELECT current_database() AS d").first!.requiredString("d"))
+    }
+    public static let schema = "ftbackup"
+    public static let heartbeat = "heartbeat"
+}
+
+/// `ftbackup setup` and `teardown`: prepares the source for change archival and removes it again.
+///
+/// Setup checks `wal_level` and slot limits, creates the publication for all tables, the `ftbackup`
+/// schema with its heartbeat table (sequences are not decoded: each archival pass writes their values
+/// there), and the permanent slot — in that order, since a slot only decodes publications that
+/// existed when it was created. It is idempotent. Tables without a primary key or replica identity
+/// would make UPDATE and DELETE fail once the publication exists: they are reported, and fixed only
+/// when asked (`REPLICA IDENTITY FULL`).
+public enum ChangeArchivalSetup {
+    public struct Report: Codable, Sendable {
+        public var dryRun: Bool
+        public var walLevel: String
+        /// What was (or, dry, would be) done, in order.
+        public var actions: [String]
+        /// Tables without a primary key or replica identity.
+        public var tablesWithoutReplicaIdentity: [String]
+        public var fixedReplicaIdentity: [String]
+    }
+
+    public static func setup(_ database: ConnectionString, dryRun: Bool, fixReplicaIdentity: Bool,
+                             slotWaitSeconds: Double = 30) async throws -> Report {
+        let session = try await DatabaseSession.connect(database, name: "ftbackup-setup")
+        defer { session.close() }
+        let slotName = try await ChangeArchivalNames.slot(session)
+        let settings = try await session.query("""
+            SELECT current_setting('wal_level') AS wal, current_setting('max_replication_slots')::int AS slots,
+                   current_setting('max_wal_senders')::int AS senders,
+                   (SELECT count(*) FROM pg_replication_slots) AS used,
+                   (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
+                   (SELECT rolreplication FROM pg_roles WHERE rolname = current_user) AS replication
+            """).first!
+        let wal = try settings.requiredString("wal")
+        guard wal == "logical" else {
+            throw FTBackupError(.configuration, "wal_level is \(wal) on \(session.target); change archival needs logical",
+                                hint: "run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL (also keep max_replication_slots and max_wal_senders >= 4)")
+        }
+        guard try settings.requiredInt("senders") > 0 else {
+            throw FTBackupError(.configuration, "max_wal_senders is 0 on \(session.target)",
+                                hint: "ALTER SYSTEM SET max_wal_senders = 10; and restart PostgreSQL")
+        }
+        var actions: [String] = []
+        let publication = try await session.query("SELECT puballtables FROM pg_publication WHERE pubname = $1", [ChangeArchivalNames.publication]).first
+        let slot = try await session.query("SELECT plugin, wal_status FROM pg_replication_slots WHERE slot_name = $1", [slotName]).first
+        if slot == nil, try settings.requiredInt("used") >= settings.requiredInt("slots") {
+            throw FTBackupError(.configuration, "all \(try settings.requiredInt("slots")) replication slots are in use on \(session.target)",
+                                hint: "raise max_replication_slots (restart needed) or drop an unused slot")
+        }
+        if publication == nil, try settings.bool("superuser") != true {
+            throw FTBackupError(.permission, "creating a publication FOR ALL TABLES needs a superuser on PostgreSQL 15",
+                                hint: "run ftbackup setup once as a superuser; later runs need only the REPLICATION attribute")
+        }
+        let missing = try await tablesWithoutReplicaIdentity(session)
+
+        if publication == nil { actions.append("create publication \(ChangeArchivalNames.publication) for all tables") }
+        else if try publication!.bool("puballtables") != true {
+            throw FTBackupError(.configuration, "publication \(ChangeArchivalNames.publication) exists but is not FOR ALL TABLES",
+                                hint: "drop it (ftbackup teardown) and run setup again")
+        }
+        actions.append("create schema \(ChangeArchivalNames.schema) and table \(ChangeArchivalNames.schema).\(ChangeArchivalNames.heartbeat) if missing")
+        if slot == nil { actions.append("create logical replication slot \(slotName) (pgoutput)") }
+        if fixReplicaIdentity { actions += missing.map { "ALTER TABLE \($0) REPLICA IDENTITY FULL" } }
+        if dryRun {
+            return Report(dryRun: true, walLevel: wal, actions: actions, tablesWithoutReplicaIdentity: missing, fixedReplicaIdentity: [])
+        }
+
+        if publication == nil {
+            try await session.execute("CREATE PUBLICATION \(try session.escapeIdentifier(ChangeArchivalNames.publication)) FOR ALL TABLES")
+        }
+        try await session.execute("""
+            CREATE SCHEMA IF NOT EXISTS \(ChangeArchivalNames.schema);
+            CREATE TABLE IF NOT EXISTS \(ChangeArchivalNames.schema).\(ChangeArchivalNames.heartbeat) (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                sequences jsonb NOT NULL
+            );
+            COMMENT ON SCHEMA \(ChangeArchivalNames.schema) IS 'ftbackup change archival: heartbeat written on every archival pass (ftbackup teardown removes it)'
+            """)
+        var fixed: [String] = []
+        if fixReplicaIdentity {
+            for table in missing {
+                try await session.execute("ALTER TABLE \(table) REPLICA IDENTITY FULL")
+                fixed.append(table)
+            }
+        }
+        if slot == nil {
+            try await SlotCreation.boundedWait(session, seconds: slotWaitSeconds, what: "creating slot \(slotName)") {
+                try await session.query("SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')", [slotName])
+            }
+        }
+        return Report(dryRun: false, walLevel: wal, actions: actions, tablesWithoutReplicaIdentity: missing, fixedReplicaIdentity: fixed)
+    }
+
+    /// Removes the slot first (so WAL stops being pinned), then the publication and the schema.
+    public static func teardown(_ database: ConnectionString, dryRun: Bool) async throws -> [String] {
+        let session = try await DatabaseSession.connect(database, name: "ftbackup-teardown")
+        defer { session.close() }
+        let slotName = try await ChangeArchivalNames.slot(session)
+        var actions: [String] = []
+        if try await session.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slotName]).count > 0 {
+            actions.append("drop replication slot \(slotName)")
+            if !dryRun { try await session.query("SELECT pg_drop_replication_slot($1)", [slotName]) }
+        }
+        if try await session.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [ChangeArchivalNames.publication]).count > 0 {
+            actions.append("drop publication \(ChangeArchivalNames.publication)")
+            if !dryRun { try await session.execute("DROP PUBLICATION \(try session.escapeIdentifier(ChangeArchivalNames.publication))") }
+        }
+        if try await session.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [ChangeArchivalNames.schema]).count > 0 {
+            actions.append("drop schema \(ChangeArchivalNames.schema) (heartbeat)")
+            if !dryRun { try await session.execute("DROP SCHEMA \(ChangeArchivalNames.schema) CASCADE") }
+        }
+        return actions
+    }
+
+    /// Ordinary tables whose UPDATE and DELETE a FOR ALL TABLES publication would refuse.
+    static func tablesWithoutReplicaIdentity(_ session: DatabaseSession) async throws -> [String] {
+        try await session.query("""
+            SELECT c.oid::regclass::text AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND \(CatalogSQL.userSchemaFilter)
+              AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS
+                   (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))
+            ORDER BY 1
+            """).rows.map { try $0.requiredString("name") }
+    }
+}
+
+/// Creating a logical slot waits for every transaction that holds a transaction id, and
+/// `statement_timeout` does not stop it: this bounds the wait on the client side and names the
+/// sessions that block it.
+enum SlotCreation {
+    /// Runs `body` (which waits on `waiting`); after `seconds` cancels it and reports, through
+    /// `inspector` (or `waiting` itself), the sessions that hold transaction ids open.
+    static func boundedWait<T: Sendable>(_ waiting: DatabaseSession, inspector: DatabaseSession? = nil, seconds: Double, what: String,
+                                         _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(seconds))
+            waiting.cancel()
+        }
+        do {
+            let value = try await body()
+            watchdog.cancel()
+            return value
+        } catch let error as PostgresError where error.sqlState == "57014" {
+            watchdog.cancel()
+            // Cancelled by the watchdog: find who holds a transaction id open.
+            let blockers = try await blockingSessions(inspector ?? waiting)
+            throw FTBackupError(.unavailable, "\(what) waited \(Int(seconds)) s for open transactions to finish: \(blockers.isEmpty ? "none still open" : blockers.joined(separator: "; "))",
+                                hint: "let those transactions finish (or end them with pg_terminate_backend) and run again")
+        } catch {
+            watchdog.cancel()
+            throw error
+        }
+    }
+
+    static func blockingSessions(_ session: DatabaseSession) async throws -> [String] {
+        try await session.query("""
+            SELECT pid, coalesce(application_name, '') AS app, coalesce(usename, '') AS usr, state,
+                   to_char(xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC' AS since, left(query, 60) AS query
+            FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() ORDER BY xact_start
+            """).rows.map {
+            "pid \(try $0.requiredString("pid")) (\(try $0.requiredString("usr"))/\(try $0.requiredString("app")), \(try $0.string("state") ?? "?") since \(try $0.string("since") ?? "?"): \(try $0.string("query") ?? ""))"
+        }
+    }
+}

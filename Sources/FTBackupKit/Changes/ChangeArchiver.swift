@@ -1,0 +1,160 @@
+import Foundation
+import Logging
+
+/// `ftbackup backup --type incr`: seals the changes decoded since the last pass into a segment.
+///
+/// Order of a pass, and why it is crash-safe: write the heartbeat (it carries every sequence's value,
+/// since sequences are not decoded, and proves the archive reaches this instant) → peek the slot's
+/// changes up to the current WAL position through `COPY … TO STDOUT (FORMAT binary)` into a
+/// compressed, checksummed segment → fsync and rename → write the segment's manifest → only then
+/// advance the slot. Killed before the advance, the next pass reads the same transactions again;
+/// replay skips commits it has applied (by commit LSN), so nothing is lost and nothing applied twice.
+public enum ChangeArchiver {
+    public struct Report: Codable, Sendable {
+        public var segment: ChangeSegmentManifest
+        public var removedIncomplete: [String]
+        public var slotLagBytes: Int64
+    }
+
+    /// The pinned output settings of every decoding session: values replay exactly as they were.
+    static let decodingSettings = """
+        SET client_encoding = 'UTF8'; SET DateStyle = ISO; SET IntervalStyle = postgres; SET TimeZone = 'UTC';
+        SET extra_float_digits = 3; SET bytea_output = hex; SET statement_timeout = 0; SET synchronous_commit = on
+        """
+
+    public static func runIncremental(database: ConnectionString, repositoryPath: String, policy: Policy,
+                                      logger: Logger = Logger(label: "ftbackup")) async throws -> Report {
+        let lock = try RepositoryLock.acquire(repositoryRoot: repositoryPath, kind: .write, exclusive: true, command: "backup --type incr")
+        defer { lock.release() }
+        let storage = LocalStorage(root: repositoryPath)
+        let removed = try removeIncompleteSegments(storage)
+        let session = try await DatabaseSession.connect(database, name: "ftbackup-incr")
+        defer { session.close() }
+        try await session.execute(decodingSettings)
+        let slotName = try await ChangeArchivalNames.slot(session)
+
+        let slot = try await SlotHealth.check(session, slot: slotName)
+        if slot.active {
+            throw FTBackupError(.locked, "slot \(slotName) is in use by another process (pid \(slot.activePID ?? 0))",
+                                hint: "another archival pass or a follower is reading it; that process covers this pass")
+        }
+        // The heartbeat commits synchronously, so the WAL is flushed through it (and through every earlier
+        // commit, even asynchronous ones): decoding reads only flushed WAL, and this pass must reach it.
+        try await writeHeartbeat(session)
+        let upto = try await session.query("SELECT pg_current_wal_flush_lsn()::text AS lsn").first!.requiredString("lsn")
+
+        let label = RunLabel.make() + "-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        let compression = policy.compression
+        let slotLiteral = try session.escapeLiteral(slotName)
+        let uptoLiteral = try session.escapeLiteral(upto)
+        let publication = try session.escapeLiteral(ChangeArchivalNames.publication)
+        let (file, summary) = try await session.withConnection { connection -> (BackupManifest.StoredFile, ChangeStreamSummary) in
+            let writer = try CompressedFileWriter(storage: storage, path: ChangeSegmentManifest.dataPath(label), compression: compression)
+            var parser = ChangeRowCopyParser()
+            var summary = ChangeStreamSummary()
+            do {
+                try connection.copyOut("""
+                    COPY (SELECT lsn, xid, data FROM pg_logical_slot_peek_binary_changes(\(slotLiteral), \(uptoLiteral)::pg_lsn, NULL,
+                          'proto_version', '1', 'publication_names', \(publication))) TO STDOUT (FORMAT binary)
+                    """) { chunk in
+                    try writer.write(chunk)
+                    try parser.feed(chunk) { try summary.observe($0) }
+                }
+                try parser.finish()
+                Failpoint.hit("incr.before-rename")
+                var stored = try writer.finish()
+                stored.path = "\(label).seg.zst"
+                return (stored, summary)
+            } catch {
+                writer.abort()
+                throw error
+            }
+        }
+        guard let endLSN = summary.lastEndLSN ?? (summary.maxRowLSN > 0 ? summary.maxRowLSN : nil) else {
+            try? storage.remove(ChangeSegmentManifest.dataPath(label))
+            throw FTBackupError(.failure, "the slot returned no transaction, not even this pass's heartbeat",
+                                hint: "check that publication \(ChangeArchivalNames.publication) is FOR ALL TABLES (ftbackup setup)")
+        }
+        let segment = ChangeSegmentManifest(
+            formatVersion: 1, label: label, slot: slotName, startLSN: slot.confirmedFlushLSN, endLSN: LSN.format(endLSN),
+            transactions: summary.transactions, firstCommitLSN: summary.firstCommitLSN.map(LSN.format),
+            lastCommitLSN: summary.lastCommitLSN.map(LSN.format),
+            firstCommitTime: summary.firstCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
+            lastCommitTime: summary.lastCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
+            relations: summary.relations.sorted(), createdAt: Date(), file: file)
+        try storage.writeAll(ChangeSegmentManifest.manifestPath(label), try segment.encoded())
+        Failpoint.hit("incr.before-advance")
+        try await session.query("SELECT pg_replication_slot_advance($1, $2::pg_lsn)", [slotName, LSN.format(endLSN)])
+        let lag = try await session.query("""
+            SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag FROM pg_replication_slots WHERE slot_name = $1
+            """, [slotName]).first?.int64("lag") ?? 0
+        logger.info("change segment sealed", metadata: [
+            "segment": .string(label), "transactions": .string("\(segment.transactions)"),
+            "end_lsn": .string(segment.endLSN), "stored_bytes": .string("\(file.storedBytes)"),
+        ])
+        return Report(segment: segment, removedIncomplete: removed, slotLagBytes: lag)
+    }
+
+    /// One heartbeat row with every sequence's state: replayed, it sets sequences as of that instant.
+    static func writeHeartbeat(_ session: DatabaseSession) async throws {
+        var values: [String: [String]] = [:]
+        for sequence in try await TableDiscovery.sequences(session) {
+            values["\(sequence.schema).\(sequence.name)"] = [sequence.lastValue, sequence.isCalled ? "t" : "f"]
+        }
+        let json = String(decoding: try JSONEncoder().encode(values), as: UTF8.self)
+        try await session.query("INSERT INTO \(ChangeArchivalNames.schema).\(ChangeArchivalNames.heartbeat) (sequences) VALUES ($1::jsonb)", [json])
+    }
+
+    /// Segment files without a manifest (a pass killed before it finished) and temporary files.
+    static func removeIncompleteSegments(_ storage: any RepositoryStorage) throws -> [String] {
+        let entries = try storage.list(ChangeSegmentManifest.folder)
+        let manifests = Set(entries.filter { $0.path.hasSuffix(".json") }.map { String($0.path.dropLast(5)) })
+        var removed: [String] = []
+        for entry in entries where !entry.path.hasSuffix(".json") {
+            let base = entry.path.hasSuffix(".seg.zst") ? String(entry.path.dropLast(8)) : entry.path
+            if entry.path.contains(".tmp-") || !manifests.contains(base) {
+                try storage.remove(entry.path)
+                removed.append(entry.path)
+            }
+        }
+        return removed
+    }
+}
+
+/// The archival slot's state, as `info` and every archival pass see it.
+public struct SlotHealth: Codable, Sendable {
+    public var exists: Bool
+    public var walStatus: String?
+    public var active: Bool
+    public var activePID: Int?
+    public var confirmedFlushLSN: String
+    public var lagBytes: Int64
+    public var lagSeconds: Double?
+
+    /// Reads the slot's state; throws when the chain cannot continue (slot missing or lost).
+    static func check(_ session: DatabaseSession, slot slotName: String) async throws -> SlotHealth {
+        let health = try await read(session, slot: slotName)
+        guard health.exists else {
+            throw FTBackupError(.unavailable, "replication slot \(slotName) does not exist on \(session.target): the change archive chain is broken",
+                                hint: "run ftbackup setup, then take a new full backup (ftbackup backup --type full)")
+        }
+        if health.walStatus == "lost" {
+            throw FTBackupError(.unavailable, "replication slot \(slotName) is lost (its WAL was removed, max_slot_wal_keep_size): the change archive chain is broken",
+                                hint: "run ftbackup teardown, ftbackup setup, then take a new full backup")
+        }
+        return health
+    }
+
+    public static func read(_ session: DatabaseSession, slot slotName: String) async throws -> SlotHealth {
+        guard let row = try await session.query("""
+            SELECT wal_status, active, active_pid, coalesce(confirmed_flush_lsn, restart_lsn)::text AS confirmed,
+                   pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(confirmed_flush_lsn, restart_lsn))::bigint AS lag
+            FROM pg_replication_slots WHERE slot_name = $1
+            """, [slotName]).first else {
+            return SlotHealth(exists: false, walStatus: nil, active: false, activePID: nil, confirmedFlushLSN: "0/0", lagBytes: 0, lagSeconds: nil)
+        }
+        return SlotHealth(exists: true, walStatus: try row.string("wal_status"), active: try row.bool("active") ?? false,
+                          activePID: try row.int("active_pid"), confirmedFlushLSN: try row.string("confirmed") ?? "0/0",
+                          lagBytes: (try? row.int64("lag")) ?? 0, lagSeconds: nil)
+    }
+}

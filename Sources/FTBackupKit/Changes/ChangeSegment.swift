@@ -1,0 +1,84 @@
+import Foundation
+
+/// One sealed piece of the change archive: the slot's decoded transactions between two positions,
+/// as `pg_logical_slot_peek_binary_changes` returned them (COPY binary rows of lsn, xid and a
+/// pgoutput message), zstd-compressed and checksummed.
+///
+/// Every segment comes from its own decoding session, so it carries the relation descriptions
+/// (`R` messages) its changes need: it can be replayed on its own. Its manifest is written last; a
+/// segment without one is incomplete and removed by the next archival run.
+public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
+    public static let folder = "changes/segments"
+
+    public var formatVersion: Int
+    public var label: String
+    public var slot: String
+    /// The slot's confirmed position when this segment was read: it continues the previous segment
+    /// only if this is at or before that segment's `endLSN` (otherwise the chain has a gap).
+    public var startLSN: String
+    /// What the slot was advanced to afterwards: the end of the last transaction in the segment.
+    public var endLSN: String
+    public var transactions: Int
+    public var firstCommitLSN: String?
+    public var lastCommitLSN: String?
+    public var firstCommitTime: Date?
+    public var lastCommitTime: Date?
+    /// Tables whose relation description appeared (schema.name).
+    public var relations: [String]
+    public var createdAt: Date
+    public var file: BackupManifest.StoredFile
+
+    public static func dataPath(_ label: String) -> String { "\(folder)/\(label).seg.zst" }
+    public static func manifestPath(_ label: String) -> String { "\(folder)/\(label).json" }
+
+    public func encoded() throws -> [UInt8] { Array(try JSONOutput.encode(self).utf8) + [0x0A] }
+
+    /// Every complete segment, in archive order.
+    public static func all(_ storage: any RepositoryStorage) throws -> [ChangeSegmentManifest] {
+        try storage.list(folder).filter { $0.path.hasSuffix(".json") }.map { entry in
+            do {
+                return try BackupManifest.decoder().decode(ChangeSegmentManifest.self, from: Data(try storage.readAll(entry.path)))
+            } catch let error as FTBackupError {
+                throw error
+            } catch {
+                throw FTBackupError(.dataError, "change segment manifest \(storage.location)/\(entry.path) is unreadable: \(error)",
+                                    hint: "the change archive needs a human: keep the file, take a new full backup")
+            }
+        }.sorted { $0.label < $1.label }
+    }
+}
+
+/// Statistics gathered from a change stream as it passes.
+struct ChangeStreamSummary {
+    var transactions = 0
+    var firstCommitLSN: UInt64?
+    var lastCommitLSN: UInt64?
+    var lastEndLSN: UInt64?
+    var firstCommitTime: Int64?
+    var lastCommitTime: Int64?
+    var relations: Set<String> = []
+    var maxRowLSN: UInt64 = 0
+
+    mutating func observe(_ row: ChangeRow) throws {
+        maxRowLSN = max(maxRowLSN, row.lsn)
+        guard let type = row.data.first else { return }
+        // Only the messages that describe the stream are decoded here; data changes pass untouched.
+        switch type {
+        case UInt8(ascii: "C"), UInt8(ascii: "R"):
+            switch try PgOutputDecoder.decode(row.data) {
+            case .commit(_, let commitLSN, let endLSN, let commitTime):
+                transactions += 1
+                if firstCommitLSN == nil { firstCommitLSN = commitLSN; firstCommitTime = commitTime }
+                lastCommitLSN = commitLSN
+                lastEndLSN = endLSN
+                lastCommitTime = commitTime
+            case .relation(let relation):
+                relations.insert("\(relation.namespace).\(relation.name)")
+            default:
+                break
+            }
+        default:
+            break
+        }
+    }
+}

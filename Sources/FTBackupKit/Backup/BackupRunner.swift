@@ -30,7 +30,31 @@ public struct BackupOptions: Sendable {
 /// the repository, all in one snapshot, with the DDL from `pg_dump` on that same snapshot, and the
 /// manifest written last.
 public enum BackupRunner {
+    /// Takes a full backup, trying again (twice, a few seconds apart) when the application asked for an
+    /// ACCESS EXCLUSIVE lock (TRUNCATE, ALTER …) while the backup held its snapshot: as with
+    /// `pg_dump -j`, such a request makes the schema dump unable to lock, and the backup must start over.
     public static func runFull(_ options: BackupOptions) async throws -> BackupManifest {
+        var attempt = 1
+        while true {
+            do {
+                return try await runFullOnce(options)
+            } catch let error as FTBackupError where attempt < 3 && isLockConflict(error) {
+                options.logger.warning("backup met a conflicting lock request; starting over", metadata: [
+                    "attempt": .string("\(attempt)"), "error": .string(error.message),
+                ])
+                attempt += 1
+                try await Task.sleep(for: .seconds(2))
+            }
+        }
+    }
+
+    static func isLockConflict(_ error: FTBackupError) -> Bool {
+        let text = error.message
+        return text.contains("deadlock detected") || text.contains("could not obtain lock")
+            || (text.contains("statement timeout") && text.contains("LOCK TABLE"))
+    }
+
+    static func runFullOnce(_ options: BackupOptions) async throws -> BackupManifest {
         let repository = Repository.local(options.repositoryPath)
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .write, exclusive: true,
                                               command: "backup --type full")
@@ -47,6 +71,8 @@ public enum BackupRunner {
         // Found before any work starts: a missing pg_dump must not cost a whole table copy.
         let pgDump = try PostgresTools.path(of: "pg_dump", serverVersionNumber: source.serverVersionNumber)
         try await coordinator.execute(SessionSettings.copy(encoding: source.encoding))
+        let superuser = try await coordinator.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").first?.bool("rolsuper") ?? false
+        if superuser { try await coordinator.execute("SET deadlock_timeout = '100ms'") }
         let snapshotSource: any SnapshotSource
         if let chosen = options.snapshotSource {
             snapshotSource = chosen
@@ -58,17 +84,12 @@ public enum BackupRunner {
         // On failure the snapshot ends with the coordinator's connection (closed by the defer above).
         let snapshot = try await snapshotSource.export(on: coordinator)
 
-        let sequences = try await TableDiscovery.sequences(coordinator)
         let materializedViews = try await TableDiscovery.populatedMaterializedViews(coordinator)
         let tables = try await TableDiscovery.tables(coordinator, policy: options.policy)
         let schemas = try await TableDiscovery.schemas(coordinator)
         let roles = try await TableDiscovery.roles(coordinator)
-        // Hold ACCESS SHARE on every table until the end, as pg_dump does: no DROP or ALTER can slip in.
-        try await coordinator.execute("SET lock_timeout = '60s'")
-        for batch in stride(from: 0, to: tables.count, by: 200) {
-            let names = try tables[batch..<min(batch + 200, tables.count)].map { try coordinator.qualifiedName($0.schema, $0.name) }
-            try await coordinator.execute("LOCK TABLE \(names.joined(separator: ", ")) IN ACCESS SHARE MODE")
-        }
+        try await lockTables(tables, coordinator: coordinator)
+        let sequences = try await TableDiscovery.sequences(coordinator)
 
         let label = try repository.newLabel(type: .full, at: startedAt)
         let folder = repository.backupFolder(label)
@@ -80,10 +101,21 @@ public enum BackupRunner {
         let progress = ProgressReporter(title: "backup \(label)", expectedBytes: tables.reduce(0) { $0 + $1.estimatedBytes },
                                         expectedItems: tables.count, logger: logger, quiet: !options.showProgress)
         do {
-            async let dump = dumpSchema(options: options, pgDump: pgDump, snapshot: snapshot,
+            async let dump = dumpSchema(options: options, pgDump: pgDump, superuser: superuser, snapshot: snapshot,
                                         storage: repository.storage, folder: folder)
-            let copied = try await copyTables(tables, options: options, encoding: source.encoding, snapshot: snapshot,
-                                              storage: repository.storage, folder: folder, progress: progress)
+            let (copiedByWorkers, deferred) = try await copyTables(tables, options: options, encoding: source.encoding, snapshot: snapshot,
+                                                                   storage: repository.storage, folder: folder, progress: progress)
+            // Tables a worker could not lock (an ACCESS EXCLUSIVE request waits behind the coordinator's
+            // lock) are copied by the coordinator, which already holds their lock in the same snapshot.
+            var copied = copiedByWorkers
+            for (index, table) in deferred {
+                let entry = try await coordinator.withConnection { connection in
+                    try copyOne(table, index: index, connection: connection, storage: repository.storage, folder: folder,
+                                compression: options.policy.compression, progress: progress)
+                }
+                copied.append((index, entry))
+            }
+            copied.sort { $0.0 < $1.0 }
             let schemaDump = try await dump
             progress.end()
             await snapshotSource.release(on: coordinator)
@@ -93,11 +125,11 @@ public enum BackupRunner {
                 toolVersion: FTBackupVersion.current, source: source, startedAt: startedAt, stoppedAt: Date(),
                 snapshot: .init(origin: snapshot.origin, id: snapshot.id, time: snapshot.time, walLSN: snapshot.walLSN),
                 copyFormat: "text", policySource: options.policy.source, compression: options.policy.compression,
-                schemaDump: schemaDump, schemas: schemas, roles: roles, tables: copied,
+                schemaDump: schemaDump, schemas: schemas, roles: roles, tables: copied.map(\.1),
                 sequences: sequences, materializedViews: materializedViews,
-                totals: .init(tables: copied.count, rows: copied.reduce(0) { $0 + $1.rows },
-                              rawBytes: copied.reduce(0) { $0 + $1.file.rawBytes } + schemaDump.rawBytes,
-                              storedBytes: copied.reduce(0) { $0 + $1.file.storedBytes } + schemaDump.storedBytes))
+                totals: .init(tables: copied.count, rows: copied.reduce(0) { $0 + $1.1.rows },
+                              rawBytes: copied.reduce(0) { $0 + $1.1.file.rawBytes } + schemaDump.rawBytes,
+                              storedBytes: copied.reduce(0) { $0 + $1.1.file.storedBytes } + schemaDump.storedBytes))
             // The manifest goes last: temp file, fsync, rename, fsync the folder.
             try repository.storage.writeAll(repository.manifestPath(label), try manifest.encoded())
             logger.info("backup finished", metadata: [
@@ -128,7 +160,7 @@ public enum BackupRunner {
     }
 
     /// `pg_dump -Fc` of everything except table data, on the backup's snapshot, zstd-compressed.
-    static func dumpSchema(options: BackupOptions, pgDump: String, snapshot: ExportedSnapshot,
+    static func dumpSchema(options: BackupOptions, pgDump: String, superuser: Bool, snapshot: ExportedSnapshot,
                            storage: any RepositoryStorage, folder: String) async throws -> BackupManifest.StoredFile {
         let child = options.database.forChildProcess()
         let thread = ConnectionThread(name: "ftbackup-pg_dump")
@@ -138,11 +170,16 @@ public enum BackupRunner {
         return try await thread.run {
             let writer = try CompressedFileWriter(storage: storage, path: "\(folder)/schema.pgdump.zst", compression: compression)
             do {
+                // pg_dump's table locks are already held by the coordinator; it may still queue behind an
+                // ACCESS EXCLUSIVE request that waits for the coordinator: bounded, so it fails instead of stalling.
                 var arguments = ["--format=custom", "--compress=0", "--snapshot=\(snapshot.id)", "--exclude-table-data=*.*",
                                  "--exclude-schema=\(ChangeArchivalNames.schema)",
-                                 "--no-password", "--lock-wait-timeout=60000"]
+                                 "--no-password", "--lock-wait-timeout=5000"]
                 if !child.conninfo.isEmpty { arguments += ["--dbname=\(child.conninfo)"] }
-                try PostgresTools.run(pgDump, arguments, environment: child.environment, secrets: database) { try writer.write($0) }
+                var environment = child.environment
+                // If a deadlock forms with the application, the backup's pg_dump detects it first and is the one to fail.
+                if superuser { environment["PGOPTIONS"] = "-c deadlock_timeout=100ms" }
+                try PostgresTools.run(pgDump, arguments, environment: environment, secrets: database) { try writer.write($0) }
                 var file = try writer.finish()
                 file.path = "schema.pgdump.zst"
                 return file
@@ -153,14 +190,42 @@ public enum BackupRunner {
         }
     }
 
+    /// Holds ACCESS SHARE on every table until the end, as pg_dump does, so no DROP, ALTER or TRUNCATE
+    /// can slip in. Always NOWAIT: a backup that waited for a lock could complete a deadlock in which
+    /// the application's transaction is the victim; on a conflict it releases what it took (savepoint)
+    /// and tries again, for at most a minute, then names who holds the lock.
+    static func lockTables(_ tables: [TableToCopy], coordinator: DatabaseSession) async throws {
+        let names = try tables.map { try coordinator.qualifiedName($0.schema, $0.name) }
+        guard !names.isEmpty else { return }
+        let deadline = Date().addingTimeInterval(60)
+        while true {
+            do {
+                try await coordinator.execute("SAVEPOINT ftbackup_locks")
+                for batch in stride(from: 0, to: names.count, by: 200) {
+                    try await coordinator.execute("LOCK TABLE \(names[batch..<min(batch + 200, names.count)].joined(separator: ", ")) IN ACCESS SHARE MODE NOWAIT")
+                }
+                try await coordinator.execute("RELEASE SAVEPOINT ftbackup_locks")
+                return
+            } catch let error as PostgresError where error.sqlState == "55P03" {
+                try await coordinator.execute("ROLLBACK TO SAVEPOINT ftbackup_locks")
+                if Date() > deadline {
+                    throw FTBackupError(.locked, "could not lock every table for the backup within 60 s: \(error.message)",
+                                        hint: "a session holds an ACCESS EXCLUSIVE lock (ALTER, TRUNCATE, VACUUM FULL …); let it finish and retry")
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
     /// Copies every table with `jobs` connections that all imported the snapshot, largest first.
+    /// Returns what was copied and the tables a worker could not lock without waiting.
     static func copyTables(_ tables: [TableToCopy], options: BackupOptions, encoding: String, snapshot: ExportedSnapshot,
                            storage: any RepositoryStorage, folder: String,
-                           progress: ProgressReporter) async throws -> [BackupManifest.Table] {
+                           progress: ProgressReporter) async throws -> ([(Int, BackupManifest.Table)], [(Int, TableToCopy)]) {
         let queue = WorkQueue(Array(tables.enumerated()))
         let workers = min(options.jobs, max(tables.count, 1))
         let compression = options.policy.compression
-        return try await withThrowingTaskGroup(of: [(Int, BackupManifest.Table)].self) { group in
+        return try await withThrowingTaskGroup(of: ([(Int, BackupManifest.Table)], [(Int, TableToCopy)]).self) { group in
             for worker in 0..<workers {
                 group.addTask {
                     let session = try await DatabaseSession.connect(options.database, name: "ftbackup-copy-\(worker)")
@@ -168,15 +233,27 @@ public enum BackupRunner {
                     try await session.execute(SessionSettings.copy(encoding: encoding))
                     try await session.withConnection { try $0.beginTransaction(importingSnapshot: snapshot.id) }
                     var done: [(Int, BackupManifest.Table)] = []
+                    var deferred: [(Int, TableToCopy)] = []
                     while let (index, table) = queue.next() {
                         try Task.checkCancellation()
                         let entry = try await withTaskCancellationHandler {
-                            try await session.withConnection { connection in
-                                try copyOne(table, index: index, connection: connection, storage: storage, folder: folder,
-                                            compression: compression, progress: progress)
+                            try await session.withConnection { connection -> BackupManifest.Table? in
+                                // Waiting here could stall for ever behind an ACCESS EXCLUSIVE request that itself waits for the coordinator.
+                                do {
+                                    try connection.execute("SAVEPOINT ftbackup_lock; LOCK TABLE \(try connection.qualifiedName(table.schema, table.name)) IN ACCESS SHARE MODE NOWAIT")
+                                } catch let error as PostgresError where error.sqlState == "55P03" {
+                                    try connection.execute("ROLLBACK TO SAVEPOINT ftbackup_lock")
+                                    return nil
+                                }
+                                return try copyOne(table, index: index, connection: connection, storage: storage, folder: folder,
+                                                   compression: compression, progress: progress)
                             }
                         } onCancel: {
                             session.cancel()
+                        }
+                        guard let entry else {
+                            deferred.append((index, table))
+                            continue
                         }
                         progress.finished(item: "\(table.schema).\(table.name)", metadata: [
                             "rows": .string("\(entry.rows)"), "raw_bytes": .string("\(entry.file.rawBytes)"),
@@ -185,12 +262,16 @@ public enum BackupRunner {
                         done.append((index, entry))
                     }
                     try? await session.execute("COMMIT")
-                    return done
+                    return (done, deferred)
                 }
             }
             var all: [(Int, BackupManifest.Table)] = []
-            for try await done in group { all += done }
-            return all.sorted { $0.0 < $1.0 }.map(\.1)
+            var deferred: [(Int, TableToCopy)] = []
+            for try await (done, skipped) in group {
+                all += done
+                deferred += skipped
+            }
+            return (all, deferred)
         }
     }
 

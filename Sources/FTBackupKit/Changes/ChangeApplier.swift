@@ -39,12 +39,21 @@ final class ChangeApplier {
             let name = try statement(key) {
                 let list = try columns.map { try connection.escapeIdentifier(relation.columns[$0].name) }.joined(separator: ", ")
                 let values = columns.map { "$\($0 + 1)" }.joined(separator: ", ")
-                return ("INSERT INTO \(try qualified(relation)) (\(list)) VALUES (\(values))", columns.count)
+                // OVERRIDING SYSTEM VALUE: identity values come from the source, as COPY restores them.
+                return ("INSERT INTO \(try qualified(relation)) (\(list)) OVERRIDING SYSTEM VALUE VALUES (\(values))", columns.count)
             }
             try run(name, columns.map { text(new[$0]) }, expect: nil, relation, "INSERT", lsn)
         case .update(let relid, let oldKey, let oldFull, let new):
             guard let relation = try target(relid, tuples: [oldKey, oldFull, new]) else { return }
-            let set = relation.columns.indices.filter { new[$0] != .unchangedToast }
+            // Unchanged TOAST values are left alone; so are key columns when no old key came (the key did
+            // not change), and, with an old full row, columns whose value did not change (an identity
+            // column GENERATED ALWAYS may only be "updated" to what it already is by leaving it out).
+            let set = relation.columns.indices.filter { index in
+                guard new[index] != .unchangedToast else { return false }
+                if let oldFull { return oldFull[index] != new[index] }
+                return oldKey != nil || !relation.columns[index].isKey
+            }
+            guard !set.isEmpty else { changesApplied += 1; return }
             let (whereSQL, whereValues, whereMask) = try match(relation, oldKey: oldKey, oldFull: oldFull, new: new, first: set.count + 1)
             let name = try statement("U\(relid):\(set.map(String.init).joined(separator: ",")):\(whereMask)") {
                 let assignments = try set.enumerated().map { "\(try connection.escapeIdentifier(relation.columns[$1].name)) = $\($0 + 1)" }

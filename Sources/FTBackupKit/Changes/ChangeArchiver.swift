@@ -43,7 +43,8 @@ public enum ChangeArchiver {
         try await writeHeartbeat(session)
         let upto = try await session.query("SELECT pg_current_wal_flush_lsn()::text AS lsn").first!.requiredString("lsn")
 
-        let label = RunLabel.make() + "-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        // Labels sort in archive order: the slot position this segment starts from, then the time.
+        let label = "\(LSN.sortable(LSN.parse(slot.confirmedFlushLSN) ?? 0))-\(RunLabel.make())-\(String(UInt16.random(in: 0x1000...0xFFFF), radix: 16))"
         let compression = policy.compression
         let slotLiteral = try session.escapeLiteral(slotName)
         let uptoLiteral = try session.escapeLiteral(upto)

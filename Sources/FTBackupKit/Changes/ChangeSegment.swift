@@ -44,7 +44,15 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
                 throw FTBackupError(.dataError, "change segment manifest \(storage.location)/\(entry.path) is unreadable: \(error)",
                                     hint: "the change archive needs a human: keep the file, take a new full backup")
             }
-        }.sorted { $0.label < $1.label }
+        }.sorted { (LSN.parse($0.startLSN) ?? 0, $0.label) < (LSN.parse($1.startLSN) ?? 0, $1.label) }
+    }
+}
+
+extension LSN {
+    /// Sixteen hex digits, so that text order is LSN order (for labels and file names).
+    static func sortable(_ value: UInt64) -> String {
+        let hex = String(value, radix: 16, uppercase: true)
+        return String(repeating: "0", count: max(0, 16 - hex.count)) + hex
     }
 }
 

@@ -84,9 +84,13 @@ struct InfoCommand: AsyncParsableCommand {
                            rawBytes: m?.totals.rawBytes, storedBytes: m?.totals.storedBytes,
                            source: m.map { "\($0.source.database) on \($0.source.server)" }, walLSN: m?.snapshot.walLSN)
             }
+            // The slot's health needs the database; without --db / FTBACKUP_DB only the repository is read.
+            let configured = global.database ?? ProcessInfo.processInfo.environment["FTBACKUP_DB"]
+            let changes = try await ChangeArchiveStatus.read(repository, database: configured == nil ? nil : try global.connectionString())
             if global.output == .json {
-                printLine(try JSONOutput.encode(["repository": AnyEncodable(repository.storage.location), "backups": AnyEncodable(rows)]))
-                return .success
+                printLine(try JSONOutput.encode(["repository": AnyEncodable(repository.storage.location), "backups": AnyEncodable(rows),
+                                                 "changeArchive": AnyEncodable(changes)]))
+                return changes.broken == nil ? .success : .unavailable
             }
             if rows.isEmpty { printLine("no backups in \(repository.storage.location)") }
             for row in rows {
@@ -100,6 +104,20 @@ struct InfoCommand: AsyncParsableCommand {
                 let ratio = (row.rawBytes ?? 0) > 0 ? Double(row.storedBytes ?? 0) / Double(row.rawBytes!) : 0
                 printLine("  tables:         \(row.tables ?? 0), rows: \(row.rows ?? 0)")
                 printLine("  size:           \(ByteCount.format(row.rawBytes ?? 0)) raw, \(ByteCount.format(row.storedBytes ?? 0)) stored (\(String(format: "%.0f", ratio * 100))%)")
+            }
+            if changes.segments > 0 || changes.slot?.exists == true {
+                printLine("change archive: \(changes.segments) segments, \(changes.transactions) transactions, \(ByteCount.format(changes.storedBytes))")
+                if let from = changes.recoverableFrom, let until = changes.recoverableUntil {
+                    printLine("  recoverable:    \(Timestamps.display(from)) … \(Timestamps.display(until)) (newest commit \(Int(changes.newestCommitAgeSeconds ?? 0)) s ago)")
+                }
+                if let slot = changes.slot, slot.exists {
+                    printLine("  slot:           wal_status \(slot.walStatus ?? "?"), \(ByteCount.format(slot.lagBytes)) of WAL not yet archived\(slot.active ? ", in use by pid \(slot.activePID ?? 0)" : "")")
+                }
+            }
+            if let broken = changes.broken {
+                printLine("WARNING: CHANGE ARCHIVE CHAIN BROKEN: \(broken)")
+                printError("change archive chain broken: \(broken)")
+                return .unavailable
             }
             return .success
         }

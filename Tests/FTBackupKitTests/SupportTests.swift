@@ -116,3 +116,22 @@ import Testing
         #expect(ByteCount.format(3 << 30) == "3.0 GiB")
     }
 }
+
+@Suite struct RecoveryTargetTests {
+    @Test func acceptsISOTimesWithAnOffsetOrAZone() throws {
+        let utc = try RecoveryTarget.parse("2026-11-20T13:32:00Z")
+        #expect(try RecoveryTarget.parse("2026-11-20T14:32:00+01:00") == utc)
+        #expect(try RecoveryTarget.parse("2026-11-20 13:32 UTC") == utc)
+        #expect(try RecoveryTarget.parse("2026-11-20 14:32 Europe/Berlin") == utc)
+        #expect(try RecoveryTarget.parse("2026-11-20T08:32:00-0500") == utc)
+        #expect(try RecoveryTarget.parse("2026-11-20T13:32:00.250Z") == utc.addingTimeInterval(0.25))
+    }
+
+    @Test(arguments: ["2026-11-20 14:32", "2026-11-20T14:32:00", "yesterday", "2026-02-30 10:00 UTC", "2026-11-20 25:00 UTC",
+                      "2026-11-20 14:32 Mars/Olympus", "14:32 UTC", ""])
+    func refusesTimesWithoutAZoneOrThatDoNotParse(text: String) throws {
+        let error = #expect(throws: FTBackupError.self) { _ = try RecoveryTarget.parse(text) }
+        #expect(error?.status == .usage)
+        #expect(error?.hint?.contains("2026-11-20T14:32:00+01:00") == true)
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+
+/// What `info` says about change archival: the segments, the recoverable window, the slot's health.
+///
+/// It exists so that on-call can see at a glance how far back and how recently the database can be
+/// recovered, and so that a lost slot (a broken chain) is impossible to miss.
+public struct ChangeArchiveStatus: Codable, Sendable {
+    public var segments: Int
+    public var transactions: Int
+    public var storedBytes: Int64
+    /// From the oldest full backup aligned with the archive to the newest archived commit.
+    public var recoverableFrom: Date?
+    public var recoverableUntil: Date?
+    /// Seconds since the newest archived commit (the recovery point's age).
+    public var newestCommitAgeSeconds: Double?
+    public var slot: SlotHealth?
+    /// Why the chain cannot continue, if it cannot.
+    public var broken: String?
+
+    public static func read(_ repository: Repository, database: ConnectionString?) async throws -> ChangeArchiveStatus {
+        let segments = try ChangeSegmentManifest.all(repository.storage)
+        let fulls = try repository.entries().compactMap(\.manifest).filter { $0.type == .full && $0.snapshot.origin == "replication-slot" }
+        let newest = segments.compactMap(\.lastCommitTime).max()
+        var status = ChangeArchiveStatus(
+            segments: segments.count, transactions: segments.reduce(0) { $0 + $1.transactions },
+            storedBytes: segments.reduce(0) { $0 + $1.file.storedBytes }, recoverableFrom: newest == nil ? nil : fulls.first?.snapshot.time,
+            recoverableUntil: fulls.isEmpty ? nil : newest, newestCommitAgeSeconds: newest.map { Date().timeIntervalSince($0) },
+            slot: nil, broken: nil)
+        guard let database else { return status }
+        let session = try await DatabaseSession.connect(database, name: "ftbackup-info")
+        defer { session.close() }
+        var slot = try await SlotHealth.read(session, slot: try await ChangeArchivalNames.slot(session))
+        slot.lagSeconds = status.newestCommitAgeSeconds
+        status.slot = slot
+        if !slot.exists && !segments.isEmpty {
+            status.broken = "the replication slot is gone: run ftbackup setup, then take a new full backup"
+        } else if slot.walStatus == "lost" {
+            status.broken = "the replication slot is lost (its WAL was removed): run ftbackup teardown and setup, then take a new full backup"
+        }
+        return status
+    }
+}

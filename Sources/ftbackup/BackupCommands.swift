@@ -20,8 +20,9 @@ struct BackupCommand: AsyncParsableCommand {
                     policy: try global.policy(), logger: makeLogger())
                 if global.output == .json {
                     printLine(try JSONOutput.encode(report))
-                } else {
-                    let segment = report.segment
+                } else if let pid = report.coveredByFollower {
+                    printLine("ftbackup follow (pid \(pid)) is streaming the slot and sealing segments: it covers this pass")
+                } else if let segment = report.segment {
                     printLine(segment.label)
                     printLine("  \(segment.transactions) transactions, \(segment.startLSN) … \(segment.endLSN), last commit \(segment.lastCommitTime.map { Timestamps.display($0) } ?? "-"), \(ByteCount.format(segment.file.storedBytes)) stored")
                 }

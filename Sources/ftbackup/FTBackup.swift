@@ -15,7 +15,7 @@ struct FTBackup: AsyncParsableCommand {
             77 authentication or privilege refused, 78 invalid policy or configuration.
             """,
         version: FTBackupVersion.current,
-        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, ExpireCommand.self, LifecycleCommand.self, DevCommand.self]
+        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, LifecycleCommand.self, DevCommand.self]
     )
 }
 

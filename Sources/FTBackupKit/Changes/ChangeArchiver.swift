@@ -11,7 +11,10 @@ import Logging
 /// replay skips commits it has applied (by commit LSN), so nothing is lost and nothing applied twice.
 public enum ChangeArchiver {
     public struct Report: Codable, Sendable {
-        public var segment: ChangeSegmentManifest
+        /// The sealed segment; nil when a running follower covers change archival.
+        public var segment: ChangeSegmentManifest?
+        /// Set when `ftbackup follow` holds the slot: it seals segments itself, nothing to do here.
+        public var coveredByFollower: Int?
         public var removedIncomplete: [String]
         public var slotLagBytes: Int64
     }
@@ -27,7 +30,6 @@ public enum ChangeArchiver {
         let lock = try RepositoryLock.acquire(repositoryRoot: repositoryPath, kind: .write, exclusive: true, command: "backup --type incr")
         defer { lock.release() }
         let storage = LocalStorage(root: repositoryPath)
-        let removed = try removeIncompleteSegments(storage)
         let session = try await DatabaseSession.connect(database, name: "ftbackup-incr")
         defer { session.close() }
         try await session.execute(decodingSettings)
@@ -35,9 +37,11 @@ public enum ChangeArchiver {
 
         let slot = try await SlotHealth.check(session, slot: slotName)
         if slot.active {
-            throw FTBackupError(.locked, "slot \(slotName) is in use by another process (pid \(slot.activePID ?? 0))",
-                                hint: "another archival pass or a follower is reading it; that process covers this pass")
+            // The follower streams the slot and seals segments every few seconds: it covers this pass.
+            logger.info("a follower covers change archival; nothing to do", metadata: ["follower_pid": .string("\(slot.activePID ?? 0)")])
+            return Report(segment: nil, coveredByFollower: slot.activePID ?? 0, removedIncomplete: [], slotLagBytes: slot.lagBytes)
         }
+        let removed = try removeIncompleteSegments(storage)
         // The heartbeat commits synchronously, so the WAL is flushed through it (and through every earlier
         // commit, even asynchronous ones): decoding reads only flushed WAL, and this pass must reach it.
         try await writeHeartbeat(session)
@@ -93,7 +97,7 @@ public enum ChangeArchiver {
             "segment": .string(label), "transactions": .string("\(segment.transactions)"),
             "end_lsn": .string(segment.endLSN), "stored_bytes": .string("\(file.storedBytes)"),
         ])
-        return Report(segment: segment, removedIncomplete: removed, slotLagBytes: lag)
+        return Report(segment: segment, coveredByFollower: nil, removedIncomplete: removed, slotLagBytes: lag)
     }
 
     /// One heartbeat row with every sequence's state: replayed, it sets sequences as of that instant.

@@ -119,3 +119,49 @@ extension PGConnection {
         PQfreeCancel(cancel)
     }
 }
+
+// MARK: - CopyBoth (logical replication streaming)
+
+extension PGConnection {
+    /// Starts a replication stream (`START_REPLICATION …`): the connection is then in CopyBoth mode.
+    public func startReplicationStream(_ command: String) throws {
+        let result = PQexec(handle, command)
+        defer { PQclear(result) }
+        try check(result, accept: [PGRES_COPY_BOTH], context: command)
+    }
+
+    /// The next message of a CopyBoth stream, waiting at most `timeout` seconds; nil if none came.
+    public func readStreamMessage(timeout: Double) throws -> [UInt8]? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            var buffer: UnsafeMutablePointer<CChar>?
+            let length = PQgetCopyData(handle, &buffer, 1)
+            if length > 0, let buffer {
+                defer { PQfreemem(buffer) }
+                return Array(UnsafeRawBufferPointer(start: buffer, count: Int(length)))
+            }
+            if length == -1 {
+                let result = PQgetResult(handle)
+                defer { PQclear(result) }
+                throw PostgresError.from(result: result, connection: handle, context: "replication stream ended")
+            }
+            if length == -2 { throw PostgresError.from(result: nil, connection: handle, context: "replication stream") }
+            let remaining = deadline.timeIntervalSinceNow
+            if remaining <= 0 { return nil }
+            var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, Int32(min(remaining, 1) * 1000))
+            if ready < 0 && errno != EINTR { throw PostgresError(message: "poll failed: \(String(cString: strerror(errno)))", connectionLost: true) }
+            if ready > 0 && PQconsumeInput(handle) == 0 {
+                throw PostgresError.from(result: nil, connection: handle, context: "replication stream")
+            }
+        }
+    }
+
+    /// Sends one message on a CopyBoth stream and flushes it.
+    public func sendStreamMessage(_ bytes: [UInt8]) throws {
+        let sent = bytes.withUnsafeBytes { PQputCopyData(handle, $0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count)) }
+        guard sent == 1, PQflush(handle) == 0 else {
+            throw PostgresError.from(result: nil, connection: handle, context: "replication status update")
+        }
+    }
+}

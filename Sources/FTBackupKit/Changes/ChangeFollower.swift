@@ -1,0 +1,238 @@
+import Foundation
+import Logging
+
+/// `ftbackup follow`: streams the archival slot continuously and seals a segment every N seconds or
+/// M bytes, so the recovery point is seconds old instead of an hour (a long-running systemd service).
+///
+/// It speaks the streaming replication protocol (`START_REPLICATION`, CopyBoth): XLogData carries
+/// pgoutput messages, keepalives are answered, and standby status updates report as flushed only
+/// what a sealed segment holds durably — so a crash at any point makes the server resend whatever is
+/// not yet in a sealed segment, and replay skips what it has already applied (by commit LSN).
+/// Segments are sealed only between transactions. A heartbeat is written every interval, so the
+/// archive provably reaches the present even when the application is idle.
+public enum ChangeFollower {
+    public struct Options: Sendable {
+        public var database: ConnectionString
+        public var repositoryPath: String
+        public var policy: Policy
+        public var logger: Logger
+        /// Polled about once a second; true makes the follower seal what it has and return.
+        public var shouldStop: @Sendable () -> Bool
+
+        public init(database: ConnectionString, repositoryPath: String, policy: Policy, logger: Logger = Logger(label: "ftbackup"),
+                    shouldStop: @escaping @Sendable () -> Bool) {
+            self.database = database
+            self.repositoryPath = repositoryPath
+            self.policy = policy
+            self.logger = logger
+            self.shouldStop = shouldStop
+        }
+    }
+
+    public struct Report: Codable, Sendable {
+        public var segments: [String]
+        public var transactions: Int
+    }
+
+    public static func run(_ options: Options) async throws -> Report {
+        let storage = LocalStorage(root: options.repositoryPath)
+        try storage.makeFolder(ChangeSegmentManifest.folder)
+        let control = try await DatabaseSession.connect(options.database, name: "ftbackup-follow-control")
+        defer { control.close() }
+        try await control.execute(ChangeArchiver.decodingSettings)
+        let slotName = try await ChangeArchivalNames.slot(control)
+        let health = try await SlotHealth.check(control, slot: slotName)
+        if health.active {
+            throw FTBackupError(.locked, "slot \(slotName) is already in use by pid \(health.activePID ?? 0)",
+                                hint: "only one follower per database; stop the other one first")
+        }
+        _ = try ChangeArchiver.removeIncompleteSegments(storage)
+
+        let stream = try await DatabaseSession.connect(options.database, name: "ftbackup-follow-stream", replication: true)
+        defer { stream.close() }
+        try await stream.withConnection { connection in
+            for setting in ChangeArchiver.decodingSettings.split(separator: ";") {
+                try connection.simpleQuery(setting.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            try connection.startReplicationStream("""
+                START_REPLICATION SLOT \(try connection.escapeIdentifier(slotName)) LOGICAL 0/0 \
+                ("proto_version" '1', "publication_names" '"\(ChangeArchivalNames.publication)"')
+                """)
+        }
+        let sealEvery = options.policy.changeArchival.sealEvery.nominalSeconds
+        // The heartbeat proves the archive reaches the present and carries the sequences' values.
+        let heartbeat = Task {
+            while !Task.isCancelled {
+                try? await ChangeArchiver.writeHeartbeat(control)
+                try? await Task.sleep(for: .seconds(max(1, sealEvery)))
+            }
+        }
+        defer { heartbeat.cancel() }
+        options.logger.info("following the slot", metadata: ["slot": .string(slotName), "from": .string(health.confirmedFlushLSN),
+                                                           "seal_every_seconds": .string("\(sealEvery)")])
+        let start = LSN.parse(health.confirmedFlushLSN) ?? 0
+        let policy = options.policy
+        let logger = options.logger
+        let shouldStop = options.shouldStop
+        return try await stream.withConnection { connection in
+            var loop = FollowLoop(connection: connection, storage: storage, slot: slotName, compression: policy.compression,
+                                  sealEvery: sealEvery, sealBytes: policy.changeArchival.sealBytes, flushed: start, logger: logger)
+            return try loop.run(shouldStop: shouldStop)
+        }
+    }
+}
+
+/// The follower's state machine, run on the replication connection's own thread.
+struct FollowLoop {
+    let connection: PGConnection
+    let storage: LocalStorage
+    let slot: String
+    let compression: Policy.Compression
+    let sealEvery: Double
+    let sealBytes: Int64
+    /// Everything up to here is in a sealed segment (what the server is told is flushed).
+    var flushed: UInt64
+    let logger: Logger
+
+    var writer: CompressedFileWriter?
+    var label = ""
+    var openedAt = Date()
+    var segmentStart: UInt64 = 0
+    var summary = ChangeStreamSummary()
+    var inTransaction = false
+    var currentXID: UInt32 = 0
+    var received: UInt64 = 0
+    var lastStatus = Date.distantPast
+    var sealed: [String] = []
+    var transactions = 0
+    var bytesWritten: Int64 = 0
+
+    init(connection: PGConnection, storage: LocalStorage, slot: String, compression: Policy.Compression, sealEvery: Double,
+         sealBytes: Int64, flushed: UInt64, logger: Logger) {
+        self.connection = connection
+        self.storage = storage
+        self.slot = slot
+        self.compression = compression
+        self.sealEvery = sealEvery
+        self.sealBytes = sealBytes
+        self.flushed = flushed
+        self.logger = logger
+    }
+
+    mutating func run(shouldStop: () -> Bool) throws -> ChangeFollower.Report {
+        var stopRequested: Date?
+        do {
+            while true {
+                if stopRequested == nil, shouldStop() { stopRequested = Date() }
+                if let since = stopRequested {
+                    if !inTransaction {
+                        try seal()
+                        break
+                    }
+                    if Date().timeIntervalSince(since) > 30 { break }  // the open transaction is resent next time
+                }
+                if let message = try connection.readStreamMessage(timeout: 1) {
+                    try handle(message)
+                }
+                if !inTransaction, summary.transactions > 0, Date().timeIntervalSince(openedAt) >= sealEvery || bytesWritten >= sealBytes {
+                    try seal()
+                }
+                if Date().timeIntervalSince(lastStatus) >= 10 { try sendStatus(reply: false) }
+            }
+        } catch {
+            writer?.abort()
+            throw error
+        }
+        writer?.abort()  // only an unfinished transaction's rows can be left: the server resends them
+        try? sendStatus(reply: false)
+        return ChangeFollower.Report(segments: sealed, transactions: transactions)
+    }
+
+    mutating func handle(_ message: [UInt8]) throws {
+        guard let kind = message.first else { return }
+        switch kind {
+        case UInt8(ascii: "w"):
+            guard message.count >= 25 else { throw CodecError(kind: .corrupted, codec: "replication", detail: "short XLogData message") }
+            let start = Self.uint64(message, 1), walEnd = Self.uint64(message, 9)
+            received = max(received, walEnd, start)
+            let payload = Array(message[25...])
+            var lsn = start != 0 ? start : walEnd
+            switch try PgOutputDecoder.decode(payload) {
+            case .begin(_, _, let xid):
+                inTransaction = true
+                currentXID = xid
+            case .commit(_, _, let endLSN, _):
+                inTransaction = false
+                lsn = endLSN
+                transactions += 1
+            default:
+                break
+            }
+            try write(ChangeRow(lsn: lsn, xid: currentXID, data: payload))
+        case UInt8(ascii: "k"):
+            guard message.count >= 18 else { throw CodecError(kind: .corrupted, codec: "replication", detail: "short keepalive") }
+            received = max(received, Self.uint64(message, 1))
+            if message[17] == 1 { try sendStatus(reply: true) }
+        default:
+            break
+        }
+    }
+
+    mutating func write(_ row: ChangeRow) throws {
+        if writer == nil {
+            segmentStart = flushed
+            label = "\(LSN.sortable(segmentStart))-\(RunLabel.make())-\(String(UInt16.random(in: 0x1000...0xFFFF), radix: 16))"
+            writer = try CompressedFileWriter(storage: storage, path: ChangeSegmentManifest.dataPath(label), compression: compression)
+            openedAt = Date()
+            summary = ChangeStreamSummary()
+            bytesWritten = 0
+            try append(ChangeRowCopyWriter.header())
+        }
+        try summary.observe(row)
+        try append(ChangeRowCopyWriter.row(row))
+    }
+
+    mutating func append(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try writer!.write($0) }
+        bytesWritten += Int64(bytes.count)
+    }
+
+    /// Closes the segment at a transaction boundary, makes it durable with its manifest, and only then
+    /// tells the server it may forget those changes.
+    mutating func seal() throws {
+        guard let current = writer, summary.transactions > 0, let end = summary.lastEndLSN else { return }
+        try append(ChangeRowCopyWriter.trailer())
+        var file = try current.finish()
+        file.path = "\(label).seg.zst"
+        writer = nil
+        let manifest = ChangeSegmentManifest(
+            formatVersion: 1, label: label, slot: slot, startLSN: LSN.format(segmentStart), endLSN: LSN.format(end),
+            transactions: summary.transactions, firstCommitLSN: summary.firstCommitLSN.map(LSN.format),
+            lastCommitLSN: summary.lastCommitLSN.map(LSN.format),
+            firstCommitTime: summary.firstCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
+            lastCommitTime: summary.lastCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
+            relations: summary.relations.sorted(), createdAt: Date(), file: file)
+        try storage.writeAll(ChangeSegmentManifest.manifestPath(label), try manifest.encoded())
+        Failpoint.hit("follow.before-feedback")
+        flushed = end
+        sealed.append(label)
+        try sendStatus(reply: false)
+        logger.info("change segment sealed", metadata: ["segment": .string(label), "transactions": .string("\(manifest.transactions)"),
+                                                       "end_lsn": .string(manifest.endLSN)])
+    }
+
+    /// Standby status update: written = received, flushed = applied = what sealed segments hold.
+    mutating func sendStatus(reply: Bool) throws {
+        var message: [UInt8] = [UInt8(ascii: "r")]
+        for value in [max(received, flushed), flushed, flushed, UInt64(bitPattern: PgOutputDecoder.postgresMicroseconds(from: Date()))] {
+            withUnsafeBytes(of: value.bigEndian) { message.append(contentsOf: $0) }
+        }
+        message.append(0)
+        try connection.sendStreamMessage(message)
+        lastStatus = Date()
+    }
+
+    static func uint64(_ bytes: [UInt8], _ offset: Int) -> UInt64 {
+        bytes[offset..<offset + 8].reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}

@@ -15,9 +15,19 @@ struct BackupCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             if type == .incr {
+                let repositoryPath = try global.repositoryPath(required: true)!
                 let report = try await ChangeArchiver.runIncremental(
-                    database: try global.connectionString(), repositoryPath: try global.repositoryPath(required: true)!,
+                    database: try global.connectionString(), repositoryPath: repositoryPath,
                     policy: try global.policy(), logger: makeLogger())
+                // A schema change since the newest full (seen in this segment or one the follower sealed)
+                // makes this run take a new full, so the chain stays replayable.
+                if try ChangeArchiver.needsNewFull(repositoryPath: repositoryPath) {
+                    printError("warning: a schema change since the newest full backup was archived; taking a new full backup now")
+                    let manifest = try await BackupRunner.runFull(BackupOptions(
+                        database: try global.connectionString(), repositoryPath: repositoryPath,
+                        policy: try global.policy(), jobs: global.jobs, logger: makeLogger()))
+                    printLine("new full backup: \(manifest.label)")
+                }
                 if global.output == .json {
                     printLine(try JSONOutput.encode(report))
                 } else if let pid = report.coveredByFollower {

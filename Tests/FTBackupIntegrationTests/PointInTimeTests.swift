@@ -236,3 +236,34 @@ let workloadSchemaSQL = """
         }
     }
 }
+
+@Suite(.serialized) struct ChangeArchivalOperationsTests {
+    @Test func schemaChangeIsDetectedAndTheIncrementalTakesANewFull() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            try await a.session.execute("ALTER TABLE users.profiles ADD COLUMN pronouns text; UPDATE users.profiles SET pronouns = 'they' WHERE user_id = (SELECT user_id FROM users.profiles ORDER BY 1 LIMIT 1)")
+            let outcome = try FTBackupBinary.run(["backup", "--type", "incr", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            #expect(outcome.stderr.contains("schema change"))
+            #expect(outcome.stdout.contains("new full backup:"))
+            let segment = try ChangeSegmentManifest.all(a.repo.repository.storage).last
+            #expect(segment?.schemaChanges == ["users.profiles"])
+            #expect(try a.repo.repository.entries().filter { $0.manifest?.type == .full }.count == 2)
+            #expect(try ChangeArchiver.needsNewFull(repositoryPath: a.repo.path) == false)
+        }
+    }
+
+    @Test func slotCreationWaitIsBoundedAndNamesTheBlockingSession() async throws {
+        try await TestServer.withDatabase { db in
+            let blocker = try await db.connect("blocker")
+            defer { blocker.close() }
+            try await blocker.execute("BEGIN; CREATE TEMP TABLE holds_an_xid (x int)")
+            let error = await #expect(throws: FTBackupError.self) {
+                _ = try await ChangeArchivalSetup.setup(db.connectionString, dryRun: false, fixReplicaIdentity: false, slotWaitSeconds: 2)
+            }
+            #expect(error?.message.contains("pid \(blocker.backendPID)") == true, "\(String(describing: error))")
+            try await blocker.execute("ROLLBACK")
+            _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
+        }
+    }
+}

@@ -86,8 +86,14 @@ public enum ChangeArchiver {
             lastCommitLSN: summary.lastCommitLSN.map(LSN.format),
             firstCommitTime: summary.firstCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
             lastCommitTime: summary.lastCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
-            relations: summary.relations.sorted(), createdAt: Date(), file: file)
+            relations: summary.relations.sorted(),
+            schemaChanges: summary.schemaChanges(comparedWith: try Repository(storage: storage).entries().last { $0.manifest?.type == .full }?.manifest),
+            createdAt: Date(), file: file)
         try storage.writeAll(ChangeSegmentManifest.manifestPath(label), try segment.encoded())
+        if let changes = segment.schemaChanges, !changes.isEmpty {
+            logger.warning("schema change detected since the newest full backup: a new full is needed for replay past it",
+                           metadata: ["tables": .string(changes.joined(separator: ","))])
+        }
         Failpoint.hit("incr.before-advance")
         try await session.query("SELECT pg_replication_slot_advance($1, $2::pg_lsn)", [slotName, LSN.format(endLSN)])
         let lag = try await session.query("""
@@ -123,6 +129,15 @@ public enum ChangeArchiver {
             }
         }
         return removed
+    }
+}
+
+extension ChangeArchiver {
+    /// True when a segment sealed after the newest full backup records a schema change.
+    public static func needsNewFull(repositoryPath: String) throws -> Bool {
+        let storage = LocalStorage(root: repositoryPath)
+        guard let full = try Repository(storage: storage).entries().last(where: { $0.manifest?.type == .full })?.manifest else { return false }
+        return try ChangeSegmentManifest.all(storage).contains { $0.createdAt > full.stoppedAt && !($0.schemaChanges ?? []).isEmpty }
     }
 }
 

@@ -211,7 +211,13 @@ struct FollowLoop {
             lastCommitLSN: summary.lastCommitLSN.map(LSN.format),
             firstCommitTime: summary.firstCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
             lastCommitTime: summary.lastCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
-            relations: summary.relations.sorted(), createdAt: Date(), file: file)
+            relations: summary.relations.sorted(),
+            schemaChanges: summary.schemaChanges(comparedWith: try Repository(storage: storage).entries().last { $0.manifest?.type == .full }?.manifest),
+            createdAt: Date(), file: file)
+        if let changes = manifest.schemaChanges, !changes.isEmpty {
+            logger.warning("schema change detected since the newest full backup: take a new full (the hourly backup --type incr does)",
+                           metadata: ["tables": .string(changes.joined(separator: ","))])
+        }
         try storage.writeAll(ChangeSegmentManifest.manifestPath(label), try manifest.encoded())
         Failpoint.hit("follow.before-feedback")
         flushed = end

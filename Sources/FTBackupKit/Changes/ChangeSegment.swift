@@ -25,6 +25,9 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
     public var lastCommitTime: Date?
     /// Tables whose relation description appeared (schema.name).
     public var relations: [String]
+    /// Tables whose description differs from the newest full backup's (a schema change since that
+    /// full, or a table it does not have): replay across them needs a newer full.
+    public var schemaChanges: [String]?
     public var createdAt: Date
     public var file: BackupManifest.StoredFile
 
@@ -65,7 +68,17 @@ struct ChangeStreamSummary {
     var firstCommitTime: Int64?
     var lastCommitTime: Int64?
     var relations: Set<String> = []
+    var descriptions: [String: [String]] = [:]
     var maxRowLSN: UInt64 = 0
+
+    /// Tables whose columns differ from `full`'s (ftbackup's own heartbeat excluded).
+    func schemaChanges(comparedWith full: BackupManifest?) -> [String] {
+        guard let full else { return [] }
+        let known = Dictionary(full.tables.map { ("\($0.schema).\($0.name)", $0.columns) }, uniquingKeysWith: { first, _ in first })
+        return descriptions.filter { name, columns in
+            !name.hasPrefix("\(ChangeArchivalNames.schema).") && known[name] != columns
+        }.keys.sorted()
+    }
 
     mutating func observe(_ row: ChangeRow) throws {
         maxRowLSN = max(maxRowLSN, row.lsn)
@@ -82,6 +95,7 @@ struct ChangeStreamSummary {
                 lastCommitTime = commitTime
             case .relation(let relation):
                 relations.insert("\(relation.namespace).\(relation.name)")
+                descriptions["\(relation.namespace).\(relation.name)"] = relation.columns.map(\.name)
             default:
                 break
             }

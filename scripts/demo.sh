@@ -18,7 +18,10 @@ step "generating the Fast Track database (scale $scale)"
 step "ftbackup check"
 "$bin" check
 
-step "ftbackup backup --type full -j2"
+step "ftbackup setup (change archival: publication, heartbeat, slot)"
+"$bin" setup --fix-replica-identity
+
+step "ftbackup backup --type full -j2 (its snapshot comes from a replication slot: aligned with the change archive)"
 rm -rf "$FTBACKUP_REPO"
 label=$("$bin" backup --type full -j2)
 echo "new backup: $label"
@@ -36,6 +39,23 @@ step "ftbackup restore --dry-run, then for real into a fresh database"
 
 step "comparing source and restored databases table by table (ordered row hashes)"
 "$bin" dev compare --target "$restored"
+
+step "point in time: a good change, then a 'bad deploy' that wipes a tool's data; the hourly incremental"
+"$psql" "$FTBACKUP_DB" -qc "UPDATE users.accounts SET full_name = 'Renamed before the incident' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1)"
+sleep 1
+before_incident=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+sleep 1
+"$psql" "$FTBACKUP_DB" -qc "DELETE FROM sprint_15_value_proposition.hypotheses" -c "UPDATE sprint_15_value_proposition.tool_data SET data = '{}'"
+"$bin" backup --type incr
+"$bin" info | tail -4
+
+step "ftbackup restore --at $before_incident (just before the bad deploy)"
+"$psql" "$FTBACKUP_TEST_DSN" -qAtc "DROP DATABASE IF EXISTS fasttrack_pitr WITH (FORCE)" -c "CREATE DATABASE fasttrack_pitr" >/dev/null
+"$bin" restore --at "$before_incident" --target "$base dbname=fasttrack_pitr" --dry-run
+"$bin" restore --at "$before_incident" --target "$base dbname=fasttrack_pitr"
+echo "hypotheses now in the source: $("$psql" "$FTBACKUP_DB" -qAtc "SELECT count(*) FROM sprint_15_value_proposition.hypotheses"); \
+in the point-in-time restore: $("$psql" "$base dbname=fasttrack_pitr" -qAtc "SELECT count(*) FROM sprint_15_value_proposition.hypotheses"); \
+the renamed user there: $("$psql" "$base dbname=fasttrack_pitr" -qAtc "SELECT count(*) FROM users.accounts WHERE full_name = 'Renamed before the incident'")"
 
 step "data lifecycle: archive completed tool data older than 2 years (dry run, then for real)"
 "$bin" lifecycle archive --dry-run

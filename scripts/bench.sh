@@ -83,6 +83,40 @@ archive_longest=$(sed -n 's/.*"longestBatchSeconds" : \([0-9.e-]*\).*/\1/p' "$wo
 pruned=$(sed -n 's/^      "rows" : \([0-9]*\).*/\1/p' "$work/lifecycle_prune.out" | awk '{s+=$1} END {print s+0}')
 prune_longest=$(sed -n 's/.*"longestBatchSeconds" : \([0-9.e-]*\).*/\1/p' "$work/lifecycle_prune.out" | sort -g | tail -1)
 
+echo "==> change archival on the source: setup, a slot-aligned full, 1% of rows changed, the incremental"
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+export FTBACKUP_DB="$src" FTBACKUP_REPO="$work/pitr-repo"
+"$bin" setup --fix-replica-identity >/dev/null
+measure full_aligned "" "$bin" backup --type full -j2
+"$B/psql" "$src" -qc "DO \$\$ DECLARE r record; BEGIN
+  FOR r IN SELECT c.oid::regclass AS t, (SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum DESC LIMIT 1) AS col
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname IN ('users','organizations','tool_access','audit') OR (c.relkind = 'r' AND n.nspname LIKE 'sprint\\_%')
+  LOOP EXECUTE format('UPDATE %s SET %s = %s WHERE random() < 0.01', r.t, r.col, r.col); END LOOP; END \$\$"
+changed_large=$("$B/psql" "$src" -qAtc "SELECT sum(n_tup_upd) FROM pg_stat_user_tables")
+measure incr_1pct "" "$bin" backup --type incr
+for i in $(seq 1 5000); do echo "UPDATE tool_access.progress SET progress_percentage = progress_percentage WHERE ctid = (SELECT ctid FROM tool_access.progress OFFSET $((i * 7)) LIMIT 1);"; done > "$work/small.sql"
+"$B/psql" "$src" -q -f "$work/small.sql" >/dev/null
+small_at=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ); sleep 1
+measure incr_small "" "$bin" backup --type incr
+sql "DROP DATABASE IF EXISTS bench_pitr WITH (FORCE)"; sql "CREATE DATABASE bench_pitr"
+measure restore_at "" "$bin" restore --at "$small_at" --target "$base dbname=bench_pitr" -j2 --output json
+replay_changes=$(json "$work/restore_at.out" "d['changesApplied']"); replay_seconds=$(json "$work/restore_at.out" "round(d['replaySeconds'], 2)")
+replay_txns=$(json "$work/restore_at.out" "d['transactionsApplied']")
+
+echo "==> the follower under a steady write load (60 s, seal_every 10 s): recovery point age"
+sed 's/seal_every: 60s/seal_every: 10s/' policies/default.yaml > "$work/follow-policy.yaml"
+"$bin" follow --policy "$work/follow-policy.yaml" > "$work/follow.out" 2> "$work/follow.err" & follower=$!
+( for i in $(seq 1 600); do echo "UPDATE tool_access.progress SET progress_percentage = progress_percentage WHERE ctid = (SELECT ctid FROM tool_access.progress OFFSET $i LIMIT 1); SELECT pg_sleep(0.1);"; done | "$B/psql" "$src" -q >/dev/null ) &
+writer=$!
+max_age=0
+for i in $(seq 1 12); do
+  sleep 5
+  age=$("$bin" info --output json | python3 -c "import json,sys; print(int(json.load(sys.stdin)['changeArchive'].get('newestCommitAgeSeconds') or 0))")
+  [ "$age" -gt "$max_age" ] && max_age=$age
+done
+wait $writer; kill -TERM $follower; wait $follower || true
+"$bin" teardown >/dev/null
+
 echo
 echo "scale $scale: database $("$B/psql" "$src" -qAtc "SELECT pg_size_pretty(pg_database_size(current_database()))"), COPY text $((raw / 1048576)) MiB"
 awk -F'\t' -v raw="$raw" '
@@ -97,6 +131,14 @@ awk -F'\t' -v raw="$raw" '
     printf "restore: pg_restore -j2 / ftbackup = %.2fx faster  (target >= 1.2x; pg_restore runs no ANALYZE)\n", wall["pg_restore"]/wall["ftbackup_restore"]
     printf "         pg_restore -j2 + vacuumdb --analyze-only -j2 / ftbackup = %.2fx faster\n", wall["pg_restore_analyze"]/wall["ftbackup_restore"]
     printf "peak RSS ftbackup backup %.0f MiB, restore %.0f MiB (target < 150 MiB)\n", rss["ftbackup_backup"]/1024, rss["ftbackup_restore"]/1024
+  }' "$results"
+awk -F'\t' -v changed="$changed_large" -v rc="$replay_changes" -v rs="$replay_seconds" -v rt="$replay_txns" -v age="$max_age" '
+  { wall[$1]=$2 }
+  END {
+    printf "change archival: incremental after ~1%% of rows changed (%d row updates): %.1f s = %.1f%% of a full backup (%.1f s; target < 5%%)\n", changed, wall["incr_1pct"], 100*wall["incr_1pct"]/wall["full_aligned"], wall["full_aligned"]
+    printf "                 incremental after 5000 one-row transactions: %.1f s\n", wall["incr_small"]
+    printf "                 restore --at: %.1f s in all; replay of %d transactions, %d changes in %.2f s (%.0f changes/s)\n", wall["restore_at"], rt, rc, rs, (rs > 0 ? rc/rs : 0)
+    printf "                 follower recovery point age under steady writes: at most %d s (target < 60 s)\n", age
   }' "$results"
 awk -v a="$archived" -v p="$pruned" -v al="$archive_longest" -v pl="$prune_longest" -F'\t' '
   { wall[$1]=$2 }

@@ -109,7 +109,8 @@ sed 's/seal_every: 60s/seal_every: 10s/' policies/default.yaml > "$work/follow-p
 ( for i in $(seq 1 600); do echo "UPDATE tool_access.progress SET progress_percentage = progress_percentage WHERE ctid = (SELECT ctid FROM tool_access.progress OFFSET $i LIMIT 1); SELECT pg_sleep(0.1);"; done | "$B/psql" "$src" -q >/dev/null ) &
 writer=$!
 max_age=0
-for i in $(seq 1 12); do
+sleep 15  # one seal interval for the follower to start up and seal its first segment
+for i in $(seq 1 9); do
   sleep 5
   age=$("$bin" info --output json | python3 -c "import json,sys; print(int(json.load(sys.stdin)['changeArchive'].get('newestCommitAgeSeconds') or 0))")
   [ "$age" -gt "$max_age" ] && max_age=$age

@@ -31,6 +31,10 @@ struct ExpireCommand: AsyncParsableCommand {
                 let action = item.action == .remove && report.dryRun ? "would remove" : item.action.rawValue
                 printLine("\(padded(item.label, width))  \(padded(kind, 10))  \(action): \(item.reason)")
             }
+            let goingSegments = report.segments.filter { $0.action == .remove }
+            if !report.segments.isEmpty {
+                printLine("change segments: \(report.dryRun ? "would remove" : "removed") \(goingSegments.count) of \(report.segments.count) (\(ByteCount.format(goingSegments.reduce(0) { $0 + $1.storedBytes }))) older than \(report.incrementalRetention)")
+            }
             let bytes = ByteCount.format(plan.removals.reduce(0) { $0 + ($1.storedBytes ?? 0) })
             if report.dryRun {
                 printLine("dry run: would remove \(plan.removals.count) of \(plan.items.count) backups (\(bytes)), keep \(plan.kept.count); nothing removed")

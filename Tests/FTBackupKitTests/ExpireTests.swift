@@ -66,6 +66,22 @@ import Testing
         return label
     }
 
+    /// A sealed change segment whose last commit was `daysAgo` days before `now`, ending at `endLSN`.
+    @discardableResult
+    func makeSegment(daysAgo: Double, endLSN: UInt64) throws -> String {
+        let last = now.addingTimeInterval(-daysAgo * Self.day)
+        let label = "\(LSN.sortable(endLSN - 1))-\(Int(daysAgo * 1000))"
+        let writer = try CompressedFileWriter(storage: repository.storage, path: ChangeSegmentManifest.dataPath(label), compression: policy.compression)
+        try ChangeRowCopyWriter.header().withUnsafeBytes { try writer.write($0) }
+        var file = try writer.finish()
+        file.path = "\(label).seg.zst"
+        let manifest = ChangeSegmentManifest(formatVersion: 1, label: label, slot: "s", startLSN: LSN.format(endLSN - 1), endLSN: LSN.format(endLSN),
+                                             transactions: 1, firstCommitLSN: LSN.format(endLSN - 1), lastCommitLSN: LSN.format(endLSN - 1),
+                                             firstCommitTime: last, lastCommitTime: last, relations: [], schemaChanges: nil, createdAt: last, file: file)
+        try repository.storage.writeAll(ChangeSegmentManifest.manifestPath(label), try manifest.encoded())
+        return label
+    }
+
     func expire(dryRun: Bool = false) throws -> ExpiryReport {
         try BackupExpiry.run(repositoryPath: root, policy: policy, dryRun: dryRun, now: now)
     }
@@ -252,6 +268,33 @@ import Testing
     }
 
     // MARK: Planning without a repository
+
+    /// Change segments older than the incremental retention go, manifest first; those a restore from the
+    /// newest aligned full still replays stay however old.
+    @Test func changeSegmentsExpireOnTheIncrementalRetentionButNeverThoseTheNewestFullNeeds() throws {
+        defer { removeRoot() }
+        let old = try makeSegment(daysAgo: 9, endLSN: 0x100)
+        let recent = try makeSegment(daysAgo: 2, endLSN: 0x200)
+        // An aligned full at LSN 0x50, 12 days old: the 9-day-old segment ends after it, so it is needed.
+        let label = try makeBackup(daysAgo: 12)
+        var manifest = try BackupManifest.decode(try repository.storage.readAll(repository.manifestPath(label)), path: "m")
+        manifest.snapshot.origin = "replication-slot"
+        manifest.snapshot.walLSN = "0/50"
+        try repository.storage.writeAll(repository.manifestPath(label), try manifest.encoded())
+        let needed = try expire(dryRun: true)
+        #expect(needed.segments.first { $0.label == old }?.action == .keep)
+        #expect(needed.segments.first { $0.label == old }?.reason.contains("newest full") == true)
+
+        // A newer aligned full past both segments: now the old one is only history, and goes.
+        manifest.snapshot.walLSN = "0/300"
+        try repository.storage.writeAll(repository.manifestPath(label), try manifest.encoded())
+        let report = try expire()
+        #expect(report.removedSegments == [old])
+        #expect(report.segments.first { $0.label == recent }?.action == .keep)
+        #expect(!repository.storage.exists(ChangeSegmentManifest.manifestPath(old)))
+        #expect(!repository.storage.exists(ChangeSegmentManifest.dataPath(old)))
+        #expect(try ChangeSegmentManifest.all(repository.storage).map(\.label) == [recent])
+    }
 
     @Test func planIsAPureFunctionOfItsInputs() throws {
         defer { removeRoot() }

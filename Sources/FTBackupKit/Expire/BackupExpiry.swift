@@ -87,15 +87,45 @@ public enum BackupExpiry {
             verifications[entry.label] = VerificationRecord.read(repository, label: entry.label)
         }
         let plan = plan(entries: entries, verifications: verifications, policy: policy, now: now)
+        let segments = planSegments(try ChangeSegmentManifest.all(repository.storage), entries: entries, policy: policy, now: now)
         var removed: [String] = []
+        var removedSegments: [String] = []
         if !dryRun {
             for item in plan.removals {
                 try remove(item.label, from: repository)
                 removed.append(item.label)
             }
+            for item in segments where item.action == .remove {
+                // Manifest first: a segment without one is incomplete, never replayed.
+                try repository.storage.remove(ChangeSegmentManifest.manifestPath(item.label))
+                try repository.storage.remove(ChangeSegmentManifest.dataPath(item.label))
+                removedSegments.append(item.label)
+            }
         }
         return ExpiryReport(repository: repository.storage.location, dryRun: dryRun, fullRetention: policy.full.retention.description,
-                            incrementalRetention: policy.incremental.retention.description, plan: plan, removed: removed)
+                            incrementalRetention: policy.incremental.retention.description, plan: plan, removed: removed,
+                            segments: segments, removedSegments: removedSegments)
+    }
+
+    /// Change segments go once their last commit is older than the incremental retention (the
+    /// point-in-time window), except those a restore from the newest kept aligned full still replays.
+    public static func planSegments(_ segments: [ChangeSegmentManifest], entries: [Repository.Entry], policy: Policy,
+                                    now: Date) -> [ExpiryReport.SegmentItem] {
+        let newestFull = entries.compactMap(\.manifest).filter { $0.type == .full && $0.snapshot.origin == "replication-slot" }.last
+        let newestPoint = newestFull.flatMap { LSN.parse($0.snapshot.walLSN) }
+        let limit = cutoff(policy.incremental.retention, before: now)
+        return segments.map { segment in
+            let (action, reason): (ExpiryPlan.Action, String)
+            if let newestPoint, (LSN.parse(segment.endLSN) ?? .max) > newestPoint {
+                (action, reason) = (.keep, "replayed from the newest full \(newestFull!.label)")
+            } else if let last = segment.lastCommitTime, last >= limit {
+                (action, reason) = (.keep, "within \(policy.incremental.retention) retention")
+            } else {
+                (action, reason) = (.remove, "older than \(policy.incremental.retention) retention")
+            }
+            return ExpiryReport.SegmentItem(label: segment.label, lastCommitTime: segment.lastCommitTime,
+                                            storedBytes: segment.file.storedBytes, action: action, reason: reason)
+        }
     }
 
     /// Removes one backup so that an interruption at any point leaves nothing that looks complete:

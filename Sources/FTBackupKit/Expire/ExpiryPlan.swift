@@ -44,4 +44,17 @@ public struct ExpiryReport: Codable, Sendable, Equatable {
     public var plan: ExpiryPlan
     /// Labels actually removed, oldest first.
     public var removed: [String]
+    /// Change segments and the decision about each.
+    public var segments: [SegmentItem]
+    /// Change segments actually removed.
+    public var removedSegments: [String]
+
+    /// One change segment and the decision about it.
+    public struct SegmentItem: Codable, Sendable, Equatable {
+        public var label: String
+        public var lastCommitTime: Date?
+        public var storedBytes: Int64
+        public var action: ExpiryPlan.Action
+        public var reason: String
+    }
 }

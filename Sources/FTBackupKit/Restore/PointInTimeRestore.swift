@@ -37,21 +37,17 @@ public enum PointInTimeRestore {
     public static func run(_ options: RestoreOptions, at target: Date) async throws -> Report {
         let started = Date()
         let repository = Repository.local(options.repositoryPath)
+        // Held for the whole run (the full's restore takes its own shared lock too: shared locks coexist),
+        // so expiry cannot remove the full or a segment between planning and replay.
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .read, exclusive: false, command: "restore --at")
-        let plan: Plan
-        let segments: [ChangeSegmentManifest]
-        do {
-            defer { lock.release() }
-            (plan, segments) = try await makePlan(repository, options: options, at: target)
-        }
+        defer { lock.release() }
+        let (plan, segments) = try await makePlan(repository, options: options, at: target)
         if options.dryRun { return Report(plan: plan, fullRestore: nil, transactionsApplied: 0, changesApplied: 0, replaySeconds: 0, seconds: 0) }
 
         var fullOptions = options
         fullOptions.label = plan.full
         let full = try await RestoreRunner.run(fullOptions)
         let replayStarted = Date()
-        let lockAgain = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .read, exclusive: false, command: "restore --at")
-        defer { lockAgain.release() }
         let (transactions, changes) = try await replay(segments, storage: repository.storage, options: options,
                                                        from: LSN.parse(plan.consistentPoint) ?? 0, until: target, schemas: plan.restore.schemas)
         options.logger.info("point-in-time replay done", metadata: [

@@ -60,6 +60,14 @@ struct ArchivedDatabase {
     }
 }
 
+/// Carries an instant out of the backup's callback.
+final class InstantBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: (Date, [TableFingerprint])?
+    func set(_ value: (Date, [TableFingerprint])) { lock.withLock { stored = value } }
+    var value: (Date, [TableFingerprint])? { lock.withLock { stored } }
+}
+
 /// Writes the kinds of change replay must handle, `rounds` times.
 func writeWorkload(_ s: DatabaseSession, round: Int, truncate: Bool = true) async throws {
     try await s.execute("""
@@ -90,7 +98,11 @@ let workloadSchemaSQL = """
     CREATE TABLE public.scratch (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
     """
 
-@Suite(.serialized) struct PointInTimeTests {
+/// Every test that uses a replication slot, one at a time: one of them changes max_slot_wal_keep_size
+/// for the whole server, and slots are a cluster-wide resource.
+@Suite(.serialized) struct ChangeArchivalTests {
+
+@Suite struct PointInTimeTests {
     /// A writer runs during and after the full backup; restore --at each recorded instant reproduces
     /// that instant's per-table hashes exactly, including instants between two incrementals.
     @Test func restoreAtEachInstantReproducesItExactly() async throws {
@@ -102,9 +114,18 @@ let workloadSchemaSQL = """
                 // request starts over (BackupRunner.runFull), which this test does not mean to exercise.
                 for round in 100..<140 { try await writeWorkload(w, round: round, truncate: false) }
             }
-            let full = try await a.full()
+            // An instant in the middle of the full backup: after its snapshot, before its copies.
+            let during = InstantBox()
+            var options = try BackupOptions.test(a.db, a.repo)
+            options.whileRunning = {
+                try await writeWorkload(a.session, round: 50, truncate: false)
+                during.set(try await a.instant())
+            }
+            let full = try await BackupRunner.runFull(options)
             #expect(full.snapshot.origin == "replication-slot")
             try await background.value
+            let duringBackup = try #require(during.value)
+            #expect(duringBackup.0 < full.stoppedAt)
             var instants: [(Date, [TableFingerprint])] = []
             for round in 1...6 {
                 try await writeWorkload(a.session, round: round)
@@ -113,7 +134,7 @@ let workloadSchemaSQL = """
             }
             let last = try await a.incremental()
             #expect(last.segment?.transactions ?? 0 > 0)
-            for (at, expected) in [instants[0], instants[2], instants[3], instants[5]] {
+            for (at, expected) in [duringBackup, instants[0], instants[2], instants[3], instants[5]] {
                 let restored = try await a.restore(at: at)
                 #expect(TableFingerprint.differences(source: expected, restored: restored) == [], "at \(Timestamps.iso8601UTC(at))")
             }
@@ -195,7 +216,7 @@ let workloadSchemaSQL = """
     }
 }
 
-@Suite(.serialized) struct FollowerTests {
+@Suite struct FollowerTests {
     /// The follower streams the slot; killed right after sealing (before telling the server), restarted,
     /// then stopped with SIGTERM: restore --at reproduces each instant, nothing lost or applied twice.
     @Test func followerSegmentsReplayExactlyAcrossACrashAndAStop() async throws {
@@ -237,7 +258,7 @@ let workloadSchemaSQL = """
     }
 }
 
-@Suite(.serialized) struct ChangeArchivalOperationsTests {
+@Suite struct ChangeArchivalOperationsTests {
     @Test func schemaChangeIsDetectedAndTheIncrementalTakesANewFull() async throws {
         try await ArchivedDatabase.with { a in
             _ = try await a.full()
@@ -264,6 +285,41 @@ let workloadSchemaSQL = """
             #expect(error?.message.contains("pid \(blocker.backendPID)") == true, "\(String(describing: error))")
             try await blocker.execute("ROLLBACK")
             _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
+        }
+    }
+}
+
+    /// max_slot_wal_keep_size invalidates a slot that holds too much WAL: reported, chain marked broken.
+    @Test func slotInvalidatedByMaxSlotWalKeepSizeBreaksTheChainLoudly() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            let admin = try await TestServer.admin()
+            defer { admin.close() }
+            try await admin.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+            try await admin.query("SELECT pg_reload_conf()")
+            do {
+                let slot = try await ChangeArchivalNames.slot(a.session)
+                var status = ""
+                for round in 0..<8 where status != "lost" {
+                    try await a.session.execute("CREATE TABLE public.wal_filler_\(round) AS SELECT g, repeat('x', 200) AS v FROM generate_series(1, 100000) g")
+                    try await admin.query("SELECT pg_switch_wal()")
+                    try await admin.execute("CHECKPOINT")
+                    status = try await a.session.query("SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1", [slot]).first?.string("wal_status") ?? "missing"
+                }
+                #expect(status == "lost")
+                let error = await #expect(throws: FTBackupError.self) { _ = try await a.incremental() }
+                #expect(error?.message.contains("lost") == true)
+                #expect(error?.message.contains("chain is broken") == true)
+                let info = try FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", "\(try TestServer.dsn) dbname=\(a.db.name)"])
+                #expect(info.status == 69)
+                #expect(info.stdout.contains("CHAIN BROKEN"))
+            } catch {
+                try? await admin.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
+                _ = try? await admin.query("SELECT pg_reload_conf()")
+                throw error
+            }
+            try await admin.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
+            try await admin.query("SELECT pg_reload_conf()")
         }
     }
 }

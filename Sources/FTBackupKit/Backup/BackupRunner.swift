@@ -12,6 +12,9 @@ public struct BackupOptions: Sendable {
     public var snapshotSource: (any SnapshotSource)?
     public var logger: Logger
     public var showProgress: Bool
+    /// Called once the snapshot is taken and every table locked, before any table is copied: the
+    /// backup is running. Tests use it to write and record an instant in the middle of a backup.
+    public var whileRunning: (@Sendable () async throws -> Void)?
 
     public init(database: ConnectionString, repositoryPath: String, policy: Policy, jobs: Int,
                 snapshotSource: (any SnapshotSource)? = nil,
@@ -90,6 +93,7 @@ public enum BackupRunner {
         let roles = try await TableDiscovery.roles(coordinator)
         try await lockTables(tables, coordinator: coordinator)
         let sequences = try await TableDiscovery.sequences(coordinator)
+        try await options.whileRunning?()
 
         let label = try repository.newLabel(type: .full, at: startedAt)
         let folder = repository.backupFolder(label)

@@ -46,16 +46,22 @@ public enum PointInTimeRestore {
 
         var fullOptions = options
         fullOptions.label = plan.full
-        let full = try await RestoreRunner.run(fullOptions)
-        let replayStarted = Date()
-        let (transactions, changes) = try await replay(segments, storage: repository.storage, options: options,
-                                                       from: LSN.parse(plan.consistentPoint) ?? 0, until: target, schemas: plan.restore.schemas)
+        let consistentPoint = LSN.parse(plan.consistentPoint) ?? 0
+        let storage = repository.storage
+        let replayed = ReplayTally()
+        let full = try await RestoreRunner.run(fullOptions) {
+            let started = Date()
+            let (transactions, changes) = try await replay(segments, storage: storage, options: options, from: consistentPoint,
+                                                           until: target, schemas: plan.restore.schemas)
+            replayed.set(transactions: transactions, changes: changes, seconds: Date().timeIntervalSince(started))
+        }
+        let (transactions, changes, replaySeconds) = replayed.value
         options.logger.info("point-in-time replay done", metadata: [
             "transactions": .string("\(transactions)"), "changes": .string("\(changes)"),
-            "seconds": .string(String(format: "%.2f", Date().timeIntervalSince(replayStarted))),
+            "seconds": .string(String(format: "%.2f", replaySeconds)),
         ])
         return Report(plan: plan, fullRestore: full, transactionsApplied: transactions, changesApplied: changes,
-                      replaySeconds: Date().timeIntervalSince(replayStarted), seconds: Date().timeIntervalSince(started))
+                      replaySeconds: replaySeconds, seconds: Date().timeIntervalSince(started))
     }
 
     static func makePlan(_ repository: Repository, options: RestoreOptions, at target: Date) async throws -> (Plan, [ChangeSegmentManifest]) {
@@ -210,4 +216,12 @@ public enum PointInTimeRestore {
             }
         }
     }
+}
+
+/// Carries the replay's figures out of the restore's callback.
+final class ReplayTally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var figures = (0, 0, 0.0)
+    func set(transactions: Int, changes: Int, seconds: Double) { lock.withLock { figures = (transactions, changes, seconds) } }
+    var value: (Int, Int, Double) { lock.withLock { figures } }
 }

@@ -41,7 +41,12 @@ public struct RestoreOptions: Sendable {
 /// indexes while another still loads, instead of a data phase followed by an index phase.
 public enum RestoreRunner {
     /// Returns the plan alone for `dryRun`, else restores and returns the report.
-    public static func run(_ options: RestoreOptions) async throws -> RestoreReport {
+    ///
+    /// `afterData` (point-in-time restore's replay) runs once the data and sequences are in and only
+    /// the primary, unique and exclusion keys exist (replay finds rows by them); secondary indexes,
+    /// foreign keys, policies and statistics are built after it, which is faster than maintaining
+    /// them change by change.
+    public static func run(_ options: RestoreOptions, afterData: (@Sendable () async throws -> Void)? = nil) async throws -> RestoreReport {
         let started = Date()
         let repository = Repository.local(options.repositoryPath)
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .read, exclusive: false, command: "restore")
@@ -96,7 +101,7 @@ public enum RestoreRunner {
             try await runTool(pgRestore, common + ["--section=pre-data", "--single-transaction", dumpFile], child.environment, options.target)
         }
         try await timed("data") {
-            try await loadTables(tables, manifest: manifest, repository: repository, options: options)
+            try await loadTables(tables, manifest: manifest, repository: repository, options: options, keysOnly: afterData != nil)
         }
         try await timed("sequences") {
             // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all.
@@ -110,6 +115,10 @@ public enum RestoreRunner {
                 }
             }
         }
+        if let afterData {
+            try await timed("replay") { try await afterData() }
+            try await timed("indexes") { try await buildSecondaryIndexes(tables, options: options) }
+        }
         try await timed("post-data") {
             // What the data phase built already (indexes, primary keys, unique constraints) is left out.
             let listFile = try postDataList(pgRestore, dumpFile: dumpFile, builtFor: tables)
@@ -122,6 +131,11 @@ public enum RestoreRunner {
         try await timed("refresh") {
             for view in manifest.materializedViews where plan.schemas.contains(view.schema) {
                 try await target.execute("REFRESH MATERIALIZED VIEW \(try target.qualifiedName(view.schema, view.name))")
+            }
+        }
+        if afterData != nil {
+            try await timed("analyze") {
+                for table in tables { try await target.execute("ANALYZE \(try target.qualifiedName(table.schema, table.name))") }
             }
         }
         return RestoreReport(plan: plan, phases: phases, seconds: Date().timeIntervalSince(started))
@@ -220,8 +234,10 @@ public enum RestoreRunner {
 
     /// Loads every table over `jobs` connections, largest first, each in its own transaction that
     /// truncates and then COPYs with FREEZE; a file whose SHA-256 does not match aborts its COPY.
+    /// `keysOnly`: build only the indexes behind primary, unique and exclusion constraints, and leave
+    /// ANALYZE for later (a replay follows).
     static func loadTables(_ tables: [BackupManifest.Table], manifest: BackupManifest, repository: Repository,
-                           options: RestoreOptions) async throws {
+                           options: RestoreOptions, keysOnly: Bool = false) async throws {
         let queue = WorkQueue(tables.sorted { $0.file.rawBytes > $1.file.rawBytes })
         let progress = ProgressReporter(title: "restore \(manifest.label)", expectedBytes: tables.reduce(0) { $0 + $1.file.rawBytes },
                                         expectedItems: tables.count, logger: options.logger, quiet: !options.showProgress)
@@ -257,8 +273,8 @@ public enum RestoreRunner {
                         guard rows == table.rows else {
                             throw FTBackupError(.dataError, "\(table.schema).\(table.name): loaded \(rows) rows but the backup recorded \(table.rows)")
                         }
-                        for index in table.indexes { try await session.execute(index.sql) }
-                        try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))")
+                        for index in table.indexes where !keysOnly || index.constraint != nil { try await session.execute(index.sql) }
+                        if !keysOnly { try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))") }
                         progress.finished(item: "\(table.schema).\(table.name)", metadata: ["rows": .string("\(rows)")])
                     }
                 }
@@ -295,5 +311,21 @@ public enum RestoreRunner {
             throw FTBackupError(.cannotWrite, "cannot write \(path)", hint: "check free space in the temporary folder (TMPDIR)")
         }
         return path
+    }
+
+    /// The secondary indexes left out by a keys-only load, built over `jobs` connections.
+    static func buildSecondaryIndexes(_ tables: [BackupManifest.Table], options: RestoreOptions) async throws {
+        let queue = WorkQueue(tables.flatMap { $0.indexes.filter { $0.constraint == nil } })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<max(1, options.jobs) {
+                group.addTask {
+                    let session = try await DatabaseSession.connect(options.target, name: "ftbackup-index-\(worker)")
+                    defer { session.close() }
+                    try await session.execute("SET maintenance_work_mem = '512MB'; SET search_path = ''")
+                    while let index = queue.next() { try await session.execute(index.sql) }
+                }
+            }
+            try await group.waitForAll()
+        }
     }
 }

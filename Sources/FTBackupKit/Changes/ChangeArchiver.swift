@@ -48,7 +48,7 @@ public enum ChangeArchiver {
         let upto = try await session.query("SELECT pg_current_wal_flush_lsn()::text AS lsn").first!.requiredString("lsn")
 
         // Labels sort in archive order: the slot position this segment starts from, then the time.
-        let label = "\(LSN.sortable(LSN.parse(slot.confirmedFlushLSN) ?? 0))-\(RunLabel.make())-\(String(UInt16.random(in: 0x1000...0xFFFF), radix: 16))"
+        let label = ChangeSegmentManifest.newLabel(startingAt: LSN.parse(slot.confirmedFlushLSN) ?? 0)
         let compression = policy.compression
         let slotLiteral = try session.escapeLiteral(slotName)
         let uptoLiteral = try session.escapeLiteral(upto)
@@ -80,20 +80,8 @@ public enum ChangeArchiver {
             throw FTBackupError(.failure, "the slot returned no transaction, not even this pass's heartbeat",
                                 hint: "check that publication \(ChangeArchivalNames.publication) is FOR ALL TABLES (ftbackup setup)")
         }
-        let segment = ChangeSegmentManifest(
-            formatVersion: 1, label: label, slot: slotName, startLSN: slot.confirmedFlushLSN, endLSN: LSN.format(endLSN),
-            transactions: summary.transactions, firstCommitLSN: summary.firstCommitLSN.map(LSN.format),
-            lastCommitLSN: summary.lastCommitLSN.map(LSN.format),
-            firstCommitTime: summary.firstCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
-            lastCommitTime: summary.lastCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
-            relations: summary.relations.sorted(),
-            schemaChanges: summary.schemaChanges(comparedWith: try Repository(storage: storage).entries().last { $0.manifest?.type == .full }?.manifest),
-            createdAt: Date(), file: file)
-        try storage.writeAll(ChangeSegmentManifest.manifestPath(label), try segment.encoded())
-        if let changes = segment.schemaChanges, !changes.isEmpty {
-            logger.warning("schema change detected since the newest full backup: a new full is needed for replay past it",
-                           metadata: ["tables": .string(changes.joined(separator: ","))])
-        }
+        let segment = try ChangeSegmentManifest.seal(label: label, slot: slotName, startLSN: LSN.parse(slot.confirmedFlushLSN) ?? 0,
+                                                     endLSN: endLSN, summary: summary, file: file, storage: storage, logger: logger)
         Failpoint.hit("incr.before-advance")
         try await session.query("SELECT pg_replication_slot_advance($1, $2::pg_lsn)", [slotName, LSN.format(endLSN)])
         let lag = try await session.query("""

@@ -181,7 +181,7 @@ struct FollowLoop {
     mutating func write(_ row: ChangeRow) throws {
         if writer == nil {
             segmentStart = flushed
-            label = "\(LSN.sortable(segmentStart))-\(RunLabel.make())-\(String(UInt16.random(in: 0x1000...0xFFFF), radix: 16))"
+            label = ChangeSegmentManifest.newLabel(startingAt: segmentStart)
             writer = try CompressedFileWriter(storage: storage, path: ChangeSegmentManifest.dataPath(label), compression: compression)
             openedAt = Date()
             summary = ChangeStreamSummary()
@@ -205,20 +205,8 @@ struct FollowLoop {
         var file = try current.finish()
         file.path = "\(label).seg.zst"
         writer = nil
-        let manifest = ChangeSegmentManifest(
-            formatVersion: 1, label: label, slot: slot, startLSN: LSN.format(segmentStart), endLSN: LSN.format(end),
-            transactions: summary.transactions, firstCommitLSN: summary.firstCommitLSN.map(LSN.format),
-            lastCommitLSN: summary.lastCommitLSN.map(LSN.format),
-            firstCommitTime: summary.firstCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
-            lastCommitTime: summary.lastCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
-            relations: summary.relations.sorted(),
-            schemaChanges: summary.schemaChanges(comparedWith: try Repository(storage: storage).entries().last { $0.manifest?.type == .full }?.manifest),
-            createdAt: Date(), file: file)
-        if let changes = manifest.schemaChanges, !changes.isEmpty {
-            logger.warning("schema change detected since the newest full backup: take a new full (the hourly backup --type incr does)",
-                           metadata: ["tables": .string(changes.joined(separator: ","))])
-        }
-        try storage.writeAll(ChangeSegmentManifest.manifestPath(label), try manifest.encoded())
+        let manifest = try ChangeSegmentManifest.seal(label: label, slot: slot, startLSN: segmentStart, endLSN: end, summary: summary,
+                                                      file: file, storage: storage, logger: logger)
         Failpoint.hit("follow.before-feedback")
         flushed = end
         sealed.append(label)

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// One sealed piece of the change archive: the slot's decoded transactions between two positions,
 /// as `pg_logical_slot_peek_binary_changes` returned them (COPY binary rows of lsn, xid and a
@@ -35,6 +36,33 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
     public static func manifestPath(_ label: String) -> String { "\(folder)/\(label).json" }
 
     public func encoded() throws -> [UInt8] { Array(try JSONOutput.encode(self).utf8) + [0x0A] }
+
+    /// Writes the manifest of a segment whose data file is sealed: what the stream summary saw, and
+    /// any table whose description differs from the newest full backup's (logged as a warning).
+    static func seal(label: String, slot: String, startLSN: UInt64, endLSN: UInt64, summary: ChangeStreamSummary,
+                     file: BackupManifest.StoredFile, storage: any RepositoryStorage, logger: Logger) throws -> ChangeSegmentManifest {
+        let newestFull = try Repository(storage: storage).entries().last { $0.manifest?.type == .full }?.manifest
+        let changes = summary.schemaChanges(comparedWith: newestFull)
+        let manifest = ChangeSegmentManifest(
+            formatVersion: 1, label: label, slot: slot, startLSN: LSN.format(startLSN), endLSN: LSN.format(endLSN),
+            transactions: summary.transactions, firstCommitLSN: summary.firstCommitLSN.map(LSN.format),
+            lastCommitLSN: summary.lastCommitLSN.map(LSN.format),
+            firstCommitTime: summary.firstCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
+            lastCommitTime: summary.lastCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
+            relations: summary.relations.sorted(), schemaChanges: changes.isEmpty ? nil : changes, createdAt: Date(), file: file)
+        try storage.writeAll(manifestPath(label), try manifest.encoded())
+        if !changes.isEmpty {
+            logger.warning("schema change detected since the newest full backup: a new full is needed to replay past it",
+                           metadata: ["segment": .string(label), "tables": .string(changes.joined(separator: ","))])
+        }
+        return manifest
+    }
+
+    /// A new segment's label: the slot position it starts from (so labels sort in archive order),
+    /// the UTC time, and a random suffix against collisions.
+    static func newLabel(startingAt start: UInt64) -> String {
+        "\(LSN.sortable(start))-\(RunLabel.make())-\(String(UInt16.random(in: 0x1000...0xFFFF), radix: 16))"
+    }
 
     /// Every complete segment, in archive order.
     public static func all(_ storage: any RepositoryStorage) throws -> [ChangeSegmentManifest] {

@@ -145,12 +145,22 @@ struct VerifyCommand: AsyncParsableCommand {
     @Option(name: .customLong("set"), help: "Only this backup.")
     var label: String?
 
+    @Flag(help: "Only the newest complete backup (what a timer runs after each backup).")
+    var newest = false
+
     func run() async throws {
         try await reportingFailures {
             let path = try global.existingRepositoryPath()
             let lock = try RepositoryLock.acquire(repositoryRoot: path, kind: .read, exclusive: false, command: "verify")
             defer { lock.release() }
-            let results = try await BackupVerifier.verify(Repository.local(path), label: label, jobs: global.jobs)
+            let repository = Repository.local(path)
+            var label = self.label
+            if newest {
+                guard self.label == nil else { throw FTBackupError(.usage, "--newest and --set cannot be combined") }
+                label = try repository.entries().last { $0.status == .complete }?.label
+                guard label != nil else { throw FTBackupError(.usage, "no complete backup in \(path)") }
+            }
+            let results = try await BackupVerifier.verify(repository, label: label, jobs: global.jobs)
             if global.output == .json {
                 printLine(try JSONOutput.encode(results))
             } else {

@@ -168,6 +168,23 @@ import Testing
         }
     }
 
+    /// A sink that fails (a full disk, say) is the error the caller sees, not the cancel it caused.
+    @Test func failingCopyOutSinkSurfacesItsOwnErrorAndTheConnectionStaysUsable() async throws {
+        try await TestServer.withDatabase(seeded: false) { db in
+            let session = try await db.connect()
+            defer { session.close() }
+            struct DiskFull: Error {}
+            await #expect(throws: DiskFull.self) {
+                try await session.withConnection { connection in
+                    try connection.copyOut("COPY (SELECT g, repeat('x', 100) FROM generate_series(1, 500000) g) TO STDOUT", chunkSize: 4096) { _ in
+                        throw DiskFull()
+                    }
+                }
+            }
+            #expect(try await session.query("SELECT 1 AS one").first!.requiredInt("one") == 1)
+        }
+    }
+
     @Test func abortedCopyInLeavesNothingAndConnectionStaysUsable() async throws {
         try await TestServer.withDatabase(seeded: false) { db in
             let session = try await db.connect()

@@ -260,6 +260,27 @@ func testPolicy(_ edit: (inout Policy) -> Void = { _ in }) throws -> Policy {
         }
     }
 
+    /// Killed after a batch has committed: the rows already deleted are in the evidence (marked incomplete).
+    @Test func evidenceOfDeletedRowsSurvivesAKilledRun() async throws {
+        try await TestServer.withDatabase { db in
+            try await TestRepository.with { repo in
+                let killed = try FTBackupBinary.run(["lifecycle", "prune-audit", "--batch", "25", "--db", "\(try TestServer.dsn) dbname=\(db.name)",
+                                                     "--repo", repo.path], environment: ["FTBACKUP_FAILPOINT": "prune.after-batch"])
+                #expect(killed.status == -SIGKILL)
+                let logs = try repo.repository.storage.list("lifecycle/prune-audit")
+                #expect(logs.count == 1)
+                let object = try JSONSerialization.jsonObject(with: Data(try repo.repository.storage.readAll(logs[0].path))) as? [String: Any]
+                #expect(object?["complete"] as? Bool == false)
+                let tables = object?["tables"] as? [[String: Any]]
+                #expect(tables?.last?["rows"] as? Int == 25)
+                let session = try await db.connect()
+                defer { session.close() }
+                let table = "\(tables?.last?["schema"] as? String ?? "").\(tables?.last?["table"] as? String ?? "")"
+                #expect(table == "audit.events")
+            }
+        }
+    }
+
     @Test func legalHoldKeepsAnOrganizationsAuditRows() async throws {
         try await TestServer.withDatabase { db in
             let session = try await db.connect()

@@ -323,3 +323,39 @@ let workloadSchemaSQL = """
         }
     }
 }
+
+extension ChangeArchivalTests {
+    /// A table created after the full: restore --at a time after it is refused before the target is
+    /// touched; and a policy exclusion never looks like a schema change.
+    @Test func tableCreatedAfterTheFullIsRefusedUpFrontAndExclusionsAreNotSchemaChanges() async throws {
+        try await ArchivedDatabase.with(prepare: "CREATE TABLE public.not_backed_up (id int PRIMARY KEY, v text)") { a in
+            var options = try BackupOptions.test(a.db, a.repo)
+            options.policy.exclude = ["public.not_backed_up"]
+            let full = try await BackupRunner.runFull(options)
+            #expect(full.tablesNotCopied == ["public.not_backed_up"])
+            try await a.session.execute("INSERT INTO public.not_backed_up VALUES (1, 'x'); UPDATE public.not_backed_up SET v = 'y'")
+            let (unaffected, expected) = try await a.instant()
+            let quiet = try await a.incremental()
+            #expect(quiet.segment?.schemaChanges == nil)
+            // The excluded table's changes are skipped in replay; everything else matches.
+            let restored = try await a.restore(at: unaffected)
+            #expect(TableFingerprint.differences(source: expected.filter { $0.table != "not_backed_up" },
+                                                 restored: restored.filter { $0.table != "not_backed_up" }) == [])
+
+            try await a.session.execute("CREATE TABLE public.brand_new (id int PRIMARY KEY); INSERT INTO public.brand_new VALUES (1)")
+            let (after, _) = try await a.instant()
+            let pass = try await a.incremental()
+            #expect(pass.segment?.schemaChanges == ["public.brand_new"])
+            try await TestServer.withDatabase(seeded: false) { target in
+                let error = await #expect(throws: FTBackupError.self) {
+                    _ = try await PointInTimeRestore.run(RestoreOptions(target: target.connectionString, repositoryPath: a.repo.path,
+                                                                        showProgress: false), at: after)
+                }
+                #expect(error?.message.contains("public.brand_new was created after") == true, "\(String(describing: error))")
+                let t = try await target.connect()
+                defer { t.close() }
+                #expect(try await t.query("SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'users'").first!.requiredInt("n") == 0)
+            }
+        }
+    }
+}

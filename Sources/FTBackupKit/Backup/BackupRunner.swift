@@ -89,6 +89,7 @@ public enum BackupRunner {
 
         let materializedViews = try await TableDiscovery.populatedMaterializedViews(coordinator)
         let tables = try await TableDiscovery.tables(coordinator, policy: options.policy)
+        let notCopied = try await TableDiscovery.notCopied(coordinator, policy: options.policy)
         let schemas = try await TableDiscovery.schemas(coordinator)
         let roles = try await TableDiscovery.roles(coordinator)
         try await lockTables(tables, coordinator: coordinator)
@@ -129,7 +130,7 @@ public enum BackupRunner {
                 toolVersion: FTBackupVersion.current, source: source, startedAt: startedAt, stoppedAt: Date(),
                 snapshot: .init(origin: snapshot.origin, id: snapshot.id, time: snapshot.time, walLSN: snapshot.walLSN),
                 copyFormat: "text", policySource: options.policy.source, compression: options.policy.compression,
-                schemaDump: schemaDump, schemas: schemas, roles: roles, tables: copied.map(\.1),
+                schemaDump: schemaDump, schemas: schemas, roles: roles, tables: copied.map(\.1), tablesNotCopied: notCopied,
                 sequences: sequences, materializedViews: materializedViews,
                 totals: .init(tables: copied.count, rows: copied.reduce(0) { $0 + $1.1.rows },
                               rawBytes: copied.reduce(0) { $0 + $1.1.file.rawBytes } + schemaDump.rawBytes,

@@ -51,6 +51,20 @@ public enum TableDiscovery {
         }
     }
 
+    /// Tables whose data a backup does not copy although they exist: the policy's exclusions and
+    /// tables that belong to extensions. Their changes are not replayed either.
+    public static func notCopied(_ session: DatabaseSession, policy: Policy) async throws -> [String] {
+        try await session.query("""
+            SELECT n.nspname AS schema, c.relname AS name,
+                   EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e') AS extension
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND \(CatalogSQL.userSchemaFilter) ORDER BY 1, 2
+            """).rows.compactMap { row in
+            let schema = try row.requiredString("schema"), name = try row.requiredString("name")
+            return try row.bool("extension") == true || policy.excludes(schema: schema, table: name) ? "\(schema).\(name)" : nil
+        }
+    }
+
     /// Every user schema (also those with no tables: their DDL is still backed up).
     public static func schemas(_ session: DatabaseSession) async throws -> [String] {
         try await session.query("""

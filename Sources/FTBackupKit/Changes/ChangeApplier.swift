@@ -14,20 +14,29 @@ final class ChangeApplier {
     private var relations: [UInt32: RelationDescription] = [:]
     private var statements: [String: String] = [:]
     private var checkedRelations: Set<UInt32> = []
+    /// Bumped when a relation's description changes, so statements prepared for the old one are not reused.
+    private var generations: [UInt32: Int] = [:]
     /// The newest heartbeat's sequence values (schema.name → [last_value, is_called]).
     private(set) var sequences: [String: [String]] = [:]
     private(set) var changesApplied = 0
 
-    init(connection: PGConnection, schemas: Set<String>?) {
+    /// Tables the full did not copy (policy exclusions, extension tables): their changes are skipped.
+    private let ignored: Set<String>
+
+    init(connection: PGConnection, schemas: Set<String>?, ignoring ignored: Set<String> = []) {
         self.connection = connection
         self.schemas = schemas
+        self.ignored = ignored
     }
 
     /// Applies one message of a transaction (begin and commit are handled by the caller).
     func apply(_ message: PgOutputMessage, at lsn: UInt64) throws {
         switch message {
         case .relation(let relation):
-            if relations[relation.relid] != relation { checkedRelations.remove(relation.relid) }
+            if let known = relations[relation.relid], known != relation {
+                checkedRelations.remove(relation.relid)
+                generations[relation.relid, default: 0] += 1
+            }
             relations[relation.relid] = relation
         case .insert(let relid, let new):
             guard let relation = try target(relid, tuples: [new]) else {
@@ -87,7 +96,7 @@ final class ChangeApplier {
             throw FTBackupError(.dataError, "a change on \(relation.namespace).\(relation.name) has \(tuple.count) values for \(relation.columns.count) columns",
                                 hint: "the segment is damaged; take a new full backup")
         }
-        if relation.namespace == ChangeArchivalNames.schema { return nil }
+        if relation.namespace == ChangeArchivalNames.schema || ignored.contains("\(relation.namespace).\(relation.name)") { return nil }
         if let schemas, !schemas.contains(relation.namespace) { return nil }
         if !checkedRelations.contains(relid) {
             // A relation description that no longer matches the restored table means DDL happened after the full.
@@ -137,6 +146,8 @@ final class ChangeApplier {
     }
 
     private func statement(_ key: String, _ make: () throws -> (String, Int)) throws -> String {
+        let relid = UInt32(key.dropFirst().prefix { $0.isNumber }) ?? 0
+        let key = "\(key)#\(generations[relid] ?? 0)"
         if let name = statements[key] { return name }
         let name = "ftb_\(statements.count)"
         let (sql, count) = try make()

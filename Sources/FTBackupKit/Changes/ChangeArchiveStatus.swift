@@ -21,10 +21,17 @@ public struct ChangeArchiveStatus: Codable, Sendable {
         let segments = try ChangeSegmentManifest.all(repository.storage)
         let fulls = try repository.entries().compactMap(\.manifest).filter { $0.type == .full && $0.snapshot.origin == "replication-slot" }
         let newest = segments.compactMap(\.lastCommitTime).max()
+        // The window starts at the oldest aligned full that the unbroken tail of the segment chain reaches back to.
+        var chainStart = segments.last.flatMap { LSN.parse($0.startLSN) }
+        for (earlier, later) in zip(segments.dropLast(), segments.dropFirst()).reversed() {
+            guard let start = LSN.parse(later.startLSN), let end = LSN.parse(earlier.endLSN), start <= end else { break }
+            chainStart = LSN.parse(earlier.startLSN)
+        }
+        let firstFull = chainStart.flatMap { start in fulls.first { (LSN.parse($0.snapshot.walLSN) ?? 0) >= start } }
         var status = ChangeArchiveStatus(
             segments: segments.count, transactions: segments.reduce(0) { $0 + $1.transactions },
-            storedBytes: segments.reduce(0) { $0 + $1.file.storedBytes }, recoverableFrom: newest == nil ? nil : fulls.first?.snapshot.time,
-            recoverableUntil: fulls.isEmpty ? nil : newest, newestCommitAgeSeconds: newest.map { Date().timeIntervalSince($0) },
+            storedBytes: segments.reduce(0) { $0 + $1.file.storedBytes }, recoverableFrom: firstFull?.snapshot.time,
+            recoverableUntil: firstFull == nil ? nil : newest, newestCommitAgeSeconds: newest.map { Date().timeIntervalSince($0) },
             slot: nil, broken: nil)
         guard let database else { return status }
         let session = try await DatabaseSession.connect(database, name: "ftbackup-info")

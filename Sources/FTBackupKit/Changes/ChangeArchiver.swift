@@ -29,6 +29,16 @@ public enum ChangeArchiver {
                                       logger: Logger = Logger(label: "ftbackup")) async throws -> Report {
         let lock = try RepositoryLock.acquire(repositoryRoot: repositoryPath, kind: .write, exclusive: true, command: "backup --type incr")
         defer { lock.release() }
+        // One writer of the change archive at a time; a running follower covers this pass.
+        let changesLock: RepositoryLock
+        do {
+            changesLock = try RepositoryLock.acquire(repositoryRoot: repositoryPath, kind: .changes, exclusive: true, command: "backup --type incr")
+        } catch let error as FTBackupError where error.status == .locked && error.message.contains("command=follow") {
+            let pid = error.message.split(separator: " ").first { $0.hasPrefix("pid=") }.flatMap { Int($0.dropFirst(4)) }
+            logger.info("a follower covers change archival; nothing to do", metadata: ["follower_pid": .string("\(pid ?? 0)")])
+            return Report(segment: nil, coveredByFollower: pid ?? 0, removedIncomplete: [], slotLagBytes: 0)
+        }
+        defer { changesLock.release() }
         let storage = LocalStorage(root: repositoryPath)
         let session = try await DatabaseSession.connect(database, name: "ftbackup-incr")
         defer { session.close() }

@@ -37,6 +37,9 @@ public enum ChangeFollower {
     public static func run(_ options: Options) async throws -> Report {
         let storage = LocalStorage(root: options.repositoryPath)
         try storage.makeFolder(ChangeSegmentManifest.folder)
+        // Held for the follower's whole life: no incremental pass writes or cleans segments meanwhile.
+        let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .changes, exclusive: true, command: "follow")
+        defer { lock.release() }
         let control = try await DatabaseSession.connect(options.database, name: "ftbackup-follow-control")
         defer { control.close() }
         try await control.execute(ChangeArchiver.decodingSettings)
@@ -61,9 +64,16 @@ public enum ChangeFollower {
         }
         let sealEvery = options.policy.changeArchival.sealEvery.nominalSeconds
         // The heartbeat proves the archive reaches the present and carries the sequences' values.
+        let logger = options.logger
         let heartbeat = Task {
             while !Task.isCancelled {
-                try? await ChangeArchiver.writeHeartbeat(control)
+                do {
+                    try await ChangeArchiver.writeHeartbeat(control)
+                } catch {
+                    // Without heartbeats an idle database's recoverable point stops moving: say so every time.
+                    logger.warning("heartbeat failed: the recoverable point will not advance while the application is idle",
+                                   metadata: ["error": .string("\(error)")])
+                }
                 try? await Task.sleep(for: .seconds(max(1, sealEvery)))
             }
         }
@@ -72,7 +82,6 @@ public enum ChangeFollower {
                                                            "seal_every_seconds": .string("\(sealEvery)")])
         let start = LSN.parse(health.confirmedFlushLSN) ?? 0
         let policy = options.policy
-        let logger = options.logger
         let shouldStop = options.shouldStop
         return try await stream.withConnection { connection in
             var loop = FollowLoop(connection: connection, storage: storage, slot: slotName, compression: policy.compression,

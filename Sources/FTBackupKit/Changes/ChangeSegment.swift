@@ -103,8 +103,9 @@ struct ChangeStreamSummary {
     func schemaChanges(comparedWith full: BackupManifest?) -> [String] {
         guard let full else { return [] }
         let known = Dictionary(full.tables.map { ("\($0.schema).\($0.name)", $0.columns) }, uniquingKeysWith: { first, _ in first })
+        let ignored = Set(full.tablesNotCopied ?? [])
         return descriptions.filter { name, columns in
-            !name.hasPrefix("\(ChangeArchivalNames.schema).") && known[name] != columns
+            !name.hasPrefix("\(ChangeArchivalNames.schema).") && !ignored.contains(name) && known[name] != columns
         }.keys.sorted()
     }
 

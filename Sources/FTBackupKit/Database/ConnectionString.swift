@@ -47,7 +47,7 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
     /// Removes the password (as given here or in `PGPASSWORD`) from a text before it is shown.
     public func scrub(_ text: String) -> String {
         var result = text
-        for secret in [options["password"], ProcessInfo.processInfo.environment["PGPASSWORD"]] {
+        for secret in [options["password"], options["sslpassword"], ProcessInfo.processInfo.environment["PGPASSWORD"]] {
             if let secret, !secret.isEmpty { result = result.replacingOccurrences(of: secret, with: "********") }
         }
         return result
@@ -62,6 +62,9 @@ extension ConnectionString {
         var parsed = options
         for (key, value) in overrides { parsed[key] = value }
         let password = parsed.removeValue(forKey: "password")
+        // libpq has no environment variable for the client key's passphrase: a child process cannot get it
+        // without showing it in its arguments, so it is not passed (use an unencrypted key or a pgpass-style setup).
+        parsed.removeValue(forKey: "sslpassword")
         let conninfo = parsed.keys.sorted().map { key in
             let value = parsed[key]!.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
             return "\(key)='\(value)'"

@@ -50,7 +50,9 @@ extension PGConnection {
         if sinkFailure == nil, !chunk.isEmpty {
             do { try chunk.withUnsafeBytes(sink) } catch { sinkFailure = error }
         }
-        let outcome = try finishCopy(context: sql, bytes: bytes)
+        // After a failed sink the server reports our own cancel: the sink's error is the one that matters.
+        let outcome: CopyOutcome
+        do { outcome = try finishCopy(context: sql, bytes: bytes) } catch { throw sinkFailure ?? error }
         if let sinkFailure { throw sinkFailure }
         return outcome
     }

@@ -31,6 +31,9 @@ public enum AuditPruner {
         public var batchSize: Int
         public var tables: [TableEvidence]
         public var seconds: Double
+        /// False while the run is going (the evidence is rewritten after every batch, so rows already
+        /// deleted are recorded even if the run dies); true once every table is done.
+        public var complete: Bool
         public var rows: Int64 { tables.reduce(0) { $0 + $1.rows } }
     }
 
@@ -79,8 +82,19 @@ public enum AuditPruner {
             let literalCutoff = try session.escapeLiteral(cutoff)
             let literalHold = try session.escapeLiteral(hold)
             let literal = predicate.replacingOccurrences(of: "$1", with: literalCutoff).replacingOccurrences(of: "$2", with: literalHold)
+            let run = RunLabel.make(started)
+            let done = evidence
+            let partial: @Sendable (TableResult) throws -> Void = { result in
+                let current = TableEvidence(schema: table.schema, table: table.table, rows: result.rows, oldest: result.oldest,
+                                            newest: result.newest, sha256: result.digest, batches: result.batches,
+                                            longestBatchSeconds: result.longest)
+                try store.writeRunLog(kind: "prune-audit", run: run, Report(
+                    run: run, dryRun: false, cutoff: cutoff, retention: policy.auditRetention.description,
+                    legalHoldOrganizations: policy.legalHoldOrganizations, batchSize: batchSize, tables: done + [current],
+                    seconds: Date().timeIntervalSince(started), complete: false))
+            }
             let result = try await session.withConnection { connection in
-                try pruneTable(connection, name: name, predicate: literal, batchSize: batchSize)
+                try pruneTable(connection, name: name, predicate: literal, batchSize: batchSize, afterBatch: partial)
             }
             evidence.append(TableEvidence(schema: table.schema, table: table.table, rows: result.rows, oldest: result.oldest,
                                           newest: result.newest, sha256: result.digest, batches: result.batches,
@@ -91,7 +105,7 @@ public enum AuditPruner {
         }
         let report = Report(run: RunLabel.make(started), dryRun: dryRun, cutoff: cutoff, retention: policy.auditRetention.description,
                             legalHoldOrganizations: policy.legalHoldOrganizations, batchSize: batchSize, tables: evidence,
-                            seconds: Date().timeIntervalSince(started))
+                            seconds: Date().timeIntervalSince(started), complete: true)
         if !dryRun { try store.writeRunLog(kind: "prune-audit", run: report.run, report) }
         return report
     }
@@ -129,7 +143,8 @@ public enum AuditPruner {
     }
 
     /// Deletes in batches of `batchSize`, each its own short transaction, streaming what it deletes.
-    static func pruneTable(_ connection: PGConnection, name: String, predicate: String, batchSize: Int) throws -> TableResult {
+    static func pruneTable(_ connection: PGConnection, name: String, predicate: String, batchSize: Int,
+                           afterBatch: (TableResult) throws -> Void) throws -> TableResult {
         var digest = StreamDigest()
         var result = TableResult(digest: "")
         while true {
@@ -167,6 +182,9 @@ public enum AuditPruner {
             result.longest = max(result.longest, Date().timeIntervalSince(started))
             if let oldest, result.oldest == nil || oldest < result.oldest! { result.oldest = oldest }
             if let newest, result.newest == nil || newest > result.newest! { result.newest = newest }
+            result.digest = digest.hexDigest()
+            try afterBatch(result)
+            Failpoint.hit("prune.after-batch")
             if outcome.rows < batchSize { break }
         }
         result.digest = digest.hexDigest()

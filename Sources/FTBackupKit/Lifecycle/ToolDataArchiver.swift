@@ -199,6 +199,13 @@ public enum ToolDataArchiver {
                     FROM \(table) t WHERE t.id IN (SELECT id FROM pg_temp.ftbackup_batch)
                     """).first!
                 let ids = try JSONDecoder().decode([String].self, from: Data(try stats.requiredString("ids").utf8))
+                // Lock the dependants too: an update committed between their COPY and their DELETE would be lost.
+                for dependant in plan.dependants {
+                    try connection.query("""
+                        SELECT 1 FROM \(try connection.qualifiedName(plan.schema, dependant.table)) d
+                        WHERE d.\(try q(dependant.keyColumn)) IN (SELECT id FROM pg_temp.ftbackup_batch) FOR UPDATE
+                        """)
+                }
                 var bytes = try stats.int64("bytes")
                 var tables: [ArchiveManifest.ArchivedTable] = []
                 let targets = [("tool_data", "id", plan.toolDataColumns)] + plan.dependants.map { ($0.table, $0.keyColumn, $0.columns) }

@@ -105,6 +105,9 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     /// Roles that own or are granted objects in the backup (a restore target must have them, or use --no-owner).
     public var roles: [String]
     public var tables: [Table]
+    /// Tables that exist but whose data is not copied (policy exclusions, extension tables), as
+    /// schema.name; their archived changes are not replayed.
+    public var tablesNotCopied: [String]?
     public var sequences: [SequenceState]
     /// Materialized views that held data at the source: refreshed after the load, never copied.
     public var materializedViews: [RelationName]

@@ -16,6 +16,8 @@ public final class RepositoryLock: @unchecked Sendable {
         case write
         /// Restores, verifies and drills: many at once, but never during expiry.
         case read
+        /// The change archive's writer: `follow` for its whole life, or one `backup --type incr` pass.
+        case changes
     }
 
     private var fd: Int32

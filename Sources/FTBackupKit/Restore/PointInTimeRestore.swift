@@ -49,10 +49,11 @@ public enum PointInTimeRestore {
         let consistentPoint = LSN.parse(plan.consistentPoint) ?? 0
         let storage = repository.storage
         let replayed = ReplayTally()
+        let ignoredTables = Set(try repository.backup(label: plan.full).tablesNotCopied ?? [])
         let full = try await RestoreRunner.run(fullOptions) {
             let started = Date()
             let (transactions, changes) = try await replay(segments, storage: storage, options: options, from: consistentPoint,
-                                                           until: target, schemas: plan.restore.schemas)
+                                                           until: target, schemas: plan.restore.schemas, ignoring: ignoredTables)
             replayed.set(transactions: transactions, changes: changes, seconds: Date().timeIntervalSince(started))
         }
         let (transactions, changes, replaySeconds) = replayed.value
@@ -99,22 +100,71 @@ public enum PointInTimeRestore {
             throw FTBackupError(.usage, "the change archive does not reach past \(Timestamps.display(target)): the newest archived commit is at \(newest.map { Timestamps.display($0) } ?? "none")",
                                 hint: "run ftbackup backup --type incr first, or choose a time at or before the newest archived commit")
         }
-        // Count what will be replayed (and find the last transaction) by reading the commits of the segments used.
+        // Read the segments up to the stop point: count what will be replayed, find the last transaction,
+        // and refuse now, before the target is touched, if a replayed change hits a table whose
+        // description differs from the full's (a schema change or a table created after the full).
         var transactions = 0
         var lastLSN: UInt64?
         var lastTime: Int64?
         var lastApplied: UInt64 = 0
+        var applying = false
+        var descriptions: [UInt32: RelationDescription] = [:]
+        var checked: Set<String> = []
+        let known = Dictionary(full.tables.map { ("\($0.schema).\($0.name)", $0.columns) }, uniquingKeysWith: { first, _ in first })
+        let ignored = Set(full.tablesNotCopied ?? [])
+        let selected = options.schemas.isEmpty ? nil : Set(options.schemas)
         let limit = PgOutputDecoder.postgresMicroseconds(from: target)
+        func check(_ relid: UInt32, at lsn: UInt64) throws {
+            guard let relation = descriptions[relid] else {
+                throw FTBackupError(.dataError, "a change at LSN \(LSN.format(lsn)) names relation \(relid) without its description",
+                                    hint: "the change archive is damaged; restore to a time after the next full backup")
+            }
+            let name = "\(relation.namespace).\(relation.name)"
+            let columns = relation.columns.map(\.name)
+            guard !checked.contains("\(name):\(columns)") else { return }
+            checked.insert("\(name):\(columns)")
+            if relation.namespace == ChangeArchivalNames.schema || ignored.contains(name) { return }
+            if let selected, !selected.contains(relation.namespace) { return }
+            guard let expected = known[name] else {
+                throw FTBackupError(.usage, "cannot restore to \(Timestamps.display(target)) from backup \(full.label): table \(name) was created after it (first change at LSN \(LSN.format(lsn)))",
+                                    hint: "choose a time after the next full backup (ftbackup info lists them)")
+            }
+            guard expected == columns else {
+                throw FTBackupError(.usage, "cannot restore to \(Timestamps.display(target)) from backup \(full.label): table \(name) changed after it (columns \(expected) then \(columns), at LSN \(LSN.format(lsn)))",
+                                    hint: "choose a time after the next full backup (ftbackup info lists them)")
+            }
+        }
         scan: for segment in used {
             var stop = false
             try forEachRow(segment, storage: repository.storage) { row in
-                guard !stop, row.data.first == UInt8(ascii: "B"), case .begin(let final, let time, _) = try PgOutputDecoder.decode(row.data) else { return }
-                if final < consistentPoint || final <= lastApplied { return }
-                if time > limit { stop = true; return }
-                transactions += 1
-                lastApplied = final
-                lastLSN = final
-                lastTime = time
+                guard !stop, let kind = row.data.first else { return }
+                switch kind {
+                case UInt8(ascii: "B"):
+                    guard case .begin(let final, let time, _) = try PgOutputDecoder.decode(row.data) else { return }
+                    if final < consistentPoint || final <= lastApplied {
+                        applying = false
+                    } else if time > limit {
+                        stop = true
+                    } else {
+                        applying = true
+                        transactions += 1
+                        lastApplied = final
+                        lastLSN = final
+                        lastTime = time
+                    }
+                case UInt8(ascii: "R"):
+                    if case .relation(let relation) = try PgOutputDecoder.decode(row.data) { descriptions[relation.relid] = relation }
+                case UInt8(ascii: "I"), UInt8(ascii: "U"), UInt8(ascii: "D"):
+                    if applying, row.data.count >= 5 {
+                        try check(row.data[1...4].reduce(0) { $0 << 8 | UInt32($1) }, at: row.lsn)
+                    }
+                case UInt8(ascii: "T"):
+                    if applying, case .truncate(let relids, _, _) = try PgOutputDecoder.decode(row.data) {
+                        for relid in relids { try check(relid, at: row.lsn) }
+                    }
+                default:
+                    break
+                }
             }
             if stop { break scan }
         }
@@ -141,7 +191,8 @@ public enum PointInTimeRestore {
 
     /// Applies the transactions with commit LSN ≥ `from`, in order, until the first commit after `until`.
     static func replay(_ segments: [ChangeSegmentManifest], storage: any RepositoryStorage, options: RestoreOptions,
-                       from consistentPoint: UInt64, until target: Date, schemas: [String]) async throws -> (Int, Int) {
+                       from consistentPoint: UInt64, until target: Date, schemas: [String],
+                       ignoring ignored: Set<String>) async throws -> (Int, Int) {
         let session = try await DatabaseSession.connect(options.target, name: "ftbackup-replay")
         defer { session.close() }
         try await session.execute(ChangeArchiver.decodingSettings + "; SET session_replication_role = replica; SET synchronous_commit = off")
@@ -149,7 +200,7 @@ public enum PointInTimeRestore {
         let limit = PgOutputDecoder.postgresMicroseconds(from: target)
         let schemaFilter = Set(schemas)
         return try await session.withConnection { connection -> (Int, Int) in
-            let applier = ChangeApplier(connection: connection, schemas: schemaFilter)
+            let applier = ChangeApplier(connection: connection, schemas: schemaFilter, ignoring: ignored)
             var transactions = 0
             var lastApplied: UInt64 = 0
             var applying = false

@@ -118,6 +118,8 @@ let workloadSchemaSQL = """
             let during = InstantBox()
             var options = try BackupOptions.test(a.db, a.repo)
             options.whileRunning = {
+                // The writer has run through the slot's creation; let it finish so the instant's hashes are one consistent state.
+                try await background.value
                 try await writeWorkload(a.session, round: 50, truncate: false)
                 during.set(try await a.instant())
             }

@@ -73,15 +73,4 @@ extension ConnectionString {
         if let password { environment["PGPASSWORD"] = password }
         return (conninfo, environment)
     }
-
-    /// The same connection with some options replaced (for example another dbname).
-    public func replacing(_ overrides: [String: String]) throws -> ConnectionString {
-        var parsed = options
-        for (key, value) in overrides { parsed[key] = value }
-        let text = parsed.keys.sorted().map { key in
-            let value = parsed[key]!.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
-            return "\(key)='\(value)'"
-        }.joined(separator: " ")
-        return try ConnectionString(text)
-    }
 }

@@ -63,9 +63,3 @@ final class ConnectionThread: @unchecked Sendable {
         }
     }
 }
-
-/// Moves a value across a thread hop that the surrounding code already serialises.
-struct UnsafeTransfer<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}

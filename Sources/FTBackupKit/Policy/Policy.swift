@@ -36,6 +36,11 @@ public struct Policy: Sendable, Equatable, Codable {
         public var references: [Reference]
     }
 
+    /// `lifecycle.application_triggers`: `skip` (default) runs lifecycle deletes and unarchive inserts with
+    /// `session_replication_role = replica`, so an application trigger can neither rewrite nor add rows;
+    /// `fire` lets them fire (only for applications whose triggers are meant to see retention work).
+    public enum ApplicationTriggers: String, Sendable, Codable, CaseIterable { case skip, fire }
+
     public var version: Int
     public var full: BackupKind
     public var incremental: BackupKind
@@ -46,6 +51,8 @@ public struct Policy: Sendable, Equatable, Codable {
     public var archiveToolData: ArchiveToolData
     public var auditRetention: Period
     public var legalHoldOrganizations: [String]
+    /// Whether application triggers fire when lifecycle work deletes or puts back rows.
+    public var applicationTriggers: ApplicationTriggers
     public var rto: Period
     public var rpo: Period
     public var drillSchedule: Schedule

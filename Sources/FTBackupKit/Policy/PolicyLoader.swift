@@ -63,7 +63,7 @@ public enum PolicyLoader {
         } ?? (codec == .zstd ? 3 : codec == .gzip ? 6 : 0)
 
         let lifecycle = try reader.mapping(top.required("lifecycle"), path: "lifecycle",
-                                           keys: ["archive_tool_data", "audit_retention", "legal_hold_organizations"])
+                                           keys: ["archive_tool_data", "audit_retention", "legal_hold_organizations", "application_triggers"])
         let archive = try reader.mapping(lifecycle.required("archive_tool_data"), path: "lifecycle.archive_tool_data",
                                          keys: ["status", "after", "age_column", "age_column_overrides", "references"])
         let overrides = try reader.mapping(archive.optional("age_column_overrides"),
@@ -122,6 +122,9 @@ public enum PolicyLoader {
                 guard UUID(uuidString: text) != nil else { throw reader.error(path, $0.element, "'\(text)' is not a UUID") }
                 return text.lowercased()
             },
+            applicationTriggers: try lifecycle.optional("application_triggers").map {
+                try reader.enumeration($0, path: "lifecycle.application_triggers")
+            } ?? .skip,
             rto: try reader.period(objectives.required("rto"), path: "objectives.rto"),
             rpo: try reader.period(objectives.required("rpo"), path: "objectives.rpo"),
             drillSchedule: try reader.enumeration(drills.required("schedule"), path: "drills.schedule"),
@@ -147,6 +150,7 @@ public enum PolicyLoader {
           - { from: sprint_02_dream.tool_data.source_know_thyself_id, to: sprint_01_know_thyself.tool_data.id }
       audit_retention: 7y
       legal_hold_organizations: []
+      application_triggers: skip
     objectives: { rto: 4h, rpo: 1h }
     drills: { schedule: monthly }
     """

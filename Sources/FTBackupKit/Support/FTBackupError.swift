@@ -13,6 +13,9 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case dataError = 65
     /// The database server could not be reached or the database does not exist.
     case unavailable = 69
+    /// A safety check stopped a destructive statement before it committed (a prune or archive batch
+    /// whose evidence showed a row outside its eligibility); nothing of that batch was removed.
+    case safetyStop = 70
     /// The repository or a target could not be written (read-only, full disk, permissions).
     case cannotWrite = 73
     /// Another run holds the repository lock; try again later.

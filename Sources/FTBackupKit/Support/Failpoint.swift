@@ -6,6 +6,11 @@ import Foundation
 /// commits"); tests prove it by setting `FTBACKUP_FAILPOINT` to the window's name. Unset, a
 /// failpoint costs one environment lookup.
 public enum Failpoint {
+    /// True when a test asked for the named fault (a failpoint that changes behaviour rather than kills).
+    public static func isActive(_ name: String) -> Bool {
+        ProcessInfo.processInfo.environment["FTBACKUP_FAILPOINT"] == name
+    }
+
     public static func hit(_ name: String) {
         guard ProcessInfo.processInfo.environment["FTBACKUP_FAILPOINT"] == name else { return }
         FileHandle.standardError.write(Data("ftbackup: failpoint \(name) reached: killing this process\n".utf8))

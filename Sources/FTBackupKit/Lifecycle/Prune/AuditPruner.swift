@@ -1,0 +1,260 @@
+import Foundation
+import Logging
+
+/// Removes audit rows past the policy's retention, and keeps evidence of exactly what went.
+///
+/// Audit data must go when its retention ends (7 years) but never earlier, never rows of an
+/// organization under legal hold (directly, or through the row's user), and never in one long
+/// transaction that blocks the application's inserts. It works leaf by leaf (`AuditTable`):
+/// a partition whose whole range lies before the cut-off is exported and dropped
+/// (`PartitionDropper`); a partition that straddles the cut-off, the DEFAULT partition and a plain
+/// table are pruned in short, checked batches (`RowBatchPruner`). The evidence names, per table,
+/// the cut-off, the rows removed, their oldest and newest timestamp, the SHA-256 of what was
+/// deleted, and every partition dropped with its export; it is rewritten after every batch, so
+/// rows already removed are on record even if the run dies.
+public enum AuditPruner {
+    /// What happened to one leaf (or, dry, would happen).
+    public struct PartitionEvidence: Codable, Sendable, Equatable {
+        public enum Method: String, Codable, Sendable {
+            /// Exported, detached and dropped whole.
+            case drop
+            /// Pruned in batches by the eligibility predicate.
+            case rows
+        }
+
+        public var partition: String
+        public var bound: String?
+        public var method: Method
+        /// Why a partition whose range allows a drop was pruned by rows instead.
+        public var reason: String?
+        public var rows: Int64
+        public var oldest: String?
+        public var newest: String?
+        /// For a dropped partition: its export and the SHA-256 of its rows' COPY text.
+        public var export: String?
+        public var sha256: String?
+    }
+
+    public struct TableEvidence: Codable, Sendable, Equatable {
+        public var schema: String
+        public var table: String
+        /// Rows removed, dropped partitions included.
+        public var rows: Int64
+        public var oldest: String?
+        public var newest: String?
+        /// SHA-256 over the rows pruned in batches, in deletion order (nil in a dry run).
+        public var sha256: String?
+        public var batches: Int
+        public var longestBatchSeconds: Double
+        /// Every leaf that had eligible rows (or, for a partitioned table, every leaf looked at).
+        public var partitions: [PartitionEvidence]
+    }
+
+    public struct Report: Codable, Sendable {
+        public var run: String
+        public var dryRun: Bool
+        /// Rows with a timestamp strictly before this instant go; a row exactly at it stays.
+        public var cutoff: String
+        public var retention: String
+        public var legalHoldOrganizations: [String]
+        public var batchSize: Int
+        /// Application triggers silenced with session_replication_role = replica while deleting.
+        public var silencedTriggers: [String]
+        public var reconciled: [String]
+        public var tables: [TableEvidence]
+        public var seconds: Double
+        /// False while the run is going (the evidence is rewritten after every batch, so rows already
+        /// deleted are recorded even if the run dies); true once every table is done.
+        public var complete: Bool
+        /// Set when this run re-applied an earlier run's cut-off to a restored database.
+        public var reappliedFrom: String?
+        public var rows: Int64 { tables.reduce(0) { $0 + $1.rows } }
+    }
+
+    /// What a run is asked to do.
+    public struct Options: Sendable {
+        public var database: ConnectionString
+        public var repositoryPath: String
+        public var policy: Policy
+        public var batchSize = 5000
+        public var dryRun = false
+        /// Replaces the database's current time (`localtimestamp`) as the point retention counts back
+        /// from; nil in production. It lets a test place a row exactly on the cut-off.
+        public var asOf: String?
+        /// A fixed cut-off (re-applying an earlier run's after a restore); overrides the policy's.
+        public var cutoff: String?
+        /// Drop whole partitions whose range lies before the cut-off (else every leaf goes by rows).
+        public var dropPartitions = true
+        /// Only these schemas (a restore of chosen schemas); empty means all.
+        public var schemas: [String] = []
+        public var lockTimeout = "5s"
+        /// Where the evidence goes: `lifecycle/<evidenceKind>/<run>.json`.
+        public var evidenceKind = "prune-audit"
+        public var logger = Logger(label: "ftbackup")
+
+        public init(database: ConnectionString, repositoryPath: String, policy: Policy) {
+            self.database = database
+            self.repositoryPath = repositoryPath
+            self.policy = policy
+        }
+    }
+
+    /// Kept for callers and tests that predate `Options`.
+    public static func run(database: ConnectionString, repositoryPath: String, policy: Policy, batchSize: Int = 5000,
+                           dryRun: Bool, asOf: String? = nil, logger: Logger = Logger(label: "ftbackup")) async throws -> Report {
+        var options = Options(database: database, repositoryPath: repositoryPath, policy: policy)
+        options.batchSize = batchSize
+        options.dryRun = dryRun
+        options.asOf = asOf
+        options.logger = logger
+        return try await run(options)
+    }
+
+    public static func run(_ options: Options) async throws -> Report {
+        let started = Date()
+        guard options.batchSize > 0 else { throw FTBackupError(.usage, "--batch must be positive") }
+        let storage = LocalStorage(root: options.repositoryPath)
+        let lock = options.dryRun ? nil : try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .write, exclusive: true,
+                                                                        command: "lifecycle prune-audit")
+        defer { lock?.release() }
+        let session = try await DatabaseSession.connect(options.database, name: "ftbackup-prune")
+        defer { session.close() }
+        try await session.execute(SessionSettings.copy(encoding: "UTF8"))
+        return try await session.withConnection { connection in
+            try prune(connection, storage: storage, options: options, started: started)
+        }
+    }
+
+    static func prune(_ connection: PGConnection, storage: LocalStorage, options: Options, started: Date) throws -> Report {
+        let policy = options.policy
+        let logger = options.logger
+        // Computed once, in the database's time; rendered in the session's zone, compared as such.
+        let cutoff = try options.cutoff ?? connection.query("SELECT (coalesce($2::timestamp, localtimestamp) - $1::interval)::text AS at",
+                                                            [policy.auditRetention.sqlInterval, options.asOf]).first!.requiredString("at")
+        let exports = PartitionExportStore(storage: storage)
+        let reconciled = options.dryRun ? [] : try PartitionDropper.reconcile(connection, store: exports, logger: logger)
+        let tables = try AuditTable.discover(connection).filter { options.schemas.isEmpty || options.schemas.contains($0.relation.schema) }
+        let foreignKeys = try ForeignKey.all(connection)
+        for table in tables {
+            if let key = foreignKeys.first(where: { $0.parent.oid == table.relation.oid && ![.noAction, .restrict].contains($0.onDelete) }) {
+                throw FTBackupError(.configuration, "prune-audit refused: \(key) would change rows of \(key.child) when audit rows go",
+                                    hint: "such rows are part of the audit record: make the key NO ACTION, or prune them deliberately first")
+            }
+        }
+        let triggers = try ApplicationTriggerGuard.decide(connection, oids: tables.map(\.relation.oid), event: .delete,
+                                                          policy: policy.applicationTriggers, work: "prune-audit")
+        let hold = policy.legalHoldOrganizations
+        let holdLiteral = try connection.escapeLiteral(PostgresArray.text(hold))
+        let cutoffLiteral = try connection.escapeLiteral(cutoff)
+        let run = RunLabel.make(started)
+        let store = ArchiveStore(storage: storage)
+        let dropper = PartitionDropper(connection: connection, store: exports, compression: policy.compression, lockTimeout: options.lockTimeout)
+        let rowPruner = RowBatchPruner(connection: connection, triggers: triggers)
+
+        func report(_ tables: [TableEvidence], complete: Bool) -> Report {
+            Report(run: run, dryRun: options.dryRun, cutoff: cutoff, retention: policy.auditRetention.description,
+                   legalHoldOrganizations: hold, batchSize: options.batchSize, silencedTriggers: triggers.silenced.map(\.description),
+                   reconciled: reconciled, tables: tables, seconds: Date().timeIntervalSince(started), complete: complete,
+                   reappliedFrom: options.cutoff == nil ? nil : options.evidenceKind)
+        }
+
+        var evidence: [TableEvidence] = []
+        for table in tables {
+            var current = TableEvidence(schema: table.relation.schema, table: table.relation.table, rows: 0, oldest: nil, newest: nil,
+                                        sha256: nil, batches: 0, longestBatchSeconds: 0, partitions: [])
+            var digest = StreamDigest()
+            let incoming = foreignKeys.filter { $0.parent.oid == table.relation.oid }
+            for leaf in table.leaves {
+                let droppable = try options.dropPartitions && leaf.upperBound.map {
+                    try connection.query("SELECT $1::\(table.timestampType) <= \(cutoffLiteral)::\(table.timestampType) AS ok", [$0])
+                        .first!.bool("ok") == true
+                } == true && incoming.isEmpty
+                var partition = PartitionEvidence(partition: leaf.relation.description, bound: leaf.bound, method: droppable ? .drop : .rows,
+                                                  reason: nil, rows: 0, oldest: nil, newest: nil, export: nil, sha256: nil)
+                if options.dryRun {
+                    let row = try connection.query("""
+                        SELECT count(*) FILTER (WHERE \(table.eligible(cutoff: cutoffLiteral, hold: holdLiteral, holdCount: hold.count))) AS n,
+                               count(*) AS total,
+                               min(e."timestamp") FILTER (WHERE \(table.eligible(cutoff: cutoffLiteral, hold: holdLiteral, holdCount: hold.count)))::text AS oldest,
+                               max(e."timestamp") FILTER (WHERE \(table.eligible(cutoff: cutoffLiteral, hold: holdLiteral, holdCount: hold.count)))::text AS newest
+                        FROM \(try connection.qualifiedName(leaf.relation.schema, leaf.relation.table)) e
+                        """).first!
+                    partition.rows = try row.int64("n")
+                    partition.oldest = try row.string("oldest")
+                    partition.newest = try row.string("newest")
+                    let total = try row.int64("total")
+                    if droppable && partition.rows != total {
+                        partition.method = .rows
+                        partition.reason = "\(total - partition.rows) of its rows are under legal hold or not older than the cut-off"
+                    }
+                    if partition.method == .rows {
+                        current.batches += Int((partition.rows + Int64(options.batchSize) - 1) / Int64(options.batchSize))
+                    }
+                } else {
+                    if droppable {
+                        switch try dropper.drop(leaf, of: table, run: run, cutoff: cutoff, cutoffLiteral: cutoffLiteral, hold: hold, holdLiteral: holdLiteral) {
+                        case .dropped(let export):
+                            partition.rows = export.rows
+                            partition.oldest = export.oldest
+                            partition.newest = export.newest
+                            partition.export = export.name
+                            partition.sha256 = export.rowsSHA256
+                            logger.info("dropped audit partition", metadata: ["partition": .string(leaf.relation.description),
+                                                                                "rows": .string("\(export.rows)"), "export": .string(export.name)])
+                        case .pruneByRows(let reason):
+                            partition.method = .rows
+                            partition.reason = reason
+                        }
+                    }
+                    if partition.method == .rows {
+                        let target = RowBatchPruner.Target(leaf: leaf.relation, table: table, cutoff: cutoffLiteral, hold: holdLiteral,
+                                                           holdCount: hold.count, incoming: incoming)
+                        let before = current
+                        let result = try rowPruner.prune(target, batchSize: options.batchSize, digest: &digest) { progress, digestSoFar in
+                            var partial = before
+                            var leafEvidence = partition
+                            leafEvidence.rows = progress.rows
+                            leafEvidence.oldest = progress.oldest
+                            leafEvidence.newest = progress.newest
+                            partial.partitions.append(leafEvidence)
+                            Self.total(&partial)
+                            partial.sha256 = digestSoFar
+                            partial.batches = before.batches + progress.batches
+                            try store.writeRunLog(kind: options.evidenceKind, run: run, report(evidence + [partial], complete: false))
+                        }
+                        partition.rows = result.rows
+                        partition.oldest = result.oldest
+                        partition.newest = result.newest
+                        current.batches += result.batches
+                        current.longestBatchSeconds = max(current.longestBatchSeconds, result.longest)
+                    }
+                }
+                if partition.rows > 0 || partition.method == .drop { current.partitions.append(partition) }
+                Self.total(&current)
+                if !options.dryRun {
+                    current.sha256 = digest.hexDigest()
+                    try store.writeRunLog(kind: options.evidenceKind, run: run, report(evidence + [current], complete: false))
+                }
+            }
+            // The evidence itself is checked: nothing at or after the cut-off was removed.
+            if let newest = current.newest, try connection.query("SELECT $1::\(table.timestampType) < \(cutoffLiteral)::\(table.timestampType) AS ok", [newest]).first!.bool("ok") != true {
+                throw FTBackupError(.safetyStop, "prune of \(table.relation) removed a row dated \(newest), not before the cut-off \(cutoff)",
+                                    hint: "this is a defect in ftbackup; keep lifecycle/\(options.evidenceKind)/\(run).json and report it")
+            }
+            if current.rows > 0 && !options.dryRun {
+                logger.info("pruned audit rows", metadata: ["table": .string(table.relation.description), "rows": .string("\(current.rows)")])
+            }
+            evidence.append(current)
+        }
+        let final = report(evidence, complete: true)
+        if !options.dryRun { try store.writeRunLog(kind: options.evidenceKind, run: run, final) }
+        return final
+    }
+
+    /// A table's totals from its leaves.
+    static func total(_ table: inout TableEvidence) {
+        table.rows = table.partitions.reduce(0) { $0 + $1.rows }
+        table.oldest = table.partitions.compactMap(\.oldest).min(by: TimestampText.less)
+        table.newest = table.partitions.compactMap(\.newest).max(by: TimestampText.less)
+    }
+}

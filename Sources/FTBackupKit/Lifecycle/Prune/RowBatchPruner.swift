@@ -1,0 +1,124 @@
+import Foundation
+
+/// Deletes one leaf's eligible audit rows in short batches, each checked before it commits.
+///
+/// Every batch is one transaction:
+/// 1. `DELETE … WHERE ctid = ANY(ARRAY(SELECT ctid … WHERE <eligible> LIMIT n)) AND <eligible>`:
+///    the eligibility test (cut-off and legal hold) is in the DELETE itself, whatever selected the
+///    ctids, so a wrong selection can only ever remove eligible rows; the deleted rows go into a
+///    temporary table;
+/// 2. the evidence is checked by the database on those very rows: no more than `n`, every one
+///    older than the cut-off, none held, none still referenced; any violation rolls the batch back
+///    and the run stops with exit 70 (`safetyStop`);
+/// 3. the rows stream out through SHA-256 (the evidence's digest), then the batch commits.
+struct RowBatchPruner {
+    struct Target {
+        var leaf: RelationName
+        var table: AuditTable
+        /// SQL literals.
+        var cutoff: String
+        var hold: String
+        var holdCount: Int
+        /// Foreign keys (NO ACTION / RESTRICT) that point at the audit table; checked per batch when
+        /// triggers are silenced (the database's own check is silenced with them).
+        var incoming: [ForeignKey]
+    }
+
+    struct Result: Sendable {
+        var rows: Int64 = 0
+        var oldest: String?
+        var newest: String?
+        var batches = 0
+        var longest = 0.0
+    }
+
+    let connection: PGConnection
+    let triggers: ApplicationTriggerGuard
+
+    /// Prunes `target`, feeding every deleted row's COPY text (timestamp first) to `digest`.
+    func prune(_ target: Target, batchSize: Int, digest: inout StreamDigest,
+               afterBatch: (Result, String) throws -> Void) throws -> Result {
+        let q = { (name: String) in try connection.escapeIdentifier(name) }
+        let leaf = try connection.qualifiedName(target.leaf.schema, target.leaf.table)
+        let parent = try connection.qualifiedName(target.table.relation.schema, target.table.relation.table)
+        let columns = try target.table.columns.map(q).joined(separator: ", ")
+        let returning = try target.table.columns.map { "e.\(try q($0))" }.joined(separator: ", ")
+        let eligible = target.table.eligible(cutoff: target.cutoff, hold: target.hold, holdCount: target.holdCount)
+        // Failpoints that widen the selection (and, second, drop the guard too) prove the checks hold.
+        let selection = Failpoint.isActive("prune.widen-selection") || Failpoint.isActive("prune.drop-guard") ? "true" : eligible
+        let guardSQL = Failpoint.isActive("prune.drop-guard") ? "true" : eligible
+        try connection.execute("""
+            DROP TABLE IF EXISTS pg_temp.ftbackup_pruned;
+            CREATE TEMP TABLE ftbackup_pruned ON COMMIT DELETE ROWS AS SELECT \(columns) FROM \(parent) WITH NO DATA
+            """)
+        var result = Result()
+        while true {
+            let started = Date()
+            try connection.execute("BEGIN")
+            do {
+                try triggers.enter(connection, work: "prune-audit")
+                let deleted = try connection.query("""
+                    WITH d AS (DELETE FROM \(leaf) e
+                               WHERE e.ctid = ANY(ARRAY(SELECT e.ctid FROM \(leaf) e WHERE \(selection) LIMIT \(batchSize)))
+                                 AND \(guardSQL)
+                               RETURNING \(returning))
+                    INSERT INTO pg_temp.ftbackup_pruned SELECT * FROM d
+                    """).affectedRows ?? 0
+                if deleted == 0 {
+                    try connection.execute("ROLLBACK")
+                    break
+                }
+                let check = try connection.query("""
+                    SELECT count(*) AS n, min(e."timestamp")::text AS oldest, max(e."timestamp")::text AS newest,
+                           count(*) FILTER (WHERE NOT coalesce(e."timestamp" < \(target.cutoff)::\(target.table.timestampType), false)) AS too_new,
+                           count(*) FILTER (WHERE \(target.table.held(hold: target.hold, holdCount: target.holdCount))) AS held
+                    FROM pg_temp.ftbackup_pruned e
+                    """).first!
+                let rows = try check.int64("n"), tooNew = try check.int64("too_new"), held = try check.int64("held")
+                guard rows <= Int64(batchSize), tooNew == 0, held == 0 else {
+                    throw FTBackupError(.safetyStop, "prune of \(target.leaf) stopped before commit: the batch would have removed \(rows) rows (limit \(batchSize)), \(tooNew) of them not older than the cut-off \(target.cutoff) and \(held) under legal hold; nothing of it was removed",
+                                        hint: "this is a defect in ftbackup or a change in the table's definition; keep the evidence and report it")
+                }
+                if triggers.replica {
+                    for key in target.incoming {
+                        let child = try connection.qualifiedName(key.child.schema, key.child.table)
+                        let refs = try connection.query("""
+                            SELECT count(*) AS n FROM \(child) x WHERE (\(try key.childColumns.map { "x.\(try q($0))" }.joined(separator: ", ")))
+                              IN (SELECT \(try key.parentColumns.map(q).joined(separator: ", ")) FROM pg_temp.ftbackup_pruned)
+                            """).first!.int64("n")
+                        guard refs == 0 else {
+                            throw FTBackupError(.safetyStop, "prune of \(target.leaf) stopped before commit: \(refs) rows of \(key.child) still reference the batch's rows (\(key.name)); nothing of it was removed",
+                                                hint: "those audit rows are still needed; remove the referencing rows first or exclude them")
+                        }
+                    }
+                }
+                try connection.copyOut("COPY (SELECT e.\"timestamp\", \(returning) FROM pg_temp.ftbackup_pruned e) TO STDOUT") { digest.update($0) }
+                try connection.execute("COMMIT")
+                result.rows += rows
+                result.batches += 1
+                result.longest = max(result.longest, Date().timeIntervalSince(started))
+                let oldest = try check.string("oldest"), newest = try check.string("newest")
+                if let oldest, result.oldest.map({ TimestampText.less(oldest, $0) }) ?? true { result.oldest = oldest }
+                if let newest, result.newest.map({ TimestampText.less($0, newest) }) ?? true { result.newest = newest }
+                try afterBatch(result, digest.hexDigest())
+                Failpoint.hit("prune.after-batch")
+                if deleted < batchSize { break }
+            } catch {
+                if connection.isAlive { try? connection.execute("ROLLBACK") }
+                throw error
+            }
+        }
+        return result
+    }
+}
+
+/// Orders ISO timestamps as PostgreSQL prints them (DateStyle ISO): by era, then year length, then text.
+enum TimestampText {
+    static func less(_ a: String, _ b: String) -> Bool {
+        let aBC = a.hasSuffix(" BC"), bBC = b.hasSuffix(" BC")
+        if aBC != bBC { return aBC }
+        let aYear = a.prefix { $0 != "-" }.count, bYear = b.prefix { $0 != "-" }.count
+        if aYear != bYear { return aBC ? aYear > bYear : aYear < bYear }
+        return aBC ? a > b : a < b
+    }
+}

@@ -87,30 +87,48 @@ public enum RowIdentity: Sendable, Equatable {
     case key([String])
     case ctid
 
-    /// The identity columns as `alias.col, …` (or `alias.ctid`).
+    /// The identity as `alias.col, …` (or `alias.ctid AS row_ctid`), for filling a set table.
     func select(_ alias: String, _ q: (String) throws -> String) throws -> String {
         switch self {
         case .key(let columns): try columns.map { "\(alias).\(try q($0))" }.joined(separator: ", ")
-        case .ctid: "\(alias).ctid"
+        case .ctid: "\(alias).ctid AS row_ctid"
         }
     }
 
-    /// The identity columns' names as a set table stores them.
+    /// The identity columns' names as a set table stores them (quoted).
     func storedColumns(_ q: (String) throws -> String) throws -> [String] {
         switch self {
         case .key(let columns): try columns.map(q)
-        case .ctid: ["ctid"]
+        case .ctid: ["row_ctid"]
         }
+    }
+
+    /// True when table alias `row` names the same row as set-table alias `stored`.
+    func same(_ row: String, _ stored: String, _ q: (String) throws -> String) throws -> String {
+        switch self {
+        case .key(let columns):
+            let left = try columns.map { "\(row).\(try q($0))" }.joined(separator: ", ")
+            let right = try columns.map { "\(stored).\(try q($0))" }.joined(separator: ", ")
+            return "(\(left)) = (\(right))"
+        case .ctid:
+            return "\(row).ctid = \(stored).row_ctid"
+        }
+    }
+
+    /// True when two set-table aliases hold the same row.
+    func sameStored(_ a: String, _ b: String, _ q: (String) throws -> String) throws -> String {
+        try storedColumns(q).map { "\(a).\($0) = \(b).\($0)" }.joined(separator: " AND ")
     }
 
     /// True when `alias`'s row is among the rows of `set` (a table holding `storedColumns`).
     func isIn(_ alias: String, set: String, _ q: (String) throws -> String) throws -> String {
         switch self {
         case .key(let columns):
+            let row = try columns.map { "\(alias).\(try q($0))" }.joined(separator: ", ")
             let list = try columns.map { try q($0) }.joined(separator: ", ")
-            return "(\(try select(alias, q))) IN (SELECT \(list) FROM \(set))"
+            return "(\(row)) IN (SELECT \(list) FROM \(set))"
         case .ctid:
-            return "\(alias).ctid = ANY(ARRAY(SELECT ctid FROM \(set)))"
+            return "\(alias).ctid = ANY(ARRAY(SELECT row_ctid FROM \(set)))"
         }
     }
 

@@ -20,13 +20,19 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
     public struct ArchivedTable: Codable, Sendable, Equatable {
         public var schema: String
         public var name: String
-        /// The column that ties a row to the archived tool_data ids (`id`, or the foreign key).
-        public var keyColumn: String
+        /// Format 1: the column that ties a row to the archived tool_data ids (`id`, or the foreign key).
+        /// Format 2 files instead start every row with `ftbackup_roots`, the tool_data ids it goes with.
+        public var keyColumn: String?
+        /// Format 2: the foreign keys that brought this table into the archive (empty for tool_data).
+        public var via: [String]?
+        /// The columns after `ftbackup_roots` (stored generated columns are left out: the database computes them).
         public var columns: [String]
         public var rows: Int64
         public var file: BackupManifest.StoredFile
     }
 
+    /// 1: tool_data and its direct same-schema dependants, keyed by column. 2: the whole foreign-key
+    /// closure, each row led by the tool_data ids it goes with.
     public var formatVersion: Int
     public var name: String
     public var run: String

@@ -25,20 +25,33 @@ public struct ArchiveOptions: Sendable {
 
 /// What an archive run did (or, dry, would do), per tool schema; also written as the run's log.
 public struct ArchiveReport: Codable, Sendable {
+    /// Eligible rows kept because a row that stays references their closure.
+    public struct Blocked: Codable, Sendable, Equatable {
+        public var reference: String
+        public var rows: Int64
+        /// Up to 50 of the kept tool_data ids.
+        public var ids: [String]
+    }
+
     public struct SchemaSummary: Codable, Sendable, Equatable {
         public var schema: String
         public var ageColumn: String
         /// tool_data rows archived.
         public var rows: Int64
-        /// Rows of the schema's dependant tables archived with them.
+        /// Rows of the closure's other tables archived with them.
         public var dependantRows: Int64
         /// Sum of the rows' sizes in the database (pg_column_size), tool_data and dependants.
         public var bytes: Int64
         public var oldest: String?
         public var newest: String?
-        /// Qualifying rows kept because another tool's live data references them.
+        /// Qualifying rows kept because another tool's live data references them (policy references).
         public var keptReferenced: Int64
         public var keptReferencedIds: [String]
+        /// Qualifying rows kept because a foreign key from a row that stays points into their closure.
+        public var blocked: [Blocked]
+        /// The tables archived with tool_data, and the foreign key that brings each in.
+        public var closure: [String]
+        public var silencedTriggers: [String]
         public var archives: [String]
     }
 
@@ -60,10 +73,11 @@ public struct ArchiveReport: Codable, Sendable {
     public var rows: Int64 { schemas.reduce(0) { $0 + $1.rows } }
 }
 
-/// Archives completed tool data past the policy's age: per batch, lock the rows, stream them (and
-/// their dependants) out with COPY into a zstd-compressed, checksummed archive, read it back and
-/// check it, write the archive's manifest as `pending`, delete the rows in the same transaction,
-/// commit, then mark the manifest `committed`.
+/// Archives completed tool data past the policy's age: per batch, lock the rows and everything
+/// that depends on them (`ArchiveClosure`), stream each table's rows out with COPY into a
+/// zstd-compressed, checksummed archive, read it back and check it, write the archive's manifest as
+/// `pending`, delete the rows — each DELETE carrying its own guard, each count checked against the
+/// archive — in the same transaction, commit, then mark the manifest `committed`.
 ///
 /// A run killed anywhere leaves either rows in the database (the pending archive is discarded next
 /// run) or rows gone with a verified archive (the pending archive is marked committed next run): no
@@ -81,10 +95,17 @@ public enum ToolDataArchiver {
         try await session.execute(SessionSettings.copy(encoding: "UTF8"))
 
         let reconciled = options.dryRun ? [] : try await reconcile(store, session: session, logger: options.logger)
-        let plans = try await ToolSchemaArchivePlan.discover(session, policy: options.policy, requested: options.schemas)
+        return try await session.withConnection { connection in
+            try archive(connection, store: store, options: options, reconciled: reconciled, started: started)
+        }
+    }
+
+    static func archive(_ connection: PGConnection, store: ArchiveStore, options: ArchiveOptions,
+                        reconciled: [ArchiveReport.Reconciled], started: Date) throws -> ArchiveReport {
+        let plans = try ToolSchemaArchivePlan.discover(connection, policy: options.policy, requested: options.schemas)
         let settings = options.policy.archiveToolData
         // One cut-off for the whole run, computed by the database.
-        let cutoff = try await session.query("SELECT extract(epoch FROM now() - $1::interval) AS at", [settings.after.sqlInterval])
+        let cutoff = try connection.query("SELECT extract(epoch FROM now() - $1::interval) AS at", [settings.after.sqlInterval])
             .first!.epochDate("at")!
         let run = RunLabel.make(started)
         let hold = PostgresArray.text(options.policy.legalHoldOrganizations)
@@ -93,12 +114,13 @@ public enum ToolDataArchiver {
         var summaries: [ArchiveReport.SchemaSummary] = []
         var longest = 0.0
         for plan in plans {
-            var summary = try await survey(session, plan: plan, parameters: parameters)
+            let triggers = try ApplicationTriggerGuard.decide(connection, oids: plan.members.map(\.relation.oid), event: .delete,
+                                                              policy: options.policy.applicationTriggers, work: "lifecycle archive of \(plan.schema)")
+            var summary = try survey(connection, plan: plan, parameters: parameters)
+            summary.silencedTriggers = triggers.silenced.map(\.description)
             if !options.dryRun && summary.rows > 0 {
-                let outcome = try await session.withConnection { connection in
-                    try archiveSchema(connection, plan: plan, store: store, run: run, cutoff: cutoff, parameters: parameters,
-                                      batchSize: options.batchSize, policy: options.policy)
-                }
+                let outcome = try BatchArchiver(connection: connection, plan: plan, store: store, triggers: triggers, run: run, cutoff: cutoff,
+                                                parameters: parameters, batchSize: options.batchSize, policy: options.policy).archive()
                 summary.rows = outcome.rows
                 summary.dependantRows = outcome.dependantRows
                 summary.bytes = outcome.bytes
@@ -120,183 +142,57 @@ public enum ToolDataArchiver {
         return report
     }
 
-    /// What a run would archive in one schema: the same predicate the batches use, counted.
-    static func survey(_ session: DatabaseSession, plan: ToolSchemaArchivePlan,
-                       parameters: [any SQLParameter]) async throws -> ArchiveReport.SchemaSummary {
-        let q = { (name: String) in try session.escapeIdentifier(name) }
-        let table = try session.qualifiedName(plan.schema, "tool_data")
-        let age = try q(plan.ageColumn)
-        var dependantRows = "0::bigint", dependantBytes = "0::bigint"
-        for dependant in plan.dependants {
-            let name = try session.qualifiedName(plan.schema, dependant.table)
-            let key = try q(dependant.keyColumn)
-            dependantRows += " + (SELECT count(*) FROM \(name) d WHERE d.\(key) IN (SELECT id FROM picked))"
-            dependantBytes += " + (SELECT coalesce(sum(\(try ToolSchemaArchivePlan.rowSize(alias: "d", columns: dependant.columns, q))), 0) FROM \(name) d WHERE d.\(key) IN (SELECT id FROM picked))"
+    /// What a run would archive in one schema: the same closure and blocking rules the batches use,
+    /// over every eligible row at once, in a transaction that is rolled back (no row is locked).
+    static func survey(_ connection: PGConnection, plan: ToolSchemaArchivePlan,
+                       parameters: [any SQLParameter]) throws -> ArchiveReport.SchemaSummary {
+        let closure = ArchiveClosure(connection: connection, plan: plan)
+        let q = closure.q
+        try connection.execute("BEGIN")
+        defer { try? connection.execute("ROLLBACK") }
+        try closure.create()
+        _ = try closure.selectRoots(limit: nil, lock: false, parameters: parameters)
+        try closure.expand(lock: false)
+        try closure.removeBlocked()
+        let root = try connection.query("""
+            SELECT count(*) AS rows, min(c.\(try q(plan.ageColumn)))::text AS oldest, max(c.\(try q(plan.ageColumn)))::text AS newest,
+                   coalesce(sum(\(try ToolSchemaArchivePlan.rowSize(alias: "c", columns: plan.toolDataColumns, q))), 0) AS bytes
+            \(try closure.rows(0))
+            """).first!
+        var dependantRows: Int64 = 0, bytes = try root.int64("bytes")
+        for index in plan.members.indices.dropFirst() {
+            let row = try connection.query("""
+                SELECT count(*) AS n, coalesce(sum(\(try ToolSchemaArchivePlan.rowSize(alias: "c", columns: plan.members[index].columns.writable, q))), 0) AS b
+                \(try closure.rows(index))
+                """).first!
+            dependantRows += try row.int64("n")
+            bytes += try row.int64("b")
         }
-        let row = try await session.query("""
-            WITH picked AS (SELECT t.id, t.\(age) AS age, \(try ToolSchemaArchivePlan.rowSize(alias: "t", columns: plan.toolDataColumns, q)) AS size
-                            FROM \(table) t WHERE \(try plan.predicate(q)))
-            SELECT (SELECT count(*) FROM picked) AS rows, (SELECT coalesce(sum(size), 0) FROM picked) + \(dependantBytes) AS bytes,
-                   \(dependantRows) AS dependant_rows, (SELECT min(age)::text FROM picked) AS oldest, (SELECT max(age)::text FROM picked) AS newest
-            """, parameters).first!
+        let blocked = try connection.query("""
+            SELECT reason, count(*) AS n, array_to_json((array_agg(id::text ORDER BY id))[1:50])::text AS ids
+            FROM pg_temp.ftbackup_blocked GROUP BY reason ORDER BY reason
+            """).rows.map { row in
+            ArchiveReport.Blocked(reference: try row.requiredString("reason").replacingOccurrences(of: "referenced by ", with: ""),
+                                  rows: try row.int64("n"),
+                                  ids: try JSONDecoder().decode([String].self, from: Data(try row.requiredString("ids").utf8)))
+        }
         var kept: [String] = []
         var keptCount: Int64 = 0
         let unreferenced = try plan.unreferenced(q)
         if !unreferenced.isEmpty {
-            let keptRows = try await session.query("""
-                SELECT t.id::text AS id, count(*) OVER () AS total FROM \(table) t
+            let keptRows = try connection.query("""
+                SELECT t.id::text AS id, count(*) OVER () AS total FROM \(try closure.table(0)) t
                 WHERE \(try plan.qualifies(q)) AND NOT (\(unreferenced)) ORDER BY t.id LIMIT 50
                 """, parameters)
             kept = try keptRows.rows.map { try $0.requiredString("id") }
             keptCount = try keptRows.first.map { try $0.int64("total") } ?? 0
         }
-        return ArchiveReport.SchemaSummary(schema: plan.schema, ageColumn: plan.ageColumn, rows: try row.int64("rows"),
-                                           dependantRows: try row.int64("dependant_rows"), bytes: try row.int64("bytes"),
-                                           oldest: try row.string("oldest"), newest: try row.string("newest"),
-                                           keptReferenced: keptCount, keptReferencedIds: kept, archives: [])
-    }
-
-    struct SchemaOutcome: Sendable {
-        var rows: Int64 = 0
-        var dependantRows: Int64 = 0
-        var bytes: Int64 = 0
-        var oldest: String?
-        var newest: String?
-        var archives: [String] = []
-        var longestBatch = 0.0
-    }
-
-    /// Archives one schema batch by batch (each batch one transaction), on the session's thread.
-    static func archiveSchema(_ connection: PGConnection, plan: ToolSchemaArchivePlan, store: ArchiveStore, run: String,
-                              cutoff: Date, parameters: [any SQLParameter], batchSize: Int, policy: Policy) throws -> SchemaOutcome {
-        let q = { (name: String) in try connection.escapeIdentifier(name) }
-        let table = try connection.qualifiedName(plan.schema, "tool_data")
-        let age = try q(plan.ageColumn)
-        try connection.execute("CREATE TEMP TABLE IF NOT EXISTS ftbackup_batch (id uuid PRIMARY KEY) ON COMMIT DELETE ROWS")
-        var outcome = SchemaOutcome()
-        var batch = 0
-        while true {
-            let batchStarted = Date()
-            try connection.execute("BEGIN")
-            var committing = false
-            var name: String?
-            do {
-                let picked = try connection.query("""
-                    WITH locked AS (SELECT t.id FROM \(table) t WHERE \(try plan.predicate(q)) ORDER BY t.id LIMIT \(batchSize) FOR UPDATE OF t)
-                    INSERT INTO pg_temp.ftbackup_batch SELECT id FROM locked
-                    """, parameters).affectedRows ?? 0
-                if picked == 0 {
-                    try connection.execute("ROLLBACK")
-                    break
-                }
-                batch += 1
-                let archiveName = "\(run)-\(plan.schema)-\(String(format: "%04d", batch))"
-                name = archiveName
-                let stats = try connection.query("""
-                    SELECT array_to_json(array_agg(t.id::text ORDER BY t.id))::text AS ids, min(t.\(age))::text AS oldest,
-                           max(t.\(age))::text AS newest,
-                           coalesce(sum(\(try ToolSchemaArchivePlan.rowSize(alias: "t", columns: plan.toolDataColumns, q))), 0) AS bytes
-                    FROM \(table) t WHERE t.id IN (SELECT id FROM pg_temp.ftbackup_batch)
-                    """).first!
-                let ids = try JSONDecoder().decode([String].self, from: Data(try stats.requiredString("ids").utf8))
-                // Lock the dependants too: an update committed between their COPY and their DELETE would be lost.
-                for dependant in plan.dependants {
-                    try connection.query("""
-                        SELECT 1 FROM \(try connection.qualifiedName(plan.schema, dependant.table)) d
-                        WHERE d.\(try q(dependant.keyColumn)) IN (SELECT id FROM pg_temp.ftbackup_batch) FOR UPDATE
-                        """)
-                }
-                var bytes = try stats.int64("bytes")
-                var tables: [ArchiveManifest.ArchivedTable] = []
-                let targets = [("tool_data", "id", plan.toolDataColumns)] + plan.dependants.map { ($0.table, $0.keyColumn, $0.columns) }
-                for (index, (tableName, key, columns)) in targets.enumerated() {
-                    let name = try connection.qualifiedName(plan.schema, tableName)
-                    if index > 0 {
-                        bytes += try connection.query("""
-                            SELECT coalesce(sum(\(try ToolSchemaArchivePlan.rowSize(alias: "d", columns: columns, q))), 0) AS b
-                            FROM \(name) d WHERE d.\(try q(key)) IN (SELECT id FROM pg_temp.ftbackup_batch)
-                            """).first!.int64("b")
-                    }
-                    tables.append(try archiveTable(connection, store: store, archive: archiveName, index: index, schema: plan.schema,
-                                                   table: tableName, key: key, columns: columns, compression: policy.compression))
-                }
-                guard Int64(ids.count) == tables[0].rows else {
-                    throw FTBackupError(.failure, "\(plan.schema): archived \(tables[0].rows) tool_data rows for \(ids.count) ids; nothing deleted")
-                }
-                var manifest = ArchiveManifest(
-                    formatVersion: 1, name: archiveName, run: run, schema: plan.schema, status: .pending, createdAt: Date(),
-                    committedAt: nil, cutoff: cutoff, ageColumn: plan.ageColumn, statusValue: policy.archiveToolData.status,
-                    policySource: policy.source, ids: ids, oldest: try stats.string("oldest"), newest: try stats.string("newest"),
-                    tables: tables, restoredIds: [])
-                try store.write(manifest)
-                Failpoint.hit("archive.after-write")
-
-                // Dependants first (their foreign keys point at tool_data), then tool_data; each count must match the archive.
-                for archived in tables.reversed() {
-                    let deleted = try connection.query("""
-                        DELETE FROM \(try connection.qualifiedName(plan.schema, archived.name)) d
-                        WHERE d.\(try q(archived.keyColumn)) IN (SELECT id FROM pg_temp.ftbackup_batch)
-                        """).affectedRows ?? -1
-                    guard Int64(deleted) == archived.rows else {
-                        throw FTBackupError(.failure, "\(plan.schema).\(archived.name): would delete \(deleted) rows but archived \(archived.rows); rolled back")
-                    }
-                }
-                committing = true
-                try connection.execute("COMMIT")
-                Failpoint.hit("archive.after-commit")
-                manifest.status = .committed
-                manifest.committedAt = Date()
-                try store.write(manifest)
-
-                outcome.rows += tables[0].rows
-                outcome.dependantRows += tables.dropFirst().reduce(0) { $0 + $1.rows }
-                outcome.bytes += bytes
-                if let oldest = manifest.oldest, outcome.oldest == nil || oldest < outcome.oldest! { outcome.oldest = oldest }
-                if let newest = manifest.newest, outcome.newest == nil || newest > outcome.newest! { outcome.newest = newest }
-                outcome.archives.append(archiveName)
-                outcome.longestBatch = max(outcome.longestBatch, Date().timeIntervalSince(batchStarted))
-            } catch {
-                if !committing {
-                    if connection.isAlive { try? connection.execute("ROLLBACK") }
-                    // The delete did not commit: the rows are still in the database, the files are surplus.
-                    if let name { try? store.storage.remove(store.folder(name)) }
-                }
-                // After COMMIT was sent the outcome may be unknown: the pending manifest stays for the next run to reconcile.
-                throw error
-            }
-        }
-        return outcome
-    }
-
-    /// COPYs one table's rows of the batch into the archive and reads the file back to check it.
-    static func archiveTable(_ connection: PGConnection, store: ArchiveStore, archive: String, index: Int, schema: String,
-                             table: String, key: String, columns: [String],
-                             compression: Policy.Compression) throws -> ArchiveManifest.ArchivedTable {
-        let name = try connection.qualifiedName(schema, table)
-        let list = try columns.map { try connection.escapeIdentifier($0) }.joined(separator: ", ")
-        let path = "\(index).copy\(compression.codec.fileExtension)"
-        let writer = try CompressedFileWriter(storage: store.storage, path: "\(store.folder(archive))/\(path)", compression: compression)
-        let copied: CopyOutcome
-        var file: BackupManifest.StoredFile
-        do {
-            copied = try connection.copyOut("""
-                COPY (SELECT \(list) FROM \(name) d WHERE d.\(try connection.escapeIdentifier(key)) IN (SELECT id FROM pg_temp.ftbackup_batch)) TO STDOUT
-                """) { try writer.write($0) }
-            file = try writer.finish()
-            file.path = path
-        } catch {
-            writer.abort()
-            throw error
-        }
-        // Verify before anything is deleted: digest, framing, length, and one line per row.
-        var lines: Int64 = 0
-        try StoredFileReader.read(store.storage, folder: store.folder(archive), file: file) { raw in
-            for byte in raw where byte == 0x0A { lines += 1 }
-        }
-        guard lines == copied.rows else {
-            throw FTBackupError(.dataError, "archive \(archive)/\(path) holds \(lines) rows, \(copied.rows) were copied; nothing deleted")
-        }
-        return ArchiveManifest.ArchivedTable(schema: schema, name: table, keyColumn: key, columns: columns, rows: copied.rows, file: file)
+        let closureTables = plan.edges.map { "\(plan.members[$0.child].relation) via \($0.key.name) (\($0.key.onDelete.sql))" }
+        return ArchiveReport.SchemaSummary(schema: plan.schema, ageColumn: plan.ageColumn, rows: try root.int64("rows"),
+                                           dependantRows: dependantRows, bytes: bytes,
+                                           oldest: try root.string("oldest"), newest: try root.string("newest"),
+                                           keptReferenced: keptCount, keptReferencedIds: kept, blocked: blocked,
+                                           closure: closureTables, silencedTriggers: [], archives: [])
     }
 
     /// Settles archives a killed run left `pending`, and removes folders a run left without a manifest.

@@ -3,14 +3,38 @@ import Foundation
 /// How one tool schema's completed, old `tool_data` rows are found and what goes with them.
 ///
 /// Built from the catalog and the policy at the start of a run: the age column (policy default or
-/// per-tool override), the tables that reference `tool_data` through foreign keys in the same schema
-/// (hypotheses, team_assessments, …), and the application-level references the policy lists (rows
-/// still referenced by another tool's live data are kept).
+/// per-tool override); the **closure** of foreign keys that would act on a deleted `tool_data` row,
+/// to any depth, across schemas, single- or multi-column; and the application-level references the
+/// policy lists (rows still referenced by another tool's live data are kept).
+///
+/// Each foreign key into a table of the closure is one of:
+/// - a **closure edge**: its rows go with their parent — the tool's own tables (same schema, the
+///   key CASCADE, NO ACTION or RESTRICT: hypotheses, team_assessments, votes on hypotheses …) and
+///   any table whose key would CASCADE (the database would delete those rows anyway; archiving
+///   them lets `unarchive` bring them back);
+/// - a **blocking edge**: `tool_data` referencing itself (a row that goes must be eligible on its
+///   own), and any other key (another schema's NO ACTION or RESTRICT, any SET NULL or
+///   SET DEFAULT): deleting the parent would fail or change a row that stays, so a `tool_data` row
+///   whose closure such a row references is kept, and reported.
 struct ToolSchemaArchivePlan: Sendable {
-    struct Dependant: Sendable {
-        var table: String
-        var keyColumn: String
-        var columns: [String]
+    /// A table of the closure; member 0 is `tool_data` itself.
+    struct Member: Sendable {
+        var relation: RelationName
+        var identity: RowIdentity
+        var columns: TableColumns
+    }
+
+    struct Edge: Sendable {
+        var key: ForeignKey
+        var parent: Int
+        var child: Int
+    }
+
+    struct Blocking: Sendable {
+        var key: ForeignKey
+        var parent: Int
+        /// The referencing table when it is itself a member (its rows that go too do not block).
+        var child: Int?
     }
 
     struct IncomingReference: Sendable {
@@ -18,23 +42,29 @@ struct ToolSchemaArchivePlan: Sendable {
         var table: String
         var column: String
         /// When the referring rows are another tool's tool_data archived in the same run: that tool's
-        /// age column and whether it has organization_id. A referring row that this run archives is
-        /// not live data, so it does not keep the row it points at.
-        var archivedInRun: (ageColumn: String, hasOrganization: Bool)?
+        /// age column, organization and user columns. A referring row that this run archives is not
+        /// live data, so it does not keep the row it points at.
+        var archivedInRun: (ageColumn: String, hasOrganization: Bool, hasUser: Bool)?
     }
 
     var schema: String
     var ageColumn: String
-    var toolDataColumns: [String]
     var hasOrganization: Bool
-    var dependants: [Dependant]
+    var hasUser: Bool
+    var members: [Member]
+    var edges: [Edge]
+    var blocking: [Blocking]
     var references: [IncomingReference]
 
+    var toolDataColumns: [String] { members[0].columns.writable }
+    /// True when the closure has a cycle (a self-referencing table, say): expansion repeats until nothing is added.
+    var cyclic: Bool { edges.contains { $0.parent >= $0.child } }
+
     /// Every tool schema with a `tool_data` table (or only `requested`), validated against the policy.
-    static func discover(_ session: DatabaseSession, policy: Policy, requested: [String]) async throws -> [ToolSchemaArchivePlan] {
-        let found = try await session.query("""
+    static func discover(_ connection: PGConnection, policy: Policy, requested: [String]) throws -> [ToolSchemaArchivePlan] {
+        let found = try connection.query("""
             SELECT n.nspname AS schema FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relname = 'tool_data' AND c.relkind IN ('r', 'p') ORDER BY 1
+            WHERE c.relname = 'tool_data' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1
             """).rows.map { try $0.requiredString("schema") }.filter(SchemaKind.isToolSchema)
         let settings = policy.archiveToolData
         for schema in settings.ageColumnOverrides.keys where !found.contains(schema) {
@@ -45,15 +75,16 @@ struct ToolSchemaArchivePlan: Sendable {
             throw FTBackupError(.usage, "\(schema) is not a tool schema with a tool_data table",
                                 hint: "tool schemas found: \(found.prefix(5).joined(separator: ", "))…")
         }
+        let foreignKeys = try ForeignKey.all(connection)
         var plans: [ToolSchemaArchivePlan] = []
         for schema in found where requested.isEmpty || requested.contains(schema) {
-            plans.append(try await plan(session, schema: schema, policy: policy))
+            plans.append(try plan(connection, schema: schema, policy: policy, foreignKeys: foreignKeys))
         }
         for index in plans.indices {
             for r in plans[index].references.indices {
                 let reference = plans[index].references[r]
                 if reference.table == "tool_data", let referrer = plans.first(where: { $0.schema == reference.schema }) {
-                    plans[index].references[r].archivedInRun = (referrer.ageColumn, referrer.hasOrganization)
+                    plans[index].references[r].archivedInRun = (referrer.ageColumn, referrer.hasOrganization, referrer.hasUser)
                 }
             }
         }
@@ -62,46 +93,58 @@ struct ToolSchemaArchivePlan: Sendable {
         return plans.filter { !referenced.contains($0.schema) } + plans.filter { referenced.contains($0.schema) }
     }
 
-    static func columns(_ session: DatabaseSession, schema: String, table: String) async throws -> [String] {
-        try await session.query("""
-            SELECT a.attname AS name FROM pg_attribute a
-            WHERE a.attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass
-              AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum
-            """, [schema, table]).rows.map { try $0.requiredString("name") }
-    }
-
-    static func plan(_ session: DatabaseSession, schema: String, policy: Policy) async throws -> ToolSchemaArchivePlan {
+    static func plan(_ connection: PGConnection, schema: String, policy: Policy, foreignKeys: [ForeignKey]) throws -> ToolSchemaArchivePlan {
         let settings = policy.archiveToolData
         let ageColumn = settings.ageColumnOverrides[schema] ?? settings.ageColumn
-        let columns = try await columns(session, schema: schema, table: "tool_data")
+        let oid = try connection.query("SELECT (quote_ident($1) || '.tool_data')::regclass::oid::int8 AS oid", [schema]).first!.int64("oid")
+        let toolData = RelationName(schema: schema, table: "tool_data", oid: oid)
+        let columns = try TableColumns.of(connection, oid: oid)
         let key = settings.ageColumnOverrides[schema] != nil ? "age_column_overrides.\(schema)" : "age_column"
-        guard columns.contains(ageColumn) else {
+        guard columns.all.contains(ageColumn) else {
             throw FTBackupError(.configuration, "\(policy.source): lifecycle.archive_tool_data.\(key) is \(ageColumn), but \(schema).tool_data has no such column",
-                                hint: "add an age_column_overrides entry for \(schema) naming one of: \(columns.joined(separator: ", "))")
+                                hint: "add an age_column_overrides entry for \(schema) naming one of: \(columns.all.joined(separator: ", "))")
         }
-        for needed in ["id", "status"] where !columns.contains(needed) {
+        for needed in ["id", "status"] where !columns.all.contains(needed) {
             throw FTBackupError(.configuration, "\(schema).tool_data has no \(needed) column; it cannot be archived by this policy")
         }
-        let dependantRows = try await session.query("""
-            SELECT r.relname AS table, a.attname AS column
-            FROM pg_constraint k JOIN pg_class r ON r.oid = k.conrelid
-            JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
-            WHERE k.contype = 'f' AND k.confrelid = (quote_ident($1) || '.tool_data')::regclass
-              AND r.relnamespace = k.connamespace AND array_length(k.conkey, 1) = 1 AND r.oid <> k.confrelid
-            ORDER BY 1
-            """, [schema])
-        var dependants: [Dependant] = []
-        for row in dependantRows.rows {
-            let table = try row.requiredString("table")
-            dependants.append(Dependant(table: table, keyColumn: try row.requiredString("column"),
-                                        columns: try await Self.columns(session, schema: schema, table: table)))
+
+        // The closure, breadth first from tool_data.
+        var members = [Member(relation: toolData, identity: .key(["id"]), columns: columns)]
+        var edges: [Edge] = [], pending: [ForeignKey] = []
+        var next = 0
+        while next < members.count {
+            let parent = members[next]
+            for key in foreignKeys where key.parent.oid == parent.relation.oid {
+                let owned = key.child.schema == schema && key.onDelete != .setNull && key.onDelete != .setDefault
+                // tool_data referencing tool_data: the referencing row goes only if it is eligible itself.
+                guard key.child.oid != oid, owned || key.onDelete == .cascade else {
+                    pending.append(key)
+                    continue
+                }
+                var child = members.firstIndex { $0.relation.oid == key.child.oid }
+                if child == nil {
+                    guard let identity = try RowIdentity.of(connection, oid: key.child.oid) else {
+                        throw FTBackupError(.configuration, "\(key.child) goes with archived \(schema).tool_data rows (\(key)), but it is partitioned and has no primary key or unique NOT NULL key to name its rows by",
+                                            hint: "add a primary key to \(key.child), or exclude \(schema) with --schema")
+                    }
+                    members.append(Member(relation: key.child, identity: identity, columns: try TableColumns.of(connection, oid: key.child.oid)))
+                    child = members.count - 1
+                }
+                edges.append(Edge(key: key, parent: next, child: child!))
+            }
+            next += 1
         }
+        let blocking = pending.map { key in
+            Blocking(key: key, parent: members.firstIndex { $0.relation.oid == key.parent.oid }!,
+                     child: members.firstIndex { $0.relation.oid == key.child.oid })
+        }
+
         var references: [IncomingReference] = []
         for reference in settings.references where reference.toSchema == schema {
             guard reference.toTable == "tool_data", reference.toColumn == "id" else {
                 throw FTBackupError(.configuration, "\(policy.source): lifecycle.archive_tool_data.references: only references to tool_data.id are supported (got \(reference.toTable).\(reference.toColumn))")
             }
-            let exists = try await session.query("""
+            let exists = try connection.query("""
                 SELECT count(*) AS n FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3 AND NOT a.attisdropped
                 """, [reference.fromSchema, reference.fromTable, reference.fromColumn]).first!.requiredInt("n")
@@ -111,31 +154,34 @@ struct ToolSchemaArchivePlan: Sendable {
             }
             references.append(IncomingReference(schema: reference.fromSchema, table: reference.fromTable, column: reference.fromColumn))
         }
-        return ToolSchemaArchivePlan(schema: schema, ageColumn: ageColumn, toolDataColumns: columns,
-                                     hasOrganization: columns.contains("organization_id"), dependants: dependants, references: references)
+        return ToolSchemaArchivePlan(schema: schema, ageColumn: ageColumn, hasOrganization: columns.all.contains("organization_id"),
+                                     hasUser: columns.all.contains("user_id"), members: members, edges: edges, blocking: blocking,
+                                     references: references)
     }
 
     /// The rows that qualify, before references are considered: `$1` status, `$2` cutoff, `$3` legal-hold ids.
     func qualifies(_ q: (String) throws -> String) throws -> String {
-        try Self.qualifies(alias: "t", ageColumn: ageColumn, hasOrganization: hasOrganization, q)
+        try Self.qualifies(alias: "t", ageColumn: ageColumn, hasOrganization: hasOrganization, hasUser: hasUser, q)
     }
 
-    static func qualifies(alias t: String, ageColumn: String, hasOrganization: Bool, _ q: (String) throws -> String) throws -> String {
-        var predicate = "\(t).status = $1 AND \(t).\(try q(ageColumn)) < $2::timestamptz"
+    /// Legal hold the same way as prune-audit: the row's organization, or its user's.
+    static func qualifies(alias t: String, ageColumn: String, hasOrganization: Bool, hasUser: Bool, _ q: (String) throws -> String) throws -> String {
+        var predicate = "\(t).status = $1 AND \(t).\(try q(ageColumn)) < $2::timestamptz AND cardinality($3::uuid[]) >= 0"
         if hasOrganization {
             predicate += " AND (\(t).organization_id IS NULL OR NOT \(t).organization_id = ANY($3::uuid[]))"
-        } else {
-            predicate += " AND cardinality($3::uuid[]) >= 0"  // no organization: legal hold cannot apply
+        }
+        if hasUser {
+            predicate += " AND NOT EXISTS (SELECT 1 FROM users.accounts ha WHERE ha.id = \(t).user_id AND ha.organization_id = ANY($3::uuid[]))"
         }
         return predicate
     }
 
-    /// No other tool's live data points at the row.
+    /// No other tool's live data points at the row (application-level references from the policy).
     func unreferenced(_ q: (String) throws -> String) throws -> String {
         try references.map { reference in
             var live = ""
             if let referrer = reference.archivedInRun {
-                live = " AND NOT (\(try Self.qualifies(alias: "r", ageColumn: referrer.ageColumn, hasOrganization: referrer.hasOrganization, q)))"
+                live = " AND NOT (\(try Self.qualifies(alias: "r", ageColumn: referrer.ageColumn, hasOrganization: referrer.hasOrganization, hasUser: referrer.hasUser, q)))"
             }
             return "NOT EXISTS (SELECT 1 FROM \(try q(reference.schema)).\(try q(reference.table)) r WHERE r.\(try q(reference.column)) = t.id\(live))"
         }.joined(separator: " AND ")
@@ -146,6 +192,7 @@ struct ToolSchemaArchivePlan: Sendable {
         "(" + (try columns.map { "coalesce(pg_column_size(\(alias).\(try q($0))), 0)" }.joined(separator: " + ")) + ")::bigint"
     }
 
+    /// Eligibility of a tool_data row: qualifies and is not referenced by live data.
     func predicate(_ q: (String) throws -> String) throws -> String {
         let unreferenced = try unreferenced(q)
         return try qualifies(q) + (unreferenced.isEmpty ? "" : " AND " + unreferenced)

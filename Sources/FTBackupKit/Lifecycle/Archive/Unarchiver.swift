@@ -4,18 +4,28 @@ import Foundation
 ///
 /// It exists because archiving is only safe if it can be undone: a customer asks for a 3-year-old
 /// canvas back, or an archive run used a wrong policy. Rows come back through COPY from the
-/// verified archive files, in one transaction, and ids that already exist are refused.
+/// verified archive files, parents before children, in one transaction, and:
+/// - application triggers do not fire (`ApplicationTriggerGuard`: `session_replication_role =
+///   replica`, which needs superuser or `GRANT SET ON PARAMETER`; without it the run is refused),
+///   so an AFTER INSERT trigger cannot add rows and a BEFORE trigger cannot rewrite them;
+/// - identity columns keep their values (`OVERRIDING SYSTEM VALUE` for GENERATED ALWAYS), stored
+///   generated columns are computed again by the database from the same values;
+/// - every foreign key of every table written is checked before COMMIT (the database's own check
+///   is silenced with the triggers), so nothing comes back pointing at a row that is gone;
+/// - ids that already exist are refused.
 public enum Unarchiver {
     public struct Report: Codable, Sendable {
         public var archive: String
         public var schema: String
         public var ids: [String]
+        /// Rows put back per table (`table` in the archive's schema, `schema.table` elsewhere).
         public var rows: [String: Int64]
         public var status: ArchiveManifest.Status
+        public var silencedTriggers: [String]
     }
 
     public static func run(database: ConnectionString, repositoryPath: String, archive name: String,
-                           ids requested: [String]) async throws -> Report {
+                           ids requested: [String], policy: Policy? = nil) async throws -> Report {
         let store = ArchiveStore(storage: LocalStorage(root: repositoryPath))
         let lock = try RepositoryLock.acquire(repositoryRoot: repositoryPath, kind: .write, exclusive: true, command: "lifecycle unarchive")
         defer { lock.release() }
@@ -34,45 +44,93 @@ public enum Unarchiver {
             throw FTBackupError(.usage, "archive \(name): ids already put back: \(already.prefix(5).joined(separator: ", "))")
         }
         guard !ids.isEmpty else { throw FTBackupError(.usage, "archive \(name) has nothing left to put back") }
+        let triggerPolicy = try policy?.applicationTriggers ?? PolicyLoader.parse(PolicyLoader.builtInDefault, source: "(built-in)").applicationTriggers
 
         let session = try await DatabaseSession.connect(database, name: "ftbackup-unarchive")
         defer { session.close() }
         try await session.execute(SessionSettings.copy(encoding: "UTF8"))
         let snapshot = manifest
-        let rows = try await session.withConnection { connection -> [String: Int64] in
-            try connection.transaction {
-                var counts: [String: Int64] = [:]
-                let idArray = try connection.escapeLiteral(PostgresArray.text(ids))
-                for (index, table) in snapshot.tables.enumerated() {
-                    let target = try connection.qualifiedName(table.schema, table.name)
-                    let columns = try table.columns.map { try connection.escapeIdentifier($0) }.joined(separator: ", ")
-                    let staging = "pg_temp.ftbackup_unarchive_\(index)"
-                    try connection.execute("CREATE TEMP TABLE ftbackup_unarchive_\(index) ON COMMIT DROP AS SELECT \(columns) FROM \(target) WITH NO DATA")
-                    try connection.copyIn("COPY \(staging) (\(columns)) FROM STDIN") { write in
-                        try StoredFileReader.read(store.storage, folder: store.folder(snapshot.name), file: table.file, into: write)
-                    }
-                    let key = try connection.escapeIdentifier(table.keyColumn)
-                    if index == 0 {
-                        let clash = try connection.query("""
-                            SELECT t.id::text AS id FROM \(target) t WHERE t.id::text = ANY(\(idArray)::text[]) ORDER BY 1 LIMIT 5
-                            """)
-                        if clash.count > 0 {
-                            throw FTBackupError(.usage, "\(table.schema).tool_data already holds ids \(try clash.rows.map { try $0.requiredString("id") }.joined(separator: ", ")); nothing was put back",
-                                                hint: "name only the missing ids with --id")
-                        }
-                    }
-                    counts[table.name] = Int64(try connection.query("""
-                        INSERT INTO \(target) (\(columns)) SELECT \(columns) FROM \(staging) s WHERE s.\(key)::text = ANY(\(idArray)::text[])
-                        """).affectedRows ?? 0)
-                }
-                return counts
-            }
+        let (rows, silenced) = try await session.withConnection { connection -> ([String: Int64], [String]) in
+            try putBack(connection, store: store, manifest: snapshot, ids: ids, triggerPolicy: triggerPolicy)
         }
         manifest.restoredIds += ids
         if Set(manifest.restoredIds) == Set(manifest.ids) { manifest.status = .restored }
         try store.write(manifest)
-        let report = Report(archive: name, schema: manifest.schema, ids: ids, rows: rows, status: manifest.status)
+        let report = Report(archive: name, schema: manifest.schema, ids: ids, rows: rows, status: manifest.status, silencedTriggers: silenced)
         try store.writeRunLog(kind: "unarchive", run: "\(RunLabel.make())-\(name)", report)
         return report
+    }
+
+    static func putBack(_ connection: PGConnection, store: ArchiveStore, manifest: ArchiveManifest, ids: [String],
+                        triggerPolicy: Policy.ApplicationTriggers) throws -> ([String: Int64], [String]) {
+        let q = { (name: String) in try connection.escapeIdentifier(name) }
+        var oids: [Int64] = []
+        for table in manifest.tables {
+            guard let oid = try connection.query("SELECT to_regclass($1)::oid::int8 AS oid", [try connection.qualifiedName(table.schema, table.name)])
+                .first?.string("oid").flatMap({ Int64($0) }) else {
+                throw FTBackupError(.usage, "archive \(manifest.name) holds rows of \(table.schema).\(table.name), which no longer exists; nothing was put back",
+                                    hint: "create the table again (a restore of its schema) and retry")
+            }
+            oids.append(oid)
+        }
+        let triggers = try ApplicationTriggerGuard.decide(connection, oids: oids, event: .insert, policy: triggerPolicy,
+                                                          work: "lifecycle unarchive of \(manifest.name)")
+        let foreignKeys = try ForeignKey.all(connection)
+        let idArray = try connection.escapeLiteral(PostgresArray.text(ids))
+        let before = try connection.escapeLiteral(PostgresArray.text(manifest.restoredIds))
+        let rows = try connection.transaction { () -> [String: Int64] in
+            try triggers.enter(connection, work: "lifecycle unarchive of \(manifest.name)")
+            var counts: [String: Int64] = [:]
+            var written: [(oid: Int64, staging: String, filter: String)] = []
+            for (index, table) in manifest.tables.enumerated() {
+                let target = try connection.qualifiedName(table.schema, table.name)
+                let columns = try table.columns.map(q).joined(separator: ", ")
+                let staging = "pg_temp.ftbackup_unarchive_\(index)"
+                let rooted = manifest.formatVersion >= 2
+                try connection.execute("""
+                    CREATE TEMP TABLE ftbackup_unarchive_\(index) ON COMMIT DROP AS
+                      SELECT \(rooted ? "NULL::uuid[] AS ftbackup_roots, " : "")\(columns) FROM \(target) WITH NO DATA
+                    """)
+                try connection.copyIn("COPY \(staging) (\(rooted ? "ftbackup_roots, " : "")\(columns)) FROM STDIN") { write in
+                    try StoredFileReader.read(store.storage, folder: store.folder(manifest.name), file: table.file, into: write)
+                }
+                if index == 0 {
+                    let clash = try connection.query("""
+                        SELECT t.id::text AS id FROM \(target) t WHERE t.id::text = ANY(\(idArray)::text[]) ORDER BY 1 LIMIT 5
+                        """)
+                    if clash.count > 0 {
+                        throw FTBackupError(.usage, "\(table.schema).tool_data already holds ids \(try clash.rows.map { try $0.requiredString("id") }.joined(separator: ", ")); nothing was put back",
+                                            hint: "name only the missing ids with --id")
+                    }
+                }
+                // A row shared by two archived ids comes back with the first of them to be put back.
+                let filter = rooted
+                    ? "s.ftbackup_roots && \(idArray)::uuid[] AND NOT s.ftbackup_roots && \(before)::uuid[]"
+                    : "s.\(try q(table.keyColumn ?? "id"))::text = ANY(\(idArray)::text[])"
+                let overriding = try TableColumns.of(connection, oid: oids[index]).identityAlways ? " OVERRIDING SYSTEM VALUE" : ""
+                let key = table.schema == manifest.schema ? table.name : "\(table.schema).\(table.name)"
+                counts[key, default: 0] += Int64(try connection.query("""
+                    INSERT INTO \(target) (\(columns))\(overriding) SELECT \(columns) FROM \(staging) s WHERE \(filter)
+                    """).affectedRows ?? 0)
+                written.append((oids[index], staging, filter))
+            }
+            // Every foreign key of every table written: nothing put back may point at a row that is gone.
+            for (oid, staging, filter) in written {
+                for key in foreignKeys where key.child.oid == oid {
+                    let present = try key.childColumns.map { "s.\(try q($0)) IS NOT NULL" }.joined(separator: " AND ")
+                    let missing = try connection.query("""
+                        SELECT count(*) AS n FROM \(staging) s WHERE \(filter) AND \(present)
+                          AND NOT EXISTS (SELECT 1 FROM \(try connection.qualifiedName(key.parent.schema, key.parent.table)) p
+                                          WHERE \(try key.joinCondition(child: "s", parent: "p", q)))
+                        """).first!.int64("n")
+                    guard missing == 0 else {
+                        throw FTBackupError(.dataError, "archive \(manifest.name): \(missing) rows of \(key.child) would point at rows of \(key.parent) that do not exist (\(key.name)); nothing was put back",
+                                            hint: "put back (or restore) the rows they reference first, then retry")
+                    }
+                }
+            }
+            return counts
+        }
+        return (rows, triggers.silenced.map(\.description))
     }
 }

@@ -63,11 +63,12 @@ extension AuditTable {
                    pn.nspname AS parent_schema, p.relname AS parent_table, p.oid::int8 AS parent_oid,
                    coalesce(pt.partstrat = 'r' AND pt.partnatts = 1
                             AND pt.partattrs[0] = (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = p.oid AND a.attname = 'timestamp'), false) AS by_time
-            FROM pg_partition_tree($1::oid) t JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+            FROM (SELECT relid FROM pg_partition_tree($1::oid) WHERE isleaf
+                  UNION SELECT oid FROM pg_class WHERE oid = $1::oid AND relkind = 'r') t
+            JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
             LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
             LEFT JOIN pg_class p ON p.oid = i.inhparent LEFT JOIN pg_namespace pn ON pn.oid = p.relnamespace
             LEFT JOIN pg_partitioned_table pt ON pt.partrelid = i.inhparent
-            WHERE t.isleaf
             ORDER BY c.relname
             """, [table.oid]).rows.map { row in
             let kind = try row.requiredString("kind")

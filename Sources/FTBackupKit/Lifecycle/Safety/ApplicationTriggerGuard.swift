@@ -46,7 +46,8 @@ struct ApplicationTriggerGuard: Sendable {
         guard !oids.isEmpty else { return .none }
         let triggers = try connection.query("""
             WITH tables AS (
-              SELECT t.relid FROM unnest($1::oid[]) r(oid), LATERAL pg_partition_tree(r.oid) t
+              SELECT r.oid AS relid FROM unnest($1::oid[]) r(oid)
+              UNION SELECT t.relid FROM unnest($1::oid[]) r(oid), LATERAL pg_partition_tree(r.oid) t
               UNION SELECT a.relid FROM unnest($1::oid[]) r(oid), LATERAL pg_partition_ancestors(r.oid) a)
             SELECT DISTINCT t.tgname AS name, format('%I.%I', n.nspname, c.relname) AS table, t.tgenabled::text AS enabled
             FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace

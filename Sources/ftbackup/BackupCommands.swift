@@ -184,7 +184,7 @@ struct VerifyCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
-            let request = try RepositoryVerifier.Request(backups: backups, set: label, newest: newest, segments: segments,
+            let request = try RepositoryVerifier.Request.selecting(backups: backups, set: label, newest: newest, segments: segments,
                                                          archives: archives, evidence: evidence, jobs: global.jobs)
             let path = try global.existingRepositoryPath()
             let lock = try RepositoryLock.acquire(repositoryRoot: path, kind: .read, exclusive: false, command: "verify")
@@ -203,7 +203,8 @@ struct VerifyCommand: AsyncParsableCommand {
 /// The text form of a verify: one line per backup, a summary per other part with a line for each
 /// record that is not plainly ok, and one line per bad file naming it.
 func printVerifyReport(_ report: RepositoryVerifier.Report) {
-    if report.nothingToVerify {
+    let everything = report.backups != nil && report.segments != nil && report.archives != nil && report.evidence != nil
+    if report.nothingToVerify && everything {
         printLine("nothing to verify in \(report.repository)")
         return
     }

@@ -37,7 +37,7 @@ public enum EvidenceVerifier {
                     try decode(try storage.readAll(entry.path))
                 } catch {
                     let why = (error as? FTBackupError)?.message ?? Self.describe(error)
-                    bad.append(.init(path: shown, ok: false, problem: "lifecycle evidence \(shown) is unreadable as a \(kind) report: \(why)"))
+                    bad.append(.init(path: shown, ok: false, problem: "lifecycle evidence \(shown) is unreadable as \(kind) evidence: \(why)"))
                 }
             }
         }

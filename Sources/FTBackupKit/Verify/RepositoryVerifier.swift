@@ -41,8 +41,9 @@ public enum RepositoryVerifier {
         /// The command line's selectors: each one adds a part; none means the whole repository.
         /// `--set LABEL` and `--newest` choose the backups part's one backup; `--backups` means all of
         /// them, so it cannot be combined with either.
-        public init(backups allBackups: Bool = false, set label: String? = nil, newest: Bool = false, segments: Bool = false,
-                    archives: Bool = false, evidence: Bool = false, jobs: Int = 2) throws {
+        public static func selecting(backups allBackups: Bool = false, set label: String? = nil, newest: Bool = false,
+                                     segments: Bool = false, archives: Bool = false, evidence: Bool = false,
+                                     jobs: Int = 2) throws -> Request {
             if label != nil && newest { throw FTBackupError(.usage, "--newest and --set cannot be combined") }
             if allBackups && (label != nil || newest) {
                 throw FTBackupError(.usage, "--backups (every backup) cannot be combined with --set or --newest (one backup)")
@@ -52,8 +53,8 @@ public enum RepositoryVerifier {
             if segments { parts.insert(.segments) }
             if archives { parts.insert(.archives) }
             if evidence { parts.insert(.evidence) }
-            self.init(parts: parts.isEmpty ? .everything : parts,
-                      backups: label.map { .label($0) } ?? (newest ? .newest : .all), jobs: jobs)
+            return Request(parts: parts.isEmpty ? .everything : parts,
+                           backups: label.map { .label($0) } ?? (newest ? .newest : .all), jobs: jobs)
         }
     }
 

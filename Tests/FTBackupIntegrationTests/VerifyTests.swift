@@ -31,7 +31,7 @@ func jsonObject(_ text: String) throws -> [String: Any] {
             try await TestRepository.with { repo in
                 let report = try await ToolDataArchiver.run(ArchiveOptions(database: db.connectionString, repositoryPath: repo.path,
                                                                            policy: try testPolicy(), schemas: ["sprint_15_value_proposition"],
-                                                                           batchSize: 40))
+                                                                           batchSize: 3))
                 let store = ArchiveStore(storage: repo.repository.storage)
                 let archives = try store.all().map { ($0.name, $0.manifest!) }
                 #expect(archives.count >= 3, "\(report.rows) rows")

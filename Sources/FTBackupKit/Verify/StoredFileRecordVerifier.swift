@@ -42,38 +42,42 @@ public enum StoredFileRecordVerifier {
             guard case .readable(let record) = listing else { return [] }
             return record.listedFiles.map { (index, record.recordFolder, $0) }
         }
-        let checked = try await check(work, storage: storage, jobs: jobs)
+        let checked = Dictionary(grouping: try await check(work, storage: storage, jobs: jobs), by: \.index)
 
-        var results: [RecordVerification] = []
-        for (index, listing) in listings.enumerated() {
-            var result: RecordVerification
-            switch listing {
-            case .readable(let record):
-                let mine = checked.filter { $0.index == index }
-                let bad = mine.compactMap(\.bad).sorted { $0.path < $1.path }
-                let counted = record.listedFiles.contains { $0.rows != nil }
-                result = RecordVerification(
-                    kind: kind.recordKind, name: record.recordName,
-                    state: !bad.isEmpty ? .bad : record.pendingReason == nil ? .ok : .pending, ok: bad.isEmpty,
-                    files: record.listedFiles.count, bytes: record.listedFiles.reduce(0) { $0 + $1.file.storedBytes },
-                    rows: counted ? mine.reduce(0) { $0 + $1.rows } : nil, badFiles: bad, problem: record.pendingReason)
-            case .unreadable(let name, let problem):
-                let path = "\(storage.location)/\(kind.recordManifestPath(name: name))"
-                result = RecordVerification(kind: kind.recordKind, name: name, state: .bad, ok: false, files: 0, bytes: 0, rows: nil,
-                                            badFiles: [.init(path: path, ok: false, problem: problem)], problem: problem)
-            case .incomplete(let name, let problem):
-                result = RecordVerification(kind: kind.recordKind, name: name, state: .incomplete, ok: true, files: 0, bytes: 0,
-                                            rows: nil, badFiles: [], problem: problem)
-            }
-            // A record removed while it was read (an archive run reconciling a pending batch) is not damage.
-            if result.state == .bad, !storage.exists(kind.recordManifestPath(name: result.name)) {
-                result = RecordVerification(kind: kind.recordKind, name: result.name, state: .incomplete, ok: true, files: 0, bytes: 0,
-                                            rows: nil, badFiles: [], problem: "removed while it was being verified")
-            }
-            try keepResult(result, kind: kind, storage: storage, at: now)
-            results.append(result)
+        let results = listings.enumerated().map { index, listing in
+            result(of: listing, kind: kind, checked: checked[index] ?? [], storage: storage)
         }
+        // Thousands of segments (the follower seals one a minute): the records are written on `jobs` threads.
+        _ = try await onThreads(results, jobs: jobs) { try keepResult($0, kind: kind, storage: storage, at: now) }
         return results
+    }
+
+    static func result<Record: StoredFileRecord>(of listing: StoredFileRecordListing<Record>, kind: Record.Type, checked mine: [Checked],
+                                                 storage: any RepositoryStorage) -> RecordVerification {
+        var result: RecordVerification
+        switch listing {
+        case .readable(let record):
+            let bad = mine.compactMap(\.bad).sorted { $0.path < $1.path }
+            let counted = record.listedFiles.contains { $0.rows != nil }
+            result = RecordVerification(
+                kind: kind.recordKind, name: record.recordName,
+                state: !bad.isEmpty ? .bad : record.pendingReason == nil ? .ok : .pending, ok: bad.isEmpty,
+                files: record.listedFiles.count, bytes: record.listedFiles.reduce(0) { $0 + $1.file.storedBytes },
+                rows: counted ? mine.reduce(0) { $0 + $1.rows } : nil, badFiles: bad, problem: record.pendingReason)
+        case .unreadable(let name, let problem):
+            let path = "\(storage.location)/\(kind.recordManifestPath(name: name))"
+            result = RecordVerification(kind: kind.recordKind, name: name, state: .bad, ok: false, files: 0, bytes: 0, rows: nil,
+                                        badFiles: [.init(path: path, ok: false, problem: problem)], problem: problem)
+        case .incomplete(let name, let problem):
+            result = RecordVerification(kind: kind.recordKind, name: name, state: .incomplete, ok: true, files: 0, bytes: 0,
+                                        rows: nil, badFiles: [], problem: problem)
+        }
+        // A record removed while it was read (an archive run reconciling a pending batch) is not damage.
+        if result.state == .bad, !storage.exists(kind.recordManifestPath(name: result.name)) {
+            result = RecordVerification(kind: kind.recordKind, name: result.name, state: .incomplete, ok: true, files: 0, bytes: 0,
+                                        rows: nil, badFiles: [], problem: "removed while it was being verified")
+        }
+        return result
     }
 
     /// Writes the record of a check: ok, or failed with its problems; incomplete records get none.
@@ -96,23 +100,27 @@ public enum StoredFileRecordVerifier {
 
     /// Reads each file whole on `jobs` threads; a bad file is named with what is wrong with it.
     static func check(_ work: [(Int, String, ListedFile)], storage: any RepositoryStorage, jobs: Int) async throws -> [Checked] {
-        guard !work.isEmpty else { return [] }
-        let queue = WorkQueue(work.map { Item(index: $0.0, folder: $0.1, listed: $0.2) })
-        return try await withThrowingTaskGroup(of: [Checked].self) { group in
-            for worker in 0..<max(1, min(jobs, work.count)) {
+        try await onThreads(work.map { Item(index: $0.0, folder: $0.1, listed: $0.2) }, jobs: jobs) { checkOne($0, storage: storage) }
+    }
+
+    /// Runs `body` on every item, on up to `jobs` threads of their own (file I/O blocks), in no particular order.
+    static func onThreads<Input: Sendable, Output: Sendable>(_ items: [Input], jobs: Int,
+                                                             _ body: @escaping @Sendable (Input) throws -> Output) async throws -> [Output] {
+        guard !items.isEmpty else { return [] }
+        let queue = WorkQueue(items)
+        return try await withThrowingTaskGroup(of: [Output].self) { group in
+            for worker in 0..<max(1, min(jobs, items.count)) {
                 group.addTask {
                     let thread = ConnectionThread(name: "ftbackup-verify-\(worker)")
                     defer { thread.shutdown() }
                     return try await thread.run {
-                        var done: [Checked] = []
-                        while let item = queue.next() {
-                            done.append(checkOne(item, storage: storage))
-                        }
+                        var done: [Output] = []
+                        while let item = queue.next() { done.append(try body(item)) }
                         return done
                     }
                 }
             }
-            var all: [Checked] = []
+            var all: [Output] = []
             for try await part in group { all += part }
             return all
         }

@@ -77,6 +77,8 @@ struct InfoCommand: AsyncParsableCommand {
         var storedBytes: Int64?
         var source: String?
         var walLSN: String?
+        /// When a verify last found every file good (nil: never, or a later verify failed).
+        var verifiedAt: Date?
     }
 
     func run() async throws {
@@ -93,14 +95,16 @@ struct InfoCommand: AsyncParsableCommand {
                            startedAt: m?.startedAt, stoppedAt: m?.stoppedAt, consistentAt: m?.snapshot.time,
                            durationSeconds: m?.duration, tables: m?.totals.tables, rows: m?.totals.rows,
                            rawBytes: m?.totals.rawBytes, storedBytes: m?.totals.storedBytes,
-                           source: m.map { "\($0.source.database) on \($0.source.server)" }, walLSN: m?.snapshot.walLSN)
+                           source: m.map { "\($0.source.database) on \($0.source.server)" }, walLSN: m?.snapshot.walLSN,
+                           verifiedAt: VerificationRecord.read(repository, label: entry.label)?.verifiedAt)
             }
+            let verification = try VerificationOverview.read(repository)
             // The slot's health needs the database; without --db / FTBACKUP_DB only the repository is read.
             let configured = global.database ?? ProcessInfo.processInfo.environment["FTBACKUP_DB"]
             let changes = try await ChangeArchiveStatus.read(repository, database: configured == nil ? nil : try global.connectionString())
             if global.output == .json {
                 printLine(try JSONOutput.encode(["repository": AnyEncodable(repository.storage.location), "backups": AnyEncodable(rows),
-                                                 "changeArchive": AnyEncodable(changes)]))
+                                                 "changeArchive": AnyEncodable(changes), "verification": AnyEncodable(verification)]))
                 return changes.broken == nil ? .success : .unavailable
             }
             if rows.isEmpty { printLine("no backups in \(repository.storage.location)") }
@@ -115,6 +119,7 @@ struct InfoCommand: AsyncParsableCommand {
                 let ratio = (row.rawBytes ?? 0) > 0 ? Double(row.storedBytes ?? 0) / Double(row.rawBytes!) : 0
                 printLine("  tables:         \(row.tables ?? 0), rows: \(row.rows ?? 0)")
                 printLine("  size:           \(ByteCount.format(row.rawBytes ?? 0)) raw, \(ByteCount.format(row.storedBytes ?? 0)) stored (\(String(format: "%.0f", ratio * 100))%)")
+                printLine("  verified:       \(row.verifiedAt.map { Timestamps.display($0) } ?? "not verified")")
             }
             if changes.segments > 0 || changes.slot?.exists == true {
                 printLine("change archive: \(changes.segments) segments, \(changes.transactions) transactions, \(ByteCount.format(changes.storedBytes))")
@@ -123,6 +128,17 @@ struct InfoCommand: AsyncParsableCommand {
                 }
                 if let slot = changes.slot, slot.exists {
                     printLine("  slot:           wal_status \(slot.walStatus ?? "?"), \(ByteCount.format(slot.lagBytes)) of WAL not yet archived\(slot.active ? ", in use by pid \(slot.activePID ?? 0)" : "")")
+                }
+            }
+            for (title, items) in [("segments", verification.segments), ("archives", verification.archives)] where !items.isEmpty {
+                let verified = items.filter { $0.verification == .verified }
+                let failed = items.filter { $0.verification == .verifyFailed }
+                var line = "\(title) verified: \(verified.count) of \(items.count)"
+                if let oldest = verified.compactMap(\.lastVerifiedAt).min() { line += ", oldest check \(Timestamps.display(oldest))" }
+                if !failed.isEmpty { line += "; \(failed.count) VERIFY-FAILED" }
+                printLine(line)
+                for item in failed {
+                    printLine("  \(item.kind) \(item.name)  verify-failed  (checked \(item.lastVerifiedAt.map { Timestamps.display($0) } ?? "?")): \(item.problems?.first ?? "")")
                 }
             }
             if let broken = changes.broken {
@@ -135,50 +151,101 @@ struct InfoCommand: AsyncParsableCommand {
     }
 }
 
-/// `ftbackup verify [--set LABEL]`: reads every file back; names each bad one.
+/// `ftbackup verify [--backups] [--set LABEL | --newest] [--segments] [--archives] [--evidence]`: reads
+/// the whole repository (or the parts named) back; names each bad file.
 struct VerifyCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "verify",
-                                                    abstract: "Read every file of a backup (or all) and check size, SHA-256 and decompression.")
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Read the repository back: backups, change segments, lifecycle archives and evidence; name each bad file.",
+        discussion: """
+            Without a selector, everything is read. Each selector adds a part: --backups (every backup), \
+            --set LABEL or --newest (one backup), --segments, --archives, --evidence. Exit 65 when any file is bad.
+            """)
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .customLong("set"), help: "Only this backup.")
+    @Flag(help: "Every backup.")
+    var backups = false
+
+    @Option(name: .customLong("set"), help: "Only this backup (plus any other part named).")
     var label: String?
 
     @Flag(help: "Only the newest complete backup (what a timer runs after each backup).")
     var newest = false
 
+    @Flag(help: "Every change segment: manifest readable, data file's size, SHA-256 and decompression.")
+    var segments = false
+
+    @Flag(help: "Every lifecycle archive: each table file's size, SHA-256, decompression and row count.")
+    var archives = false
+
+    @Flag(help: "Every lifecycle run log and evidence file (lifecycle/<kind>/<run>.json) parses as its kind.")
+    var evidence = false
+
     func run() async throws {
         try await reportingFailures {
+            let request = try RepositoryVerifier.Request.selecting(backups: backups, set: label, newest: newest, segments: segments,
+                                                         archives: archives, evidence: evidence, jobs: global.jobs)
             let path = try global.existingRepositoryPath()
             let lock = try RepositoryLock.acquire(repositoryRoot: path, kind: .read, exclusive: false, command: "verify")
             defer { lock.release() }
-            let repository = Repository.local(path)
-            var label = self.label
-            if newest {
-                guard self.label == nil else { throw FTBackupError(.usage, "--newest and --set cannot be combined") }
-                label = try repository.entries().last { $0.status == .complete }?.label
-                guard label != nil else { throw FTBackupError(.usage, "no complete backup in \(path)") }
-            }
-            let results = try await BackupVerifier.verify(repository, label: label, jobs: global.jobs)
+            let report = try await RepositoryVerifier.verify(Repository.local(path), request)
             if global.output == .json {
-                printLine(try JSONOutput.encode(results))
+                printLine(try JSONOutput.encode(report))
             } else {
-                if results.isEmpty { printLine("no backups to verify") }
-                for result in results {
-                    if result.ok {
-                        printLine("\(result.label): ok (\(result.files) files, \(ByteCount.format(result.bytes)))")
-                    } else if let problem = result.problem {
-                        printLine("\(result.label): BAD: \(result.status.rawValue): \(problem)")
-                    } else {
-                        printLine("\(result.label): BAD: \(result.badFiles.count) of \(result.files) files")
-                        for file in result.badFiles { printLine("  \(file.problem ?? file.path)") }
-                    }
-                }
+                printVerifyReport(report)
             }
-            return results.allSatisfy(\.ok) ? .success : .dataError
+            return report.ok ? .success : .dataError
         }
     }
+}
+
+/// The text form of a verify: one line per backup, a summary per other part with a line for each
+/// record that is not plainly ok, and one line per bad file naming it.
+func printVerifyReport(_ report: RepositoryVerifier.Report) {
+    let everything = report.backups != nil && report.segments != nil && report.archives != nil && report.evidence != nil
+    if report.nothingToVerify && everything {
+        printLine("nothing to verify in \(report.repository)")
+        return
+    }
+    if let backups = report.backups {
+        if backups.isEmpty { printLine("backups: none") }
+        for result in backups {
+            if result.ok {
+                printLine("\(result.label): ok (\(result.files) files, \(ByteCount.format(result.bytes)))")
+            } else if let problem = result.problem {
+                printLine("\(result.label): BAD: \(result.status.rawValue): \(problem)")
+            } else {
+                printLine("\(result.label): BAD: \(result.badFiles.count) of \(result.files) files")
+                for file in result.badFiles { printLine("  \(file.problem ?? file.path)") }
+            }
+        }
+    }
+    for (title, records) in [("segments", report.segments), ("archives", report.archives)] {
+        guard let records else { continue }
+        let good = records.filter { $0.state == .ok }
+        let bad = records.filter { $0.state == .bad }
+        var summary = "\(title): \(good.count) ok (\(good.reduce(0) { $0 + $1.files }) files, \(ByteCount.format(good.reduce(0) { $0 + $1.bytes })))"
+        if !bad.isEmpty { summary += ", \(bad.count) BAD" }
+        printLine(records.isEmpty ? "\(title): none" : summary)
+        for record in records where record.state != .ok {
+            switch record.state {
+            case .pending: printLine("  \(record.name): \(record.problem ?? "pending"); its \(record.files) files are good")
+            case .incomplete: printLine("  \(record.name): incomplete: \(record.problem ?? "")")
+            default:
+                printLine("  \(record.name): BAD: \(record.badFiles.count) of \(max(record.files, record.badFiles.count)) files")
+                for file in record.badFiles { printLine("    \(file.problem ?? file.path)") }
+            }
+        }
+    }
+    if let evidence = report.evidence {
+        let files = evidence.files.values.reduce(0, +)
+        let kinds = evidence.files.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        printLine(files == 0 ? "evidence: none"
+                  : "evidence: \(files - evidence.badFiles.count) of \(files) files ok (\(kinds))\(evidence.ok ? "" : ", \(evidence.badFiles.count) BAD")")
+        for file in evidence.badFiles { printLine("  \(file.problem ?? file.path)") }
+    }
+    printLine(report.ok ? "all good" : "\(report.badFiles.count) bad file\(report.badFiles.count == 1 ? "" : "s")")
 }
 
 struct AnyEncodable: Encodable {

@@ -39,7 +39,7 @@ struct LifecycleCommand: AsyncParsableCommand {
 
     /// `ftbackup lifecycle list [--output json]`
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the archives (name, schema, rows, time range, status).")
+        static let configuration = CommandConfiguration(abstract: "List the archives (name, schema, rows, time range, status, last verification).")
 
         @OptionGroup var global: GlobalOptions
 
@@ -52,20 +52,26 @@ struct LifecycleCommand: AsyncParsableCommand {
             var oldest: String?
             var newest: String?
             var restoredIds: Int?
+            /// `verified`, `verify-failed` or `unverified`: the last `ftbackup verify` of its files.
+            var verification: String
+            var lastVerifiedAt: Date?
         }
 
         func run() async throws {
             try await reportingFailures {
                 let store = ArchiveStore(storage: LocalStorage(root: try global.existingRepositoryPath()))
                 let rows = try store.all().map { name, manifest in
-                    Row(name: name, schema: manifest?.schema, status: manifest?.status.rawValue ?? "incomplete", rows: manifest?.rows,
-                        storedBytes: manifest?.storedBytes, oldest: manifest?.oldest, newest: manifest?.newest,
-                        restoredIds: manifest?.restoredIds.count)
+                    let checked = VerificationOverview.item(ArchiveManifest.self, name: name, storage: store.storage)
+                    return Row(name: name, schema: manifest?.schema, status: manifest?.status.rawValue ?? "incomplete", rows: manifest?.rows,
+                               storedBytes: manifest?.storedBytes, oldest: manifest?.oldest, newest: manifest?.newest,
+                               restoredIds: manifest?.restoredIds.count, verification: checked.verification.rawValue,
+                               lastVerifiedAt: checked.lastVerifiedAt)
                 }
                 if global.output == .json { printLine(try JSONOutput.encode(rows)); return .success }
                 if rows.isEmpty { printLine("no archives") }
                 for row in rows {
-                    printLine("\(row.name)  \(row.status)  \(row.rows ?? 0) rows  \(ByteCount.format(row.storedBytes ?? 0))  \(row.oldest ?? "-") … \(row.newest ?? "-")")
+                    let checked = row.verification == "verify-failed" ? "VERIFY-FAILED" : row.verification
+                    printLine("\(row.name)  \(row.status)  \(row.rows ?? 0) rows  \(ByteCount.format(row.storedBytes ?? 0))  \(row.oldest ?? "-") … \(row.newest ?? "-")  \(checked)\(row.lastVerifiedAt.map { " \(Timestamps.display($0))" } ?? "")")
                 }
                 return .success
             }

@@ -122,6 +122,31 @@ struct FTBackupBinary {
         }
     }
 
+    /// `verify` reads the whole repository: an empty one has nothing to verify (exit 0); one that
+    /// holds only an archive is verified (exit 0), and exit 65 names the file once a byte of it flips.
+    @Test func verifyCoversArchivesWithStableExitCodes() async throws {
+        try await TestServer.withDatabase { db in
+            try await TestRepository.with { repo in
+                try LocalStorage.makeDirectories(repo.path)
+                let empty = try FTBackupBinary.run(["verify", "--repo", repo.path])
+                #expect(empty.status == 0)
+                #expect(empty.stdout == "nothing to verify in \(repo.path)\n")
+                _ = try await ToolDataArchiver.run(ArchiveOptions(database: db.connectionString, repositoryPath: repo.path,
+                                                                  policy: try testPolicy(), schemas: ["sprint_03_purpose"]))
+                let good = try FTBackupBinary.run(["verify", "--repo", repo.path])
+                #expect(good.status == 0, "\(good.stdout)")
+                #expect(good.stdout.contains("archives: 1 ok") && good.stdout.hasSuffix("all good\n"))
+                let (name, manifest) = try ArchiveStore(storage: repo.repository.storage).all()[0]
+                let file = "\(repo.path)/archive/\(name)/\(manifest!.tables[0].file.path)"
+                try flipByte(file)
+                let bad = try FTBackupBinary.run(["verify", "--repo", repo.path])
+                #expect(bad.status == 65)
+                #expect(bad.stdout.contains("repository file \(file) is bad"), "\(bad.stdout)")
+                #expect(bad.stdout.hasSuffix("1 bad file\n"))
+            }
+        }
+    }
+
     @Test func backupInfoVerifyRestoreThroughTheBinary() async throws {
         try await TestServer.withDatabase { source in
             try await TestRepository.with { repo in

@@ -267,6 +267,49 @@ import Testing
         #expect(!repository.storage.exists(VerificationRecord.path(repository, label: label)))
     }
 
+    /// A segment's verification result lives outside the segments folder: segment listing and the
+    /// incremental pass's cleanup never see it, expiry removes it with its segment, and a verify
+    /// removes one whose segment is gone.
+    @Test func segmentVerificationRecordsStayOutOfTheSegmentsFolderAndGoWithTheirSegment() async throws {
+        defer { removeRoot() }
+        let old = try makeSegment(daysAgo: 9, endLSN: 0x100)
+        let recent = try makeSegment(daysAgo: 2, endLSN: 0x200)
+        let results = try await SegmentVerifier.verify(repository, jobs: 2, now: now)
+        #expect(results.map(\.state) == [.ok, .ok])
+        for label in [old, recent] {
+            let record = try #require(VerificationResultRecord.read(ChangeSegmentManifest.self, name: label, storage: repository.storage))
+            #expect(record.outcome == .ok && record.verifiedAt == now && record.files == 1)
+        }
+        #expect(try ChangeSegmentManifest.all(repository.storage).map(\.label) == [old, recent])
+        #expect(try ChangeArchiver.removeIncompleteSegments(repository.storage).isEmpty)
+        #expect(try VerificationOverview.read(repository).segments.map(\.verification) == [.verified, .verified])
+
+        // The old segment expires (no aligned full needs it): its record goes with it.
+        #expect(try expire().removedSegments == [old])
+        #expect(!repository.storage.exists(ChangeSegmentManifest.verificationPath(name: old)))
+        // A segment removed by hand: the next verify drops its orphaned record.
+        try repository.storage.remove(ChangeSegmentManifest.manifestPath(recent))
+        try repository.storage.remove(ChangeSegmentManifest.dataPath(recent))
+        #expect(try await SegmentVerifier.verify(repository, jobs: 1).isEmpty)
+        #expect(try repository.storage.list(SegmentVerifier.verificationFolder).isEmpty)
+    }
+
+    /// The command line's selectors: none means everything; each adds a part; --set/--newest pick one backup.
+    @Test func verifySelectorsCombineIntoParts() throws {
+        typealias R = RepositoryVerifier.Request
+        #expect(try R.selecting().parts == .everything)
+        #expect(try R.selecting(backups: false).parts == .everything)
+        #expect(try R.selecting(archives: true).parts == [.archives])
+        #expect(try R.selecting(segments: true, archives: true).parts == [.segments, .archives])
+        let newest = try R.selecting(newest: true, segments: true)
+        #expect(newest.parts == [.backups, .segments] && newest.backups == .newest)
+        let one = try R.selecting(set: "X")
+        #expect(one.parts == [.backups] && one.backups == .label("X"))
+        #expect(try R.selecting(backups: true).backups == .all)
+        #expect(throws: FTBackupError.self) { try R.selecting(set: "X", newest: true) }
+        #expect(throws: FTBackupError.self) { try R.selecting(backups: true, newest: true) }
+    }
+
     // MARK: Planning without a repository
 
     /// Change segments older than the incremental retention go, manifest first; those a restore from the

@@ -99,6 +99,7 @@ public enum BackupExpiry {
                 // Manifest first: a segment without one is incomplete, never replayed.
                 try repository.storage.remove(ChangeSegmentManifest.manifestPath(item.label))
                 try repository.storage.remove(ChangeSegmentManifest.dataPath(item.label))
+                try repository.storage.remove(ChangeSegmentManifest.verificationPath(name: item.label))
                 removedSegments.append(item.label)
             }
         }

@@ -31,6 +31,12 @@ struct LifecycleCommand: AsyncParsableCommand {
                     var line = "  \(schema.schema): \(schema.rows) rows + \(schema.dependantRows) dependant rows, \(ByteCount.format(schema.bytes)), \(schema.ageColumn) \(schema.oldest ?? "-") … \(schema.newest ?? "-")"
                     if schema.keptReferenced > 0 { line += "; kept \(schema.keptReferenced) still referenced (e.g. \(schema.keptReferencedIds.prefix(3).joined(separator: ", ")))" }
                     printLine(line)
+                    for blocked in schema.blocked {
+                        printLine("    kept \(blocked.rows) rows referenced by \(blocked.reference) (e.g. \(blocked.ids.prefix(3).joined(separator: ", ")))")
+                    }
+                    if !schema.silencedTriggers.isEmpty {
+                        printLine("    application triggers not fired: \(schema.silencedTriggers.joined(separator: ", "))")
+                    }
                 }
                 return .success
             }
@@ -89,7 +95,7 @@ struct LifecycleCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 let report = try await Unarchiver.run(database: try global.connectionString(), repositoryPath: try global.existingRepositoryPath(),
-                                                      archive: archive, ids: ids)
+                                                      archive: archive, ids: ids, policy: try global.policy())
                 if global.output == .json { printLine(try JSONOutput.encode(report)); return .success }
                 let rows = report.rows.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 printLine("put back \(report.ids.count) tool_data ids into \(report.schema) (\(rows)); archive is now \(report.status.rawValue)")
@@ -115,8 +121,18 @@ struct LifecycleCommand: AsyncParsableCommand {
                                                        policy: try global.policy(), batchSize: batch, dryRun: dryRun, logger: makeLogger())
                 if global.output == .json { printLine(try JSONOutput.encode(report)); return .success }
                 printLine("\(report.dryRun ? "would delete" : "deleted") \(report.rows) audit rows older than \(report.cutoff) (retention \(report.retention), database time)")
+                for line in report.reconciled { printLine("reconciled \(line)") }
                 for table in report.tables where table.rows > 0 {
                     printLine("  \(table.schema).\(table.table): \(table.rows) rows, \(table.oldest ?? "-") … \(table.newest ?? "-"), \(table.batches) batches\(table.sha256.map { ", sha256 \($0.prefix(16))…" } ?? "")")
+                    for partition in table.partitions where partition.rows > 0 || partition.method == .drop {
+                        let how = partition.method == .drop
+                            ? "\(report.dryRun ? "would drop" : "dropped") whole\(partition.export.map { ", exported to \($0)" } ?? "")"
+                            : "\(report.dryRun ? "would prune" : "pruned") by rows\(partition.reason.map { " (\($0))" } ?? "")"
+                        printLine("    \(partition.partition): \(partition.rows) rows, \(how)")
+                    }
+                }
+                if !report.silencedTriggers.isEmpty {
+                    printLine("  application triggers not fired: \(report.silencedTriggers.joined(separator: ", "))")
                 }
                 return .success
             }

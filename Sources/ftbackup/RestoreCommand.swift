@@ -31,15 +31,20 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Print the plan and stop.")
     var dryRun = false
 
+    @Flag(name: .customLong("keep-retired"), help: "Keep rows that archive and prune runs had removed from the source (default: remove them again).")
+    var keepRetired = false
+
     @Option(help: "Restore the database as it was at this time (ISO 8601 with a zone: \(RecoveryTarget.examples)).")
     var at: String?
 
     func run() async throws {
         try await reportingFailures {
-            let options = RestoreOptions(
+            var options = RestoreOptions(
                 target: try ConnectionString(target), repositoryPath: try global.existingRepositoryPath(), label: label,
                 schemas: schemas, jobs: global.jobs, clean: clean, confirmed: yes, noOwner: noOwner, dryRun: dryRun,
                 logger: makeLogger())
+            options.keepRetired = keepRetired
+            options.policy = try global.policy()
             if let at {
                 guard label == nil else { throw FTBackupError(.usage, "--at and --set cannot be combined", hint: "--at picks the full backup itself") }
                 return try await RestoreCommand.pointInTime(options, at: try RecoveryTarget.parse(at), output: global.output)
@@ -59,6 +64,7 @@ struct RestoreCommand: AsyncParsableCommand {
             if !dryRun {
                 let phases = report.phases.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.1f", $0.value))s" }
                 printLine("  took:     \(String(format: "%.1f", report.seconds)) s (\(phases.joined(separator: ", ")))")
+                RestoreCommand.printRetired(report.retired)
             }
             return .success
         }
@@ -81,7 +87,20 @@ struct RestoreCommand: AsyncParsableCommand {
             printLine("  estimate:     about \(Int(plan.estimatedSeconds.rounded(.up))) s")
         } else {
             printLine("  took:         \(String(format: "%.1f", report.seconds)) s (replay of \(report.changesApplied) changes in \(String(format: "%.1f", report.replaySeconds)) s)")
+            printRetired(report.fullRestore?.retired)
         }
         return .success
+    }
+
+    static func printRetired(_ retired: RetiredDataReapplier.Report?) {
+        guard let retired else {
+            printLine("  retired:      kept (--keep-retired): rows archived or pruned since the backup are back in the target")
+            return
+        }
+        printLine("  retired:      removed again \(retired.archivedRows) archived rows (\(retired.archives.filter { $0.rows.values.reduce(0, +) > 0 }.count) archives)"
+                  + (retired.pruneCutoff.map { " and \(retired.pruneRows) audit rows older than \($0) (prune run \(retired.pruneRun ?? "-"))" } ?? ""))
+        if !retired.pendingArchives.isEmpty {
+            printLine("  retired:      not applied: pending archives \(retired.pendingArchives.joined(separator: ", ")) (run ftbackup lifecycle archive to settle them)")
+        }
     }
 }

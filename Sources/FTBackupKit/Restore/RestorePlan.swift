@@ -43,4 +43,6 @@ public struct RestoreReport: Codable, Sendable {
     public var plan: RestorePlan
     public var phases: [String: Double]
     public var seconds: Double
+    /// What retention had removed from the source and the restore removed again (nil with `--keep-retired`).
+    public var retired: RetiredDataReapplier.Report? = nil
 }

@@ -14,6 +14,11 @@ public struct RestoreOptions: Sendable {
     public var dryRun: Bool
     public var logger: Logger
     public var showProgress: Bool
+    /// Leave in the restored database what archive and prune runs had removed from the source
+    /// (`--keep-retired`); by default it is removed again (`RetiredDataReapplier`).
+    public var keepRetired = false
+    /// The policy (application triggers, legal hold) for removing retired data again; nil: the built-in default.
+    public var policy: Policy?
 
     public init(target: ConnectionString, repositoryPath: String, label: String? = nil, schemas: [String] = [], jobs: Int = 2,
                 clean: Bool = false, confirmed: Bool = false, noOwner: Bool = false, dryRun: Bool = false,
@@ -138,7 +143,15 @@ public enum RestoreRunner {
                 for table in tables { try await target.execute("ANALYZE \(try target.qualifiedName(table.schema, table.name))") }
             }
         }
-        return RestoreReport(plan: plan, phases: phases, seconds: Date().timeIntervalSince(started))
+        var retired: RetiredDataReapplier.Report?
+        if !options.keepRetired {
+            retired = try await timed("retired") {
+                try await RetiredDataReapplier.run(target: options.target, repositoryPath: options.repositoryPath, schemas: plan.schemas,
+                                                   policy: try options.policy ?? PolicyLoader.parse(PolicyLoader.builtInDefault, source: "(built-in)"),
+                                                   logger: logger)
+            }
+        }
+        return RestoreReport(plan: plan, phases: phases, seconds: Date().timeIntervalSince(started), retired: retired)
     }
 
     static func manifestSubset(_ manifest: BackupManifest, tables: [BackupManifest.Table]) -> BackupManifest {

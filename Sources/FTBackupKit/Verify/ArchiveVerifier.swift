@@ -9,7 +9,7 @@ import Foundation
 /// ``StoredFileRecord`` and is added there.
 public enum ArchiveVerifier {
     /// Every lifecycle kind of stored-file record that `verify --archives` reads.
-    public static let kinds: [any StoredFileRecord.Type] = [ArchiveManifest.self]
+    public static let kinds: [any StoredFileRecord.Type] = [ArchiveManifest.self, PartitionExport.self]
 
     public static func verify(_ repository: Repository, jobs: Int, now: Date = Date()) async throws -> [RecordVerification] {
         var results: [RecordVerification] = []

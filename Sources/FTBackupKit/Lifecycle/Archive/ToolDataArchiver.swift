@@ -48,10 +48,10 @@ public struct ArchiveReport: Codable, Sendable {
         public var keptReferenced: Int64
         public var keptReferencedIds: [String]
         /// Qualifying rows kept because a foreign key from a row that stays points into their closure.
-        public var blocked: [Blocked]
+        @DefaultEmpty public var blocked: [Blocked]
         /// The tables archived with tool_data, and the foreign key that brings each in.
-        public var closure: [String]
-        public var silencedTriggers: [String]
+        @DefaultEmpty public var closure: [String]
+        @DefaultEmpty public var silencedTriggers: [String]
         public var archives: [String]
     }
 

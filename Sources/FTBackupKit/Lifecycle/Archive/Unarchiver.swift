@@ -21,7 +21,7 @@ public enum Unarchiver {
         /// Rows put back per table (`table` in the archive's schema, `schema.table` elsewhere).
         public var rows: [String: Int64]
         public var status: ArchiveManifest.Status
-        public var silencedTriggers: [String]
+        @DefaultEmpty public var silencedTriggers: [String]
     }
 
     public static func run(database: ConnectionString, repositoryPath: String, archive name: String,

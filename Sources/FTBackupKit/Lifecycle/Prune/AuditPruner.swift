@@ -47,7 +47,7 @@ public enum AuditPruner {
         public var batches: Int
         public var longestBatchSeconds: Double
         /// Every leaf that had eligible rows (or, for a partitioned table, every leaf looked at).
-        public var partitions: [PartitionEvidence]
+        @DefaultEmpty public var partitions: [PartitionEvidence]
     }
 
     public struct Report: Codable, Sendable {
@@ -59,8 +59,8 @@ public enum AuditPruner {
         public var legalHoldOrganizations: [String]
         public var batchSize: Int
         /// Application triggers silenced with session_replication_role = replica while deleting.
-        public var silencedTriggers: [String]
-        public var reconciled: [String]
+        @DefaultEmpty public var silencedTriggers: [String]
+        @DefaultEmpty public var reconciled: [String]
         public var tables: [TableEvidence]
         public var seconds: Double
         /// False while the run is going (the evidence is rewritten after every batch, so rows already
@@ -88,6 +88,8 @@ public enum AuditPruner {
         /// Only these schemas (a restore of chosen schemas); empty means all.
         public var schemas: [String] = []
         public var lockTimeout = "5s"
+        /// Settle partition exports an interrupted run left pending (against the source database only).
+        public var reconcile = true
         /// Where the evidence goes: `lifecycle/<evidenceKind>/<run>.json`.
         public var evidenceKind = "prune-audit"
         public var logger = Logger(label: "ftbackup")
@@ -132,7 +134,7 @@ public enum AuditPruner {
         let cutoff = try options.cutoff ?? connection.query("SELECT (coalesce($2::timestamp, localtimestamp) - $1::interval)::text AS at",
                                                             [policy.auditRetention.sqlInterval, options.asOf]).first!.requiredString("at")
         let exports = PartitionExportStore(storage: storage)
-        let reconciled = options.dryRun ? [] : try PartitionDropper.reconcile(connection, store: exports, logger: logger)
+        let reconciled = options.dryRun || !options.reconcile ? [] : try PartitionDropper.reconcile(connection, store: exports, logger: logger)
         let tables = try AuditTable.discover(connection).filter { options.schemas.isEmpty || options.schemas.contains($0.relation.schema) }
         let foreignKeys = try ForeignKey.all(connection)
         for table in tables {

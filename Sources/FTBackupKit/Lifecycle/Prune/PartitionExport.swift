@@ -53,7 +53,7 @@ public struct PartitionExportStore: Sendable {
             let name = String(entry.path.dropFirst(Self.folder.count + 1))
             let path = "\(folder(name))/\(PartitionExport.fileName)"
             guard storage.exists(path) else { return (name, nil) }
-            return (name, try decode(try storage.readAll(path), path: path))
+            return (name, try decode(try storage.readAll(path), path: "\(storage.location)/\(path)"))
         }.sorted { $0.name < $1.name }
     }
 
@@ -65,7 +65,7 @@ public struct PartitionExportStore: Sendable {
         do {
             return try BackupManifest.decoder().decode(PartitionExport.self, from: Data(bytes))
         } catch {
-            throw FTBackupError(.dataError, "partition export manifest \(storage.location)/\(path) is unreadable: \(error)",
+            throw FTBackupError(.dataError, "partition export manifest \(path) is unreadable: \(error)",
                                 hint: "it may be the only copy of a dropped audit partition: do not delete it")
         }
     }

@@ -43,4 +43,6 @@ public struct RestoreReport: Codable, Sendable {
     public var plan: RestorePlan
     public var phases: [String: Double]
     public var seconds: Double
+    /// Foreign keys from other schemas that the restored rows do not satisfy (re-added NOT VALID).
+    public var warnings: [String]? = nil
 }

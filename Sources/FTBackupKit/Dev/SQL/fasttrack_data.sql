@@ -731,14 +731,16 @@ $$;
 CREATE TRIGGER tool_data_log_created AFTER INSERT ON sprint_15_value_proposition.tool_data
   FOR EACH ROW EXECUTE FUNCTION sprint_15_value_proposition.tool_data_log_created();
 
--- Reporting: tool usage per organization, tool and status (populated)
+-- Reporting: tool usage per organization, tool and status (populated).
+-- Every branch names its columns: an unnamed one would not survive a
+-- dump and reload unchanged (it comes back named after its cast).
 CREATE MATERIALIZED VIEW organizations.tool_usage_summary AS
   SELECT organization_id, tool, status, count(*) AS canvases, max(updated_at) AS last_updated_at
   FROM (SELECT organization_id, 'woop'::text AS tool, status, updated_at FROM sprint_00_woop.tool_data
         UNION ALL
-        SELECT organization_id, 'value_proposition', status, updated_at FROM sprint_15_value_proposition.tool_data
+        SELECT organization_id, 'value_proposition'::text AS tool, status, updated_at FROM sprint_15_value_proposition.tool_data
         UNION ALL
-        SELECT organization_id, 'fit_abc_analysis', status, updated_at FROM sprint_24_fit_abc_analysis.tool_data) t
+        SELECT organization_id, 'fit_abc_analysis'::text AS tool, status, updated_at FROM sprint_24_fit_abc_analysis.tool_data) t
   GROUP BY organization_id, tool, status
   WITH DATA;
 CREATE UNIQUE INDEX idx_organizations_tool_usage_summary

@@ -4,9 +4,10 @@
 -- Runs right after fasttrack_schema.sql, as ONE multi-statement string
 -- (PQexec), i.e. inside one implicit transaction.  Size comes from
 --     SET ftbackup.seed_scale = N;     (defaults to 1 when unset)
--- Growth is linear, ~4.8 MB per scale unit.  Measured pg_database_size
--- (PG 15, incl. ~11.7 MB for the empty schema): scale 1 ~23 MB (0.8 s),
--- scale 20 ~115 MB (6 s), scale 200 ~941 MiB (40 s).
+-- Growth is linear, ~4.9 MB per scale unit.  Measured pg_database_size
+-- (PG 15, incl. ~12 MB for the empty schema; 2 cores, `ftbackup dev seed`
+-- wall time): scale 1 ~25 MiB (1.9 s), scale 2 ~31 MiB (2.2 s),
+-- scale 20 ~122 MiB (11 s), scale 200 ~987 MiB (62 s).
 --
 -- Production's shapes come last, after the data (fasttrack_schema.sql
 -- lists them): future-dated audit events (clock skew), orphaned audit_log

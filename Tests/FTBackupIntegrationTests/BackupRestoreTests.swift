@@ -30,6 +30,11 @@ import Testing
                     #expect(expected.count == manifest.tables.count)
                     #expect(TableFingerprint.differences(source: expected, restored: actual) == [])
                     #expect(try await Fixtures.sequenceStates(restored) == Fixtures.sequenceStates(session))
+                    // Restoring fired no application trigger (a BEFORE one rewriting a column, an AFTER one enabled ALWAYS).
+                    let fired = try await restored.query("""
+                        SELECT (SELECT count(*) FROM public.children_log) AS logged, (SELECT count(*) FROM public.children WHERE note LIKE '%!!') AS twice
+                        """).first!
+                    #expect(try fired.requiredInt("logged") == 200 && fired.requiredInt("twice") == 0)
                     let matview = try await restored.query("SELECT n FROM public.completed_per_tool").first
                     #expect(try matview?.int("n") ?? 0 > 0)
                     let version = session.serverVersionNumber
@@ -93,6 +98,52 @@ import Testing
                     #expect(try await TableFingerprint.compute(t, schemas: others) == before)
                     let policies = try await t.query("SELECT count(*) AS n FROM pg_policies WHERE schemaname = 'sprint_15_value_proposition'")
                     #expect(try policies.first!.requiredInt("n") == 2)
+                }
+            }
+        }
+    }
+
+    /// --clean drops exactly the schemas restored: the foreign keys other schemas hold on them (one plain, one
+    /// cascading) and the materialized view built on them come back, populated, as they were.
+    @Test func cleanSchemaRestorePutsBackWhatOtherSchemasHoldOnIt() async throws {
+        try await TestServer.withDatabase { source in
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase { target in
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    let restoredSchemas = ["sprint_15_value_proposition", "sprint_24_fit_abc_analysis"]
+                    let others = ["audit", "organizations", "tool_access", "users"]
+                    try await t.execute("UPDATE sprint_15_value_proposition.hypotheses SET priority = 99")
+                    let before = try await TableFingerprint.compute(t, schemas: others)
+                    let report = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path,
+                                                                            schemas: restoredSchemas, clean: true, showProgress: false))
+                    #expect(report.warnings == nil)
+                    let s = try await source.connect()
+                    defer { s.close() }
+                    #expect(TableFingerprint.differences(source: try await TableFingerprint.compute(s, schemas: restoredSchemas),
+                                                         restored: try await TableFingerprint.compute(t, schemas: restoredSchemas)) == [])
+                    #expect(try await TableFingerprint.compute(t, schemas: others) == before)
+                    let version = s.serverVersionNumber
+                    #expect(try Fixtures.schemaDDL(target.connectionString, serverVersion: version)
+                            == Fixtures.schemaDDL(source.connectionString, serverVersion: version))
+                    let state = try await t.query("""
+                        SELECT (SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated
+                                AND conrelid IN ('organizations.featured_canvases'::regclass, 'tool_access.shared_links'::regclass)
+                                AND confrelid IN ('sprint_15_value_proposition.tool_data'::regclass, 'sprint_24_fit_abc_analysis.tool_data'::regclass)) AS keys,
+                               (SELECT relispopulated FROM pg_class WHERE oid = 'organizations.tool_usage_summary'::regclass) AS populated
+                        """).first!
+                    #expect(try state.requiredInt("keys") == 2)
+                    #expect(try state.bool("populated") == true)
+                    // The plain foreign key still blocks deleting a featured canvas.
+                    let blocked = await #expect(throws: PostgresError.self) {
+                        try await t.execute("""
+                            WITH featured AS (SELECT tool_data_id AS id FROM organizations.featured_canvases),
+                                 h AS (DELETE FROM sprint_15_value_proposition.hypotheses WHERE tool_data_id IN (SELECT id FROM featured))
+                            DELETE FROM sprint_15_value_proposition.tool_data WHERE id IN (SELECT id FROM featured)
+                            """)
+                    }
+                    #expect(blocked?.message.contains("featured_canvases") == true, "\(String(describing: blocked))")
                 }
             }
         }

@@ -122,7 +122,12 @@ import Testing
                     """)
                 #expect(tables.count >= 60)
                 let names = try tables.rows.map { try from.qualifiedName(try $0.requiredString("schema"), try $0.requiredString("name")) }
-                try await to.execute("SET session_replication_role = replica; TRUNCATE \(names.joined(separator: ", "))")
+                // Partitioned parents too: a foreign key on one (audit.events → users.accounts) blocks truncating its target alone.
+                let parents = try await from.query("""
+                    SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE c.relkind = 'p' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                    """).rows.map { try from.qualifiedName(try $0.requiredString("schema"), try $0.requiredString("name")) }
+                try await to.execute("SET session_replication_role = replica; TRUNCATE \((names + parents).joined(separator: ", "))")
                 let folder = NSTemporaryDirectory() + "ftbackup-roundtrip-\(UUID().uuidString)"
                 defer { try? FileManager.default.removeItem(atPath: folder) }
                 let storage = LocalStorage(root: folder)

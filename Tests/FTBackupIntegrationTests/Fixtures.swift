@@ -30,6 +30,30 @@ enum Fixtures {
     INSERT INTO public.small_ids VALUES (1), (2);
     CREATE MATERIALIZED VIEW public.completed_per_tool AS
         SELECT 'sprint_15' AS tool, count(*) AS n FROM sprint_15_value_proposition.tool_data WHERE status = 'completed';
+    \#(triggersSQL)
+    """#
+
+    /// A cascading foreign key, row-level security (forced), a BEFORE trigger that rewrites a column and an
+    /// AFTER trigger enabled ALWAYS (fires even under session_replication_role = replica). Neither trigger
+    /// is idempotent: a restore that fired one would add a second '!' or a second log row.
+    static let triggersSQL = #"""
+    CREATE TABLE public.parents (id int PRIMARY KEY, name text);
+    CREATE TABLE public.children (id int PRIMARY KEY, parent_id int NOT NULL REFERENCES public.parents(id) ON DELETE CASCADE,
+                                  tenant text, note text);
+    CREATE TABLE public.children_log (n bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, child_id int, note text);
+    CREATE FUNCTION public.children_exclaim() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN NEW.note := NEW.note || '!'; RETURN NEW; END $$;
+    CREATE TRIGGER children_exclaim BEFORE INSERT OR UPDATE ON public.children FOR EACH ROW EXECUTE FUNCTION public.children_exclaim();
+    CREATE FUNCTION public.children_logged() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO public.children_log (child_id, note) VALUES (NEW.id, NEW.note); RETURN NULL; END $$;
+    CREATE TRIGGER children_logged AFTER INSERT ON public.children FOR EACH ROW EXECUTE FUNCTION public.children_logged();
+    ALTER TABLE public.children ENABLE ALWAYS TRIGGER children_logged;
+    ALTER TABLE public.children ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE public.children FORCE ROW LEVEL SECURITY;
+    CREATE POLICY tenant_only ON public.children USING (tenant = current_setting('app.tenant', true));
+    INSERT INTO public.parents SELECT g, 'parent ' || g FROM generate_series(1, 20) g;
+    INSERT INTO public.children SELECT g, 1 + g % 20, 't' || g % 3, 'child ' || g FROM generate_series(1, 200) g;
+    DELETE FROM public.parents WHERE id = 7;
     """#
 
     static func addFidelityObjects(_ session: DatabaseSession) async throws {

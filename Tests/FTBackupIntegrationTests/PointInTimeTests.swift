@@ -41,6 +41,15 @@ struct ArchivedDatabase {
         return (at, prints)
     }
 
+    /// Fingerprints of the unlogged tables (their changes are not decoded, so restore --at keeps the full's contents).
+    func unloggedFingerprints() async throws -> [TableFingerprint] {
+        let unlogged = Set(try await session.query("""
+            SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND c.relpersistence = 'u'
+            """).rows.map { try $0.requiredString("name") })
+        return try await TableFingerprint.compute(session).filter { unlogged.contains("\($0.schema).\($0.table)") }
+    }
+
     /// Restores the database as at `at` into a fresh database and returns its fingerprints. With
     /// `schemas`, the target is a copy of the seeded database without them (their foreign keys need
     /// the shared schemas there, as in production).
@@ -57,6 +66,14 @@ struct ArchivedDatabase {
             defer { t.close() }
             return try await TableFingerprint.compute(t, schemas: schemas.isEmpty ? nil : schemas)
         }
+    }
+}
+
+extension [TableFingerprint] {
+    /// These fingerprints with the tables of `others` replaced by theirs.
+    func replacing(_ others: [TableFingerprint]) -> [TableFingerprint] {
+        let byName = Dictionary(uniqueKeysWithValues: others.map { ("\($0.schema).\($0.table)", $0) })
+        return map { byName["\($0.schema).\($0.table)"] ?? $0 }
     }
 }
 
@@ -84,8 +101,28 @@ func writeWorkload(_ s: DatabaseSession, round: Int, truncate: Bool = true) asyn
         UPDATE public.no_key SET b = 'updated' WHERE a = \(round - 1) AND b = 'kept' AND ctid = (SELECT min(ctid) FROM public.no_key WHERE a = \(round - 1) AND b = 'kept');
         DELETE FROM public.no_key WHERE a = \(round - 2) AND b = 'kept';
         INSERT INTO public.counted (note) VALUES ('round \(round)');
+        -- Production's shapes: an identity GENERATED ALWAYS, a cascade two foreign keys deep, a BEFORE trigger
+        -- rewriting columns, a row dated in the future (DEFAULT partition) and one moved across partitions.
+        INSERT INTO sprint_15_value_proposition.hypothesis_votes (hypothesis_id, vote)
+            SELECT id, 1 FROM sprint_15_value_proposition.hypotheses ORDER BY id LIMIT 2 OFFSET \(round);
+        DELETE FROM sprint_15_value_proposition.hypotheses WHERE id = (SELECT h.id FROM sprint_15_value_proposition.hypotheses h
+            WHERE EXISTS (SELECT 1 FROM sprint_15_value_proposition.hypothesis_votes v WHERE v.hypothesis_id = h.id) ORDER BY h.id LIMIT 1);
+        UPDATE sprint_24_fit_abc_analysis.tool_data SET status = ' In_Progress ', version = version + 1
+            WHERE id = (SELECT id FROM sprint_24_fit_abc_analysis.tool_data ORDER BY id LIMIT 1 OFFSET \(round % 20));
+        INSERT INTO audit.events (action, "timestamp") VALUES ('clock skew \(round)', localtimestamp + interval '3 years');
+        UPDATE audit.events SET "timestamp" = "timestamp" - interval '1 year'
+            WHERE id = (SELECT id FROM audit.events ORDER BY id LIMIT 1 OFFSET \(round));
         COMMIT;
         """)
+    if round % 3 == 1 {
+        // Cascades: a two-column foreign key (assessment_actions), the tool's audit_log, and across schemas (shared_links).
+        try await s.execute("""
+            WITH victim AS (SELECT td.id FROM sprint_24_fit_abc_analysis.tool_data td
+                            WHERE EXISTS (SELECT 1 FROM tool_access.shared_links l WHERE l.tool_data_id = td.id) ORDER BY td.id LIMIT 1),
+                 members AS (DELETE FROM sprint_24_fit_abc_analysis.team_assessments WHERE tool_data_id IN (SELECT id FROM victim))
+            DELETE FROM sprint_24_fit_abc_analysis.tool_data WHERE id IN (SELECT id FROM victim)
+            """)
+    }
     if truncate && round % 3 == 2 { try await s.execute("TRUNCATE public.scratch RESTART IDENTITY; INSERT INTO public.scratch (v) VALUES ('after truncate \(round)')") }
     else { try await s.execute("INSERT INTO public.scratch (v) VALUES ('round \(round)')") }
 }
@@ -96,6 +133,12 @@ let workloadSchemaSQL = """
     CREATE TABLE public.no_key (a int, b text);
     CREATE TABLE public.counted (id serial PRIMARY KEY, note text);
     CREATE TABLE public.scratch (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+    -- An application trigger enabled ALWAYS: it would fire even under replay's session_replication_role = replica.
+    CREATE TABLE public.counted_log (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, counted_id int, note text);
+    CREATE FUNCTION public.counted_logged() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO public.counted_log (counted_id, note) VALUES (NEW.id, NEW.note); RETURN NULL; END $$;
+    CREATE TRIGGER counted_logged AFTER INSERT ON public.counted FOR EACH ROW EXECUTE FUNCTION public.counted_logged();
+    ALTER TABLE public.counted ENABLE ALWAYS TRIGGER counted_logged;
     """
 
 /// Every test that uses a replication slot, one at a time: one of them changes max_slot_wal_keep_size
@@ -128,9 +171,17 @@ let workloadSchemaSQL = """
             try await background.value
             let duringBackup = try #require(during.value)
             #expect(duringBackup.0 < full.stoppedAt)
+            // Unlogged tables are not decoded: restore --at gives them the full's contents. Only the rounds after
+            // the full write to the seeded users.sessions_cache, so its contents now are the full's.
+            let unloggedAtFull = try await a.unloggedFingerprints()
+            #expect(unloggedAtFull.contains { $0.table == "sessions_cache" })
             var instants: [(Date, [TableFingerprint])] = []
             for round in 1...6 {
                 try await writeWorkload(a.session, round: round)
+                try await a.session.execute("""
+                    INSERT INTO users.sessions_cache VALUES ('round \(round)', gen_random_uuid(), '{}', now());
+                    UPDATE users.sessions_cache SET data = '{"touched": true}' WHERE session_id = (SELECT min(session_id) FROM users.sessions_cache)
+                    """)
                 instants.append(try await a.instant())
                 if round == 2 || round == 4 { _ = try await a.incremental() }
             }
@@ -138,7 +189,8 @@ let workloadSchemaSQL = """
             #expect(last.segment?.transactions ?? 0 > 0)
             for (at, expected) in [duringBackup, instants[0], instants[2], instants[3], instants[5]] {
                 let restored = try await a.restore(at: at)
-                #expect(TableFingerprint.differences(source: expected, restored: restored) == [], "at \(Timestamps.iso8601UTC(at))")
+                #expect(TableFingerprint.differences(source: expected.replacing(unloggedAtFull), restored: restored) == [],
+                        "at \(Timestamps.iso8601UTC(at))")
             }
             // One tool schema only, as of an instant between two incrementals.
             let schema = "sprint_15_value_proposition"

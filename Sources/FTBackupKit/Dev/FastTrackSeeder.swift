@@ -4,6 +4,14 @@ import Foundation
 /// filled with nine years of data that has what real data has (NULL beside '', tabs, newlines,
 /// backslashes, quotes, non-ASCII, TOASTed JSONB, bytea, arrays, numeric, timestamptz).
 ///
+/// It also has the shapes a production database grows: `audit.events` partitioned by year with a
+/// DEFAULT partition holding future-dated rows; application triggers (BEFORE INSERT OR UPDATE
+/// rewriting columns, AFTER INSERT writing the tool's audit_log), created after the data; foreign
+/// keys that cascade (audit_log → tool_data, two levels deep, two-column, across schemas) and one
+/// from a shared schema that blocks (`organizations.featured_canvases` → old completed canvases);
+/// a STORED generated column, an identity GENERATED ALWAYS, an UNLOGGED table and a populated
+/// materialized view. `fasttrack_schema.sql`'s header lists them.
+///
 /// It exists so that `make demo`, the integration tests and `make bench` all exercise ftbackup
 /// against the same realistic database at the size they need: scale 1 is a few MB, scale 200
 /// about 1 GB. The SQL lives in `Dev/SQL/` and is embedded in the binary.

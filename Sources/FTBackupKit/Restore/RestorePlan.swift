@@ -45,4 +45,6 @@ public struct RestoreReport: Codable, Sendable {
     public var seconds: Double
     /// What retention had removed from the source and the restore removed again (nil with `--keep-retired`).
     public var retired: RetiredDataReapplier.Report? = nil
+    /// Foreign keys from other schemas that the restored rows do not satisfy (re-added NOT VALID).
+    public var warnings: [String]? = nil
 }

@@ -40,7 +40,8 @@ public struct RestoreOptions: Sendable {
 /// Restores a full backup into a target database: plan → verify the files → safety checks →
 /// pre-data DDL → per table, in parallel: `COPY … FROM STDIN FREEZE` checked against the file's
 /// SHA-256, its indexes and primary/unique keys, `ANALYZE` → sequences → the rest of post-data
-/// (foreign keys, policies, triggers) in parallel → materialized views refreshed.
+/// (foreign keys, policies, triggers) in parallel → materialized views refreshed → with `--clean`, the
+/// foreign keys and views other schemas held on the dropped ones put back (`OutsideDependants`).
 ///
 /// Building each table's indexes as soon as its data is in keeps both cores busy: one worker builds
 /// indexes while another still loads, instead of a data phase followed by an index phase.
@@ -93,8 +94,14 @@ public enum RestoreRunner {
         if options.noOwner { common += ["--no-owner", "--no-privileges"] }
         if !plan.wholeDatabase { common += plan.schemas.flatMap { ["--schema", $0] } }
 
+        // What other schemas hold on the ones --clean drops (foreign keys, views) is saved and put back at the end.
+        var dependants = OutsideDependants()
+        defer { dependants.removeFiles() }
         if options.clean {
-            try await timed("clean") { try await dropSchemas(target, plan: plan, tables: tables) }
+            try await timed("clean") {
+                dependants = try await OutsideDependants.capture(target, schemas: plan.schemas, options: options)
+                try await dropSchemas(target, plan: plan, tables: tables)
+            }
         }
         if !plan.wholeDatabase {
             // pg_restore --schema restores a schema's objects but not the schema itself.
@@ -138,6 +145,10 @@ public enum RestoreRunner {
                 try await target.execute("REFRESH MATERIALIZED VIEW \(try target.qualifiedName(view.schema, view.name))")
             }
         }
+        var warnings: [String] = []
+        if !dependants.isEmpty {
+            try await timed("dependants") { warnings = try await dependants.putBack(target, options: options) }
+        }
         if afterData != nil {
             try await timed("analyze") {
                 for table in tables { try await target.execute("ANALYZE \(try target.qualifiedName(table.schema, table.name))") }
@@ -151,7 +162,8 @@ public enum RestoreRunner {
                                                    logger: logger)
             }
         }
-        return RestoreReport(plan: plan, phases: phases, seconds: Date().timeIntervalSince(started), retired: retired)
+        return RestoreReport(plan: plan, phases: phases, seconds: Date().timeIntervalSince(started),
+                             retired: retired, warnings: warnings.isEmpty ? nil : warnings)
     }
 
     static func manifestSubset(_ manifest: BackupManifest, tables: [BackupManifest.Table]) -> BackupManifest {

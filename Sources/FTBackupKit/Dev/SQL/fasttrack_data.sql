@@ -4,9 +4,18 @@
 -- Runs right after fasttrack_schema.sql, as ONE multi-statement string
 -- (PQexec), i.e. inside one implicit transaction.  Size comes from
 --     SET ftbackup.seed_scale = N;     (defaults to 1 when unset)
--- Growth is linear, ~4.8 MB per scale unit.  Measured pg_database_size
--- (PG 15, incl. ~11.7 MB for the empty schema): scale 1 ~23 MB (0.8 s),
--- scale 20 ~115 MB (6 s), scale 200 ~941 MiB (40 s).
+-- Growth is linear, ~4.9 MB per scale unit.  Measured pg_database_size
+-- (PG 15, incl. ~12 MB for the empty schema; 2 cores, `ftbackup dev seed`
+-- wall time): scale 1 ~25 MiB (1.9 s), scale 2 ~31 MiB (2.2 s),
+-- scale 20 ~122 MiB (11 s), scale 200 ~987 MiB (62 s).
+--
+-- Production's shapes come last, after the data (fasttrack_schema.sql
+-- lists them): future-dated audit events (clock skew), orphaned audit_log
+-- entries, audit_log -> tool_data FKs (sprint_15/24, ON DELETE CASCADE),
+-- featured canvases and share links from shared schemas into tool_data,
+-- the unlogged session cache, application triggers (BEFORE INSERT OR
+-- UPDATE rewriting status/updated_at; AFTER INSERT writing audit_log) and
+-- the materialized view organizations.tool_usage_summary.
 --
 -- Determinism: setseed(0.42) + set-based INSERT ... SELECT in a fixed order.
 -- Primary keys are md5-derived UUIDs, so cross references (dream -> know
@@ -469,6 +478,19 @@ FROM sprint_15_value_proposition.tool_data td,
      LATERAL generate_series(1, 2 + get_byte(uuid_send(td.id), 0) % 5) j,
      LATERAL (SELECT random() < 0.4 AS tested, j AS _j) x;  -- refs j: per row
 
+-- votes on ~60% of hypotheses, 1-6 each; the identity id (GENERATED ALWAYS)
+-- follows the ORDER BY, so it is deterministic too
+INSERT INTO sprint_15_value_proposition.hypothesis_votes (hypothesis_id, voter_id, vote, voted_at)
+SELECT h.id,
+       ftbackup_seed.ft_uuid('user', 1 + (ftbackup_seed.ft_hash(h.id::text || ':v' || j) % ftbackup_seed.ft_n_users())::int),
+       CASE WHEN random() < 0.05 THEN NULL ELSE (ARRAY[-1, 1, 1, 2])[1 + floor(random() * 4)::int] END::smallint,
+       td.created_at::timestamptz + random() * (td.updated_at - td.created_at)
+FROM sprint_15_value_proposition.hypotheses h
+JOIN sprint_15_value_proposition.tool_data td ON td.id = h.tool_data_id,
+     LATERAL generate_series(1, 1 + get_byte(uuid_send(h.id), 0) % 6) j
+WHERE get_byte(uuid_send(h.id), 1) % 5 < 3
+ORDER BY h.id, j;
+
 -- 3-8 assessed team members per FIT & ABC analysis
 INSERT INTO sprint_24_fit_abc_analysis.team_assessments (id, tool_data_id, team_member_name, role,
     fit_energy, fit_skill, fit_values, fit_impact, abc_rating, notes, action_items)
@@ -486,6 +508,18 @@ SELECT md5(td.id::text || ':m' || j)::uuid, td.id,
                                                       'due', (localtimestamp + random() * interval '60 days')::date)) END
 FROM sprint_24_fit_abc_analysis.tool_data td,
      LATERAL generate_series(1, 3 + get_byte(uuid_send(td.id), 0) % 6) j;
+
+-- 1-3 follow-up actions for half of the assessed members (two-column FK)
+INSERT INTO sprint_24_fit_abc_analysis.assessment_actions (id, tool_data_id, assessment_id, action, due_on, done)
+SELECT md5(ta.id::text || ':act' || j)::uuid, ta.tool_data_id, ta.id,
+       CASE WHEN j = 1 AND random() < 0.05 THEN '' ELSE ftbackup_seed.ft_sentence() END,
+       CASE WHEN random() < 0.2 THEN NULL ELSE (td.created_at + random() * interval '90 days')::date END,
+       random() < 0.5
+FROM sprint_24_fit_abc_analysis.team_assessments ta
+JOIN sprint_24_fit_abc_analysis.tool_data td ON td.id = ta.tool_data_id,
+     LATERAL generate_series(1, 1 + get_byte(uuid_send(ta.id), 0) % 3) j
+WHERE get_byte(uuid_send(ta.id), 1) % 2 = 0
+ORDER BY ta.id, j;
 
 -- Digital Heart attachments for ~25% of rows: binary (incompressible,
 -- contains 0x00) or text (compressible), some empty
@@ -578,6 +612,140 @@ FROM (SELECT e, 1 + floor(random() * ftbackup_seed.ft_n_users())::int AS uk,
              floor(random() * 30)::int AS tt, random() AS kind
       FROM generate_series(1, 1500 * ftbackup_seed.ft_scale()) e) ev
 JOIN ftbackup_seed.ft_tools tl ON tl.t = ev.tt;
+
+-- Clock skew: ~200 per scale unit dated 1-5 years in the future; those
+-- past next year land in audit.events_default.  (No NULL "timestamp" rows:
+-- it is part of the primary key, see fasttrack_schema.sql.)
+INSERT INTO audit.events (id, user_id, organization_id, tool_slug, action, entity_type, entity_id,
+                          changes, ip_address, user_agent, "timestamp")
+SELECT ftbackup_seed.ft_uuid('ev-future', e), ftbackup_seed.ft_uuid('user', uk), ftbackup_seed.ft_user_org(uk),
+       NULL, 'auth.login', 'user', ftbackup_seed.ft_uuid('user', uk),
+       jsonb_build_object('clock_skew', true, 'request_id', md5('req-future' || e)),
+       ('10.99.' || (e % 250) || '.' || (1 + e % 254))::inet,
+       'FastTrack-Android/2.9.0 (clock set wrong)',
+       localtimestamp + interval '1 year' + random() * interval '4 years'
+FROM (SELECT e, 1 + floor(random() * ftbackup_seed.ft_n_users())::int AS uk
+      FROM generate_series(1, 200 * ftbackup_seed.ft_scale()) e) ev;
+
+-- =====================================================================
+-- Production's shapes (after the data; see fasttrack_schema.sql)
+-- =====================================================================
+
+-- Audit rows whose tool_data was deleted long ago: a few per tool
+DO $$
+DECLARE
+  tool record;
+BEGIN
+  FOR tool IN SELECT * FROM ftbackup_seed.ft_tools ORDER BY t LOOP
+    EXECUTE format($q$
+      INSERT INTO %I.audit_log (id, tool_data_id, user_id, action, changes, "timestamp")
+      SELECT ftbackup_seed.ft_uuid('orphan:' || %s, g), ftbackup_seed.ft_uuid('td-deleted:' || %s, g),
+             ftbackup_seed.ft_uuid('user', ftbackup_seed.ft_user_for(%s, -g)), 'delete',
+             '{"reason": "user request"}'::jsonb, localtimestamp - random() * interval '3287 days'
+      FROM generate_series(1, 1 + ftbackup_seed.ft_count(%s) / 20) g$q$,
+      ftbackup_seed.ft_schema(tool.t), tool.t, tool.t, tool.t, tool.t);
+  END LOOP;
+END
+$$;
+
+-- sprint_15 and sprint_24: audit_log.tool_data_id references tool_data and
+-- cascades; entries of deleted tool data keep their row with a NULL id
+DO $$
+DECLARE
+  s text;
+BEGIN
+  FOREACH s IN ARRAY ARRAY['sprint_15_value_proposition', 'sprint_24_fit_abc_analysis'] LOOP
+    EXECUTE format($q$UPDATE %1$I.audit_log a SET tool_data_id = NULL
+                      WHERE NOT EXISTS (SELECT 1 FROM %1$I.tool_data td WHERE td.id = a.tool_data_id)$q$, s);
+    EXECUTE format($q$ALTER TABLE %1$I.audit_log ADD CONSTRAINT audit_log_tool_data_id_fkey
+                      FOREIGN KEY (tool_data_id) REFERENCES %1$I.tool_data(id) ON DELETE CASCADE$q$, s);
+    EXECUTE format('CREATE INDEX %I ON %I.audit_log(tool_data_id)', 'idx_' || s || '_audit_log_tool_data', s);
+  END LOOP;
+END
+$$;
+
+-- Five featured canvases: old completed value propositions (completed and
+-- last updated more than 2 years ago), so archiving must leave exactly these
+INSERT INTO organizations.featured_canvases (organization_id, tool_data_id, featured_at)
+SELECT organization_id, id, completed_at::timestamptz + interval '7 days'
+FROM sprint_15_value_proposition.tool_data
+WHERE status = 'completed' AND organization_id IS NOT NULL
+  AND completed_at < localtimestamp - interval '2 years 60 days'
+  AND updated_at < localtimestamp - interval '2 years 60 days'
+ORDER BY id
+LIMIT 5;
+
+-- Share links on ~1/4 of FIT & ABC analyses, old and new
+INSERT INTO tool_access.shared_links (id, tool_data_id, token, created_at, expires_at)
+SELECT md5(td.id::text || ':link' || j)::uuid, td.id,
+       encode(sha256((td.id::text || ':token' || j)::bytea), 'hex'),
+       td.updated_at::timestamptz + j * interval '3 days',
+       CASE WHEN random() < 0.5 THEN NULL ELSE td.updated_at::timestamptz + interval '90 days' END
+FROM sprint_24_fit_abc_analysis.tool_data td,
+     LATERAL generate_series(1, 1 + get_byte(uuid_send(td.id), 1) % 2) j
+WHERE get_byte(uuid_send(td.id), 2) % 4 = 0
+ORDER BY td.id, j;
+
+-- Unlogged session cache: one session for every 5th user
+INSERT INTO users.sessions_cache (session_id, user_id, data, expires_at)
+SELECT encode(sha256(('session:' || k)::bytea), 'base64'), ftbackup_seed.ft_uuid('user', k),
+       jsonb_build_object('csrf', md5('csrf' || k), 'locale', ftbackup_seed.ft_pick(ARRAY['en', 'de', 'ja'])),
+       now() + (k % 48) * interval '1 hour'
+FROM generate_series(1, ftbackup_seed.ft_n_users()) k
+WHERE k % 5 = 0;
+
+-- Application triggers, created after the data so it stays deterministic.
+-- BEFORE INSERT OR UPDATE on four tools' tool_data: tidy the status, stamp
+-- updated_at on every update.  One function per schema, as a schema is the
+-- unit of restore.
+DO $$
+DECLARE
+  s text;
+BEGIN
+  FOREACH s IN ARRAY ARRAY['sprint_02_dream', 'sprint_15_value_proposition',
+                           'sprint_24_fit_abc_analysis', 'sprint_29_digital_heart'] LOOP
+    EXECUTE format($f$
+      CREATE FUNCTION %I.tool_data_before_write() RETURNS trigger LANGUAGE plpgsql AS $b$
+      BEGIN
+        NEW.status := lower(btrim(NEW.status));
+        IF TG_OP = 'UPDATE' THEN
+          NEW.updated_at := localtimestamp;
+        END IF;
+        RETURN NEW;
+      END
+      $b$
+    $f$, s);
+    EXECUTE format('CREATE TRIGGER tool_data_before_write BEFORE INSERT OR UPDATE ON %1$I.tool_data
+                    FOR EACH ROW EXECUTE FUNCTION %1$I.tool_data_before_write()', s);
+  END LOOP;
+END
+$$;
+
+-- AFTER INSERT on Value Proposition: every new canvas gets a 'created' entry
+CREATE FUNCTION sprint_15_value_proposition.tool_data_log_created() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO sprint_15_value_proposition.audit_log (tool_data_id, user_id, action, changes)
+  VALUES (NEW.id, NEW.user_id, 'created', jsonb_build_object('status', NEW.status, 'version', NEW.version));
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER tool_data_log_created AFTER INSERT ON sprint_15_value_proposition.tool_data
+  FOR EACH ROW EXECUTE FUNCTION sprint_15_value_proposition.tool_data_log_created();
+
+-- Reporting: tool usage per organization, tool and status (populated).
+-- Every branch names its columns: an unnamed one would not survive a
+-- dump and reload unchanged (it comes back named after its cast).
+CREATE MATERIALIZED VIEW organizations.tool_usage_summary AS
+  SELECT organization_id, tool, status, count(*) AS canvases, max(updated_at) AS last_updated_at
+  FROM (SELECT organization_id, 'woop'::text AS tool, status, updated_at FROM sprint_00_woop.tool_data
+        UNION ALL
+        SELECT organization_id, 'value_proposition'::text AS tool, status, updated_at FROM sprint_15_value_proposition.tool_data
+        UNION ALL
+        SELECT organization_id, 'fit_abc_analysis'::text AS tool, status, updated_at FROM sprint_24_fit_abc_analysis.tool_data) t
+  GROUP BY organization_id, tool, status
+  WITH DATA;
+CREATE UNIQUE INDEX idx_organizations_tool_usage_summary
+  ON organizations.tool_usage_summary (organization_id, tool, status);
 
 -- =====================================================================
 -- Clean up helpers, refresh statistics

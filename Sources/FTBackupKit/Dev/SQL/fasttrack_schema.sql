@@ -12,6 +12,20 @@
 --   sprint_22_unit_economics.tool_data.ltv_estimate  numeric (unbounded)
 --   sprint_24_fit_abc_analysis.tool_data.team_fit_score numeric(12,2)
 --   sprint_29_digital_heart.attachments              table (identity + bytea)
+--   audit.events                                     PARTITION BY RANGE ("timestamp"):
+--                                                    one partition per year, DEFAULT,
+--                                                    PRIMARY KEY (id, "timestamp")
+--   sprint_15_value_proposition.hypothesis_votes     2 FKs from tool_data, identity
+--                                                    GENERATED ALWAYS, ON DELETE CASCADE
+--   sprint_24_fit_abc_analysis.team_assessments.fit_total  STORED generated column
+--   sprint_24_fit_abc_analysis.assessment_actions    two-column FK, ON DELETE CASCADE
+--   organizations.featured_canvases                  cross-schema FK into a tool_data (NO ACTION)
+--   tool_access.shared_links                         cross-schema FK into a tool_data (CASCADE)
+--   users.sessions_cache                             UNLOGGED table
+-- Created by fasttrack_data.sql after the data is in (so the data stays
+-- deterministic): the audit_log -> tool_data FKs of sprint_15/sprint_24
+-- (ON DELETE CASCADE), application triggers, the materialized view
+-- organizations.tool_usage_summary.
 -- =====================================================================
 
 -- No extensions needed: gen_random_uuid() is core since PostgreSQL 13.
@@ -96,8 +110,19 @@ CREATE TABLE tool_access.progress (
 -- ---------------------------------------------------------------------
 CREATE SCHEMA audit;
 
+-- Partitioned by calendar year, as production's audit.events grew to be:
+-- one partition per year from 9 years ago to next year (relative to the
+-- year the database is seeded in, since the data is relative to now()),
+-- plus a DEFAULT partition that catches rows dated past next year (client
+-- clock skew).  A primary key on a partitioned table must contain the
+-- partition key, hence PRIMARY KEY (id, "timestamp"); a primary key forbids
+-- NULL, so "timestamp" is NOT NULL here (the reference design has it
+-- nullable).  We chose the key over NULL-timestamp rows: without a primary
+-- key (a mere unique index on (id, "timestamp") allows NULLs) the table has
+-- no replica identity, and with the publication change archival needs,
+-- every UPDATE/DELETE on it would fail unless it were REPLICA IDENTITY FULL.
 CREATE TABLE audit.events (
-  id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+  id UUID NOT NULL DEFAULT gen_random_uuid(),
   user_id UUID REFERENCES users.accounts(id),
   organization_id UUID,
   tool_slug VARCHAR(100),
@@ -107,9 +132,24 @@ CREATE TABLE audit.events (
   changes JSONB,
   ip_address INET,
   user_agent TEXT,
-  timestamp TIMESTAMP DEFAULT NOW()
-);
+  timestamp TIMESTAMP NOT NULL DEFAULT NOW(),
+  PRIMARY KEY (id, "timestamp")
+) PARTITION BY RANGE ("timestamp");
 
+DO $$
+DECLARE
+  y int;
+  this_year int := extract(year FROM localtimestamp)::int;
+BEGIN
+  FOR y IN this_year - 9 .. this_year + 1 LOOP
+    EXECUTE format('CREATE TABLE audit.%I PARTITION OF audit.events FOR VALUES FROM (%L) TO (%L)',
+                   'events_' || y, make_date(y, 1, 1)::timestamp, make_date(y + 1, 1, 1)::timestamp);
+  END LOOP;
+END
+$$;
+CREATE TABLE audit.events_default PARTITION OF audit.events DEFAULT;
+
+-- partitioned indexes: each partition gets its own, attached to these
 CREATE INDEX idx_audit_user ON audit.events(user_id, timestamp DESC);
 CREATE INDEX idx_audit_org ON audit.events(organization_id, timestamp DESC);
 CREATE INDEX idx_audit_tool ON audit.events(tool_slug, timestamp DESC);
@@ -184,6 +224,18 @@ CREATE TABLE sprint_15_value_proposition.hypotheses (
 CREATE INDEX idx_sprint_15_value_proposition_hypotheses_tool_data
   ON sprint_15_value_proposition.hypotheses(tool_data_id);
 
+-- extra: votes on hypotheses, two foreign keys away from tool_data, with an
+-- identity key GENERATED ALWAYS
+CREATE TABLE sprint_15_value_proposition.hypothesis_votes (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  hypothesis_id UUID NOT NULL REFERENCES sprint_15_value_proposition.hypotheses(id) ON DELETE CASCADE,
+  voter_id UUID,
+  vote SMALLINT,
+  voted_at TIMESTAMPTZ
+);
+CREATE INDEX idx_sprint_15_value_proposition_hypothesis_votes_hypothesis
+  ON sprint_15_value_proposition.hypothesis_votes(hypothesis_id);
+
 -- Sprint 24: FIT & ABC Analysis
 CREATE SCHEMA sprint_24_fit_abc_analysis;
 
@@ -212,10 +264,29 @@ CREATE TABLE sprint_24_fit_abc_analysis.team_assessments (
   fit_impact INTEGER,
   abc_rating CHAR(1), -- A, B, or C
   notes TEXT,
-  action_items JSONB
+  action_items JSONB,
+  -- extra: stored generated column (never copied; recomputed on load)
+  fit_total INTEGER GENERATED ALWAYS AS
+    (coalesce(fit_energy, 0) + coalesce(fit_skill, 0) + coalesce(fit_values, 0) + coalesce(fit_impact, 0)) STORED,
+  UNIQUE (tool_data_id, id)                       -- target of a two-column FK
 );
 CREATE INDEX idx_sprint_24_fit_abc_analysis_team_assessments_tool_data
   ON sprint_24_fit_abc_analysis.team_assessments(tool_data_id);
+
+-- extra: follow-up actions per assessed member, a two-column FK that
+-- cascades (same tool_data_id as the assessment it belongs to)
+CREATE TABLE sprint_24_fit_abc_analysis.assessment_actions (
+  id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+  tool_data_id UUID NOT NULL,
+  assessment_id UUID NOT NULL,
+  action TEXT NOT NULL,
+  due_on DATE,
+  done BOOLEAN NOT NULL DEFAULT FALSE,
+  FOREIGN KEY (tool_data_id, assessment_id)
+    REFERENCES sprint_24_fit_abc_analysis.team_assessments (tool_data_id, id) ON DELETE CASCADE
+);
+CREATE INDEX idx_sprint_24_fit_abc_analysis_assessment_actions_assessment
+  ON sprint_24_fit_abc_analysis.assessment_actions(tool_data_id, assessment_id);
 
 -- =====================================================================
 -- The remaining 26 tools share the standard tool_data layout
@@ -334,3 +405,38 @@ $$;
 -- Specific JSON path index (Value Proposition canvas: customer segment)
 CREATE INDEX idx_sprint_15_value_proposition_customer_segment
   ON sprint_15_value_proposition.tool_data ((data->>'customer_segment'));
+
+-- =====================================================================
+-- Extras that reach into tool schemas from the shared ones
+-- =====================================================================
+
+-- Canvases an organization features on its home page: a plain (NO ACTION)
+-- foreign key from another schema into a tool's tool_data.  The generator
+-- points these at old completed canvases, which therefore cannot be
+-- archived while featured.
+CREATE TABLE organizations.featured_canvases (
+  organization_id UUID NOT NULL REFERENCES organizations.companies(id),
+  tool_data_id UUID NOT NULL REFERENCES sprint_15_value_proposition.tool_data(id),
+  featured_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+  PRIMARY KEY (organization_id, tool_data_id)
+);
+
+-- Public share links to FIT & ABC analyses: a cross-schema foreign key that
+-- cascades (deleting the analysis deletes its links).
+CREATE TABLE tool_access.shared_links (
+  id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+  tool_data_id UUID NOT NULL REFERENCES sprint_24_fit_abc_analysis.tool_data(id) ON DELETE CASCADE,
+  token TEXT NOT NULL UNIQUE,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+  expires_at TIMESTAMPTZ
+);
+CREATE INDEX idx_tool_access_shared_links_tool_data ON tool_access.shared_links(tool_data_id);
+
+-- Web session cache: UNLOGGED (not WAL-logged, emptied by crash recovery,
+-- not carried by logical decoding)
+CREATE UNLOGGED TABLE users.sessions_cache (
+  session_id TEXT PRIMARY KEY,
+  user_id UUID NOT NULL,
+  data JSONB,
+  expires_at TIMESTAMPTZ NOT NULL
+);

@@ -32,9 +32,9 @@ func totalRows(_ session: DatabaseSession) async throws -> Int64 {
                               "sprint_15_value_proposition.fx Vote Notes", "sprint_15_value_proposition.audit_log"] {
                     #expect(vp.closure.contains { $0.hasPrefix(table + " via") }, "\(table) not in \(vp.closure)")
                 }
-                let blocked = try #require(vp.blocked.first)
-                #expect(blocked.reference.hasPrefix("organizations.fx_featured(tool_data_id)"))
-                #expect(Set(blocked.ids) == Set(featured))
+                // Blocked by the fixture's reference, or first by the seed's featured_canvases pointing at the same canvases.
+                #expect(Set(featured).isSubset(of: Set(vp.blocked.flatMap(\.ids))), "\(vp.blocked)")
+                #expect(vp.blocked.allSatisfy { $0.reference.hasPrefix("organizations.") && $0.reference.hasSuffix("ON DELETE NO ACTION") })
                 #expect(vp.silencedTriggers.contains { $0.contains("fx_on_delete") })
                 let fit = try #require(dry.schemas.first { $0.schema == "sprint_24_fit_abc_analysis" })
                 #expect(fit.closure.contains { $0.hasPrefix("tool_access.fx_shares via") })

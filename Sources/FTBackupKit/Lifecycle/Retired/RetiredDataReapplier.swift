@@ -9,8 +9,8 @@ import Logging
 /// `restore --at` (unless `--keep-retired`), the lifecycle's own records are applied again to the
 /// restored schemas:
 /// - every committed archive: its rows (minus ids put back by `unarchive`) are deleted again,
-///   children before parents, matched by each table's primary key against the archive's own rows,
-///   counted per table;
+///   children before parents, matched by each table's primary key against the archive's own rows
+///   (a table without one by the whole row, one row per archived copy), counted per table;
 /// - the newest prune-audit run: audit rows older than its cut-off (and not under its legal hold,
 ///   nor the current policy's) are pruned again with the same checked batches, and their evidence
 ///   is written as `lifecycle/prune-audit-reapplied/<run>.json`.
@@ -49,9 +49,10 @@ public enum RetiredDataReapplier {
         defer { session.close() }
         try await session.execute(SessionSettings.copy(encoding: "UTF8"))
         let newestPrune = try newestPruneRun(store)
-        var report = try await session.withConnection { connection in
-            try reapplyArchives(connection, store: store, schemas: Set(schemas), policy: policy, run: RunLabel.make(started))
-        }
+        let run = RunLabel.make(started)
+        var report = Report(run: run, schemas: schemas.sorted(), archives: [], pendingArchives: [], pruneRun: nil, pruneCutoff: nil,
+                            pruneRows: 0, silencedTriggers: [])
+        // The prune first, as retention runs it: audit rows an archive took with its tool data were past retention already.
         if let newestPrune {
             var options = AuditPruner.Options(database: target, repositoryPath: repositoryPath, policy: policy)
             options.policy.legalHoldOrganizations = Array(Set(policy.legalHoldOrganizations + newestPrune.legalHoldOrganizations)).sorted()
@@ -71,6 +72,12 @@ public enum RetiredDataReapplier {
             report.pruneRows = pruned.rows
             report.silencedTriggers = Array(Set(report.silencedTriggers + pruned.silencedTriggers)).sorted()
         }
+        let archives = try await session.withConnection { connection in
+            try reapplyArchives(connection, store: store, schemas: Set(schemas), policy: policy, run: run)
+        }
+        report.archives = archives.archives
+        report.pendingArchives = archives.pendingArchives
+        report.silencedTriggers = Array(Set(report.silencedTriggers + archives.silencedTriggers)).sorted()
         if report.archivedRows > 0 || report.pruneRows > 0 {
             logger.info("retired data removed again from the restored database", metadata: [
                 "archived_rows": .string("\(report.archivedRows)"), "audit_rows": .string("\(report.pruneRows)"),
@@ -109,7 +116,7 @@ public enum RetiredDataReapplier {
             let retired = manifest.ids.filter { !manifest.restoredIds.contains($0) }
             guard !retired.isEmpty else { continue }
             var entry = ArchiveReapplied(archive: name, rows: [:], skipped: [])
-            var targets: [(index: Int, table: ArchiveManifest.ArchivedTable, oid: Int64, key: [String])] = []
+            var targets: [(index: Int, table: ArchiveManifest.ArchivedTable, oid: Int64, key: [String]?)] = []
             for (index, table) in manifest.tables.enumerated() {
                 guard schemas.contains(table.schema) else {
                     entry.skipped.append("\(table.schema).\(table.name): schema not restored")
@@ -120,10 +127,9 @@ public enum RetiredDataReapplier {
                     entry.skipped.append("\(table.schema).\(table.name): not in the restored database")
                     continue
                 }
-                guard case .key(let key)? = try RowIdentity.of(connection, oid: oid), Set(key).isSubset(of: table.columns) else {
-                    entry.skipped.append("\(table.schema).\(table.name): no primary key to match its archived rows by")
-                    continue
-                }
+                // By primary key; a table without one, by the whole row (each archived copy removes one row).
+                var key: [String]?
+                if case .key(let columns)? = try RowIdentity.of(connection, oid: oid), Set(columns).isSubset(of: table.columns) { key = columns }
                 targets.append((index, table, oid, key))
             }
             guard !targets.isEmpty else {
@@ -152,11 +158,25 @@ public enum RetiredDataReapplier {
                     let filter = rooted
                         ? "s.ftbackup_roots && \(retiredLiteral)::uuid[] AND NOT (s.ftbackup_roots && \(restoredLiteral)::uuid[])"
                         : "s.\(try q(table.keyColumn ?? "id"))::text = ANY(\(retiredLiteral)::text[])"
-                    let keyList = try key.map(q).joined(separator: ", ")
-                    let keyOfT = try key.map { "t.\(try q($0))" }.joined(separator: ", ")
-                    let deleted = try connection.query("""
-                        DELETE FROM \(target) t WHERE (\(keyOfT)) IN (SELECT \(keyList) FROM \(staging) s WHERE \(filter))
-                        """).affectedRows ?? 0
+                    let deleted: Int
+                    if let key {
+                        let keyList = try key.map(q).joined(separator: ", ")
+                        let keyOfT = try key.map { "t.\(try q($0))" }.joined(separator: ", ")
+                        deleted = try connection.query("""
+                            DELETE FROM \(target) t WHERE (\(keyOfT)) IN (SELECT \(keyList) FROM \(staging) s WHERE \(filter))
+                            """).affectedRows ?? 0
+                    } else {
+                        let rowOf = { (alias: String) in try "ROW(" + table.columns.map { "\(alias).\(try q($0))" }.joined(separator: ", ") + ")::text" }
+                        // Rows are named by (tableoid, ctid): a ctid alone is ambiguous across partitions.
+                        deleted = try connection.query("""
+                            WITH archived AS (SELECT \(try rowOf("s")) AS r, count(*) AS n FROM \(staging) s WHERE \(filter) GROUP BY 1),
+                                 present AS (SELECT t.tableoid AS o, t.ctid AS c, \(try rowOf("t")) AS r,
+                                                    row_number() OVER (PARTITION BY \(try rowOf("t"))) AS k
+                                             FROM \(target) t WHERE \(try rowOf("t")) IN (SELECT r FROM archived))
+                            DELETE FROM \(target) t USING present p JOIN archived a ON a.r = p.r
+                            WHERE t.tableoid = p.o AND t.ctid = p.c AND p.k <= a.n
+                            """).affectedRows ?? 0
+                    }
                     entry.rows["\(table.schema).\(table.name)"] = Int64(deleted)
                 }
             }

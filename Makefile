@@ -6,8 +6,9 @@ BIN := .build/debug/ftbackup
 RELEASE_BIN := .build/release/ftbackup
 SEED_SCALE ?= 2
 BENCH_SCALE ?= 200
+PRUNE_ROWS ?= 10000000
 
-.PHONY: all deps build release test demo bench clean stop
+.PHONY: all deps build release test demo bench bench-prune clean stop
 
 all: build
 
@@ -31,6 +32,10 @@ demo: release
 # Speed and memory against pg_dump / pg_restore / psql COPY | zstd on a ~1 GB database.
 bench: release
 	bash scripts/scratch-pg.sh run $(SCRATCH)/bench bash scripts/bench.sh $(RELEASE_BIN) $(BENCH_SCALE)
+
+# prune-audit on a partitioned audit log of PRUNE_ROWS rows: whole-partition drops against row batches.
+bench-prune: release
+	bash scripts/scratch-pg.sh run $(SCRATCH)/bench bash scripts/bench-prune.sh $(RELEASE_BIN) $(PRUNE_ROWS)
 
 stop:
 	-@for d in $(SCRATCH)/*/; do bash scripts/scratch-pg.sh stop $$d; done

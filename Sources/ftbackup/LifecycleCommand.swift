@@ -113,12 +113,19 @@ struct LifecycleCommand: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Flag(name: .customLong("dry-run"), help: "Print what a real run would delete and stop.") var dryRun = false
         @Option(help: "Rows per batch (each batch is one short transaction).") var batch = 5000
+        @Flag(name: .customLong("no-partition-drop"),
+              help: "Prune every partition by rows, even one whose whole range is past retention (default: export it, then drop it).")
+        var noPartitionDrop = false
 
         func run() async throws {
             try await reportingFailures {
-                let report = try await AuditPruner.run(database: try global.connectionString(),
-                                                       repositoryPath: try global.repositoryPath(required: true)!,
-                                                       policy: try global.policy(), batchSize: batch, dryRun: dryRun, logger: makeLogger())
+                var options = AuditPruner.Options(database: try global.connectionString(), repositoryPath: try global.repositoryPath(required: true)!,
+                                                  policy: try global.policy())
+                options.batchSize = batch
+                options.dryRun = dryRun
+                options.dropPartitions = !noPartitionDrop
+                options.logger = makeLogger()
+                let report = try await AuditPruner.run(options)
                 if global.output == .json { printLine(try JSONOutput.encode(report)); return .success }
                 printLine("\(report.dryRun ? "would delete" : "deleted") \(report.rows) audit rows older than \(report.cutoff) (retention \(report.retention), database time)")
                 for line in report.reconciled { printLine("reconciled \(line)") }

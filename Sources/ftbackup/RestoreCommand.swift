@@ -97,8 +97,14 @@ struct RestoreCommand: AsyncParsableCommand {
             printLine("  retired:      kept (--keep-retired): rows archived or pruned since the backup are back in the target")
             return
         }
-        printLine("  retired:      removed again \(retired.archivedRows) archived rows (\(retired.archives.filter { $0.rows.values.reduce(0, +) > 0 }.count) archives)"
-                  + (retired.pruneCutoff.map { " and \(retired.pruneRows) audit rows older than \($0) (prune run \(retired.pruneRun ?? "-"))" } ?? ""))
+        let tools = retired.tools.filter { $0.rows.values.reduce(0, +) > 0 }.count
+        let audit = retired.pruneCutoff.map { " and \(retired.pruneRows) audit rows older than \($0) (prune run \(retired.pruneRun ?? "-"))" } ?? ""
+        printLine("  retired:      removed again \(retired.archivedRows) archived rows (\(tools) tool schemas)\(audit)")
+        for tool in retired.tools {
+            for kept in tool.kept {
+                printLine("  retired:      kept \(kept.rows) archived \(tool.schema) rows still referenced in the restored state by \(kept.reference)")
+            }
+        }
         if !retired.pendingArchives.isEmpty {
             printLine("  retired:      not applied: pending archives \(retired.pendingArchives.joined(separator: ", ")) (run ftbackup lifecycle archive to settle them)")
         }

@@ -84,6 +84,8 @@ public enum RestoreRunner {
         let target = try await DatabaseSession.connect(options.target, name: "ftbackup-restore")
         defer { target.close() }
         try await checkTarget(target, manifest: manifest, plan: plan, tables: tables, options: options)
+        // The evidence retired data will be removed by must be sound before anything is loaded.
+        if !options.keepRetired { try await RetiredDataReapplier.preflight(repositoryPath: options.repositoryPath, session: target) }
         let pgRestore = try PostgresTools.path(of: "pg_restore", serverVersionNumber: max(manifest.source.serverVersionNumber,
                                                                                             target.serverVersionNumber))
         let dumpFile = try materializeSchemaDump(repository, manifest: manifest)

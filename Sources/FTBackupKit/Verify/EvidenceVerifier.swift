@@ -20,7 +20,9 @@ public enum EvidenceVerifier {
     /// How each known kind's files must parse.
     static let decoders: [String: @Sendable ([UInt8]) throws -> Void] = [
         "archive": { _ = try BackupManifest.decoder().decode(ArchiveReport.self, from: Data($0)) },
-        "prune-audit": { _ = try BackupManifest.decoder().decode(AuditPruner.Report.self, from: Data($0)) },
+        "prune-audit": { try BackupManifest.decoder().decode(AuditPruner.Report.self, from: Data($0)).checkSeal("this file") },
+        "prune-audit-reapplied": { try BackupManifest.decoder().decode(AuditPruner.Report.self, from: Data($0)).checkSeal("this file") },
+        "reapplied": { _ = try BackupManifest.decoder().decode(RetiredDataReapplier.Report.self, from: Data($0)) },
         "unarchive": { _ = try BackupManifest.decoder().decode(Unarchiver.Report.self, from: Data($0)) },
     ]
 

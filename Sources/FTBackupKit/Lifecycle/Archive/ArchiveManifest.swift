@@ -53,6 +53,9 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
     public var tables: [ArchivedTable]
     /// Ids put back by `unarchive`.
     public var restoredIds: [String]
+    /// The database the rows came from (nil in archives written before it was recorded); a pending
+    /// archive is settled only against it.
+    public var source: DatabaseIdentity? = nil
 
     public var rows: Int64 { tables.reduce(0) { $0 + $1.rows } }
     public var storedBytes: Int64 { tables.reduce(0) { $0 + $1.file.storedBytes } }

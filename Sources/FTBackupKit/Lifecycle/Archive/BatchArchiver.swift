@@ -28,6 +28,7 @@ struct BatchArchiver {
     let parameters: [any SQLParameter]
     let batchSize: Int
     let policy: Policy
+    let source: DatabaseIdentity
 
     func archive() throws -> Outcome {
         let closure = ArchiveClosure(connection: connection, plan: plan)
@@ -82,7 +83,7 @@ struct BatchArchiver {
                     formatVersion: 2, name: archiveName, run: run, schema: plan.schema, status: .pending, createdAt: Date(),
                     committedAt: nil, cutoff: cutoff, ageColumn: plan.ageColumn, statusValue: policy.archiveToolData.status,
                     policySource: policy.source, ids: ids, oldest: try stats.string("oldest"), newest: try stats.string("newest"),
-                    tables: tables, restoredIds: [])
+                    tables: tables, restoredIds: [], source: source)
                 try store.write(manifest)
                 Failpoint.hit("archive.after-write")
 

@@ -94,7 +94,9 @@ public enum ToolDataArchiver {
         defer { session.close() }
         try await session.execute(SessionSettings.copy(encoding: "UTF8"))
 
-        let reconciled = options.dryRun ? [] : try await reconcile(store, session: session, logger: options.logger)
+        let reconciled = options.dryRun ? [] : try await session.withConnection { connection in
+            try reconcile(store, connection: connection, logger: options.logger)
+        }
         return try await session.withConnection { connection in
             try archive(connection, store: store, options: options, reconciled: reconciled, started: started)
         }
@@ -120,7 +122,8 @@ public enum ToolDataArchiver {
             summary.silencedTriggers = triggers.silenced.map(\.description)
             if !options.dryRun && summary.rows > 0 {
                 let outcome = try BatchArchiver(connection: connection, plan: plan, store: store, triggers: triggers, run: run, cutoff: cutoff,
-                                                parameters: parameters, batchSize: options.batchSize, policy: options.policy).archive()
+                                                parameters: parameters, batchSize: options.batchSize, policy: options.policy,
+                                                source: try DatabaseIdentity.of(connection)).archive()
                 summary.rows = outcome.rows
                 summary.dependantRows = outcome.dependantRows
                 summary.bytes = outcome.bytes
@@ -196,8 +199,9 @@ public enum ToolDataArchiver {
     }
 
     /// Settles archives a killed run left `pending`, and removes folders a run left without a manifest.
-    static func reconcile(_ store: ArchiveStore, session: DatabaseSession, logger: Logger) async throws -> [ArchiveReport.Reconciled] {
+    static func reconcile(_ store: ArchiveStore, connection: PGConnection, logger: Logger) throws -> [ArchiveReport.Reconciled] {
         var actions: [ArchiveReport.Reconciled] = []
+        let here = try DatabaseIdentity.of(connection)
         for (name, manifest) in try store.all() {
             guard let manifest else {
                 // Killed while writing files: the delete comes after the manifest, so no row was deleted.
@@ -206,8 +210,14 @@ public enum ToolDataArchiver {
                 continue
             }
             guard manifest.status == .pending else { continue }
-            let table = try session.qualifiedName(manifest.schema, "tool_data")
-            let present = try await session.query("SELECT count(*) AS n FROM \(table) WHERE id::text = ANY($1::text[])",
+            if let source = manifest.source, !source.isSame(as: here) {
+                logger.warning("left an interrupted archive pending: it belongs to another database", metadata: [
+                    "archive": .string(name), "source": .string(source.description), "connected": .string(here.description)])
+                actions.append(.init(archive: name, action: "left pending: it came from \(source), this is \(here)"))
+                continue
+            }
+            let table = try connection.qualifiedName(manifest.schema, "tool_data")
+            let present = try connection.query("SELECT count(*) AS n FROM \(table) WHERE id::text = ANY($1::text[])",
                                                    [PostgresArray.text(manifest.ids)]).first!.int64("n")
             if present == Int64(manifest.ids.count) {
                 try store.storage.remove(store.folder(name))

@@ -110,7 +110,8 @@ struct ToolSchemaArchivePlan: Sendable {
 
         // The closure, breadth first from tool_data.
         var members = [Member(relation: toolData, identity: .key(["id"]), columns: columns)]
-        var edges: [Edge] = [], pending: [ForeignKey] = []
+        var edges: [Edge] = []
+        var pending: [ForeignKey] = []
         var next = 0
         while next < members.count {
             let parent = members[next]
@@ -134,6 +135,7 @@ struct ToolSchemaArchivePlan: Sendable {
             }
             next += 1
         }
+        (members, edges) = parentsFirst(members, edges)
         let blocking = pending.map { key in
             Blocking(key: key, parent: members.firstIndex { $0.relation.oid == key.parent.oid }!,
                      child: members.firstIndex { $0.relation.oid == key.child.oid })
@@ -157,6 +159,25 @@ struct ToolSchemaArchivePlan: Sendable {
         return ToolSchemaArchivePlan(schema: schema, ageColumn: ageColumn, hasOrganization: columns.all.contains("organization_id"),
                                      hasUser: columns.all.contains("user_id"), members: members, edges: edges, blocking: blocking,
                                      references: references)
+    }
+
+    /// Reorders the members so that every table comes after each table it references through a
+    /// closure edge (tool_data stays first): unarchive inserts in this order, archive deletes in the
+    /// reverse, so neither a foreign key check nor a cascade ever meets a row out of turn. Tables on
+    /// a cycle other than a self-reference keep their discovery order.
+    static func parentsFirst(_ members: [Member], _ edges: [Edge]) -> ([Member], [Edge]) {
+        var order: [Int] = [0]
+        var placed: Set<Int> = [0]
+        while order.count < members.count {
+            let ready = members.indices.first { index in
+                !placed.contains(index) && edges.allSatisfy { $0.child != index || $0.parent == index || placed.contains($0.parent) }
+            } ?? members.indices.first { !placed.contains($0) }!
+            order.append(ready)
+            placed.insert(ready)
+        }
+        let position = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
+        return (order.map { members[$0] },
+                edges.map { Edge(key: $0.key, parent: position[$0.parent]!, child: position[$0.child]!) })
     }
 
     /// The rows that qualify, before references are considered: `$1` status, `$2` cutoff, `$3` legal-hold ids.

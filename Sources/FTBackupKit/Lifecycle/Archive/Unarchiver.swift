@@ -87,10 +87,15 @@ public enum Unarchiver {
                 let columns = try table.columns.map(q).joined(separator: ", ")
                 let staging = "pg_temp.ftbackup_unarchive_\(index)"
                 let rooted = manifest.formatVersion >= 2
-                try connection.execute("""
-                    CREATE TEMP TABLE ftbackup_unarchive_\(index) ON COMMIT DROP AS
-                      SELECT \(rooted ? "NULL::uuid[] AS ftbackup_roots, " : "")\(columns) FROM \(target) WITH NO DATA
-                    """)
+                do {
+                    try connection.execute("""
+                        CREATE TEMP TABLE ftbackup_unarchive_\(index) ON COMMIT DROP AS
+                          SELECT \(rooted ? "NULL::uuid[] AS ftbackup_roots, " : "")\(columns) FROM \(target) WITH NO DATA
+                        """)
+                } catch let error as PostgresError where error.sqlState == "42703" {
+                    throw FTBackupError(.usage, "archive \(manifest.name) holds \(table.schema).\(table.name) with columns the table no longer has (\(error.message)); nothing was put back",
+                                        hint: "the archive's columns are \(table.columns.joined(separator: ", ")); add the missing column back (or restore the schema into a scratch database) and unarchive there")
+                }
                 try connection.copyIn("COPY \(staging) (\(rooted ? "ftbackup_roots, " : "")\(columns)) FROM STDIN") { write in
                     try StoredFileReader.read(store.storage, folder: store.folder(manifest.name), file: table.file, into: write)
                 }

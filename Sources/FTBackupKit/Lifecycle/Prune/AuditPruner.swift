@@ -68,6 +68,12 @@ public enum AuditPruner {
         public var complete: Bool
         /// Set when this run re-applied an earlier run's cut-off to a restored database.
         public var reappliedFrom: String?
+        /// The cut-off as an instant (with its offset), and the zone `cutoff` and the tables' wall
+        /// times are read in (the database's own TimeZone). Nil in evidence written before they were recorded.
+        public var cutoffInstant: String?
+        public var timeZone: String?
+        /// SHA-256 of this report's canonical JSON without the seal (`PruneEvidenceSeal`).
+        public var seal: String?
         public var rows: Int64 { tables.reduce(0) { $0 + $1.rows } }
     }
 
@@ -81,13 +87,21 @@ public enum AuditPruner {
         /// Replaces the database's current time (`localtimestamp`) as the point retention counts back
         /// from; nil in production. It lets a test place a row exactly on the cut-off.
         public var asOf: String?
-        /// A fixed cut-off (re-applying an earlier run's after a restore); overrides the policy's.
+        /// A fixed cut-off (re-applying an earlier run's after a restore); overrides the policy's:
+        /// an instant (`cutoffInstant`, what runs record now) or, from older evidence, a wall time.
+        public var cutoffInstant: String?
         public var cutoff: String?
+        /// The zone wall times are read in (an earlier run's, when re-applying); nil: the database's own.
+        public var timeZone: String?
+        /// The run whose cut-off this run re-applies (recorded in the evidence).
+        public var reappliedFrom: String?
+        /// Attempts at a partition's DETACH and DROP, each waiting at most `lockTimeout` for its locks.
+        public var lockAttempts = 3
         /// Drop whole partitions whose range lies before the cut-off (else every leaf goes by rows).
         public var dropPartitions = true
         /// Only these schemas (a restore of chosen schemas); empty means all.
         public var schemas: [String] = []
-        public var lockTimeout = "5s"
+        public var lockTimeout = "1s"
         /// Settle partition exports an interrupted run left pending (against the source database only).
         public var reconcile = true
         /// Where the evidence goes: `lifecycle/<evidenceKind>/<run>.json`.
@@ -130,15 +144,27 @@ public enum AuditPruner {
     static func prune(_ connection: PGConnection, storage: LocalStorage, options: Options, started: Date) throws -> Report {
         let policy = options.policy
         let logger = options.logger
-        // Computed once, in the database's time; rendered in the session's zone, compared as such.
-        let cutoff = try options.cutoff ?? connection.query("SELECT (coalesce($2::timestamp, localtimestamp) - $1::interval)::text AS at",
-                                                            [policy.auditRetention.sqlInterval, options.asOf]).first!.requiredString("at")
+        // Wall times are read in the database's own zone, not the client's; the cut-off is one instant,
+        // computed once by the database.
+        let zone = try options.timeZone ?? DatabaseTimeZone.resolve(connection)
+        try connection.execute("SET TimeZone = \(try connection.escapeLiteral(zone))")
+        let instant: String
+        if let given = options.cutoffInstant {
+            instant = try connection.query("SELECT $1::timestamptz::text AS at", [given]).first!.requiredString("at")
+        } else if let wall = options.cutoff {
+            instant = try connection.query("SELECT $1::timestamp::timestamptz::text AS at", [wall]).first!.requiredString("at")
+        } else {
+            instant = try connection.query("SELECT (coalesce($2::timestamp::timestamptz, now()) - $1::interval)::text AS at",
+                                           [policy.auditRetention.sqlInterval, options.asOf]).first!.requiredString("at")
+        }
+        let cutoff = try connection.query("SELECT $1::timestamptz::timestamp::text AS at", [instant]).first!.requiredString("at")
         let exports = PartitionExportStore(storage: storage)
         let reconciled = options.dryRun || !options.reconcile ? [] : try PartitionDropper.reconcile(connection, store: exports, logger: logger)
         let tables = try AuditTable.discover(connection).filter { options.schemas.isEmpty || options.schemas.contains($0.relation.schema) }
         let foreignKeys = try ForeignKey.all(connection)
         for table in tables {
-            if let key = foreignKeys.first(where: { $0.parent.oid == table.relation.oid && ![.noAction, .restrict].contains($0.onDelete) }) {
+            // Keys into the table or any of its partitions that would cascade, null or default referencing rows.
+            if let key = foreignKeys.first(where: { table.treeOids.contains($0.parent.oid) && ![.noAction, .restrict].contains($0.onDelete) }) {
                 throw FTBackupError(.configuration, "prune-audit refused: \(key) would change rows of \(key.child) when audit rows go",
                                     hint: "such rows are part of the audit record: make the key NO ACTION, or prune them deliberately first")
             }
@@ -147,17 +173,19 @@ public enum AuditPruner {
                                                           policy: policy.applicationTriggers, work: "prune-audit")
         let hold = policy.legalHoldOrganizations
         let holdLiteral = try connection.escapeLiteral(PostgresArray.text(hold))
-        let cutoffLiteral = try connection.escapeLiteral(cutoff)
+        let cutoffLiteral = try connection.escapeLiteral(instant)
         let run = RunLabel.make(started)
         let store = ArchiveStore(storage: storage)
-        let dropper = PartitionDropper(connection: connection, store: exports, compression: policy.compression, lockTimeout: options.lockTimeout)
+        let dropper = PartitionDropper(connection: connection, store: exports, compression: policy.compression, lockTimeout: options.lockTimeout,
+                                       attempts: options.lockAttempts, source: try DatabaseIdentity.of(connection))
+        let q = { (name: String) in try connection.escapeIdentifier(name) }
         let rowPruner = RowBatchPruner(connection: connection, triggers: triggers)
 
-        func report(_ tables: [TableEvidence], complete: Bool) -> Report {
-            Report(run: run, dryRun: options.dryRun, cutoff: cutoff, retention: policy.auditRetention.description,
+        func report(_ tables: [TableEvidence], complete: Bool) throws -> Report {
+            try Report(run: run, dryRun: options.dryRun, cutoff: cutoff, retention: policy.auditRetention.description,
                    legalHoldOrganizations: hold, batchSize: options.batchSize, silencedTriggers: triggers.silenced.map(\.description),
                    reconciled: reconciled, tables: tables, seconds: Date().timeIntervalSince(started), complete: complete,
-                   reappliedFrom: options.cutoff == nil ? nil : options.evidenceKind)
+                   reappliedFrom: options.reappliedFrom, cutoffInstant: instant, timeZone: zone, seal: nil).sealed()
         }
 
         var evidence: [TableEvidence] = []
@@ -165,20 +193,20 @@ public enum AuditPruner {
             var current = TableEvidence(schema: table.relation.schema, table: table.relation.table, rows: 0, oldest: nil, newest: nil,
                                         sha256: nil, batches: 0, longestBatchSeconds: 0, partitions: [])
             var digest = StreamDigest()
-            let incoming = foreignKeys.filter { $0.parent.oid == table.relation.oid }
+            let referenced = try table.referenced(by: foreignKeys.filter { table.treeOids.contains($0.parent.oid) }, q)
+            let eligible = "\(table.eligible(cutoff: cutoffLiteral, hold: holdLiteral, holdCount: hold.count)) AND NOT \(referenced)"
             for leaf in table.leaves {
                 let droppable = try options.dropPartitions && leaf.upperBound.map {
-                    try connection.query("SELECT $1::\(table.timestampType) <= \(cutoffLiteral)::\(table.timestampType) AS ok", [$0])
+                    try connection.query("SELECT $1::\(table.timestampType) <= \(table.cutoffValue(cutoffLiteral)) AS ok", [$0])
                         .first!.bool("ok") == true
-                } == true && incoming.isEmpty
+                } == true
                 var partition = PartitionEvidence(partition: leaf.relation.description, bound: leaf.bound, method: droppable ? .drop : .rows,
                                                   reason: nil, rows: 0, oldest: nil, newest: nil, export: nil, sha256: nil)
                 if options.dryRun {
                     let row = try connection.query("""
-                        SELECT count(*) FILTER (WHERE \(table.eligible(cutoff: cutoffLiteral, hold: holdLiteral, holdCount: hold.count))) AS n,
-                               count(*) AS total,
-                               min(e."timestamp") FILTER (WHERE \(table.eligible(cutoff: cutoffLiteral, hold: holdLiteral, holdCount: hold.count)))::text AS oldest,
-                               max(e."timestamp") FILTER (WHERE \(table.eligible(cutoff: cutoffLiteral, hold: holdLiteral, holdCount: hold.count)))::text AS newest
+                        SELECT count(*) FILTER (WHERE \(eligible)) AS n, count(*) AS total,
+                               min(e."timestamp") FILTER (WHERE \(eligible))::text AS oldest,
+                               max(e."timestamp") FILTER (WHERE \(eligible))::text AS newest
                         FROM \(try connection.qualifiedName(leaf.relation.schema, leaf.relation.table)) e
                         """).first!
                     partition.rows = try row.int64("n")
@@ -187,14 +215,15 @@ public enum AuditPruner {
                     let total = try row.int64("total")
                     if droppable && partition.rows != total {
                         partition.method = .rows
-                        partition.reason = "\(total - partition.rows) of its rows are under legal hold or not older than the cut-off"
+                        partition.reason = "\(total - partition.rows) of its rows are under legal hold, still referenced, or not older than the cut-off"
                     }
                     if partition.method == .rows {
                         current.batches += Int((partition.rows + Int64(options.batchSize) - 1) / Int64(options.batchSize))
                     }
                 } else {
                     if droppable {
-                        switch try dropper.drop(leaf, of: table, run: run, cutoff: cutoff, cutoffLiteral: cutoffLiteral, hold: hold, holdLiteral: holdLiteral) {
+                        switch try dropper.drop(leaf, of: table, run: run, cutoff: cutoff, cutoffLiteral: cutoffLiteral, hold: hold,
+                                                holdLiteral: holdLiteral, referenced: referenced) {
                         case .dropped(let export):
                             partition.rows = export.rows
                             partition.oldest = export.oldest
@@ -210,7 +239,7 @@ public enum AuditPruner {
                     }
                     if partition.method == .rows {
                         let target = RowBatchPruner.Target(leaf: leaf.relation, table: table, cutoff: cutoffLiteral, hold: holdLiteral,
-                                                           holdCount: hold.count, incoming: incoming)
+                                                           holdCount: hold.count, referenced: referenced)
                         let before = current
                         let result = try rowPruner.prune(target, batchSize: options.batchSize, digest: &digest) { progress, digestSoFar in
                             var partial = before
@@ -222,7 +251,7 @@ public enum AuditPruner {
                             Self.total(&partial)
                             partial.sha256 = digestSoFar
                             partial.batches = before.batches + progress.batches
-                            try store.writeRunLog(kind: options.evidenceKind, run: run, report(evidence + [partial], complete: false))
+                            try store.writeRunLog(kind: options.evidenceKind, run: run, try report(evidence + [partial], complete: false))
                         }
                         partition.rows = result.rows
                         partition.oldest = result.oldest
@@ -235,11 +264,11 @@ public enum AuditPruner {
                 Self.total(&current)
                 if !options.dryRun {
                     current.sha256 = digest.hexDigest()
-                    try store.writeRunLog(kind: options.evidenceKind, run: run, report(evidence + [current], complete: false))
+                    try store.writeRunLog(kind: options.evidenceKind, run: run, try report(evidence + [current], complete: false))
                 }
             }
             // The evidence itself is checked: nothing at or after the cut-off was removed.
-            if let newest = current.newest, try connection.query("SELECT $1::\(table.timestampType) < \(cutoffLiteral)::\(table.timestampType) AS ok", [newest]).first!.bool("ok") != true {
+            if let newest = current.newest, try connection.query("SELECT $1::\(table.timestampType) < \(table.cutoffValue(cutoffLiteral)) AS ok", [newest]).first!.bool("ok") != true {
                 throw FTBackupError(.safetyStop, "prune of \(table.relation) removed a row dated \(newest), not before the cut-off \(cutoff)",
                                     hint: "this is a defect in ftbackup; keep lifecycle/\(options.evidenceKind)/\(run).json and report it")
             }
@@ -248,7 +277,7 @@ public enum AuditPruner {
             }
             evidence.append(current)
         }
-        let final = report(evidence, complete: true)
+        let final = try report(evidence, complete: true)
         if !options.dryRun { try store.writeRunLog(kind: options.evidenceKind, run: run, final) }
         return final
     }

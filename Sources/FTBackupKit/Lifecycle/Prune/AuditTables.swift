@@ -15,6 +15,8 @@ struct AuditTable: Sendable {
     var hasOrganization: Bool
     var hasUser: Bool
     var leaves: [AuditLeaf]
+    /// The table and every partition under it, at any level.
+    var treeOids: [Int64]
 }
 
 /// One leaf of an audit table (the table itself when it is not partitioned).
@@ -51,7 +53,10 @@ extension AuditTable {
             let relation = RelationName(schema: schema, table: try row.requiredString("table"), oid: try row.int64("oid"))
             result.append(AuditTable(relation: relation, columns: try TableColumns.of(connection, oid: relation.oid).all,
                                      timestampType: try row.requiredString("ts_type"), hasOrganization: try row.bool("org") ?? false,
-                                     hasUser: try row.bool("usr") ?? false, leaves: try leaves(connection, of: relation)))
+                                     hasUser: try row.bool("usr") ?? false, leaves: try leaves(connection, of: relation),
+                                     treeOids: try connection.query("""
+                                        SELECT $1::int8 AS oid UNION SELECT relid::oid::int8 FROM pg_partition_tree($1::oid)
+                                        """, [relation.oid]).rows.map { try $0.int64("oid") }))
         }
         return result
     }
@@ -107,8 +112,22 @@ extension AuditTable {
         return parts.isEmpty ? "false" : "(" + parts.joined(separator: " OR ") + ")"
     }
 
+    /// The cut-off (an instant, as a `timestamptz` literal) as a value of the "timestamp" column's
+    /// type: a wall time in the session's zone, which the pruner sets to the database's own.
+    func cutoffValue(_ cutoff: String) -> String { "\(cutoff)::timestamptz::\(timestampType)" }
+
     /// SQL on alias `e`: the row may be pruned — older than the cut-off and not held.
     func eligible(cutoff: String, hold: String, holdCount: Int) -> String {
-        "(e.\"timestamp\" < \(cutoff)::\(timestampType) AND NOT \(held(hold: hold, holdCount: holdCount)))"
+        "(e.\"timestamp\" < \(cutoffValue(cutoff)) AND NOT \(held(hold: hold, holdCount: holdCount)))"
+    }
+
+    /// SQL on alias `e`: a row of another table still references the row through `keys` (NO ACTION
+    /// or RESTRICT keys into the table or any of its partitions); such a row stays.
+    func referenced(by keys: [ForeignKey], _ q: (String) throws -> String) throws -> String {
+        guard !keys.isEmpty else { return "false" }
+        return "(" + (try keys.map { key in
+            let child = "\(try q(key.child.schema)).\(try q(key.child.table))"
+            return "EXISTS (SELECT 1 FROM \(child) x WHERE \(try key.joinCondition(child: "x", parent: "e", q)))"
+        }.joined(separator: " OR ")) + ")"
     }
 }

@@ -3,14 +3,21 @@ import Logging
 
 /// Retires an audit partition whose whole range lies before the cut-off: export, verify, detach, drop.
 ///
-/// One transaction: `LOCK … IN SHARE MODE` on the partition (readers go on, writers wait), a check
-/// that every row in it is eligible (older than the cut-off, none under legal hold — else the
-/// partition is pruned row by row instead), `COPY` out to zstd with SHA-256, read back, the export's
-/// manifest written `pending`, then `DETACH PARTITION` and `DROP TABLE` under a short lock timeout,
-/// and COMMIT; the manifest becomes `dropped`. Killed before COMMIT, the partition is still there
-/// and the next run exports it again; killed after, the next run finds it gone and marks the
-/// export `dropped`. When a lock is not granted in time or the drop fails (a view depends on the
-/// partition, say), the partition is pruned by rows and the reason goes into the evidence.
+/// 1. **Export** (one transaction): `LOCK … IN SHARE MODE` on the partition (readers go on, writers
+///    wait), a check that every row is eligible (older than the cut-off, none under legal hold,
+///    none still referenced — else the partition is pruned by rows instead), a census of the rows
+///    (count and an order-independent hash), `COPY` out to zstd with SHA-256, read back, and the
+///    export's manifest written `pending`. COMMIT.
+/// 2. **Drop** (one short transaction, tried a few times): `LOCK … IN SHARE MODE` again, the census
+///    taken again and compared (a row written meanwhile means the export is stale: it is discarded
+///    and the partition pruned by rows), then `DETACH PARTITION` and `DROP TABLE` under a lock
+///    timeout of `lockTimeout` — the parent's exclusive lock makes the application's inserts wait
+///    at most that long per attempt — and COMMIT; the manifest becomes `dropped`.
+///
+/// Killed at any point, the next run settles the export from the source database itself (the
+/// partition, same oid, still there: discarded; gone: `dropped`). When the locks are not granted in
+/// any attempt, or the drop fails (a view depends on the partition, say), the export is discarded
+/// and the partition is pruned by rows, with the reason in the evidence.
 struct PartitionDropper {
     enum Outcome {
         case dropped(PartitionExport)
@@ -22,32 +29,81 @@ struct PartitionDropper {
     let store: PartitionExportStore
     let compression: Policy.Compression
     let lockTimeout: String
+    let attempts: Int
+    let source: DatabaseIdentity
 
     func drop(_ leaf: AuditLeaf, of table: AuditTable, run: String, cutoff: String, cutoffLiteral: String,
-              hold: [String], holdLiteral: String) throws -> Outcome {
+              hold: [String], holdLiteral: String, referenced: String) throws -> Outcome {
         guard let parent = leaf.parent else { return .pruneByRows("not a partition") }
-        let q = { (name: String) in try connection.escapeIdentifier(name) }
         let name = try connection.qualifiedName(leaf.relation.schema, leaf.relation.table)
-        let columns = try table.columns.map { "e.\(try q($0))" }.joined(separator: ", ")
-        let eligible = table.eligible(cutoff: cutoffLiteral, hold: holdLiteral, holdCount: hold.count)
         let exportName = "\(run)-\(leaf.relation.oid)"
+        let census = """
+            SELECT count(*) AS n, count(*) FILTER (WHERE NOT coalesce(\(table.eligible(cutoff: cutoffLiteral, hold: holdLiteral, holdCount: hold.count)) AND NOT \(referenced), false)) AS ineligible,
+                   min(e."timestamp")::text AS oldest, max(e."timestamp")::text AS newest,
+                   count(*)::text || ':' || coalesce(sum(hashtext(e::text)::bigint), 0)::text AS census
+            FROM \(name) e
+            """
+        var export: PartitionExport
+        switch try exportPartition(leaf, of: table, name: name, exportName: exportName, run: run, cutoff: cutoff, hold: hold, census: census) {
+        case .left(let reason): return .pruneByRows(reason)
+        case .right(let written): export = written
+        }
+        Failpoint.hit("prune.after-export")
+        var reason = ""
+        for attempt in 1...max(1, attempts) {
+            try connection.execute("BEGIN")
+            do {
+                try connection.execute("SET LOCAL lock_timeout = \(try connection.escapeLiteral(lockTimeout))")
+                try connection.execute("LOCK TABLE \(name) IN SHARE MODE")
+                let again = try connection.query(census).first!
+                guard try again.requiredString("census") == export.census, try again.int64("ineligible") == 0 else {
+                    try connection.execute("ROLLBACK")
+                    try store.storage.remove(store.folder(exportName))
+                    return .pruneByRows("its rows changed between the export and the drop")
+                }
+                try connection.execute("ALTER TABLE \(try connection.qualifiedName(parent.schema, parent.table)) DETACH PARTITION \(name)")
+                try connection.execute("DROP TABLE \(name)")
+                try connection.execute("COMMIT")
+            } catch let error as PostgresError where !error.connectionLost {
+                try? connection.execute("ROLLBACK")
+                reason = error.sqlState == "55P03" ? "locks not granted within \(lockTimeout) in \(attempt) attempts" : "detach or drop failed: \(error.message)"
+                if error.sqlState == "55P03" && attempt < attempts {
+                    Thread.sleep(forTimeInterval: Double(attempt))
+                    continue
+                }
+                try store.storage.remove(store.folder(exportName))
+                return .pruneByRows(reason)
+            }
+            Failpoint.hit("prune.after-drop")
+            export.status = .dropped
+            export.droppedAt = Date()
+            try store.write(export)
+            return .dropped(export)
+        }
+        try store.storage.remove(store.folder(exportName))
+        return .pruneByRows(reason)
+    }
+
+    enum Either<L, R> { case left(L), right(R) }
+
+    /// Phase 1: the census, the export read back, the manifest `pending`.
+    func exportPartition(_ leaf: AuditLeaf, of table: AuditTable, name: String, exportName: String, run: String, cutoff: String,
+                         hold: [String], census: String) throws -> Either<String, PartitionExport> {
+        let q = { (name: String) in try connection.escapeIdentifier(name) }
+        let columns = try table.columns.map { "e.\(try q($0))" }.joined(separator: ", ")
         var exported = false
         try connection.execute("BEGIN")
         do {
             try connection.execute("SET LOCAL lock_timeout = \(try connection.escapeLiteral(lockTimeout))")
             try connection.execute("LOCK TABLE \(name) IN SHARE MODE")
-            let census = try connection.query("""
-                SELECT count(*) AS n, count(*) FILTER (WHERE NOT coalesce(\(eligible), false)) AS ineligible,
-                       min(e."timestamp")::text AS oldest, max(e."timestamp")::text AS newest
-                FROM \(name) e
-                """).first!
-            let rows = try census.int64("n"), ineligible = try census.int64("ineligible")
+            let counted = try connection.query(census).first!
+            let rows = try counted.int64("n"), ineligible = try counted.int64("ineligible")
             guard ineligible == 0 else {
                 try connection.execute("ROLLBACK")
-                return .pruneByRows("\(ineligible) of its rows are under legal hold or not older than the cut-off")
+                return .left("\(ineligible) of its rows are under legal hold, still referenced, or not older than the cut-off")
             }
-            let writer = try CompressedFileWriter(storage: store.storage, path: "\(store.folder(exportName))/data.copy\(compression.codec.fileExtension)",
-                                                  compression: compression)
+            let path = "data.copy\(compression.codec.fileExtension)"
+            let writer = try CompressedFileWriter(storage: store.storage, path: "\(store.folder(exportName))/\(path)", compression: compression)
             var digest = StreamDigest()
             var file: BackupManifest.StoredFile
             let copied: CopyOutcome
@@ -57,7 +113,7 @@ struct PartitionDropper {
                     try writer.write(chunk)
                 }
                 file = try writer.finish()
-                file.path = "data.copy\(compression.codec.fileExtension)"
+                file.path = path
             } catch {
                 writer.abort()
                 throw error
@@ -70,44 +126,31 @@ struct PartitionDropper {
             guard lines == rows, copied.rows == rows else {
                 throw FTBackupError(.dataError, "export of \(leaf.relation) holds \(lines) rows, the partition \(rows); nothing dropped")
             }
-            var export = PartitionExport(
+            let export = PartitionExport(
                 formatVersion: 1, name: exportName, run: run, table: table.relation, partition: leaf.relation, bound: leaf.bound ?? "",
                 cutoff: cutoff, legalHoldOrganizations: hold, status: .pending, createdAt: Date(), droppedAt: nil, rows: rows,
-                oldest: try census.string("oldest"), newest: try census.string("newest"), rowsSHA256: digest.hexDigest(),
-                columns: ["timestamp"] + table.columns, file: file)
+                oldest: try counted.string("oldest"), newest: try counted.string("newest"), rowsSHA256: digest.hexDigest(),
+                columns: ["timestamp"] + table.columns, file: file, source: source, census: try counted.requiredString("census"))
             try store.write(export)
-            Failpoint.hit("prune.after-export")
-            do {
-                try connection.execute("ALTER TABLE \(try connection.qualifiedName(parent.schema, parent.table)) DETACH PARTITION \(name)")
-                try connection.execute("DROP TABLE \(name)")
-            } catch let error as PostgresError where !error.connectionLost {
-                try connection.execute("ROLLBACK")
-                try? store.storage.remove(store.folder(exportName))
-                return .pruneByRows("detach or drop failed: \(error.message)")
-            }
             try connection.execute("COMMIT")
-            Failpoint.hit("prune.after-drop")
-            export.status = .dropped
-            export.droppedAt = Date()
-            try store.write(export)
-            return .dropped(export)
+            return .right(export)
         } catch let error as PostgresError where error.sqlState == "55P03" && !error.connectionLost {
             try? connection.execute("ROLLBACK")
             if exported { try? store.storage.remove(store.folder(exportName)) }
-            return .pruneByRows("lock not granted within \(lockTimeout)")
+            return .left("lock not granted within \(lockTimeout)")
         } catch {
             if connection.isAlive { try? connection.execute("ROLLBACK") }
-            // Before COMMIT the partition is still there: the export is surplus. (A failure of the
-            // COMMIT itself leaves the manifest pending for the next run to settle.)
-            if exported && connection.isAlive { try? store.storage.remove(store.folder(exportName)) }
+            if exported { try? store.storage.remove(store.folder(exportName)) }
             throw error
         }
     }
 
-    /// Settles exports a killed run left `pending`: the partition still there (same oid) means the
-    /// drop never committed and the export is discarded; gone means it did.
+    /// Settles exports a killed run left `pending`, against their own source database only: the
+    /// partition still there (same oid) means the drop never committed and the export is
+    /// discarded; gone means it did.
     static func reconcile(_ connection: PGConnection, store: PartitionExportStore, logger: Logger) throws -> [String] {
         var actions: [String] = []
+        let here = try DatabaseIdentity.of(connection)
         for (name, export) in try store.all() {
             guard let export else {
                 try store.storage.remove(store.folder(name))
@@ -115,6 +158,11 @@ struct PartitionDropper {
                 continue
             }
             guard export.status == .pending else { continue }
+            guard export.source.isSame(as: here) else {
+                actions.append("\(name): left pending, it came from \(export.source), this is \(here)")
+                logger.warning("left an interrupted partition export pending: it belongs to another database", metadata: ["export": .string(name)])
+                continue
+            }
             let present = try connection.query("SELECT count(*) AS n FROM pg_class WHERE oid = $1::oid", [export.partition.oid]).first!.int64("n")
             if present == 1 {
                 try store.storage.remove(store.folder(name))

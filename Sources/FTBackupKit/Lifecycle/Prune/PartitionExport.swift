@@ -37,6 +37,11 @@ public struct PartitionExport: Codable, Sendable, Equatable {
     public var rowsSHA256: String
     public var columns: [String]
     public var file: BackupManifest.StoredFile
+    /// The database the partition belonged to; a pending export is settled only against it.
+    public var source: DatabaseIdentity
+    /// Row count and order-independent hash of the rows (sum of `hashtext(row::text)`) at export,
+    /// checked again under lock before the drop.
+    public var census: String
 }
 
 /// Where partition exports live: `lifecycle/partitions/<name>/` (manifest + one COPY file).

@@ -19,9 +19,8 @@ struct RowBatchPruner {
         var cutoff: String
         var hold: String
         var holdCount: Int
-        /// Foreign keys (NO ACTION / RESTRICT) that point at the audit table; checked per batch when
-        /// triggers are silenced (the database's own check is silenced with them).
-        var incoming: [ForeignKey]
+        /// SQL on alias `e`: another table still references the row (NO ACTION / RESTRICT keys); such rows stay.
+        var referenced: String
     }
 
     struct Result: Sendable {
@@ -43,7 +42,7 @@ struct RowBatchPruner {
         let parent = try connection.qualifiedName(target.table.relation.schema, target.table.relation.table)
         let columns = try target.table.columns.map(q).joined(separator: ", ")
         let returning = try target.table.columns.map { "e.\(try q($0))" }.joined(separator: ", ")
-        let eligible = target.table.eligible(cutoff: target.cutoff, hold: target.hold, holdCount: target.holdCount)
+        let eligible = "\(target.table.eligible(cutoff: target.cutoff, hold: target.hold, holdCount: target.holdCount)) AND NOT \(target.referenced)"
         // Failpoints that widen the selection (and, second, drop the guard too) prove the checks hold.
         let selection = Failpoint.isActive("prune.widen-selection") || Failpoint.isActive("prune.drop-guard") ? "true" : eligible
         let guardSQL = Failpoint.isActive("prune.drop-guard") ? "true" : eligible
@@ -70,27 +69,16 @@ struct RowBatchPruner {
                 }
                 let check = try connection.query("""
                     SELECT count(*) AS n, min(e."timestamp")::text AS oldest, max(e."timestamp")::text AS newest,
-                           count(*) FILTER (WHERE NOT coalesce(e."timestamp" < \(target.cutoff)::\(target.table.timestampType), false)) AS too_new,
-                           count(*) FILTER (WHERE \(target.table.held(hold: target.hold, holdCount: target.holdCount))) AS held
+                           count(*) FILTER (WHERE NOT coalesce(e."timestamp" < \(target.table.cutoffValue(target.cutoff)), false)) AS too_new,
+                           count(*) FILTER (WHERE \(target.table.held(hold: target.hold, holdCount: target.holdCount))) AS held,
+                           count(*) FILTER (WHERE \(target.referenced)) AS referenced
                     FROM pg_temp.ftbackup_pruned e
                     """).first!
                 let rows = try check.int64("n"), tooNew = try check.int64("too_new"), held = try check.int64("held")
-                guard rows <= Int64(batchSize), tooNew == 0, held == 0 else {
-                    throw FTBackupError(.safetyStop, "prune of \(target.leaf) stopped before commit: the batch would have removed \(rows) rows (limit \(batchSize)), \(tooNew) of them not older than the cut-off \(target.cutoff) and \(held) under legal hold; nothing of it was removed",
+                let referenced = try check.int64("referenced")
+                guard rows <= Int64(batchSize), tooNew == 0, held == 0, referenced == 0 else {
+                    throw FTBackupError(.safetyStop, "prune of \(target.leaf) stopped before commit: the batch would have removed \(rows) rows (limit \(batchSize)), \(tooNew) of them not older than the cut-off \(target.cutoff), \(held) under legal hold and \(referenced) still referenced; nothing of it was removed",
                                         hint: "this is a defect in ftbackup or a change in the table's definition; keep the evidence and report it")
-                }
-                if triggers.replica {
-                    for key in target.incoming {
-                        let child = try connection.qualifiedName(key.child.schema, key.child.table)
-                        let refs = try connection.query("""
-                            SELECT count(*) AS n FROM \(child) x WHERE (\(try key.childColumns.map { "x.\(try q($0))" }.joined(separator: ", ")))
-                              IN (SELECT \(try key.parentColumns.map(q).joined(separator: ", ")) FROM pg_temp.ftbackup_pruned)
-                            """).first!.int64("n")
-                        guard refs == 0 else {
-                            throw FTBackupError(.safetyStop, "prune of \(target.leaf) stopped before commit: \(refs) rows of \(key.child) still reference the batch's rows (\(key.name)); nothing of it was removed",
-                                                hint: "those audit rows are still needed; remove the referencing rows first or exclude them")
-                        }
-                    }
                 }
                 try connection.copyOut("COPY (SELECT e.\"timestamp\", \(returning) FROM pg_temp.ftbackup_pruned e) TO STDOUT") { digest.update($0) }
                 try connection.execute("COMMIT")

@@ -50,9 +50,16 @@ public enum RetiredDataReapplier {
                             pruneRows: 0, silencedTriggers: [])
         // The prune first, as retention runs it: audit rows an archive took with its tool data were past retention already.
         if let newestPrune {
+            try await checkCutoffIsPlausible(newestPrune, session: session)
             var options = AuditPruner.Options(database: target, repositoryPath: repositoryPath, policy: policy)
             options.policy.legalHoldOrganizations = Array(Set(policy.legalHoldOrganizations + newestPrune.legalHoldOrganizations)).sorted()
-            options.cutoff = newestPrune.cutoff
+            if let instant = newestPrune.cutoffInstant {
+                options.cutoffInstant = instant
+            } else {
+                options.cutoff = newestPrune.cutoff
+            }
+            options.timeZone = newestPrune.timeZone
+            options.reappliedFrom = newestPrune.run
             options.schemas = schemas
             options.evidenceKind = "prune-audit-reapplied"
             options.logger = logger
@@ -84,15 +91,46 @@ public enum RetiredDataReapplier {
         return report
     }
 
+    /// What the re-application will read, checked before a restore touches its target: the newest
+    /// prune evidence readable, sealed as written and plausible, and every archive manifest readable.
+    public static func preflight(repositoryPath: String, session: DatabaseSession) async throws {
+        let store = ArchiveStore(storage: LocalStorage(root: repositoryPath))
+        if let newest = try newestPruneRun(store) { try await checkCutoffIsPlausible(newest, session: session) }
+        _ = try store.all()
+    }
+
+    /// A cut-off can only lie at least the run's retention before the run started (a day's slack for
+    /// clocks): anything later means the evidence is not what that run wrote, and using it would
+    /// delete audit rows that must be kept.
+    static func checkCutoffIsPlausible(_ run: AuditPruner.Report, session: DatabaseSession) async throws {
+        let label = Array(run.run.prefix(16))
+        guard let retention = Period(parsing: run.retention), label.count == 16 else {
+            throw FTBackupError(.dataError, "prune evidence of run \(run.run) names retention \(run.retention); its cut-off cannot be trusted",
+                                hint: "restore with --keep-retired and look into the repository (ftbackup verify --evidence)")
+        }
+        let part = { (from: Int, count: Int) in String(label[from..<(from + count)]) }
+        let started = "\(part(0, 4))-\(part(4, 2))-\(part(6, 2)) \(part(9, 2)):\(part(11, 2)):\(part(13, 2))+00"
+        let cutoff = run.cutoffInstant ?? run.cutoff
+        let plausible = try? await session.query(
+            "SELECT $1::timestamptz <= $2::timestamptz - $3::interval + interval '1 day' AS ok",
+            [cutoff, started, retention.sqlInterval]).first?.bool("ok")
+        guard plausible == true else {
+            throw FTBackupError(.dataError, "prune evidence of run \(run.run) records a cut-off \(cutoff) later than its start minus its retention \(run.retention); it was changed or damaged",
+                                hint: "restore with --keep-retired and look into the repository (ftbackup verify --evidence)")
+        }
+    }
+
     /// The newest prune-audit run that removed anything (or finished).
     static func newestPruneRun(_ store: ArchiveStore) throws -> AuditPruner.Report? {
         let logs = try store.storage.list("lifecycle/prune-audit").filter { !$0.isDirectory && $0.path.hasSuffix(".json") }
             .sorted { $0.path > $1.path }
         for log in logs {
+            let shown = "\(store.storage.location)/\(log.path)"
             guard let report = try? BackupManifest.decoder().decode(AuditPruner.Report.self, from: Data(try store.storage.readAll(log.path))) else {
-                throw FTBackupError(.dataError, "prune evidence \(store.storage.location)/\(log.path) is unreadable; retired audit rows cannot be removed again",
+                throw FTBackupError(.dataError, "prune evidence \(shown) is unreadable; retired audit rows cannot be removed again",
                                     hint: "run ftbackup verify --evidence; restore with --keep-retired to skip this step deliberately")
             }
+            try report.checkSeal(shown)
             if !report.dryRun && (report.rows > 0 || report.complete) { return report }
         }
         return nil

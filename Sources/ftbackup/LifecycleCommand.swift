@@ -127,11 +127,12 @@ struct LifecycleCommand: AsyncParsableCommand {
                 options.logger = makeLogger()
                 let report = try await AuditPruner.run(options)
                 if global.output == .json { printLine(try JSONOutput.encode(report)); return .success }
-                printLine("\(report.dryRun ? "would delete" : "deleted") \(report.rows) audit rows older than \(report.cutoff) (retention \(report.retention), database time)")
+                printLine("\(report.dryRun ? "would delete" : "deleted") \(report.rows) audit rows older than \(report.cutoff) \(report.timeZone ?? "") (retention \(report.retention), the database's own time zone)")
                 for line in report.reconciled { printLine("reconciled \(line)") }
                 for table in report.tables where table.rows > 0 {
                     printLine("  \(table.schema).\(table.table): \(table.rows) rows, \(table.oldest ?? "-") … \(table.newest ?? "-"), \(table.batches) batches\(table.sha256.map { ", sha256 \($0.prefix(16))…" } ?? "")")
-                    for partition in table.partitions where partition.rows > 0 || partition.method == .drop {
+                    for partition in table.partitions where (partition.rows > 0 || partition.method == .drop)
+                        && partition.partition != "\(table.schema).\(table.table)" {
                         let how = partition.method == .drop
                             ? "\(report.dryRun ? "would drop" : "dropped") whole\(partition.export.map { ", exported to \($0)" } ?? "")"
                             : "\(report.dryRun ? "would prune" : "pruned") by rows\(partition.reason.map { " (\($0))" } ?? "")"

@@ -45,11 +45,14 @@ struct LifecycleCommand: AsyncParsableCommand {
 
     /// `ftbackup lifecycle list [--output json]`
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the archives (name, schema, rows, time range, status, last verification).")
+        static let configuration = CommandConfiguration(
+            abstract: "List the archives and the exports of dropped audit partitions (name, schema, rows, time range, status, last verification).")
 
         @OptionGroup var global: GlobalOptions
 
         struct Row: Encodable {
+            /// `archive` (tool data) or `partition-export` (an audit partition retired whole).
+            var kind: String
             var name: String
             var schema: String?
             var status: String
@@ -68,16 +71,22 @@ struct LifecycleCommand: AsyncParsableCommand {
                 let store = ArchiveStore(storage: LocalStorage(root: try global.existingRepositoryPath()))
                 let rows = try store.all().map { name, manifest in
                     let checked = VerificationOverview.item(ArchiveManifest.self, name: name, storage: store.storage)
-                    return Row(name: name, schema: manifest?.schema, status: manifest?.status.rawValue ?? "incomplete", rows: manifest?.rows,
+                    return Row(kind: "archive", name: name, schema: manifest?.schema, status: manifest?.status.rawValue ?? "incomplete", rows: manifest?.rows,
                                storedBytes: manifest?.storedBytes, oldest: manifest?.oldest, newest: manifest?.newest,
                                restoredIds: manifest?.restoredIds.count, verification: checked.verification.rawValue,
+                               lastVerifiedAt: checked.lastVerifiedAt)
+                } + PartitionExportStore(storage: store.storage).all().map { name, export in
+                    let checked = VerificationOverview.item(PartitionExport.self, name: name, storage: store.storage)
+                    return Row(kind: "partition-export", name: name, schema: export.map { "\($0.partition)" },
+                               status: export?.status.rawValue ?? "incomplete", rows: export?.rows, storedBytes: export?.file.storedBytes,
+                               oldest: export?.oldest, newest: export?.newest, restoredIds: nil, verification: checked.verification.rawValue,
                                lastVerifiedAt: checked.lastVerifiedAt)
                 }
                 if global.output == .json { printLine(try JSONOutput.encode(rows)); return .success }
                 if rows.isEmpty { printLine("no archives") }
                 for row in rows {
                     let checked = row.verification == "verify-failed" ? "VERIFY-FAILED" : row.verification
-                    printLine("\(row.name)  \(row.status)  \(row.rows ?? 0) rows  \(ByteCount.format(row.storedBytes ?? 0))  \(row.oldest ?? "-") … \(row.newest ?? "-")  \(checked)\(row.lastVerifiedAt.map { " \(Timestamps.display($0))" } ?? "")")
+                    printLine("\(row.kind == "archive" ? "" : "partition \(row.schema ?? "-")  ")\(row.name)  \(row.status)  \(row.rows ?? 0) rows  \(ByteCount.format(row.storedBytes ?? 0))  \(row.oldest ?? "-") … \(row.newest ?? "-")  \(checked)\(row.lastVerifiedAt.map { " \(Timestamps.display($0))" } ?? "")")
                 }
                 return .success
             }

@@ -12,11 +12,28 @@ struct FTBackup: AsyncParsableCommand {
         discussion: """
             Exit codes: 0 success, 1 unexpected failure, 64 bad usage or input, 65 corrupt or incomplete \
             repository data, 69 database unreachable, 73 cannot write, 75 repository locked by another run, \
-            77 authentication or privilege refused, 78 invalid policy or configuration.
+            70 a safety check stopped a destructive statement before it committed, 77 authentication or privilege \
+            refused, 78 invalid policy or configuration.
             """,
         version: FTBackupVersion.current,
         subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, LifecycleCommand.self, DevCommand.self]
     )
+
+    static func main() async {
+        // Wall times are the database's, never the client machine's: libpq must not send PGTZ
+        // (retention's cut-off is read in the database's own zone; see DatabaseTimeZone).
+        unsetenv("PGTZ")
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every command shares.

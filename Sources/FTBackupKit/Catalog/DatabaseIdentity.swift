@@ -24,7 +24,7 @@ public struct DatabaseIdentity: Codable, Sendable, Equatable, CustomStringConver
     /// The same database (a copy has another oid or another name; another cluster another system identifier).
     public func isSame(as other: DatabaseIdentity) -> Bool {
         guard database == other.database, databaseOid == other.databaseOid else { return false }
-        if let a = systemIdentifier, let b = other.systemIdentifier { return a == b }
-        return true
+        // Read by one and not the other: not known to be the same, so not treated as the same.
+        return systemIdentifier == other.systemIdentifier
     }
 }

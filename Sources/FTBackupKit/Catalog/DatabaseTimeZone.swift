@@ -7,7 +7,9 @@ import Foundation
 /// wall time without a zone (`DEFAULT now()` in the application's sessions). Counting back in
 /// ftbackup's own session zone — whatever `PGTZ`, a role setting or the client machine says — would
 /// move the cut-off by up to a day, and delete rows that are hours short of 7 years. So the cut-off
-/// is an instant, and wall times are read in this zone, which the evidence records.
+/// is an instant, and wall times are read in this zone, which the evidence records. When the zone
+/// cannot be told (the session's comes from a role or client setting, and the role may not read the
+/// server's configuration), the run is refused rather than guess.
 enum DatabaseTimeZone {
     static func resolve(_ connection: PGConnection) throws -> String {
         if let zone = try connection.query("""
@@ -28,9 +30,7 @@ enum DatabaseTimeZone {
             """).first?.string("setting") {
             return file
         }
-        if let boot = try connection.query("SELECT boot_val FROM pg_settings WHERE name = 'TimeZone'").first?.string("boot_val") {
-            return boot
-        }
-        return "UTC"
+        throw FTBackupError(.configuration, "cannot tell this database's time zone: the session's comes from \(try session.requiredString("source")) settings (\(try session.requiredString("setting"))), and this role may not read the server's configuration",
+                            hint: "name it on the database, ALTER DATABASE … SET timezone = '…' (what the application's sessions use), or run as a role that may read pg_file_settings")
     }
 }

@@ -119,6 +119,23 @@ struct ArchiveClosure {
             """
     }
 
+    /// Deletes the rows of `members` in ONE statement, a data-modifying WITH per table, and returns
+    /// the count per member. One statement, because every sub-statement sees the same snapshot and
+    /// the database's own foreign-key actions run only at its end, when every row is gone: no order
+    /// of separate DELETEs survives a cycle of CASCADE keys between two tables (each would cascade
+    /// into the other's rows before their own guarded, counted DELETE). The root's guard is
+    /// `rootGuard` (on alias `t`, with `parameters`); every other table's is `deleteGuard`.
+    func deleteAll(members: [Int], rootGuard: String, parameters: [any SQLParameter]) throws -> [Int: Int64] {
+        let statements = try members.map { index in
+            index == 0
+                ? "d0 AS (DELETE FROM \(try table(0)) t WHERE t.id IN (SELECT id FROM \(set(0))) AND \(rootGuard) RETURNING 1)"
+                : "d\(index) AS (DELETE FROM \(try table(index)) c WHERE \(try plan.members[index].identity.isIn("c", set: set(index), q)) AND \(try deleteGuard(index)) RETURNING 1)"
+        }
+        let counts = members.map { "(SELECT count(*) FROM d\($0)) AS n\($0)" }.joined(separator: ", ")
+        let row = try connection.query("WITH \(statements.joined(separator: ",\n     ")) SELECT \(counts)", parameters).first!
+        return Dictionary(uniqueKeysWithValues: try members.map { ($0, try row.int64("n\($0)")) })
+    }
+
     /// The guard a member's DELETE carries: every row it removes references, through a closure
     /// edge, a row of its parent's set (and the root's DELETE carries the eligibility predicate), so
     /// a wrong selection can only remove rows that hang from an eligible tool_data row.

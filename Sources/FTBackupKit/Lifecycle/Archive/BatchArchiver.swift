@@ -115,21 +115,13 @@ struct BatchArchiver {
         return outcome
     }
 
-    /// Children before parents; each DELETE guarded, each count equal to what the archive holds.
+    /// Every table's rows in one statement (`ArchiveClosure.deleteAll`), each DELETE guarded, each
+    /// count equal to what the archive holds.
     func delete(_ closure: ArchiveClosure, tables: [ArchiveManifest.ArchivedTable]) throws {
-        let q = closure.q
-        for index in plan.members.indices.reversed() {
-            // The root's guard is the eligibility predicate itself (it names its table `t`).
-            let alias = index == 0 ? "t" : "c"
-            let guardSQL = index == 0
-                ? "t.id IN (SELECT id FROM \(closure.set(0))) AND \(try plan.predicate(q))"
-                : "\(try plan.members[index].identity.isIn("c", set: closure.set(index), q)) AND \(try closure.deleteGuard(index))"
-            let deleted = try connection.query("DELETE FROM \(try closure.table(index)) \(alias) WHERE \(guardSQL)",
-                                               index == 0 ? parameters : []).affectedRows ?? -1
-            guard Int64(deleted) == tables[index].rows else {
-                throw FTBackupError(.safetyStop, "\(plan.members[index].relation): the guarded delete would remove \(deleted) rows but \(tables[index].rows) were archived; the batch was rolled back, nothing was removed",
-                                    hint: "this is a defect in ftbackup or a change made during the run; keep the run's log and report it")
-            }
+        let counts = try closure.deleteAll(members: Array(plan.members.indices), rootGuard: try plan.predicate(closure.q), parameters: parameters)
+        for index in plan.members.indices where counts[index] != tables[index].rows {
+            throw FTBackupError(.safetyStop, "\(plan.members[index].relation): the guarded delete would remove \(counts[index]) rows but \(tables[index].rows) were archived; the batch was rolled back, nothing was removed",
+                                hint: "this is a defect in ftbackup or a change made during the run; keep the run's log and report it")
         }
     }
 

@@ -85,7 +85,7 @@ public struct ArchiveReport: Codable, Sendable {
 public enum ToolDataArchiver {
     public static func run(_ options: ArchiveOptions) async throws -> ArchiveReport {
         let started = Date()
-        guard options.batchSize > 0 else { throw FTBackupError(.usage, "--batch must be positive") }
+        guard (1...10_000_000).contains(options.batchSize) else { throw FTBackupError(.usage, "--batch must be between 1 and 10000000") }
         let store = ArchiveStore(storage: LocalStorage(root: options.repositoryPath))
         let lock = options.dryRun ? nil : try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .write,
                                                                         exclusive: true, command: "lifecycle archive")

@@ -82,6 +82,7 @@ public enum Unarchiver {
             try triggers.enter(connection, work: "lifecycle unarchive of \(manifest.name)")
             var counts: [String: Int64] = [:]
             var written: [(oid: Int64, staging: String, filter: String)] = []
+            var inserts: [(key: String, sql: String)] = []
             for (index, table) in manifest.tables.enumerated() {
                 let target = try connection.qualifiedName(table.schema, table.name)
                 let columns = try table.columns.map(q).joined(separator: ", ")
@@ -114,11 +115,14 @@ public enum Unarchiver {
                     : "s.\(try q(table.keyColumn ?? "id"))::text = ANY(\(idArray)::text[])"
                 let overriding = try TableColumns.of(connection, oid: oids[index]).identityAlways ? " OVERRIDING SYSTEM VALUE" : ""
                 let key = table.schema == manifest.schema ? table.name : "\(table.schema).\(table.name)"
-                counts[key, default: 0] += Int64(try connection.query("""
-                    INSERT INTO \(target) (\(columns))\(overriding) SELECT \(columns) FROM \(staging) s WHERE \(filter)
-                    """).affectedRows ?? 0)
+                inserts.append((key, "i\(index) AS (INSERT INTO \(target) (\(columns))\(overriding) SELECT \(columns) FROM \(staging) s WHERE \(filter) RETURNING 1)"))
                 written.append((oids[index], staging, filter))
             }
+            // Every table in ONE statement: foreign keys between the archived tables (a cycle of them
+            // included) are checked at its end, when every row is back.
+            let tally = inserts.indices.map { "(SELECT count(*) FROM i\($0)) AS n\($0)" }.joined(separator: ", ")
+            let inserted = try connection.query("WITH \(inserts.map(\.sql).joined(separator: ",\n     ")) SELECT \(tally)").first!
+            for (index, insert) in inserts.enumerated() { counts[insert.key, default: 0] += try inserted.int64("n\(index)") }
             // Every foreign key of every table written: nothing put back may point at a row that is gone.
             for (oid, staging, filter) in written {
                 for key in foreignKeys where key.child.oid == oid {

@@ -128,7 +128,7 @@ public enum AuditPruner {
 
     public static func run(_ options: Options) async throws -> Report {
         let started = Date()
-        guard options.batchSize > 0 else { throw FTBackupError(.usage, "--batch must be positive") }
+        guard (1...10_000_000).contains(options.batchSize) else { throw FTBackupError(.usage, "--batch must be between 1 and 10000000") }
         let storage = LocalStorage(root: options.repositoryPath)
         let lock = options.dryRun ? nil : try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .write, exclusive: true,
                                                                         command: "lifecycle prune-audit")

@@ -5,14 +5,16 @@ import Logging
 ///
 /// 1. **Export** (one transaction): `LOCK … IN SHARE MODE` on the partition (readers go on, writers
 ///    wait), a check that every row is eligible (older than the cut-off, none under legal hold,
-///    none still referenced — else the partition is pruned by rows instead), a census of the rows
-///    (count and an order-independent hash), `COPY` out to zstd with SHA-256, read back, and the
+///    none still referenced — else the partition is pruned by rows instead), a census of the row
+///    versions (count and an order-independent hash of `ctid` and `xmin`), `COPY` out to zstd with SHA-256, read back, and the
 ///    export's manifest written `pending`. COMMIT.
-/// 2. **Drop** (one short transaction, tried a few times): `LOCK … IN SHARE MODE` again, the census
-///    taken again and compared (a row written meanwhile means the export is stale: it is discarded
-///    and the partition pruned by rows), then `DETACH PARTITION` and `DROP TABLE` under a lock
-///    timeout of `lockTimeout` — the parent's exclusive lock makes the application's inserts wait
-///    at most that long per attempt — and COMMIT; the manifest becomes `dropped`.
+/// 2. **Drop** (one short transaction, tried a few times): the parent's `ACCESS EXCLUSIVE` lock
+///    first (the order the application's inserts take parent and partition in, so they can wait
+///    for each other but never deadlock), waited for at most `lockTimeout`; the census taken again
+///    and compared (a row version written meanwhile means the export is stale: it is discarded and
+///    the partition pruned by rows), `DETACH PARTITION`, `DROP TABLE`, COMMIT; the manifest becomes
+///    `dropped`. The application's statements on the table wait while the census is re-counted
+///    (row versions only: `ctid` and `xmin`, no row data).
 ///
 /// Killed at any point, the next run settles the export from the source database itself (the
 /// partition, same oid, still there: discarded; gone: `dropped`). When the locks are not granted in
@@ -40,7 +42,7 @@ struct PartitionDropper {
         let census = """
             SELECT count(*) AS n, count(*) FILTER (WHERE NOT coalesce(\(table.eligible(cutoff: cutoffLiteral, hold: holdLiteral, holdCount: hold.count)) AND NOT \(referenced), false)) AS ineligible,
                    min(e."timestamp")::text AS oldest, max(e."timestamp")::text AS newest,
-                   count(*)::text || ':' || coalesce(sum(hashtext(e::text)::bigint), 0)::text AS census
+                   count(*)::text || ':' || coalesce(sum(hashtext(e.ctid::text || '/' || e.xmin::text)::bigint), 0)::text AS census
             FROM \(name) e
             """
         var export: PartitionExport
@@ -54,7 +56,9 @@ struct PartitionDropper {
             try connection.execute("BEGIN")
             do {
                 try connection.execute("SET LOCAL lock_timeout = \(try connection.escapeLiteral(lockTimeout))")
-                try connection.execute("LOCK TABLE \(name) IN SHARE MODE")
+                // The parent first, then the partition: the order the application's inserts lock them
+                // in, so the two can wait for each other but never deadlock.
+                try connection.execute("LOCK TABLE \(try connection.qualifiedName(parent.schema, parent.table)) IN ACCESS EXCLUSIVE MODE")
                 let again = try connection.query(census).first!
                 guard try again.requiredString("census") == export.census, try again.int64("ineligible") == 0 else {
                     try connection.execute("ROLLBACK")

@@ -39,8 +39,8 @@ public struct PartitionExport: Codable, Sendable, Equatable {
     public var file: BackupManifest.StoredFile
     /// The database the partition belonged to; a pending export is settled only against it.
     public var source: DatabaseIdentity
-    /// Row count and order-independent hash of the rows (sum of `hashtext(row::text)`) at export,
-    /// checked again under lock before the drop.
+    /// Row count and order-independent hash of the row versions (`ctid`, `xmin`) at export, checked
+    /// again under lock before the drop: any insert, update or delete in between changes it.
     public var census: String
 }
 

@@ -6,7 +6,8 @@ import Foundation
 /// The evidence is not only a record: a restore reads the newest run's cut-off from it and deletes
 /// every audit row older than that. One flipped bit in the year would delete a decade of audit log,
 /// so `verify` and the restore both check the seal before anything trusts the file (evidence written
-/// before seals existed has none and is only parsed).
+/// before seals existed has none and is only parsed). The seal is a plain digest, not a signature:
+/// it finds damage and careless edits, not a forger with write access to the repository.
 extension AuditPruner.Report {
     func sealed() throws -> AuditPruner.Report {
         var copy = self
@@ -17,7 +18,14 @@ extension AuditPruner.Report {
 
     /// Throws when the seal does not match what the file says.
     func checkSeal(_ shown: String) throws {
-        guard let seal else { return }
+        guard let seal else {
+            // Only evidence written before seals existed may lack one, and it has no instant or zone either.
+            guard cutoffInstant == nil, timeZone == nil else {
+                throw FTBackupError(.dataError, "prune evidence \(shown) has lost its seal: it was changed after it was written",
+                                    hint: "do not use it; restore with --keep-retired if a restore needs to go on, and look into the repository (ftbackup verify)")
+            }
+            return
+        }
         var copy = self
         copy.seal = nil
         guard try copy.canonicalDigest() == seal else {

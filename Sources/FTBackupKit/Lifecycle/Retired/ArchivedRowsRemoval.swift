@@ -46,12 +46,9 @@ public enum ArchivedRowsRemoval {
             try closure.expand(lock: false)
             let blocked = try closure.removeBlocked()
             var rows: [String: Int64] = [:]
-            for index in plan.members.indices.reversed() where kept.contains(index) {
-                let guardSQL = index == 0
-                    ? "c.id IN (SELECT id FROM \(closure.set(0))) AND c.id::text = ANY(\(idLiteral)::text[])"
-                    : "\(try plan.members[index].identity.isIn("c", set: closure.set(index), q)) AND \(try closure.deleteGuard(index))"
-                let deleted = try connection.query("DELETE FROM \(try closure.table(index)) c WHERE \(guardSQL)").affectedRows ?? 0
-                if deleted > 0 || index == 0 { rows[plan.members[index].relation.description] = Int64(deleted) }
+            let counts = try closure.deleteAll(members: kept.sorted(), rootGuard: "t.id::text = ANY(\(idLiteral)::text[])", parameters: [])
+            for (index, deleted) in counts where deleted > 0 || index == 0 {
+                rows[plan.members[index].relation.description] = deleted
             }
             let summary = Dictionary(grouping: blocked, by: \.reference).map { reference, groups in
                 let roots = Array(Set(groups.flatMap(\.roots))).sorted()

@@ -35,7 +35,6 @@ public enum ArchivedRowsRemoval {
         let triggers = try ApplicationTriggerGuard.decide(connection, oids: kept.map { plan.members[$0].relation.oid }, event: .delete,
                                                           policy: policy.applicationTriggers, work: "removing retired \(schema) rows from the restored database")
         let closure = ArchiveClosure(connection: connection, plan: plan)
-        let q = closure.q
         let idLiteral = try connection.escapeLiteral(PostgresArray.text(ids))
         return try connection.transaction {
             try triggers.enter(connection, work: "removing retired \(schema) rows from the restored database")

@@ -184,10 +184,11 @@ extension ChangeArchivalTests {
             let text = try FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo])
             let line = try #require(text.stdout.split(separator: "\n").first { $0.contains("recoverable:") })
             let shown = String(try #require(line.components(separatedBy: " … ").last?.components(separatedBy: " (newest").first))
-            let at = try RecoveryTarget.parse(until)
-            #expect(PgOutputDecoder.postgresMicroseconds(from: try RecoveryTarget.parse(shown)) == PgOutputDecoder.postgresMicroseconds(from: at),
-                    "\(shown) vs \(until)")
-            let restored = try await a.restore(at: at)
+            let windowEnd = try #require(try await ChangeArchiveStatus.read(a.repo.repository, database: nil).recoverableUntil)
+            let micros = PgOutputDecoder.postgresMicroseconds(from: windowEnd)
+            #expect(PgOutputDecoder.postgresMicroseconds(from: try RecoveryTarget.parse(until)) == micros, "\(until)")
+            #expect(PgOutputDecoder.postgresMicroseconds(from: try RecoveryTarget.parse(shown)) == micros, "\(shown) vs \(until)")
+            let restored = try await a.restore(at: windowEnd)
             #expect(TableFingerprint.differences(source: expected, restored: restored) == [])
         }
     }

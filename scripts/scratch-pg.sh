@@ -55,6 +55,7 @@ wal_level = logical
 max_replication_slots = 16
 max_wal_senders = 16
 max_connections = 200
+max_prepared_transactions = 8
 shared_buffers = 256MB
 maintenance_work_mem = 256MB
 max_wal_size = 4GB
@@ -65,6 +66,8 @@ ${SCRATCH_PG_FAST:+full_page_writes = off}
 CONF
     printf 'host all all 127.0.0.1/32 scram-sha-256\nhost replication all 127.0.0.1/32 scram-sha-256\n' > "$data/pg_hba.conf"
   fi
+  # Clusters made before the tests used PREPARE TRANSACTION get it on their next start.
+  grep -q '^max_prepared_transactions' "$data/postgresql.conf" || echo 'max_prepared_transactions = 8' >> "$data/postgresql.conf"
   if as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     echo "scratch-pg: already running ($(sed -n 4p "$data/postmaster.pid" 2>/dev/null))" >&2
   else

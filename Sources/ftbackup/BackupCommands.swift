@@ -22,7 +22,7 @@ struct BackupCommand: AsyncParsableCommand {
                 // A schema change since the newest full (seen in this segment or one the follower sealed)
                 // makes this run take a new full, so the chain stays replayable.
                 if try ChangeArchiver.needsNewFull(repositoryPath: repositoryPath) {
-                    printError("warning: a schema change since the newest full backup was archived; taking a new full backup now")
+                    printWarning("a schema change since the newest full backup was archived; taking a new full backup now")
                     let manifest = try await BackupRunner.runFull(BackupOptions(
                         database: try global.connectionString(), repositoryPath: repositoryPath,
                         policy: try global.policy(), jobs: global.jobs, logger: makeLogger()))
@@ -104,7 +104,7 @@ struct InfoCommand: AsyncParsableCommand {
             let changes = try await ChangeArchiveStatus.read(repository, database: configured == nil ? nil : try global.connectionString())
             if global.output == .json {
                 printLine(try JSONOutput.encode(["repository": AnyEncodable(repository.storage.location), "backups": AnyEncodable(rows),
-                                                 "changeArchive": AnyEncodable(changes), "verification": AnyEncodable(verification)]))
+                                                 "changeArchive": AnyEncodable(changes), "verification": AnyEncodable(verification)], microseconds: true))
                 return changes.broken == nil ? .success : .unavailable
             }
             if rows.isEmpty { printLine("no backups in \(repository.storage.location)") }
@@ -124,10 +124,11 @@ struct InfoCommand: AsyncParsableCommand {
             if changes.segments > 0 || changes.slot?.exists == true {
                 printLine("change archive: \(changes.segments) segments, \(changes.transactions) transactions, \(ByteCount.format(changes.storedBytes))")
                 if let from = changes.recoverableFrom, let until = changes.recoverableUntil {
-                    printLine("  recoverable:    \(Timestamps.display(from)) … \(Timestamps.display(until)) (newest commit \(Int(changes.newestCommitAgeSeconds ?? 0)) s ago)")
+                    printLine("  recoverable:    \(Timestamps.displayExact(from)) … \(Timestamps.displayExact(until)) (newest commit \(Int(changes.newestCommitAgeSeconds ?? 0)) s ago)")
                 }
                 if let slot = changes.slot, slot.exists {
-                    printLine("  slot:           wal_status \(slot.walStatus ?? "?"), \(ByteCount.format(slot.lagBytes)) of WAL not yet archived\(slot.active ? ", in use by pid \(slot.activePID ?? 0)" : "")")
+                    printLine("  slot:           \(slot.name.map { "\($0), " } ?? "")wal_status \(slot.walStatus ?? "?"), \(ByteCount.format(slot.lagBytes)) of WAL not yet archived\(slot.active ? ", in use by pid \(slot.activePID ?? 0)" : "")")
+                    if let note = slot.note { printLine("  slot note:      \(note)") }
                 }
             }
             for (title, items) in [("segments", verification.segments), ("archives", verification.archives)] where !items.isEmpty {

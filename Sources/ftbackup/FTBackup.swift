@@ -111,6 +111,11 @@ func printError(_ line: String) {
     FileHandle.standardError.write(Data("ftbackup: error: \(line)\n".utf8))
 }
 
+/// A warning: the command goes on (one line on stderr, never shown as an error).
+func printWarning(_ line: String) {
+    FileHandle.standardError.write(Data("ftbackup: warning: \(line)\n".utf8))
+}
+
 func printLine(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }

@@ -320,6 +320,9 @@ let workloadSchemaSQL = """
             let outcome = try FTBackupBinary.run(["backup", "--type", "incr", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path])
             #expect(outcome.status == 0, "\(outcome.stderr)")
             #expect(outcome.stderr.contains("schema change"))
+            // A warning, not an error: the run goes on and succeeds (issue 9, item 11).
+            #expect(outcome.stderr.contains("ftbackup: warning: a schema change"), "\(outcome.stderr)")
+            #expect(!outcome.stderr.contains("ftbackup: error"), "\(outcome.stderr)")
             #expect(outcome.stdout.contains("new full backup:"))
             let segment = try ChangeSegmentManifest.all(a.repo.repository.storage).last
             #expect(segment?.schemaChanges == ["users.profiles"])

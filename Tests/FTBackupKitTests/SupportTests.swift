@@ -135,3 +135,73 @@ import Testing
         #expect(error?.hint?.contains("2026-11-20T14:32:00+01:00") == true)
     }
 }
+
+/// Issue 9, item 11: `--at` never reads a time it cannot tell exactly.
+@Suite struct RecoveryTargetStrictnessTests {
+    @Test(arguments: ["2026-11-20T14:32:00+00:60", "2026-11-20T14:32:00+00:99", "2026-11-20T14:32:00+01:75",
+                      "2026-11-20T14:32:00-0260", "2026-11-20T14:32:00+15:00", "2026-11-20T14:32:00+2400"])
+    func refusesOffsetsOutOfRange(text: String) throws {
+        let error = #expect(throws: FTBackupError.self) { _ = try RecoveryTarget.parse(text) }
+        #expect(error?.status == .usage)
+        #expect(error?.message.contains("not a UTC offset") == true, "\(String(describing: error))")
+    }
+
+    @Test func acceptsOffsetsInRange() throws {
+        let utc = try RecoveryTarget.parse("2026-11-20T13:32:00Z")
+        #expect(try RecoveryTarget.parse("2026-11-20T14:31:00+00:59") == utc)
+        #expect(try RecoveryTarget.parse("2026-11-21T03:32:00+14:00") == utc)
+        #expect(try RecoveryTarget.parse("2026-11-20T19:02:00+05:30") == utc)
+    }
+
+    /// 2026-10-25 02:30 happened twice in Berlin (clocks back from 03:00 CEST to 02:00 CET).
+    @Test func refusesAnAmbiguousLocalTimeNamingBothCandidates() throws {
+        let error = #expect(throws: FTBackupError.self) { _ = try RecoveryTarget.parse("2026-10-25 02:30 Europe/Berlin") }
+        #expect(error?.status == .usage)
+        #expect(error?.message.contains("ambiguous") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("2026-10-25T02:30:00+02:00 (2026-10-25T00:30:00.000Z)") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("2026-10-25T02:30:00+01:00 (2026-10-25T01:30:00.000Z)") == true, "\(String(describing: error))")
+        // Either candidate, given with its offset, is accepted.
+        #expect(try RecoveryTarget.parse("2026-10-25T02:30:00+02:00") == RecoveryTarget.parse("2026-10-25T00:30:00Z"))
+        // Just outside the overlap, the zone name is enough.
+        #expect(try RecoveryTarget.parse("2026-10-25 01:59:59 Europe/Berlin") == RecoveryTarget.parse("2026-10-24T23:59:59Z"))
+        #expect(try RecoveryTarget.parse("2026-10-25 03:00 Europe/Berlin") == RecoveryTarget.parse("2026-10-25T02:00:00Z"))
+    }
+
+    /// 2026-03-29 02:30 never happened in Berlin (clocks forward from 02:00 CET to 03:00 CEST).
+    @Test func refusesANonexistentLocalTime() throws {
+        let error = #expect(throws: FTBackupError.self) { _ = try RecoveryTarget.parse("2026-03-29 02:30 Europe/Berlin") }
+        #expect(error?.status == .usage)
+        #expect(error?.message.contains("does not exist in Europe/Berlin") == true, "\(String(describing: error))")
+        #expect(try RecoveryTarget.parse("2026-03-29 03:00 Europe/Berlin") == RecoveryTarget.parse("2026-03-29T01:00:00Z"))
+        #expect(try RecoveryTarget.parse("2026-03-29 01:59 Europe/Berlin") == RecoveryTarget.parse("2026-03-29T00:59:00Z"))
+    }
+
+    /// The recoverable window's end is shown (and stored) to the microsecond and read back exactly.
+    @Test func microsecondTimesRoundTrip() throws {
+        let commit = PgOutputDecoder.date(fromPostgresMicroseconds: 848_000_000_123_457)
+        let written = Timestamps.iso8601UTCMicroseconds(commit)
+        #expect(written.hasSuffix(".123457Z"), "\(written)")
+        #expect(PgOutputDecoder.postgresMicroseconds(from: Timestamps.parseISO8601(written)!) == 848_000_000_123_457)
+        let shown = Timestamps.displayExact(commit)
+        #expect(shown.hasSuffix(".123457 UTC"), "\(shown)")
+        #expect(PgOutputDecoder.postgresMicroseconds(from: try RecoveryTarget.parse(shown)) == 848_000_000_123_457)
+        // Millisecond records read exactly as before.
+        #expect(Timestamps.parseISO8601("2026-11-20T13:32:00.250Z") == (try RecoveryTarget.parse("2026-11-20T13:32:00.250Z")))
+    }
+}
+
+/// Issue 9, item 7: one slot per database, whatever punctuation or case the names differ in.
+@Suite struct SlotNameTests {
+    @Test func namesAreUniqueValidAndShortEnough() {
+        let names = ["rev_c-1", "rev_c_1", "Rev_C_1", "rev c 1", "fasttrack", String(repeating: "ä", count: 63), String(repeating: "x", count: 63),
+                     String(repeating: "x", count: 62) + "y"]
+        let slots = names.map { ChangeArchivalNames.slot(database: $0) }
+        #expect(Set(slots).count == names.count, "\(slots)")
+        for slot in slots {
+            #expect(slot.utf8.count <= 63, "\(slot)")
+            #expect(slot.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }, "\(slot)")
+            #expect(slot.hasPrefix("ftbackup_archive_"))
+        }
+        #expect(ChangeArchivalNames.slot(database: "rev_c-1") == ChangeArchivalNames.slot(database: "rev_c-1"))
+    }
+}

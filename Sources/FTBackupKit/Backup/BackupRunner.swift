@@ -79,7 +79,7 @@ public enum BackupRunner {
         let snapshotSource: any SnapshotSource
         if let chosen = options.snapshotSource {
             snapshotSource = chosen
-        } else if try await coordinator.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [try await ChangeArchivalNames.slot(coordinator)]).count > 0 {
+        } else if try await ArchivalSlot.resolve(coordinator).exists {
             snapshotSource = ReplicationSlotSnapshotSource(database: options.database)
         } else {
             snapshotSource = TransactionSnapshotSource()

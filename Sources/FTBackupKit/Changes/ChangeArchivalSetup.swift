@@ -3,23 +3,98 @@ import Foundation
 /// The names of what change archival creates on the source, in one place.
 public enum ChangeArchivalNames {
     public static let publication = "ftbackup"
+    public static let slotPrefix = "ftbackup_archive_"
 
-    /// The permanent slot of one database. Slot names are cluster-wide, so the database's name is part
-    /// of it (lowercase letters, digits and `_`, at most 63 characters).
+    /// The permanent slot of one database. Slot names are cluster-wide and allow only `[a-z0-9_]`
+    /// (at most 63 bytes), so the readable part (the name lowercased, anything else as `_`, cut to
+    /// fit) is followed by 8 hex digits of a hash of the exact name: `rev_c-1` and `rev_c_1` get
+    /// different slots. The name, not the oid, so the name can be worked out from the name alone
+    /// (runbooks, monitoring) and stays the same after a dump and reload of the cluster.
     public static func slot(database: String) -> String {
-        let cleaned = String(database.lowercased().map { ($0.isASCII && ($0.isLetter || $0.isNumber)) ? $0 : "_" })
-        let name = "ftbackup_archive_" + cleaned
+        let readable = String(cleaned(database).prefix(63 - slotPrefix.count - 9))
+        return slotPrefix + readable + "_" + hex8(fnv1a(Array(database.utf8)))
+    }
+
+    /// The name ftbackup gave a database's slot before names carried a hash (up to 0.x): two databases
+    /// whose names differ only in punctuation or case shared it. Still used when such a slot exists and
+    /// belongs to the database at hand (see `ArchivalSlot.resolve`).
+    public static func legacySlot(database: String) -> String {
+        let name = slotPrefix + cleaned(database)
         guard name.count > 63 else { return name }
         let digest = database.unicodeScalars.reduce(UInt32(2166136261)) { ($0 ^ $1.value) &* 16777619 }
         return String(name.prefix(54)) + "_" + String(digest, radix: 16)
     }
 
-    /// The permanent slot of the database `session` is connected to.
+    /// The permanent slot of the database `session` is connected to: its own, checked (see `ArchivalSlot`).
     public static func slot(_ session: DatabaseSession) async throws -> String {
-        slot(database: try await session.query("SELECT current_database() AS d").first!.requiredString("d"))
+        try await ArchivalSlot.resolve(session).name
     }
     public static let schema = "ftbackup"
     public static let heartbeat = "heartbeat"
+
+    static func cleaned(_ database: String) -> String {
+        String(database.lowercased().map { ($0.isASCII && ($0.isLetter || $0.isNumber)) ? $0 : "_" })
+    }
+
+    static func fnv1a(_ bytes: [UInt8]) -> UInt32 {
+        bytes.reduce(UInt32(2166136261)) { ($0 ^ UInt32($1)) &* 16777619 }
+    }
+
+    static func hex8(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
+    }
+}
+
+/// The archival slot of the database a session is connected to, found and checked.
+///
+/// A slot is used only if `pg_replication_slots` says it is a logical `pgoutput` slot of this very
+/// database: a slot under this database's name that belongs to another database (or is physical,
+/// or uses another plugin) is refused with a clear error, never read, advanced or dropped. A slot
+/// under the name older versions gave (`legacySlot`) is used when it belongs to this database, so
+/// existing deployments keep their chain; one that belongs to another database is not this
+/// database's and is ignored.
+public struct ArchivalSlot: Sendable, Equatable {
+    /// The slot to use (or, when it does not exist, to create).
+    public var name: String
+    /// The slot carries the name of ftbackup versions before per-database names (still used).
+    public var legacy: Bool
+    public var exists: Bool
+
+    public static func resolve(_ session: DatabaseSession) async throws -> ArchivalSlot {
+        let database = try await session.query("SELECT current_database() AS d").first!.requiredString("d")
+        let current = ChangeArchivalNames.slot(database: database)
+        let legacy = ChangeArchivalNames.legacySlot(database: database)
+        let rows = try await session.query("""
+            SELECT slot_name::text AS name, slot_type AS type, coalesce(plugin::text, '') AS plugin,
+                   database::text AS database, temporary
+            FROM pg_replication_slots WHERE slot_name IN ($1, $2)
+            """, [current, legacy])
+        func row(_ name: String) throws -> (type: String, plugin: String, database: String?)? {
+            guard let found = try rows.rows.first(where: { try $0.requiredString("name") == name }) else { return nil }
+            return (try found.requiredString("type"), try found.requiredString("plugin"), try found.string("database"))
+        }
+        if let slot = try row(current) {
+            guard slot.database == database else {
+                throw FTBackupError(.configuration, "replication slot \(current) belongs to \(slot.database.map { "database \($0)" } ?? "no database (a \(slot.type) slot)"), not to \(database), on \(session.target)",
+                                    hint: "ftbackup will not read, advance or drop another database's slot; find who created it (pg_replication_slots) and drop it there if it is not needed, then run ftbackup setup")
+            }
+            guard slot.type == "logical", slot.plugin == "pgoutput" else {
+                throw FTBackupError(.configuration, "replication slot \(current) of \(database) is a \(slot.type) slot\(slot.plugin.isEmpty ? "" : " with plugin \(slot.plugin)"), not ftbackup's pgoutput slot, on \(session.target)",
+                                    hint: "drop it (SELECT pg_drop_replication_slot('\(current)')) if nothing else uses it, then run ftbackup setup")
+            }
+            return ArchivalSlot(name: current, legacy: false, exists: true)
+        }
+        if let slot = try row(legacy), slot.database == database, slot.type == "logical", slot.plugin == "pgoutput" {
+            return ArchivalSlot(name: legacy, legacy: true, exists: true)
+        }
+        return ArchivalSlot(name: current, legacy: false, exists: false)
+    }
+
+    /// What `setup` and `info` say about a slot under the old name.
+    public var legacyNote: String? {
+        legacy ? "slot \(name) has the name older ftbackup versions gave; it belongs to this database and is still used (ftbackup teardown, setup and a new full backup move to the per-database name)" : nil
+    }
 }
 
 /// `ftbackup setup` and `teardown`: prepares the source for change archival and removes it again.
@@ -45,7 +120,8 @@ public enum ChangeArchivalSetup {
                              slotWaitSeconds: Double = 30) async throws -> Report {
         let session = try await DatabaseSession.connect(database, name: "ftbackup-setup")
         defer { session.close() }
-        let slotName = try await ChangeArchivalNames.slot(session)
+        let archivalSlot = try await ArchivalSlot.resolve(session)
+        let slotName = archivalSlot.name
         let settings = try await session.query("""
             SELECT current_setting('wal_level') AS wal, current_setting('max_replication_slots')::int AS slots,
                    current_setting('max_wal_senders')::int AS senders,
@@ -64,8 +140,8 @@ public enum ChangeArchivalSetup {
         }
         var actions: [String] = []
         let publication = try await session.query("SELECT puballtables FROM pg_publication WHERE pubname = $1", [ChangeArchivalNames.publication]).first
-        let slot = try await session.query("SELECT plugin, wal_status FROM pg_replication_slots WHERE slot_name = $1", [slotName]).first
-        if slot == nil, try settings.requiredInt("used") >= settings.requiredInt("slots") {
+        let slotExists = archivalSlot.exists
+        if !slotExists, try settings.requiredInt("used") >= settings.requiredInt("slots") {
             throw FTBackupError(.configuration, "all \(try settings.requiredInt("slots")) replication slots are in use on \(session.target)",
                                 hint: "raise max_replication_slots (restart needed) or drop an unused slot")
         }
@@ -81,7 +157,8 @@ public enum ChangeArchivalSetup {
                                 hint: "drop it (ftbackup teardown) and run setup again")
         }
         actions.append("create schema \(ChangeArchivalNames.schema) and table \(ChangeArchivalNames.schema).\(ChangeArchivalNames.heartbeat) if missing")
-        if slot == nil { actions.append("create logical replication slot \(slotName) (pgoutput)") }
+        if !slotExists { actions.append("create logical replication slot \(slotName) (pgoutput)") }
+        else if let note = archivalSlot.legacyNote { actions.append("use existing \(note)") }
         if fixReplicaIdentity { actions += missing.map { "ALTER TABLE \($0) REPLICA IDENTITY FULL" } }
         if dryRun {
             return Report(dryRun: true, walLevel: wal, actions: actions, tablesWithoutReplicaIdentity: missing, fixedReplicaIdentity: [])
@@ -106,7 +183,7 @@ public enum ChangeArchivalSetup {
                 fixed.append(table)
             }
         }
-        if slot == nil {
+        if !slotExists {
             try await SlotCreation.boundedWait(session, seconds: slotWaitSeconds, what: "creating slot \(slotName)") {
                 try await session.query("SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')", [slotName])
             }
@@ -118,10 +195,12 @@ public enum ChangeArchivalSetup {
     public static func teardown(_ database: ConnectionString, dryRun: Bool) async throws -> [String] {
         let session = try await DatabaseSession.connect(database, name: "ftbackup-teardown")
         defer { session.close() }
-        let slotName = try await ChangeArchivalNames.slot(session)
+        // Resolving refuses a slot under this database's name that belongs to another database.
+        let archivalSlot = try await ArchivalSlot.resolve(session)
+        let slotName = archivalSlot.name
         var actions: [String] = []
-        if try await session.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slotName]).count > 0 {
-            actions.append("drop replication slot \(slotName)")
+        if archivalSlot.exists {
+            actions.append("drop replication slot \(slotName)\(archivalSlot.legacy ? " (the name older versions gave; it belongs to this database)" : "")")
             if !dryRun { try await session.query("SELECT pg_drop_replication_slot($1)", [slotName]) }
         }
         if try await session.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [ChangeArchivalNames.publication]).count > 0 {
@@ -165,13 +244,43 @@ enum SlotCreation {
             return value
         } catch let error as PostgresError where error.sqlState == "57014" {
             watchdog.cancel()
-            // Cancelled by the watchdog: find who holds a transaction id open.
-            let blockers = try await blockingSessions(inspector ?? waiting)
+            // Cancelled by the watchdog: find who holds a transaction id open. A prepared transaction
+            // has no session (pg_stat_activity does not show it) and no pid to terminate.
+            let checker = inspector ?? waiting
+            let prepared = try await preparedTransactions(checker)
+            let blockers = try await blockingSessions(checker)
+            guard prepared.isEmpty else {
+                let gids = prepared.map(\.gid)
+                let first = try checker.escapeLiteral(gids[0])
+                throw FTBackupError(.unavailable, "\(what) waited \(Int(seconds)) s for open transactions to finish: \(prepared.count == 1 ? "a prepared transaction is" : "\(prepared.count) prepared transactions are") still pending: \((prepared.map(\.description) + blockers).joined(separator: "; "))",
+                                    hint: "a prepared transaction (PREPARE TRANSACTION, two-phase commit) holds its transaction id until it is resolved, whatever happens to sessions; check with its owner (or the transaction manager that prepared it) whether it should commit, then, connected to its database, run COMMIT PREPARED \(first) or ROLLBACK PREPARED \(first)\(gids.count > 1 ? " (and the same for each one listed)" : ""), and run again")
+            }
             throw FTBackupError(.unavailable, "\(what) waited \(Int(seconds)) s for open transactions to finish: \(blockers.isEmpty ? "none still open" : blockers.joined(separator: "; "))",
                                 hint: "let those transactions finish (or end them with pg_terminate_backend) and run again")
         } catch {
             watchdog.cancel()
             throw error
+        }
+    }
+
+    struct PreparedTransaction: Sendable {
+        var gid: String
+        var owner: String
+        var database: String
+        var prepared: String
+        var description: String { "prepared transaction '\(gid)' (owner \(owner), database \(database), prepared \(prepared))" }
+    }
+
+    /// Every pending prepared transaction of the cluster: each holds a transaction id, so each blocks
+    /// the creation of a logical slot in any database.
+    static func preparedTransactions(_ session: DatabaseSession) async throws -> [PreparedTransaction] {
+        try await session.query("""
+            SELECT gid, owner::text AS owner, database::text AS database,
+                   to_char(prepared AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC' AS prepared
+            FROM pg_prepared_xacts ORDER BY prepared
+            """).rows.map {
+            PreparedTransaction(gid: try $0.requiredString("gid"), owner: try $0.requiredString("owner"),
+                                database: try $0.requiredString("database"), prepared: try $0.requiredString("prepared"))
         }
     }
 

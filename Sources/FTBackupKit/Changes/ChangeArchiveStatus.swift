@@ -36,7 +36,11 @@ public struct ChangeArchiveStatus: Codable, Sendable {
         guard let database else { return status }
         let session = try await DatabaseSession.connect(database, name: "ftbackup-info")
         defer { session.close() }
-        var slot = try await SlotHealth.read(session, slot: try await ChangeArchivalNames.slot(session))
+        // Refuses (exit 78) a slot under this database's name that belongs to another database.
+        let archivalSlot = try await ArchivalSlot.resolve(session)
+        var slot = try await SlotHealth.read(session, slot: archivalSlot.name)
+        slot.name = archivalSlot.name
+        slot.note = archivalSlot.legacyNote
         slot.lagSeconds = status.newestCommitAgeSeconds
         status.slot = slot
         if !slot.exists && !segments.isEmpty {

@@ -141,6 +141,10 @@ extension ChangeArchiver {
 
 /// The archival slot's state, as `info` and every archival pass see it.
 public struct SlotHealth: Codable, Sendable {
+    /// The slot's name (set by `info`).
+    public var name: String?
+    /// Set when the slot has the name older versions gave (still used: it belongs to this database).
+    public var note: String?
     public var exists: Bool
     public var walStatus: String?
     public var active: Bool
@@ -167,7 +171,7 @@ public struct SlotHealth: Codable, Sendable {
         guard let row = try await session.query("""
             SELECT wal_status, active, active_pid, coalesce(confirmed_flush_lsn, restart_lsn)::text AS confirmed,
                    pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(confirmed_flush_lsn, restart_lsn))::bigint AS lag
-            FROM pg_replication_slots WHERE slot_name = $1
+            FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()
             """, [slotName]).first else {
             return SlotHealth(exists: false, walStatus: nil, active: false, activePID: nil, confirmedFlushLSN: "0/0", lagBytes: 0, lagSeconds: nil)
         }

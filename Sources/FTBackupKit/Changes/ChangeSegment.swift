@@ -35,7 +35,9 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
     public static func dataPath(_ label: String) -> String { "\(folder)/\(label).seg.zst" }
     public static func manifestPath(_ label: String) -> String { "\(folder)/\(label).json" }
 
-    public func encoded() throws -> [UInt8] { Array(try JSONOutput.encode(self).utf8) + [0x0A] }
+    /// Commit times to the microsecond, as PostgreSQL gives them: the newest one is the end of the
+    /// recoverable window, and `restore --at` of exactly that time must be accepted.
+    public func encoded() throws -> [UInt8] { Array(try JSONOutput.encode(self, microseconds: true).utf8) + [0x0A] }
 
     /// Writes the manifest of a segment whose data file is sealed: what the stream summary saw, and
     /// any table whose description differs from the newest full backup's (logged as a warning).

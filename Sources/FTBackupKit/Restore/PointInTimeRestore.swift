@@ -80,7 +80,7 @@ public enum PointInTimeRestore {
         // From the first segment that reaches the consistent point, up to the first one that reaches past the target.
         guard let firstIndex = all.firstIndex(where: { (LSN.parse($0.endLSN) ?? 0) >= consistentPoint }) else {
             throw FTBackupError(.usage, "the change archive does not reach past \(Timestamps.display(target)): nothing archived after backup \(full.label)",
-                                hint: "run ftbackup backup --type incr and try again; newest recoverable time: \(newest.map { Timestamps.display($0) } ?? "none")")
+                                hint: "run ftbackup backup --type incr and try again; newest recoverable time: \(newest.map { Timestamps.displayExact($0) } ?? "none")")
         }
         var used: [ChangeSegmentManifest] = []
         var reached = false
@@ -94,10 +94,13 @@ public enum PointInTimeRestore {
                                     hint: "choose a later full backup (ftbackup info)")
             }
             used.append(segment)
-            if let last = segment.lastCommitTime, last > target { reached = true; break }
+            // Compared in PostgreSQL's microseconds: a time equal to the newest archived commit (the
+            // end of info's recoverable window) is reached, since replay includes a commit at TIME.
+            if let last = segment.lastCommitTime,
+               PgOutputDecoder.postgresMicroseconds(from: last) >= PgOutputDecoder.postgresMicroseconds(from: target) { reached = true; break }
         }
         guard reached else {
-            throw FTBackupError(.usage, "the change archive does not reach past \(Timestamps.display(target)): the newest archived commit is at \(newest.map { Timestamps.display($0) } ?? "none")",
+            throw FTBackupError(.usage, "the change archive does not reach past \(Timestamps.display(target)): the newest archived commit is at \(newest.map { Timestamps.displayExact($0) } ?? "none")",
                                 hint: "run ftbackup backup --type incr first, or choose a time at or before the newest archived commit")
         }
         // Read the segments up to the stop point: count what will be replayed, find the last transaction,

@@ -82,7 +82,15 @@ public struct LocalStorage: RepositoryStorage {
 
     /// Creates `path` and missing parents with mode 0700.
     static func makeDirectories(_ path: String) throws {
-        if access(path, F_OK) == 0 { return }
+        var info = stat()
+        if stat(path, &info) == 0 {
+            // A repository path (or a folder inside it) that is a file cannot become a folder.
+            guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                throw FTBackupError(.cannotWrite, "cannot use \(path) as a folder: it is a file",
+                                    hint: "point --repo (FTBACKUP_REPO) at a folder, or at a path that does not exist yet (it is created)")
+            }
+            return
+        }
         let parent = (path as NSString).deletingLastPathComponent
         if !parent.isEmpty, parent != path { try makeDirectories(parent) }
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw failure("cannot create folder", path, errno) }
@@ -103,6 +111,8 @@ public struct LocalStorage: RepositoryStorage {
             return FTBackupError(.cannotWrite, "\(what) \(path): \(reason)", hint: "free space on the repository's filesystem or point --repo elsewhere")
         case EROFS:
             return FTBackupError(.cannotWrite, "\(what) \(path): \(reason)", hint: "the repository's filesystem is mounted read-only")
+        case ENOTDIR:
+            return FTBackupError(.cannotWrite, "\(what) \(path): \(reason)", hint: "a part of the path is a file, not a folder; point --repo at a folder")
         case EACCES, EPERM:
             return FTBackupError(.cannotWrite, "\(what) \(path): \(reason)", hint: "run as the repository's owner or fix its permissions (0700)")
         case ENOENT:

@@ -8,12 +8,15 @@ public enum OutputFormat: String, Sendable, CaseIterable {
 
 /// Encodes command results as stable, sorted, pretty JSON with ISO 8601 UTC dates.
 public enum JSONOutput {
-    public static func encode<T: Encodable>(_ value: T) throws -> String {
+    /// Dates to the millisecond, or with `microseconds` to the microsecond (what PostgreSQL gives:
+    /// commit times and the recoverable window, which `restore --at` must accept as written). The
+    /// millisecond form stays the default: prune evidence is sealed over it.
+    public static func encode<T: Encodable>(_ value: T, microseconds: Bool = false) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
-            try container.encode(Timestamps.iso8601UTC(date))
+            try container.encode(microseconds ? Timestamps.iso8601UTCMicroseconds(date) : Timestamps.iso8601UTC(date))
         }
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
@@ -23,6 +26,33 @@ public enum JSONOutput {
 public enum Timestamps {
     public static func iso8601UTC(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt))
+    }
+
+    /// `2026-11-25T14:32:07.123456Z`: to the microsecond, as PostgreSQL keeps times.
+    public static func iso8601UTCMicroseconds(_ date: Date) -> String {
+        let total = (date.timeIntervalSince1970 * 1_000_000).rounded()
+        let seconds = (total / 1_000_000).rounded(.down)
+        let micros = Int(total - seconds * 1_000_000)
+        let whole = Date(timeIntervalSince1970: seconds).formatted(Date.ISO8601FormatStyle(timeZone: .gmt))
+        return String(whole.dropLast()) + String(format: ".%06dZ", micros)
+    }
+
+    /// Parses what `iso8601UTC` and `iso8601UTCMicroseconds` write (any number of fraction digits up to 9).
+    public static func parseISO8601(_ text: String) -> Date? {
+        if let match = text.wholeMatch(of: #/(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{4,9})(Z|[+-]\d{2}:\d{2})/#) {
+            guard let whole = try? Date("\(match.1)\(match.3)", strategy: Date.ISO8601FormatStyle()) else { return nil }
+            return whole.addingTimeInterval(Double("0.\(match.2)")!)
+        }
+        // Up to milliseconds: exactly as before, so re-encoded records (sealed evidence) come out the same.
+        return try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
+    /// With the fraction of the second when there is one (`2026-11-25 14:32:07.123456 UTC`): the exact
+    /// form of a time that `restore --at` must be able to take back.
+    public static func displayExact(_ date: Date) -> String {
+        var text = String(iso8601UTCMicroseconds(date).dropLast()).replacingOccurrences(of: "T", with: " ")
+        if text.hasSuffix(".000000") { text.removeLast(7) }
+        return text + " UTC"
     }
 
     /// A human form with the zone spelled out, e.g. `2026-11-25 14:32:07 UTC`.

@@ -85,6 +85,7 @@ import Testing
                         #expect(verify.stdout.contains(foreign.label) && verify.stdout.contains("database \(second.name)"), "\(verify.stdout)")
                         #expect(VerificationRecord.read(repo.repository, label: foreign.label) == nil)
                         // Expiry (everything past retention): the foreign full is no successor, and is not removed.
+                        try? FileManager.default.removeItem(atPath: "\(repo.path)/backups/\(foreign.label)/verified.json")
                         try FileManager.default.copyItem(atPath: "\(other.path)/backups/\(foreign.label)/verified.json",
                                                          toPath: "\(repo.path)/backups/\(foreign.label)/verified.json")
                         let report = try BackupExpiry.run(repositoryPath: repo.path, policy: try testPolicy(), dryRun: false,
@@ -103,11 +104,15 @@ import Testing
             try await ArchivedDatabase.with { second in
                 _ = try await first.full()
                 _ = try await second.full()
-                try await first.session.execute("INSERT INTO organizations.companies (name) SELECT 'first ' || g FROM generate_series(1, 5) g")
-                try await second.session.execute("INSERT INTO organizations.companies (name) SELECT 'second ' || g FROM generate_series(1, 7) g")
-                let (at, expected) = try await first.instant()
-                _ = try await second.incremental()
+                // The two change streams interleave in the cluster's WAL: the other database's segment
+                // starts before this one's first segment ends, so merged by LSN it would sit in this chain.
                 _ = try await first.incremental()
+                try await second.session.execute("INSERT INTO organizations.companies (name) SELECT 'second ' || g FROM generate_series(1, 7) g")
+                _ = try await second.incremental()
+                try await first.session.execute("INSERT INTO organizations.companies (name) SELECT 'first ' || g FROM generate_series(1, 5) g")
+                let (at, expected) = try await first.instant()
+                _ = try await first.incremental()
+                _ = try await second.incremental()
                 // Plant the other database's segments: one as written, one as an older version wrote it (no source, slot only).
                 let segments = try ChangeSegmentManifest.all(second.repo.repository.storage)
                 for (index, segment) in segments.enumerated() {

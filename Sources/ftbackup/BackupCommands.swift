@@ -79,11 +79,14 @@ struct InfoCommand: AsyncParsableCommand {
         var walLSN: String?
         /// When a verify last found every file good (nil: never, or a later verify failed).
         var verifiedAt: Date?
+        /// Set when the backup comes from another database than the repository's source: never used.
+        var foreignSource: String?
     }
 
     func run() async throws {
         try await reportingFailures {
             let repository = Repository.local(try global.existingRepositoryPath())
+            let view = try RepositorySourceView.load(repository)
             var entries = try repository.entries()
             if let label {
                 entries = entries.filter { $0.label == label }
@@ -96,21 +99,26 @@ struct InfoCommand: AsyncParsableCommand {
                            durationSeconds: m?.duration, tables: m?.totals.tables, rows: m?.totals.rows,
                            rawBytes: m?.totals.rawBytes, storedBytes: m?.totals.storedBytes,
                            source: m.map { "\($0.source.database) on \($0.source.server)" }, walLSN: m?.snapshot.walLSN,
-                           verifiedAt: VerificationRecord.read(repository, label: entry.label)?.verifiedAt)
+                           verifiedAt: VerificationRecord.read(repository, label: entry.label)?.verifiedAt,
+                           foreignSource: m.flatMap { view.mismatch(of: $0) })
             }
             let verification = try VerificationOverview.read(repository)
             // The slot's health needs the database; without --db / FTBACKUP_DB only the repository is read.
             let configured = global.database ?? ProcessInfo.processInfo.environment["FTBACKUP_DB"]
             let changes = try await ChangeArchiveStatus.read(repository, database: configured == nil ? nil : try global.connectionString())
+            let foreign = view.foreign
             if global.output == .json {
-                printLine(try JSONOutput.encode(["repository": AnyEncodable(repository.storage.location), "backups": AnyEncodable(rows),
-                                                 "changeArchive": AnyEncodable(changes), "verification": AnyEncodable(verification)], microseconds: true))
-                return changes.broken == nil ? .success : .unavailable
+                printLine(try JSONOutput.encode(["repository": AnyEncodable(repository.storage.location), "source": AnyEncodable(view.key?.description),
+                                                 "backups": AnyEncodable(rows), "changeArchive": AnyEncodable(changes),
+                                                 "verification": AnyEncodable(verification), "foreign": AnyEncodable(foreign)], microseconds: true))
+                return changes.broken != nil ? .unavailable : foreign.isEmpty ? .success : .dataError
             }
+            if let key = view.key { printLine("source: \(key)\(view.recorded ? "" : " (not recorded yet: the next backup records it)")") }
             if rows.isEmpty { printLine("no backups in \(repository.storage.location)") }
             for row in rows {
-                printLine("\(row.label)  \(row.type ?? "?")  \(row.status)")
+                printLine("\(row.label)  \(row.type ?? "?")  \(row.status)\(row.foreignSource == nil ? "" : "  FOREIGN SOURCE")")
                 if let problem = row.problem { printLine("  problem:        \(problem)") }
+                if let foreign = row.foreignSource { printLine("  foreign:        \(foreign)") }
                 guard let started = row.startedAt, let stopped = row.stoppedAt else { continue }
                 printLine("  started:        \(Timestamps.display(started))")
                 printLine("  stopped:        \(Timestamps.display(stopped)) (\(String(format: "%.1f", row.durationSeconds ?? 0)) s)")
@@ -141,6 +149,12 @@ struct InfoCommand: AsyncParsableCommand {
                 for item in failed {
                     printLine("  \(item.kind) \(item.name)  verify-failed  (checked \(item.lastVerifiedAt.map { Timestamps.display($0) } ?? "?")): \(item.problems?.first ?? "")")
                 }
+            }
+            if !foreign.isEmpty {
+                printLine("WARNING: \(foreign.count) BACKUP(S) OR SEGMENT(S) OF ANOTHER SOURCE: never restored, replayed or expired")
+                for problem in foreign where !problem.hasPrefix("backup ") { printLine("  \(problem)") }
+                printError("\(foreign.count) backup(s) or segment(s) of another source in \(repository.storage.location): \(foreign[0]) (hint: move them to a repository of their own)")
+                if changes.broken == nil { return .dataError }
             }
             if let broken = changes.broken {
                 printLine("WARNING: CHANGE ARCHIVE CHAIN BROKEN: \(broken)")

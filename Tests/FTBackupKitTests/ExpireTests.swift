@@ -75,7 +75,7 @@ import Testing
         try ChangeRowCopyWriter.header().withUnsafeBytes { try writer.write($0) }
         var file = try writer.finish()
         file.path = "\(label).seg.zst"
-        let manifest = ChangeSegmentManifest(formatVersion: 1, label: label, slot: "s", startLSN: LSN.format(endLSN - 1), endLSN: LSN.format(endLSN),
+        let manifest = ChangeSegmentManifest(formatVersion: 1, label: label, slot: ChangeArchivalNames.slot(database: "fasttrack"), startLSN: LSN.format(endLSN - 1), endLSN: LSN.format(endLSN),
                                              transactions: 1, firstCommitLSN: LSN.format(endLSN - 1), lastCommitLSN: LSN.format(endLSN - 1),
                                              firstCommitTime: last, lastCommitTime: last, relations: [], schemaChanges: nil, createdAt: last, file: file)
         try repository.storage.writeAll(ChangeSegmentManifest.manifestPath(label), try manifest.encoded())

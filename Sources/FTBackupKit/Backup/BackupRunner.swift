@@ -63,14 +63,19 @@ public enum BackupRunner {
                                               command: "backup --type full")
         defer { lock.release() }
         let logger = options.logger
-        for label in try repository.removeIncompleteBackups() {
-            logger.warning("removed incomplete backup left by an interrupted run", metadata: ["label": .string(label)])
-        }
 
         let startedAt = Date()
         let coordinator = try await DatabaseSession.connect(options.database, name: "ftbackup-coordinator")
         defer { coordinator.close() }
-        let source = try await sourceDescription(coordinator)
+        // The repository belongs to one database: refused before anything is written or removed.
+        let identity = try await coordinator.withConnection { try DatabaseIdentity.of($0) }
+        try RepositorySource.claim(repositoryPath: options.repositoryPath, identity: identity, command: "backup --type full")
+        for label in try repository.removeIncompleteBackups() {
+            logger.warning("removed incomplete backup left by an interrupted run", metadata: ["label": .string(label)])
+        }
+        var source = try await sourceDescription(coordinator)
+        source.systemIdentifier = identity.systemIdentifier
+        source.databaseOid = identity.databaseOid
         // Found before any work starts: a missing pg_dump must not cost a whole table copy.
         let pgDump = try PostgresTools.path(of: "pg_dump", serverVersionNumber: source.serverVersionNumber)
         try await coordinator.execute(SessionSettings.copy(encoding: source.encoding))

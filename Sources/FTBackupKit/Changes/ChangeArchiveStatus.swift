@@ -18,8 +18,10 @@ public struct ChangeArchiveStatus: Codable, Sendable {
     public var broken: String?
 
     public static func read(_ repository: Repository, database: ConnectionString?) async throws -> ChangeArchiveStatus {
-        let segments = try ChangeSegmentManifest.all(repository.storage)
-        let fulls = try repository.entries().compactMap(\.manifest).filter { $0.type == .full && $0.snapshot.origin == "replication-slot" }
+        // The window is the repository's own source's: another database's backups and segments are flagged by info, never counted.
+        let view = try RepositorySourceView.load(repository)
+        let segments = view.own(try ChangeSegmentManifest.all(repository.storage))
+        let fulls = view.own(try repository.entries().compactMap(\.manifest)).filter { $0.type == .full && $0.snapshot.origin == "replication-slot" }
         let newest = segments.compactMap(\.lastCommitTime).max()
         // The window starts at the oldest aligned full that the unbroken tail of the segment chain reaches back to.
         var chainStart = segments.last.flatMap { LSN.parse($0.startLSN) }

@@ -43,6 +43,8 @@ public enum ChangeArchiver {
         let session = try await DatabaseSession.connect(database, name: "ftbackup-incr")
         defer { session.close() }
         try await session.execute(decodingSettings)
+        let identity = try await session.withConnection { try DatabaseIdentity.of($0) }
+        try RepositorySource.claim(repositoryPath: repositoryPath, identity: identity, command: "backup --type incr")
         let slotName = try await ChangeArchivalNames.slot(session)
 
         let slot = try await SlotHealth.check(session, slot: slotName)
@@ -90,7 +92,7 @@ public enum ChangeArchiver {
             throw FTBackupError(.failure, "the slot returned no transaction, not even this pass's heartbeat",
                                 hint: "check that publication \(ChangeArchivalNames.publication) is FOR ALL TABLES (ftbackup setup)")
         }
-        let segment = try ChangeSegmentManifest.seal(label: label, slot: slotName, startLSN: LSN.parse(slot.confirmedFlushLSN) ?? 0,
+        let segment = try ChangeSegmentManifest.seal(label: label, slot: slotName, source: identity, startLSN: LSN.parse(slot.confirmedFlushLSN) ?? 0,
                                                      endLSN: endLSN, summary: summary, file: file, storage: storage, logger: logger)
         Failpoint.hit("incr.before-advance")
         try await session.query("SELECT pg_replication_slot_advance($1, $2::pg_lsn)", [slotName, LSN.format(endLSN)])
@@ -134,8 +136,10 @@ extension ChangeArchiver {
     /// True when a segment sealed after the newest full backup records a schema change.
     public static func needsNewFull(repositoryPath: String) throws -> Bool {
         let storage = LocalStorage(root: repositoryPath)
-        guard let full = try Repository(storage: storage).entries().last(where: { $0.manifest?.type == .full })?.manifest else { return false }
-        return try ChangeSegmentManifest.all(storage).contains { $0.createdAt > full.stoppedAt && !($0.schemaChanges ?? []).isEmpty }
+        let repository = Repository(storage: storage)
+        let view = try RepositorySourceView.load(repository)
+        guard let full = view.own(try repository.entries().compactMap(\.manifest)).last(where: { $0.type == .full }) else { return false }
+        return try view.own(ChangeSegmentManifest.all(storage)).contains { $0.createdAt > full.stoppedAt && !($0.schemaChanges ?? []).isEmpty }
     }
 }
 

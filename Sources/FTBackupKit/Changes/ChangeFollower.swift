@@ -43,6 +43,8 @@ public enum ChangeFollower {
         let control = try await DatabaseSession.connect(options.database, name: "ftbackup-follow-control")
         defer { control.close() }
         try await control.execute(ChangeArchiver.decodingSettings)
+        let identity = try await control.withConnection { try DatabaseIdentity.of($0) }
+        try RepositorySource.claim(repositoryPath: options.repositoryPath, identity: identity, command: "follow")
         let slotName = try await ChangeArchivalNames.slot(control)
         let health = try await SlotHealth.check(control, slot: slotName)
         if health.active {
@@ -84,7 +86,7 @@ public enum ChangeFollower {
         let policy = options.policy
         let shouldStop = options.shouldStop
         return try await stream.withConnection { connection in
-            var loop = FollowLoop(connection: connection, storage: storage, slot: slotName, compression: policy.compression,
+            var loop = FollowLoop(connection: connection, storage: storage, slot: slotName, source: identity, compression: policy.compression,
                                   sealEvery: sealEvery, sealBytes: policy.changeArchival.sealBytes, flushed: start, logger: logger)
             return try loop.run(shouldStop: shouldStop)
         }
@@ -96,6 +98,7 @@ struct FollowLoop {
     let connection: PGConnection
     let storage: LocalStorage
     let slot: String
+    let source: DatabaseIdentity
     let compression: Policy.Compression
     let sealEvery: Double
     let sealBytes: Int64
@@ -116,11 +119,12 @@ struct FollowLoop {
     var transactions = 0
     var bytesWritten: Int64 = 0
 
-    init(connection: PGConnection, storage: LocalStorage, slot: String, compression: Policy.Compression, sealEvery: Double,
+    init(connection: PGConnection, storage: LocalStorage, slot: String, source: DatabaseIdentity, compression: Policy.Compression, sealEvery: Double,
          sealBytes: Int64, flushed: UInt64, logger: Logger) {
         self.connection = connection
         self.storage = storage
         self.slot = slot
+        self.source = source
         self.compression = compression
         self.sealEvery = sealEvery
         self.sealBytes = sealBytes
@@ -214,7 +218,7 @@ struct FollowLoop {
         var file = try current.finish()
         file.path = "\(label).seg.zst"
         writer = nil
-        let manifest = try ChangeSegmentManifest.seal(label: label, slot: slot, startLSN: segmentStart, endLSN: end, summary: summary,
+        let manifest = try ChangeSegmentManifest.seal(label: label, slot: slot, source: source, startLSN: segmentStart, endLSN: end, summary: summary,
                                                       file: file, storage: storage, logger: logger)
         Failpoint.hit("follow.before-feedback")
         flushed = end

@@ -14,6 +14,8 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
     public var formatVersion: Int
     public var label: String
     public var slot: String
+    /// The database the slot belongs to (nil in segments written before segments recorded it).
+    public var source: DatabaseIdentity?
     /// The slot's confirmed position when this segment was read: it continues the previous segment
     /// only if this is at or before that segment's `endLSN` (otherwise the chain has a gap).
     public var startLSN: String
@@ -41,12 +43,14 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
 
     /// Writes the manifest of a segment whose data file is sealed: what the stream summary saw, and
     /// any table whose description differs from the newest full backup's (logged as a warning).
-    static func seal(label: String, slot: String, startLSN: UInt64, endLSN: UInt64, summary: ChangeStreamSummary,
+    static func seal(label: String, slot: String, source: DatabaseIdentity, startLSN: UInt64, endLSN: UInt64, summary: ChangeStreamSummary,
                      file: BackupManifest.StoredFile, storage: any RepositoryStorage, logger: Logger) throws -> ChangeSegmentManifest {
-        let newestFull = try Repository(storage: storage).entries().last { $0.manifest?.type == .full }?.manifest
+        let newestFull = try Repository(storage: storage).entries().last {
+            $0.manifest?.type == .full && SourceKey(source).mismatch(of: $0.manifest!) == nil
+        }?.manifest
         let changes = summary.schemaChanges(comparedWith: newestFull)
         let manifest = ChangeSegmentManifest(
-            formatVersion: 1, label: label, slot: slot, startLSN: LSN.format(startLSN), endLSN: LSN.format(endLSN),
+            formatVersion: 1, label: label, slot: slot, source: source, startLSN: LSN.format(startLSN), endLSN: LSN.format(endLSN),
             transactions: summary.transactions, firstCommitLSN: summary.firstCommitLSN.map(LSN.format),
             lastCommitLSN: summary.lastCommitLSN.map(LSN.format),
             firstCommitTime: summary.firstCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),

@@ -14,9 +14,15 @@ public enum BackupExpiry {
 
     /// Decides keep or remove for every backup folder in `entries` (as `Repository.entries()` lists
     /// them, oldest first). `verifications` holds the verification record of each backup that has one.
+    /// With `source` (the repository's, ``RepositorySourceView``), a backup of another database is
+    /// never removed and never counted as anyone's successor: it is kept for an operator.
     public static func plan(entries: [Repository.Entry], verifications: [String: VerificationRecord],
-                            policy: Policy, now: Date) -> ExpiryPlan {
-        let fulls = entries.compactMap(\.manifest).filter { $0.type == .full }.sorted { $0.label < $1.label }
+                            policy: Policy, now: Date, source: SourceKey? = nil) -> ExpiryPlan {
+        let foreign = Dictionary(entries.compactMap(\.manifest).compactMap { manifest in
+            source?.mismatch(of: manifest).map { (manifest.label, $0) }
+        }, uniquingKeysWith: { first, _ in first })
+        let own = entries.compactMap(\.manifest).filter { foreign[$0.label] == nil }
+        let fulls = own.filter { $0.type == .full }.sorted { $0.label < $1.label }
         let newestFull = fulls.last?.label
 
         /// The next newer complete full backup: what a restore falls back on once `label` is gone.
@@ -39,7 +45,7 @@ public enum BackupExpiry {
         // the only place that notion lives.
         var decisions: [String: (ExpiryPlan.Action, String)] = [:]
         var neededBy: [String: String] = [:]  // full label → the oldest kept incremental built on it
-        for manifest in entries.compactMap(\.manifest) where manifest.type == .incr {
+        for manifest in own where manifest.type == .incr {
             let decision = decide(manifest, retention: policy.incremental.retention)
             decisions[manifest.label] = decision
             if decision.0 == .keep, let base = fulls.last(where: { $0.label < manifest.label }), neededBy[base.label] == nil {
@@ -53,6 +59,8 @@ public enum BackupExpiry {
         let items = entries.map { entry -> ExpiryPlan.Item in
             let (action, reason): (ExpiryPlan.Action, String)
             switch entry.status {
+            case .complete where foreign[entry.label] != nil:
+                (action, reason) = (.keep, "another source, left for an operator: \(foreign[entry.label]!)")
             case .complete:
                 (action, reason) = decisions[entry.label] ?? (.keep, "not a known backup type")
             case .incomplete:
@@ -82,12 +90,14 @@ public enum BackupExpiry {
         defer { readLock.release() }
 
         let entries = try repository.entries()
+        let source = try RepositorySourceView.load(repository).key
         var verifications: [String: VerificationRecord] = [:]
         for entry in entries where entry.status == .complete {
             verifications[entry.label] = VerificationRecord.read(repository, label: entry.label)
         }
-        let plan = plan(entries: entries, verifications: verifications, policy: policy, now: now)
-        let segments = planSegments(try ChangeSegmentManifest.all(repository.storage), entries: entries, policy: policy, now: now)
+        let plan = plan(entries: entries, verifications: verifications, policy: policy, now: now, source: source)
+        let segments = planSegments(try ChangeSegmentManifest.all(repository.storage), entries: entries, policy: policy, now: now,
+                                    source: source)
         var removed: [String] = []
         var removedSegments: [String] = []
         if !dryRun {
@@ -110,14 +120,19 @@ public enum BackupExpiry {
 
     /// Change segments go once their last commit is older than the incremental retention (the
     /// point-in-time window), except those a restore from the newest kept aligned full still replays.
+    /// With `source`, another database's segments are kept for an operator and its fulls count for nothing.
     public static func planSegments(_ segments: [ChangeSegmentManifest], entries: [Repository.Entry], policy: Policy,
-                                    now: Date) -> [ExpiryReport.SegmentItem] {
-        let newestFull = entries.compactMap(\.manifest).filter { $0.type == .full && $0.snapshot.origin == "replication-slot" }.last
+                                    now: Date, source: SourceKey? = nil) -> [ExpiryReport.SegmentItem] {
+        let newestFull = entries.compactMap(\.manifest).filter {
+            $0.type == .full && $0.snapshot.origin == "replication-slot" && source?.mismatch(of: $0) == nil
+        }.last
         let newestPoint = newestFull.flatMap { LSN.parse($0.snapshot.walLSN) }
         let limit = cutoff(policy.incremental.retention, before: now)
         return segments.map { segment in
             let (action, reason): (ExpiryPlan.Action, String)
-            if let newestPoint, (LSN.parse(segment.endLSN) ?? .max) > newestPoint {
+            if let problem = source?.mismatch(of: segment) {
+                (action, reason) = (.keep, "another source, left for an operator: \(problem)")
+            } else if let newestPoint, (LSN.parse(segment.endLSN) ?? .max) > newestPoint {
                 (action, reason) = (.keep, "replayed from the newest full \(newestFull!.label)")
             } else if let last = segment.lastCommitTime, last >= limit {
                 (action, reason) = (.keep, "within \(policy.incremental.retention) retention")

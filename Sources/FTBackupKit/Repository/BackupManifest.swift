@@ -18,6 +18,8 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         public var systemIdentifier: String?
         public var database: String
         public var encoding: String
+        /// The database's oid (for information: a database created again under its name is the same source).
+        public var databaseOid: Int64? = nil
     }
 
     /// The instant all tables were read at.

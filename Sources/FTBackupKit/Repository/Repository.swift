@@ -45,9 +45,12 @@ public struct Repository: Sendable {
         }.sorted { $0.label < $1.label }
     }
 
-    /// The complete backup named `label`, or the newest complete full backup.
+    /// The complete backup named `label`, or the newest complete full backup, of the repository's
+    /// source (``RepositorySourceView``): a backup of another database is refused (exit 64) when
+    /// named, and passed over when choosing the newest.
     public func backup(label: String?) throws -> BackupManifest {
         let all = try entries()
+        let view = try RepositorySourceView.load(self)
         if let label {
             guard let entry = all.first(where: { $0.label == label }) else {
                 throw FTBackupError(.usage, "no backup \(label) in \(storage.location)", hint: "ftbackup info lists the backups")
@@ -56,10 +59,14 @@ public struct Repository: Sendable {
                 throw FTBackupError(.dataError, "backup \(label) is \(entry.status.rawValue): \(entry.problem ?? "")",
                                     hint: "choose another backup (ftbackup info)")
             }
+            if let problem = view.mismatch(of: manifest) {
+                throw FTBackupError(.usage, "\(problem): refused", hint: "restore it from a repository of that database; ftbackup info flags such backups")
+            }
             return manifest
         }
-        guard let newest = all.last(where: { $0.manifest?.type == .full })?.manifest else {
-            throw FTBackupError(.usage, "no complete full backup in \(storage.location)", hint: "take one with ftbackup backup --type full")
+        guard let newest = view.own(all.compactMap(\.manifest)).last(where: { $0.type == .full }) else {
+            throw FTBackupError(.usage, "no complete full backup\(view.key.map { " of \($0)" } ?? "") in \(storage.location)",
+                                hint: "take one with ftbackup backup --type full")
         }
         return newest
     }

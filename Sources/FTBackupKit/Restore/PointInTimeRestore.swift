@@ -66,7 +66,9 @@ public enum PointInTimeRestore {
     }
 
     static func makePlan(_ repository: Repository, options: RestoreOptions, at target: Date) async throws -> (Plan, [ChangeSegmentManifest]) {
-        let fulls = try repository.entries().compactMap(\.manifest).filter { $0.type == .full && $0.snapshot.origin == "replication-slot" }
+        // Only the repository's own source: another database's fulls and segments are never merged in.
+        let view = try RepositorySourceView.load(repository)
+        let fulls = view.own(try repository.entries().compactMap(\.manifest)).filter { $0.type == .full && $0.snapshot.origin == "replication-slot" }
         guard let full = fulls.last(where: { $0.snapshot.time <= target }) else {
             let oldest = fulls.first.map { "the oldest is \($0.label), consistent at \(Timestamps.display($0.snapshot.time))" } ?? "there is none"
             throw FTBackupError(.usage, "no full backup aligned with the change archive is at or before \(Timestamps.display(target)): \(oldest)",
@@ -75,7 +77,10 @@ public enum PointInTimeRestore {
         guard let consistentPoint = LSN.parse(full.snapshot.walLSN) else {
             throw FTBackupError(.dataError, "backup \(full.label) records an unreadable consistent point \(full.snapshot.walLSN)")
         }
-        let all = try ChangeSegmentManifest.all(repository.storage)
+        let stored = try ChangeSegmentManifest.all(repository.storage)
+        let foreign = stored.compactMap { view.mismatch(of: $0) }
+        for problem in foreign { options.logger.warning("change segment left out: \(problem)") }
+        let all = view.own(stored)
         let newest = all.compactMap(\.lastCommitTime).max()
         // From the first segment that reaches the consistent point, up to the first one that reaches past the target.
         guard let firstIndex = all.firstIndex(where: { (LSN.parse($0.endLSN) ?? 0) >= consistentPoint }) else {

@@ -58,6 +58,9 @@ public enum RestoreRunner {
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .read, exclusive: false, command: "restore")
         defer { lock.release() }
         let manifest = try repository.backup(label: options.label)
+        if options.label == nil {
+            for problem in try RepositorySourceView.load(repository).foreign { options.logger.warning("left out: \(problem)") }
+        }
         let (plan, tables) = try RestorePlan.make(manifest: manifest, schemas: options.schemas, target: options.target.redacted,
                                                   jobs: options.jobs, clean: options.clean, noOwner: options.noOwner)
         if options.dryRun { return RestoreReport(plan: plan, phases: [:], seconds: 0) }

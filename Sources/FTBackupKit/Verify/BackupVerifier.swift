@@ -54,7 +54,8 @@ public enum BackupVerifier {
                             bytes: manifest.files.reduce(0) { $0 + $1.storedBytes }, badFiles: bad, problem: nil)
     }
 
-    /// Verifies the named backup or every backup; incomplete and unreadable ones count as bad.
+    /// Verifies the named backup or every backup; incomplete and unreadable ones count as bad, and so
+    /// does a backup of another database than the repository's source (``RepositorySourceView``).
     ///
     /// Each backup that checks out gets a `verified.json` (``VerificationRecord``), which expiry
     /// requires of a successor before it removes anything older; a backup that fails loses its
@@ -65,10 +66,15 @@ public enum BackupVerifier {
         if let label, entries.isEmpty {
             throw FTBackupError(.usage, "no backup \(label) in \(repository.storage.location)", hint: "ftbackup info lists the backups")
         }
+        let view = try RepositorySourceView.load(repository)
         var results: [BackupResult] = []
         for entry in entries {
             let result: BackupResult
-            if let manifest = entry.manifest {
+            if let manifest = entry.manifest, let problem = view.mismatch(of: manifest) {
+                // Another database's backup: never verified here, so expiry never counts it as a successor.
+                result = BackupResult(label: entry.label, status: entry.status, ok: false, files: manifest.files.count,
+                                      bytes: manifest.totals.storedBytes, badFiles: [], problem: problem)
+            } else if let manifest = entry.manifest {
                 result = try await verify(repository, manifest: manifest, jobs: jobs)
             } else {
                 result = BackupResult(label: entry.label, status: entry.status, ok: false, files: 0, bytes: 0,

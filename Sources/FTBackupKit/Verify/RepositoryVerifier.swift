@@ -101,7 +101,8 @@ public enum RepositoryVerifier {
                 if backup.badFiles.isEmpty {
                     report.badFiles.append(.init(kind: "backup", record: backup.label,
                                                  path: "\(repository.storage.location)/\(repository.backupFolder(backup.label))",
-                                                 problem: "backup \(backup.label) is \(backup.status.rawValue): \(backup.problem ?? "")"))
+                                                 problem: backup.status == .complete ? backup.problem ?? "bad"
+                                                    : "backup \(backup.label) is \(backup.status.rawValue): \(backup.problem ?? "")"))
                 }
                 for file in backup.badFiles {
                     report.badFiles.append(.init(kind: "backup", record: backup.label, path: file.path, problem: file.problem ?? file.path))
@@ -118,6 +119,14 @@ public enum RepositoryVerifier {
         if request.parts.contains(.segments) {
             report.segments = try await SegmentVerifier.verify(repository, jobs: request.jobs, now: now)
             collect(report.segments!)
+            // A segment of another database (or slot) is never replayed: it is bad here whatever its files hold.
+            let view = try RepositorySourceView.load(repository)
+            for segment in view.segments {
+                guard let problem = view.mismatch(of: segment) else { continue }
+                report.badFiles.append(.init(kind: "segment", record: segment.label,
+                                             path: "\(repository.storage.location)/\(ChangeSegmentManifest.manifestPath(segment.label))",
+                                             problem: problem))
+            }
         }
         if request.parts.contains(.archives) {
             report.archives = try await ArchiveVerifier.verify(repository, jobs: request.jobs, now: now)

@@ -93,6 +93,9 @@ public enum ToolDataArchiver {
         let session = try await DatabaseSession.connect(options.database, name: "ftbackup-archive")
         defer { session.close() }
         try await session.execute(SessionSettings.copy(encoding: "UTF8"))
+        let identity = try await session.withConnection { try DatabaseIdentity.of($0) }
+        try RepositorySource.claim(repositoryPath: options.repositoryPath, identity: identity, command: "lifecycle archive",
+                                   record: !options.dryRun)
 
         let reconciled = options.dryRun ? [] : try await session.withConnection { connection in
             try reconcile(store, connection: connection, logger: options.logger)

@@ -136,6 +136,9 @@ public enum AuditPruner {
         let session = try await DatabaseSession.connect(options.database, name: "ftbackup-prune")
         defer { session.close() }
         try await session.execute(SessionSettings.copy(encoding: "UTF8"))
+        let identity = try await session.withConnection { try DatabaseIdentity.of($0) }
+        try RepositorySource.claim(repositoryPath: options.repositoryPath, identity: identity, command: "lifecycle prune-audit",
+                                   record: !options.dryRun)
         return try await session.withConnection { connection in
             try prune(connection, storage: storage, options: options, started: started)
         }

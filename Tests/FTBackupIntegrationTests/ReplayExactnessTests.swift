@@ -25,7 +25,8 @@ func sequenceStates(_ session: DatabaseSession, _ names: [String]) async throws 
     return states
 }
 
-/// A sequence no column owns, a descending and a cycling one: after restore --at, each is where the source's was.
+/// A sequence no column owns drawn on by two tables, one behind a partitioned table, a descending and a
+/// cycling one: after restore --at, each is where the source's was.
 let sequenceSchemaSQL = """
     CREATE SCHEMA rs;
     CREATE SEQUENCE rs.gseq;
@@ -36,6 +37,12 @@ let sequenceSchemaSQL = """
     CREATE SEQUENCE rs.cseq MAXVALUE 5 CYCLE;
     CREATE TABLE rs.c (id int PRIMARY KEY DEFAULT nextval('rs.cseq'), v text);
     ALTER SEQUENCE rs.cseq OWNED BY rs.c.id;
+    CREATE TABLE rs.g2 (id int PRIMARY KEY DEFAULT nextval('rs.gseq'));
+    CREATE SEQUENCE rs.pseq;
+    CREATE TABLE rs.p (id bigint DEFAULT nextval('rs.pseq'), k int) PARTITION BY LIST (k);
+    CREATE TABLE rs.p1 PARTITION OF rs.p FOR VALUES IN (1);
+    CREATE TABLE rs.p2 (id bigint, k int);
+    ALTER TABLE rs.p ATTACH PARTITION rs.p2 FOR VALUES IN (2);
     INSERT INTO rs.g (v) SELECT 'before the full' FROM generate_series(1, 5);
     """
 
@@ -113,19 +120,21 @@ extension ChangeArchivalTests.PointInTimeTests {
             _ = try await a.full()
             try await a.session.execute("""
                 INSERT INTO rs.g (v) SELECT 'after' FROM generate_series(1, 5);
+                INSERT INTO rs.g2 DEFAULT VALUES;
+                INSERT INTO rs.p (k) VALUES (1), (2), (2);
                 INSERT INTO rs.d (v) SELECT 'after' FROM generate_series(1, 5);
                 INSERT INTO rs.c (v) SELECT 'first lap' FROM generate_series(1, 5);
                 DELETE FROM rs.c WHERE id <= 3;
                 INSERT INTO rs.c (v) SELECT 'second lap' FROM generate_series(1, 2);
                 """)
             let beforeHeartbeat = try await a.instant()
-            let firstStates = try await sequenceStates(a.session, ["rs.gseq", "rs.dseq"])
-            #expect(firstStates == ["rs.gseq=10,true", "rs.dseq=-5,true"])
+            let firstStates = try await sequenceStates(a.session, ["rs.gseq", "rs.dseq", "rs.pseq"])
+            #expect(firstStates == ["rs.gseq=11,true", "rs.dseq=-5,true", "rs.pseq=3,true"])
             _ = try await a.incremental()
             try await a.session.execute("INSERT INTO rs.g (v) SELECT 'after the heartbeat' FROM generate_series(1, 2)")
             let afterHeartbeat = try await a.instant()
             let secondStates = try await sequenceStates(a.session, ["rs.gseq", "rs.dseq", "rs.cseq"])
-            #expect(secondStates == ["rs.gseq=12,true", "rs.dseq=-5,true", "rs.cseq=2,true"])
+            #expect(secondStates == ["rs.gseq=13,true", "rs.dseq=-5,true", "rs.cseq=2,true"])
             _ = try await a.incremental()
 
             // Before any heartbeat after the full, the columns drawing from a sequence say where it got to
@@ -133,9 +142,9 @@ extension ChangeArchivalTests.PointInTimeTests {
             try await a.restore(at: beforeHeartbeat.0) { t in
                 let restored = try await TableFingerprint.compute(t)
                 #expect(TableFingerprint.differences(source: beforeHeartbeat.1, restored: restored) == [])
-                let restoredStates = try await sequenceStates(t, ["rs.gseq", "rs.dseq"])
+                let restoredStates = try await sequenceStates(t, ["rs.gseq", "rs.dseq", "rs.pseq"])
                 #expect(restoredStates == firstStates)
-                try await t.execute("INSERT INTO rs.g (v) VALUES ('next'); INSERT INTO rs.d (v) VALUES ('next')")
+                try await t.execute("INSERT INTO rs.g (v) VALUES ('next'); INSERT INTO rs.g2 DEFAULT VALUES; INSERT INTO rs.d (v) VALUES ('next')")
             }
             try await a.restore(at: afterHeartbeat.0) { t in
                 let restored = try await TableFingerprint.compute(t)

@@ -6,29 +6,35 @@ import Foundation
 /// and the restore time carry values the sequence gave later. Where the order is certain — a sequence
 /// that does not CYCLE — an ascending one is raised to the largest value any column drawing from it
 /// holds, and a descending one lowered to the smallest. The columns are every column whose DEFAULT
-/// calls the sequence (found through `pg_attrdef`'s dependency, owned or not, any table) and the
-/// identity column it backs; only integer columns, and only values inside the sequence's range, count.
+/// calls the sequence (found through `pg_attrdef`'s dependency, owned or not, any table; a partition
+/// through its parent) and the identity column it backs; only integer columns, and only values inside
+/// the sequence's range, count.
 /// A cycling sequence keeps the heartbeat's value: past a wrap, the largest value says nothing.
 enum SequenceFloor {
     /// Applies the floor (or, descending, the ceiling) to each of `sequences` (OIDs) that has one.
     static func apply(_ connection: PGConnection, sequences: [Int64]) throws {
         guard !sequences.isEmpty else { return }
         let columns = try connection.query("""
+            WITH u AS (
+                SELECT d.refobjid AS seq, ad.adrelid AS rel, ad.adnum AS attnum
+                FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+                WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = ANY($1::oid[])
+                UNION
+                SELECT d.objid, d.refobjid, d.refobjsubid FROM pg_depend d
+                WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i'
+                  AND d.refobjsubid > 0 AND d.objid = ANY($1::oid[]))
             SELECT u.seq::bigint AS seq, format('%s%s', CASE WHEN r.relkind = 'r' THEN 'ONLY ' ELSE '' END, u.rel::regclass) AS source,
                    quote_ident(a.attname) AS col, s.seqincrement > 0 AS ascending, s.seqincrement::text AS increment,
                    format('%s.%s', quote_ident(n.nspname), quote_ident(q.relname)) AS sequence, s.seqmin::text AS min, s.seqmax::text AS max
-            FROM (SELECT d.refobjid AS seq, ad.adrelid AS rel, ad.adnum AS attnum
-                  FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
-                  WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
-                  UNION
-                  SELECT d.objid, d.refobjid, d.refobjsubid FROM pg_depend d
-                  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i' AND d.refobjsubid > 0) u
+            FROM u
             JOIN pg_sequence s ON s.seqrelid = u.seq AND NOT s.seqcycle
             JOIN pg_class q ON q.oid = u.seq JOIN pg_namespace n ON n.oid = q.relnamespace
             JOIN pg_class r ON r.oid = u.rel AND r.relkind IN ('r', 'p')
             JOIN pg_attribute a ON a.attrelid = u.rel AND a.attnum = u.attnum AND NOT a.attisdropped
                                 AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-            WHERE u.seq = ANY($1::bigint[])
+            -- A partition whose parent draws from the same sequence is read through the parent.
+            WHERE NOT (r.relispartition AND EXISTS (SELECT 1 FROM pg_inherits i JOIN u p ON p.rel = i.inhparent AND p.seq = u.seq
+                                                    WHERE i.inhrelid = u.rel))
             ORDER BY 1, 2, 3
             """, [PostgresArray.text(sequences.map(String.init))])
         var bySequence: [Int64: [(source: String, column: String)]] = [:]

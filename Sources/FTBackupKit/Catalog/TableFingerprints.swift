@@ -25,9 +25,10 @@ public struct TableFingerprint: Codable, Sendable, Equatable, CustomStringConver
         for row in tables.rows {
             let schema = try row.requiredString("schema"), table = try row.requiredString("table")
             let name = try session.qualifiedName(schema, table)
+            // ROW(t.*), not t: a table with a column named t would hash that column alone.
             let hashed = try await session.query("""
                 SELECT count(*) AS rows, md5(coalesce(string_agg(h, '' ORDER BY h), '')) AS hash
-                FROM (SELECT md5(t::text) AS h FROM ONLY \(name) t) s
+                FROM (SELECT md5(ROW(t.*)::text) AS h FROM ONLY \(name) t) s
                 """)
             result.append(TableFingerprint(schema: schema, table: table, rows: try hashed.first!.int64("rows"),
                                            hash: try hashed.first!.requiredString("hash")))

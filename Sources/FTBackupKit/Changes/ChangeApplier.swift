@@ -3,22 +3,28 @@ import Foundation
 /// Applies decoded transactions to a restored database, as they were applied at the source.
 ///
 /// INSERT from the new tuple; UPDATE sets only the columns that are not unchanged-TOAST markers,
-/// keyed by the old key (`K`), the old full row (`O`, replica identity full: one matching row by
-/// `ctid`), or the new tuple's key columns; DELETE likewise; TRUNCATE with RESTART IDENTITY and
-/// CASCADE as flagged. Statements are prepared once per table, operation and column set. Every
-/// UPDATE and DELETE must touch exactly one row: anything else means the restored database and the
-/// archive disagree, and replay stops rather than diverge silently.
+/// keyed by the old key (`K`), the old full row (`O`, replica identity full: one row holding exactly
+/// those values, by `ctid`), or the new tuple's key columns; DELETE likewise; TRUNCATE with RESTART
+/// IDENTITY and CASCADE as flagged. UPDATE and DELETE reach only the table itself (`ONLY`), never
+/// the children of an inheritance parent. A `GENERATED ALWAYS` identity column is never SET to a
+/// value: left out when unchanged, set to DEFAULT from its sequence positioned at the source's value
+/// when the source changed it. Statements are prepared once per table, operation and column set.
+/// Every UPDATE and DELETE must touch exactly one row: anything else means the restored database and
+/// the archive disagree, and replay stops rather than diverge silently.
 final class ChangeApplier {
     private let connection: PGConnection
     private let schemas: Set<String>?
     private var relations: [UInt32: RelationDescription] = [:]
     private var statements: [String: String] = [:]
-    private var checkedRelations: Set<UInt32> = []
+    /// The target's columns of each relation checked against its description (see `ReplayColumn`).
+    private var targetColumns: [UInt32: [ReplayColumn]] = [:]
     /// Bumped when a relation's description changes, so statements prepared for the old one are not reused.
     private var generations: [UInt32: Int] = [:]
     /// The newest heartbeat's sequence values (schema.name → [last_value, is_called]).
     private(set) var sequences: [String: [String]] = [:]
     private(set) var changesApplied = 0
+    /// The commit time (PostgreSQL microseconds) of the transaction being applied, for error messages.
+    var commitTime: Int64?
 
     /// Tables the full did not copy (policy exclusions, extension tables): their changes are skipped.
     private let ignored: Set<String>
@@ -34,7 +40,7 @@ final class ChangeApplier {
         switch message {
         case .relation(let relation):
             if let known = relations[relation.relid], known != relation {
-                checkedRelations.remove(relation.relid)
+                targetColumns[relation.relid] = nil
                 generations[relation.relid, default: 0] += 1
             }
             relations[relation.relid] = relation
@@ -51,31 +57,68 @@ final class ChangeApplier {
                 // OVERRIDING SYSTEM VALUE: identity values come from the source, as COPY restores them.
                 return ("INSERT INTO \(try qualified(relation)) (\(list)) OVERRIDING SYSTEM VALUE VALUES (\(values))", columns.count)
             }
-            try run(name, columns.map { text(new[$0]) }, expect: nil, relation, "INSERT", lsn)
+            try connection.executePrepared(name, columns.map { text(new[$0]) })
+            changesApplied += 1
         case .update(let relid, let oldKey, let oldFull, let new):
-            guard let relation = try target(relid, tuples: [oldKey, oldFull, new]) else { return }
+            guard let relation = try target(relid, tuples: [oldKey, oldFull, new]), let columns = targetColumns[relid] else { return }
             // Unchanged TOAST values are left alone; so are key columns when no old key came (the key did
-            // not change), and, with an old full row, columns whose value did not change (an identity
-            // column GENERATED ALWAYS may only be "updated" to what it already is by leaving it out).
-            let set = relation.columns.indices.filter { index in
+            // not change), and, with an old full row, columns whose value did not change.
+            var set = relation.columns.indices.filter { index in
                 guard new[index] != .unchangedToast else { return false }
                 if let oldFull { return oldFull[index] != new[index] }
                 return oldKey != nil || !relation.columns[index].isKey
             }
-            guard !set.isEmpty else { changesApplied += 1; return }
-            let (whereSQL, whereValues, whereMask) = try match(relation, oldKey: oldKey, oldFull: oldFull, new: new, first: set.count + 1)
-            let name = try statement("U\(relid):\(set.map(String.init).joined(separator: ",")):\(whereMask)") {
-                let assignments = try set.enumerated().map { "\(try connection.escapeIdentifier(relation.columns[$1].name)) = $\($0 + 1)" }
-                return ("UPDATE \(try qualified(relation)) t SET \(assignments.joined(separator: ", ")) WHERE \(whereSQL)", set.count + whereValues.count)
+            // A GENERATED ALWAYS identity column can only be "updated" to DEFAULT: known unchanged, it is left
+            // out; known changed, it is set to DEFAULT from its sequence positioned at the source's value; not
+            // known (only the key came), the row must still hold the value, or else it changed.
+            var identity: (index: Int, mode: IdentityMode)?
+            if let index = columns.firstIndex(where: \.isAlwaysIdentity), let position = set.firstIndex(of: index) {
+                set.remove(at: position)
+                if oldFull != nil { identity = (index, .setDefault) }  // (with the old row, `set` holds changed columns only)
+                else if let oldKey, relation.columns[index].isKey { identity = oldKey[index] != new[index] ? (index, .setDefault) : nil }
+                else { identity = (index, .assertUnchanged) }
             }
-            try run(name, set.map { text(new[$0]) } + whereValues, expect: 1, relation, "UPDATE", lsn)
+            guard !set.isEmpty || identity != nil else { changesApplied += 1; return }
+            let (whereSQL, whereValues, whereMask) = try match(relation, oldKey: oldKey, oldFull: oldFull, new: new, first: set.count + 1)
+            func update(_ mode: IdentityMode?) throws -> Int {
+                let key = "U\(relid):\(set.map(String.init).joined(separator: ",")):\(whereMask):\(mode.map { "\($0)" } ?? "")"
+                let name = try statement(key) {
+                    var assignments = try set.enumerated().map { "\(try connection.escapeIdentifier(relation.columns[$1].name)) = $\($0 + 1)" }
+                    var condition = whereSQL
+                    if let identity, let mode {
+                        let column = try connection.escapeIdentifier(relation.columns[identity.index].name)
+                        switch mode {
+                        case .setDefault: assignments.append("\(column) = DEFAULT")
+                        case .assertUnchanged: condition += " AND t.\(column) = $\(set.count + whereValues.count + 1)"
+                        }
+                        if assignments.isEmpty, let key = relation.columns.firstIndex(where: \.isKey) {
+                            // Nothing else changed: a no-op assignment, so the statement can still find the row.
+                            let keyColumn = try connection.escapeIdentifier(relation.columns[key].name)
+                            assignments.append("\(keyColumn) = t.\(keyColumn)")
+                        }
+                    }
+                    let extra = mode == .assertUnchanged ? 1 : 0
+                    return ("UPDATE ONLY \(try qualified(relation)) t SET \(assignments.joined(separator: ", ")) WHERE \(condition)",
+                            set.count + whereValues.count + extra)
+                }
+                var values = set.map { text(new[$0]) } + whereValues
+                if let identity, mode == .assertUnchanged { values.append(text(new[identity.index])) }
+                if let identity, mode == .setDefault {
+                    // The next value the sequence gives is the source's (replay sets every sequence at the end).
+                    try connection.query("SELECT setval($1::regclass, $2::bigint, false)", [columns[identity.index].identitySequence, text(new[identity.index])])
+                }
+                return try connection.executePrepared(name, values)
+            }
+            var affected = try update(identity?.mode)
+            if affected == 0, identity?.mode == .assertUnchanged { affected = try update(.setDefault) }  // the source changed it
+            try expectOne(affected, relation, "UPDATE", lsn)
         case .delete(let relid, let oldKey, let oldFull):
             guard let relation = try target(relid, tuples: [oldKey, oldFull]) else { return }
             let (whereSQL, whereValues, whereMask) = try match(relation, oldKey: oldKey, oldFull: oldFull, new: nil, first: 1)
             let name = try statement("D\(relid):\(whereMask)") {
-                ("DELETE FROM \(try qualified(relation)) t WHERE \(whereSQL)", whereValues.count)
+                ("DELETE FROM ONLY \(try qualified(relation)) t WHERE \(whereSQL)", whereValues.count)
             }
-            try run(name, whereValues, expect: 1, relation, "DELETE", lsn)
+            try expectOne(try connection.executePrepared(name, whereValues), relation, "DELETE", lsn)
         case .truncate(let relids, let cascade, let restartIdentity):
             let names = try relids.compactMap { try target($0) }.map(qualified)
             guard !names.isEmpty else { return }
@@ -98,18 +141,14 @@ final class ChangeApplier {
         }
         if relation.namespace == ChangeArchivalNames.schema || ignored.contains("\(relation.namespace).\(relation.name)") { return nil }
         if let schemas, !schemas.contains(relation.namespace) { return nil }
-        if !checkedRelations.contains(relid) {
+        if targetColumns[relid] == nil {
             // A relation description that no longer matches the restored table means DDL happened after the full.
-            let columns = try connection.query("""
-                SELECT a.attname AS name FROM pg_attribute a
-                WHERE a.attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-                ORDER BY a.attnum
-                """, [relation.namespace, relation.name]).rows.map { try $0.requiredString("name") }
-            guard columns == relation.columns.map(\.name) else {
-                throw FTBackupError(.dataError, "schema change detected: \(relation.namespace).\(relation.name) has columns \(columns) in the restored full but \(relation.columns.map(\.name)) in the change archive",
+            let columns = try ReplayColumn.load(connection, schema: relation.namespace, table: relation.name)
+            guard columns.map(\.name) == relation.columns.map(\.name) else {
+                throw FTBackupError(.dataError, "schema change detected: \(relation.namespace).\(relation.name) has columns \(columns.map(\.name)) in the restored full but \(relation.columns.map(\.name)) in the change archive",
                                     hint: "restore to a time after the next full backup taken since the change")
             }
-            checkedRelations.insert(relid)
+            targetColumns[relid] = columns
         }
         return relation
     }
@@ -124,14 +163,24 @@ final class ChangeApplier {
     /// The WHERE clause that finds the one row an UPDATE or DELETE touched at the source.
     private func match(_ relation: RelationDescription, oldKey: [TupleValue]?, oldFull: [TupleValue]?, new: [TupleValue]?,
                        first: Int) throws -> (String, [String?], String) {
-        if let oldFull {
-            // Replica identity full: compare every column that was sent, as text (json has no equality).
+        if let oldFull, let columns = targetColumns[relation.relid] {
+            // Replica identity full: the row holding exactly the old values (see ReplayColumn.exactMatch). NULLs
+            // are matched with IS NULL, so the statement's shape records which columns were NULL.
             let used = relation.columns.indices.filter { oldFull[$0] != .unchangedToast }
-            let conditions = try used.enumerated().map {
-                "s.\(try connection.escapeIdentifier(relation.columns[$1].name))::text IS NOT DISTINCT FROM $\(first + $0)::text"
+            var conditions: [String] = []
+            var values: [String?] = []
+            for index in used {
+                let column = try connection.escapeIdentifier(relation.columns[index].name)
+                if case .text(let value) = oldFull[index] {
+                    values.append(value)
+                    conditions.append(columns[index].exactMatch(column, parameter: first + values.count - 1))
+                } else {
+                    conditions.append("s.\(column) IS NULL")
+                }
             }
-            let sql = "t.ctid = (SELECT s.ctid FROM \(try qualified(relation)) s WHERE \(conditions.joined(separator: " AND ")) LIMIT 1)"
-            return (sql, used.map { text(oldFull[$0]) }, "O" + used.map(String.init).joined(separator: ","))
+            let sql = "t.ctid = (SELECT s.ctid FROM ONLY \(try qualified(relation)) s WHERE \(conditions.isEmpty ? "true" : conditions.joined(separator: " AND ")) LIMIT 1)"
+            let mask = used.map { "\($0)\(oldFull[$0] == .null ? "n" : "")" }.joined(separator: ",")
+            return (sql, values, "O" + mask)
         }
         let keys = relation.columns.indices.filter { relation.columns[$0].isKey }
         guard !keys.isEmpty else {
@@ -156,13 +205,22 @@ final class ChangeApplier {
         return name
     }
 
-    private func run(_ name: String, _ values: [String?], expect: Int?, _ relation: RelationDescription, _ what: String, _ lsn: UInt64) throws {
-        let affected = try connection.executePrepared(name, values)
-        if let expect, affected != expect {
-            throw FTBackupError(.dataError, "replay diverged: \(what) on \(relation.namespace).\(relation.name) at LSN \(LSN.format(lsn)) touched \(affected) rows, expected \(expect)",
-                                hint: "the restored full and the change archive disagree; restore from another full backup")
+    private func expectOne(_ affected: Int, _ relation: RelationDescription, _ what: String, _ lsn: UInt64) throws {
+        guard affected == 1 else {
+            let when = commitTime.map { Timestamps.display(PgOutputDecoder.date(fromPostgresMicroseconds: $0)) } ?? "its commit"
+            throw FTBackupError(.dataError, "replay diverged: \(what) on \(relation.namespace).\(relation.name) at LSN \(LSN.format(lsn)) touched \(affected) rows, expected 1",
+                                hint: "the target holds a partial restore: drop it. Every full backup taken before this change replays it the same way; restore --at a time before \(when), or after the next full backup taken since then, and report this (ftbackup verify --segments checks the archive)")
         }
         changesApplied += 1
+    }
+
+    /// How an UPDATE treats a `GENERATED ALWAYS` identity column whose new value came.
+    private enum IdentityMode: String, CustomStringConvertible {
+        /// The source changed it: SET it to DEFAULT after positioning its sequence at the new value.
+        case setDefault = "d"
+        /// Not known whether it changed: match only a row that still holds the new value.
+        case assertUnchanged = "a"
+        var description: String { rawValue }
     }
 
     private func qualified(_ relation: RelationDescription) throws -> String {

@@ -228,6 +228,7 @@ public enum PointInTimeRestore {
                         } else {
                             applying = true
                             lastApplied = final
+                            applier.commitTime = time
                         }
                     case .commit:
                         if applying {
@@ -252,28 +253,24 @@ public enum PointInTimeRestore {
         }
     }
 
-    /// Sequences are not decoded: set each to the newest heartbeat's value, and never below its column's maximum.
+    /// Sequences are not decoded: every sequence of the restored schemas (owned by a column or not) is set
+    /// to the newest replayed heartbeat's value (`SequenceFloor` then moves it past values drawn since).
     static func setSequences(_ connection: PGConnection, values: [String: [String]], schemas: Set<String>) throws {
         let sequences = try connection.query("""
-            SELECT n.nspname AS schema, c.relname AS name, d.refobjid::regclass::text AS owner_table, a.attname AS owner_column
+            SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            LEFT JOIN pg_depend d ON d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-            LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
             WHERE c.relkind = 'S' AND n.nspname = ANY($1::text[])
             """, [PostgresArray.text(Array(schemas))])
+        var oids: [Int64] = []
         for row in sequences.rows {
             let schema = try row.requiredString("schema"), name = try row.requiredString("name")
-            let sequence = try connection.escapeLiteral(try connection.qualifiedName(schema, name))
+            oids.append(try row.int64("oid"))
             if let recorded = values["\(schema).\(name)"], recorded.count == 2 {
+                let sequence = try connection.escapeLiteral(try connection.qualifiedName(schema, name))
                 try connection.query("SELECT setval(\(sequence)::regclass, $1::bigint, $2::boolean)", [recorded[0], recorded[1] == "t"])
             }
-            if let table = try row.string("owner_table"), let column = try row.string("owner_column") {
-                try connection.query("""
-                    SELECT setval(\(sequence)::regclass, m) FROM (SELECT max(\(try connection.escapeIdentifier(column)))::bigint AS m FROM \(table)) s
-                    WHERE m IS NOT NULL AND m > (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM \(try connection.qualifiedName(schema, name)))
-                    """)
-            }
         }
+        try SequenceFloor.apply(connection, sequences: oids)
     }
 }
 

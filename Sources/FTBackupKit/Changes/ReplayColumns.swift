@@ -1,0 +1,52 @@
+import Foundation
+
+/// What replay needs to know about one column of a restored table, read once per relation from the
+/// target's own catalog (user-defined type OIDs differ between the source and a restored copy, so the
+/// relation message's type OID is not used).
+struct ReplayColumn: Equatable {
+    var name: String
+    /// `format_type(atttypid, atttypmod)`, as the replay session spells it (`character(5)`, `rs.mood`, `numeric(10,2)[]`).
+    var sqlType: String
+    /// The type (the base type of a domain, the element type of an array) has a default btree operator
+    /// class, so `=` is a true equivalence: rows can be found by typed equality, and an index can help.
+    /// Types without one (json, xml, point, box, composites) are matched by their text form only.
+    var hasEquality: Bool
+    /// `GENERATED ALWAYS AS IDENTITY`: an UPDATE may only set it to DEFAULT.
+    var isAlwaysIdentity: Bool
+    /// The identity's sequence (`pg_get_serial_sequence`), quoted and qualified.
+    var identitySequence: String?
+
+    /// The published columns (not dropped, not generated) of `schema.table` in attribute order.
+    static func load(_ connection: PGConnection, schema: String, table: String) throws -> [ReplayColumn] {
+        try connection.query("""
+            SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attidentity = 'a' AS always_identity,
+                   CASE WHEN a.attidentity = 'a' THEN pg_get_serial_sequence(a.attrelid::regclass::text, a.attname) END AS sequence,
+                   (SELECT CASE WHEN e.typtype IN ('e', 'r', 'm') THEN true ELSE EXISTS (
+                               SELECT 1 FROM pg_opclass o JOIN pg_am am ON am.oid = o.opcmethod AND am.amname = 'btree'
+                               WHERE o.opcdefault AND (o.opcintype = e.oid OR EXISTS (
+                                   SELECT 1 FROM pg_cast k WHERE k.castsource = e.oid AND k.casttarget = o.opcintype
+                                                             AND k.castmethod = 'b' AND k.castcontext = 'i'))) END
+                    FROM pg_type b JOIN pg_type e ON e.oid = CASE WHEN b.typcategory = 'A' AND b.typelem <> 0 THEN b.typelem ELSE b.oid END
+                    WHERE b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END) AS typed
+            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+            WHERE a.attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+            ORDER BY a.attnum
+            """, [schema, table]).rows.map {
+            ReplayColumn(name: try $0.requiredString("name"), sqlType: try $0.requiredString("type"),
+                         hasEquality: try $0.bool("typed") ?? false, isAlwaysIdentity: try $0.bool("always_identity") ?? false,
+                         identitySequence: try $0.string("sequence"))
+        }
+    }
+
+    /// The condition that `s.<column>` holds exactly the value pgoutput sent as the text of parameter
+    /// `$n`: the text is read back through the column's type (`'t'` and `'true'` are one boolean, an
+    /// `inet` prints without `/32`, `char(n)` keeps its padding), then compared as text in the "C"
+    /// collation so values that are equal but not identical (`0` and `-0`, `1.0` and `1.00`,
+    /// `'1 day'` and `'24 hours'`) are told apart. Typed equality comes first where the type has it,
+    /// so the text form is only computed for candidate rows.
+    func exactMatch(_ quotedName: String, parameter n: Int) -> String {
+        let typed = "$\(n)::\(sqlType)"
+        let text = "s.\(quotedName)::text COLLATE \"C\" = (\(typed))::text"
+        return hasEquality ? "s.\(quotedName) = \(typed) AND \(text)" : text
+    }
+}

@@ -22,6 +22,9 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Drop exactly the schemas being restored from the target first.")
     var clean = false
 
+    @Flag(help: "With --clean: also drop what other schemas hold on the restored ones and cannot be saved and put back (listed first; without it such a restore is refused).")
+    var cascade = false
+
     @Flag(help: "Confirm restoring over the backup's own source database (needs --clean).")
     var yes = false
 
@@ -44,6 +47,7 @@ struct RestoreCommand: AsyncParsableCommand {
                 schemas: schemas, jobs: global.jobs, clean: clean, confirmed: yes, noOwner: noOwner, dryRun: dryRun,
                 logger: makeLogger())
             options.keepRetired = keepRetired
+            options.cascade = cascade
             options.policy = try global.policy()
             if let at {
                 guard label == nil else { throw FTBackupError(.usage, "--at and --set cannot be combined", hint: "--at picks the full backup itself") }

@@ -3,33 +3,41 @@ import Logging
 
 /// What `DROP SCHEMA … CASCADE` would take from *other* schemas when `--clean` drops the schemas being
 /// restored: foreign keys that point into them (`organizations.featured_canvases` → a tool's
-/// `tool_data`) and views or materialized views built on them (`organizations.tool_usage_summary`).
+/// `tool_data`), views or materialized views built on them (`organizations.tool_usage_summary`), and
+/// row-security policies on other schemas' tables whose expressions name their tables, functions or types.
 ///
 /// They are saved from the target before the drop and put back once the restored schemas are whole,
 /// so `--clean` drops exactly the schemas being restored. Views are saved with `pg_dump --schema-only`
 /// (definition, indexes, owner, grants, comments) and refreshed if they were populated; foreign keys
 /// are re-added as they were, and validated: restored rows that no longer satisfy one leave it
 /// `NOT VALID` (still enforced for new rows) with a warning naming it, rather than failing the restore.
-struct OutsideDependants {
-    struct ForeignKey {
+struct OutsideDependants: Sendable {
+    struct ForeignKey: Sendable {
         var table: String       // qualified, quoted
         var name: String
         var definition: String  // pg_get_constraintdef with every name qualified
         var partitioned: Bool
     }
-    struct View {
+    struct View: Sendable {
         var schema: String
         var name: String
         var materialized: Bool
         var populated: Bool
     }
 
+    struct Policy: Sendable {
+        var table: String       // qualified, quoted
+        var name: String
+        var create: String      // the whole CREATE POLICY, every name qualified
+    }
+
     var foreignKeys: [ForeignKey] = []
     var views: [View] = []
+    var policies: [Policy] = []
     /// `pg_dump -Fc --schema-only` of the views, when there are any.
     var viewDump: String?
 
-    var isEmpty: Bool { foreignKeys.isEmpty && views.isEmpty }
+    var isEmpty: Bool { foreignKeys.isEmpty && views.isEmpty && policies.isEmpty }
 
     /// Reads the dependants of `schemas` that live outside them, and dumps the views.
     static func capture(_ target: DatabaseSession, schemas: [String], options: RestoreOptions) async throws -> OutsideDependants {
@@ -68,6 +76,23 @@ struct OutsideDependants {
                     View(schema: try $0.requiredString("schema"), name: try $0.requiredString("name"),
                          materialized: try $0.bool("materialized") ?? false, populated: try $0.bool("populated") ?? false)
                 }
+                found.policies = try connection.query("""
+                    SELECT format('%I.%I', p.schemaname, p.tablename) AS tbl, p.policyname AS name, p.permissive, to_json(p.roles)::text AS roles,
+                           p.cmd, p.qual, p.with_check
+                    FROM pg_policies p
+                    JOIN pg_policy po ON po.polname = p.policyname AND po.polrelid = format('%I.%I', p.schemaname, p.tablename)::regclass
+                    WHERE NOT p.schemaname = ANY($1::text[])
+                      AND EXISTS (SELECT 1 FROM pg_depend d, LATERAL pg_identify_object(d.refclassid, d.refobjid, 0) i
+                                  WHERE d.classid = 'pg_policy'::regclass AND d.objid = po.oid AND i.schema = ANY($1::text[]))
+                    ORDER BY po.oid
+                    """, [list]).rows.map { row in
+                    let table = try row.requiredString("tbl"), name = try row.requiredString("name")
+                    let roles = try JSONDecoder().decode([String].self, from: Data(try row.requiredString("roles").utf8)).map { $0 == "public" ? "PUBLIC" : try connection.escapeIdentifier($0) }
+                    var create = "CREATE POLICY \(try connection.escapeIdentifier(name)) ON \(table) AS \(try row.requiredString("permissive")) FOR \(try row.requiredString("cmd")) TO \(roles.joined(separator: ", "))"
+                    if let qual = try row.string("qual") { create += " USING (\(qual))" }
+                    if let check = try row.string("with_check") { create += " WITH CHECK (\(check))" }
+                    return Policy(table: table, name: name, create: create)
+                }
                 return found
             }
         }
@@ -87,7 +112,20 @@ struct OutsideDependants {
         return found
     }
 
-    /// Puts the saved dependants back: views (refreshed if they were populated), then foreign keys.
+    /// Drops the saved dependants (inside `CleanDrop`'s transaction), so the schemas' drop takes nothing of theirs.
+    func drop(_ connection: PGConnection) throws {
+        for key in foreignKeys {
+            try connection.execute("ALTER TABLE \(key.table) DROP CONSTRAINT IF EXISTS \(try connection.escapeIdentifier(key.name))")
+        }
+        for policy in policies {
+            try connection.execute("DROP POLICY IF EXISTS \(try connection.escapeIdentifier(policy.name)) ON \(policy.table)")
+        }
+        for view in views.reversed() {
+            try connection.execute("DROP \(view.materialized ? "MATERIALIZED VIEW" : "VIEW") IF EXISTS \(try connection.qualifiedName(view.schema, view.name)) CASCADE")
+        }
+    }
+
+    /// Puts the saved dependants back: views (refreshed if they were populated), policies, then foreign keys.
     /// Returns a warning per foreign key the restored rows do not satisfy.
     func putBack(_ target: DatabaseSession, options: RestoreOptions) async throws -> [String] {
         if let viewDump {
@@ -101,6 +139,7 @@ struct OutsideDependants {
                 try await target.execute("REFRESH MATERIALIZED VIEW \(try target.qualifiedName(view.schema, view.name))")
             }
         }
+        for policy in policies { try await target.execute(policy.create) }
         var warnings: [String] = []
         for key in foreignKeys {
             let name = try target.escapeIdentifier(key.name)
@@ -116,6 +155,20 @@ struct OutsideDependants {
             }
         }
         return warnings
+    }
+
+    /// After a failed restore: writes the foreign keys and policies as a SQL script and keeps the views'
+    /// dump (no longer removed), so they can be put back by hand. Nil if the script cannot be written.
+    mutating func keepForLater(_ target: DatabaseSession) -> (script: String, views: String?)? {
+        let statements = policies.map { $0.create + ";" } + foreignKeys.map {
+            "ALTER TABLE \($0.table) ADD CONSTRAINT \((try? target.escapeIdentifier($0.name)) ?? $0.name) \($0.definition);"
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ftbackup-dependants-\(UUID().uuidString).sql").path
+        guard FileManager.default.createFile(atPath: path, contents: Data((statements.joined(separator: "\n") + "\n").utf8),
+                                             attributes: [.posixPermissions: 0o600]) else { return nil }
+        let views = viewDump
+        viewDump = nil
+        return (path, views)
     }
 
     func removeFiles() {

@@ -19,6 +19,9 @@ public struct RestoreOptions: Sendable {
     public var keepRetired = false
     /// The policy (application triggers, legal hold) for removing retired data again; nil: the built-in default.
     public var policy: Policy?
+    /// With `--clean`: drop also what depends on the restored schemas elsewhere and cannot be saved and
+    /// put back (`--cascade`); without it such a restore is refused before anything is dropped.
+    public var cascade = false
 
     public init(target: ConnectionString, repositoryPath: String, label: String? = nil, schemas: [String] = [], jobs: Int = 2,
                 clean: Bool = false, confirmed: Bool = false, noOwner: Bool = false, dryRun: Bool = false,
@@ -93,66 +96,85 @@ public enum RestoreRunner {
                                                                                             target.serverVersionNumber))
         let dumpFile = try materializeSchemaDump(repository, manifest: manifest)
         defer { try? FileManager.default.removeItem(atPath: dumpFile) }
+        // ftbackup's own objects (publication, schema, event triggers) are never restored.
+        let contents = try RestoreContents.read(pgRestore, dumpFile: dumpFile)
+        let listFile = try contents.writeList()
+        defer { try? FileManager.default.removeItem(atPath: listFile) }
         let child = options.target.forChildProcess()
         var common = ["--exit-on-error", "--no-password"]
         if !child.conninfo.isEmpty { common.append("--dbname=\(child.conninfo)") }
         if options.noOwner { common += ["--no-owner", "--no-privileges"] }
         if !plan.wholeDatabase { common += plan.schemas.flatMap { ["--schema", $0] } }
 
-        // What other schemas hold on the ones --clean drops (foreign keys, views) is saved and put back at the end.
+        // What other schemas hold on the ones --clean drops (foreign keys, views, policies) is saved and put back at the end.
         var dependants = OutsideDependants()
         defer { dependants.removeFiles() }
+        var touched = false
         if options.clean {
+            // What pg_restore would create but --clean does not drop must not exist yet: refused before anything is dropped.
+            let clashes = try await contents.clashes(target, plan: plan)
+            if !clashes.isEmpty {
+                throw FTBackupError(.usage, "target \(target.target) already has \(clashes.count) object(s) the restore would create outside the schemas --clean drops: \(clashes.prefix(10).joined(separator: ", ")); nothing was dropped",
+                                    hint: "drop them from the target first (they come back from the backup), or restore into an empty database")
+            }
             try await timed("clean") {
                 dependants = try await OutsideDependants.capture(target, schemas: plan.schemas, options: options)
-                try await dropSchemas(target, plan: plan, tables: tables)
-            }
-        }
-        if !plan.wholeDatabase {
-            // pg_restore --schema restores a schema's objects but not the schema itself.
-            for schema in plan.schemas where schema != "public" {
-                try await target.execute("CREATE SCHEMA \(try target.escapeIdentifier(schema))")
-            }
-        }
-        try await timed("pre-data") {
-            try await runTool(pgRestore, common + ["--section=pre-data", "--single-transaction", dumpFile], child.environment, options.target)
-        }
-        try await timed("data") {
-            try await loadTables(tables, manifest: manifest, repository: repository, options: options, keysOnly: afterData != nil)
-        }
-        try await timed("sequences") {
-            // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all.
-            try await runTool(pgRestore, common + ["--section=data", "--single-transaction", dumpFile], child.environment, options.target)
-            try await target.withConnection { connection in
-                try connection.transaction {
-                    for sequence in manifest.sequences where plan.schemas.contains(sequence.schema) {
-                        let name = try connection.escapeLiteral(try connection.qualifiedName(sequence.schema, sequence.name))
-                        try connection.query("SELECT setval(\(name)::regclass, $1::bigint, $2::boolean)", [sequence.lastValue, sequence.isCalled])
-                    }
-                }
-            }
-        }
-        if let afterData {
-            try await timed("replay") { try await afterData() }
-            try await timed("indexes") { try await buildSecondaryIndexes(tables, options: options) }
-        }
-        try await timed("post-data") {
-            // What the data phase built already (indexes, primary keys, unique constraints) is left out.
-            let listFile = try postDataList(pgRestore, dumpFile: dumpFile, builtFor: tables)
-            defer { try? FileManager.default.removeItem(atPath: listFile) }
-            var environment = child.environment
-            environment["PGOPTIONS"] = "-c maintenance_work_mem=512MB -c synchronous_commit=off"
-            try await runTool(pgRestore, common + ["--section=post-data", "--jobs=\(options.jobs)", "--use-list=\(listFile)", dumpFile],
-                              environment, options.target)
-        }
-        try await timed("refresh") {
-            for view in manifest.materializedViews where plan.schemas.contains(view.schema) {
-                try await target.execute("REFRESH MATERIALIZED VIEW \(try target.qualifiedName(view.schema, view.name))")
+                let saved = dependants
+                let taken = try await CleanDrop.run(target, plan: plan, dependants: saved, cascade: options.cascade)
+                touched = true
+                for object in taken { logger.warning("--cascade dropped \(object)") }
             }
         }
         var warnings: [String] = []
-        if !dependants.isEmpty {
-            try await timed("dependants") { warnings = try await dependants.putBack(target, options: options) }
+        do {
+            if !plan.wholeDatabase {
+                // pg_restore --schema restores a schema's objects but not the schema itself.
+                for schema in plan.schemas where schema != "public" {
+                    try await target.execute("CREATE SCHEMA \(try target.escapeIdentifier(schema))")
+                }
+            }
+            try await timed("pre-data") {
+                try await runTool(pgRestore, common + ["--section=pre-data", "--single-transaction", "--use-list=\(listFile)", dumpFile], child.environment, options.target)
+            }
+            try await timed("data") {
+                try await loadTables(tables, manifest: manifest, repository: repository, options: options, keysOnly: afterData != nil)
+            }
+            try await timed("sequences") {
+                // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all.
+                try await runTool(pgRestore, common + ["--section=data", "--single-transaction", "--use-list=\(listFile)", dumpFile], child.environment, options.target)
+                try await target.withConnection { connection in
+                    try connection.transaction {
+                        for sequence in manifest.sequences where plan.schemas.contains(sequence.schema) {
+                            let name = try connection.escapeLiteral(try connection.qualifiedName(sequence.schema, sequence.name))
+                            try connection.query("SELECT setval(\(name)::regclass, $1::bigint, $2::boolean)", [sequence.lastValue, sequence.isCalled])
+                        }
+                    }
+                }
+            }
+            if let afterData {
+                try await timed("replay") { try await afterData() }
+                try await timed("indexes") { try await buildSecondaryIndexes(tables, options: options) }
+            }
+            try await timed("post-data") {
+                // What the data phase built already (indexes, primary keys, unique constraints) is left out.
+                let postList = try postDataList(contents, builtFor: tables)
+                defer { try? FileManager.default.removeItem(atPath: postList) }
+                var environment = child.environment
+                environment["PGOPTIONS"] = "-c maintenance_work_mem=512MB -c synchronous_commit=off"
+                try await runTool(pgRestore, common + ["--section=post-data", "--jobs=\(options.jobs)", "--use-list=\(postList)", dumpFile],
+                                  environment, options.target)
+            }
+            try await timed("refresh") {
+                for view in manifest.materializedViews where plan.schemas.contains(view.schema) {
+                    try await target.execute("REFRESH MATERIALIZED VIEW \(try target.qualifiedName(view.schema, view.name))")
+                }
+            }
+            if !dependants.isEmpty {
+                try await timed("dependants") { warnings = try await dependants.putBack(target, options: options) }
+            }
+        } catch {
+            // From here on the target was changed: say exactly how it was left and what to run.
+            throw RestoreFailure.describe(error, target: target, plan: plan, options: options, dropped: touched, dependants: &dependants)
         }
         if afterData != nil {
             try await timed("analyze") {
@@ -208,28 +230,6 @@ public enum RestoreRunner {
             if !missing.isEmpty {
                 throw FTBackupError(.usage, "target server lacks roles the backup's objects name: \(missing.joined(separator: ", "))",
                                     hint: "create them first, or pass --no-owner to skip ownership and grants")
-            }
-        }
-    }
-
-    static func dropSchemas(_ target: DatabaseSession, plan: RestorePlan, tables: [BackupManifest.Table]) async throws {
-        try await target.withConnection { connection in
-            try connection.transaction {
-                for schema in plan.schemas where schema != "public" {
-                    try connection.execute("DROP SCHEMA IF EXISTS \(try connection.escapeIdentifier(schema)) CASCADE")
-                }
-                if plan.schemas.contains("public") {
-                    let existing = try connection.query("""
-                        SELECT c.relname AS name, c.relkind AS kind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-                        """)
-                    for row in existing.rows {
-                        let name = try connection.qualifiedName("public", try row.requiredString("name"))
-                        let kind = try row.requiredString("kind")
-                        let noun = ["v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE", "f": "FOREIGN TABLE"][kind] ?? "TABLE"
-                        try connection.execute("DROP \(noun) IF EXISTS \(name) CASCADE")
-                    }
-                }
             }
         }
     }
@@ -314,8 +314,8 @@ public enum RestoreRunner {
     }
 
 
-    /// pg_restore's table of contents without the entries the data phase already built.
-    static func postDataList(_ pgRestore: String, dumpFile: String, builtFor tables: [BackupManifest.Table]) throws -> String {
+    /// pg_restore's table of contents (ftbackup's own entries already out) without the entries the data phase built.
+    static func postDataList(_ contents: RestoreContents, builtFor tables: [BackupManifest.Table]) throws -> String {
         var built = Set<String>()
         for table in tables {
             for index in table.indexes {
@@ -326,21 +326,7 @@ public enum RestoreRunner {
                 }
             }
         }
-        var listing: [UInt8] = []
-        try PostgresTools.run(pgRestore, ["--list", dumpFile]) { listing.append(contentsOf: $0) }
-        let kept = String(decoding: listing, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).filter { line in
-            // "<id>; <classid> <oid> <TYPE> <schema> <tag> <owner>"
-            guard !line.hasPrefix(";"), let separator = line.range(of: "; ") else { return true }
-            let fields = line[separator.upperBound...].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-            guard fields.count == 3, let ownerStart = fields[2].lastIndex(of: " ") else { return true }
-            return !built.contains(String(fields[2][..<ownerStart]))
-        }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ftbackup-\(UUID().uuidString).list").path
-        guard FileManager.default.createFile(atPath: path, contents: Data(kept.joined(separator: "\n").utf8),
-                                             attributes: [.posixPermissions: 0o600]) else {
-            throw FTBackupError(.cannotWrite, "cannot write \(path)", hint: "check free space in the temporary folder (TMPDIR)")
-        }
-        return path
+        return try contents.writeList { built.contains("\($0.type) \($0.schema ?? "-") \($0.tag)") }
     }
 
     /// The secondary indexes left out by a keys-only load, built over `jobs` connections.

@@ -27,7 +27,7 @@ public enum PostgresTools {
     }
 
     /// Runs a program to completion, streaming its stdout to `stdoutSink` (on the calling thread).
-    /// Fails with its last stderr lines when it exits non-zero.
+    /// Fails with its first error (the cause) and its last stderr lines when it exits non-zero.
     public static func run(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:],
                            secrets: ConnectionString? = nil,
                            stdoutSink: ((UnsafeRawBufferPointer) throws -> Void)? = nil) throws {
@@ -74,8 +74,23 @@ public enum PostgresTools {
         guard process.terminationReason == .exit, process.terminationStatus == 0 else {
             let text = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
             let lines = text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
-            let message = secrets?.scrub(lines.suffix(3).joined(separator: "; ")) ?? lines.suffix(3).joined(separator: "; ")
+            let summary = errorSummary(lines)
+            let message = secrets?.scrub(summary) ?? summary
             throw FTBackupError(.failure, "\(name) failed (exit \(process.terminationStatus)): \(message.isEmpty ? "no message" : message)")
         }
+    }
+
+    /// The first error line with the command it came from (pg_restore's "Command was:"), then the last
+    /// line if it says something else: the cause, not only how the program ended.
+    static func errorSummary(_ lines: [String]) -> String {
+        guard let first = lines.firstIndex(where: { $0.contains("error:") || $0.contains("ERROR:") }) else {
+            return lines.suffix(3).joined(separator: "; ")
+        }
+        var parts = [lines[first]]
+        if first + 1 < lines.count, lines[first + 1].hasPrefix("Command was:") {
+            parts.append(String(lines[first + 1].prefix(300)))
+        }
+        if let last = lines.last, first < lines.count - 1, !parts.contains(last), !last.hasPrefix("Command was:") { parts.append(last) }
+        return parts.joined(separator: "; ")
     }
 }

@@ -1,0 +1,120 @@
+import Foundation
+
+/// The schema dump's table of contents (`pg_restore --list`), as the restore uses it: ftbackup's own
+/// objects taken out, and the entries pg_restore would create outside what `--clean` drops checked
+/// against the target before anything is dropped.
+///
+/// ftbackup's own objects (publication `ftbackup`, schema `ftbackup`, its event triggers) belong to the
+/// target's own archival and are never restored: a backup taken after `setup` holds
+/// `CREATE PUBLICATION ftbackup`, which fails on any target that has it.
+struct RestoreContents {
+    struct Entry {
+        var line: String
+        var type: String      // "FUNCTION", "FOREIGN DATA WRAPPER", …
+        var schema: String?   // nil for "-"
+        var tag: String
+    }
+    /// Every line of the listing (comments included), ftbackup's own entries left out.
+    var lines: [String]
+    var entries: [Entry]
+
+    /// Entry types, longest first so "PUBLICATION TABLE" wins over "PUBLICATION".
+    static let types = ["FOREIGN DATA WRAPPER", "PUBLICATION TABLES IN SCHEMA", "PUBLICATION TABLE", "EVENT TRIGGER", "USER MAPPING",
+                        "FK CONSTRAINT", "TABLE DATA", "SEQUENCE SET", "SEQUENCE OWNED BY", "DEFAULT ACL", "TEXT SEARCH CONFIGURATION",
+                        "TEXT SEARCH DICTIONARY", "MATERIALIZED VIEW DATA", "MATERIALIZED VIEW", "FOREIGN TABLE", "OPERATOR CLASS",
+                        "OPERATOR FAMILY", "ROW SECURITY", "PUBLICATION", "SERVER", "FUNCTION", "PROCEDURE", "AGGREGATE", "DOMAIN",
+                        "TYPE", "SCHEMA", "EXTENSION", "CONSTRAINT", "CHECK CONSTRAINT", "INDEX", "INDEX ATTACH", "TABLE", "VIEW", "SEQUENCE",
+                        "TRIGGER", "POLICY", "RULE", "DEFAULT", "STATISTICS", "COLLATION", "CONVERSION", "OPERATOR", "COMMENT", "ACL", "CAST"]
+        .sorted { $0.count > $1.count }
+
+    /// Reads the listing of `dumpFile`.
+    static func read(_ pgRestore: String, dumpFile: String) throws -> RestoreContents {
+        var listing: [UInt8] = []
+        try PostgresTools.run(pgRestore, ["--list", dumpFile]) { listing.append(contentsOf: $0) }
+        return parse(String(decoding: listing, as: UTF8.self))
+    }
+
+    static func parse(_ text: String) -> RestoreContents {
+        var lines: [String] = []
+        var entries: [Entry] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+            guard let entry = entry(line) else { lines.append(line); continue }
+            if isOwn(entry) { continue }
+            lines.append(line)
+            entries.append(entry)
+        }
+        return RestoreContents(lines: lines, entries: entries)
+    }
+
+    /// "<id>; <classid> <oid> <TYPE> <schema> <tag> <owner>"
+    static func entry(_ line: String) -> Entry? {
+        guard !line.hasPrefix(";"), let separator = line.range(of: "; ") else { return nil }
+        let fields = line[separator.upperBound...].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        guard fields.count == 3 else { return nil }
+        let rest = String(fields[2])
+        guard let type = types.first(where: { rest.hasPrefix($0 + " ") }) else { return nil }
+        let afterType = rest.dropFirst(type.count + 1)
+        let parts = afterType.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, let ownerStart = parts[1].lastIndex(of: " ") else { return nil }
+        let schema = parts[0] == "-" ? nil : String(parts[0])
+        return Entry(line: line, type: type, schema: schema, tag: String(parts[1][..<ownerStart]))
+    }
+
+    /// ftbackup's own objects: never restored.
+    static func isOwn(_ entry: Entry) -> Bool {
+        let own = ChangeArchivalNames.schema, publication = ChangeArchivalNames.publication
+        if entry.schema == own { return true }
+        switch entry.type {
+        case "SCHEMA": return entry.tag == own
+        case "PUBLICATION": return entry.tag == publication
+        case "PUBLICATION TABLE", "PUBLICATION TABLES IN SCHEMA": return entry.tag.hasPrefix(publication + " ")
+        case "EVENT TRIGGER": return entry.tag.hasPrefix("ftbackup")
+        case "COMMENT", "ACL":
+            return ["SCHEMA \(own)", "PUBLICATION \(publication)"].contains(entry.tag) || entry.tag.hasPrefix("EVENT TRIGGER ftbackup")
+        default: return false
+        }
+    }
+
+    /// Writes the listing (optionally without some entries) to a private temporary file for `--use-list`.
+    func writeList(excluding: (Entry) -> Bool = { _ in false }) throws -> String {
+        let excluded = Set(entries.filter(excluding).map(\.line))
+        let kept = lines.filter { !excluded.contains($0) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ftbackup-\(UUID().uuidString).list").path
+        guard FileManager.default.createFile(atPath: path, contents: Data(kept.joined(separator: "\n").utf8),
+                                             attributes: [.posixPermissions: 0o600]) else {
+            throw FTBackupError(.cannotWrite, "cannot write \(path)", hint: "check free space in the temporary folder (TMPDIR)")
+        }
+        return path
+    }
+
+    /// What pg_restore would create that `--clean` does not drop first, and the target already has:
+    /// objects without a schema (servers, wrappers, publications, event triggers) and, in `public`
+    /// (where `--clean` drops only relations), functions, types and domains. For a `--schema` restore
+    /// pg_restore creates only the named schemas' objects, so only `public`'s can clash.
+    func clashes(_ target: DatabaseSession, plan: RestorePlan) async throws -> [String] {
+        var found: [String] = []
+        for entry in entries {
+            let inPublic = entry.schema == "public" && plan.schemas.contains("public")
+            guard inPublic || (entry.schema == nil && plan.wholeDatabase) else { continue }
+            let sql: String
+            let parameters = [entry.tag]
+            switch entry.type {
+            case "FUNCTION", "PROCEDURE", "AGGREGATE" where inPublic:
+                sql = "SELECT 1 FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.proname || '(' || oidvectortypes(p.proargtypes) || ')' = $1"
+            case "TYPE", "DOMAIN" where inPublic:
+                sql = "SELECT 1 FROM pg_type t WHERE t.typnamespace = 'public'::regnamespace AND t.typname = $1"
+            case "SERVER": sql = "SELECT 1 FROM pg_foreign_server WHERE srvname = $1"
+            case "FOREIGN DATA WRAPPER": sql = "SELECT 1 FROM pg_foreign_data_wrapper WHERE fdwname = $1"
+            case "PUBLICATION": sql = "SELECT 1 FROM pg_publication WHERE pubname = $1"
+            case "EVENT TRIGGER": sql = "SELECT 1 FROM pg_event_trigger WHERE evtname = $1"
+            case "SCHEMA" where entry.tag != "public" && !plan.schemas.contains(entry.tag):
+                sql = "SELECT 1 FROM pg_namespace WHERE nspname = $1"
+            default: continue
+            }
+            if try await target.query(sql, parameters).count > 0 {
+                found.append("\(entry.type.lowercased()) \(entry.schema.map { "\($0)." } ?? "")\(entry.tag)")
+            }
+        }
+        return found
+    }
+}

@@ -61,20 +61,21 @@ enum CleanDrop {
     static func outsideObjects(_ connection: PGConnection, schemas: [String]) throws -> [String] {
         try connection.query("""
             SELECT pg_describe_object(x.c, x.o, x.s) AS what
-            FROM (SELECT 'pg_class'::regclass AS c, oid AS o, 0 AS s FROM pg_class WHERE oid >= 16384
-                  UNION ALL SELECT 'pg_class'::regclass, attrelid, attnum FROM pg_attribute WHERE attrelid >= 16384 AND attnum > 0 AND NOT attisdropped
-                  UNION ALL SELECT 'pg_constraint'::regclass, oid, 0 FROM pg_constraint WHERE oid >= 16384
-                  UNION ALL SELECT 'pg_attrdef'::regclass, oid, 0 FROM pg_attrdef
-                  UNION ALL SELECT 'pg_trigger'::regclass, oid, 0 FROM pg_trigger WHERE NOT tgisinternal
-                  UNION ALL SELECT 'pg_policy'::regclass, oid, 0 FROM pg_policy
-                  UNION ALL SELECT 'pg_rewrite'::regclass, oid, 0 FROM pg_rewrite WHERE oid >= 16384
-                  UNION ALL SELECT 'pg_proc'::regclass, oid, 0 FROM pg_proc WHERE oid >= 16384
-                  UNION ALL SELECT 'pg_type'::regclass, oid, 0 FROM pg_type WHERE oid >= 16384
-                  UNION ALL SELECT 'pg_statistic_ext'::regclass, oid, 0 FROM pg_statistic_ext
-                  UNION ALL SELECT 'pg_extension'::regclass, oid, 0 FROM pg_extension WHERE oid >= 16384
-                  UNION ALL SELECT 'pg_publication_rel'::regclass, oid, 0 FROM pg_publication_rel) x,
-                 LATERAL pg_identify_object(x.c, x.o, x.s) i
-            WHERE (i.schema IS NULL OR NOT (i.schema = ANY($1::text[]) OR i.schema LIKE 'pg\\_toast%'))
+            FROM (SELECT 'pg_class'::regclass AS c, oid AS o, 0 AS s, 0::oid AS r FROM pg_class WHERE oid >= 16384
+                  UNION ALL SELECT 'pg_class'::regclass, attrelid, attnum, 0::oid FROM pg_attribute WHERE attrelid >= 16384 AND attnum > 0 AND NOT attisdropped
+                  UNION ALL SELECT 'pg_constraint'::regclass, oid, 0, 0::oid FROM pg_constraint WHERE oid >= 16384
+                  UNION ALL SELECT 'pg_attrdef'::regclass, oid, 0, adrelid FROM pg_attrdef
+                  UNION ALL SELECT 'pg_trigger'::regclass, oid, 0, tgrelid FROM pg_trigger WHERE NOT tgisinternal
+                  UNION ALL SELECT 'pg_policy'::regclass, oid, 0, polrelid FROM pg_policy
+                  UNION ALL SELECT 'pg_rewrite'::regclass, oid, 0, ev_class FROM pg_rewrite WHERE oid >= 16384
+                  UNION ALL SELECT 'pg_proc'::regclass, oid, 0, 0::oid FROM pg_proc WHERE oid >= 16384
+                  UNION ALL SELECT 'pg_type'::regclass, oid, 0, 0::oid FROM pg_type WHERE oid >= 16384
+                  UNION ALL SELECT 'pg_statistic_ext'::regclass, oid, 0, 0::oid FROM pg_statistic_ext
+                  UNION ALL SELECT 'pg_extension'::regclass, oid, 0, 0::oid FROM pg_extension WHERE oid >= 16384
+                  UNION ALL SELECT 'pg_publication_rel'::regclass, oid, 0, prrelid FROM pg_publication_rel) x,
+                 LATERAL pg_identify_object(x.c, x.o, x.s) i,
+                 LATERAL (SELECT coalesce(i.schema, (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = x.r)) AS schema) w
+            WHERE (w.schema IS NULL OR NOT (w.schema = ANY($1::text[]) OR w.schema LIKE 'pg\\_toast%'))
             ORDER BY 1
             """, [PostgresArray.text(schemas)]).rows.map { try $0.requiredString("what") }
     }

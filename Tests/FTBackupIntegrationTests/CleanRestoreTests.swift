@@ -1,0 +1,187 @@
+import Foundation
+import Testing
+@testable import FTBackupKit
+
+/// `restore --clean` drops exactly what it restores (issue 9, items 3 and 4).
+@Suite struct CleanRestoreTests {
+    /// Every foreign key and policy of the database, with its definition.
+    static func keysAndPolicies(_ session: DatabaseSession) async throws -> [String] {
+        try await session.query("""
+            SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid) AS d FROM pg_constraint WHERE contype = 'f'
+            UNION ALL
+            SELECT schemaname || '.' || tablename || ' ' || policyname || ' ' || permissive || ' ' || cmd || ' ' || roles::text || ' '
+                   || coalesce(qual, '') || ' ' || coalesce(with_check, '') FROM pg_policies
+            ORDER BY 1
+            """).rows.map { try $0.requiredString("d") }
+    }
+
+    @Test func schemaCleanKeepsEveryForeignKeyAndPolicyElsewhere() async throws {
+        try await TestServer.withDatabase { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            // A policy elsewhere whose expression names the dropped schema.
+            try await s.execute("""
+                CREATE POLICY member_of ON organizations.featured_canvases
+                USING (EXISTS (SELECT 1 FROM users.accounts a WHERE a.id IS NOT NULL))
+                """)
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase { target in
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    try await t.execute("""
+                        CREATE POLICY member_of ON organizations.featured_canvases
+                        USING (EXISTS (SELECT 1 FROM users.accounts a WHERE a.id IS NOT NULL))
+                        """)
+                    let expected = try await Self.keysAndPolicies(s)
+                    #expect(expected.count > 10)
+                    _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path,
+                                                                   schemas: ["users"], clean: true, showProgress: false))
+                    #expect(try await Self.keysAndPolicies(t) == expected)
+                }
+            }
+        }
+    }
+
+    /// Collateral that cannot be saved (a default calling a function of the dropped schema) is refused before
+    /// anything is dropped, and dropped with --cascade.
+    @Test func unsavableCollateralIsRefusedUnlessCascade() async throws {
+        try await TestServer.withDatabase { source in
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase { target in
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    try await t.execute("""
+                        CREATE FUNCTION users.seven() RETURNS int LANGUAGE sql AS 'SELECT 7';
+                        CREATE TABLE public.uses_it (id int, n int DEFAULT users.seven())
+                        """)
+                    var options = RestoreOptions(target: target.connectionString, repositoryPath: repo.path,
+                                                 schemas: ["users"], clean: true, showProgress: false)
+                    let before = try await Self.keysAndPolicies(t)
+                    let error = await #expect(throws: FTBackupError.self) { _ = try await RestoreRunner.run(options) }
+                    #expect(error?.status == .usage)
+                    #expect(error?.message.contains("uses_it") == true, "\(String(describing: error))")
+                    #expect(try await t.query("SELECT to_regprocedure('users.seven()') IS NOT NULL AS k").first!.bool("k") == true)
+                    #expect(try await Self.keysAndPolicies(t) == before)
+                    options.cascade = true
+                    _ = try await RestoreRunner.run(options)
+                    #expect(try await Self.keysAndPolicies(t) == before)
+                }
+            }
+        }
+    }
+
+    /// Whole-database --clean: a schema not in the backup keeps its view and foreign key on a restored
+    /// table; an identity column in public is no obstacle.
+    @Test func wholeCleanKeepsSchemasNotInTheBackupAndHandlesIdentity() async throws {
+        try await TestServer.withDatabase { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            try await s.execute("CREATE TABLE public.numbered (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text); INSERT INTO public.numbered (v) VALUES ('a'), ('b')")
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase { target in
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    try await t.execute("""
+                        CREATE TABLE public.numbered (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+                        CREATE SCHEMA reporting;
+                        CREATE VIEW reporting.account_names AS SELECT id, full_name FROM users.accounts;
+                        CREATE TABLE reporting.notes (account_id uuid REFERENCES users.accounts (id), body text)
+                        """)
+                    let before = try await Self.keysAndPolicies(t)
+                    _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path,
+                                                                   clean: true, showProgress: false))
+                    #expect(try await Self.keysAndPolicies(t) == before)
+                    #expect(try await t.query("SELECT count(*) AS n FROM reporting.account_names").first!.requiredInt("n") > 0)
+                    #expect(try await t.query("SELECT count(*) AS n FROM public.numbered").first!.requiredInt("n") == 2)
+                    #expect(try await t.query("INSERT INTO public.numbered (v) VALUES ('c') RETURNING id").first!.requiredInt("id") == 3)
+                }
+            }
+        }
+    }
+
+    /// After setup the dump holds CREATE PUBLICATION ftbackup: a --clean restore into a target that has it
+    /// succeeds, twice, and leaves the target's own publication alone.
+    @Test func ftbackupsOwnObjectsAreNeverRestored() async throws {
+        try await TestServer.withDatabase { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            try await s.execute("CREATE PUBLICATION ftbackup FOR ALL TABLES")
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase { target in
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    try await t.execute("CREATE PUBLICATION ftbackup FOR TABLE users.accounts")
+                    let options = RestoreOptions(target: target.connectionString, repositoryPath: repo.path, clean: true, showProgress: false)
+                    _ = try await RestoreRunner.run(options)
+                    _ = try await RestoreRunner.run(options)
+                    let publication = try await t.query("SELECT puballtables FROM pg_publication WHERE pubname = 'ftbackup'")
+                    #expect(publication.count == 1)
+                    #expect(try publication.first!.bool("puballtables") == false)  // the target's own, untouched
+                    #expect(try await Self.keysAndPolicies(t) == Self.keysAndPolicies(s))
+                }
+            }
+        }
+    }
+
+    /// Something pg_restore would create outside the dropped schemas already exists: refused before
+    /// anything is dropped, naming it.
+    @Test func clashOutsideTheDroppedSchemasIsRefusedFirst() async throws {
+        try await TestServer.withDatabase { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            try await s.execute("CREATE FUNCTION public.double_it(n int) RETURNS int LANGUAGE sql AS 'SELECT n * 2'")
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase { target in
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    try await t.execute("CREATE FUNCTION public.double_it(n int) RETURNS int LANGUAGE sql AS 'SELECT n * 2'")
+                    let before = try await TableFingerprint.compute(t)
+                    let error = await #expect(throws: FTBackupError.self) {
+                        _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path,
+                                                                       clean: true, showProgress: false))
+                    }
+                    #expect(error?.status == .usage)
+                    #expect(error?.message.contains("double_it(integer)") == true, "\(String(describing: error))")
+                    #expect(try await TableFingerprint.compute(t) == before)
+                }
+            }
+        }
+    }
+
+    /// A pg_restore failure names its first error (the cause) and how the target was left.
+    @Test func pgRestoreFailureShowsItsFirstError() async throws {
+        let summary = PostgresTools.errorSummary([
+            "pg_restore: while PROCESSING TOC:",
+            "pg_restore: from TOC entry 5; 1255 1 FUNCTION f() postgres",
+            "pg_restore: error: could not execute query: ERROR:  function \"f\" already exists with same argument types",
+            "Command was: CREATE FUNCTION public.f() RETURNS int",
+            "pg_restore: warning: errors ignored on restore: 1",
+        ])
+        #expect(summary.hasPrefix("pg_restore: error: could not execute query: ERROR:  function \"f\" already exists"))
+        #expect(summary.contains("Command was: CREATE FUNCTION public.f()"))
+        try await TestServer.withDatabase(seeded: false) { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            try await s.execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1); CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    // Not a clash --clean checks for (no --clean): the plain restore fails in pre-data.
+                    try await t.execute("CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 2'")
+                    let error = await #expect(throws: FTBackupError.self) {
+                        _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path, showProgress: false))
+                    }
+                    #expect(error?.message.contains("already exists") == true, "\(String(describing: error))")
+                    #expect(error?.message.contains("half-built") == true)
+                }
+            }
+        }
+    }
+}

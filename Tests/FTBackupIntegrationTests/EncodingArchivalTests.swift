@@ -68,4 +68,21 @@ extension ChangeArchivalTests.PointInTimeTests {
             }
         }
     }
+
+    /// A pass that cannot read the slot (here: its publication is gone, so every decoding fails) leaves
+    /// the slot where it was; `info` reports the chain as broken with the server's reason until a pass
+    /// seals a segment again.
+    @Test func aChainThatCannotAdvanceIsReportedBroken() async throws {
+        try await ArchivedDatabase.with(prepare: "CREATE TABLE stall_t (id int PRIMARY KEY)") { a in
+            _ = try await a.full()
+            let repository = Repository.local(a.repo.path)
+            #expect(try await ChangeArchiveStatus.read(repository, database: a.db.connectionString).broken == nil)
+            try await a.session.execute("DROP PUBLICATION \(ChangeArchivalNames.publication); INSERT INTO stall_t VALUES (1)")
+            for _ in 1...2 { await #expect(throws: (any Error).self) { try await a.incremental() } }
+            let status = try await ChangeArchiveStatus.read(repository, database: a.db.connectionString)
+            #expect(status.broken?.contains("cannot advance: 2 archival pass(es)") == true)
+            #expect(status.broken?.contains("publication") == true)
+            try await a.session.execute("CREATE PUBLICATION \(ChangeArchivalNames.publication) FOR ALL TABLES")
+        }
+    }
 }

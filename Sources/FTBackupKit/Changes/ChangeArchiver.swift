@@ -67,7 +67,9 @@ public enum ChangeArchiver {
         let slotLiteral = try session.escapeLiteral(slotName)
         let uptoLiteral = try session.escapeLiteral(upto)
         let publication = try session.escapeLiteral(ChangeArchivalNames.publication)
-        let (file, summary) = try await session.withConnection { connection -> (BackupManifest.StoredFile, ChangeStreamSummary) in
+        // A failure to read the slot repeats on every pass until its cause is fixed: it is recorded for info.
+        let (file, summary): (BackupManifest.StoredFile, ChangeStreamSummary)
+        do { (file, summary) = try await session.withConnection { connection -> (BackupManifest.StoredFile, ChangeStreamSummary) in
             let writer = try CompressedFileWriter(storage: storage, path: ChangeSegmentManifest.dataPath(label), compression: compression)
             var parser = ChangeRowCopyParser()
             var summary = ChangeStreamSummary()
@@ -88,6 +90,9 @@ public enum ChangeArchiver {
                 writer.abort()
                 throw error
             }
+        } } catch {
+            ChangeArchiveStall.record(error, storage: storage)
+            throw error
         }
         guard let endLSN = summary.lastEndLSN ?? (summary.maxRowLSN > 0 ? summary.maxRowLSN : nil) else {
             try? storage.remove(ChangeSegmentManifest.dataPath(label))
@@ -98,6 +103,7 @@ public enum ChangeArchiver {
                                                      endLSN: endLSN, summary: summary, file: file, encoding: encoding, storage: storage, logger: logger)
         Failpoint.hit("incr.before-advance")
         try await session.query("SELECT pg_replication_slot_advance($1, $2::pg_lsn)", [slotName, LSN.format(endLSN)])
+        try ChangeArchiveStall.clear(storage)
         let lag = try await session.query("""
             SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag FROM pg_replication_slots WHERE slot_name = $1
             """, [slotName]).first?.int64("lag") ?? 0

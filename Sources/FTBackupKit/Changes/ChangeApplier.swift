@@ -25,6 +25,8 @@ final class ChangeApplier {
     private(set) var changesApplied = 0
     /// The commit time (PostgreSQL microseconds) of the transaction being applied, for error messages.
     var commitTime: Int64?
+    /// Tuple text holds bytes in a non-UTF-8 database encoding (decoded with `byteText`).
+    var byteText = false
 
     /// Tables the full did not copy (policy exclusions, extension tables): their changes are skipped.
     private let ignored: Set<String>
@@ -57,7 +59,7 @@ final class ChangeApplier {
                 // OVERRIDING SYSTEM VALUE: identity values come from the source, as COPY restores them.
                 return ("INSERT INTO \(try qualified(relation)) (\(list)) OVERRIDING SYSTEM VALUE VALUES (\(values))", columns.count)
             }
-            try connection.executePrepared(name, columns.map { text(new[$0]) })
+            try executePrepared(name, columns.map { text(new[$0]) })
             changesApplied += 1
         case .update(let relid, let oldKey, let oldFull, let new):
             guard let relation = try target(relid, tuples: [oldKey, oldFull, new]), let columns = targetColumns[relid] else { return }
@@ -107,7 +109,7 @@ final class ChangeApplier {
                     // The next value the sequence gives is the source's (replay sets every sequence at the end).
                     try connection.query("SELECT setval($1::regclass, $2::bigint, false)", [columns[identity.index].identitySequence, text(new[identity.index])])
                 }
-                return try connection.executePrepared(name, values)
+                return try executePrepared(name, values)
             }
             var affected = try update(identity?.mode)
             if affected == 0, identity?.mode == .assertUnchanged { affected = try update(.setDefault) }  // the source changed it
@@ -118,7 +120,7 @@ final class ChangeApplier {
             let name = try statement("D\(relid):\(whereMask)") {
                 ("DELETE FROM ONLY \(try qualified(relation)) t WHERE \(whereSQL)", whereValues.count)
             }
-            try expectOne(try connection.executePrepared(name, whereValues), relation, "DELETE", lsn)
+            try expectOne(try executePrepared(name, whereValues), relation, "DELETE", lsn)
         case .truncate(let relids, let cascade, let restartIdentity):
             let names = try relids.compactMap { try target($0) }.map(qualified)
             guard !names.isEmpty else { return }
@@ -225,6 +227,14 @@ final class ChangeApplier {
 
     private func qualified(_ relation: RelationDescription) throws -> String {
         try connection.qualifiedName(relation.namespace, relation.name)
+    }
+
+    /// Runs a prepared statement; with `byteText` each parameter goes as the bytes its scalars stand
+    /// for (see ``PgOutputDecoder/decode(_:byteText:)``), in the segment's own client_encoding.
+    @discardableResult
+    private func executePrepared(_ name: String, _ values: [String?]) throws -> Int {
+        guard byteText else { return try connection.executePrepared(name, values) }
+        return try connection.executePrepared(name, rawParameters: values.map { $0.map { $0.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) } } })
     }
 
     private func text(_ value: TupleValue) -> String? {

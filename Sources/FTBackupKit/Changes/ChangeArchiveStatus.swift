@@ -35,6 +35,8 @@ public struct ChangeArchiveStatus: Codable, Sendable {
             storedBytes: segments.reduce(0) { $0 + $1.file.storedBytes }, recoverableFrom: firstFull?.snapshot.time,
             recoverableUntil: firstFull == nil ? nil : newest, newestCommitAgeSeconds: newest.map { Date().timeIntervalSince($0) },
             slot: nil, broken: nil)
+        // A pass that could not read the slot leaves it where it was: the chain cannot advance.
+        status.broken = ChangeArchiveStall.read(repository.storage)?.brokenReason
         guard let database else { return status }
         let session = try await DatabaseSession.connect(database, name: "ftbackup-info")
         defer { session.close() }

@@ -20,8 +20,9 @@ public enum ChangeArchiver {
     }
 
     /// The pinned output settings of every decoding session: values replay exactly as they were.
+    /// The client encoding is the database's own (``useDatabaseEncoding(_:)``), never forced to UTF8.
     static let decodingSettings = """
-        SET client_encoding = 'UTF8'; SET DateStyle = ISO; SET IntervalStyle = postgres; SET TimeZone = 'UTC';
+        SET DateStyle = ISO; SET IntervalStyle = postgres; SET TimeZone = 'UTC';
         SET extra_float_digits = 3; SET bytea_output = hex; SET statement_timeout = 0; SET synchronous_commit = on
         """
 
@@ -43,6 +44,7 @@ public enum ChangeArchiver {
         let session = try await DatabaseSession.connect(database, name: "ftbackup-incr")
         defer { session.close() }
         try await session.execute(decodingSettings)
+        let encoding = try await useDatabaseEncoding(session)
         let identity = try await session.withConnection { try DatabaseIdentity.of($0) }
         try RepositorySource.claim(repositoryPath: repositoryPath, identity: identity, command: "backup --type incr")
         let slotName = try await ChangeArchivalNames.slot(session)
@@ -65,7 +67,9 @@ public enum ChangeArchiver {
         let slotLiteral = try session.escapeLiteral(slotName)
         let uptoLiteral = try session.escapeLiteral(upto)
         let publication = try session.escapeLiteral(ChangeArchivalNames.publication)
-        let (file, summary) = try await session.withConnection { connection -> (BackupManifest.StoredFile, ChangeStreamSummary) in
+        // A failure to read the slot repeats on every pass until its cause is fixed: it is recorded for info.
+        let (file, summary): (BackupManifest.StoredFile, ChangeStreamSummary)
+        do { (file, summary) = try await session.withConnection { connection -> (BackupManifest.StoredFile, ChangeStreamSummary) in
             let writer = try CompressedFileWriter(storage: storage, path: ChangeSegmentManifest.dataPath(label), compression: compression)
             var parser = ChangeRowCopyParser()
             var summary = ChangeStreamSummary()
@@ -86,6 +90,9 @@ public enum ChangeArchiver {
                 writer.abort()
                 throw error
             }
+        } } catch {
+            ChangeArchiveStall.record(error, storage: storage)
+            throw error
         }
         guard let endLSN = summary.lastEndLSN ?? (summary.maxRowLSN > 0 ? summary.maxRowLSN : nil) else {
             try? storage.remove(ChangeSegmentManifest.dataPath(label))
@@ -93,9 +100,10 @@ public enum ChangeArchiver {
                                 hint: "check that publication \(ChangeArchivalNames.publication) is FOR ALL TABLES (ftbackup setup)")
         }
         let segment = try ChangeSegmentManifest.seal(label: label, slot: slotName, source: identity, startLSN: LSN.parse(slot.confirmedFlushLSN) ?? 0,
-                                                     endLSN: endLSN, summary: summary, file: file, storage: storage, logger: logger)
+                                                     endLSN: endLSN, summary: summary, file: file, encoding: encoding, storage: storage, logger: logger)
         Failpoint.hit("incr.before-advance")
         try await session.query("SELECT pg_replication_slot_advance($1, $2::pg_lsn)", [slotName, LSN.format(endLSN)])
+        try ChangeArchiveStall.clear(storage)
         let lag = try await session.query("""
             SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag FROM pg_replication_slots WHERE slot_name = $1
             """, [slotName]).first?.int64("lag") ?? 0
@@ -104,6 +112,15 @@ public enum ChangeArchiver {
             "end_lsn": .string(segment.endLSN), "stored_bytes": .string("\(file.storedBytes)"),
         ])
         return Report(segment: segment, coveredByFollower: nil, removedIncomplete: removed, slotLagBytes: lag)
+    }
+
+    /// Sets the session's client_encoding to the database's encoding and returns it. Decoding then
+    /// converts nothing: a byte that is not valid UTF-8 in a SQL_ASCII database is archived as it is
+    /// (forcing UTF8 made every later pass fail on it), and replay sends it back in that encoding.
+    static func useDatabaseEncoding(_ session: DatabaseSession) async throws -> String {
+        let encoding = try await session.query("SELECT current_setting('server_encoding') AS encoding").first!.requiredString("encoding")
+        try await session.execute("SET client_encoding = \(try session.escapeLiteral(encoding))")
+        return encoding
     }
 
     /// One heartbeat row with every sequence's state: replayed, it sets sequences as of that instant.

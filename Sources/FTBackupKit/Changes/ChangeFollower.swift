@@ -43,6 +43,7 @@ public enum ChangeFollower {
         let control = try await DatabaseSession.connect(options.database, name: "ftbackup-follow-control")
         defer { control.close() }
         try await control.execute(ChangeArchiver.decodingSettings)
+        let encoding = try await ChangeArchiver.useDatabaseEncoding(control)
         let identity = try await control.withConnection { try DatabaseIdentity.of($0) }
         try RepositorySource.claim(repositoryPath: options.repositoryPath, identity: identity, command: "follow")
         let slotName = try await ChangeArchivalNames.slot(control)
@@ -59,6 +60,8 @@ public enum ChangeFollower {
             for setting in ChangeArchiver.decodingSettings.split(separator: ";") {
                 try connection.simpleQuery(setting.trimmingCharacters(in: .whitespacesAndNewlines))
             }
+            // The walsender sends values in the client encoding: the database's own, so any byte passes.
+            try connection.simpleQuery("SET client_encoding = \(try connection.escapeLiteral(encoding))")
             try connection.startReplicationStream("""
                 START_REPLICATION SLOT \(try connection.escapeIdentifier(slotName)) LOGICAL 0/0 \
                 ("proto_version" '1', "publication_names" '"\(ChangeArchivalNames.publication)"')
@@ -88,6 +91,7 @@ public enum ChangeFollower {
         return try await stream.withConnection { connection in
             var loop = FollowLoop(connection: connection, storage: storage, slot: slotName, source: identity, compression: policy.compression,
                                   sealEvery: sealEvery, sealBytes: policy.changeArchival.sealBytes, flushed: start, logger: logger)
+            loop.encoding = encoding
             return try loop.run(shouldStop: shouldStop)
         }
     }
@@ -99,6 +103,8 @@ struct FollowLoop {
     let storage: LocalStorage
     let slot: String
     let source: DatabaseIdentity
+    /// The database encoding the values are decoded in (recorded in each segment's manifest).
+    var encoding = "UTF8"
     let compression: Policy.Compression
     let sealEvery: Double
     let sealBytes: Int64
@@ -219,7 +225,7 @@ struct FollowLoop {
         file.path = "\(label).seg.zst"
         writer = nil
         let manifest = try ChangeSegmentManifest.seal(label: label, slot: slot, source: source, startLSN: segmentStart, endLSN: end, summary: summary,
-                                                      file: file, storage: storage, logger: logger)
+                                                      file: file, encoding: encoding, storage: storage, logger: logger)
         Failpoint.hit("follow.before-feedback")
         flushed = end
         sealed.append(label)

@@ -33,6 +33,12 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
     public var schemaChanges: [String]?
     public var createdAt: Date
     public var file: BackupManifest.StoredFile
+    /// The database encoding the values were decoded in, and the client_encoding replay applies them
+    /// with (nil in segments written before it was recorded: UTF8).
+    public var encoding: String? = nil
+
+    /// True when tuple text is bytes of a non-UTF-8 encoding (decoded with `byteText`).
+    public var byteText: Bool { (encoding ?? "UTF8") != "UTF8" }
 
     public static func dataPath(_ label: String) -> String { "\(folder)/\(label).seg.zst" }
     public static func manifestPath(_ label: String) -> String { "\(folder)/\(label).json" }
@@ -44,7 +50,7 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
     /// Writes the manifest of a segment whose data file is sealed: what the stream summary saw, and
     /// any table whose description differs from the newest full backup's (logged as a warning).
     static func seal(label: String, slot: String, source: DatabaseIdentity, startLSN: UInt64, endLSN: UInt64, summary: ChangeStreamSummary,
-                     file: BackupManifest.StoredFile, storage: any RepositoryStorage, logger: Logger) throws -> ChangeSegmentManifest {
+                     file: BackupManifest.StoredFile, encoding: String = "UTF8", storage: any RepositoryStorage, logger: Logger) throws -> ChangeSegmentManifest {
         let newestFull = try Repository(storage: storage).entries().last {
             $0.manifest?.type == .full && SourceKey(source).mismatch(of: $0.manifest!) == nil
         }?.manifest
@@ -55,7 +61,7 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
             lastCommitLSN: summary.lastCommitLSN.map(LSN.format),
             firstCommitTime: summary.firstCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
             lastCommitTime: summary.lastCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
-            relations: summary.relations.sorted(), schemaChanges: changes.isEmpty ? nil : changes, createdAt: Date(), file: file)
+            relations: summary.relations.sorted(), schemaChanges: changes.isEmpty ? nil : changes, createdAt: Date(), file: file, encoding: encoding)
         try storage.writeAll(manifestPath(label), try manifest.encoded())
         if !changes.isEmpty {
             logger.warning("schema change detected since the newest full backup: a new full is needed to replay past it",

@@ -79,8 +79,12 @@ public enum PgOutputDecoder {
     /// Seconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC).
     static let postgresEpochUnixSeconds: Int64 = 946_684_800
 
-    public static func decode(_ bytes: [UInt8]) throws -> PgOutputMessage {
+    /// With `byteText`, tuple values are not UTF-8 (a segment decoded in another database encoding,
+    /// e.g. SQL_ASCII): each byte becomes the scalar of the same number (U+0000…U+00FF), so the exact
+    /// bytes come back through ``TupleValue/rawBytes(_:)``.
+    public static func decode(_ bytes: [UInt8], byteText: Bool = false) throws -> PgOutputMessage {
         var r = MessageReader(bytes: bytes)
+        r.byteText = byteText
         let kind = try r.uint8()
         let message: PgOutputMessage
         switch kind {
@@ -183,6 +187,8 @@ public enum PgOutputDecoder {
     private struct MessageReader {
         let bytes: [UInt8]
         var offset = 0
+        /// Tuple text carries bytes, not UTF-8 (see `decode(_:byteText:)`).
+        var byteText = false
 
         var remaining: Int { bytes.count - offset }
 
@@ -242,7 +248,8 @@ public enum PgOutputDecoder {
                 case UInt8(ascii: "t"):
                     let length = try int32()
                     guard length >= 0 else { throw corrupted("tuple value length \(length)") }
-                    values.append(.text(try Self.utf8(try take(Int(length)))))
+                    let slice = try take(Int(length))
+                    values.append(.text(byteText ? String(String.UnicodeScalarView(slice.map { Unicode.Scalar($0) })) : try Self.utf8(slice)))
                 case let other:
                     throw corrupted("tuple column kind \(describe(other)), expected n, u or t")
                 }

@@ -122,6 +122,26 @@ public final class PGConnection: @unchecked Sendable {
         return Int(String(cString: PQcmdTuples(result!))) ?? 0
     }
 
+    /// Runs a prepared statement with parameters given as bytes in the session's client_encoding,
+    /// passed as they are (replay of a segment not in UTF-8); returns the rows it affected.
+    @discardableResult
+    public func executePrepared(_ name: String, rawParameters: [[UInt8]?]) throws -> Int {
+        let strings = rawParameters.map { $0.map { bytes -> UnsafeMutablePointer<CChar> in
+            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+            for (index, byte) in bytes.enumerated() { copy[index] = CChar(bitPattern: byte) }
+            copy[bytes.count] = 0
+            return copy
+        } }
+        defer { strings.forEach { $0?.deallocate() } }
+        let pointers: [UnsafePointer<CChar>?] = strings.map { $0.map { UnsafePointer($0) } }
+        let result: OpaquePointer? = pointers.withUnsafeBufferPointer {
+            PQexecPrepared(handle, name, Int32(pointers.count), pointers.isEmpty ? nil : $0.baseAddress, nil, nil, 0)
+        }
+        defer { PQclear(result) }
+        try check(result, accept: [PGRES_COMMAND_OK, PGRES_TUPLES_OK], context: "prepared statement \(name)")
+        return Int(String(cString: PQcmdTuples(result!))) ?? 0
+    }
+
     /// Runs one statement through the simple query protocol and returns its rows (replication
     /// commands such as `CREATE_REPLICATION_SLOT` need it).
     @discardableResult

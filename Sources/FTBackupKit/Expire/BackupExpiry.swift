@@ -24,6 +24,7 @@ public enum BackupExpiry {
         let own = entries.compactMap(\.manifest).filter { foreign[$0.label] == nil }
         let fulls = own.filter { $0.type == .full }.sorted { $0.label < $1.label }
         let newestFull = fulls.last?.label
+        let window = PointInTimeWindow(fulls: fulls, policy: policy, now: now)
 
         /// The next newer complete full backup: what a restore falls back on once `label` is gone.
         func successor(of label: String) -> BackupManifest? { fulls.first { $0.label > label } }
@@ -32,6 +33,9 @@ public enum BackupExpiry {
             if manifest.label == newestFull { return (.keep, "newest full") }
             if manifest.stoppedAt >= cutoff(retention, before: now) { return (.keep, "within \(retention) retention") }
             if let incremental { return (.keep, "base of kept incremental \(incremental)") }
+            if manifest.label == window.base?.label {
+                return (.keep, "base of the \(policy.incremental.retention) point-in-time window: restores its oldest instant")
+            }
             guard let successor = successor(of: manifest.label) else { return (.keep, "no newer full backup") }
             guard verifications[successor.label]?.confirms(successor) == true else {
                 return (.keep, "successor \(successor.label) not verified")
@@ -119,25 +123,28 @@ public enum BackupExpiry {
     }
 
     /// Change segments go once their last commit is older than the incremental retention (the
-    /// point-in-time window), except those a restore from the newest kept aligned full still replays.
+    /// point-in-time window), except those a restore of any instant inside the window still replays:
+    /// every segment ending after the consistent point of the window's base, the newest aligned full
+    /// at or before the window's oldest instant (``PointInTimeWindow``), which the backup plan keeps.
     /// With `source`, another database's segments are kept for an operator and its fulls count for nothing.
     public static func planSegments(_ segments: [ChangeSegmentManifest], entries: [Repository.Entry], policy: Policy,
                                     now: Date, source: SourceKey? = nil) -> [ExpiryReport.SegmentItem] {
-        let newestFull = entries.compactMap(\.manifest).filter {
-            $0.type == .full && $0.snapshot.origin == "replication-slot" && source?.mismatch(of: $0) == nil
-        }.last
-        let newestPoint = newestFull.flatMap { LSN.parse($0.snapshot.walLSN) }
-        let limit = cutoff(policy.incremental.retention, before: now)
+        let fulls = entries.compactMap(\.manifest).filter { $0.type == .full && source?.mismatch(of: $0) == nil }
+        let window = PointInTimeWindow(fulls: fulls, policy: policy, now: now)
+        let newestAligned = fulls.last { $0.snapshot.origin == "replication-slot" }?.label
+        let retention = policy.incremental.retention
         return segments.map { segment in
             let (action, reason): (ExpiryPlan.Action, String)
             if let problem = source?.mismatch(of: segment) {
                 (action, reason) = (.keep, "another source, left for an operator: \(problem)")
-            } else if let newestPoint, (LSN.parse(segment.endLSN) ?? .max) > newestPoint {
-                (action, reason) = (.keep, "replayed from the newest full \(newestFull!.label)")
-            } else if let last = segment.lastCommitTime, last >= limit {
-                (action, reason) = (.keep, "within \(policy.incremental.retention) retention")
+            } else if let base = window.base, window.needs(segmentEndingAt: segment.endLSN) {
+                (action, reason) = (.keep, base.label == newestAligned
+                    ? "replayed from the newest full \(base.label)"
+                    : "replayed from full \(base.label), the base of the \(retention) point-in-time window")
+            } else if let last = segment.lastCommitTime, last >= window.start {
+                (action, reason) = (.keep, "within \(retention) retention")
             } else {
-                (action, reason) = (.remove, "older than \(policy.incremental.retention) retention")
+                (action, reason) = (.remove, "older than \(retention) retention, before the window's base full")
             }
             return ExpiryReport.SegmentItem(label: segment.label, lastCommitTime: segment.lastCommitTime,
                                             storedBytes: segment.file.storedBytes, action: action, reason: reason)

@@ -167,7 +167,7 @@ public enum PointInTimeRestore {
                         try check(row.data[1...4].reduce(0) { $0 << 8 | UInt32($1) }, at: row.lsn)
                     }
                 case UInt8(ascii: "T"):
-                    if applying, case .truncate(let relids, _, _) = try PgOutputDecoder.decode(row.data) {
+                    if applying, case .truncate(let relids, _, _) = try PgOutputDecoder.decode(row.data, byteText: segment.byteText) {
                         for relid in relids { try check(relid, at: row.lsn) }
                     }
                 default:
@@ -216,9 +216,12 @@ public enum PointInTimeRestore {
             var sinceCommit = 0
             try connection.execute("BEGIN")
             for segment in segments where !stop {
+                // Values go back in the encoding they were decoded in, byte for byte (UTF8 for older segments).
+                try connection.execute("SET client_encoding = \(try connection.escapeLiteral(segment.encoding ?? "UTF8"))")
+                applier.byteText = segment.byteText
                 try forEachRow(segment, storage: storage) { row in
                     if stop { return }
-                    let message = try PgOutputDecoder.decode(row.data)
+                    let message = try PgOutputDecoder.decode(row.data, byteText: segment.byteText)
                     switch message {
                     case .begin(let final, let time, _):
                         if final < consistentPoint || final <= lastApplied {

@@ -333,7 +333,10 @@ public enum RestoreRunner {
             guard !line.hasPrefix(";"), let separator = line.range(of: "; ") else { return true }
             let fields = line[separator.upperBound...].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
             guard fields.count == 3, let ownerStart = fields[2].lastIndex(of: " ") else { return true }
-            return !built.contains(String(fields[2][..<ownerStart]))
+            let entry = String(fields[2][..<ownerStart])
+            // ftbackup's own event triggers: their function lives in the ftbackup schema, never restored.
+            if DDLCapture.triggers.contains(where: { entry == "EVENT TRIGGER - \($0)" }) { return false }
+            return !built.contains(entry)
         }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("ftbackup-\(UUID().uuidString).list").path
         guard FileManager.default.createFile(atPath: path, contents: Data(kept.joined(separator: "\n").utf8),

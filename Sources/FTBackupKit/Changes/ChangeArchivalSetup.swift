@@ -101,7 +101,7 @@ public struct ArchivalSlot: Sendable, Equatable {
 ///
 /// Setup checks `wal_level` and slot limits, creates the publication for all tables, the `ftbackup`
 /// schema with its heartbeat table (sequences are not decoded: each archival pass writes their values
-/// there), and the permanent slot — in that order, since a slot only decodes publications that
+/// there), the event triggers that record DDL into `ftbackup.ddl_log` (`DDLCapture`), and the permanent slot — in that order, since a slot only decodes publications that
 /// existed when it was created. It is idempotent. Tables without a primary key or replica identity
 /// would make UPDATE and DELETE fail once the publication exists: they are reported, and fixed only
 /// when asked (`REPLICA IDENTITY FULL`).
@@ -157,6 +157,13 @@ public enum ChangeArchivalSetup {
                                 hint: "drop it (ftbackup teardown) and run setup again")
         }
         actions.append("create schema \(ChangeArchivalNames.schema) and table \(ChangeArchivalNames.schema).\(ChangeArchivalNames.heartbeat) if missing")
+        let triggers = try await DDLCapture.existingTriggers(session)
+        let triggersMissing = triggers.count < DDLCapture.triggers.count
+        if triggersMissing, try settings.bool("superuser") != true {
+            throw FTBackupError(.permission, "creating the event triggers that record DDL needs a superuser",
+                                hint: "run ftbackup setup once as a superuser; later runs need only the REPLICATION attribute")
+        }
+        actions.append("\(triggersMissing ? "create" : "keep") event triggers \(DDLCapture.triggers.joined(separator: ", ")) recording DDL into \(ChangeArchivalNames.schema).\(DDLCapture.table)")
         if !slotExists { actions.append("create logical replication slot \(slotName) (pgoutput)") }
         else if let note = archivalSlot.legacyNote { actions.append("use existing \(note)") }
         if fixReplicaIdentity { actions += missing.map { "ALTER TABLE \($0) REPLICA IDENTITY FULL" } }
@@ -183,6 +190,12 @@ public enum ChangeArchivalSetup {
                 fixed.append(table)
             }
         }
+        // After the replica identity fixes, so setup's own ALTERs are not recorded as DDL. A re-run by a
+        // non-superuser keeps the existing function (CREATE OR REPLACE needs its owner).
+        let superuser = try settings.bool("superuser") == true
+        if triggersMissing || superuser {
+            try await session.execute(try DDLCapture.installSQL(session, triggerExists: !triggersMissing))
+        }
         if !slotExists {
             try await SlotCreation.boundedWait(session, seconds: slotWaitSeconds, what: "creating slot \(slotName)") {
                 try await session.query("SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')", [slotName])
@@ -203,12 +216,16 @@ public enum ChangeArchivalSetup {
             actions.append("drop replication slot \(slotName)\(archivalSlot.legacy ? " (the name older versions gave; it belongs to this database)" : "")")
             if !dryRun { try await session.query("SELECT pg_drop_replication_slot($1)", [slotName]) }
         }
+        for trigger in try await DDLCapture.existingTriggers(session) {
+            actions.append("drop event trigger \(trigger)")
+            if !dryRun { try await session.execute("DROP EVENT TRIGGER IF EXISTS \(try session.escapeIdentifier(trigger))") }
+        }
         if try await session.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [ChangeArchivalNames.publication]).count > 0 {
             actions.append("drop publication \(ChangeArchivalNames.publication)")
             if !dryRun { try await session.execute("DROP PUBLICATION \(try session.escapeIdentifier(ChangeArchivalNames.publication))") }
         }
         if try await session.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [ChangeArchivalNames.schema]).count > 0 {
-            actions.append("drop schema \(ChangeArchivalNames.schema) (heartbeat)")
+            actions.append("drop schema \(ChangeArchivalNames.schema) (heartbeat, DDL log)")
             if !dryRun { try await session.execute("DROP SCHEMA \(ChangeArchivalNames.schema) CASCADE") }
         }
         return actions

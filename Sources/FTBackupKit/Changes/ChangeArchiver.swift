@@ -150,13 +150,17 @@ public enum ChangeArchiver {
 }
 
 extension ChangeArchiver {
-    /// True when a segment sealed after the newest full backup records a schema change.
+    /// True when a segment sealed after the newest full backup records a schema change, or any
+    /// segment holds DDL committed after that full's consistent point (`ftbackup.ddl_log` rows: DDL
+    /// with no later DML counts too).
     public static func needsNewFull(repositoryPath: String) throws -> Bool {
         let storage = LocalStorage(root: repositoryPath)
         let repository = Repository(storage: storage)
         let view = try RepositorySourceView.load(repository)
         guard let full = view.own(try repository.entries().compactMap(\.manifest)).last(where: { $0.type == .full }) else { return false }
-        return try view.own(ChangeSegmentManifest.all(storage)).contains { $0.createdAt > full.stoppedAt && !($0.schemaChanges ?? []).isEmpty }
+        return try view.own(ChangeSegmentManifest.all(storage)).contains {
+            ($0.createdAt > full.stoppedAt && !($0.schemaChanges ?? []).isEmpty) || !$0.ddl(after: full).isEmpty
+        }
     }
 }
 

@@ -31,6 +31,9 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
     /// Tables whose description differs from the newest full backup's (a schema change since that
     /// full, or a table it does not have): replay across them needs a newer full.
     public var schemaChanges: [String]?
+    /// DDL recorded by `setup`'s event trigger (`ftbackup.ddl_log`) in this segment's transactions,
+    /// in commit order; nil when none (and in segments written before DDL was recorded).
+    public var ddl: [RecordedDDL]?
     public var createdAt: Date
     public var file: BackupManifest.StoredFile
     /// The database encoding the values were decoded in, and the client_encoding replay applies them
@@ -55,19 +58,32 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
             $0.manifest?.type == .full && SourceKey(source).mismatch(of: $0.manifest!) == nil
         }?.manifest
         let changes = summary.schemaChanges(comparedWith: newestFull)
+        let fullPoint = newestFull.flatMap { LSN.parse($0.snapshot.walLSN) } ?? 0
+        let newDDL = summary.ddl.filter { (LSN.parse($0.commitLSN) ?? 0) >= fullPoint }
         let manifest = ChangeSegmentManifest(
             formatVersion: 1, label: label, slot: slot, source: source, startLSN: LSN.format(startLSN), endLSN: LSN.format(endLSN),
             transactions: summary.transactions, firstCommitLSN: summary.firstCommitLSN.map(LSN.format),
             lastCommitLSN: summary.lastCommitLSN.map(LSN.format),
             firstCommitTime: summary.firstCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
             lastCommitTime: summary.lastCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
-            relations: summary.relations.sorted(), schemaChanges: changes.isEmpty ? nil : changes, createdAt: Date(), file: file, encoding: encoding)
+            relations: summary.relations.sorted(), schemaChanges: changes.isEmpty ? nil : changes, ddl: summary.ddl.isEmpty ? nil : summary.ddl,
+            createdAt: Date(), file: file, encoding: encoding)
         try storage.writeAll(manifestPath(label), try manifest.encoded())
         if !changes.isEmpty {
             logger.warning("schema change detected since the newest full backup: a new full is needed to replay past it",
                            metadata: ["segment": .string(label), "tables": .string(changes.joined(separator: ","))])
         }
+        if !newDDL.isEmpty {
+            logger.warning("DDL recorded since the newest full backup: a new full is needed to restore past it",
+                           metadata: ["segment": .string(label), "ddl": .string(newDDL.map(\.description).joined(separator: "; "))])
+        }
         return manifest
+    }
+
+    /// DDL in this segment committed at or after `full`'s consistent point (not in that full).
+    public func ddl(after full: BackupManifest) -> [RecordedDDL] {
+        let point = LSN.parse(full.snapshot.walLSN) ?? 0
+        return (ddl ?? []).filter { (LSN.parse($0.commitLSN) ?? 0) >= point }
     }
 
     /// A new segment's label: the slot position it starts from (so labels sort in archive order),
@@ -110,6 +126,11 @@ struct ChangeStreamSummary {
     var relations: Set<String> = []
     var descriptions: [String: [String]] = [:]
     var maxRowLSN: UInt64 = 0
+    /// DDL rows (`ftbackup.ddl_log` inserts) of committed transactions, and of the open one.
+    var ddl: [RecordedDDL] = []
+    var pendingDDL: [RecordedDDL] = []
+    /// The relation description of `ftbackup.ddl_log`, by relid.
+    var ddlRelations: [UInt32: RelationDescription] = [:]
 
     /// Tables whose columns differ from `full`'s (ftbackup's own heartbeat excluded).
     func schemaChanges(comparedWith full: BackupManifest?) -> [String] {
@@ -126,9 +147,24 @@ struct ChangeStreamSummary {
         guard let type = row.data.first else { return }
         // Only the messages that describe the stream are decoded here; data changes pass untouched.
         switch type {
+        case UInt8(ascii: "I"):
+            // Only inserts into ftbackup.ddl_log are decoded (the relid is bytes 1...4).
+            guard row.data.count >= 5, !ddlRelations.isEmpty,
+                  ddlRelations[row.data[1...4].reduce(0) { $0 << 8 | UInt32($1) }] != nil,
+                  case .insert(let relid, let new) = try PgOutputDecoder.decode(row.data),
+                  let relation = ddlRelations[relid], let recorded = RecordedDDL.fromRow(relation, new) else { return }
+            pendingDDL.append(recorded)
+        case UInt8(ascii: "B"):
+            pendingDDL = []
         case UInt8(ascii: "C"), UInt8(ascii: "R"):
             switch try PgOutputDecoder.decode(row.data) {
             case .commit(_, let commitLSN, let endLSN, let commitTime):
+                for var recorded in pendingDDL {
+                    recorded.commitLSN = LSN.format(commitLSN)
+                    recorded.commitTime = PgOutputDecoder.date(fromPostgresMicroseconds: commitTime)
+                    ddl.append(recorded)
+                }
+                pendingDDL = []
                 transactions += 1
                 if firstCommitLSN == nil { firstCommitLSN = commitLSN; firstCommitTime = commitTime }
                 lastCommitLSN = commitLSN
@@ -137,6 +173,9 @@ struct ChangeStreamSummary {
             case .relation(let relation):
                 relations.insert("\(relation.namespace).\(relation.name)")
                 descriptions["\(relation.namespace).\(relation.name)"] = relation.columns.map(\.name)
+                if relation.namespace == ChangeArchivalNames.schema && relation.name == DDLCapture.table {
+                    ddlRelations[relation.relid] = relation
+                }
             default:
                 break
             }

@@ -7,7 +7,8 @@ import Logging
 /// slot) whose snapshot is at or before TIME, restores it, then replays the archived transactions in
 /// commit-LSN order from its consistent point and stops before the first commit whose time is after
 /// TIME — PostgreSQL's own `recovery_target_time` rule. It refuses a TIME the archive does not
-/// provably reach (no commit after it) and a chain with a gap, naming the newest recoverable time.
+/// provably reach (no commit after it) and a chain with a gap, naming the newest recoverable time,
+/// and a TIME past recorded DDL that no later full covers (`DDLRefusal`).
 public enum PointInTimeRestore {
     public struct Plan: Codable, Sendable {
         public var at: Date
@@ -108,6 +109,8 @@ public enum PointInTimeRestore {
             throw FTBackupError(.usage, "the change archive does not reach past \(Timestamps.display(target)): the newest archived commit is at \(newest.map { Timestamps.displayExact($0) } ?? "none")",
                                 hint: "run ftbackup backup --type incr first, or choose a time at or before the newest archived commit")
         }
+        // Recorded DDL between the full and TIME is not replayed: refuse now, before the target is touched.
+        try DDLRefusal.check(segments: used, full: full, fulls: fulls, at: target, schemas: options.schemas)
         // Read the segments up to the stop point: count what will be replayed, find the last transaction,
         // and refuse now, before the target is touched, if a replayed change hits a table whose
         // description differs from the full's (a schema change or a table created after the full).

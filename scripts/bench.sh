@@ -75,9 +75,10 @@ measure pg_restore_analyze "" bash "$work/restore_analyze.sh"
 echo "==> checking the ftbackup restore against the source"
 "$bin" dev compare --db "$src" --target "$base dbname=bench_r1"
 
+# A repository belongs to one database: the restored copy gets its own.
 echo "==> lifecycle on the restored copy: archive completed tool data older than 2 years, prune audit rows older than 7"
-measure lifecycle_archive "" "$bin" lifecycle archive --output json --db "$base dbname=bench_r1" --repo "$work/repo"
-measure lifecycle_prune "" "$bin" lifecycle prune-audit --output json --db "$base dbname=bench_r1" --repo "$work/repo"
+measure lifecycle_archive "" "$bin" lifecycle archive --output json --db "$base dbname=bench_r1" --repo "$work/repo-lifecycle"
+measure lifecycle_prune "" "$bin" lifecycle prune-audit --output json --db "$base dbname=bench_r1" --repo "$work/repo-lifecycle"
 archived=$(sed -n 's/^      "rows" : \([0-9]*\).*/\1/p' "$work/lifecycle_archive.out" | awk '{s+=$1} END {print s+0}')
 archive_longest=$(sed -n 's/.*"longestBatchSeconds" : \([0-9.e-]*\).*/\1/p' "$work/lifecycle_archive.out" | head -1)
 pruned=$(sed -n 's/^      "rows" : \([0-9]*\).*/\1/p' "$work/lifecycle_prune.out" | awk '{s+=$1} END {print s+0}')

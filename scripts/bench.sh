@@ -90,9 +90,9 @@ export FTBACKUP_DB="$src" FTBACKUP_REPO="$work/pitr-repo"
 "$bin" setup --fix-replica-identity >/dev/null
 measure full_aligned "" "$bin" backup --type full -j2
 "$B/psql" "$src" -qc "DO \$\$ DECLARE r record; BEGIN
-  FOR r IN SELECT c.oid::regclass AS t, (SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum DESC LIMIT 1) AS col
+  FOR r IN SELECT c.oid::regclass AS t, (SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped AND attgenerated = '' AND attidentity <> 'a' ORDER BY attnum DESC LIMIT 1) AS col
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname IN ('users','organizations','tool_access','audit') OR (c.relkind = 'r' AND n.nspname LIKE 'sprint\\_%')
-  LOOP EXECUTE format('UPDATE %s SET %s = %s WHERE random() < 0.01', r.t, r.col, r.col); END LOOP; END \$\$"
+  LOOP CONTINUE WHEN r.col IS NULL; EXECUTE format('UPDATE %s SET %s = %s WHERE random() < 0.01', r.t, r.col, r.col); END LOOP; END \$\$"
 changed_large=$("$B/psql" "$src" -qAtc "SELECT sum(n_tup_upd) FROM pg_stat_user_tables")
 measure incr_1pct "" "$bin" backup --type incr
 for i in $(seq 1 5000); do echo "UPDATE tool_access.progress SET progress_percentage = progress_percentage WHERE ctid = (SELECT ctid FROM tool_access.progress OFFSET $((i * 7)) LIMIT 1);"; done > "$work/small.sql"

@@ -7,19 +7,7 @@ import Testing
 extension TestServer {
     /// Like `withDatabase`, but an empty SQL_ASCII database (C collation), as old installations have.
     static func withSQLASCIIDatabase<T>(_ body: (TestDatabase) async throws -> T) async throws -> T {
-        let name = "t_ascii_\(UUID().uuidString.prefix(8).lowercased())"
-        let admin = try await admin()
-        defer { admin.close() }
-        try await admin.execute("CREATE DATABASE \(name) TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'")
-        let database = TestDatabase(name: name, connectionString: try connectionString(database: name))
-        do {
-            let value = try await body(database)
-            try await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-            return value
-        } catch {
-            try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-            throw error
-        }
+        try await withDatabase(seeded: false, options: "TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'", body)
     }
 }
 

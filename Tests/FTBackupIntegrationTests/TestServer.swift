@@ -25,11 +25,12 @@ enum TestServer {
 
     /// Creates a fresh database (a copy of the seeded Fast Track template, or empty), runs `body`,
     /// and drops it afterwards whatever happened.
-    static func withDatabase<T>(seeded: Bool = true, _ body: (TestDatabase) async throws -> T) async throws -> T {
+    /// `options` (with `seeded: false`) are appended to CREATE DATABASE (a template, an encoding).
+    static func withDatabase<T>(seeded: Bool = true, options: String = "", _ body: (TestDatabase) async throws -> T) async throws -> T {
         let name = "t_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
         let admin = try await admin()
         defer { admin.close() }
-        try await admin.execute("CREATE DATABASE \(name)\(seeded ? " TEMPLATE \(template)" : "")")
+        try await admin.execute("CREATE DATABASE \(name)\(seeded ? " TEMPLATE \(template)" : "")\(options.isEmpty ? "" : " \(options)")")
         let database = TestDatabase(name: name, connectionString: try connectionString(database: name))
         do {
             let value = try await body(database)

@@ -115,11 +115,6 @@ public enum RowIdentity: Sendable, Equatable {
         }
     }
 
-    /// True when two set-table aliases hold the same row.
-    func sameStored(_ a: String, _ b: String, _ q: (String) throws -> String) throws -> String {
-        try storedColumns(q).map { "\(a).\($0) = \(b).\($0)" }.joined(separator: " AND ")
-    }
-
     /// True when `alias`'s row is among the rows of `set` (a table holding `storedColumns`).
     func isIn(_ alias: String, set: String, _ q: (String) throws -> String) throws -> String {
         switch self {

@@ -98,8 +98,8 @@ struct BatchArchiver {
                 outcome.rows += tables[0].rows
                 outcome.dependantRows += tables.dropFirst().reduce(0) { $0 + $1.rows }
                 outcome.bytes += bytes
-                if let oldest = manifest.oldest, outcome.oldest == nil || oldest < outcome.oldest! { outcome.oldest = oldest }
-                if let newest = manifest.newest, outcome.newest == nil || newest > outcome.newest! { outcome.newest = newest }
+                if let oldest = manifest.oldest, outcome.oldest.map({ TimestampText.less(oldest, $0) }) ?? true { outcome.oldest = oldest }
+                if let newest = manifest.newest, outcome.newest.map({ TimestampText.less($0, newest) }) ?? true { outcome.newest = newest }
                 outcome.archives.append(archiveName)
                 outcome.longestBatch = max(outcome.longestBatch, Date().timeIntervalSince(batchStarted))
             } catch {

@@ -28,8 +28,6 @@ struct AuditLeaf: Sendable {
     /// The exclusive upper bound of the leaf's range, as SQL text of the timestamp type, when its
     /// parent is range-partitioned on "timestamp" alone and the bound is not MAXVALUE.
     var upperBound: String?
-
-    var isDefault: Bool { bound == "DEFAULT" }
 }
 
 extension AuditTable {

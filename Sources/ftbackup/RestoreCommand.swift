@@ -112,5 +112,8 @@ struct RestoreCommand: AsyncParsableCommand {
         if !retired.pendingArchives.isEmpty {
             printLine("  retired:      not applied: pending archives \(retired.pendingArchives.joined(separator: ", ")) (run ftbackup lifecycle archive to settle them)")
         }
+        if !retired.unsettledUnarchives.isEmpty {
+            printLine("  retired:      kept the ids of interrupted unarchive runs of \(retired.unsettledUnarchives.joined(separator: ", ")) (run ftbackup lifecycle unarchive --archive NAME against the source to settle them)")
+        }
     }
 }

@@ -130,3 +130,50 @@ extension ChangeArchivalTests.PointInTimeTests {
         }
     }
 }
+
+extension RetiredDataTests {
+    /// SIGKILL after an unarchive committed, before its result was recorded: a restore of a full taken
+    /// before the archive keeps the ids that came back (they are live in the source), and the next
+    /// unarchive run settles them as put back without putting anything back twice.
+    @Test func unarchiveKilledAfterCommitIsNeverForgottenByALaterRestore() async throws {
+        try await TestServer.withDatabase { db in
+            let session = try await db.connect()
+            defer { session.close() }
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(db, repo))
+                let schema = "sprint_15_value_proposition"
+                let archived = try await ToolDataArchiver.run(ArchiveOptions(database: db.connectionString, repositoryPath: repo.path,
+                                                                             policy: try testPolicy(), schemas: [schema]))
+                #expect(archived.rows > 0)
+                let store = ArchiveStore(storage: repo.repository.storage)
+                let (name, manifest) = try #require(try store.all().first { $0.manifest?.schema == schema })
+                let id = try #require(manifest?.ids.first)
+                let conninfo = "\(try TestServer.dsn) dbname=\(db.name)"
+                let killed = try FTBackupBinary.run(["lifecycle", "unarchive", "--archive", name, "--id", id, "--db", conninfo, "--repo", repo.path],
+                                                    environment: ["FTBACKUP_FAILPOINT": "unarchive.after-commit"])
+                #expect(killed.status == -SIGKILL, "\(killed.stderr)")
+                #expect(try await session.query("SELECT count(*) AS n FROM \(schema).tool_data WHERE id = $1::uuid", [id]).first!.int64("n") == 1)
+                #expect(try store.read(name).unarchivingIds == [id])
+                #expect(try store.read(name).restoredIds == [])
+                let source = try await TableFingerprint.compute(session)
+
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let report = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path, showProgress: false))
+                    #expect(report.retired?.unsettledUnarchives == [name])
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    #expect(try await t.query("SELECT count(*) AS n FROM \(schema).tool_data WHERE id = $1::uuid", [id]).first!.int64("n") == 1)
+                    let differences = retiredDifferences(source: source, restored: try await TableFingerprint.compute(t))
+                    #expect(differences == [], "\(differences)")
+                }
+                // The next unarchive settles the interrupted one first: the id counts as put back, not refused as existing.
+                let other = try #require(manifest?.ids.dropFirst().first)
+                let next = try await Unarchiver.run(database: db.connectionString, repositoryPath: repo.path, archive: name, ids: [other])
+                #expect(next.ids == [other])
+                let settled = try store.read(name)
+                #expect(Set(settled.restoredIds) == [id, other])
+                #expect(settled.unarchivingIds == [])
+            }
+        }
+    }
+}

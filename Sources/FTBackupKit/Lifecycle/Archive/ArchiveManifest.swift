@@ -53,6 +53,10 @@ public struct ArchiveManifest: Codable, Sendable, Equatable {
     public var tables: [ArchivedTable]
     /// Ids put back by `unarchive`.
     public var restoredIds: [String]
+    /// Ids an unarchive run was putting back when this manifest was last written: written before its
+    /// transaction commits and cleared after, so a run killed in between is settled against the source
+    /// (ids found there are put back, the others are not) instead of being forgotten.
+    @DefaultEmpty public var unarchivingIds: [String] = []
     /// The database the rows came from (nil in archives written before it was recorded); a pending
     /// archive is settled only against it.
     public var source: DatabaseIdentity? = nil

@@ -212,6 +212,12 @@ public enum ToolDataArchiver {
                 actions.append(.init(archive: name, action: "removed files of a run killed before its manifest"))
                 continue
             }
+            if !manifest.unarchivingIds.isEmpty, manifest.source.map({ $0.isSame(as: here) }) ?? true {
+                let settled = try Unarchiver.settleInterrupted(connection, store: store, manifest: manifest)
+                actions.append(.init(archive: name, action: "settled an interrupted unarchive: \(settled.restoredIds.count - manifest.restoredIds.count) of \(manifest.unarchivingIds.count) ids had come back"))
+                logger.warning("settled an interrupted unarchive", metadata: ["archive": .string(name), "action": .string(actions.last!.action)])
+                continue
+            }
             guard manifest.status == .pending else { continue }
             if let source = manifest.source, !source.isSame(as: here) {
                 logger.warning("left an interrupted archive pending: it belongs to another database", metadata: [

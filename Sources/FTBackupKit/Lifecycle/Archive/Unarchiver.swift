@@ -37,6 +37,15 @@ public enum Unarchiver {
         for id in wanted where !manifest.ids.contains(id) {
             throw FTBackupError(.usage, "archive \(name) does not hold tool_data id \(id)")
         }
+        let triggerPolicy = try policy?.applicationTriggers ?? PolicyLoader.parse(PolicyLoader.builtInDefault, source: "(built-in)").applicationTriggers
+
+        let session = try await DatabaseSession.connect(database, name: "ftbackup-unarchive")
+        defer { session.close() }
+        try await session.execute(SessionSettings.copy(encoding: "UTF8"))
+        if !manifest.unarchivingIds.isEmpty {
+            let unsettled = manifest
+            manifest = try await session.withConnection { connection in try settleInterrupted(connection, store: store, manifest: unsettled) }
+        }
         let available = manifest.ids.filter { !manifest.restoredIds.contains($0) }
         let ids = wanted.isEmpty ? available : wanted
         let already = ids.filter { manifest.restoredIds.contains($0) }
@@ -44,21 +53,49 @@ public enum Unarchiver {
             throw FTBackupError(.usage, "archive \(name): ids already put back: \(already.prefix(5).joined(separator: ", "))")
         }
         guard !ids.isEmpty else { throw FTBackupError(.usage, "archive \(name) has nothing left to put back") }
-        let triggerPolicy = try policy?.applicationTriggers ?? PolicyLoader.parse(PolicyLoader.builtInDefault, source: "(built-in)").applicationTriggers
-
-        let session = try await DatabaseSession.connect(database, name: "ftbackup-unarchive")
-        defer { session.close() }
-        try await session.execute(SessionSettings.copy(encoding: "UTF8"))
+        // Recorded before the rows can commit: a run killed after COMMIT is settled next time, never forgotten
+        // (a forgotten put-back would be removed again from every later restore as "retired").
+        manifest.unarchivingIds = ids
+        try store.write(manifest)
         let snapshot = manifest
-        let (rows, silenced) = try await session.withConnection { connection -> ([String: Int64], [String]) in
-            try putBack(connection, store: store, manifest: snapshot, ids: ids, triggerPolicy: triggerPolicy)
+        let rows: [String: Int64], silenced: [String]
+        do {
+            (rows, silenced) = try await session.withConnection { connection -> ([String: Int64], [String]) in
+                try putBack(connection, store: store, manifest: snapshot, ids: ids, triggerPolicy: triggerPolicy)
+            }
+        } catch let error as FTBackupError {
+            // Refused or rolled back before COMMIT: nothing came back. (Any other failure, a lost
+            // connection during COMMIT among them, leaves the marker for the next run to settle.)
+            manifest.unarchivingIds = []
+            try? store.write(manifest)
+            throw error
         }
+        Failpoint.hit("unarchive.after-commit")
+        manifest.unarchivingIds = []
         manifest.restoredIds += ids
         if Set(manifest.restoredIds) == Set(manifest.ids) { manifest.status = .restored }
         try store.write(manifest)
         let report = Report(archive: name, schema: manifest.schema, ids: ids, rows: rows, status: manifest.status, silencedTriggers: silenced)
         try store.writeRunLog(kind: "unarchive", run: "\(RunLabel.make())-\(name)", report)
         return report
+    }
+
+    /// Settles a run killed between writing `unarchivingIds` and recording its result: ids found in the
+    /// source's tool_data came back (their transaction committed), the others did not.
+    static func settleInterrupted(_ connection: PGConnection, store: ArchiveStore, manifest: ArchiveManifest) throws -> ArchiveManifest {
+        let here = try DatabaseIdentity.of(connection)
+        if let source = manifest.source, !source.isSame(as: here) {
+            throw FTBackupError(.usage, "archive \(manifest.name) has an interrupted unarchive of \(manifest.unarchivingIds.count) ids into \(source); this is \(here)",
+                                hint: "run ftbackup lifecycle unarchive --archive \(manifest.name) against \(source.database) first: it settles which ids came back")
+        }
+        let present = try connection.query("SELECT id::text AS id FROM \(try connection.qualifiedName(manifest.schema, "tool_data")) WHERE id::text = ANY($1::text[])",
+                                           [PostgresArray.text(manifest.unarchivingIds)]).rows.map { try $0.requiredString("id") }
+        var settled = manifest
+        settled.restoredIds += manifest.unarchivingIds.filter { present.contains($0) && !manifest.restoredIds.contains($0) }
+        settled.unarchivingIds = []
+        if Set(settled.restoredIds) == Set(settled.ids) { settled.status = .restored }
+        try store.write(settled)
+        return settled
     }
 
     static func putBack(_ connection: PGConnection, store: ArchiveStore, manifest: ArchiveManifest, ids: [String],

@@ -27,6 +27,9 @@ public enum RetiredDataReapplier {
         public var tools: [ArchivedRowsRemoval.Outcome]
         /// Archives whose run was interrupted (`pending`): not applied, since their delete may not have committed.
         @DefaultEmpty public var pendingArchives: [String]
+        /// Archives with an unarchive run that was interrupted: the ids it was putting back are kept
+        /// (they may be live in the source again) until `lifecycle unarchive` or `archive` settles them.
+        @DefaultEmpty public var unsettledUnarchives: [String] = []
         /// The prune run whose cut-off was applied again, that cut-off, and the rows it removed.
         public var pruneRun: String?
         public var pruneCutoff: String?
@@ -80,6 +83,7 @@ public enum RetiredDataReapplier {
         }
         report.tools = archives.tools
         report.pendingArchives = archives.pendingArchives
+        report.unsettledUnarchives = archives.unsettledUnarchives
         report.silencedTriggers = Array(Set(report.silencedTriggers + archives.silencedTriggers)).sorted()
         if report.archivedRows > 0 || report.pruneRows > 0 {
             logger.info("retired data removed again from the restored database", metadata: [
@@ -111,9 +115,14 @@ public enum RetiredDataReapplier {
         let part = { (from: Int, count: Int) in String(label[from..<(from + count)]) }
         let started = "\(part(0, 4))-\(part(4, 2))-\(part(6, 2)) \(part(9, 2)):\(part(11, 2)):\(part(13, 2))+00"
         let cutoff = run.cutoffInstant ?? run.cutoff
-        let plausible = try? await session.query(
-            "SELECT $1::timestamptz <= $2::timestamptz - $3::interval + interval '1 day' AS ok",
-            [cutoff, started, retention.sqlInterval]).first?.bool("ok")
+        let plausible: Bool?
+        do {
+            plausible = try await session.query(
+                "SELECT $1::timestamptz <= $2::timestamptz - $3::interval + interval '1 day' AS ok",
+                [cutoff, started, retention.sqlInterval]).first?.bool("ok")
+        } catch let error as PostgresError where error.sqlState?.hasPrefix("22") == true {
+            plausible = nil  // the recorded cut-off is not a time at all: damaged like a late one
+        }
         guard plausible == true else {
             throw FTBackupError(.dataError, "prune evidence of run \(run.run) records a cut-off \(cutoff) later than its start minus its retention \(run.retention); it was changed or damaged",
                                 hint: "restore with --keep-retired and look into the repository (ftbackup verify --evidence)")
@@ -148,7 +157,8 @@ public enum RetiredDataReapplier {
                 report.pendingArchives.append(name)
                 continue
             }
-            let ids = manifest.ids.filter { !manifest.restoredIds.contains($0) }
+            if !manifest.unarchivingIds.isEmpty { report.unsettledUnarchives.append(name) }
+            let ids = manifest.ids.filter { !manifest.restoredIds.contains($0) && !manifest.unarchivingIds.contains($0) }
             guard !ids.isEmpty else { continue }
             retired[manifest.schema, default: ([], [])].archives.append(name)
             retired[manifest.schema, default: ([], [])].ids += ids

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster in a git-ignored folder of the project, for demo, tests and bench.
 #
-#   scripts/scratch-pg.sh start DIR   initdb (once) and start on a free loopback port; writes DIR/env
+#   scripts/scratch-pg.sh start DIR   initdb (once) and start on a free loopback port; writes DIR/env;
+#                                     installs the tests' extension (scripts/test-extension/)
 #   scripts/scratch-pg.sh stop DIR    stop it (fast shutdown) and wait until it is gone
 #   scripts/scratch-pg.sh run DIR CMD…  start, run CMD with DIR/env loaded, always stop afterwards
 #
@@ -26,12 +27,27 @@ as_owner() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# The extensions the tests create (scripts/test-extension/) go into the server's share/extension folder,
+# on every start (a no-op when they are there already): as root, or through passwordless sudo.
+install_test_extensions() {
+  local bin=$1 share src f
+  share="$("$bin/pg_config" --sharedir 2>/dev/null)/extension" || return 0
+  src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/test-extension"
+  for f in "$src"/*; do
+    cmp -s "$f" "$share/$(basename "$f")" && continue
+    if [ -w "$share" ]; then install -m 644 "$f" "$share/"
+    elif sudo -n true 2>/dev/null; then sudo -n install -m 644 "$f" "$share/"
+    else echo "scratch-pg: warning: cannot install $(basename "$f") into $share (tests that create it will fail)" >&2; fi
+  done
+}
+
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start() {
   local dir; dir=$(mkdir -p "$1" && cd "$1" && pwd)
   local bin; bin=$(bindir)
   local data="$dir/data"
+  install_test_extensions "$bin"
   if [ "$(id -u)" -eq 0 ]; then
     id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user (it comes with the postgresql package)"
     chown postgres: "$dir"

@@ -81,6 +81,8 @@ struct InfoCommand: AsyncParsableCommand {
         var verifiedAt: Date?
         /// Set when the backup comes from another database than the repository's source: never used.
         var foreignSource: String?
+        /// With `--set`: the database's settings the backup recorded (nil: a backup taken before they were).
+        var databaseSettings: [DatabaseSetting]?
     }
 
     func run() async throws {
@@ -100,7 +102,7 @@ struct InfoCommand: AsyncParsableCommand {
                            rawBytes: m?.totals.rawBytes, storedBytes: m?.totals.storedBytes,
                            source: m.map { "\($0.source.database) on \($0.source.server)" }, walLSN: m?.snapshot.walLSN,
                            verifiedAt: VerificationRecord.read(repository, label: entry.label)?.verifiedAt,
-                           foreignSource: m.flatMap { view.mismatch(of: $0) })
+                           foreignSource: m.flatMap { view.mismatch(of: $0) }, databaseSettings: label == nil ? nil : m?.databaseSettings)
             }
             let verification = try VerificationOverview.read(repository)
             // The slot's health needs the database; without --db / FTBACKUP_DB only the repository is read.
@@ -128,6 +130,11 @@ struct InfoCommand: AsyncParsableCommand {
                 printLine("  tables:         \(row.tables ?? 0), rows: \(row.rows ?? 0)")
                 printLine("  size:           \(ByteCount.format(row.rawBytes ?? 0)) raw, \(ByteCount.format(row.storedBytes ?? 0)) stored (\(String(format: "%.0f", ratio * 100))%)")
                 printLine("  verified:       \(row.verifiedAt.map { Timestamps.display($0) } ?? "not verified")")
+                if label != nil {
+                    let settings = row.databaseSettings
+                    printLine("  db settings:    \(settings.map { $0.isEmpty ? "none" : "\($0.count)" } ?? "not recorded (backup taken before ftbackup recorded them)")")
+                    for setting in settings ?? [] { printLine("    \(setting)") }
+                }
             }
             if changes.segments > 0 || changes.slot?.exists == true {
                 printLine("change archive: \(changes.segments) segments, \(changes.transactions) transactions, \(ByteCount.format(changes.storedBytes))")

@@ -78,7 +78,7 @@ public enum BackupRunner {
         source.databaseOid = identity.databaseOid
         // Found before any work starts: a missing pg_dump must not cost a whole table copy.
         let pgDump = try PostgresTools.path(of: "pg_dump", serverVersionNumber: source.serverVersionNumber)
-        try await coordinator.execute(SessionSettings.copy(encoding: source.encoding))
+        try await coordinator.execute(SessionSettings.copy())
         let superuser = try await coordinator.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").first?.bool("rolsuper") ?? false
         if superuser { try await coordinator.execute("SET deadlock_timeout = '100ms'") }
         let snapshotSource: any SnapshotSource
@@ -97,6 +97,7 @@ public enum BackupRunner {
         let notCopied = try await TableDiscovery.notCopied(coordinator, policy: options.policy)
         let schemas = try await TableDiscovery.schemas(coordinator)
         let roles = try await TableDiscovery.roles(coordinator)
+        let databaseSettings = try await DatabaseSettings.read(coordinator)
         try await lockTables(tables, coordinator: coordinator)
         let sequences = try await TableDiscovery.sequences(coordinator)
         try await options.whileRunning?()
@@ -118,10 +119,11 @@ public enum BackupRunner {
             // Tables a worker could not lock (an ACCESS EXCLUSIVE request waits behind the coordinator's
             // lock) are copied by the coordinator, which already holds their lock in the same snapshot.
             var copied = copiedByWorkers
+            let encoding = source.encoding
             for (index, table) in deferred {
                 let entry = try await coordinator.withConnection { connection in
-                    try copyOne(table, index: index, connection: connection, storage: repository.storage, folder: folder,
-                                compression: options.policy.compression, progress: progress)
+                    try copyOne(table, index: index, connection: connection, encoding: encoding, storage: repository.storage,
+                                folder: folder, compression: options.policy.compression, progress: progress)
                 }
                 copied.append((index, entry))
             }
@@ -139,7 +141,8 @@ public enum BackupRunner {
                 sequences: sequences, materializedViews: materializedViews,
                 totals: .init(tables: copied.count, rows: copied.reduce(0) { $0 + $1.1.rows },
                               rawBytes: copied.reduce(0) { $0 + $1.1.file.rawBytes } + schemaDump.rawBytes,
-                              storedBytes: copied.reduce(0) { $0 + $1.1.file.storedBytes } + schemaDump.storedBytes))
+                              storedBytes: copied.reduce(0) { $0 + $1.1.file.storedBytes } + schemaDump.storedBytes),
+                databaseSettings: databaseSettings)
             // The manifest goes last: temp file, fsync, rename, fsync the folder.
             try repository.storage.writeAll(repository.manifestPath(label), try manifest.encoded())
             logger.info("backup finished", metadata: [
@@ -240,7 +243,7 @@ public enum BackupRunner {
                 group.addTask {
                     let session = try await DatabaseSession.connect(options.database, name: "ftbackup-copy-\(worker)")
                     defer { session.close() }
-                    try await session.execute(SessionSettings.copy(encoding: encoding))
+                    try await session.execute(SessionSettings.copy())
                     try await session.withConnection { try $0.beginTransaction(importingSnapshot: snapshot.id) }
                     var done: [(Int, BackupManifest.Table)] = []
                     var deferred: [(Int, TableToCopy)] = []
@@ -255,8 +258,8 @@ public enum BackupRunner {
                                     try connection.execute("ROLLBACK TO SAVEPOINT ftbackup_lock")
                                     return nil
                                 }
-                                return try copyOne(table, index: index, connection: connection, storage: storage, folder: folder,
-                                                   compression: compression, progress: progress)
+                                return try copyOne(table, index: index, connection: connection, encoding: encoding, storage: storage,
+                                                   folder: folder, compression: compression, progress: progress)
                             }
                         } onCancel: {
                             session.cancel()
@@ -285,21 +288,19 @@ public enum BackupRunner {
         }
     }
 
-    static func copyOne(_ table: TableToCopy, index: Int, connection: PGConnection, storage: any RepositoryStorage,
+    static func copyOne(_ table: TableToCopy, index: Int, connection: PGConnection, encoding: String, storage: any RepositoryStorage,
                         folder: String, compression: Policy.Compression, progress: ProgressReporter) throws -> BackupManifest.Table {
-        let name = try connection.qualifiedName(table.schema, table.name)
-        let columns = try table.columns.map { try connection.escapeIdentifier($0) }.joined(separator: ", ")
         let file = "data/\(index).copy\(compression.codec.fileExtension)"
         let writer = try CompressedFileWriter(storage: storage, path: "\(folder)/\(file)", compression: compression)
         do {
-            let outcome = try connection.copyOut("COPY \(name) (\(columns)) TO STDOUT") { chunk in
+            let outcome = try connection.copyOut(try CopyStatement.out(table, encoding: encoding, connection)) { chunk in
                 try writer.write(chunk)
                 progress.advance(bytes: chunk.count)
             }
             var stored = try writer.finish()
             stored.path = file
             return BackupManifest.Table(schema: table.schema, name: table.name, indexes: table.indexes, columns: table.columns,
-                                        rows: outcome.rows, file: stored)
+                                        rows: outcome.rows, file: stored, extensionFilter: table.extensionFilter)
         } catch {
             writer.abort()
             throw error

@@ -1,7 +1,10 @@
 /// Session settings under which COPY text is written and read, the same as pg_dump's, so values
 /// round-trip exactly whatever the server's or the role's defaults are.
 enum SessionSettings {
-    static func copy(encoding: String) -> String {
+    /// `encoding` is the session's client_encoding: the encoding of statement text and of what the
+    /// session reads back. Backups and restores keep it UTF8 (every connection starts so) and name the
+    /// database's own encoding on each COPY instead (``CopyStatement``).
+    static func copy(encoding: String = "UTF8") -> String {
         """
         SET client_encoding TO '\(encoding.replacingOccurrences(of: "'", with: "''"))';
         SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3;

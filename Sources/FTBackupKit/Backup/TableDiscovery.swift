@@ -10,6 +10,9 @@ public struct TableToCopy: Sendable, Equatable {
     public var estimatedBytes: Int64
     /// Indexes (and the constraints they back) a restore builds right after loading this table.
     public var indexes: [BackupManifest.IndexBuild]
+    /// Set for an extension's configuration table: the filter its extension registered (see
+    /// ``BackupManifest/Table/extensionFilter``).
+    public var extensionFilter: String? = nil
 }
 
 /// Finds, inside the backup's snapshot, every table whose data must be copied.
@@ -17,7 +20,9 @@ public struct TableToCopy: Sendable, Equatable {
 /// Tool schemas are discovered by what exists, never configured. Partitions are copied as the leaves
 /// they are (COPY of a partitioned parent is an error in PostgreSQL 15) and parents never, so no row
 /// is copied twice. Views, materialized views (refreshed at restore), foreign tables and the
-/// system's schemas are skipped; so is whatever the policy excludes.
+/// system's schemas are skipped; so is whatever the policy excludes. Tables that belong to an
+/// extension are the extension's script's to create and fill, except its configuration tables
+/// (`pg_extension_config_dump`): their rows that the extension's filter selects are copied, as pg_dump does.
 public enum TableDiscovery {
     public static func tables(_ session: DatabaseSession, policy: Policy) async throws -> [TableToCopy] {
         // With an empty search_path every name in the index and constraint definitions is qualified.
@@ -34,29 +39,36 @@ public enum TableDiscovery {
                     LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = c.oid AND con.contype IN ('p', 'u', 'x')
                     WHERE i.indrelid = c.oid) AS indexes,
                    (SELECT array_to_json(array_agg(a.attname ORDER BY a.attnum))::text FROM pg_attribute a
-                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS columns
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS columns,
+                   \(ExtensionConfigTables.filterSQL("c")) AS extension_filter
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind = 'r' AND \(CatalogSQL.userSchemaFilter)
-              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+              AND (NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+                   OR \(ExtensionConfigTables.filterSQL("c")) IS NOT NULL)
             ORDER BY bytes DESC, 1, 2
             """)
         return try rows.rows.compactMap { row in
             let schema = try row.requiredString("schema"), name = try row.requiredString("name")
             if policy.excludes(schema: schema, table: name) { return nil }
             let columns = try JSONDecoder().decode([String].self, from: Data((try row.string("columns") ?? "[]").utf8))
-            // Partitions' indexes hang off their parent's: pg_restore builds and attaches those.
-            let indexes = try row.bool("partition") == true ? [] : try JSONDecoder().decode(
+            let filter = try row.string("extension_filter")
+            // Partitions' indexes hang off their parent's: pg_restore builds and attaches those. An
+            // extension's table gets its indexes from the extension's script.
+            let indexes = try row.bool("partition") == true || filter != nil ? [] : try JSONDecoder().decode(
                 [BackupManifest.IndexBuild].self, from: Data((try row.string("indexes") ?? "[]").utf8))
-            return TableToCopy(schema: schema, name: name, columns: columns, estimatedBytes: try row.int64("bytes"), indexes: indexes)
+            return TableToCopy(schema: schema, name: name, columns: columns, estimatedBytes: try row.int64("bytes"), indexes: indexes,
+                               extensionFilter: filter)
         }
     }
 
     /// Tables whose data a backup does not copy although they exist: the policy's exclusions and
-    /// tables that belong to extensions. Their changes are not replayed either.
+    /// tables that belong to extensions (but for their configuration tables). Their changes are not
+    /// replayed either.
     public static func notCopied(_ session: DatabaseSession, policy: Policy) async throws -> [String] {
         try await session.query("""
             SELECT n.nspname AS schema, c.relname AS name,
-                   EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e') AS extension
+                   EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+                   AND \(ExtensionConfigTables.filterSQL("c")) IS NULL AS extension
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind = 'r' AND \(CatalogSQL.userSchemaFilter) ORDER BY 1, 2
             """).rows.compactMap { row in

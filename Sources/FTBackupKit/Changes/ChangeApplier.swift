@@ -54,6 +54,8 @@ final class ChangeApplier {
             let columns = relation.columns.indices
             let key = "I\(relid)"
             let name = try statement(key) {
+                // A row of a table without (published) columns: `() VALUES ()` is a syntax error.
+                if columns.isEmpty { return ("INSERT INTO \(try qualified(relation)) DEFAULT VALUES", 0) }
                 let list = try columns.map { try connection.escapeIdentifier(relation.columns[$0].name) }.joined(separator: ", ")
                 let values = columns.map { "$\($0 + 1)" }.joined(separator: ", ")
                 // OVERRIDING SYSTEM VALUE: identity values come from the source, as COPY restores them.

@@ -20,7 +20,7 @@ public enum ChangeArchiver {
     }
 
     /// The pinned output settings of every decoding session: values replay exactly as they were.
-    /// The client encoding is the database's own (``useDatabaseEncoding(_:)``), never forced to UTF8.
+    /// The client encoding is set for the decoding alone (``decodingEncoding(_:)``).
     static let decodingSettings = """
         SET DateStyle = ISO; SET IntervalStyle = postgres; SET TimeZone = 'UTC';
         SET extra_float_digits = 3; SET bytea_output = hex; SET statement_timeout = 0; SET synchronous_commit = on
@@ -44,7 +44,7 @@ public enum ChangeArchiver {
         let session = try await DatabaseSession.connect(database, name: "ftbackup-incr")
         defer { session.close() }
         try await session.execute(decodingSettings)
-        let encoding = try await useDatabaseEncoding(session)
+        let encoding = try await decodingEncoding(session)
         let identity = try await session.withConnection { try DatabaseIdentity.of($0) }
         try RepositorySource.claim(repositoryPath: repositoryPath, identity: identity, command: "backup --type incr")
         let slotName = try await ChangeArchivalNames.slot(session)
@@ -73,6 +73,9 @@ public enum ChangeArchiver {
             let writer = try CompressedFileWriter(storage: storage, path: ChangeSegmentManifest.dataPath(label), compression: compression)
             var parser = ChangeRowCopyParser()
             var summary = ChangeStreamSummary()
+            // Only the decoding runs in that encoding: the session's other statements and results stay UTF8.
+            try connection.execute("SET client_encoding = \(try connection.escapeLiteral(encoding))")
+            defer { try? connection.execute("SET client_encoding = 'UTF8'") }
             do {
                 try connection.copyOut("""
                     COPY (SELECT lsn, xid, data FROM pg_logical_slot_peek_binary_changes(\(slotLiteral), \(uptoLiteral)::pg_lsn, NULL,
@@ -114,13 +117,15 @@ public enum ChangeArchiver {
         return Report(segment: segment, coveredByFollower: nil, removedIncomplete: removed, slotLagBytes: lag)
     }
 
-    /// Sets the session's client_encoding to the database's encoding and returns it. Decoding then
-    /// converts nothing: a byte that is not valid UTF-8 in a SQL_ASCII database is archived as it is
-    /// (forcing UTF8 made every later pass fail on it), and replay sends it back in that encoding.
-    static func useDatabaseEncoding(_ session: DatabaseSession) async throws -> String {
+    /// The client_encoding changes are decoded in (recorded in each segment; replay applies its rows
+    /// in it). UTF8 when the database's encoding converts to UTF8 and back without loss or failure
+    /// (UTF8 itself, LATIN1): names and values then arrive as the UTF-8 the rest of ftbackup reads, so a
+    /// LATIN1 database's `données` is archived and replayed as itself. Any other encoding is decoded
+    /// in itself, converting nothing: a byte that is not valid UTF-8 in a SQL_ASCII database is archived
+    /// as it is (forcing UTF8 made every later pass fail on it), and replay sends it back in that encoding.
+    static func decodingEncoding(_ session: DatabaseSession) async throws -> String {
         let encoding = try await session.query("SELECT current_setting('server_encoding') AS encoding").first!.requiredString("encoding")
-        try await session.execute("SET client_encoding = \(try session.escapeLiteral(encoding))")
-        return encoding
+        return ["UTF8", "LATIN1"].contains(encoding) ? "UTF8" : encoding
     }
 
     /// One heartbeat row with every sequence's state: replayed, it sets sequences as of that instant.

@@ -43,7 +43,7 @@ public enum ChangeFollower {
         let control = try await DatabaseSession.connect(options.database, name: "ftbackup-follow-control")
         defer { control.close() }
         try await control.execute(ChangeArchiver.decodingSettings)
-        let encoding = try await ChangeArchiver.useDatabaseEncoding(control)
+        let encoding = try await ChangeArchiver.decodingEncoding(control)
         let identity = try await control.withConnection { try DatabaseIdentity.of($0) }
         try RepositorySource.claim(repositoryPath: options.repositoryPath, identity: identity, command: "follow")
         let slotName = try await ChangeArchivalNames.slot(control)
@@ -60,7 +60,7 @@ public enum ChangeFollower {
             for setting in ChangeArchiver.decodingSettings.split(separator: ";") {
                 try connection.simpleQuery(setting.trimmingCharacters(in: .whitespacesAndNewlines))
             }
-            // The walsender sends values in the client encoding: the database's own, so any byte passes.
+            // The walsender sends names and values in the client encoding (ChangeArchiver.decodingEncoding).
             try connection.simpleQuery("SET client_encoding = \(try connection.escapeLiteral(encoding))")
             try connection.startReplicationStream("""
                 START_REPLICATION SLOT \(try connection.escapeIdentifier(slotName)) LOGICAL 0/0 \

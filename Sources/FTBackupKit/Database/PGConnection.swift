@@ -22,6 +22,12 @@ public final class PGConnection: @unchecked Sendable {
     /// Opens a connection. libpq's conventions apply unchanged; `fallback_application_name` is
     /// `ftbackup` unless the string or `PGAPPNAME` names another application.
     ///
+    /// The session's `client_encoding` is always UTF8, whatever the database's encoding: statement
+    /// text goes out as Swift's UTF-8 and results are read back as UTF-8, so names and values with any
+    /// character survive the round trip (a LATIN1 database's `données` was read back as `donn�es`).
+    /// COPY data travels in the database's own encoding through COPY's `ENCODING` option
+    /// (``CopyStatement``), and change decoding sets its own (``ChangeArchiver/decodingEncoding(_:)``).
+    ///
     /// `replication: true` opens a logical replication connection (`replication=database`), which
     /// speaks only the simple query protocol: use `simpleQuery`, never `query`.
     public static func connect(_ connectionString: ConnectionString, replication: Bool = false) throws -> PGConnection {
@@ -31,6 +37,9 @@ public final class PGConnection: @unchecked Sendable {
             keywords.append("dbname")
             values.append(connectionString.raw)
         }
+        // After the connection string, so nothing in it or in PGCLIENTENCODING changes it.
+        keywords.append("client_encoding")
+        values.append("UTF8")
         if replication {
             keywords.append("replication")
             values.append("database")

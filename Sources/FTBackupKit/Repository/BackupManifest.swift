@@ -63,6 +63,10 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         public var columns: [String]
         public var rows: Int64
         public var file: StoredFile
+        /// Set for an extension's configuration table: the filter its rows were read through (`WHERE NOT
+        /// is_default`; empty for every row), as the extension registered it. A restore appends these
+        /// rows to those the extension's own script creates, without TRUNCATE.
+        public var extensionFilter: String? = nil
     }
 
     /// A sequence's state, read right after the snapshot was taken (sequences are not transactional,
@@ -114,6 +118,9 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     /// Materialized views that held data at the source: refreshed after the load, never copied.
     public var materializedViews: [RelationName]
     public var totals: Totals
+    /// The database's own settings (`ALTER DATABASE … SET`, `ALTER ROLE … IN DATABASE … SET`), applied
+    /// to the target database by a whole-database restore; nil in backups taken before they were recorded.
+    public var databaseSettings: [DatabaseSetting]? = nil
 
     public var duration: TimeInterval { stoppedAt.timeIntervalSince(startedAt) }
 

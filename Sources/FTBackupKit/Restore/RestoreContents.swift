@@ -27,10 +27,15 @@ struct RestoreContents {
                         "TRIGGER", "POLICY", "RULE", "DEFAULT", "STATISTICS", "COLLATION", "CONVERSION", "OPERATOR", "COMMENT", "ACL", "CAST"]
         .sorted { $0.count > $1.count }
 
-    /// Reads the listing of `dumpFile`.
-    static func read(_ pgRestore: String, dumpFile: String) throws -> RestoreContents {
+    /// Reads the listing of `dumpFile`, whose names are in `encoding` (the source database's, which
+    /// pg_dump wrote them in): a LATIN1 database's `élèves` must read as itself, or the entries the
+    /// data phase built already are not recognised and post-data creates them a second time.
+    static func read(_ pgRestore: String, dumpFile: String, encoding: String) throws -> RestoreContents {
         var listing: [UInt8] = []
         try PostgresTools.run(pgRestore, ["--list", dumpFile]) { listing.append(contentsOf: $0) }
+        // LATIN1's bytes are exactly the first 256 Unicode scalars; other encodings are read as UTF-8
+        // (pg_restore --use-list reads only each line's entry number, so a lenient read loses nothing it needs).
+        if encoding == "LATIN1" { return parse(String(String.UnicodeScalarView(listing.map { Unicode.Scalar($0) }))) }
         return parse(String(decoding: listing, as: UTF8.self))
     }
 

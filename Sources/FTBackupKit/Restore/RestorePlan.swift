@@ -45,6 +45,7 @@ public struct RestoreReport: Codable, Sendable {
     public var seconds: Double
     /// What retention had removed from the source and the restore removed again (nil with `--keep-retired`).
     public var retired: RetiredDataReapplier.Report? = nil
-    /// Foreign keys from other schemas that the restored rows do not satisfy (re-added NOT VALID).
+    /// Foreign keys from other schemas that the restored rows do not satisfy (re-added NOT VALID);
+    /// database settings of a role the target lacks.
     public var warnings: [String]? = nil
 }

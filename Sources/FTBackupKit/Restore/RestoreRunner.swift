@@ -97,7 +97,7 @@ public enum RestoreRunner {
         let dumpFile = try materializeSchemaDump(repository, manifest: manifest)
         defer { try? FileManager.default.removeItem(atPath: dumpFile) }
         // ftbackup's own objects (publication, schema, event triggers) are never restored.
-        let contents = try RestoreContents.read(pgRestore, dumpFile: dumpFile)
+        let contents = try RestoreContents.read(pgRestore, dumpFile: dumpFile, encoding: manifest.source.encoding)
         let listFile = try contents.writeList()
         defer { try? FileManager.default.removeItem(atPath: listFile) }
         let child = options.target.forChildProcess()
@@ -189,6 +189,12 @@ public enum RestoreRunner {
                                                    logger: logger)
             }
         }
+        if plan.wholeDatabase, let settings = manifest.databaseSettings {
+            // Last, so no setting (a default_transaction_read_only, a statement_timeout) reaches the restore's own sessions.
+            let skipped = try await timed("settings") { try await target.withConnection { try DatabaseSettings.apply(settings, $0) } }
+            for warning in skipped { logger.warning("\(warning)") }
+            warnings += skipped
+        }
         return RestoreReport(plan: plan, phases: phases, seconds: Date().timeIntervalSince(started),
                              retired: retired, warnings: warnings.isEmpty ? nil : warnings)
     }
@@ -279,17 +285,18 @@ public enum RestoreRunner {
                 group.addTask {
                     let session = try await DatabaseSession.connect(options.target, name: "ftbackup-load-\(worker)")
                     defer { session.close() }
-                    try await session.execute(SessionSettings.copy(encoding: manifest.source.encoding)
+                    try await session.execute(SessionSettings.copy()
                         + "; SET synchronous_commit = off; SET maintenance_work_mem = '512MB'; SET search_path = ''")
                     while let table = queue.next() {
                         try Task.checkCancellation()
                         let rows = try await withTaskCancellationHandler {
                             try await session.withConnection { connection -> Int64 in
-                                let name = try connection.qualifiedName(table.schema, table.name)
-                                let columns = try table.columns.map { try connection.escapeIdentifier($0) }.joined(separator: ", ")
+                                // An extension's configuration table keeps the rows its script created; the backup holds the others.
+                                let appended = table.extensionFilter != nil
+                                let copy = try CopyStatement.into(table, encoding: manifest.source.encoding, freeze: !appended, connection)
                                 return try connection.transaction {
-                                    try connection.execute("TRUNCATE ONLY \(name)")
-                                    return try connection.copyIn("COPY \(name) (\(columns)) FROM STDIN WITH (FREEZE)") { write in
+                                    if !appended { try connection.execute("TRUNCATE ONLY \(try connection.qualifiedName(table.schema, table.name))") }
+                                    return try connection.copyIn(copy) { write in
                                         try StoredFileReader.read(storage, folder: folder, file: table.file) { raw in
                                             try write(raw)
                                             progress.advance(bytes: raw.count)

@@ -72,7 +72,9 @@ public enum PostgresTools {
         process.waitUntilExit()
         if let sinkError { throw sinkError }
         guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            let text = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
+            // Read leniently: pg_restore prints the server's messages in the dump's encoding (LATIN1, …),
+            // and a strict UTF-8 read lost the whole message.
+            let text = (try? Data(contentsOf: errorFile)).map { String(decoding: $0, as: UTF8.self) } ?? ""
             let lines = text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
             let summary = errorSummary(lines)
             let message = secrets?.scrub(summary) ?? summary

@@ -119,6 +119,12 @@ import Testing
                         #expect(ddl == sourceDDL)
                     }
                     #expect(TableFingerprint.differences(source: source, restored: restored) == [])
+                    // pg_restore --schema creates no extension: a --schema restore leaves its configuration table alone.
+                    try await TestServer.withDatabase(seeded: false) { target in
+                        let report = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path,
+                                                                                schemas: ["app"], showProgress: false))
+                        #expect(report.plan.tables == manifest.tables.count - 1)
+                    }
 
                     try await session.execute("""
                         INSERT INTO app.ext_settings VALUES ('weight', 'heavy', false);

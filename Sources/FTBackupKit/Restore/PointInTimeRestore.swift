@@ -50,7 +50,7 @@ public enum PointInTimeRestore {
         let consistentPoint = LSN.parse(plan.consistentPoint) ?? 0
         let storage = repository.storage
         let replayed = ReplayTally()
-        let ignoredTables = Set(try repository.backup(label: plan.full).tablesNotCopied ?? [])
+        let ignoredTables = Self.ignored(try repository.backup(label: plan.full), schemas: options.schemas)
         let full = try await RestoreRunner.run(fullOptions) {
             let started = Date()
             let (transactions, changes) = try await replay(segments, storage: storage, options: options, from: consistentPoint,
@@ -122,7 +122,7 @@ public enum PointInTimeRestore {
         var descriptions: [UInt32: RelationDescription] = [:]
         var checked: Set<String> = []
         let known = Dictionary(full.tables.map { ("\($0.schema).\($0.name)", $0.columns) }, uniquingKeysWith: { first, _ in first })
-        let ignored = Set(full.tablesNotCopied ?? [])
+        let ignored = Self.ignored(full, schemas: options.schemas)
         let selected = options.schemas.isEmpty ? nil : Set(options.schemas)
         let limit = PgOutputDecoder.postgresMicroseconds(from: target)
         func check(_ relid: UInt32, at lsn: UInt64) throws {
@@ -189,6 +189,13 @@ public enum PointInTimeRestore {
                         lastCommitLSN: lastLSN.map(LSN.format), lastCommitTime: lastTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
                         newestRecoverable: newest, estimatedSeconds: estimate, restore: restorePlan)
         return (plan, used)
+    }
+
+    /// Tables whose changes replay skips: those the full did not copy, and with `--schema` extensions'
+    /// configuration tables (a `--schema` restore leaves them alone, see `RestorePlan`).
+    static func ignored(_ full: BackupManifest, schemas: [String]) -> Set<String> {
+        let configuration = schemas.isEmpty ? [] : full.tables.filter { $0.extensionFilter != nil }.map { "\($0.schema).\($0.name)" }
+        return Set((full.tablesNotCopied ?? []) + configuration)
     }
 
     /// Streams one segment's rows, checking its digest as it goes (a damaged segment is an error, never a short replay).

@@ -27,7 +27,9 @@ public struct RestorePlan: Codable, Sendable {
                                 hint: "known schemas include \(tools.prefix(6).joined(separator: ", "))… (ftbackup info --set \(manifest.label) --output json)")
         }
         let schemas = requested.isEmpty ? manifest.schemas : Array(Set(requested)).sorted()
-        let tables = manifest.tables.filter { schemas.contains($0.schema) }
+        // pg_restore --schema creates no extension, so a --schema restore leaves extensions' configuration
+        // tables alone too (their rows and their changes): the target's extension keeps what it holds.
+        let tables = manifest.tables.filter { schemas.contains($0.schema) && (requested.isEmpty || $0.extensionFilter == nil) }
         let plan = RestorePlan(label: manifest.label, consistentAt: manifest.snapshot.time,
                                source: "\(manifest.source.database) on \(manifest.source.server)", target: target,
                                schemas: schemas, wholeDatabase: requested.isEmpty, tables: tables.count,

@@ -149,7 +149,9 @@ import Testing
         try await TestServer.withDatabase(seeded: false, options: Self.latin1) { db in
             let session = try await db.connect()
             defer { session.close() }
+            // Written as UTF-8 (as psql does in a UTF-8 locale): the server stores LATIN1's é (0xE9).
             try await session.execute("""
+                SET client_encoding = 'UTF8';
                 CREATE SCHEMA "données";
                 CREATE TABLE "données"."élèves" (id int PRIMARY KEY, "prénom" text, note text);
                 INSERT INTO "données"."élèves" VALUES (1, 'Zoë', 'très bien ½ ¿ ß ÿ'), (2, 'Ærøskøbing', E'tab\\tü'), (3, 'Ñu', NULL);
@@ -158,6 +160,8 @@ import Testing
                 """)
             let encoding = try await session.query("SELECT current_setting('server_encoding') AS e").first!.requiredString("e")
             try #require(encoding == "LATIN1")
+            let stored = try await session.query("SELECT encode(convert_to(nspname, 'LATIN1'), 'hex') AS h FROM pg_namespace WHERE nspname LIKE 'donn%'")
+            try #require(try stored.first?.string("h") == "646f6e6ee96573")
             try await TestRepository.with { repo in
                 try await Self.withArchival(db) {
                     let manifest = try await BackupRunner.runFull(try .test(db, repo))

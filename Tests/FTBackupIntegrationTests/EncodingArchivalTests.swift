@@ -12,9 +12,12 @@ extension TestServer {
 }
 
 extension ChangeArchivalTests.PointInTimeTests {
-    /// Every row of `t` as id and the hex of its text's exact bytes.
+    /// Every row of `t` as id and the hex of its text's exact bytes, as the database stores them
+    /// (`textsend` gives them in the session's client_encoding, and sessions speak UTF8 now).
     static func rawRows(_ session: DatabaseSession) async throws -> [String] {
-        try await session.query("SELECT id || ':' || coalesce(encode(textsend(v), 'hex'), 'null') AS r FROM t ORDER BY id").rows.map { try $0.requiredString("r") }
+        try await session.query(
+            "SELECT id || ':' || coalesce(encode(convert_to(v, current_setting('server_encoding')), 'hex'), 'null') AS r FROM t ORDER BY id"
+        ).rows.map { try $0.requiredString("r") }
     }
 
     /// A non-UTF-8 byte inserted and updated after the full: the incremental archives it (it failed

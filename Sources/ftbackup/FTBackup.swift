@@ -23,6 +23,8 @@ struct FTBackup: AsyncParsableCommand {
         // Wall times are the database's, never the client machine's: libpq must not send PGTZ
         // (retention's cut-off is read in the database's own zone; see DatabaseTimeZone).
         unsetenv("PGTZ")
+        // Temporary files go with the process: on return, on error, and on SIGINT, SIGTERM or SIGHUP.
+        TemporaryFiles.installSignalCleanup()
         do {
             var command = try parseAsRoot()
             if var asynchronous = command as? AsyncParsableCommand {
@@ -30,7 +32,9 @@ struct FTBackup: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+            TemporaryFiles.removeAll()
         } catch {
+            TemporaryFiles.removeAll()
             exit(withError: error)
         }
     }

@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+@testable import FTBackupKit
+
+/// SIGINT or SIGTERM in the middle of a run (issue 10, item 10): the process removes its temporary
+/// files, stops its children, says so in one line and ends by the same signal.
+@Suite struct InterruptTests {
+    /// Runs the CLI with a private TMPDIR, sends `signal` once a temporary file whose name ends with
+    /// `suffix` exists under it, and returns the outcome and what is left in that TMPDIR.
+    static func interrupt(_ arguments: [String], signal signalNumber: Int32, whenFileEndsWith suffix: String)
+        throws -> (process: Process, stderr: String, left: [String], sawFile: Bool) {
+        let tmp = NSTemporaryDirectory() + "ftbackup-tmpdir-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let (process, _, err) = try FTBackupBinary.start(arguments, environment: ["TMPDIR": tmp])
+        var saw = false
+        for _ in 0..<12_000 where process.isRunning {
+            let files = FileManager.default.enumerator(atPath: tmp)?.allObjects as? [String] ?? []
+            if files.contains(where: { $0.hasSuffix(suffix) }) {
+                saw = true
+                kill(process.processIdentifier, signalNumber)
+                break
+            }
+            usleep(2_000)
+        }
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let left = FileManager.default.enumerator(atPath: tmp)?.allObjects as? [String] ?? []
+        return (process, stderr, left, saw)
+    }
+
+    /// A backup whose pg_dump waits for a lock (a partitioned parent held by another session) is interrupted.
+    @Test(arguments: [SIGINT, SIGTERM])
+    func backupInterruptedLeavesNoTemporaryFile(signal signalNumber: Int32) async throws {
+        try await TestServer.withDatabase(seeded: false) { db in
+            let session = try await db.connect()
+            defer { session.close() }
+            try await session.execute("""
+                CREATE TABLE parted (id int, v text) PARTITION BY RANGE (id);
+                CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100000);
+                INSERT INTO parted SELECT g, md5(g::text) FROM generate_series(1, 50000) g
+                """)
+            let holder = try await db.connect("holder")
+            defer { holder.close() }
+            try await holder.execute("BEGIN; LOCK TABLE ONLY parted IN ACCESS EXCLUSIVE MODE")
+            try await TestRepository.with { repo in
+                let run = try Self.interrupt(["backup", "--db", "\(try TestServer.dsn) dbname=\(db.name)", "--repo", repo.path],
+                                             signal: signalNumber, whenFileEndsWith: ".stderr")
+                #expect(run.sawFile, "pg_dump never started: \(run.stderr)")
+                #expect(run.process.terminationReason == .uncaughtSignal && run.process.terminationStatus == signalNumber, "\(run.stderr)")
+                #expect(run.left == [], "left in TMPDIR: \(run.left)")
+                #expect(run.stderr.contains("ftbackup: error: interrupted by \(signalNumber == SIGINT ? "SIGINT" : "SIGTERM"); temporary files removed"))
+                // The interrupted backup is never usable; the next one succeeds.
+                #expect(try repo.repository.entries().allSatisfy { $0.status != .complete })
+                try await holder.execute("ROLLBACK")
+                #expect(try await BackupRunner.runFull(try .test(db, repo)).tables.count == 1)
+            }
+        }
+    }
+
+    /// A restore interrupted after it decompressed the schema dump (`/tmp/ftbackup-<label>-*.pgdump` before).
+    @Test func restoreInterruptedLeavesNoTemporaryFile() async throws {
+        try await TestServer.withDatabase { source in
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let run = try Self.interrupt(["restore", "--repo", repo.path, "--target", "\(try TestServer.dsn) dbname=\(target.name)"],
+                                                 signal: SIGINT, whenFileEndsWith: ".pgdump")
+                    #expect(run.sawFile, "\(run.stderr)")
+                    #expect(run.process.terminationReason == .uncaughtSignal && run.process.terminationStatus == SIGINT, "\(run.stderr)")
+                    #expect(run.left == [], "left in TMPDIR: \(run.left)")
+                    #expect(run.stderr.contains("interrupted by SIGINT; temporary files removed"))
+                }
+            }
+        }
+    }
+}

@@ -74,4 +74,57 @@ import Testing
             }
         }
     }
+
+    /// SIGINT after `--clean` dropped a schema other schemas hold foreign keys on: the temporary folder goes,
+    /// but the saved foreign keys are kept in a script named in the one line, and putting them back works.
+    @Test func cleanRestoreInterruptedAfterTheDropKeepsWhatItSaved() async throws {
+        try await TestServer.withDatabase { source in
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase { target in
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    let keysBefore = try await CleanRestoreTests.keysAndPolicies(t)
+                    let usersOid = try await t.query("SELECT oid::text AS o FROM pg_namespace WHERE nspname = 'users'").first!.requiredString("o")
+                    let tmp = NSTemporaryDirectory() + "ftbackup-tmpdir-\(UUID().uuidString)"
+                    try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+                    defer { try? FileManager.default.removeItem(atPath: tmp) }
+                    let (process, _, err) = try FTBackupBinary.start(["restore", "--repo", repo.path, "--schema", "users", "--clean",
+                                                                      "--target", "\(try TestServer.dsn) dbname=\(target.name)"],
+                                                                     environment: ["TMPDIR": tmp])
+                    var signalled = false
+                    for _ in 0..<3000 where process.isRunning {
+                        let now = try await t.query("SELECT oid::text AS o FROM pg_namespace WHERE nspname = 'users'").first?.string("o")
+                        if now != usersOid {
+                            kill(process.processIdentifier, SIGINT)
+                            signalled = true
+                            break
+                        }
+                        usleep(2_000)
+                    }
+                    let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                    process.waitUntilExit()
+                    #expect(signalled, "the restore ended before its drop was seen: \(stderr)")
+                    #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT, "\(stderr)")
+                    let left = (try FileManager.default.contentsOfDirectory(atPath: tmp)).sorted()
+                    // Only what was kept on purpose, outside the process's folder.
+                    #expect(left.allSatisfy { $0.hasPrefix("ftbackup-dependants-") }, "\(left)")
+                    let script = left.first { $0.hasSuffix(".sql") }.map { "\(tmp)/\($0)" }
+                    #expect(script != nil && stderr.contains("psql -f \(script ?? "?")"), "\(stderr)")
+                    #expect(stderr.contains("--clean was dropping or had dropped schema(s) users"), "\(stderr)")
+                    // The documented way back: the same restore with --clean, then the kept script.
+                    _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path,
+                                                                   schemas: ["users"], clean: true, showProgress: false))
+                    if let script {
+                        let sql = try String(contentsOfFile: script, encoding: .utf8)
+                        #expect(sql.contains("FOREIGN KEY"))
+                        // As an operator would: psql -f, here through one simple query (the drop had committed).
+                        try await t.execute(sql)
+                    }
+                    let keysAfter = try await CleanRestoreTests.keysAndPolicies(t)
+                    #expect(keysAfter == keysBefore, "missing: \(Set(keysBefore).subtracting(keysAfter)); extra: \(Set(keysAfter).subtracting(keysBefore))")
+                }
+            }
+        }
+    }
 }

@@ -110,7 +110,7 @@ public enum RestoreRunner {
         var dependants = OutsideDependants()
         defer { dependants.removeFiles() }
         var touched = false
-        // Once schemas are dropped, an interrupted run keeps what it saved of other schemas' objects and says where.
+        // From the drop on, an interrupted run keeps what it saved of other schemas' objects and says where.
         var interruptAction: UUID?
         defer { if let interruptAction { TemporaryFiles.cancelInterruptAction(interruptAction) } }
         if options.clean {
@@ -123,9 +123,9 @@ public enum RestoreRunner {
             try await timed("clean") {
                 dependants = try await OutsideDependants.capture(target, schemas: plan.schemas, options: options)
                 let saved = dependants
+                interruptAction = RestoreFailure.keepOnInterrupt(saved, target: target, plan: plan)
                 let taken = try await CleanDrop.run(target, plan: plan, dependants: saved, cascade: options.cascade)
                 touched = true
-                interruptAction = RestoreFailure.keepOnInterrupt(saved, target: target, plan: plan)
                 for object in taken { logger.warning("--cascade dropped \(object)") }
             }
         }

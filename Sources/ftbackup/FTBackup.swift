@@ -12,8 +12,9 @@ struct FTBackup: AsyncParsableCommand {
         discussion: """
             Exit codes: 0 success, 1 unexpected failure, 64 bad usage or input, 65 corrupt or incomplete \
             repository data, 69 database unreachable, 70 a safety check stopped a destructive statement before it \
-            committed, 73 cannot write, 75 repository locked by another run, 77 authentication or privilege refused, \
-            78 invalid policy or configuration.
+            committed, 73 cannot write, 75 repository locked by another run (or a full backup overtaken by DDL on every \
+            attempt), 77 authentication or privilege refused, 78 invalid policy or configuration. On SIGINT, SIGTERM or \
+            SIGHUP: children stopped, temporary files removed, then the process ends by that signal (130, 143, 129 in a shell).
             """,
         version: FTBackupVersion.current,
         subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, LifecycleCommand.self, DevCommand.self]
@@ -23,6 +24,8 @@ struct FTBackup: AsyncParsableCommand {
         // Wall times are the database's, never the client machine's: libpq must not send PGTZ
         // (retention's cut-off is read in the database's own zone; see DatabaseTimeZone).
         unsetenv("PGTZ")
+        // Temporary files go with the process: on return, on error, and on SIGINT, SIGTERM or SIGHUP.
+        TemporaryFiles.installSignalCleanup()
         do {
             var command = try parseAsRoot()
             if var asynchronous = command as? AsyncParsableCommand {
@@ -30,7 +33,9 @@ struct FTBackup: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+            TemporaryFiles.removeAll()
         } catch {
+            TemporaryFiles.removeAll()
             exit(withError: error)
         }
     }

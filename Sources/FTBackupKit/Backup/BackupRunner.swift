@@ -15,6 +15,9 @@ public struct BackupOptions: Sendable {
     /// Called once the snapshot is taken and every table locked, before any table is copied: the
     /// backup is running. Tests use it to write and record an instant in the middle of a backup.
     public var whileRunning: (@Sendable () async throws -> Void)?
+    /// Called right after each attempt's snapshot is taken (attempt 1, 2, …), before tables are
+    /// discovered and locked. Tests use it to commit DDL that the snapshot does not see.
+    public var afterSnapshot: (@Sendable (_ attempt: Int) async throws -> Void)?
 
     public init(database: ConnectionString, repositoryPath: String, policy: Policy, jobs: Int,
                 snapshotSource: (any SnapshotSource)? = nil,
@@ -33,17 +36,35 @@ public struct BackupOptions: Sendable {
 /// the repository, all in one snapshot, with the DDL from `pg_dump` on that same snapshot, and the
 /// manifest written last.
 public enum BackupRunner {
-    /// Takes a full backup, trying again (twice, a few seconds apart) when the application asked for an
-    /// ACCESS EXCLUSIVE lock (TRUNCATE, ALTER …) while the backup held its snapshot: as with
-    /// `pg_dump -j`, such a request makes the schema dump unable to lock, and the backup must start over.
+    /// How many times a full backup is started before it gives up on a database that keeps changing under it.
+    static let maxAttempts = 3
+
+    /// Takes a full backup, taking it again (twice at most) when its snapshot cannot be used:
+    /// - a table was rewritten, altered or dropped after the snapshot was taken (the snapshot would read
+    ///   a rewritten table as empty; see `SnapshotTableCheck`): at once, with a new snapshot;
+    /// - the application asked for an ACCESS EXCLUSIVE lock (TRUNCATE, ALTER …) while the backup held its
+    ///   snapshot: as with `pg_dump -j`, the schema dump cannot lock, so the backup starts over a few seconds later.
+    /// Each retake is logged with its reason; after the last attempt the backup fails (exit 75) and
+    /// writes nothing.
     public static func runFull(_ options: BackupOptions) async throws -> BackupManifest {
         var attempt = 1
         while true {
             do {
-                return try await runFullOnce(options)
-            } catch let error as FTBackupError where attempt < 3 && isLockConflict(error) {
-                options.logger.warning("backup met a conflicting lock request; starting over", metadata: [
-                    "attempt": .string("\(attempt)"), "error": .string(error.message),
+                return try await runFullOnce(options, attempt: attempt)
+            } catch let error as TablesChangedAfterSnapshot {
+                guard attempt < maxAttempts else {
+                    throw FTBackupError(.locked, "no backup written: on each of \(maxAttempts) attempts a table changed after the backup's snapshot "
+                                        + "(last: \(error.changes.joined(separator: "; ")))",
+                                        hint: "DDL that rewrites or alters tables (ALTER TABLE, TRUNCATE, VACUUM FULL, CLUSTER) kept committing as the backup started; run the backup again once it is over")
+                }
+                options.logger.warning("backup taken again: a table changed after its snapshot", metadata: [
+                    "attempt": .string("\(attempt)"), "reason": "table_changed_after_snapshot",
+                    "tables": .string(error.changes.joined(separator: "; ")),
+                ])
+                attempt += 1
+            } catch let error as FTBackupError where attempt < maxAttempts && isLockConflict(error) {
+                options.logger.warning("backup taken again: it met a conflicting lock request", metadata: [
+                    "attempt": .string("\(attempt)"), "reason": "lock_conflict", "error": .string(error.message),
                 ])
                 attempt += 1
                 try await Task.sleep(for: .seconds(2))
@@ -57,7 +78,7 @@ public enum BackupRunner {
             || (text.contains("statement timeout") && text.contains("LOCK TABLE"))
     }
 
-    static func runFullOnce(_ options: BackupOptions) async throws -> BackupManifest {
+    static func runFullOnce(_ options: BackupOptions, attempt: Int = 1) async throws -> BackupManifest {
         let repository = Repository.local(options.repositoryPath)
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .write, exclusive: true,
                                               command: "backup --type full")
@@ -91,15 +112,20 @@ public enum BackupRunner {
         }
         // On failure the snapshot ends with the coordinator's connection (closed by the defer above).
         let snapshot = try await snapshotSource.export(on: coordinator)
+        try await options.afterSnapshot?(attempt)
 
-        let materializedViews = try await TableDiscovery.populatedMaterializedViews(coordinator)
-        let tables = try await TableDiscovery.tables(coordinator, policy: options.policy)
-        let notCopied = try await TableDiscovery.notCopied(coordinator, policy: options.policy)
-        let schemas = try await TableDiscovery.schemas(coordinator)
-        let roles = try await TableDiscovery.roles(coordinator)
-        let databaseSettings = try await DatabaseSettings.read(coordinator)
-        try await lockTables(tables, coordinator: coordinator)
-        let sequences = try await TableDiscovery.sequences(coordinator)
+        let (materializedViews, tables, notCopied, schemas, roles, sequences, databaseSettings) = try await SnapshotTableCheck.failingOnDroppedObjects {
+            let materializedViews = try await TableDiscovery.populatedMaterializedViews(coordinator)
+            let tables = try await TableDiscovery.tables(coordinator, policy: options.policy)
+            let notCopied = try await TableDiscovery.notCopied(coordinator, policy: options.policy)
+            let schemas = try await TableDiscovery.schemas(coordinator)
+            let roles = try await TableDiscovery.roles(coordinator)
+            let databaseSettings = try await DatabaseSettings.read(coordinator)
+            try await lockTables(tables, coordinator: coordinator)
+            // With every lock held: a table rewritten or altered since the snapshot would be copied wrong (empty).
+            try await SnapshotTableCheck.verify(tables, coordinator: coordinator, database: options.database)
+            return (materializedViews, tables, notCopied, schemas, roles, try await TableDiscovery.sequences(coordinator), databaseSettings)
+        }
         try await options.whileRunning?()
 
         let label = try repository.newLabel(type: .full, at: startedAt)
@@ -122,8 +148,8 @@ public enum BackupRunner {
             let encoding = source.encoding
             for (index, table) in deferred {
                 let entry = try await coordinator.withConnection { connection in
-                    try copyOne(table, index: index, connection: connection, encoding: encoding, storage: repository.storage,
-                                folder: folder, compression: options.policy.compression, progress: progress)
+                    try copyOne(table, index: index, connection: connection, encoding: encoding, storage: repository.storage, folder: folder,
+                                compression: options.policy.compression, progress: progress)
                 }
                 copied.append((index, entry))
             }
@@ -201,126 +227,5 @@ public enum BackupRunner {
                 throw error
             }
         }
-    }
-
-    /// Holds ACCESS SHARE on every table until the end, as pg_dump does, so no DROP, ALTER or TRUNCATE
-    /// can slip in. Always NOWAIT: a backup that waited for a lock could complete a deadlock in which
-    /// the application's transaction is the victim; on a conflict it releases what it took (savepoint)
-    /// and tries again, for at most a minute, then names who holds the lock.
-    static func lockTables(_ tables: [TableToCopy], coordinator: DatabaseSession) async throws {
-        let names = try tables.map { try coordinator.qualifiedName($0.schema, $0.name) }
-        guard !names.isEmpty else { return }
-        let deadline = Date().addingTimeInterval(60)
-        while true {
-            do {
-                try await coordinator.execute("SAVEPOINT ftbackup_locks")
-                for batch in stride(from: 0, to: names.count, by: 200) {
-                    try await coordinator.execute("LOCK TABLE \(names[batch..<min(batch + 200, names.count)].joined(separator: ", ")) IN ACCESS SHARE MODE NOWAIT")
-                }
-                try await coordinator.execute("RELEASE SAVEPOINT ftbackup_locks")
-                return
-            } catch let error as PostgresError where error.sqlState == "55P03" {
-                try await coordinator.execute("ROLLBACK TO SAVEPOINT ftbackup_locks")
-                if Date() > deadline {
-                    throw FTBackupError(.locked, "could not lock every table for the backup within 60 s: \(error.message)",
-                                        hint: "a session holds an ACCESS EXCLUSIVE lock (ALTER, TRUNCATE, VACUUM FULL …); let it finish and retry")
-                }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-        }
-    }
-
-    /// Copies every table with `jobs` connections that all imported the snapshot, largest first.
-    /// Returns what was copied and the tables a worker could not lock without waiting.
-    static func copyTables(_ tables: [TableToCopy], options: BackupOptions, encoding: String, snapshot: ExportedSnapshot,
-                           storage: any RepositoryStorage, folder: String,
-                           progress: ProgressReporter) async throws -> ([(Int, BackupManifest.Table)], [(Int, TableToCopy)]) {
-        let queue = WorkQueue(Array(tables.enumerated()))
-        let workers = min(options.jobs, max(tables.count, 1))
-        let compression = options.policy.compression
-        return try await withThrowingTaskGroup(of: ([(Int, BackupManifest.Table)], [(Int, TableToCopy)]).self) { group in
-            for worker in 0..<workers {
-                group.addTask {
-                    let session = try await DatabaseSession.connect(options.database, name: "ftbackup-copy-\(worker)")
-                    defer { session.close() }
-                    try await session.execute(SessionSettings.copy())
-                    try await session.withConnection { try $0.beginTransaction(importingSnapshot: snapshot.id) }
-                    var done: [(Int, BackupManifest.Table)] = []
-                    var deferred: [(Int, TableToCopy)] = []
-                    while let (index, table) = queue.next() {
-                        try Task.checkCancellation()
-                        let entry = try await withTaskCancellationHandler {
-                            try await session.withConnection { connection -> BackupManifest.Table? in
-                                // Waiting here could stall for ever behind an ACCESS EXCLUSIVE request that itself waits for the coordinator.
-                                do {
-                                    try connection.execute("SAVEPOINT ftbackup_lock; LOCK TABLE \(try connection.qualifiedName(table.schema, table.name)) IN ACCESS SHARE MODE NOWAIT")
-                                } catch let error as PostgresError where error.sqlState == "55P03" {
-                                    try connection.execute("ROLLBACK TO SAVEPOINT ftbackup_lock")
-                                    return nil
-                                }
-                                return try copyOne(table, index: index, connection: connection, encoding: encoding, storage: storage,
-                                                   folder: folder, compression: compression, progress: progress)
-                            }
-                        } onCancel: {
-                            session.cancel()
-                        }
-                        guard let entry else {
-                            deferred.append((index, table))
-                            continue
-                        }
-                        progress.finished(item: "\(table.schema).\(table.name)", metadata: [
-                            "rows": .string("\(entry.rows)"), "raw_bytes": .string("\(entry.file.rawBytes)"),
-                            "stored_bytes": .string("\(entry.file.storedBytes)"),
-                        ])
-                        done.append((index, entry))
-                    }
-                    try? await session.execute("COMMIT")
-                    return (done, deferred)
-                }
-            }
-            var all: [(Int, BackupManifest.Table)] = []
-            var deferred: [(Int, TableToCopy)] = []
-            for try await (done, skipped) in group {
-                all += done
-                deferred += skipped
-            }
-            return (all, deferred)
-        }
-    }
-
-    static func copyOne(_ table: TableToCopy, index: Int, connection: PGConnection, encoding: String, storage: any RepositoryStorage,
-                        folder: String, compression: Policy.Compression, progress: ProgressReporter) throws -> BackupManifest.Table {
-        let file = "data/\(index).copy\(compression.codec.fileExtension)"
-        let writer = try CompressedFileWriter(storage: storage, path: "\(folder)/\(file)", compression: compression)
-        do {
-            let outcome = try connection.copyOut(try CopyStatement.out(table, encoding: encoding, connection)) { chunk in
-                try writer.write(chunk)
-                progress.advance(bytes: chunk.count)
-            }
-            var stored = try writer.finish()
-            stored.path = file
-            return BackupManifest.Table(schema: table.schema, name: table.name, indexes: table.indexes, columns: table.columns,
-                                        rows: outcome.rows, file: stored, extensionFilter: table.extensionFilter)
-        } catch {
-            writer.abort()
-            throw error
-        }
-    }
-}
-
-/// Hands out work items to parallel workers, in order.
-final class WorkQueue<Item: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [Item]
-    private var position = 0
-
-    init(_ items: [Item]) { self.items = items }
-
-    func next() -> Item? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard position < items.count else { return nil }
-        defer { position += 1 }
-        return items[position]
     }
 }

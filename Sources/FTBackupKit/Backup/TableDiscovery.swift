@@ -13,6 +13,8 @@ public struct TableToCopy: Sendable, Equatable {
     /// Set for an extension's configuration table: the filter its extension registered (see
     /// ``BackupManifest/Table/extensionFilter``).
     public var extensionFilter: String? = nil
+    /// The table's oid when discovered, to compare the snapshot's view of it with the current catalog.
+    public var oid: Int64 = 0
 }
 
 /// Finds, inside the backup's snapshot, every table whose data must be copied.
@@ -28,8 +30,8 @@ public enum TableDiscovery {
         // With an empty search_path every name in the index and constraint definitions is qualified.
         try await session.execute("SET search_path = ''")
         let rows = try await session.query("""
-            SELECT n.nspname AS schema, c.relname AS name, c.relispartition AS partition,
-                   pg_relation_size(c.oid) + coalesce(pg_relation_size(c.reltoastrelid), 0) AS bytes,
+            SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name, c.relispartition AS partition,
+                   coalesce(pg_relation_size(c.oid), 0) + coalesce(pg_relation_size(c.reltoastrelid), 0) AS bytes,
                    (SELECT json_agg(json_build_object('name', ci.relname, 'constraint', con.conname,
                               'sql', CASE WHEN con.oid IS NULL THEN pg_get_indexdef(i.indexrelid)
                                      ELSE 'ALTER TABLE ONLY ' || c.oid::regclass::text || ' ADD CONSTRAINT '
@@ -57,7 +59,7 @@ public enum TableDiscovery {
             let indexes = try row.bool("partition") == true || filter != nil ? [] : try JSONDecoder().decode(
                 [BackupManifest.IndexBuild].self, from: Data((try row.string("indexes") ?? "[]").utf8))
             return TableToCopy(schema: schema, name: name, columns: columns, estimatedBytes: try row.int64("bytes"), indexes: indexes,
-                               extensionFilter: filter)
+                               extensionFilter: filter, oid: Int64(try row.requiredString("oid")) ?? 0)
         }
     }
 

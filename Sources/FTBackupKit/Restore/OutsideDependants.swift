@@ -98,7 +98,7 @@ struct OutsideDependants: Sendable {
         }
         guard !found.views.isEmpty else { return found }
         let pgDump = try PostgresTools.path(of: "pg_dump", serverVersionNumber: target.serverVersionNumber)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ftbackup-dependants-\(UUID().uuidString).pgdump").path
+        let path = try TemporaryFiles.path("dependants-\(UUID().uuidString).pgdump")
         let child = options.target.forChildProcess()
         var arguments = ["--format=custom", "--schema-only", "--no-password", "--file=\(path)"]
         if !child.conninfo.isEmpty { arguments.append("--dbname=\(child.conninfo)") }
@@ -163,10 +163,16 @@ struct OutsideDependants: Sendable {
         let statements = policies.map { $0.create + ";" } + foreignKeys.map {
             "ALTER TABLE \($0.table) ADD CONSTRAINT \((try? target.escapeIdentifier($0.name)) ?? $0.name) \($0.definition);"
         }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ftbackup-dependants-\(UUID().uuidString).sql").path
+        // Kept outside the process's temporary folder, which goes when the process ends.
+        let base = FileManager.default.temporaryDirectory, stamp = UUID().uuidString
+        let path = base.appendingPathComponent("ftbackup-dependants-\(stamp).sql").path
         guard FileManager.default.createFile(atPath: path, contents: Data((statements.joined(separator: "\n") + "\n").utf8),
                                              attributes: [.posixPermissions: 0o600]) else { return nil }
-        let views = viewDump
+        var views: String?
+        if let viewDump {
+            let kept = base.appendingPathComponent("ftbackup-dependants-\(stamp).pgdump").path
+            views = (try? FileManager.default.moveItem(atPath: viewDump, toPath: kept)) != nil ? kept : viewDump
+        }
         viewDump = nil
         return (path, views)
     }

@@ -84,7 +84,7 @@ struct RestoreContents {
     func writeList(excluding: (Entry) -> Bool = { _ in false }) throws -> String {
         let excluded = Set(entries.filter(excluding).map(\.line))
         let kept = lines.filter { !excluded.contains($0) }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ftbackup-\(UUID().uuidString).list").path
+        let path = try TemporaryFiles.path("\(UUID().uuidString).list")
         guard FileManager.default.createFile(atPath: path, contents: Data(kept.joined(separator: "\n").utf8),
                                              attributes: [.posixPermissions: 0o600]) else {
             throw FTBackupError(.cannotWrite, "cannot write \(path)", hint: "check free space in the temporary folder (TMPDIR)")

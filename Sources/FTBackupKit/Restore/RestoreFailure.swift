@@ -24,4 +24,19 @@ enum RestoreFailure {
         }
         return FTBackupError(cause.status, "\(cause.message) — \(state)", hint: todo + (cause.hint.map { " (\($0))" } ?? ""))
     }
+
+    /// What an interrupted restore says from the moment `--clean` starts dropping schemas: they may be only
+    /// partly restored, and where the saved foreign keys, policies and views of other schemas are kept
+    /// (outside the temporary folder, which goes with the process).
+    static func keepOnInterrupt(_ saved: OutsideDependants, target: DatabaseSession, plan: RestorePlan) -> UUID {
+        TemporaryFiles.onInterrupt {
+            var dependants = saved
+            let schemas = plan.wholeDatabase ? "all \(plan.schemas.count) schemas of the backup" : "schema(s) \(plan.schemas.joined(separator: ", "))"
+            var line = "the target may be left half-built: --clean was dropping or had dropped \(schemas), which may be only partly restored; run the same restore again with --clean"
+            if !dependants.isEmpty, let kept = dependants.keepForLater(target) {
+                line += ", then put back what other schemas held on them with psql -f \(kept.script)" + (kept.views.map { " and pg_restore -d TARGET \($0)" } ?? "")
+            }
+            return line
+        }
+    }
 }

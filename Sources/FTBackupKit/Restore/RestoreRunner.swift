@@ -110,6 +110,9 @@ public enum RestoreRunner {
         var dependants = OutsideDependants()
         defer { dependants.removeFiles() }
         var touched = false
+        // From the drop on, an interrupted run keeps what it saved of other schemas' objects and says where.
+        var interruptAction: UUID?
+        defer { if let interruptAction { TemporaryFiles.cancelInterruptAction(interruptAction) } }
         if options.clean {
             // What pg_restore would create but --clean does not drop must not exist yet: refused before anything is dropped.
             let clashes = try await contents.clashes(target, plan: plan)
@@ -120,6 +123,7 @@ public enum RestoreRunner {
             try await timed("clean") {
                 dependants = try await OutsideDependants.capture(target, schemas: plan.schemas, options: options)
                 let saved = dependants
+                interruptAction = RestoreFailure.keepOnInterrupt(saved, target: target, plan: plan)
                 let taken = try await CleanDrop.run(target, plan: plan, dependants: saved, cascade: options.cascade)
                 touched = true
                 for object in taken { logger.warning("--cascade dropped \(object)") }
@@ -242,7 +246,7 @@ public enum RestoreRunner {
 
     /// The schema dump, decompressed and checked, in a private temporary file (pg_restore -j needs a seekable file).
     static func materializeSchemaDump(_ repository: Repository, manifest: BackupManifest) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ftbackup-\(manifest.label)-\(UUID().uuidString).pgdump").path
+        let path = try TemporaryFiles.path("\(manifest.label)-\(UUID().uuidString).pgdump")
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw LocalStorage.failure("cannot create", path, errno) }
         defer { close(fd) }

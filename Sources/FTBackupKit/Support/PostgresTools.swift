@@ -37,7 +37,8 @@ public enum PostgresTools {
         var environment = ProcessInfo.processInfo.environment
         for (key, value) in extra { environment[key] = value }
         process.environment = environment
-        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("ftbackup-\(getpid())-\(UUID().uuidString).stderr")
+        let name = (executable as NSString).lastPathComponent
+        let errorFile = URL(fileURLWithPath: try TemporaryFiles.path("\(name)-\(UUID().uuidString).stderr"))
         FileManager.default.createFile(atPath: errorFile.path, contents: nil, attributes: [.posixPermissions: 0o600])
         defer { try? FileManager.default.removeItem(at: errorFile) }
         let errorHandle = try FileHandle(forWritingTo: errorFile)
@@ -45,12 +46,14 @@ public enum PostgresTools {
         process.standardInput = FileHandle.nullDevice
         let pipe = Pipe()
         process.standardOutput = stdoutSink == nil ? FileHandle.nullDevice : pipe
-        let name = (executable as NSString).lastPathComponent
         do {
             try process.run()
         } catch {
             throw FTBackupError(.failure, "cannot start \(executable): \(error.localizedDescription)")
         }
+        let pid = process.processIdentifier
+        TemporaryFiles.started(child: pid)
+        defer { TemporaryFiles.ended(child: pid) }
         try? errorHandle.close()
         var sinkError: Error?
         if let stdoutSink {

@@ -15,7 +15,7 @@ extension BackupRunner {
                 group.addTask {
                     let session = try await DatabaseSession.connect(options.database, name: "ftbackup-copy-\(worker)")
                     defer { session.close() }
-                    try await session.execute(SessionSettings.copy())
+                    try await session.execute(SessionSettings.copy() + "; " + SessionSettings.qualifiedNames)
                     try await session.withConnection { try $0.beginTransaction(importingSnapshot: snapshot.id) }
                     var done: [(Int, BackupManifest.Table)] = []
                     var deferred: [(Int, TableToCopy)] = []

@@ -99,7 +99,7 @@ public enum BackupRunner {
         source.databaseOid = identity.databaseOid
         // Found before any work starts: a missing pg_dump must not cost a whole table copy.
         let pgDump = try PostgresTools.path(of: "pg_dump", serverVersionNumber: source.serverVersionNumber)
-        try await coordinator.execute(SessionSettings.copy())
+        try await coordinator.execute(SessionSettings.copy() + "; " + SessionSettings.qualifiedNames)
         let superuser = try await coordinator.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").first?.bool("rolsuper") ?? false
         if superuser { try await coordinator.execute("SET deadlock_timeout = '100ms'") }
         let snapshotSource: any SnapshotSource

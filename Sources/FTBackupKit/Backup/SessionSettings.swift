@@ -12,4 +12,9 @@ enum SessionSettings {
         SET row_security = off; SET bytea_output = hex
         """
     }
+
+    /// An empty search_path, as pg_dump sets: every name a value prints (`regclass`, `regtype`, …) and
+    /// every definition read from the catalog comes out schema-qualified, so it reads back as the same
+    /// object whatever the database's or role's search_path (`ALTER DATABASE … SET search_path = app, public`).
+    static let qualifiedNames = "SET search_path = ''"
 }

@@ -158,10 +158,18 @@ final class ChangeApplier {
     }
 
     private func heartbeatSequences(_ relid: UInt32, _ new: [TupleValue]) throws -> [String: [String]]? {
+        try heartbeat(relid, new)?.sequences
+    }
+
+    /// A heartbeat row's sequence values and `at`: when the pass began reading them (older heartbeats:
+    /// when the row was inserted). Nil for any other row.
+    func heartbeat(_ relid: UInt32, _ new: [TupleValue]) throws -> (at: String?, sequences: [String: [String]])? {
         guard let relation = relations[relid], relation.namespace == ChangeArchivalNames.schema, relation.name == ChangeArchivalNames.heartbeat,
               let index = relation.columns.firstIndex(where: { $0.name == "sequences" }), index < new.count,
               case .text(let json) = new[index] else { return nil }
-        return try JSONDecoder().decode([String: [String]].self, from: Data(json.utf8))
+        var at: String?
+        if let atIndex = relation.columns.firstIndex(where: { $0.name == "at" }), atIndex < new.count, case .text(let text) = new[atIndex] { at = text }
+        return (at, try JSONDecoder().decode([String: [String]].self, from: Data(json.utf8)))
     }
 
     /// The WHERE clause that finds the one row an UPDATE or DELETE touched at the source.

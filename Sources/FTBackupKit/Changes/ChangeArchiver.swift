@@ -20,10 +20,13 @@ public enum ChangeArchiver {
     }
 
     /// The pinned output settings of every decoding session: values replay exactly as they were.
-    /// The client encoding is set for the decoding alone (``decodingEncoding(_:)``).
+    /// The client encoding is set for the decoding alone (``decodingEncoding(_:)``). The empty
+    /// search_path makes `regclass`/`regtype` values decode qualified (`app.items`, never a bare `items`
+    /// that the database's own search_path resolved) and, on the replay session, read back as the same object.
     static let decodingSettings = """
         SET DateStyle = ISO; SET IntervalStyle = postgres; SET TimeZone = 'UTC';
-        SET extra_float_digits = 3; SET bytea_output = hex; SET statement_timeout = 0; SET synchronous_commit = on
+        SET extra_float_digits = 3; SET bytea_output = hex; SET statement_timeout = 0; SET synchronous_commit = on;
+        SET search_path = ''
         """
 
     public static func runIncremental(database: ConnectionString, repositoryPath: String, policy: Policy,
@@ -129,13 +132,17 @@ public enum ChangeArchiver {
     }
 
     /// One heartbeat row with every sequence's state: replayed, it sets sequences as of that instant.
+    /// Its `at` is when the reading began, so a restore knows a heartbeat `at` after TIME holds values
+    /// read after TIME (an upper bound for each ascending sequence's value at TIME; see `SequencesAtTime`).
     static func writeHeartbeat(_ session: DatabaseSession) async throws {
+        let readFrom = try await session.query("SELECT clock_timestamp()::text AS t").first!.requiredString("t")
         var values: [String: [String]] = [:]
         for sequence in try await TableDiscovery.sequences(session) {
             values["\(sequence.schema).\(sequence.name)"] = [sequence.lastValue, sequence.isCalled ? "t" : "f"]
         }
         let json = String(decoding: try JSONEncoder().encode(values), as: UTF8.self)
-        try await session.query("INSERT INTO \(ChangeArchivalNames.schema).\(ChangeArchivalNames.heartbeat) (sequences) VALUES ($1::jsonb)", [json])
+        try await session.query("INSERT INTO \(ChangeArchivalNames.schema).\(ChangeArchivalNames.heartbeat) (at, sequences) VALUES ($1::timestamptz, $2::jsonb)",
+                                [readFrom, json])
     }
 
     /// Segment files without a manifest (a pass killed before it finished) and temporary files.

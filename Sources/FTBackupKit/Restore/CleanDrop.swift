@@ -3,29 +3,38 @@ import Foundation
 /// `--clean`'s drop, in one transaction that either drops exactly what it should or nothing.
 ///
 /// The dependants `OutsideDependants` saved (foreign keys, views, row-security policies in other
-/// schemas) are dropped first; then the catalog outside the restored schemas is listed, the schemas
-/// are dropped (`public`: its relations only), and the catalog is listed again. Whatever else
-/// `CASCADE` took outside the restored schemas (a trigger or column default calling one of their
-/// functions, a column of one of their types or domains, …) is collateral: without `--cascade` the
-/// transaction is rolled back and the restore refused naming it, so the target is left unchanged.
+/// schemas) are dropped first; then the catalog outside what is dropped is listed, the schemas are
+/// dropped (`public`: only the relations the backup holds; the target's own stay), and the catalog is
+/// listed again. Whatever else `CASCADE` took outside them (a trigger or column default calling one of
+/// their functions, a column of one of their types or domains, a target-only view, foreign key or
+/// function in `public` built on a relation the backup restores, …) is collateral: without `--cascade`
+/// the transaction is rolled back and the restore refused naming it, so the target is left unchanged.
 enum CleanDrop {
-    /// Drops the restored schemas; returns what `CASCADE` took outside them (only with `cascade`).
-    static func run(_ target: DatabaseSession, plan: RestorePlan, dependants: OutsideDependants, cascade: Bool) async throws -> [String] {
+    /// Drops the restored schemas (in `public`, the relations named in `publicRelations`: the backup's);
+    /// returns what `CASCADE` took outside them (only with `cascade`).
+    static func run(_ target: DatabaseSession, plan: RestorePlan, dependants: OutsideDependants, cascade: Bool,
+                    publicRelations: Set<String>) async throws -> [String] {
         try await target.withConnection { connection -> [String] in
             try connection.execute("BEGIN")
             do {
                 try connection.execute("SET LOCAL search_path = ''")
                 try dependants.drop(connection)
-                let before = try outsideObjects(connection, schemas: plan.schemas)
-                for schema in plan.schemas where schema != "public" {
+                let dropsPublic = plan.schemas.contains("public")
+                let publicOids = dropsPublic ? try backupsPublicRelations(connection, names: publicRelations) : []
+                // `public` itself stays: what it holds besides the backup's relations is outside the drop.
+                let dropped = plan.schemas.filter { $0 != "public" }
+                let before = try outsideObjects(connection, schemas: dropped)
+                for schema in dropped {
                     try connection.execute("DROP SCHEMA IF EXISTS \(try connection.escapeIdentifier(schema)) CASCADE")
                 }
-                if plan.schemas.contains("public") { try dropPublicRelations(connection) }
-                let after = Set(try outsideObjects(connection, schemas: plan.schemas))
-                let taken = before.filter { !after.contains($0) }
+                if dropsPublic { try dropPublicRelations(connection, oids: publicOids) }
+                let after = Set(try outsideObjects(connection, schemas: dropped).map(\.what))
+                // The backup's own public relations and what is part of them (columns, indexes, row types, …) go by design.
+                let owned = Set(publicOids.map(\.oid))
+                let taken = before.filter { !after.contains($0.what) && !owned.contains($0.relation) }.map(\.what)
                 if !taken.isEmpty && !cascade {
                     try connection.execute("ROLLBACK")
-                    throw FTBackupError(.usage, "--clean would also drop \(taken.count) object(s) outside the restored schemas that depend on them: \(taken.prefix(10).joined(separator: "; "))\(taken.count > 10 ? "; …" : ""); nothing was dropped",
+                    throw FTBackupError(.usage, "--clean would also drop \(taken.count) object(s) outside what it restores that depend on it: \(taken.prefix(10).joined(separator: "; "))\(taken.count > 10 ? "; …" : ""); nothing was dropped",
                                         hint: "recreate them after the restore yourself and pass --cascade, or restore into an empty database")
                 }
                 try connection.execute("COMMIT")
@@ -37,46 +46,60 @@ enum CleanDrop {
         }
     }
 
-    /// Relations in `public` (the schema itself stays). Sequences that belong to a column (identity,
-    /// serial) go with their table: dropping an identity sequence on its own fails.
-    static func dropPublicRelations(_ connection: PGConnection) throws {
-        let existing = try connection.query("""
-            SELECT c.relname AS name, c.relkind AS kind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+    /// The relations of `public` the backup holds (by name, from its schema dump), with their kind.
+    /// Sequences that belong to a column (identity, serial) are left out: they go with their table
+    /// (dropping an identity sequence on its own fails).
+    static func backupsPublicRelations(_ connection: PGConnection, names: Set<String>) throws -> [(oid: Int64, name: String, kind: String)] {
+        try connection.query("""
+            SELECT c.oid::bigint AS oid, c.relname AS name, c.relkind AS kind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relname = ANY($1::text[])
               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                               AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND c.relkind = 'S')
             ORDER BY c.relkind IN ('r', 'p') DESC, c.oid
-            """)
-        for row in existing.rows {
-            let name = try connection.qualifiedName("public", try row.requiredString("name"))
-            let kind = try row.requiredString("kind")
-            let noun = ["v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE", "f": "FOREIGN TABLE"][kind] ?? "TABLE"
+            """, [PostgresArray.text(names.sorted())]).rows.map {
+            (try $0.int64("oid"), try $0.requiredString("name"), try $0.requiredString("kind"))
+        }
+    }
+
+    /// Drops the backup's relations in `public` (the schema itself stays, and so does what only the target has).
+    static func dropPublicRelations(_ connection: PGConnection, oids relations: [(oid: Int64, name: String, kind: String)]) throws {
+        for relation in relations {
+            let name = try connection.qualifiedName("public", relation.name)
+            let noun = ["v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE", "f": "FOREIGN TABLE"][relation.kind] ?? "TABLE"
             try connection.execute("DROP \(noun) IF EXISTS \(name) CASCADE")
         }
     }
 
     /// Every user object outside `schemas` that a drop can take (relations and their columns,
     /// constraints, defaults, triggers, policies, rules, functions, types, statistics, extensions,
-    /// publication memberships), described as PostgreSQL names them.
-    static func outsideObjects(_ connection: PGConnection, schemas: [String]) throws -> [String] {
+    /// publication memberships), described as PostgreSQL names them, each with the relation it is part
+    /// of (itself for a relation; an index's table, a column's, a row type's, an owned sequence's; else 0).
+    static func outsideObjects(_ connection: PGConnection, schemas: [String]) throws -> [(what: String, relation: Int64)] {
         try connection.query("""
-            SELECT pg_describe_object(x.c, x.o, x.s) AS what
-            FROM (SELECT 'pg_class'::regclass AS c, oid AS o, 0 AS s, 0::oid AS r FROM pg_class WHERE oid >= 16384
-                  UNION ALL SELECT 'pg_class'::regclass, attrelid, attnum, 0::oid FROM pg_attribute WHERE attrelid >= 16384 AND attnum > 0 AND NOT attisdropped
-                  UNION ALL SELECT 'pg_constraint'::regclass, oid, 0, 0::oid FROM pg_constraint WHERE oid >= 16384
-                  UNION ALL SELECT 'pg_attrdef'::regclass, oid, 0, adrelid FROM pg_attrdef
-                  UNION ALL SELECT 'pg_trigger'::regclass, oid, 0, tgrelid FROM pg_trigger WHERE NOT tgisinternal
-                  UNION ALL SELECT 'pg_policy'::regclass, oid, 0, polrelid FROM pg_policy
-                  UNION ALL SELECT 'pg_rewrite'::regclass, oid, 0, ev_class FROM pg_rewrite WHERE oid >= 16384
-                  UNION ALL SELECT 'pg_proc'::regclass, oid, 0, 0::oid FROM pg_proc WHERE oid >= 16384
-                  UNION ALL SELECT 'pg_type'::regclass, oid, 0, 0::oid FROM pg_type WHERE oid >= 16384
-                  UNION ALL SELECT 'pg_statistic_ext'::regclass, oid, 0, 0::oid FROM pg_statistic_ext
-                  UNION ALL SELECT 'pg_extension'::regclass, oid, 0, 0::oid FROM pg_extension WHERE oid >= 16384
-                  UNION ALL SELECT 'pg_publication_rel'::regclass, oid, 0, prrelid FROM pg_publication_rel) x,
+            SELECT pg_describe_object(x.c, x.o, x.s) AS what, x.p::bigint AS relation
+            FROM (SELECT 'pg_class'::regclass AS c, k.oid AS o, 0 AS s, 0::oid AS r,
+                         coalesce((SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = k.oid),
+                                  (SELECT d.refobjid FROM pg_depend d WHERE k.relkind = 'S' AND d.classid = 'pg_class'::regclass AND d.objid = k.oid
+                                     AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1), k.oid) AS p
+                  FROM pg_class k WHERE k.oid >= 16384
+                  UNION ALL SELECT 'pg_class'::regclass, attrelid, attnum, 0::oid, attrelid FROM pg_attribute WHERE attrelid >= 16384 AND attnum > 0 AND NOT attisdropped
+                  UNION ALL SELECT 'pg_constraint'::regclass, oid, 0, 0::oid, conrelid FROM pg_constraint WHERE oid >= 16384
+                  UNION ALL SELECT 'pg_attrdef'::regclass, oid, 0, adrelid, adrelid FROM pg_attrdef
+                  UNION ALL SELECT 'pg_trigger'::regclass, oid, 0, tgrelid, tgrelid FROM pg_trigger WHERE NOT tgisinternal
+                  UNION ALL SELECT 'pg_policy'::regclass, oid, 0, polrelid, polrelid FROM pg_policy
+                  UNION ALL SELECT 'pg_rewrite'::regclass, oid, 0, ev_class, ev_class FROM pg_rewrite WHERE oid >= 16384
+                  UNION ALL SELECT 'pg_proc'::regclass, oid, 0, 0::oid, 0::oid FROM pg_proc WHERE oid >= 16384
+                  UNION ALL SELECT 'pg_type'::regclass, t.oid, 0, 0::oid,
+                                   CASE WHEN t.typrelid <> 0 THEN t.typrelid
+                                        ELSE coalesce((SELECT e.typrelid FROM pg_type e WHERE e.oid = t.typelem AND t.typcategory = 'A'), 0) END
+                  FROM pg_type t WHERE t.oid >= 16384
+                  UNION ALL SELECT 'pg_statistic_ext'::regclass, oid, 0, 0::oid, stxrelid FROM pg_statistic_ext
+                  UNION ALL SELECT 'pg_extension'::regclass, oid, 0, 0::oid, 0::oid FROM pg_extension WHERE oid >= 16384
+                  UNION ALL SELECT 'pg_publication_rel'::regclass, oid, 0, prrelid, prrelid FROM pg_publication_rel) x,
                  LATERAL pg_identify_object(x.c, x.o, x.s) i,
                  LATERAL (SELECT coalesce(i.schema, (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = x.r)) AS schema) w
             WHERE (w.schema IS NULL OR NOT (w.schema = ANY($1::text[]) OR w.schema LIKE 'pg\\_toast%'))
             ORDER BY 1
-            """, [PostgresArray.text(schemas)]).rows.map { try $0.requiredString("what") }
+            """, [PostgresArray.text(schemas)]).rows.map { (try $0.requiredString("what"), try $0.int64("relation")) }
     }
 }

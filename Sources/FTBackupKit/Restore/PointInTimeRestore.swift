@@ -33,6 +33,8 @@ public enum PointInTimeRestore {
         public var changesApplied: Int
         public var replaySeconds: Double
         public var seconds: Double
+        /// Sequences whose state at TIME is not known exactly, and what was done (see `SequencesAtTime`).
+        public var sequenceWarnings: [String] = []
     }
 
     public static func run(_ options: RestoreOptions, at target: Date) async throws -> Report {
@@ -51,19 +53,39 @@ public enum PointInTimeRestore {
         let storage = repository.storage
         let replayed = ReplayTally()
         let ignoredTables = Self.ignored(try repository.backup(label: plan.full), schemas: options.schemas)
+        let following = try followingSegments(repository, after: segments)
         let full = try await RestoreRunner.run(fullOptions) {
             let started = Date()
-            let (transactions, changes) = try await replay(segments, storage: storage, options: options, from: consistentPoint,
-                                                           until: target, schemas: plan.restore.schemas, ignoring: ignoredTables)
-            replayed.set(transactions: transactions, changes: changes, seconds: Date().timeIntervalSince(started))
+            let (transactions, changes, warnings) = try await replay(segments, following: following, storage: storage, options: options,
+                                                                     from: consistentPoint, until: target, schemas: plan.restore.schemas,
+                                                                     ignoring: ignoredTables)
+            for warning in warnings { options.logger.warning("\(warning)") }
+            replayed.set(transactions: transactions, changes: changes, seconds: Date().timeIntervalSince(started), warnings: warnings)
         }
         let (transactions, changes, replaySeconds) = replayed.value
+        let sequenceWarnings = replayed.warnings
         options.logger.info("point-in-time replay done", metadata: [
             "transactions": .string("\(transactions)"), "changes": .string("\(changes)"),
             "seconds": .string(String(format: "%.2f", replaySeconds)),
         ])
         return Report(plan: plan, fullRestore: full, transactionsApplied: transactions, changesApplied: changes,
-                      replaySeconds: replaySeconds, seconds: Date().timeIntervalSince(started))
+                      replaySeconds: replaySeconds, seconds: Date().timeIntervalSince(started), sequenceWarnings: sequenceWarnings)
+    }
+
+    /// The repository's own segments that follow `used` without a gap: read only for the first heartbeat
+    /// after TIME (the sequences' upper bound), never replayed.
+    static func followingSegments(_ repository: Repository, after used: [ChangeSegmentManifest]) throws -> [ChangeSegmentManifest] {
+        guard let last = used.last else { return [] }
+        let all = try RepositorySourceView.load(repository).own(try ChangeSegmentManifest.all(repository.storage))
+        guard let index = all.firstIndex(where: { $0.label == last.label }) else { return [] }
+        var following: [ChangeSegmentManifest] = []
+        var end = LSN.parse(last.endLSN) ?? 0
+        for segment in all[(index + 1)...] {
+            guard (LSN.parse(segment.startLSN) ?? .max) <= end else { break }
+            following.append(segment)
+            end = max(end, LSN.parse(segment.endLSN) ?? 0)
+        }
+        return following
     }
 
     static func makePlan(_ repository: Repository, options: RestoreOptions, at target: Date) async throws -> (Plan, [ChangeSegmentManifest]) {
@@ -208,29 +230,43 @@ public enum PointInTimeRestore {
     }
 
     /// Applies the transactions with commit LSN ≥ `from`, in order, until the first commit after `until`.
-    static func replay(_ segments: [ChangeSegmentManifest], storage: any RepositoryStorage, options: RestoreOptions,
-                       from consistentPoint: UInt64, until target: Date, schemas: [String],
-                       ignoring ignored: Set<String>) async throws -> (Int, Int) {
+    /// Then reads on (the rest of the last segment, then `following`) only for the first heartbeat after TIME.
+    static func replay(_ segments: [ChangeSegmentManifest], following: [ChangeSegmentManifest] = [], storage: any RepositoryStorage,
+                       options: RestoreOptions, from consistentPoint: UInt64, until target: Date, schemas: [String],
+                       ignoring ignored: Set<String>) async throws -> (Int, Int, [String]) {
         let session = try await DatabaseSession.connect(options.target, name: "ftbackup-replay")
         defer { session.close() }
         try await session.execute(ChangeArchiver.decodingSettings + "; SET session_replication_role = replica; SET synchronous_commit = off")
         // (synchronous_commit is off for the replay's own batches: the restore is only done once the final COMMIT returns.)
         let limit = PgOutputDecoder.postgresMicroseconds(from: target)
         let schemaFilter = Set(schemas)
-        return try await session.withConnection { connection -> (Int, Int) in
+        return try await session.withConnection { connection -> (Int, Int, [String]) in
             let applier = ChangeApplier(connection: connection, schemas: schemaFilter, ignoring: ignored)
             var transactions = 0
             var lastApplied: UInt64 = 0
             var applying = false
             var stop = false
             var sinceCommit = 0
+            var after: [String: [String]]?
             try connection.execute("BEGIN")
-            for segment in segments where !stop {
+            for segment in segments + following where !stop || after == nil {
+                // The following segments are never replayed: every commit up to TIME is in `segments`.
+                if !segments.contains(where: { $0.label == segment.label }) { stop = true }
                 // Values go back in the encoding they were decoded in, byte for byte (UTF8 for older segments).
                 try connection.execute("SET client_encoding = \(try connection.escapeLiteral(segment.encoding ?? "UTF8"))")
                 applier.byteText = segment.byteText
                 try forEachRow(segment, storage: storage) { row in
-                    if stop { return }
+                    if stop {
+                        // Past TIME: only the first heartbeat whose reading began after TIME is wanted.
+                        guard after == nil, let kind = row.data.first, [UInt8(ascii: "R"), UInt8(ascii: "I")].contains(kind) else { return }
+                        let message = try PgOutputDecoder.decode(row.data, byteText: segment.byteText)
+                        if case .relation = message { try applier.apply(message, at: row.lsn) }
+                        if case .insert(let relid, let new) = message, let heartbeat = try applier.heartbeat(relid, new),
+                           try readAfter(heartbeat.at, limit, connection) {
+                            after = heartbeat.sequences
+                        }
+                        return
+                    }
                     let message = try PgOutputDecoder.decode(row.data, byteText: segment.byteText)
                     switch message {
                     case .begin(let final, let time, _):
@@ -260,30 +296,19 @@ public enum PointInTimeRestore {
                     }
                 }
             }
-            try setSequences(connection, values: applier.sequences, schemas: schemaFilter)
+            try connection.execute("SET client_encoding = 'UTF8'")
+            let warnings = try SequencesAtTime.apply(connection, before: applier.sequences, after: after, schemas: schemaFilter)
             try connection.execute("COMMIT")
-            return (transactions, applier.changesApplied)
+            return (transactions, applier.changesApplied, warnings)
         }
     }
 
-    /// Sequences are not decoded: every sequence of the restored schemas (owned by a column or not) is set
-    /// to the newest replayed heartbeat's value (`SequenceFloor` then moves it past values drawn since).
-    static func setSequences(_ connection: PGConnection, values: [String: [String]], schemas: Set<String>) throws {
-        let sequences = try connection.query("""
-            SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name
-            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relkind = 'S' AND n.nspname = ANY($1::text[])
-            """, [PostgresArray.text(Array(schemas))])
-        var oids: [Int64] = []
-        for row in sequences.rows {
-            let schema = try row.requiredString("schema"), name = try row.requiredString("name")
-            oids.append(try row.int64("oid"))
-            if let recorded = values["\(schema).\(name)"], recorded.count == 2 {
-                let sequence = try connection.escapeLiteral(try connection.qualifiedName(schema, name))
-                try connection.query("SELECT setval(\(sequence)::regclass, $1::bigint, $2::boolean)", [recorded[0], recorded[1] == "t"])
-            }
-        }
-        try SequenceFloor.apply(connection, sequences: oids)
+    /// True when a heartbeat's reading began after `limit` (PostgreSQL microseconds); a heartbeat
+    /// without `at` (none is written so) counts as read at its commit, which is after `limit` too.
+    static func readAfter(_ at: String?, _ limit: Int64, _ connection: PGConnection) throws -> Bool {
+        guard let at else { return true }
+        return try connection.query("SELECT $1::timestamptz > '2000-01-01 00:00:00+00'::timestamptz + $2::bigint * interval '1 microsecond' AS later",
+                                    [at, String(limit)]).first?.bool("later") ?? false
     }
 }
 
@@ -291,6 +316,10 @@ public enum PointInTimeRestore {
 final class ReplayTally: @unchecked Sendable {
     private let lock = NSLock()
     private var figures = (0, 0, 0.0)
-    func set(transactions: Int, changes: Int, seconds: Double) { lock.withLock { figures = (transactions, changes, seconds) } }
+    private var sequenceWarnings: [String] = []
+    func set(transactions: Int, changes: Int, seconds: Double, warnings: [String]) {
+        lock.withLock { figures = (transactions, changes, seconds); sequenceWarnings = warnings }
+    }
     var value: (Int, Int, Double) { lock.withLock { figures } }
+    var warnings: [String] { lock.withLock { sequenceWarnings } }
 }

@@ -124,7 +124,10 @@ public enum RestoreRunner {
                 dependants = try await OutsideDependants.capture(target, schemas: plan.schemas, options: options)
                 let saved = dependants
                 interruptAction = RestoreFailure.keepOnInterrupt(saved, target: target, plan: plan)
-                let taken = try await CleanDrop.run(target, plan: plan, dependants: saved, cascade: options.cascade)
+                let publicRelations = Set(contents.entries.filter {
+                    $0.schema == "public" && ["TABLE", "VIEW", "MATERIALIZED VIEW", "SEQUENCE", "FOREIGN TABLE"].contains($0.type)
+                }.map(\.tag))
+                let taken = try await CleanDrop.run(target, plan: plan, dependants: saved, cascade: options.cascade, publicRelations: publicRelations)
                 touched = true
                 for object in taken { logger.warning("--cascade dropped \(object)") }
             }

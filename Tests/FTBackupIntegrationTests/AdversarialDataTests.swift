@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+@testable import FTBackupKit
+
+/// Two tables named `items` (in `app` and `public`), the database's search_path set to `app, public`,
+/// and a table of `regclass`/`regtype` values naming the one in `app`.
+let searchPathSchemaSQL = """
+    CREATE SCHEMA app;
+    CREATE TABLE app.items (id int PRIMARY KEY);
+    CREATE TABLE public.items (id int PRIMARY KEY);
+    CREATE TABLE public.audit (id int PRIMARY KEY, rel regclass, typ regtype);
+    DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET search_path = app, public', current_database()); END $$;
+    """
+
+/// True when row `id` of `public.audit` names `app.items` (the relation and its row type), read by oid.
+func auditNamesAppItems(_ session: DatabaseSession, id: Int) async throws -> Bool {
+    try await session.query("""
+        SELECT rel = 'app.items'::regclass AND typ = 'app.items'::regtype AS ok FROM public.audit WHERE id = $1::int
+        """, [String(id)]).first?.bool("ok") ?? false
+}
+
+extension ChangeArchivalTests.PointInTimeTests {
+    /// Adversarial review, defect 2: regclass/regtype values were decoded and copied under the source
+    /// database's search_path (`app, public`): `app.items` travelled as a bare `items`, so `restore --at`
+    /// brought back `public.items`, and a full taken after the insert could not be restored at all.
+    @Test func regclassValuesComeBackAsTheSameObjectWhateverTheSearchPath() async throws {
+        try await ArchivedDatabase.with(prepare: searchPathSchemaSQL) { a in
+            _ = try await a.full()
+            try await a.session.execute("INSERT INTO public.audit VALUES (1, 'app.items', 'app.items')")
+            let afterInsert = try await a.instant()
+            _ = try await a.incremental()
+            try await a.restore(at: afterInsert.0) { t in
+                #expect(try await auditNamesAppItems(t, id: 1))
+                let restored = try await TableFingerprint.compute(t)
+                #expect(TableFingerprint.differences(source: afterInsert.1, restored: restored) == [])
+            }
+            // A full taken after the insert holds the value qualified: it restores, row for row.
+            let second = try await a.full()
+            #expect(second.tables.contains { $0.schema == "public" && $0.name == "audit" && $0.rows == 1 })
+            let source = try await TableFingerprint.compute(a.session)
+            try await TestServer.withDatabase(seeded: false) { target in
+                _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: a.repo.path, showProgress: false))
+                let t = try await target.connect()
+                defer { t.close() }
+                #expect(try await auditNamesAppItems(t, id: 1))
+                #expect(TableFingerprint.differences(source: source, restored: try await TableFingerprint.compute(t)) == [])
+            }
+        }
+    }
+}
+
+extension CleanRestoreTests {
+    /// True when each named relation or function exists in the target.
+    static func existing(_ session: DatabaseSession, _ names: [String]) async throws -> [String] {
+        try await session.query("""
+            SELECT n FROM unnest($1::text[]) n WHERE to_regclass(n) IS NOT NULL OR to_regprocedure(n) IS NOT NULL ORDER BY 1
+            """, [PostgresArray.text(names)]).rows.map { try $0.requiredString("n") }
+    }
+
+    /// Adversarial review, defect 8: a whole-database `--clean` dropped every relation in `public`, also the
+    /// target's own (a table with a foreign key into a restored table, and its row), and by CASCADE a view and
+    /// a function built on a restored table, without naming them. It drops only the backup's relations: what
+    /// would go with them is named and refused (nothing dropped), and a target-only table is kept with its rows.
+    @Test func wholeDatabaseCleanKeepsTheTargetsOwnObjectsInPublic() async throws {
+        try await TestServer.withDatabase { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            try await s.execute("CREATE TABLE public.tr (id int PRIMARY KEY, v text); INSERT INTO public.tr SELECT g, 'row ' || g FROM generate_series(1, 5) g")
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                let expected = try await TableFingerprint.compute(s)
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let options = RestoreOptions(target: target.connectionString, repositoryPath: repo.path, clean: true, showProgress: false)
+                    _ = try await RestoreRunner.run(options)
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    try await t.execute("""
+                        CREATE TABLE public.extra_t (id int PRIMARY KEY, tr_id int REFERENCES public.tr);
+                        INSERT INTO public.extra_t VALUES (1, 3);
+                        CREATE VIEW public.extra_v AS SELECT id FROM public.tr;
+                        CREATE FUNCTION public.extra_f() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM public.tr; END;
+                        """)
+                    let extras = ["public.extra_f()", "public.extra_t", "public.extra_v"]
+                    let before = try await TableFingerprint.compute(t)
+                    let error = await #expect(throws: FTBackupError.self) { try await RestoreRunner.run(options) }
+                    #expect(error?.status == .usage)
+                    for name in ["extra_t_tr_id_fkey", "view public.extra_v", "function public.extra_f()"] {
+                        #expect(error?.message.contains(name) == true, "\(name) named in: \(error?.message ?? "")")
+                    }
+                    // Nothing was dropped.
+                    #expect(try await Self.existing(t, extras) == extras)
+                    #expect(TableFingerprint.differences(source: before, restored: try await TableFingerprint.compute(t)) == [])
+
+                    // Without what depends on the restored tables, the target's own table stays, row and all.
+                    try await t.execute("DROP VIEW public.extra_v; DROP FUNCTION public.extra_f(); ALTER TABLE public.extra_t DROP CONSTRAINT extra_t_tr_id_fkey")
+                    let extraTable = try await TableFingerprint.compute(t).filter { $0.table == "extra_t" }
+                    _ = try await RestoreRunner.run(options)
+                    let after = try await TableFingerprint.compute(t)
+                    #expect(TableFingerprint.differences(source: expected + extraTable, restored: after) == [])
+                    #expect(extraTable.first?.rows == 1)
+                }
+            }
+        }
+    }
+}

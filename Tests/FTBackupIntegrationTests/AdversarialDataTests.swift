@@ -103,3 +103,55 @@ extension CleanRestoreTests {
         }
     }
 }
+
+extension ChangeArchivalTests.PointInTimeTests {
+    /// Adversarial review, defect 7: a sequence drawn on by explicit `nextval()` (no column default) came back
+    /// as of the full after restore --at (1, the source at 5), and the next insert duplicated a key. It is set
+    /// from the first heartbeat read after TIME (never behind the source at TIME) and named in a warning,
+    /// since the archive cannot tell exactly where it stood.
+    @Test func aSequenceDrawnWithoutAColumnDefaultIsNeverBehindAfterRestoreAt() async throws {
+        try await ArchivedDatabase.with(prepare: "CREATE SEQUENCE public.s; CREATE TABLE public.u (id int PRIMARY KEY)") { a in
+            _ = try await a.full()
+            try await a.session.execute("INSERT INTO public.u SELECT nextval('public.s') FROM generate_series(1, 5)")
+            let atT = try await a.instant()
+            let sourceState = try await sequenceStates(a.session, ["public.s"])
+            #expect(sourceState == ["public.s=5,true"])
+            _ = try await a.incremental()
+            try await TestServer.withDatabase(seeded: false) { target in
+                let report = try await PointInTimeRestore.run(RestoreOptions(target: target.connectionString, repositoryPath: a.repo.path,
+                                                                             showProgress: false), at: atT.0)
+                let t = try await target.connect()
+                defer { t.close() }
+                #expect(TableFingerprint.differences(source: atT.1, restored: try await TableFingerprint.compute(t)) == [])
+                #expect(try await sequenceStates(t, ["public.s"]) == sourceState)
+                #expect(report.sequenceWarnings.contains { $0.contains("public.s (between 1 (not yet called) and 5; set to 5)") },
+                        "\(report.sequenceWarnings)")
+                // The application's next insert takes a new key.
+                try await t.execute("INSERT INTO public.u SELECT nextval('public.s')")
+            }
+        }
+    }
+}
+
+extension CommandLineTests {
+    /// Adversarial review, defect 9: `--at 2026-13-01 …` was normalised to 2027-01-01 (month 00 to December
+    /// of the year before) and restored that instant. Refused in one line, exit 64, the target untouched.
+    @Test(arguments: ["2026-13-01 10:00 UTC", "2026-00-15T10:00:00Z", "2026-12-32 10:00 UTC"])
+    func restoreAtRefusesAMonthOrDayOutOfRange(at: String) async throws {
+        try await TestServer.withDatabase { source in
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let outcome = try FTBackupBinary.run(["restore", "--at", at, "--target", target.connectionString.raw,
+                                                          "--repo", repo.path, "--db", source.connectionString.raw])
+                    #expect(outcome.status == 64, "\(outcome.stderr)")
+                    #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
+                    #expect(outcome.stderr.contains("is not a valid date and time"), "\(outcome.stderr)")
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    #expect(try await TableFingerprint.compute(t).isEmpty)
+                }
+            }
+        }
+    }
+}

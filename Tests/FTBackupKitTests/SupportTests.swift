@@ -128,6 +128,7 @@ import Testing
     }
 
     @Test(arguments: ["2026-11-20 14:32", "2026-11-20T14:32:00", "yesterday", "2026-02-30 10:00 UTC", "2026-11-20 25:00 UTC",
+                      "2026-13-01 10:00 UTC", "2026-00-15T10:00:00Z", "2026-12-32 10:00 UTC", "2026-11-00 10:00 UTC",
                       "2026-11-20 14:32 Mars/Olympus", "14:32 UTC", ""])
     func refusesTimesWithoutAZoneOrThatDoNotParse(text: String) throws {
         let error = #expect(throws: FTBackupError.self) { _ = try RecoveryTarget.parse(text) }

@@ -22,7 +22,9 @@ public enum RecoveryTarget {
         let components = DateComponents(year: Int(match.1), month: Int(match.2), day: Int(match.3), hour: Int(match.4),
                                         minute: Int(match.5), second: match.6.map { Int($0)! } ?? 0)
         // The wall time read as if it were UTC; the zone's offset is taken off below.
-        guard let wall = calendar.date(from: components), calendar.component(.day, from: wall) == components.day,
+        // Every field in its range: the calendar would normalise month 13 to January of the next year, day 32 to the 1st.
+        guard (1...12).contains(components.month!), let wall = calendar.date(from: components),
+              calendar.component(.month, from: wall) == components.month, calendar.component(.day, from: wall) == components.day,
               (0...23).contains(components.hour!), (0...59).contains(components.minute!), (0...59).contains(components.second!) else {
             throw FTBackupError(.usage, "--at '\(text)' is not a valid date and time", hint: "e.g. \(examples)")
         }

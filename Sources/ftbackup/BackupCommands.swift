@@ -12,8 +12,14 @@ struct BackupCommand: AsyncParsableCommand {
     @Option(help: "full, or incr (seal the changes archived since the last pass; needs ftbackup setup).")
     var type: BackupManifest.BackupType = .full
 
+    @Flag(help: "With --type full: continue this repository with a database of its source's name that was dropped and created again (new oid).")
+    var reattach = false
+
     func run() async throws {
         try await reportingFailures {
+            if reattach && type != .full {
+                throw FTBackupError(.usage, "--reattach goes with --type full", hint: "the repository is re-attached by a full backup of the new database")
+            }
             if type == .incr {
                 let repositoryPath = try global.repositoryPath(required: true)!
                 let report = try await ChangeArchiver.runIncremental(
@@ -38,9 +44,11 @@ struct BackupCommand: AsyncParsableCommand {
                 }
                 return .success
             }
-            let manifest = try await BackupRunner.runFull(BackupOptions(
+            var options = BackupOptions(
                 database: try global.connectionString(), repositoryPath: try global.repositoryPath(required: true)!,
-                policy: try global.policy(), jobs: global.jobs, logger: makeLogger()))
+                policy: try global.policy(), jobs: global.jobs, logger: makeLogger())
+            options.reattach = reattach
+            let manifest = try await BackupRunner.runFull(options)
             if global.output == .json {
                 printLine(try JSONOutput.encode(["label": manifest.label]))
             } else {

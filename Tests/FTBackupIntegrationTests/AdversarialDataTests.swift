@@ -155,3 +155,100 @@ extension CommandLineTests {
         }
     }
 }
+
+extension CommandLineTests {
+    /// Adversarial review, defect 12: a COPY the target rejected part-way through a plain restore (here a
+    /// `regclass` value naming a table of a schema not restored) exited 64, "bad usage", although the target
+    /// was already half-built. A failure of the data phase after the target was changed is 65, one line
+    /// naming the phase, the cause and the state it left.
+    @Test func aCopyRejectedPartWayThroughARestoreIsAPartialRestoreNotBadUsage() async throws {
+        try await TestServer.withDatabase(seeded: false) { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            try await s.execute("""
+                CREATE SCHEMA app; CREATE TABLE app.items (id int PRIMARY KEY);
+                CREATE TABLE public.audit (id int PRIMARY KEY, rel regclass);
+                INSERT INTO public.audit VALUES (1, 'app.items');
+                CREATE TABLE public.plain (id int PRIMARY KEY); INSERT INTO public.plain VALUES (1);
+                """)
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let outcome = try FTBackupBinary.run(["restore", "--schema", "public", "--target", target.connectionString.raw,
+                                                          "--repo", repo.path, "--db", source.connectionString.raw, "-j", "1"])
+                    #expect(outcome.status == 65, "\(outcome.stderr)")
+                    #expect(outcome.stderr.split(separator: "\n").filter { $0.hasPrefix("ftbackup: error:") }.count == 1, "\(outcome.stderr)")
+                    #expect(outcome.stderr.contains("data phase:"), "\(outcome.stderr)")
+                    #expect(outcome.stderr.contains("app.items"), "\(outcome.stderr)")
+                    #expect(outcome.stderr.contains("half-built"), "\(outcome.stderr)")
+                    // The target was changed (its tables were created): that is why it is not "bad usage".
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    #expect(try await TableFingerprint.compute(t).map(\.table).contains("audit"))
+                }
+            }
+        }
+    }
+}
+
+extension ChangeArchivalTests.PointInTimeTests {
+    /// Adversarial review, defect 11: a database dropped and created again under its name (a new oid) was
+    /// taken into the old repository: its incremental passes succeeded and info showed a healthy chain. Every
+    /// writer now refuses it (exit 64) naming both oids, info reports the chain broken, and a full backup
+    /// with `--reattach` continues the repository with it deliberately, keeping the former oid on record.
+    @Test func aDatabaseCreatedAgainUnderItsNameIsRefusedUntilReattached() async throws {
+        try await TestServer.withDatabase(seeded: false) { db in
+            let create = "CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t VALUES (1, 'first life')"
+            let first = try await db.connect()
+            try await first.execute(create)
+            first.close()
+            try await TestRepository.with { repo in
+                _ = try await ChangeArchivalSetup.setup(db.connectionString, dryRun: false, fixReplicaIdentity: false)
+                _ = try await BackupRunner.runFull(try .test(db, repo))
+                _ = try await ChangeArchiver.runIncremental(database: db.connectionString, repositoryPath: repo.path, policy: try testPolicy())
+                let formerOid = try #require(try RepositorySource.read(repo.repository.storage)).source.databaseOid
+                _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
+
+                let admin = try await TestServer.admin()
+                try await admin.execute("DROP DATABASE \(db.name) WITH (FORCE)")
+                try await admin.execute("CREATE DATABASE \(db.name)")
+                admin.close()
+                let second = try await db.connect()
+                try await second.execute(create + "; UPDATE public.t SET v = 'second life'")
+                second.close()
+                _ = try await ChangeArchivalSetup.setup(db.connectionString, dryRun: false, fixReplicaIdentity: false)
+                do {
+                    let entriesBefore = try repo.repository.entries().count
+                    let segmentsBefore = try ChangeSegmentManifest.all(repo.repository.storage).count
+
+                    let incr = await #expect(throws: FTBackupError.self) {
+                        _ = try await ChangeArchiver.runIncremental(database: db.connectionString, repositoryPath: repo.path, policy: try testPolicy())
+                    }
+                    #expect(incr?.status == .usage)
+                    #expect(incr?.message.contains("oid \(formerOid)") == true && incr?.message.contains("created again") == true, "\(incr?.message ?? "")")
+                    #expect(incr?.hint?.contains("--reattach") == true)
+                    let full = await #expect(throws: FTBackupError.self) { _ = try await BackupRunner.runFull(try .test(db, repo)) }
+                    #expect(full?.status == .usage)
+                    #expect(try repo.repository.entries().count == entriesBefore)
+                    #expect(try ChangeSegmentManifest.all(repo.repository.storage).count == segmentsBefore)
+                    let info = try FTBackupBinary.run(["info", "--db", db.connectionString.raw, "--repo", repo.path])
+                    #expect(info.status == 69, "\(info.stdout) \(info.stderr)")
+                    #expect(info.stderr.contains("is gone"), "\(info.stderr)")
+
+                    // Deliberately continued: the full records the new oid, the former one is kept, and passes work again.
+                    var options = try BackupOptions.test(db, repo)
+                    options.reattach = true
+                    _ = try await BackupRunner.runFull(options)
+                    let source = try #require(try RepositorySource.read(repo.repository.storage))
+                    #expect(source.formerOids == [formerOid])
+                    #expect(source.source.databaseOid != formerOid)
+                    _ = try await ChangeArchiver.runIncremental(database: db.connectionString, repositoryPath: repo.path, policy: try testPolicy())
+                } catch {
+                    _ = try? await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
+                    throw error
+                }
+                _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
+            }
+        }
+    }
+}

@@ -18,6 +18,9 @@ public struct BackupOptions: Sendable {
     /// Called right after each attempt's snapshot is taken (attempt 1, 2, …), before tables are
     /// discovered and locked. Tests use it to commit DDL that the snapshot does not see.
     public var afterSnapshot: (@Sendable (_ attempt: Int) async throws -> Void)?
+    /// Re-attach the repository to a database of its source's name whose oid changed (dropped and
+    /// created again, or restored into a new database): see `RepositorySource.claim`.
+    public var reattach = false
 
     public init(database: ConnectionString, repositoryPath: String, policy: Policy, jobs: Int,
                 snapshotSource: (any SnapshotSource)? = nil,
@@ -90,7 +93,8 @@ public enum BackupRunner {
         defer { coordinator.close() }
         // The repository belongs to one database: refused before anything is written or removed.
         let identity = try await coordinator.withConnection { try DatabaseIdentity.of($0) }
-        try RepositorySource.claim(repositoryPath: options.repositoryPath, identity: identity, command: "backup --type full")
+        try RepositorySource.claim(repositoryPath: options.repositoryPath, identity: identity, command: "backup --type full",
+                                   reattach: options.reattach)
         for label in try repository.removeIncompleteBackups() {
             logger.warning("removed incomplete backup left by an interrupted run", metadata: ["label": .string(label)])
         }

@@ -47,7 +47,12 @@ public struct ChangeArchiveStatus: Codable, Sendable {
         slot.note = archivalSlot.legacyNote
         slot.lagSeconds = status.newestCommitAgeSeconds
         status.slot = slot
-        if !slot.exists && !segments.isEmpty {
+        let identity = try await session.withConnection { try DatabaseIdentity.of($0) }
+        if let recorded = try RepositorySource.read(repository.storage), recorded.key == SourceKey(identity),
+           recorded.source.databaseOid != identity.databaseOid {
+            status.broken = "the repository's database (oid \(recorded.source.databaseOid)) is gone: \(identity.database) now has oid \(identity.databaseOid), "
+                + "a database created again under its name whose changes are not archived here: use a new repository, or take ftbackup backup --type full --reattach"
+        } else if !slot.exists && !segments.isEmpty {
             status.broken = "the replication slot is gone: run ftbackup setup, then take a new full backup"
         } else if slot.walStatus == "lost" {
             status.broken = "the replication slot is lost (its WAL was removed): run ftbackup teardown and setup, then take a new full backup"

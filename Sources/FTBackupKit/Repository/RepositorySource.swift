@@ -23,6 +23,9 @@ public struct RepositorySource: Codable, Sendable, Equatable {
     public var recordedAt: Date
     /// The command that recorded it, and whether the source was adopted from existing backups.
     public var recordedBy: String
+    /// Oids the database had before it was dropped and created again under its name and the
+    /// repository was re-attached to it (`backup --type full --reattach`), oldest first.
+    public var formerOids: [Int64]?
 
     public var key: SourceKey { SourceKey(source) }
 
@@ -40,9 +43,15 @@ public struct RepositorySource: Codable, Sendable, Equatable {
     /// Every writer calls this once connected and before it writes anything: records `identity` as
     /// the repository's source at first use, or refuses (exit 64) a database that is not its source.
     /// `record: false` (dry runs) only checks.
+    ///
+    /// The same name on the same cluster with another oid is another database: the one the repository
+    /// belongs to was dropped (or renamed away) and this one created under its name. It is refused
+    /// too, unless `reattach` (a full backup with `--reattach`), which records it as the source from
+    /// now on and keeps the former oid in `formerOids`: the former database's backups stay readable,
+    /// and its change chain ends there (the new database's starts with that full).
     @discardableResult
     public static func claim(repositoryPath: String, identity: DatabaseIdentity, command: String,
-                             record: Bool = true) throws -> RepositorySource? {
+                             record: Bool = true, reattach: Bool = false) throws -> RepositorySource? {
         let storage = LocalStorage(root: repositoryPath)
         let key = SourceKey(identity)
         // Two first writers (a follower and a full) must not both record: one at a time, briefly.
@@ -50,7 +59,20 @@ public struct RepositorySource: Codable, Sendable, Equatable {
         defer { lock?.release() }
         if let recorded = try read(storage) {
             guard recorded.key == key else { throw refusal(storage, belongsTo: recorded.key.description, connected: key) }
-            return recorded
+            guard recorded.source.databaseOid != identity.databaseOid else { return recorded }
+            guard reattach else {
+                throw FTBackupError(.usage, "repository \(storage.location) belongs to database \(recorded.source.database) with oid \(recorded.source.databaseOid); "
+                                    + "this run connects to a database of that name with oid \(identity.databaseOid): it was dropped and created again (or another database renamed to it)",
+                                    hint: "use a new repository for it (--repo); if it is meant to continue this one (a restore of it), take a full backup with ftbackup backup --type full --reattach")
+            }
+            guard record else { return recorded }
+            var moved = recorded
+            moved.formerOids = (recorded.formerOids ?? []) + [recorded.source.databaseOid]
+            moved.source = identity
+            moved.recordedAt = Date()
+            moved.recordedBy = "\(command) --reattach (oid \(recorded.source.databaseOid) → \(identity.databaseOid))"
+            try storage.writeAll(fileName, Array(try JSONOutput.encode(moved).utf8) + [0x0A])
+            return moved
         }
         // An older repository: its existing backups and segments say whose it is.
         let view = try RepositorySourceView.inferred(Repository(storage: storage))

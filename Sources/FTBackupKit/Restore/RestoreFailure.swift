@@ -7,12 +7,14 @@ import Foundation
 /// yet at that point; their definitions are kept in files named in the message (a SQL script and a
 /// `pg_dump` of the views), so nothing is lost with the failed run.
 enum RestoreFailure {
-    static func describe(_ error: Error, target: DatabaseSession, plan: RestorePlan, options: RestoreOptions, dropped: Bool,
+    static func describe(_ error: Error, phase: String, target: DatabaseSession, plan: RestorePlan, options: RestoreOptions, dropped: Bool,
                          dependants: inout OutsideDependants) -> Error {
-        let cause: FTBackupError
+        var cause: FTBackupError
         if let error = error as? FTBackupError { cause = error } else {
             cause = FTBackupError((error as? PostgresError)?.exitStatus ?? .failure, "\(error)")
         }
+        cause.status = status(of: cause.status, phase: phase)
+        if !["pre-data", "post-data"].contains(phase) { cause.message = "\(phase) phase: \(cause.message)" }
         let schemas = plan.wholeDatabase ? "all \(plan.schemas.count) schemas of the backup" : "schema(s) \(plan.schemas.joined(separator: ", "))"
         var state = dropped
             ? "the target is left half-built: \(schemas) were dropped by --clean and are only partly restored"
@@ -23,6 +25,17 @@ enum RestoreFailure {
             todo += "; then put them back with psql -f \(kept.script)" + (kept.views.map { " and pg_restore -d TARGET \($0)" } ?? "")
         }
         return FTBackupError(cause.status, "\(cause.message) — \(state)", hint: todo + (cause.hint.map { " (\($0))" } ?? ""))
+    }
+
+    /// The exit status of a restore that failed after the target was changed, by where it failed. Bad
+    /// usage (64) means nothing was done, so it is never the answer once the target was touched: the
+    /// server rejecting the backup's rows (the data, sequences and replay phases: a value that names an
+    /// object the target lacks, a constraint the rows break) is a partial restore of the backup's data,
+    /// 65; a statement rejected in another phase (pg_restore's DDL, the dependants put back) is 1.
+    /// Codes that say what to fix (unreachable 69, privilege 77, cannot write 73) are kept.
+    static func status(of status: ExitStatus, phase: String) -> ExitStatus {
+        guard status == .usage else { return status }
+        return ["data", "sequences", "replay"].contains(phase) ? .dataError : .failure
     }
 
     /// What an interrupted restore says from the moment `--clean` starts dropping schemas: they may be only

@@ -69,7 +69,9 @@ public enum RestoreRunner {
         if options.dryRun { return RestoreReport(plan: plan, phases: [:], seconds: 0) }
         let logger = options.logger
         var phases: [String: Double] = [:]
+        var phase = "plan"
         func timed<T>(_ name: String, _ body: () async throws -> T) async throws -> T {
+            phase = name
             let start = Date()
             let value = try await body()
             phases[name] = Date().timeIntervalSince(start)
@@ -134,6 +136,7 @@ public enum RestoreRunner {
         }
         var warnings: [String] = []
         do {
+            phase = "schemas"
             if !plan.wholeDatabase {
                 // pg_restore --schema restores a schema's objects but not the schema itself.
                 for schema in plan.schemas where schema != "public" {
@@ -181,7 +184,8 @@ public enum RestoreRunner {
             }
         } catch {
             // From here on the target was changed: say exactly how it was left and what to run.
-            throw RestoreFailure.describe(error, target: target, plan: plan, options: options, dropped: touched, dependants: &dependants)
+            throw RestoreFailure.describe(error, phase: phase, target: target, plan: plan, options: options, dropped: touched,
+                                          dependants: &dependants)
         }
         if afterData != nil {
             try await timed("analyze") {

@@ -26,11 +26,14 @@ extension ChangeArchivalTests.PointInTimeTests {
     @Test func regclassValuesComeBackAsTheSameObjectWhateverTheSearchPath() async throws {
         try await ArchivedDatabase.with(prepare: searchPathSchemaSQL) { a in
             _ = try await a.full()
+            // Fingerprints hash each row's text: read with an empty search_path, regclass values print qualified on both sides.
+            try await a.session.execute("SET search_path = ''")
             try await a.session.execute("INSERT INTO public.audit VALUES (1, 'app.items', 'app.items')")
             let afterInsert = try await a.instant()
             _ = try await a.incremental()
             try await a.restore(at: afterInsert.0) { t in
                 #expect(try await auditNamesAppItems(t, id: 1))
+                try await t.execute("SET search_path = ''")
                 let restored = try await TableFingerprint.compute(t)
                 #expect(TableFingerprint.differences(source: afterInsert.1, restored: restored) == [])
             }
@@ -43,6 +46,7 @@ extension ChangeArchivalTests.PointInTimeTests {
                 let t = try await target.connect()
                 defer { t.close() }
                 #expect(try await auditNamesAppItems(t, id: 1))
+                try await t.execute("SET search_path = ''")
                 #expect(TableFingerprint.differences(source: source, restored: try await TableFingerprint.compute(t)) == [])
             }
         }
@@ -179,7 +183,7 @@ extension CommandLineTests {
                     #expect(outcome.status == 65, "\(outcome.stderr)")
                     #expect(outcome.stderr.split(separator: "\n").filter { $0.hasPrefix("ftbackup: error:") }.count == 1, "\(outcome.stderr)")
                     #expect(outcome.stderr.contains("data phase:"), "\(outcome.stderr)")
-                    #expect(outcome.stderr.contains("app.items"), "\(outcome.stderr)")
+                    #expect(outcome.stderr.contains("schema \"app\" does not exist"), "\(outcome.stderr)")
                     #expect(outcome.stderr.contains("half-built"), "\(outcome.stderr)")
                     // The target was changed (its tables were created): that is why it is not "bad usage".
                     let t = try await target.connect()

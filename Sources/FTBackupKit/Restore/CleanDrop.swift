@@ -76,13 +76,16 @@ enum CleanDrop {
     /// of (itself for a relation; an index's table, a column's, a row type's, an owned sequence's; else 0).
     static func outsideObjects(_ connection: PGConnection, schemas: [String]) throws -> [(what: String, relation: Int64)] {
         try connection.query("""
+            WITH part_of AS (  -- each relation and the one it is part of: an index's table, an owned sequence's, else itself
+                SELECT k.oid AS o,
+                       coalesce((SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = k.oid),
+                                (SELECT d.refobjid FROM pg_depend d WHERE k.relkind = 'S' AND d.classid = 'pg_class'::regclass AND d.objid = k.oid
+                                   AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1), k.oid) AS p
+                FROM pg_class k WHERE k.oid >= 16384)
             SELECT pg_describe_object(x.c, x.o, x.s) AS what, x.p::bigint AS relation
-            FROM (SELECT 'pg_class'::regclass AS c, k.oid AS o, 0 AS s, 0::oid AS r,
-                         coalesce((SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = k.oid),
-                                  (SELECT d.refobjid FROM pg_depend d WHERE k.relkind = 'S' AND d.classid = 'pg_class'::regclass AND d.objid = k.oid
-                                     AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1), k.oid) AS p
-                  FROM pg_class k WHERE k.oid >= 16384
-                  UNION ALL SELECT 'pg_class'::regclass, attrelid, attnum, 0::oid, attrelid FROM pg_attribute WHERE attrelid >= 16384 AND attnum > 0 AND NOT attisdropped
+            FROM (SELECT 'pg_class'::regclass AS c, o, 0 AS s, 0::oid AS r, p FROM part_of
+                  UNION ALL SELECT 'pg_class'::regclass, a.attrelid, a.attnum, 0::oid, w.p FROM pg_attribute a JOIN part_of w ON w.o = a.attrelid
+                  WHERE a.attnum > 0 AND NOT a.attisdropped
                   UNION ALL SELECT 'pg_constraint'::regclass, oid, 0, 0::oid, conrelid FROM pg_constraint WHERE oid >= 16384
                   UNION ALL SELECT 'pg_attrdef'::regclass, oid, 0, adrelid, adrelid FROM pg_attrdef
                   UNION ALL SELECT 'pg_trigger'::regclass, oid, 0, tgrelid, tgrelid FROM pg_trigger WHERE NOT tgisinternal

@@ -94,6 +94,7 @@ public enum BackupRunner {
 
         let materializedViews = try await TableDiscovery.populatedMaterializedViews(coordinator)
         let tables = try await TableDiscovery.tables(coordinator, policy: options.policy)
+        let partitioned = try await TableDiscovery.partitionedTables(coordinator, policy: options.policy)
         let notCopied = try await TableDiscovery.notCopied(coordinator, policy: options.policy)
         let schemas = try await TableDiscovery.schemas(coordinator)
         let roles = try await TableDiscovery.roles(coordinator)
@@ -139,7 +140,8 @@ public enum BackupRunner {
                 sequences: sequences, materializedViews: materializedViews,
                 totals: .init(tables: copied.count, rows: copied.reduce(0) { $0 + $1.1.rows },
                               rawBytes: copied.reduce(0) { $0 + $1.1.file.rawBytes } + schemaDump.rawBytes,
-                              storedBytes: copied.reduce(0) { $0 + $1.1.file.storedBytes } + schemaDump.storedBytes))
+                              storedBytes: copied.reduce(0) { $0 + $1.1.file.storedBytes } + schemaDump.storedBytes),
+                partitionedTables: partitioned)
             // The manifest goes last: temp file, fsync, rename, fsync the folder.
             try repository.storage.writeAll(repository.manifestPath(label), try manifest.encoded())
             logger.info("backup finished", metadata: [

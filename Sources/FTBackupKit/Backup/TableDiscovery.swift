@@ -8,7 +8,7 @@ public struct TableToCopy: Sendable, Equatable {
     public var columns: [String]
     /// On-disk size, to copy the largest tables first.
     public var estimatedBytes: Int64
-    /// Indexes (and the constraints they back) a restore builds right after loading this table.
+    /// Valid indexes (and the constraints they back); a restore builds them itself (`IndexBuildPlan`).
     public var indexes: [BackupManifest.IndexBuild]
 }
 
@@ -17,22 +17,16 @@ public struct TableToCopy: Sendable, Equatable {
 /// Tool schemas are discovered by what exists, never configured. Partitions are copied as the leaves
 /// they are (COPY of a partitioned parent is an error in PostgreSQL 15) and parents never, so no row
 /// is copied twice. Views, materialized views (refreshed at restore), foreign tables and the
-/// system's schemas are skipped; so is whatever the policy excludes.
+/// system's schemas are skipped; so is whatever the policy excludes. Partitioned tables are listed
+/// apart, for their indexes (`partitionedTables`).
 public enum TableDiscovery {
     public static func tables(_ session: DatabaseSession, policy: Policy) async throws -> [TableToCopy] {
         // With an empty search_path every name in the index and constraint definitions is qualified.
         try await session.execute("SET search_path = ''")
         let rows = try await session.query("""
-            SELECT n.nspname AS schema, c.relname AS name, c.relispartition AS partition,
+            SELECT n.nspname AS schema, c.relname AS name,
                    pg_relation_size(c.oid) + coalesce(pg_relation_size(c.reltoastrelid), 0) AS bytes,
-                   (SELECT json_agg(json_build_object('name', ci.relname, 'constraint', con.conname,
-                              'sql', CASE WHEN con.oid IS NULL THEN pg_get_indexdef(i.indexrelid)
-                                     ELSE 'ALTER TABLE ONLY ' || c.oid::regclass::text || ' ADD CONSTRAINT '
-                                          || quote_ident(con.conname) || ' ' || pg_get_constraintdef(con.oid) END)
-                              ORDER BY ci.relname)::text
-                    FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid
-                    LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = c.oid AND con.contype IN ('p', 'u', 'x')
-                    WHERE i.indrelid = c.oid) AS indexes,
+                   \(indexesSQL) AS indexes,
                    (SELECT array_to_json(array_agg(a.attname ORDER BY a.attnum))::text FROM pg_attribute a
                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS columns
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -44,11 +38,47 @@ public enum TableDiscovery {
             let schema = try row.requiredString("schema"), name = try row.requiredString("name")
             if policy.excludes(schema: schema, table: name) { return nil }
             let columns = try JSONDecoder().decode([String].self, from: Data((try row.string("columns") ?? "[]").utf8))
-            // Partitions' indexes hang off their parent's: pg_restore builds and attaches those.
-            let indexes = try row.bool("partition") == true ? [] : try JSONDecoder().decode(
-                [BackupManifest.IndexBuild].self, from: Data((try row.string("indexes") ?? "[]").utf8))
-            return TableToCopy(schema: schema, name: name, columns: columns, estimatedBytes: try row.int64("bytes"), indexes: indexes)
+            return TableToCopy(schema: schema, name: name, columns: columns, estimatedBytes: try row.int64("bytes"),
+                               indexes: try decodeIndexes(row.string("indexes")))
         }
+    }
+
+    /// Partitioned tables (which hold no rows themselves) with their indexes and keys.
+    public static func partitionedTables(_ session: DatabaseSession, policy: Policy) async throws -> [BackupManifest.PartitionedTable] {
+        try await session.execute("SET search_path = ''")
+        return try await session.query("""
+            SELECT n.nspname AS schema, c.relname AS name, \(indexesSQL) AS indexes
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'p' AND \(CatalogSQL.userSchemaFilter)
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+            ORDER BY 1, 2
+            """).rows.compactMap { row in
+            let schema = try row.requiredString("schema"), name = try row.requiredString("name")
+            if policy.excludes(schema: schema, table: name) { return nil }
+            return .init(schema: schema, name: name, indexes: try decodeIndexes(row.string("indexes")))
+        }
+    }
+
+    /// The indexes of table `c` as a JSON array of `IndexBuild`, with the constraint each backs and the
+    /// partitioned table's index it is attached to. Invalid indexes (a failed `CREATE INDEX
+    /// CONCURRENTLY`) are left out, as pg_dump leaves them out; a partitioned table's index is invalid
+    /// until every partition has one attached, and pg_dump keeps those.
+    static let indexesSQL = """
+        (SELECT json_agg(json_build_object('name', ci.relname, 'constraint', con.conname,
+                   'sql', CASE WHEN con.oid IS NULL THEN pg_get_indexdef(i.indexrelid)
+                          ELSE 'ALTER TABLE ONLY ' || c.oid::regclass::text || ' ADD CONSTRAINT '
+                               || quote_ident(con.conname) || ' ' || pg_get_constraintdef(con.oid) END,
+                   'attachedTo', (SELECT json_build_object('schema', pn.nspname, 'name', pc.relname)
+                                  FROM pg_inherits ih JOIN pg_class pc ON pc.oid = ih.inhparent
+                                  JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE ih.inhrelid = i.indexrelid))
+                   ORDER BY ci.relname)::text
+         FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid
+         LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = c.oid AND con.contype IN ('p', 'u', 'x')
+         WHERE i.indrelid = c.oid AND (i.indisvalid OR c.relkind = 'p') AND i.indisready)
+        """
+
+    static func decodeIndexes(_ json: String?) throws -> [BackupManifest.IndexBuild] {
+        try JSONDecoder().decode([BackupManifest.IndexBuild].self, from: Data((json ?? "[]").utf8))
     }
 
     /// Tables whose data a backup does not copy although they exist: the policy's exclusions and

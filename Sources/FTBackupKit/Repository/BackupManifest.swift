@@ -52,7 +52,20 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         public var name: String
         /// The constraint this index backs, if any (then `sql` is an ALTER TABLE … ADD CONSTRAINT).
         public var constraint: String?
+        /// The definition as discovered (for reading: a restore runs the schema dump's own entry for
+        /// this index, which carries what pg_dump attaches to it: REPLICA IDENTITY, CLUSTER ON, statistics).
         public var sql: String
+        /// The partitioned table's index this partition's index is attached to.
+        public var attachedTo: RelationName? = nil
+    }
+
+    /// A partitioned table's own indexes and keys (it holds no rows, so it is not in `tables`): a
+    /// restore creates its keys before the partitions load, so that each partition's key is attached
+    /// as soon as it is built and replay finds rows by it.
+    public struct PartitionedTable: Codable, Sendable, Equatable {
+        public var schema: String
+        public var name: String
+        public var indexes: [IndexBuild]
     }
 
     public struct Table: Codable, Sendable, Equatable {
@@ -114,6 +127,9 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     /// Materialized views that held data at the source: refreshed after the load, never copied.
     public var materializedViews: [RelationName]
     public var totals: Totals
+    /// Partitioned tables with their indexes (nil in backups taken before it was recorded: their
+    /// partitions' indexes are then all left to post-data).
+    public var partitionedTables: [PartitionedTable]? = nil
 
     public var duration: TimeInterval { stoppedAt.timeIntervalSince(startedAt) }
 

@@ -45,9 +45,9 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         public var rawBytes: Int64
     }
 
-    /// One index, or the PRIMARY KEY / UNIQUE / EXCLUDE constraint it backs, as SQL with every name
-    /// qualified. A restore builds these right after the table's data, while other tables still
-    /// load, and leaves them out of pg_restore's post-data.
+    /// One valid index, or the PRIMARY KEY / UNIQUE / EXCLUDE constraint it backs. A restore builds
+    /// these itself from the schema dump's matching entries (`IndexBuildPlan`) right after the
+    /// table's data, while other tables still load, and leaves those entries out of post-data.
     public struct IndexBuild: Codable, Sendable, Equatable {
         public var name: String
         /// The constraint this index backs, if any (then `sql` is an ALTER TABLE … ADD CONSTRAINT).

@@ -98,6 +98,11 @@ public enum RestoreRunner {
         defer { try? FileManager.default.removeItem(atPath: dumpFile) }
         // ftbackup's own objects (publication, schema, event triggers) are never restored.
         let contents = try RestoreContents.read(pgRestore, dumpFile: dumpFile, encoding: manifest.source.encoding)
+        // Indexes and keys are built from the dump's own entries, with what pg_dump attaches to them.
+        let indexes = try IndexBuildPlan.make(contents, tables: tables,
+                                              partitioned: (manifest.partitionedTables ?? []).filter { plan.schemas.contains($0.schema) },
+                                              pgRestore: pgRestore, dumpFile: dumpFile)
+        for index in indexes.notInDump { logger.warning("index \(index) is not in the backup's schema dump (it was invalid at the source): not built") }
         let listFile = try contents.writeList()
         defer { try? FileManager.default.removeItem(atPath: listFile) }
         let child = options.target.forChildProcess()
@@ -139,9 +144,11 @@ public enum RestoreRunner {
             }
             try await timed("pre-data") {
                 try await runTool(pgRestore, common + ["--section=pre-data", "--single-transaction", "--use-list=\(listFile)", dumpFile], child.environment, options.target)
+                // Partitioned tables' keys (empty until their partitions' are attached), so each partition's key attaches once built.
+                try await indexes.run(indexes.beforeData, on: target)
             }
             try await timed("data") {
-                try await loadTables(tables, manifest: manifest, repository: repository, options: options, keysOnly: afterData != nil)
+                try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options, keysOnly: afterData != nil)
             }
             try await timed("sequences") {
                 // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all.
@@ -157,11 +164,11 @@ public enum RestoreRunner {
             }
             if let afterData {
                 try await timed("replay") { try await afterData() }
-                try await timed("indexes") { try await buildSecondaryIndexes(tables, options: options) }
+                try await timed("indexes") { try await buildSecondaryIndexes(indexes, options: options) }
             }
             try await timed("post-data") {
-                // What the data phase built already (indexes, primary keys, unique constraints) is left out.
-                let postList = try postDataList(contents, builtFor: tables)
+                // What was built already (indexes, primary keys, unique constraints, with their comments) is left out.
+                let postList = try contents.writeList { indexes.builtLines.contains($0.line) }
                 defer { try? FileManager.default.removeItem(atPath: postList) }
                 var environment = child.environment
                 environment["PGOPTIONS"] = "-c maintenance_work_mem=512MB -c synchronous_commit=off"
@@ -270,89 +277,5 @@ public enum RestoreRunner {
         let thread = ConnectionThread(name: "ftbackup-pg_restore")
         defer { thread.shutdown() }
         try await thread.run { try PostgresTools.run(tool, arguments, environment: environment, secrets: secrets) }
-    }
-
-    /// Loads every table over `jobs` connections, largest first, each in its own transaction that
-    /// truncates and then COPYs with FREEZE; a file whose SHA-256 does not match aborts its COPY.
-    /// `keysOnly`: build only the indexes behind primary, unique and exclusion constraints, and leave
-    /// ANALYZE for later (a replay follows).
-    static func loadTables(_ tables: [BackupManifest.Table], manifest: BackupManifest, repository: Repository,
-                           options: RestoreOptions, keysOnly: Bool = false) async throws {
-        let queue = WorkQueue(tables.sorted { $0.file.rawBytes > $1.file.rawBytes })
-        let progress = ProgressReporter(title: "restore \(manifest.label)", expectedBytes: tables.reduce(0) { $0 + $1.file.rawBytes },
-                                        expectedItems: tables.count, logger: options.logger, quiet: !options.showProgress)
-        defer { progress.end() }
-        let folder = repository.backupFolder(manifest.label)
-        let storage = repository.storage
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<max(1, min(options.jobs, tables.count)) {
-                group.addTask {
-                    let session = try await DatabaseSession.connect(options.target, name: "ftbackup-load-\(worker)")
-                    defer { session.close() }
-                    try await session.execute(SessionSettings.copy()
-                        + "; SET synchronous_commit = off; SET maintenance_work_mem = '512MB'; SET search_path = ''")
-                    while let table = queue.next() {
-                        try Task.checkCancellation()
-                        let rows = try await withTaskCancellationHandler {
-                            try await session.withConnection { connection -> Int64 in
-                                // An extension's configuration table keeps the rows its script created; the backup holds the others.
-                                let appended = table.extensionFilter != nil
-                                let copy = try CopyStatement.into(table, encoding: manifest.source.encoding, freeze: !appended, connection)
-                                return try connection.transaction {
-                                    if !appended { try connection.execute("TRUNCATE ONLY \(try connection.qualifiedName(table.schema, table.name))") }
-                                    return try connection.copyIn(copy) { write in
-                                        try StoredFileReader.read(storage, folder: folder, file: table.file) { raw in
-                                            try write(raw)
-                                            progress.advance(bytes: raw.count)
-                                        }
-                                    }.rows
-                                }
-                            }
-                        } onCancel: {
-                            session.cancel()
-                        }
-                        guard rows == table.rows else {
-                            throw FTBackupError(.dataError, "\(table.schema).\(table.name): loaded \(rows) rows but the backup recorded \(table.rows)")
-                        }
-                        for index in table.indexes where !keysOnly || index.constraint != nil { try await session.execute(index.sql) }
-                        if !keysOnly { try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))") }
-                        progress.finished(item: "\(table.schema).\(table.name)", metadata: ["rows": .string("\(rows)")])
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
-    }
-
-
-    /// pg_restore's table of contents (ftbackup's own entries already out) without the entries the data phase built.
-    static func postDataList(_ contents: RestoreContents, builtFor tables: [BackupManifest.Table]) throws -> String {
-        var built = Set<String>()
-        for table in tables {
-            for index in table.indexes {
-                if let constraint = index.constraint {
-                    built.insert("CONSTRAINT \(table.schema) \(table.name) \(constraint)")
-                } else {
-                    built.insert("INDEX \(table.schema) \(index.name)")
-                }
-            }
-        }
-        return try contents.writeList { built.contains("\($0.type) \($0.schema ?? "-") \($0.tag)") }
-    }
-
-    /// The secondary indexes left out by a keys-only load, built over `jobs` connections.
-    static func buildSecondaryIndexes(_ tables: [BackupManifest.Table], options: RestoreOptions) async throws {
-        let queue = WorkQueue(tables.flatMap { $0.indexes.filter { $0.constraint == nil } })
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<max(1, options.jobs) {
-                group.addTask {
-                    let session = try await DatabaseSession.connect(options.target, name: "ftbackup-index-\(worker)")
-                    defer { session.close() }
-                    try await session.execute("SET maintenance_work_mem = '512MB'; SET search_path = ''")
-                    while let index = queue.next() { try await session.execute(index.sql) }
-                }
-            }
-            try await group.waitForAll()
-        }
     }
 }

@@ -38,6 +38,9 @@ import Testing
                     #expect(try await Fixtures.sequenceStates(restored) == Fixtures.sequenceStates(session))
                     #expect(try await ZooTests.populatedViews(restored) == ZooTests.populatedViews(session))
                     #expect(try await ZooFixture.databaseSettings(restored) == ZooFixture.databaseSettings(session))
+                    let largeObjects = try await ZooTests.largeObjects(session)
+                    #expect(largeObjects.count == 1)
+                    #expect(try await ZooTests.largeObjects(restored) == largeObjects)
                 }
             }
         }
@@ -55,6 +58,14 @@ import Testing
             case .insert(let offset, let line, _): "+ \(offset): \(line)"
             }
         }
+    }
+
+    /// Every large object: oid, owner and a hash of its content.
+    static func largeObjects(_ session: DatabaseSession) async throws -> [String] {
+        try await session.query("""
+            SELECT m.oid::text || ' ' || pg_get_userbyid(m.lomowner) || ' ' || md5(lo_get(m.oid)) AS lo
+            FROM pg_largeobject_metadata m ORDER BY m.oid
+            """).rows.map { try $0.requiredString("lo") }
     }
 
     static func populatedViews(_ session: DatabaseSession) async throws -> [String] {

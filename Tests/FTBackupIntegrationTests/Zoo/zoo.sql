@@ -262,6 +262,33 @@ CREATE SERVER zoo_files FOREIGN DATA WRAPPER file_fdw;
 CREATE FOREIGN TABLE zoo.file_lines (line text) SERVER zoo_files OPTIONS (filename '/dev/null', format 'text');
 GRANT SELECT ON zoo.file_lines TO zoo_reader;
 
+-- section: more odd objects
+-- a partitioned table with identity, a generated column, a trigger and a keyword column; a sequence owned by a
+-- column; a large object; the application's own publication; NO INHERIT and FORCE RLS
+CREATE TABLE zoo.ledger (id bigint GENERATED ALWAYS AS IDENTITY, "order" int NOT NULL, amount numeric(12, 2),
+                         taxed numeric GENERATED ALWAYS AS (amount * 1.2) STORED, PRIMARY KEY (id, "order"),
+                         CONSTRAINT positive CHECK (amount > 0))
+    PARTITION BY LIST ("order");
+ALTER TABLE zoo.animals ADD CONSTRAINT only_here CHECK (id > 0) NO INHERIT;
+CREATE TABLE zoo.ledger_small PARTITION OF zoo.ledger FOR VALUES IN (1, 2, 3);
+CREATE TABLE zoo.ledger_other PARTITION OF zoo.ledger DEFAULT;
+CREATE TRIGGER ledger_noted AFTER INSERT ON zoo.ledger FOR EACH ROW EXECUTE FUNCTION zoo.note_booking();
+INSERT INTO zoo.ledger ("order", amount) SELECT g % 6, g * 0.01 FROM generate_series(1, 400) g;
+CREATE SEQUENCE zoo."Owned Sequence" OWNED BY zoo.bookings.room;
+SELECT setval('zoo."Owned Sequence"', 77, false);
+CREATE TABLE zoo.documents (id int PRIMARY KEY, blob oid);
+INSERT INTO zoo.documents VALUES (1, lo_from_bytea(0, '\x00010203ff'::bytea)), (2, NULL);
+DO $$ BEGIN EXECUTE format('COMMENT ON LARGE OBJECT %s IS %L', (SELECT blob FROM zoo.documents WHERE id = 1), 'a large object'); END $$;
+CREATE PUBLICATION zoo_app_pub FOR TABLE zoo.animals, zoo.readings (id, at, site) WITH (publish = 'insert', publish_via_partition_root = true);
+COMMENT ON PUBLICATION zoo_app_pub IS 'the application''s own publication';
+CREATE TABLE zoo.forced (id int PRIMARY KEY, tenant text);
+ALTER TABLE zoo.forced OWNER TO zoo_owner;
+ALTER TABLE zoo.forced ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY forced_tenant ON zoo.forced USING (tenant = current_user);
+INSERT INTO zoo.forced VALUES (1, 'someone else'), (2, NULL);
+CREATE TABLE public.zoo_in_public (id serial PRIMARY KEY, v text DEFAULT 'x');
+INSERT INTO public.zoo_in_public (v) VALUES ('a'), (NULL);
+
 -- section: event trigger
 CREATE TABLE zoo.ddl_log (n bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tag text, at timestamptz DEFAULT now());
 CREATE FUNCTION zoo.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
@@ -339,6 +366,11 @@ DELETE FROM zoo.bookings WHERE id = 150;
 INSERT INTO zoo.after_event_trigger VALUES (2);
 UPDATE zoo.ddl_log SET tag = lower(tag);
 DELETE FROM zoo.audit_trail WHERE n % 2 = 0;
+INSERT INTO zoo.ledger ("order", amount) VALUES (2, 5.5), (9, 0.01);
+UPDATE zoo.ledger SET "order" = 4 WHERE id = 1;
+UPDATE zoo.documents SET blob = NULL WHERE id = 1;
+UPDATE zoo.forced SET tenant = 'changed';
+UPDATE public.zoo_in_public SET v = 'changed';
 -- pending changes: replica identity using index item 3
 UPDATE zoo.identified SET v = 'changed' WHERE id = 1;
 -- pending changes: table with no columns item 5

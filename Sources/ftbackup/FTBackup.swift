@@ -11,7 +11,7 @@ struct FTBackup: AsyncParsableCommand {
         abstract: "Backup, archival and recovery for the Fast Track database.",
         discussion: """
             Exit codes: 0 success, 1 unexpected failure, 64 bad usage or input, 65 corrupt or incomplete \
-            repository data, 69 database unreachable, 70 a safety check stopped a destructive statement before it \
+            repository data or a data error on the server, 69 database unreachable, 70 a safety check stopped a destructive statement before it \
             committed, 73 cannot write, 75 repository locked by another run, 77 authentication or privilege refused, \
             78 invalid policy or configuration.
             """,

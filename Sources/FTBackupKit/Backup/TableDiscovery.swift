@@ -118,7 +118,8 @@ public enum TableDiscovery {
             """).rows.map { try $0.requiredString("name") }
     }
 
-    /// Roles that own, or are granted privileges on, objects in the user schemas.
+    /// Roles that own, or are granted privileges on, objects in the user schemas (columns too), default
+    /// privileges name, and user mappings are for (recorded in the manifest; restore reads the dump itself: `DumpRoles`).
     public static func roles(_ session: DatabaseSession) async throws -> [String] {
         try await session.query("""
             WITH objects AS (
@@ -133,6 +134,11 @@ public enum TableDiscovery {
                 SELECT owner AS id FROM objects
                 UNION SELECT (aclexplode(acl)).grantee FROM objects WHERE acl IS NOT NULL
                 UNION SELECT unnest(pol.polroles) FROM pg_policy pol
+                UNION SELECT (aclexplode(a.attacl)).grantee FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.attacl IS NOT NULL AND \(CatalogSQL.userSchemaFilter)
+                UNION SELECT d.defaclrole FROM pg_default_acl d
+                UNION SELECT (aclexplode(d.defaclacl)).grantee FROM pg_default_acl d
+                UNION SELECT m.umuser FROM pg_user_mapping m
             )
             SELECT DISTINCT r.rolname AS name FROM ids JOIN pg_roles r ON r.oid = ids.id ORDER BY 1
             """).rows.map { try $0.requiredString("name") }

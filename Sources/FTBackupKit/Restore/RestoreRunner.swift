@@ -89,9 +89,6 @@ public enum RestoreRunner {
 
         let target = try await DatabaseSession.connect(options.target, name: "ftbackup-restore")
         defer { target.close() }
-        try await checkTarget(target, manifest: manifest, plan: plan, tables: tables, options: options)
-        // The evidence retired data will be removed by must be sound before anything is loaded.
-        if !options.keepRetired { try await RetiredDataReapplier.preflight(repositoryPath: options.repositoryPath, session: target) }
         let pgRestore = try PostgresTools.path(of: "pg_restore", serverVersionNumber: max(manifest.source.serverVersionNumber,
                                                                                             target.serverVersionNumber))
         let dumpFile = try materializeSchemaDump(repository, manifest: manifest)
@@ -105,6 +102,11 @@ public enum RestoreRunner {
         for index in indexes.notInDump { logger.warning("index \(index) is not in the backup's schema dump (it was invalid at the source): not built") }
         let listFile = try contents.writeList()
         defer { try? FileManager.default.removeItem(atPath: listFile) }
+        // Every role the script pg_restore will run names (owners, grants, default privileges, policies, user mappings).
+        let dumpRoles = try DumpRoles.read(pgRestore, dumpFile: dumpFile, listFile: listFile, schemas: plan.wholeDatabase ? nil : plan.schemas)
+        try await checkTarget(target, manifest: manifest, plan: plan, tables: tables, roles: dumpRoles, options: options)
+        // The evidence retired data will be removed by must be sound before anything is loaded.
+        if !options.keepRetired { try await RetiredDataReapplier.preflight(repositoryPath: options.repositoryPath, session: target) }
         let child = options.target.forChildProcess()
         var common = ["--exit-on-error", "--no-password"]
         if !child.conninfo.isEmpty { common.append("--dbname=\(child.conninfo)") }
@@ -214,41 +216,6 @@ public enum RestoreRunner {
         var subset = manifest
         subset.tables = tables
         return subset
-    }
-
-    /// Refuses the source itself, occupied tables, and roles the target lacks.
-    static func checkTarget(_ target: DatabaseSession, manifest: BackupManifest, plan: RestorePlan,
-                            tables: [BackupManifest.Table], options: RestoreOptions) async throws {
-        let identity = try await target.query("SELECT current_database() AS db").first!
-        let system = try? await target.query("SELECT system_identifier::text AS id FROM pg_control_system()").first?.string("id")
-        let sameDatabase = try identity.requiredString("db") == manifest.source.database
-        let sameServer = (system ?? nil).map { $0 == manifest.source.systemIdentifier } ?? (target.target == manifest.source.server)
-        if sameDatabase && sameServer && !(options.clean && options.confirmed) {
-            throw FTBackupError(.usage, "target \(target.target) is the backup's own source database; refusing to overwrite it",
-                                hint: "restore into another database, or pass --clean --yes if you really mean to replace it")
-        }
-        let occupied = try await target.query("""
-            SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname = ANY($1::text[])
-            ORDER BY 1, 2
-            """, [PostgresArray.text(plan.schemas)])
-        let existingSchemas = try await target.query("SELECT nspname AS name FROM pg_namespace WHERE nspname = ANY($1::text[]) AND nspname <> 'public'",
-                                                     [PostgresArray.text(plan.schemas)])
-        if !options.clean && (occupied.count > 0 || existingSchemas.count > 0) {
-            let names = try occupied.rows.prefix(5).map { "\(try $0.requiredString("schema")).\(try $0.requiredString("name"))" }
-            let schemas = try existingSchemas.rows.prefix(5).map { try $0.requiredString("name") }
-            let what = names.isEmpty ? "schemas \(schemas.joined(separator: ", "))" : "\(occupied.count) relations such as \(names.joined(separator: ", "))"
-            throw FTBackupError(.usage, "target \(target.target) already holds \(what) that the restore would create",
-                                hint: "restore into an empty database, or pass --clean to drop exactly the schemas being restored")
-        }
-        if !options.noOwner {
-            let present = Set(try await target.query("SELECT rolname AS name FROM pg_roles").rows.map { try $0.requiredString("name") })
-            let missing = manifest.roles.filter { !present.contains($0) }
-            if !missing.isEmpty {
-                throw FTBackupError(.usage, "target server lacks roles the backup's objects name: \(missing.joined(separator: ", "))",
-                                    hint: "create them first, or pass --no-owner to skip ownership and grants")
-            }
-        }
     }
 
     /// The schema dump, decompressed and checked, in a private temporary file (pg_restore -j needs a seekable file).

@@ -315,3 +315,21 @@ struct WholeChainRun {
         }
     }
 }
+
+extension ChangeArchivalTests.WholeChainTests {
+    /// Found by the whole-chain test: TRUNCATE … RESTART IDENTITY after a heartbeat restarts the table's
+    /// sequences; restore --at a time after it must not put them back to the older heartbeat's values.
+    @Test func truncateRestartIdentityAfterAHeartbeatRestartsTheSequence() async throws {
+        try await ArchivedDatabase.with(prepare: chainSchemaSQL) { a in
+            _ = try await a.full()
+            try await a.session.execute("INSERT INTO chain.scratch (v) SELECT 'more' FROM generate_series(1, 10)")
+            _ = try await a.incremental()  // its heartbeat records chain.scratch_id_seq at 15
+            try await a.session.execute("TRUNCATE chain.scratch RESTART IDENTITY; INSERT INTO chain.scratch (v) VALUES ('a'), ('b')")
+            let expected = try await ChainFingerprint.take(a.session)
+            let (at, _) = try await a.instant()
+            _ = try await a.incremental()
+            let restored = try await a.restore(at: at) { try await ChainFingerprint.take($0) }
+            #expect(expected.differences(restored) == [])
+        }
+    }
+}

@@ -277,16 +277,17 @@ struct WholeChainRun {
         var pool = instants
         for _ in 0..<min(restores, pool.count) { chosen.append(pool.remove(at: Int.random(in: 0..<pool.count, using: &random))) }
         chosen.sort { $0.index < $1.index }
-        var exact = 0, refused: [String] = [], problems: [String] = []
+        var exact: [Int] = [], refused: [String] = [], problems: [String] = []
         for instant in chosen {
             let verdict = try await restore(instant)
             switch verdict {
-            case .exact: exact += 1
+            case .exact: exact.append(instant.index)
             case .refused(let reason): refused.append("  step \(instant.index) (\(instant.at)): \(reason)")
             case .wrong(let problem): problems.append("step \(instant.index) (\(instant.at), after \(instant.after)): \(problem)")
             }
         }
-        let summary = (["whole-chain: seed \(seed): \(chosen.count) instants restored: \(exact) exact, \(refused.count) refused, \(problems.count) wrong"]
+        let summary = (["whole-chain: seed \(seed): \(chosen.count) instants restored: \(exact.count) exact, \(refused.count) refused, \(problems.count) wrong",
+                        "exact: steps \(exact.map(String.init).joined(separator: ", "))", "refused:"]
                        + refused + ["workload:"] + log).joined(separator: "\n")
         return (summary, problems)
     }

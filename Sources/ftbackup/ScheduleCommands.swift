@@ -21,6 +21,7 @@ struct RunCommand: AsyncParsableCommand {
                 database: try global.connectionString(), repositoryPath: try global.repositoryPath(required: true)!,
                 policy: try global.policy(), jobs: global.jobs, dryRun: dryRun, logger: makeLogger())) { outcome in
                 if !json { printLine(outcome.logLine) }
+                if outcome.status == .failed { printError("\(outcome.job.rawValue): \(outcome.detail ?? outcome.reason)") }
             }
             if json { printLine(try JSONOutput.encode(report)) }
             if let holder = report.lockedOut {

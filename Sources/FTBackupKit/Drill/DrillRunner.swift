@@ -110,8 +110,9 @@ public enum DrillRunner {
                 restore = report.fullRestore
                 transactions = report.transactionsApplied
                 changes = report.changesApplied
-                // What restore --at does besides the full's restore (planning: reading the manifests and segments).
-                phases.append(DrillRecord.Phase(name: "restore-plan", seconds: max(0, report.seconds - (report.fullRestore?.seconds ?? 0) - report.replaySeconds)))
+                // What restore --at does besides the full's restore, whose phases include the replay: its planning
+                // (reading the manifests and segments).
+                phases.append(DrillRecord.Phase(name: "restore-plan", seconds: max(0, report.seconds - (report.fullRestore?.seconds ?? 0))))
             } else {
                 restore = try await RestoreRunner.run(restoreOptions)
             }

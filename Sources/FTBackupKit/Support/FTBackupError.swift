@@ -7,6 +7,8 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case success = 0
     /// An unexpected failure not covered below.
     case failure = 1
+    /// A restore drill ran to the end but missed an objective (RTO, RPO) or a check; its record says which.
+    case drillFailed = 2
     /// Bad command-line usage or input (a malformed `--at`, an unknown schema, …).
     case usage = 64
     /// The repository or a backup in it is corrupt, truncated or incomplete; `verify` found a bad file; the

@@ -182,7 +182,7 @@ public enum DrillRunner {
         let repository = Repository.local(options.repositoryPath)
         let dumpFile = try RestoreRunner.materializeSchemaDump(repository, manifest: full)
         defer { try? FileManager.default.removeItem(atPath: dumpFile) }
-        let contents = try RestoreContents.read(pgRestore, dumpFile: dumpFile)
+        let contents = try RestoreContents.read(pgRestore, dumpFile: dumpFile, encoding: full.source.encoding)
         checks += try await DrillValidation.schemaObjects(session, contents: contents, schemas: schemas)
         checks += try await DrillValidation.policyChecks(session, checks: options.policy.drillChecks)
         if options.compare {

@@ -105,9 +105,9 @@ struct RestoreContents {
             let sql: String
             let parameters = [entry.tag]
             switch entry.type {
-            case "FUNCTION", "PROCEDURE", "AGGREGATE" where inPublic:
+            case "FUNCTION" where inPublic, "PROCEDURE" where inPublic, "AGGREGATE" where inPublic:
                 sql = "SELECT 1 FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.proname || '(' || oidvectortypes(p.proargtypes) || ')' = $1"
-            case "TYPE", "DOMAIN" where inPublic:
+            case "TYPE" where inPublic, "DOMAIN" where inPublic:
                 sql = "SELECT 1 FROM pg_type t WHERE t.typnamespace = 'public'::regnamespace AND t.typname = $1"
             case "COLLATION" where inPublic:
                 sql = "SELECT 1 FROM pg_collation WHERE collnamespace = 'public'::regnamespace AND collname = $1"

@@ -28,13 +28,13 @@ enum RestoreFailure {
     }
 
     /// The exit status of a restore that failed after the target was changed, by where it failed. Bad
-    /// usage (64) means nothing was done, so it is never the answer once the target was touched: the
-    /// server rejecting the backup's rows (the data, sequences and replay phases: a value that names an
-    /// object the target lacks, a constraint the rows break) is a partial restore of the backup's data,
-    /// 65; a statement rejected in another phase (pg_restore's DDL, the dependants put back) is 1.
-    /// Codes that say what to fix (unreachable 69, privilege 77, cannot write 73) are kept.
+    /// usage (64) means nothing was done, so it is never the answer once the target was touched. The
+    /// backup's rows failing to load (the data, sequences and replay phases: a value that names an object
+    /// the target lacks, a constraint the rows break) is a partial restore of the backup's data, 65,
+    /// whatever the server's class; a usage error in another phase (pg_restore's DDL, the dependants put
+    /// back) is 1. Codes that say what to fix (unreachable 69, privilege 77, cannot write 73) are kept.
     static func status(of status: ExitStatus, phase: String) -> ExitStatus {
-        guard status == .usage else { return status }
+        guard status == .usage || status == .failure else { return status }
         return ["data", "sequences", "replay"].contains(phase) ? .dataError : .failure
     }
 

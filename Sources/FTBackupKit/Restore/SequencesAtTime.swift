@@ -59,7 +59,7 @@ enum SequencesAtTime {
                 try set(connection, schema, name, next)
                 unknown.append("\(key) (between \(describe(now)) and \(describe(next)); set to \(describe(next)))")
             } else {
-                unknown.append("\(key) (moved back by setval: \(describe(now)), later \(describe(next)); kept at \(describe(now)))")
+                unknown.append("\(key) (moved back, by setval or TRUNCATE … RESTART IDENTITY: \(describe(now)), later \(describe(next)); kept at \(describe(now)))")
             }
         }
         var warnings: [String] = []

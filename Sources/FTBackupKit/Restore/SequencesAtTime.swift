@@ -1,16 +1,17 @@
 import Foundation
 
 /// Sets every sequence of the restored schemas as close to its state at TIME as the archive allows,
-/// never behind it, and names each one whose exact state at TIME is not known.
+/// and names each one whose state at TIME is not known.
 ///
 /// Sequences are not decoded, so the archive knows them only from heartbeats: the newest one at or
 /// before TIME (`before`, else the full's value) and the first one whose reading began after TIME
-/// (`after`). A sequence that did not move between the two is exact. One that moved was drawn on (or
-/// set) in between, maybe before TIME, maybe after: its columns' largest value (`SequenceFloor`) pins
-/// it when it reaches `after`; otherwise (an explicit `nextval()` with no column default, `setval()`) it is
-/// set to `after`, which no value handed out by TIME can exceed (it never hands out a used value; it
-/// may skip some, as PostgreSQL's own crash recovery does), and named in a warning. A cycling sequence
-/// keeps `before` and is named. Without an `after` heartbeat in the archive (a follower's newest
+/// (`after`). Every sequence is set to `before`; one that columns draw from (a DEFAULT calling it,
+/// an identity) is then moved past the values its columns hold at TIME (`SequenceFloor`), which is
+/// where it stood. One that no column draws from (an explicit `nextval()` into a column without such a
+/// default, `setval()`) and that moved between the two heartbeats is set to `after` — no value handed
+/// out by TIME exceeds it, so it never hands out a used value, though it may skip some, as
+/// PostgreSQL's own crash recovery does — and named in a warning. A cycling sequence keeps `before`
+/// and is named when it moved. Without an `after` heartbeat in the archive (a follower's newest
 /// seconds), the sequences no column pins are named.
 enum SequencesAtTime {
     /// A sequence state as a heartbeat records it: [last_value, "t"/"f"].
@@ -48,6 +49,8 @@ enum SequencesAtTime {
                 continue
             }
             guard let next = after[key], next.count == 2, next != atStart[key] else { continue }
+            // Drawn into columns (a DEFAULT calling it, an identity): the rows at TIME say where it stood (`SequenceFloor`).
+            if try row.bool("has_columns") == true && !(try row.bool("cycle") ?? false) { continue }
             if try row.bool("cycle") ?? false {
                 unknown.append("\(key) (cycles: somewhere from \(describe(now)) to \(describe(next)); kept at \(describe(now)))")
                 continue

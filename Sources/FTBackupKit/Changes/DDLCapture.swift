@@ -8,8 +8,8 @@ import Foundation
 /// schema and temporary objects are not recorded.
 ///
 /// The triggers are `ENABLE ALWAYS`, so they fire with `session_replication_role = replica` too
-/// (migration and bulk-load scripts set it). Every object a DROP removes is recorded, cascaded ones
-/// in other schemas included. A command whose old location is not known afterwards (`SET SCHEMA`,
+/// (migration and bulk-load scripts set it). A DROP records the objects it names and one cascaded
+/// object for each other schema a CASCADE reaches. A command whose old location is not known afterwards (`SET SCHEMA`,
 /// GRANT/REVOKE and default privileges) is recorded without a schema: it blocks every restore.
 public enum DDLCapture {
     public static let table = "ddl_log"
@@ -22,15 +22,17 @@ public enum DDLCapture {
         let log = "\(schema).\(try session.escapeIdentifier(table))"
         let own = try session.escapeLiteral(ChangeArchivalNames.schema)
         return """
-            DECLARE r record; moved boolean;
+            DECLARE r record; moved boolean; seen text[] := '{}';
             BEGIN
                 IF TG_EVENT = 'sql_drop' THEN
-                    -- Every dropped object, cascaded ones too (a CASCADE reaches into other schemas); the
-                    -- objects the command named come first.
+                    -- The objects the command named, then one cascaded object for each further schema a
+                    -- CASCADE reached (and cascaded schemas): every schema the drop changed is named.
                     FOR r IN SELECT * FROM pg_event_trigger_dropped_objects() WITH ORDINALITY AS d
                              WHERE NOT d.is_temporary AND coalesce(d.schema_name, '') <> 'pg_toast'
                              ORDER BY d.original DESC, d.ordinality LOOP
                         CONTINUE WHEN coalesce(r.schema_name, '') = \(own) OR (r.object_type = 'schema' AND r.object_identity = \(own));
+                        CONTINUE WHEN NOT r.original AND ((r.schema_name IS NULL AND r.object_type <> 'schema') OR r.schema_name = ANY(seen));
+                        seen := seen || r.schema_name;
                         INSERT INTO \(log) (command_tag, object_type, object_identity, schema_name, statement)
                         VALUES (TG_TAG, r.object_type, r.object_identity, r.schema_name, current_query());
                     END LOOP;

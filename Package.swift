@@ -46,6 +46,7 @@ let package = Package(
         // Unit tests: no server needed.
         .testTarget(name: "FTBackupKitTests", dependencies: ["FTBackupKit"]),
         // Integration tests: against a real PostgreSQL server (FTBACKUP_TEST_DSN, see `make test`).
-        .testTarget(name: "FTBackupIntegrationTests", dependencies: ["FTBackupKit", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "FTBackupIntegrationTests", dependencies: ["FTBackupKit", .product(name: "Logging", package: "swift-log")],
+                    resources: [.embedInCode("Zoo/zoo.sql")]),
     ]
 )

@@ -141,6 +141,10 @@ struct InfoCommand: AsyncParsableCommand {
                 if let from = changes.recoverableFrom, let until = changes.recoverableUntil {
                     printLine("  recoverable:    \(Timestamps.displayExact(from)) … \(Timestamps.displayExact(until)) (newest commit \(Int(changes.newestCommitAgeSeconds ?? 0)) s ago)")
                 }
+                if !changes.ddl.isEmpty {
+                    printLine("  recorded DDL:   \(changes.ddl.count) command(s) (restore --at does not replay DDL; a whole-database restore cannot reach a time from each until the next full)")
+                    for ddl in changes.ddl { printLine("    \(ddl.line)") }
+                }
                 if let slot = changes.slot, slot.exists {
                     printLine("  slot:           \(slot.name.map { "\($0), " } ?? "")wal_status \(slot.walStatus ?? "?"), \(ByteCount.format(slot.lagBytes)) of WAL not yet archived\(slot.active ? ", in use by pid \(slot.activePID ?? 0)" : "")")
                     if let note = slot.note { printLine("  slot note:      \(note)") }

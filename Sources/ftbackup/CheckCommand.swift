@@ -49,6 +49,12 @@ struct CheckCommand: AsyncParsableCommand {
                          + String(repeating: " ", count: max(0, 6 - tables.count)) + tables + "  "
                          + String(repeating: " ", count: max(0, 10 - size.count)) + size)
         }
+        if !report.invalidIndexes.isEmpty {
+            lines.append("invalid indexes: \(report.invalidIndexes.count) (left out of backups, as pg_dump does; drop and create them again)")
+            for index in report.invalidIndexes {
+                lines.append("  \(index.schema).\(index.index) on \(index.table): \(index.definition)")
+            }
+        }
         if let repository = report.repository {
             let state = repository.writable ? (repository.exists ? "writable" : "will be created (parent is writable)")
                                             : "NOT writable: \(repository.problem ?? "")"

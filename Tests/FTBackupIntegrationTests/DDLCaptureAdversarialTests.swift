@@ -123,6 +123,7 @@ extension ChangeArchivalTests.PointInTimeTests {
             let segment = try #require(try await a.incremental().segment)
             #expect(segment.ddl?.contains { $0.isRefresh } == true, "\(String(describing: segment.ddl))")
             #expect(try ChangeArchiver.needsNewFull(repositoryPath: a.repo.path) == false)
+            #expect(RecordedDDLWindow.list(segments: try ChangeSegmentManifest.all(a.repo.repository.storage), fulls: []).isEmpty)
             #expect(await refusal(a, at: at, schemas: []) == nil)
             try await TestServer.withDatabase(seeded: false) { target in
                 _ = try await PointInTimeRestore.run(RestoreOptions(target: target.connectionString, repositoryPath: a.repo.path, showProgress: false), at: at)

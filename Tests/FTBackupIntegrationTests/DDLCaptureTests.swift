@@ -70,3 +70,35 @@ extension ChangeArchivalTests.PointInTimeTests {
         }
     }
 }
+
+extension ChangeArchivalTests.PointInTimeTests {
+    /// Issue 9 follow-up: `info` lists the recorded DDL (time, command tag, object) and the times a
+    /// whole-database restore --at cannot reach because of it, in text and JSON.
+    @Test func infoListsRecordedDDLAndTheTimesRestoreAtCannotReach() async throws {
+        try await ArchivedDatabase.with(prepare: "CREATE TABLE public.ddl_victim (id int PRIMARY KEY, n int)") { a in
+            _ = try await a.full()
+            try await a.session.execute("ALTER TABLE public.ddl_victim ADD COLUMN extra int DEFAULT 7")
+            _ = try await a.incremental()
+            let conninfo = "\(try TestServer.dsn) dbname=\(a.db.name)"
+            let pending = try FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo])
+            #expect(pending.status == 0, "\(pending.stderr)")
+            let line = try #require(pending.stdout.split(separator: "\n").first { $0.contains("ALTER TABLE public.ddl_victim (table)") }, "\(pending.stdout)")
+            #expect(line.contains("until a new full backup is taken"), "\(line)")
+
+            let second = try await a.full()
+            let json = try FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo, "--output", "json"])
+            #expect(json.status == 0, "\(json.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+            let ddl = try #require(((object?["changeArchive"] as? [String: Any])?["ddl"] as? [[String: Any]])?.first, "\(json.stdout)")
+            #expect(ddl["commandTag"] as? String == "ALTER TABLE")
+            #expect(ddl["objectIdentity"] as? String == "public.ddl_victim")
+            #expect(ddl["nextFull"] as? String == second.label)
+            #expect((ddl["unreachableUntil"] as? String).flatMap(Timestamps.parseISO8601).map { abs($0.timeIntervalSince(second.snapshot.time)) < 0.001 } == true,
+                    "\(ddl)")
+            #expect(ddl["commitTime"] != nil)
+            let text = try FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo])
+            #expect(text.stdout.contains("recorded DDL:   1 command(s)"), "\(text.stdout)")
+            #expect(text.stdout.contains("(before backup \(second.label)'s consistent time)"), "\(text.stdout)")
+        }
+    }
+}

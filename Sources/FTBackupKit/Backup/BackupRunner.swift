@@ -114,9 +114,10 @@ public enum BackupRunner {
         let snapshot = try await snapshotSource.export(on: coordinator)
         try await options.afterSnapshot?(attempt)
 
-        let (materializedViews, tables, notCopied, schemas, roles, sequences, databaseSettings) = try await SnapshotTableCheck.failingOnDroppedObjects {
+        let (materializedViews, tables, partitioned, notCopied, schemas, roles, sequences, databaseSettings) = try await SnapshotTableCheck.failingOnDroppedObjects {
             let materializedViews = try await TableDiscovery.populatedMaterializedViews(coordinator)
             let tables = try await TableDiscovery.tables(coordinator, policy: options.policy)
+            let partitioned = try await TableDiscovery.partitionedTables(coordinator, policy: options.policy)
             let notCopied = try await TableDiscovery.notCopied(coordinator, policy: options.policy)
             let schemas = try await TableDiscovery.schemas(coordinator)
             let roles = try await TableDiscovery.roles(coordinator)
@@ -124,7 +125,7 @@ public enum BackupRunner {
             try await lockTables(tables, coordinator: coordinator)
             // With every lock held: a table rewritten or altered since the snapshot would be copied wrong (empty).
             try await SnapshotTableCheck.verify(tables, coordinator: coordinator, database: options.database)
-            return (materializedViews, tables, notCopied, schemas, roles, try await TableDiscovery.sequences(coordinator), databaseSettings)
+            return (materializedViews, tables, partitioned, notCopied, schemas, roles, try await TableDiscovery.sequences(coordinator), databaseSettings)
         }
         try await options.whileRunning?()
 
@@ -168,7 +169,8 @@ public enum BackupRunner {
                 totals: .init(tables: copied.count, rows: copied.reduce(0) { $0 + $1.1.rows },
                               rawBytes: copied.reduce(0) { $0 + $1.1.file.rawBytes } + schemaDump.rawBytes,
                               storedBytes: copied.reduce(0) { $0 + $1.1.file.storedBytes } + schemaDump.storedBytes),
-                databaseSettings: databaseSettings)
+                databaseSettings: databaseSettings,
+                partitionedTables: partitioned)
             // The manifest goes last: temp file, fsync, rename, fsync the folder.
             try repository.storage.writeAll(repository.manifestPath(label), try manifest.encoded())
             logger.info("backup finished", metadata: [

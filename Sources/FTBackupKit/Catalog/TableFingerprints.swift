@@ -14,6 +14,25 @@ public struct TableFingerprint: Codable, Sendable, Equatable, CustomStringConver
     /// Fingerprints every ordinary table (partitions included, partitioned parents excluded) in the
     /// given schemas, or in every user schema when `schemas` is nil.
     public static func compute(_ session: DatabaseSession, schemas: [String]? = nil) async throws -> [TableFingerprint] {
+        // Rows hash as text, and text depends on the session (a database's own TimeZone or search_path,
+        // which a restore reproduces, reaches only sessions opened after it): pin every setting that
+        // changes how a value prints, for this transaction only.
+        try await session.execute("""
+            BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY';
+            SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex';
+            SET LOCAL search_path = ''
+            """)
+        do {
+            let result = try await hashTables(session, schemas: schemas)
+            try await session.execute("COMMIT")
+            return result
+        } catch {
+            try? await session.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    static func hashTables(_ session: DatabaseSession, schemas: [String]?) async throws -> [TableFingerprint] {
         let tables = try await session.query("""
             SELECT n.nspname AS schema, c.relname AS table
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

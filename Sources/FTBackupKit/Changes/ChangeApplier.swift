@@ -127,6 +127,7 @@ final class ChangeApplier {
             let names = try relids.compactMap { try target($0) }.map(qualified)
             guard !names.isEmpty else { return }
             try connection.execute("TRUNCATE ONLY \(names.joined(separator: ", "))\(restartIdentity ? " RESTART IDENTITY" : "")\(cascade ? " CASCADE" : "")")
+            if restartIdentity { try forgetRestartedSequences(names) }
             changesApplied += 1
         case .begin, .commit, .origin, .type, .logicalMessage:
             break
@@ -155,6 +156,19 @@ final class ChangeApplier {
             targetColumns[relid] = columns
         }
         return relation
+    }
+
+    /// RESTART IDENTITY restarted the sequences the truncated tables' columns own, here as at the source:
+    /// an older heartbeat's values no longer hold for them (a later heartbeat's do again), so the
+    /// restarted value stays and `SequenceFloor` moves it past the rows inserted since.
+    private func forgetRestartedSequences(_ tables: [String]) throws {
+        let owned = try connection.query("""
+            SELECT n.nspname || '.' || c.relname AS name
+            FROM pg_depend d JOIN pg_class c ON c.oid = d.objid AND c.relkind = 'S' JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+              AND d.refobjsubid > 0 AND d.refobjid = ANY($1::regclass[])
+            """, [PostgresArray.text(tables)])
+        for row in owned.rows { sequences[try row.requiredString("name")] = nil }
     }
 
     private func heartbeatSequences(_ relid: UInt32, _ new: [TupleValue]) throws -> [String: [String]]? {

@@ -4,7 +4,8 @@ import Foundation
 ///
 /// It exists because such a failure is not a one-off: the slot is not advanced, so every later pass
 /// reads the same changes and fails the same way while the server keeps the WAL. `backup --type incr`
-/// writes it when reading the slot fails and removes it after a pass that seals a segment; `info`
+/// writes it when reading the slot fails and removes it after a pass that seals a segment, and `follow`
+/// likewise when starting or reading its stream fails, removing it after each seal; `info`
 /// reports the chain as broken (exit 69) while it is there, with the reason.
 public struct ChangeArchiveStall: Codable, Sendable, Equatable {
     public static let path = "changes/stalled.json"

@@ -16,6 +16,8 @@ public struct ChangeArchiveStatus: Codable, Sendable {
     public var slot: SlotHealth?
     /// Why the chain cannot continue, if it cannot.
     public var broken: String?
+    /// The DDL recorded in the segments, and the times `restore --at` cannot reach because of each.
+    public var ddl: [RecordedDDLWindow] = []
 
     public static func read(_ repository: Repository, database: ConnectionString?) async throws -> ChangeArchiveStatus {
         // The window is the repository's own source's: another database's backups and segments are flagged by info, never counted.
@@ -34,7 +36,7 @@ public struct ChangeArchiveStatus: Codable, Sendable {
             segments: segments.count, transactions: segments.reduce(0) { $0 + $1.transactions },
             storedBytes: segments.reduce(0) { $0 + $1.file.storedBytes }, recoverableFrom: firstFull?.snapshot.time,
             recoverableUntil: firstFull == nil ? nil : newest, newestCommitAgeSeconds: newest.map { Date().timeIntervalSince($0) },
-            slot: nil, broken: nil)
+            slot: nil, broken: nil, ddl: RecordedDDLWindow.list(segments: segments, fulls: fulls))
         // A pass that could not read the slot leaves it where it was: the chain cannot advance.
         status.broken = ChangeArchiveStall.read(repository.storage)?.brokenReason
         guard let database else { return status }

@@ -56,7 +56,9 @@ public enum ChangeFollower {
 
         let stream = try await DatabaseSession.connect(options.database, name: "ftbackup-follow-stream", replication: true)
         defer { stream.close() }
-        try await stream.withConnection { connection in
+        // A failure to start or read the stream repeats on every restart until its cause is fixed, while the
+        // slot holds WAL: recorded for info (changes/stalled.json), as the incremental pass does.
+        do { try await stream.withConnection { connection in
             for setting in ChangeArchiver.decodingSettings.split(separator: ";") {
                 try connection.simpleQuery(setting.trimmingCharacters(in: .whitespacesAndNewlines))
             }
@@ -66,6 +68,9 @@ public enum ChangeFollower {
                 START_REPLICATION SLOT \(try connection.escapeIdentifier(slotName)) LOGICAL 0/0 \
                 ("proto_version" '1', "publication_names" '"\(ChangeArchivalNames.publication)"')
                 """)
+        } } catch {
+            ChangeArchiveStall.record(error, storage: storage)
+            throw error
         }
         let sealEvery = options.policy.changeArchival.sealEvery.nominalSeconds
         // The heartbeat proves the archive reaches the present and carries the sequences' values.
@@ -88,11 +93,16 @@ public enum ChangeFollower {
         let start = LSN.parse(health.confirmedFlushLSN) ?? 0
         let policy = options.policy
         let shouldStop = options.shouldStop
-        return try await stream.withConnection { connection in
-            var loop = FollowLoop(connection: connection, storage: storage, slot: slotName, source: identity, compression: policy.compression,
-                                  sealEvery: sealEvery, sealBytes: policy.changeArchival.sealBytes, flushed: start, logger: logger)
-            loop.encoding = encoding
-            return try loop.run(shouldStop: shouldStop)
+        do {
+            return try await stream.withConnection { connection in
+                var loop = FollowLoop(connection: connection, storage: storage, slot: slotName, source: identity, compression: policy.compression,
+                                      sealEvery: sealEvery, sealBytes: policy.changeArchival.sealBytes, flushed: start, logger: logger)
+                loop.encoding = encoding
+                return try loop.run(shouldStop: shouldStop)
+            }
+        } catch {
+            ChangeArchiveStall.record(error, storage: storage)
+            throw error
         }
     }
 }
@@ -230,6 +240,7 @@ struct FollowLoop {
         flushed = end
         sealed.append(label)
         try sendStatus(reply: false)
+        try ChangeArchiveStall.clear(storage)  // the chain advances again
         logger.info("change segment sealed", metadata: ["segment": .string(label), "transactions": .string("\(manifest.transactions)"),
                                                        "end_lsn": .string(manifest.endLSN)])
     }

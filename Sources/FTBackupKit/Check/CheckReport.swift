@@ -19,6 +19,15 @@ public struct CheckReport: Codable, Sendable {
         public var problem: String?
     }
 
+    /// An index a failed `CREATE INDEX CONCURRENTLY` (or `REINDEX CONCURRENTLY`) left invalid: no query
+    /// uses it, yet writes maintain it. Backups leave it out, as pg_dump does.
+    public struct InvalidIndex: Codable, Sendable {
+        public var schema: String
+        public var table: String
+        public var index: String
+        public var definition: String
+    }
+
     public var server: String
     public var serverVersion: String
     public var serverVersionNumber: Int
@@ -29,6 +38,7 @@ public struct CheckReport: Codable, Sendable {
     public var maxWalSenders: Int
     public var databaseBytes: Int64
     public var schemas: [SchemaSummary]
+    public var invalidIndexes: [InvalidIndex]
     public var repository: RepositoryStatus?
     public var checkedAt: Date
 
@@ -58,6 +68,14 @@ public enum Checker {
             WHERE \(CatalogSQL.userSchemaFilter)
             GROUP BY n.nspname ORDER BY n.nspname
             """)
+        // A partitioned table's index is invalid only until every partition has one attached; pg_dump keeps those.
+        let invalid = try await session.query("""
+            SELECT n.nspname AS schema, c.relname AS table, ci.relname AS index, pg_get_indexdef(i.indexrelid) AS definition
+            FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE NOT (i.indisvalid AND i.indisready) AND c.relkind <> 'p' AND \(CatalogSQL.userSchemaFilter)
+            ORDER BY 1, 2, 3
+            """)
         let walLevel = try row.requiredString("wal_level")
         let slots = try row.requiredInt("slots")
         let senders = try row.requiredInt("senders")
@@ -75,6 +93,10 @@ public enum Checker {
                 let name = try schema.requiredString("name")
                 return CheckReport.SchemaSummary(name: name, kind: SchemaKind(schemaName: name),
                                                  tables: try schema.requiredInt("tables"), bytes: try schema.int64("bytes"))
+            },
+            invalidIndexes: try invalid.rows.map {
+                CheckReport.InvalidIndex(schema: try $0.requiredString("schema"), table: try $0.requiredString("table"),
+                                         index: try $0.requiredString("index"), definition: try $0.requiredString("definition"))
             },
             repository: repositoryPath.map(LocalStorage.probe(path:)),
             checkedAt: Date())

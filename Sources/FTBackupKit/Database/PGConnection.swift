@@ -163,7 +163,15 @@ public final class PGConnection: @unchecked Sendable {
 
     /// Runs one or more statements without parameters (DDL scripts, `BEGIN`, `SET …`).
     public func execute(_ sql: String) throws {
-        var result = PQexec(handle, sql)
+        try execute(script: Array(sql.utf8))
+    }
+
+    /// Runs a script given as bytes in the session's `client_encoding` (a schema dump's own text,
+    /// which need not be UTF-8), byte for byte.
+    public func execute(script: [UInt8]) throws {
+        var result = (script + [0]).withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { PQexec(handle, $0.baseAddress) }
+        }
         var failure: PostgresError?
         // PQexec returns the last result; earlier ones are discarded by libpq itself.
         if !Self.isSuccess(result) { failure = PostgresError.from(result: result, connection: handle, context: nil) }

@@ -40,15 +40,29 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
     }
 
     /// The exit status a command ends with when this error stops it.
-    public var exitStatus: ExitStatus {
-        guard let sqlState else { return connectionLost ? .unavailable : .failure }
-        if sqlState == "42501" { return .permission }
+    public var exitStatus: ExitStatus { Self.exitStatus(sqlState: sqlState, connectionLost: connectionLost) }
+
+    /// The documented exit code for a SQLSTATE (README, exit codes): the server's errors are never "bad
+    /// usage" (64), which is for what the operator typed.
+    /// - 08 (connection), 57P01–57P04 (shutdown, cannot connect now, database dropped), 3D000 (no such
+    ///   database), 53300 (too many connections): 69, the database is unavailable;
+    /// - 28 (authentication) and 42501 (insufficient privilege): 77;
+    /// - 22 (data exception), 23 (integrity violation), XX (internal error, data corrupted): 65;
+    /// - 53100 (disk full) and 58030 (I/O error): 73, cannot write;
+    /// - anything else (a statement ftbackup got wrong, a lock or serialization failure, out of memory): 1.
+    public static func exitStatus(sqlState: String?, connectionLost: Bool) -> ExitStatus {
+        guard let sqlState, sqlState.count == 5 else { return connectionLost ? .unavailable : .failure }
+        switch sqlState {
+        case "42501": return .permission
+        case "3D000", "53300", "57P01", "57P02", "57P03", "57P04": return .unavailable
+        case "53100", "58030": return .cannotWrite
+        default: break
+        }
         switch sqlState.prefix(2) {
         case "28": return .permission
-        case "08", "57": return .unavailable
-        case "3D", "3F", "42": return .usage
-        case "53": return .cannotWrite
-        default: return .failure
+        case "08": return .unavailable
+        case "22", "23", "XX": return .dataError
+        default: return connectionLost ? .unavailable : .failure
         }
     }
 

@@ -1,9 +1,22 @@
+import Foundation
 /// What the operators decided about backups, retention and recovery targets.
 ///
 /// It exists so that schedules, retention periods and objectives are data in `policies/`, reviewed
 /// like code, rather than constants in the tool. Every command loads and validates one.
 public struct Policy: Sendable, Equatable, Codable {
-    public enum Schedule: String, Sendable, Codable, CaseIterable { case hourly, daily, weekly, monthly }
+    public enum Schedule: String, Sendable, Codable, CaseIterable {
+        case hourly, daily, weekly, monthly
+
+        /// The interval `ftbackup run` keeps between two runs of a job on this schedule (a month is 30 days).
+        public var interval: Period {
+            switch self {
+            case .hourly: return Period(1, .hours)
+            case .daily: return Period(1, .days)
+            case .weekly: return Period(1, .weeks)
+            case .monthly: return Period(1, .months)
+            }
+        }
+    }
 
     public struct BackupKind: Sendable, Equatable, Codable {
         public var schedule: Schedule
@@ -56,6 +69,15 @@ public struct Policy: Sendable, Equatable, Codable {
     public var rto: Period
     public var rpo: Period
     public var drillSchedule: Schedule
+    /// `drills.every`: the interval between drills, when given instead of (or besides) `drills.schedule`.
+    public var drillEvery: Period? = nil
+    /// `drills.checks`: the operators' own checks of a restored database (`{name, sql, expect}`).
+    public var drillChecks: [DrillCheck] = []
+    /// `schedule`: when `ftbackup run` does the heavy jobs, and what `ftbackup schedule` generates.
+    public var scheduling: Scheduling = Scheduling()
+
+    /// The interval between two drills.
+    public var drillInterval: Period { drillEvery ?? drillSchedule.interval }
     /// The file this policy came from (for messages and manifests).
     public var source: String
 
@@ -65,6 +87,56 @@ public struct Policy: Sendable, Equatable, Codable {
             let parts = pattern.split(separator: ".", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { return false }
             return (parts[0] == "*" || parts[0] == schema) && (parts[1] == "*" || parts[1] == table)
+        }
+    }
+}
+
+extension Policy {
+    /// One of the policy's own checks of a drill's restored database: `sql` returns one value, which must
+    /// read as `expect` (PostgreSQL's text form, so a boolean is `t` or `f`).
+    public struct DrillCheck: Sendable, Equatable, Codable {
+        public var name: String
+        public var sql: String
+        public var expect: String
+
+        public init(name: String, sql: String, expect: String) {
+            self.name = name
+            self.sql = sql
+            self.expect = expect
+        }
+    }
+
+    /// The `schedule` section: what `ftbackup run` (one scheduler tick) needs beyond the backup schedules.
+    public struct Scheduling: Sendable, Equatable, Codable {
+        /// How often the timer or cron line calls `ftbackup run`.
+        public var tick = Period(5, .minutes)
+        /// The daily UTC window in which lifecycle jobs and drills start (minutes after midnight, end exclusive).
+        public var windowStartMinute = 2 * 60
+        public var windowEndMinute = 5 * 60
+        /// How often the lifecycle jobs (archive, prune-audit, verify of their archives) run.
+        public var lifecycle = Schedule.monthly
+        /// How often change segments are verified and expiry runs.
+        public var maintenance = Schedule.daily
+        /// systemd's RandomizedDelaySec for the tick timer.
+        public var randomizedDelay = Period(1, .minutes)
+        /// Whether a long-running `ftbackup follow` service is part of the deployment.
+        public var follower = true
+
+        public init() {}
+
+        /// `HH:MM-HH:MM`, as written in the policy.
+        public var windowText: String {
+            String(format: "%02d:%02d-%02d:%02d", windowStartMinute / 60, windowStartMinute % 60, windowEndMinute / 60, windowEndMinute % 60)
+        }
+
+        /// True when `date` falls in the window (a window may cross midnight: `23:00-01:00`).
+        public func inWindow(_ date: Date) -> Bool {
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = .gmt
+            let parts = calendar.dateComponents([.hour, .minute], from: date)
+            let minute = (parts.hour ?? 0) * 60 + (parts.minute ?? 0)
+            if windowStartMinute <= windowEndMinute { return minute >= windowStartMinute && minute < windowEndMinute }
+            return minute >= windowStartMinute || minute < windowEndMinute
         }
     }
 }

@@ -38,7 +38,7 @@ public enum PolicyLoader {
             throw FTBackupError(.configuration, "\(source): not valid YAML: \(error)")
         }
         let reader = NodeReader(source: source)
-        let top = try reader.mapping(root, path: "", keys: ["version", "backup", "lifecycle", "objectives", "drills"])
+        let top = try reader.mapping(root, path: "", keys: ["version", "backup", "lifecycle", "objectives", "drills", "schedule"])
 
         let version = try reader.int(top.required("version"), path: "version", range: 1...1)
 
@@ -85,7 +85,20 @@ public enum PolicyLoader {
         }
 
         let objectives = try reader.mapping(top.required("objectives"), path: "objectives", keys: ["rto", "rpo"])
-        let drills = try reader.mapping(top.required("drills"), path: "drills", keys: ["schedule"])
+        let drills = try reader.mapping(top.required("drills"), path: "drills", keys: ["schedule", "every", "checks"])
+        guard drills.optional("schedule") != nil || drills.optional("every") != nil else {
+            throw reader.error("drills.schedule", drills.anchor, "required key is missing (or give drills.every)")
+        }
+        var checks: [Policy.DrillCheck] = []
+        for (index, item) in try reader.sequence(drills.optional("checks"), path: "drills.checks").enumerated() {
+            let path = "drills.checks[\(index)]"
+            let check = try reader.mapping(item, path: path, keys: ["name", "sql", "expect"])
+            let name = try reader.string(check.required("name"), path: path + ".name")
+            if checks.contains(where: { $0.name == name }) { throw reader.error(path + ".name", item, "'\(name)' is named twice") }
+            checks.append(Policy.DrillCheck(name: name, sql: try reader.string(check.required("sql"), path: path + ".sql"),
+                                            expect: try reader.string(check.required("expect"), path: path + ".expect")))
+        }
+        let scheduling = try SchedulingReader.read(reader, top.optional("schedule"))
 
         return Policy(
             version: version,
@@ -127,7 +140,10 @@ public enum PolicyLoader {
             } ?? .skip,
             rto: try reader.period(objectives.required("rto"), path: "objectives.rto"),
             rpo: try reader.period(objectives.required("rpo"), path: "objectives.rpo"),
-            drillSchedule: try reader.enumeration(drills.required("schedule"), path: "drills.schedule"),
+            drillSchedule: try drills.optional("schedule").map { try reader.enumeration($0, path: "drills.schedule") } ?? .monthly,
+            drillEvery: try drills.optional("every").map { try reader.period($0, path: "drills.every") },
+            drillChecks: checks,
+            scheduling: scheduling,
             source: source)
     }
 
@@ -152,12 +168,23 @@ public enum PolicyLoader {
       legal_hold_organizations: []
       application_triggers: skip
     objectives: { rto: 4h, rpo: 1h }
-    drills: { schedule: monthly }
+    drills:
+      schedule: monthly
+      checks:
+        - { name: accounts present, sql: "SELECT count(*) > 0 FROM users.accounts", expect: t }
+        - { name: companies present, sql: "SELECT count(*) > 0 FROM organizations.companies", expect: t }
+    schedule:
+      tick: 5min
+      window: "02:00-05:00"
+      lifecycle: monthly
+      maintenance: daily
+      randomized_delay: 1min
+      follower: true
     """
 }
 
 /// Walks a YAML node tree with errors that name file, key path and line.
-private struct NodeReader {
+struct NodeReader {
     let source: String
 
     /// A mapping whose keys have been checked against the allowed set.

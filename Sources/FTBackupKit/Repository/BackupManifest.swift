@@ -45,14 +45,27 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         public var rawBytes: Int64
     }
 
-    /// One index, or the PRIMARY KEY / UNIQUE / EXCLUDE constraint it backs, as SQL with every name
-    /// qualified. A restore builds these right after the table's data, while other tables still
-    /// load, and leaves them out of pg_restore's post-data.
+    /// One valid index, or the PRIMARY KEY / UNIQUE / EXCLUDE constraint it backs. A restore builds
+    /// these itself from the schema dump's matching entries (`IndexBuildPlan`) right after the
+    /// table's data, while other tables still load, and leaves those entries out of post-data.
     public struct IndexBuild: Codable, Sendable, Equatable {
         public var name: String
         /// The constraint this index backs, if any (then `sql` is an ALTER TABLE … ADD CONSTRAINT).
         public var constraint: String?
+        /// The definition as discovered (for reading: a restore runs the schema dump's own entry for
+        /// this index, which carries what pg_dump attaches to it: REPLICA IDENTITY, CLUSTER ON, statistics).
         public var sql: String
+        /// The partitioned table's index this partition's index is attached to.
+        public var attachedTo: RelationName? = nil
+    }
+
+    /// A partitioned table's own indexes and keys (it holds no rows, so it is not in `tables`): a
+    /// restore creates its keys before the partitions load, so that each partition's key is attached
+    /// as soon as it is built and replay finds rows by it.
+    public struct PartitionedTable: Codable, Sendable, Equatable {
+        public var schema: String
+        public var name: String
+        public var indexes: [IndexBuild]
     }
 
     public struct Table: Codable, Sendable, Equatable {
@@ -121,6 +134,9 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     /// The database's own settings (`ALTER DATABASE … SET`, `ALTER ROLE … IN DATABASE … SET`), applied
     /// to the target database by a whole-database restore; nil in backups taken before they were recorded.
     public var databaseSettings: [DatabaseSetting]? = nil
+    /// Partitioned tables with their indexes (nil in backups taken before it was recorded: their
+    /// partitions' indexes are then all left to post-data).
+    public var partitionedTables: [PartitionedTable]? = nil
 
     public var duration: TimeInterval { stoppedAt.timeIntervalSince(startedAt) }
 

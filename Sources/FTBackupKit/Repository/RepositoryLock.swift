@@ -18,6 +18,8 @@ public final class RepositoryLock: @unchecked Sendable {
         case read
         /// The change archive's writer: `follow` for its whole life, or one `backup --type incr` pass.
         case changes
+        /// One scheduler tick (`ftbackup run`) at a time: a second tick started meanwhile does nothing.
+        case run
     }
 
     private var fd: Int32

@@ -93,8 +93,9 @@ struct RestoreContents {
     }
 
     /// What pg_restore would create that `--clean` does not drop first, and the target already has:
-    /// objects without a schema (servers, wrappers, publications, event triggers) and, in `public`
-    /// (where `--clean` drops only relations), functions, types and domains. For a `--schema` restore
+    /// objects without a schema (servers, wrappers, publications, event triggers, casts) and, in
+    /// `public` (where `--clean` drops only relations), functions, types, domains, collations,
+    /// operators, operator classes and families, text search configurations and dictionaries. For a `--schema` restore
     /// pg_restore creates only the named schemas' objects, so only `public`'s can clash.
     func clashes(_ target: DatabaseSession, plan: RestorePlan) async throws -> [String] {
         var found: [String] = []
@@ -104,10 +105,36 @@ struct RestoreContents {
             let sql: String
             let parameters = [entry.tag]
             switch entry.type {
-            case "FUNCTION", "PROCEDURE", "AGGREGATE" where inPublic:
+            case "FUNCTION" where inPublic, "PROCEDURE" where inPublic, "AGGREGATE" where inPublic:
                 sql = "SELECT 1 FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.proname || '(' || oidvectortypes(p.proargtypes) || ')' = $1"
-            case "TYPE", "DOMAIN" where inPublic:
+            case "TYPE" where inPublic, "DOMAIN" where inPublic:
                 sql = "SELECT 1 FROM pg_type t WHERE t.typnamespace = 'public'::regnamespace AND t.typname = $1"
+            case "COLLATION" where inPublic:
+                sql = "SELECT 1 FROM pg_collation WHERE collnamespace = 'public'::regnamespace AND collname = $1"
+            // The listing names an operator, operator class or family without its arguments or access
+            // method: any of that name in public clashes (pg_restore may still fail on it).
+            case "OPERATOR" where inPublic:
+                sql = "SELECT 1 FROM pg_operator WHERE oprnamespace = 'public'::regnamespace AND oprname = $1"
+            case "OPERATOR CLASS" where inPublic:
+                sql = "SELECT 1 FROM pg_opclass WHERE opcnamespace = 'public'::regnamespace AND opcname = $1"
+            case "OPERATOR FAMILY" where inPublic:
+                sql = "SELECT 1 FROM pg_opfamily WHERE opfnamespace = 'public'::regnamespace AND opfname = $1"
+            case "TEXT SEARCH CONFIGURATION" where inPublic:
+                sql = "SELECT 1 FROM pg_ts_config WHERE cfgnamespace = 'public'::regnamespace AND cfgname = $1"
+            case "TEXT SEARCH DICTIONARY" where inPublic:
+                sql = "SELECT 1 FROM pg_ts_dict WHERE dictnamespace = 'public'::regnamespace AND dictname = $1"
+            case "CAST":
+                // Tagged "CAST (source AS target)" with pg_dump's type names: built-in types bare, others schema-qualified.
+                sql = """
+                    SELECT 1 FROM pg_cast c,
+                        LATERAL (SELECT CASE WHEN n.nspname = 'pg_catalog' THEN format_type(t.oid, NULL)
+                                             ELSE quote_ident(n.nspname) || '.' || quote_ident(t.typname) END AS name
+                                 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = c.castsource) s,
+                        LATERAL (SELECT CASE WHEN n.nspname = 'pg_catalog' THEN format_type(t.oid, NULL)
+                                             ELSE quote_ident(n.nspname) || '.' || quote_ident(t.typname) END AS name
+                                 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = c.casttarget) d
+                    WHERE c.oid >= 16384 AND 'CAST (' || s.name || ' AS ' || d.name || ')' = $1
+                    """
             case "SERVER": sql = "SELECT 1 FROM pg_foreign_server WHERE srvname = $1"
             case "FOREIGN DATA WRAPPER": sql = "SELECT 1 FROM pg_foreign_data_wrapper WHERE fdwname = $1"
             case "PUBLICATION": sql = "SELECT 1 FROM pg_publication WHERE pubname = $1"
@@ -117,7 +144,8 @@ struct RestoreContents {
             default: continue
             }
             if try await target.query(sql, parameters).count > 0 {
-                found.append("\(entry.type.lowercased()) \(entry.schema.map { "\($0)." } ?? "")\(entry.tag)")
+                let name = entry.type == "CAST" ? String(entry.tag.dropFirst("CAST ".count)) : entry.tag
+                found.append("\(entry.type.lowercased()) \(entry.schema.map { "\($0)." } ?? "")\(name)")
             }
         }
         return found

@@ -89,17 +89,24 @@ public enum RestoreRunner {
 
         let target = try await DatabaseSession.connect(options.target, name: "ftbackup-restore")
         defer { target.close() }
-        try await checkTarget(target, manifest: manifest, plan: plan, tables: tables, options: options)
-        // The evidence retired data will be removed by must be sound before anything is loaded.
-        if !options.keepRetired { try await RetiredDataReapplier.preflight(repositoryPath: options.repositoryPath, session: target) }
         let pgRestore = try PostgresTools.path(of: "pg_restore", serverVersionNumber: max(manifest.source.serverVersionNumber,
                                                                                             target.serverVersionNumber))
         let dumpFile = try materializeSchemaDump(repository, manifest: manifest)
         defer { try? FileManager.default.removeItem(atPath: dumpFile) }
         // ftbackup's own objects (publication, schema, event triggers) are never restored.
         let contents = try RestoreContents.read(pgRestore, dumpFile: dumpFile, encoding: manifest.source.encoding)
+        // Indexes and keys are built from the dump's own entries, with what pg_dump attaches to them.
+        let indexes = try IndexBuildPlan.make(contents, tables: tables,
+                                              partitioned: (manifest.partitionedTables ?? []).filter { plan.schemas.contains($0.schema) },
+                                              pgRestore: pgRestore, dumpFile: dumpFile)
+        for index in indexes.notInDump { logger.warning("index \(index) is not in the backup's schema dump (it was invalid at the source): not built") }
         let listFile = try contents.writeList()
         defer { try? FileManager.default.removeItem(atPath: listFile) }
+        // Every role the script pg_restore will run names (owners, grants, default privileges, policies, user mappings).
+        let dumpRoles = try DumpRoles.read(pgRestore, dumpFile: dumpFile, listFile: listFile, schemas: plan.wholeDatabase ? nil : plan.schemas)
+        try await checkTarget(target, manifest: manifest, plan: plan, tables: tables, roles: dumpRoles, options: options)
+        // The evidence retired data will be removed by must be sound before anything is loaded.
+        if !options.keepRetired { try await RetiredDataReapplier.preflight(repositoryPath: options.repositoryPath, session: target) }
         let child = options.target.forChildProcess()
         var common = ["--exit-on-error", "--no-password"]
         if !child.conninfo.isEmpty { common.append("--dbname=\(child.conninfo)") }
@@ -139,9 +146,11 @@ public enum RestoreRunner {
             }
             try await timed("pre-data") {
                 try await runTool(pgRestore, common + ["--section=pre-data", "--single-transaction", "--use-list=\(listFile)", dumpFile], child.environment, options.target)
+                // Partitioned tables' keys (empty until their partitions' are attached), so each partition's key attaches once built.
+                try await indexes.run(indexes.beforeData, on: target)
             }
             try await timed("data") {
-                try await loadTables(tables, manifest: manifest, repository: repository, options: options, keysOnly: afterData != nil)
+                try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options, keysOnly: afterData != nil)
             }
             try await timed("sequences") {
                 // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all.
@@ -157,11 +166,11 @@ public enum RestoreRunner {
             }
             if let afterData {
                 try await timed("replay") { try await afterData() }
-                try await timed("indexes") { try await buildSecondaryIndexes(tables, options: options) }
+                try await timed("indexes") { try await buildSecondaryIndexes(indexes, options: options) }
             }
             try await timed("post-data") {
-                // What the data phase built already (indexes, primary keys, unique constraints) is left out.
-                let postList = try postDataList(contents, builtFor: tables)
+                // What was built already (indexes, primary keys, unique constraints, with their comments) is left out.
+                let postList = try contents.writeList { indexes.builtLines.contains($0.line) }
                 defer { try? FileManager.default.removeItem(atPath: postList) }
                 var environment = child.environment
                 environment["PGOPTIONS"] = "-c maintenance_work_mem=512MB -c synchronous_commit=off"
@@ -209,41 +218,6 @@ public enum RestoreRunner {
         return subset
     }
 
-    /// Refuses the source itself, occupied tables, and roles the target lacks.
-    static func checkTarget(_ target: DatabaseSession, manifest: BackupManifest, plan: RestorePlan,
-                            tables: [BackupManifest.Table], options: RestoreOptions) async throws {
-        let identity = try await target.query("SELECT current_database() AS db").first!
-        let system = try? await target.query("SELECT system_identifier::text AS id FROM pg_control_system()").first?.string("id")
-        let sameDatabase = try identity.requiredString("db") == manifest.source.database
-        let sameServer = (system ?? nil).map { $0 == manifest.source.systemIdentifier } ?? (target.target == manifest.source.server)
-        if sameDatabase && sameServer && !(options.clean && options.confirmed) {
-            throw FTBackupError(.usage, "target \(target.target) is the backup's own source database; refusing to overwrite it",
-                                hint: "restore into another database, or pass --clean --yes if you really mean to replace it")
-        }
-        let occupied = try await target.query("""
-            SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname = ANY($1::text[])
-            ORDER BY 1, 2
-            """, [PostgresArray.text(plan.schemas)])
-        let existingSchemas = try await target.query("SELECT nspname AS name FROM pg_namespace WHERE nspname = ANY($1::text[]) AND nspname <> 'public'",
-                                                     [PostgresArray.text(plan.schemas)])
-        if !options.clean && (occupied.count > 0 || existingSchemas.count > 0) {
-            let names = try occupied.rows.prefix(5).map { "\(try $0.requiredString("schema")).\(try $0.requiredString("name"))" }
-            let schemas = try existingSchemas.rows.prefix(5).map { try $0.requiredString("name") }
-            let what = names.isEmpty ? "schemas \(schemas.joined(separator: ", "))" : "\(occupied.count) relations such as \(names.joined(separator: ", "))"
-            throw FTBackupError(.usage, "target \(target.target) already holds \(what) that the restore would create",
-                                hint: "restore into an empty database, or pass --clean to drop exactly the schemas being restored")
-        }
-        if !options.noOwner {
-            let present = Set(try await target.query("SELECT rolname AS name FROM pg_roles").rows.map { try $0.requiredString("name") })
-            let missing = manifest.roles.filter { !present.contains($0) }
-            if !missing.isEmpty {
-                throw FTBackupError(.usage, "target server lacks roles the backup's objects name: \(missing.joined(separator: ", "))",
-                                    hint: "create them first, or pass --no-owner to skip ownership and grants")
-            }
-        }
-    }
-
     /// The schema dump, decompressed and checked, in a private temporary file (pg_restore -j needs a seekable file).
     static func materializeSchemaDump(_ repository: Repository, manifest: BackupManifest) throws -> String {
         let path = try TemporaryFiles.path("\(manifest.label)-\(UUID().uuidString).pgdump")
@@ -270,89 +244,5 @@ public enum RestoreRunner {
         let thread = ConnectionThread(name: "ftbackup-pg_restore")
         defer { thread.shutdown() }
         try await thread.run { try PostgresTools.run(tool, arguments, environment: environment, secrets: secrets) }
-    }
-
-    /// Loads every table over `jobs` connections, largest first, each in its own transaction that
-    /// truncates and then COPYs with FREEZE; a file whose SHA-256 does not match aborts its COPY.
-    /// `keysOnly`: build only the indexes behind primary, unique and exclusion constraints, and leave
-    /// ANALYZE for later (a replay follows).
-    static func loadTables(_ tables: [BackupManifest.Table], manifest: BackupManifest, repository: Repository,
-                           options: RestoreOptions, keysOnly: Bool = false) async throws {
-        let queue = WorkQueue(tables.sorted { $0.file.rawBytes > $1.file.rawBytes })
-        let progress = ProgressReporter(title: "restore \(manifest.label)", expectedBytes: tables.reduce(0) { $0 + $1.file.rawBytes },
-                                        expectedItems: tables.count, logger: options.logger, quiet: !options.showProgress)
-        defer { progress.end() }
-        let folder = repository.backupFolder(manifest.label)
-        let storage = repository.storage
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<max(1, min(options.jobs, tables.count)) {
-                group.addTask {
-                    let session = try await DatabaseSession.connect(options.target, name: "ftbackup-load-\(worker)")
-                    defer { session.close() }
-                    try await session.execute(SessionSettings.copy()
-                        + "; SET synchronous_commit = off; SET maintenance_work_mem = '512MB'; SET search_path = ''")
-                    while let table = queue.next() {
-                        try Task.checkCancellation()
-                        let rows = try await withTaskCancellationHandler {
-                            try await session.withConnection { connection -> Int64 in
-                                // An extension's configuration table keeps the rows its script created; the backup holds the others.
-                                let appended = table.extensionFilter != nil
-                                let copy = try CopyStatement.into(table, encoding: manifest.source.encoding, freeze: !appended, connection)
-                                return try connection.transaction {
-                                    if !appended { try connection.execute("TRUNCATE ONLY \(try connection.qualifiedName(table.schema, table.name))") }
-                                    return try connection.copyIn(copy) { write in
-                                        try StoredFileReader.read(storage, folder: folder, file: table.file) { raw in
-                                            try write(raw)
-                                            progress.advance(bytes: raw.count)
-                                        }
-                                    }.rows
-                                }
-                            }
-                        } onCancel: {
-                            session.cancel()
-                        }
-                        guard rows == table.rows else {
-                            throw FTBackupError(.dataError, "\(table.schema).\(table.name): loaded \(rows) rows but the backup recorded \(table.rows)")
-                        }
-                        for index in table.indexes where !keysOnly || index.constraint != nil { try await session.execute(index.sql) }
-                        if !keysOnly { try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))") }
-                        progress.finished(item: "\(table.schema).\(table.name)", metadata: ["rows": .string("\(rows)")])
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
-    }
-
-
-    /// pg_restore's table of contents (ftbackup's own entries already out) without the entries the data phase built.
-    static func postDataList(_ contents: RestoreContents, builtFor tables: [BackupManifest.Table]) throws -> String {
-        var built = Set<String>()
-        for table in tables {
-            for index in table.indexes {
-                if let constraint = index.constraint {
-                    built.insert("CONSTRAINT \(table.schema) \(table.name) \(constraint)")
-                } else {
-                    built.insert("INDEX \(table.schema) \(index.name)")
-                }
-            }
-        }
-        return try contents.writeList { built.contains("\($0.type) \($0.schema ?? "-") \($0.tag)") }
-    }
-
-    /// The secondary indexes left out by a keys-only load, built over `jobs` connections.
-    static func buildSecondaryIndexes(_ tables: [BackupManifest.Table], options: RestoreOptions) async throws {
-        let queue = WorkQueue(tables.flatMap { $0.indexes.filter { $0.constraint == nil } })
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<max(1, options.jobs) {
-                group.addTask {
-                    let session = try await DatabaseSession.connect(options.target, name: "ftbackup-index-\(worker)")
-                    defer { session.close() }
-                    try await session.execute("SET maintenance_work_mem = '512MB'; SET search_path = ''")
-                    while let index = queue.next() { try await session.execute(index.sql) }
-                }
-            }
-            try await group.waitForAll()
-        }
     }
 }

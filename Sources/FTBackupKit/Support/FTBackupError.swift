@@ -7,9 +7,12 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case success = 0
     /// An unexpected failure not covered below.
     case failure = 1
+    /// A restore drill ran to the end but missed an objective (RTO, RPO) or a check; its record says which.
+    case drillFailed = 2
     /// Bad command-line usage or input (a malformed `--at`, an unknown schema, …).
     case usage = 64
-    /// The repository or a backup in it is corrupt, truncated or incomplete; `verify` found a bad file.
+    /// The repository or a backup in it is corrupt, truncated or incomplete; `verify` found a bad file; the
+    /// server reported bad, conflicting or corrupted data (SQLSTATE class 22, 23, XX).
     case dataError = 65
     /// The database server could not be reached or the database does not exist.
     case unavailable = 69

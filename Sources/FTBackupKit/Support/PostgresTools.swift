@@ -81,8 +81,30 @@ public enum PostgresTools {
             let lines = text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
             let summary = errorSummary(lines)
             let message = secrets?.scrub(summary) ?? summary
-            throw FTBackupError(.failure, "\(name) failed (exit \(process.terminationStatus)): \(message.isEmpty ? "no message" : message)")
+            throw FTBackupError(exitStatus(ofFailure: summary), "\(name) failed (exit \(process.terminationStatus)): \(message.isEmpty ? "no message" : message)")
         }
+    }
+
+    /// The documented exit code for a pg_dump or pg_restore failure, from its error text (they print no
+    /// SQLSTATE): the same classes as `PostgresError.exitStatus(sqlState:connectionLost:)`.
+    static func exitStatus(ofFailure summary: String) -> ExitStatus {
+        let text = summary.lowercased()
+        func any(_ needles: [String]) -> Bool { needles.contains { text.contains($0) } }
+        if any(["password authentication failed", "no password supplied", "permission denied", "must be owner of",
+                "must be superuser", "role \"", "authentication failed"]) && !text.contains("does not exist") {
+            return .permission
+        }
+        if any(["no space left on device", "could not extend file", "disk full", "input/output error"]) { return .cannotWrite }
+        if any(["could not connect", "connection to server", "server closed the connection", "terminating connection",
+                "the database system is", "too many clients"]) || (text.contains("database \"") && text.contains("does not exist")) {
+            return .unavailable
+        }
+        if any(["violates foreign key constraint", "violates unique constraint", "violates check constraint", "violates not-null constraint",
+                "violates exclusion constraint", "could not create unique index", "could not create exclusion constraint",
+                "invalid input syntax", "out of range", "invalid byte sequence", "data corrupted", "invalid page"]) {
+            return .dataError
+        }
+        return .failure
     }
 
     /// The first error line with the command it came from (pg_restore's "Command was:"), then the last

@@ -1,0 +1,110 @@
+import Foundation
+
+/// The indexes and keys a restore builds itself rather than in pg_restore's post-data, each as the
+/// schema dump's own entry: the `CREATE INDEX` or `ADD CONSTRAINT` with everything pg_dump attaches to
+/// it (`REPLICA IDENTITY USING INDEX`, `CLUSTER ON`, `ALTER INDEX … SET STATISTICS`), the comments on
+/// it, and for a partition's index its `ATTACH PARTITION`. Building from the manifest's bare
+/// definitions instead lost all of that (and with it the replica identity an UPDATE under a
+/// publication needs).
+///
+/// Keys (primary, unique and exclusion constraints, and replica-identity indexes) are what replay
+/// finds rows by, so they exist before it, partitions' included: partitioned tables' keys are
+/// created before any data (they are empty catalog entries), and each partition's key is built and
+/// attached as soon as its rows are in. Ordinary tables' other indexes are built right after their
+/// keys, or after the replay when one follows; partitions' other indexes stay in post-data with their
+/// parents'. An index the manifest names but the dump does not hold (an invalid index, which pg_dump
+/// leaves out and older backups still list) is not built.
+struct IndexBuildPlan: Sendable {
+    /// One dump entry and the comments on it, in the dump's own bytes.
+    struct Build: Sendable {
+        var name: String
+        var script: [UInt8]
+    }
+
+    /// The `client_encoding` the scripts are written in (the dump's).
+    var encoding = "UTF8"
+    /// Partitioned tables' keys, then their attachments to each other: before any data.
+    var beforeData: [Build] = []
+    /// Per table (`schema.name`), what is built once its rows are in.
+    var keys: [String: [Build]] = [:]
+    var secondary: [String: [Build]] = [:]
+    /// Listing lines of every entry built here, left out of post-data.
+    var builtLines: Set<String> = []
+    /// Indexes the manifest names that the dump does not hold: not built.
+    var notInDump: [String] = []
+
+    static func key(_ table: BackupManifest.Table) -> String { "\(table.schema).\(table.name)" }
+
+    /// What each table's indexes need, from the dump's listing and the manifest.
+    static func make(_ contents: RestoreContents, tables: [BackupManifest.Table], partitioned: [BackupManifest.PartitionedTable],
+                     pgRestore: String, dumpFile: String) throws -> IndexBuildPlan {
+        struct Candidate {
+            var table: String, schema: String, index: BackupManifest.IndexBuild, isPartitioned: Bool
+            var entries: [RestoreContents.Entry]   // the index's or constraint's entry, then its comments
+            var attach: RestoreContents.Entry?
+        }
+        var byTag: [String: RestoreContents.Entry] = [:]
+        for entry in contents.entries { byTag["\(entry.type)|\(entry.schema ?? "-")|\(entry.tag)"] = entry }
+        var plan = IndexBuildPlan()
+        var candidates: [Candidate] = []
+        let owners = partitioned.map { ($0.schema, $0.name, $0.indexes, true) } + tables.map { ($0.schema, $0.name, $0.indexes, false) }
+        for (schema, name, indexes, isPartitioned) in owners {
+            for index in indexes {
+                let own = index.constraint.map { byTag["CONSTRAINT|\(schema)|\(name) \($0)"] } ?? byTag["INDEX|\(schema)|\(index.name)"]
+                guard let own else { plan.notInDump.append("\(schema).\(index.name)"); continue }
+                let comments = [index.constraint.flatMap { byTag["COMMENT|\(schema)|CONSTRAINT \($0) ON \(name)"] },
+                                byTag["COMMENT|\(schema)|INDEX \(index.name)"]].compactMap { $0 }
+                candidates.append(Candidate(table: "\(schema).\(name)", schema: schema, index: index, isPartitioned: isPartitioned,
+                                            entries: [own] + comments,
+                                            attach: index.attachedTo == nil ? nil : byTag["INDEX ATTACH|\(schema)|\(index.name)"]))
+            }
+        }
+        let listed = candidates.flatMap { $0.entries + ($0.attach.map { [$0] } ?? []) }
+        let (encoding, scripts) = try DumpEntryScripts.read(listed, pgRestore: pgRestore, dumpFile: dumpFile)
+        plan.encoding = encoding
+        var next = 0
+        func take(_ count: Int) -> [[UInt8]] { defer { next += count }; return Array(scripts[next..<next + count]) }
+        var built: [(Candidate, script: [UInt8], attach: [UInt8]?, isKey: Bool)] = []
+        for candidate in candidates {
+            let script = Array(take(candidate.entries.count).joined(separator: Array("\n".utf8)))
+            let attach = candidate.attach.map { _ in take(1)[0] }
+            let isKey = candidate.index.constraint != nil || (!candidate.isPartitioned && DumpEntryScripts.setsReplicaIdentity(script))
+            // Partitions' other indexes are attached to their parents', which post-data builds.
+            guard isKey || (!candidate.isPartitioned && candidate.index.attachedTo == nil) else { continue }
+            built.append((candidate, script, attach, isKey))
+        }
+        let early = Set(built.map { "\($0.0.schema).\($0.0.index.name)" })
+        var parentAttachments: [Build] = []
+        for (candidate, script, attach, isKey) in built {
+            plan.builtLines.formUnion(candidate.entries.map(\.line))
+            var builds = [Build(name: "\(candidate.schema).\(candidate.index.name)", script: script)]
+            // Attached here only when the parent's index is built here too; else post-data attaches it.
+            if let attach, let entry = candidate.attach, let parent = candidate.index.attachedTo, early.contains("\(parent.schema).\(parent.name)") {
+                plan.builtLines.insert(entry.line)
+                builds.append(Build(name: "\(candidate.schema).\(candidate.index.name) attached", script: attach))
+            }
+            if candidate.isPartitioned {
+                plan.beforeData.append(builds[0])
+                parentAttachments += builds.dropFirst()
+            } else if isKey {
+                plan.keys[candidate.table, default: []] += builds
+            } else {
+                plan.secondary[candidate.table, default: []] += builds
+            }
+        }
+        plan.beforeData += parentAttachments
+        return plan
+    }
+
+    /// Runs `builds` in order on `session`, in the dump's encoding (the session's own is put back after).
+    func run(_ builds: [Build], on session: DatabaseSession) async throws {
+        guard !builds.isEmpty else { return }
+        let encoding = self.encoding
+        try await session.withConnection { connection in
+            let previous = try connection.query("SELECT current_setting('client_encoding') AS e").first?.string("e") ?? encoding
+            if previous != encoding { try connection.execute("SET client_encoding = \(try connection.escapeLiteral(encoding))") }
+            for build in builds { try connection.execute(script: build.script) }
+            if previous != encoding { try connection.execute("SET client_encoding = \(try connection.escapeLiteral(previous))") }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+
+/// The data phase of a restore: tables loaded in parallel, each followed by its keys and indexes.
+extension RestoreRunner {
+    /// Loads every table over `jobs` connections, largest first, each in its own transaction that
+    /// truncates and then COPYs with FREEZE; a file whose SHA-256 does not match aborts its COPY.
+    /// `keysOnly`: build only the indexes behind primary, unique and exclusion constraints, and leave
+    /// ANALYZE for later (a replay follows).
+    static func loadTables(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, manifest: BackupManifest, repository: Repository,
+                           options: RestoreOptions, keysOnly: Bool = false) async throws {
+        let queue = WorkQueue(tables.sorted { $0.file.rawBytes > $1.file.rawBytes })
+        let progress = ProgressReporter(title: "restore \(manifest.label)", expectedBytes: tables.reduce(0) { $0 + $1.file.rawBytes },
+                                        expectedItems: tables.count, logger: options.logger, quiet: !options.showProgress)
+        defer { progress.end() }
+        let folder = repository.backupFolder(manifest.label)
+        let storage = repository.storage
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<max(1, min(options.jobs, tables.count)) {
+                group.addTask {
+                    let session = try await DatabaseSession.connect(options.target, name: "ftbackup-load-\(worker)")
+                    defer { session.close() }
+                    try await session.execute(SessionSettings.copy()
+                        + "; SET synchronous_commit = off; SET maintenance_work_mem = '512MB'; SET search_path = ''")
+                    while let table = queue.next() {
+                        try Task.checkCancellation()
+                        let rows = try await withTaskCancellationHandler {
+                            try await session.withConnection { connection -> Int64 in
+                                // An extension's configuration table keeps the rows its script created; the backup holds the others.
+                                let appended = table.extensionFilter != nil
+                                let copy = try CopyStatement.into(table, encoding: manifest.source.encoding, freeze: !appended, connection)
+                                return try connection.transaction {
+                                    if !appended { try connection.execute("TRUNCATE ONLY \(try connection.qualifiedName(table.schema, table.name))") }
+                                    return try connection.copyIn(copy) { write in
+                                        try StoredFileReader.read(storage, folder: folder, file: table.file) { raw in
+                                            try write(raw)
+                                            progress.advance(bytes: raw.count)
+                                        }
+                                    }.rows
+                                }
+                            }
+                        } onCancel: {
+                            session.cancel()
+                        }
+                        guard rows == table.rows else {
+                            throw FTBackupError(.dataError, "\(table.schema).\(table.name): loaded \(rows) rows but the backup recorded \(table.rows)")
+                        }
+                        let key = IndexBuildPlan.key(table)
+                        try await indexes.run((indexes.keys[key] ?? []) + (keysOnly ? [] : indexes.secondary[key] ?? []), on: session)
+                        if !keysOnly { try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))") }
+                        progress.finished(item: "\(table.schema).\(table.name)", metadata: ["rows": .string("\(rows)")])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+
+    /// The secondary indexes left out by a keys-only load, built over `jobs` connections.
+    static func buildSecondaryIndexes(_ indexes: IndexBuildPlan, options: RestoreOptions) async throws {
+        let queue = WorkQueue(indexes.secondary.sorted { $0.key < $1.key }.flatMap(\.value))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<max(1, options.jobs) {
+                group.addTask {
+                    let session = try await DatabaseSession.connect(options.target, name: "ftbackup-index-\(worker)")
+                    defer { session.close() }
+                    try await session.execute("SET maintenance_work_mem = '512MB'; SET search_path = ''")
+                    while let build = queue.next() { try await indexes.run([build], on: session) }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+
+/// What `ftbackup run` remembers between ticks: each job's last success, last attempt and last
+/// failure, and since when the change archive's chain has been seen broken
+/// (`schedule/state.json`, written atomically).
+///
+/// Due-ness of backups and drills is read from the repository itself; this file only covers what the
+/// repository does not record (maintenance and lifecycle rounds, failures to retry, the break).
+public struct SchedulerState: Codable, Sendable, Equatable {
+    public static let path = "schedule/state.json"
+
+    public struct JobState: Codable, Sendable, Equatable {
+        public var lastSuccessAt: Date?
+        public var lastAttemptAt: Date?
+        public var lastFailure: String?
+    }
+
+    public var jobs: [String: JobState] = [:]
+    public var chainBrokenSince: Date?
+
+    public init() {}
+
+    static func read(_ repository: Repository) throws -> SchedulerState {
+        guard repository.storage.exists(path) else { return SchedulerState() }
+        do {
+            return try BackupManifest.decoder().decode(SchedulerState.self, from: Data(try repository.storage.readAll(path)))
+        } catch {
+            throw FTBackupError(.dataError, "scheduler state \(repository.storage.location)/\(path) is unreadable: \((error as? FTBackupError)?.message ?? "\(error)")",
+                                hint: "remove it: the next tick runs every job that is due by the repository's own records")
+        }
+    }
+
+    func write(_ repository: Repository) throws {
+        try repository.storage.writeAll(Self.path, Array(try JSONOutput.encode(self, microseconds: true).utf8) + [0x0A])
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+@testable import FTBackupKit
+
+extension ChangeArchivalTests {
+    @Suite struct FollowStallTests {
+        /// Issue 9 (follow-up of item 9): a follower that cannot read its slot records the stall as the
+        /// incremental pass does, so `info` reports the broken chain with the server's reason; a follower
+        /// that seals a segment again clears it.
+        @Test func followerThatCannotAdvanceIsReportedBrokenAndClearsItOnceItSeals() async throws {
+            try await ArchivedDatabase.with(prepare: "CREATE TABLE public.stall_f (id int PRIMARY KEY)") { a in
+                let policyFile = NSTemporaryDirectory() + "ftbackup-follow-stall-\(UUID()).yaml"
+                defer { try? FileManager.default.removeItem(atPath: policyFile) }
+                try PolicyLoader.builtInDefault.replacingOccurrences(of: "seal_every: 60s", with: "seal_every: 1s")
+                    .write(toFile: policyFile, atomically: true, encoding: .utf8)
+                let conninfo = "\(try TestServer.dsn) dbname=\(a.db.name)"
+                let arguments = ["follow", "--db", conninfo, "--repo", a.repo.path, "--policy", policyFile]
+                let repository = Repository.local(a.repo.path)
+                _ = try await a.full()
+
+                // An earlier failure on record: a follower that seals clears it.
+                ChangeArchiveStall.record(FTBackupError(.failure, "an earlier failure"), storage: repository.storage)
+                #expect(try await ChangeArchiveStatus.read(repository, database: a.db.connectionString).broken != nil)
+                let (healthy, _, _) = try FTBackupBinary.start(arguments)
+                try await a.session.execute("INSERT INTO public.stall_f VALUES (1)")
+                try await Task.sleep(for: .seconds(4))
+                kill(healthy.processIdentifier, SIGTERM)
+                healthy.waitUntilExit()
+                #expect(healthy.terminationStatus == 0)
+                #expect(!repository.storage.exists(ChangeArchiveStall.path))
+                #expect(try await ChangeArchiveStatus.read(repository, database: a.db.connectionString).broken == nil)
+
+                // Decoding fails from now on (the publication is gone): the follower stops and says why, on record.
+                try await a.session.execute("DROP PUBLICATION \(ChangeArchivalNames.publication); INSERT INTO public.stall_f VALUES (2)")
+                let (stalled, _, err) = try FTBackupBinary.start(arguments)
+                let deadline = Date().addingTimeInterval(30)
+                while stalled.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(200)) }
+                if stalled.isRunning { kill(stalled.processIdentifier, SIGKILL) }
+                stalled.waitUntilExit()
+                let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                #expect(stalled.terminationStatus != 0, "\(stderr)")
+                let stall = try #require(ChangeArchiveStall.read(repository.storage))
+                #expect(stall.reason.contains("publication"), "\(stall.reason)")
+                let info = try FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo])
+                #expect(info.status == 69, "\(info.stdout)\(info.stderr)")
+                #expect(info.stdout.contains("cannot advance"), "\(info.stdout)")
+                try await a.session.execute("CREATE PUBLICATION \(ChangeArchivalNames.publication) FOR ALL TABLES")
+            }
+        }
+    }
+}

@@ -117,6 +117,9 @@ for i in $(seq 1 9); do
   [ "$age" -gt "$max_age" ] && max_age=$age
 done
 wait $writer; kill -TERM $follower; wait $follower || true
+
+echo "==> ftbackup drill: the newest restorable point into a scratch database, validated; measured RTO, RPO, headroom"
+"$bin" drill --output json -j2 > "$work/drill.out" 2> "$work/drill.err" || { echo "drill did not pass:"; tail -3 "$work/drill.err"; }
 "$bin" teardown >/dev/null
 
 echo
@@ -148,3 +151,14 @@ awk -v a="$archived" -v p="$pruned" -v al="$archive_longest" -v pl="$prune_longe
     printf "lifecycle: archived %d tool_data rows in %.1f s (%.0f rows/s, longest batch transaction %.3f s)\n", a, wall["lifecycle_archive"], a/wall["lifecycle_archive"], al
     printf "           pruned %d audit rows in %.1f s (%.0f rows/s, longest batch transaction %.3f s; target < 1 s)\n", p, wall["lifecycle_prune"], p/wall["lifecycle_prune"], pl
   }' "$results"
+python3 - "$work/drill.out" <<'PY'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+except Exception as e:
+    print(f"drill: no record ({e})"); sys.exit(0)
+r = d.get("rto", {}); p = d.get("rpo", {}); h = d.get("headroom", {})
+print(f"drill: {'passed' if d.get('passed') else 'FAILED'}; RTO {r.get('measuredSeconds', 0):.1f} s (objective {r.get('objectiveSeconds', 0):.0f} s), RPO {p.get('measuredSeconds', 0):.0f} s (objective {p.get('objectiveSeconds', 0):.0f} s)")
+print("       phases: " + ", ".join(f"{x['name']} {x['seconds']:.1f}" for x in d.get("phases", [])))
+print(f"       headroom: {h.get('statement', '-')}")
+PY

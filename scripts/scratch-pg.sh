@@ -68,8 +68,8 @@ start() {
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 wal_level = logical
-max_replication_slots = 16
-max_wal_senders = 16
+max_replication_slots = 32
+max_wal_senders = 32
 max_connections = 400
 max_prepared_transactions = 8
 shared_buffers = 256MB

@@ -35,6 +35,7 @@ struct FTBackup: AsyncParsableCommand {
             }
             TemporaryFiles.removeAll()
         } catch {
+            TemporaryFiles.yieldToInterrupt()
             TemporaryFiles.removeAll()
             exit(withError: error)
         }
@@ -94,6 +95,9 @@ func reportingFailures(_ body: () async throws -> ExitStatus) async throws {
     let status: ExitStatus
     do {
         status = try await body()
+    } catch where TemporaryFiles.isEnding {
+        TemporaryFiles.yieldToInterrupt()
+        throw error
     } catch let error as FTBackupError {
         printError(error.description)
         status = error.status

@@ -23,7 +23,11 @@ extension ChangeArchivalTests {
                 #expect(try await ChangeArchiveStatus.read(repository, database: a.db.connectionString).broken != nil)
                 let (healthy, _, _) = try FTBackupBinary.start(arguments)
                 try await a.session.execute("INSERT INTO public.stall_f VALUES (1)")
-                try await Task.sleep(for: .seconds(4))
+                // Until it has sealed (seal_every 1s; a loaded machine may take longer to start it).
+                let sealedBy = Date().addingTimeInterval(60)
+                while repository.storage.exists(ChangeArchiveStall.path) && healthy.isRunning && Date() < sealedBy {
+                    try await Task.sleep(for: .milliseconds(200))
+                }
                 kill(healthy.processIdentifier, SIGTERM)
                 healthy.waitUntilExit()
                 #expect(healthy.terminationStatus == 0)

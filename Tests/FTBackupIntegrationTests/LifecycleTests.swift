@@ -271,7 +271,7 @@ func testPolicy(_ edit: (inout Policy) -> Void = { _ in }) throws -> Policy {
                                                      "--repo", repo.path], environment: ["FTBACKUP_FAILPOINT": "prune.after-batch"])
                 #expect(killed.status == -SIGKILL)
                 let logs = try repo.repository.storage.list("lifecycle/prune-audit")
-                #expect(logs.count == 1)
+                try #require(logs.count == 1)
                 let object = try JSONSerialization.jsonObject(with: Data(try repo.repository.storage.readAll(logs[0].path))) as? [String: Any]
                 #expect(object?["complete"] as? Bool == false)
                 let tables = object?["tables"] as? [[String: Any]]

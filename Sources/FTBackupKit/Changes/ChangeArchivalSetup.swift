@@ -159,11 +159,14 @@ public enum ChangeArchivalSetup {
         actions.append("create schema \(ChangeArchivalNames.schema) and table \(ChangeArchivalNames.schema).\(ChangeArchivalNames.heartbeat) if missing")
         let triggers = try await DDLCapture.existingTriggers(session)
         let triggersMissing = triggers.count < DDLCapture.triggers.count
-        if triggersMissing, try settings.bool("superuser") != true {
-            throw FTBackupError(.permission, "creating the event triggers that record DDL needs a superuser",
+        // An installation by an older version (triggers that skip replica sessions, or an older
+        // function) is brought up to date, which needs a superuser as creating it did.
+        let triggersOutdated = triggersMissing ? false : !(try await DDLCapture.isCurrent(session))
+        if triggersMissing || triggersOutdated, try settings.bool("superuser") != true {
+            throw FTBackupError(.permission, "\(triggersMissing ? "creating" : "upgrading") the event triggers that record DDL needs a superuser",
                                 hint: "run ftbackup setup once as a superuser; later runs need only the REPLICATION attribute")
         }
-        actions.append("\(triggersMissing ? "create" : "keep") event triggers \(DDLCapture.triggers.joined(separator: ", ")) recording DDL into \(ChangeArchivalNames.schema).\(DDLCapture.table)")
+        actions.append("\(triggersMissing ? "create" : triggersOutdated ? "upgrade" : "keep") event triggers \(DDLCapture.triggers.joined(separator: ", ")) recording DDL into \(ChangeArchivalNames.schema).\(DDLCapture.table)")
         if !slotExists { actions.append("create logical replication slot \(slotName) (pgoutput)") }
         else if let note = archivalSlot.legacyNote { actions.append("use existing \(note)") }
         if fixReplicaIdentity { actions += missing.map { "ALTER TABLE \($0) REPLICA IDENTITY FULL" } }
@@ -193,8 +196,8 @@ public enum ChangeArchivalSetup {
         // After the replica identity fixes, so setup's own ALTERs are not recorded as DDL. A re-run by a
         // non-superuser keeps the existing function (CREATE OR REPLACE needs its owner).
         let superuser = try settings.bool("superuser") == true
-        if triggersMissing || superuser {
-            try await session.execute(try DDLCapture.installSQL(session, triggerExists: !triggersMissing))
+        if triggersMissing || triggersOutdated || superuser {
+            try await session.execute(try DDLCapture.installSQL(session, existing: triggers))
         }
         if !slotExists {
             try await SlotCreation.boundedWait(session, seconds: slotWaitSeconds, what: "creating slot \(slotName)") {

@@ -59,7 +59,7 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
         }?.manifest
         let changes = summary.schemaChanges(comparedWith: newestFull)
         let fullPoint = newestFull.flatMap { LSN.parse($0.snapshot.walLSN) } ?? 0
-        let newDDL = summary.ddl.filter { (LSN.parse($0.commitLSN) ?? 0) >= fullPoint }
+        let newDDL = summary.ddl.filter { !$0.isRefresh && (LSN.parse($0.commitLSN) ?? 0) >= fullPoint }
         let manifest = ChangeSegmentManifest(
             formatVersion: 1, label: label, slot: slot, source: source, startLSN: LSN.format(startLSN), endLSN: LSN.format(endLSN),
             transactions: summary.transactions, firstCommitLSN: summary.firstCommitLSN.map(LSN.format),
@@ -80,10 +80,17 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
         return manifest
     }
 
-    /// DDL in this segment committed at or after `full`'s consistent point (not in that full).
+    /// DDL in this segment committed at or after `full`'s consistent point (not in that full);
+    /// materialized-view refreshes are not counted (see `refreshes(after:)`).
     public func ddl(after full: BackupManifest) -> [RecordedDDL] {
         let point = LSN.parse(full.snapshot.walLSN) ?? 0
-        return (ddl ?? []).filter { (LSN.parse($0.commitLSN) ?? 0) >= point }
+        return (ddl ?? []).filter { !$0.isRefresh && (LSN.parse($0.commitLSN) ?? 0) >= point }
+    }
+
+    /// Materialized-view refreshes in this segment committed at or after `full`'s consistent point.
+    public func refreshes(after full: BackupManifest) -> [RecordedDDL] {
+        let point = LSN.parse(full.snapshot.walLSN) ?? 0
+        return (ddl ?? []).filter { $0.isRefresh && (LSN.parse($0.commitLSN) ?? 0) >= point }
     }
 
     /// A new segment's label: the slot position it starts from (so labels sort in archive order),

@@ -6,38 +6,58 @@ import Foundation
 /// exact LSN of the transaction that ran the DDL: the hourly pass sees it and takes a new full, and
 /// `restore --at` refuses a time that would replay across it (see `DDLRefusal`). ftbackup's own
 /// schema and temporary objects are not recorded.
+///
+/// The triggers are `ENABLE ALWAYS`, so they fire with `session_replication_role = replica` too
+/// (migration and bulk-load scripts set it). A DROP records the objects it names and one cascaded
+/// object for each other schema a CASCADE reaches. A command whose old location is not known afterwards (`SET SCHEMA`,
+/// GRANT/REVOKE and default privileges) is recorded without a schema: it blocks every restore.
 public enum DDLCapture {
     public static let table = "ddl_log"
     public static let trigger = "ftbackup_ddl"
     public static let function = "record_ddl"
 
-    /// The statements `setup` runs (idempotent). The function is SECURITY DEFINER, owned by the
-    /// superuser running setup, because it runs as whoever issues the DDL (the application's role),
-    /// who has no right to write into `ftbackup`; its search_path is pinned.
-    static func installSQL(_ session: DatabaseSession, triggerExists: Bool) throws -> String {
+    /// The trigger function's body (setup replaces an older one with it).
+    static func functionBody(_ session: DatabaseSession) throws -> String {
         let schema = try session.escapeIdentifier(ChangeArchivalNames.schema)
         let log = "\(schema).\(try session.escapeIdentifier(table))"
-        let fn = "\(schema).\(try session.escapeIdentifier(function))"
         let own = try session.escapeLiteral(ChangeArchivalNames.schema)
-        let body = """
-            DECLARE r record;
+        return """
+            DECLARE r record; moved boolean; seen text[] := '{}';
             BEGIN
                 IF TG_EVENT = 'sql_drop' THEN
-                    FOR r IN SELECT * FROM pg_event_trigger_dropped_objects() WHERE original AND NOT is_temporary LOOP
+                    -- The objects the command named, then one cascaded object for each further schema a
+                    -- CASCADE reached (and cascaded schemas): every schema the drop changed is named.
+                    FOR r IN SELECT * FROM pg_event_trigger_dropped_objects() WITH ORDINALITY AS d
+                             WHERE NOT d.is_temporary AND coalesce(d.schema_name, '') <> 'pg_toast'
+                             ORDER BY d.original DESC, d.ordinality LOOP
                         CONTINUE WHEN coalesce(r.schema_name, '') = \(own) OR (r.object_type = 'schema' AND r.object_identity = \(own));
+                        CONTINUE WHEN NOT r.original AND ((r.schema_name IS NULL AND r.object_type <> 'schema') OR r.schema_name = ANY(seen));
+                        seen := seen || r.schema_name;
                         INSERT INTO \(log) (command_tag, object_type, object_identity, schema_name, statement)
                         VALUES (TG_TAG, r.object_type, r.object_identity, r.schema_name, current_query());
                     END LOOP;
                 ELSE
+                    -- SET SCHEMA: only the new schema is known here, so the row names none (it blocks every restore).
+                    moved := TG_TAG LIKE 'ALTER %' AND current_query() ~* 'set\\s+schema';
                     FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
-                        CONTINUE WHEN coalesce(r.schema_name, '') = \(own) OR coalesce(r.schema_name, '') LIKE 'pg\\_temp%'
-                                   OR (r.object_type = 'schema' AND r.object_identity = \(own));
+                        CONTINUE WHEN NOT moved AND (coalesce(r.schema_name, '') = \(own) OR coalesce(r.schema_name, '') LIKE 'pg\\_temp%'
+                                   OR (r.object_type = 'schema' AND r.object_identity = \(own)));
                         INSERT INTO \(log) (command_tag, object_type, object_identity, schema_name, statement)
-                        VALUES (r.command_tag, r.object_type, r.object_identity, r.schema_name, current_query());
+                        VALUES (r.command_tag, r.object_type, r.object_identity, CASE WHEN moved THEN NULL ELSE r.schema_name END, current_query());
                     END LOOP;
                 END IF;
             END
             """
+    }
+
+    /// The statements `setup` runs (idempotent; they bring an older installation up to date). The
+    /// function is SECURITY DEFINER, owned by the superuser running setup, because it runs as whoever
+    /// issues the DDL (the application's role), who has no right to write into `ftbackup`; its
+    /// search_path is pinned.
+    static func installSQL(_ session: DatabaseSession, existing: [String]) throws -> String {
+        let schema = try session.escapeIdentifier(ChangeArchivalNames.schema)
+        let log = "\(schema).\(try session.escapeIdentifier(table))"
+        let fn = "\(schema).\(try session.escapeIdentifier(function))"
         var sql = """
             CREATE TABLE IF NOT EXISTS \(log) (
                 id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -49,17 +69,15 @@ public enum DDLCapture {
                 statement text
             );
             CREATE OR REPLACE FUNCTION \(fn)() RETURNS event_trigger LANGUAGE plpgsql
-                SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS \(try session.escapeLiteral(body));
+                SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS \(try session.escapeLiteral(try functionBody(session)));
             REVOKE ALL ON FUNCTION \(fn)() FROM PUBLIC
             """
-        if !triggerExists {
-            let trigger = try session.escapeIdentifier(Self.trigger)
-            let dropTrigger = try session.escapeIdentifier(Self.trigger + "_drop")
-            sql += """
-                ;
-                CREATE EVENT TRIGGER \(trigger) ON ddl_command_end EXECUTE FUNCTION \(fn)();
-                CREATE EVENT TRIGGER \(dropTrigger) ON sql_drop EXECUTE FUNCTION \(fn)()
-                """
+        for (name, event) in zip(triggers, ["ddl_command_end", "sql_drop"]) {
+            let quoted = try session.escapeIdentifier(name)
+            if !existing.contains(name) {
+                sql += ";\nCREATE EVENT TRIGGER \(quoted) ON \(event) EXECUTE FUNCTION \(fn)()"
+            }
+            sql += ";\nALTER EVENT TRIGGER \(quoted) ENABLE ALWAYS"
         }
         return sql
     }
@@ -72,48 +90,17 @@ public enum DDLCapture {
         try await session.query("SELECT evtname::text AS name FROM pg_event_trigger WHERE evtname = ANY($1::text[]) ORDER BY 1",
                                 [PostgresArray.text(triggers)]).rows.map { try $0.requiredString("name") }
     }
-}
 
-/// One DDL command as `ftbackup.ddl_log` recorded it, with the commit that carried it.
-public struct RecordedDDL: Codable, Sendable, Equatable {
-    public var commandTag: String
-    public var objectType: String?
-    public var objectIdentity: String?
-    public var schema: String?
-    public var statement: String?
-    /// The commit LSN and time of the transaction that ran it: replay from a full whose consistent
-    /// point is at or before this LSN, up to a time at or after this time, would cross it.
-    public var commitLSN: String
-    public var commitTime: Date
-
-    /// "ALTER TABLE public.t (table)".
-    public var description: String {
-        "\(commandTag) \(objectIdentity ?? "?")\(objectType.map { " (\($0))" } ?? "")"
-    }
-
-    /// Whether a restore of `schemas` (empty: the whole database) is affected: a whole-database
-    /// restore by any DDL; a `--schema` restore only by DDL on an object in, or being, a chosen schema.
-    func affects(schemas: [String]) -> Bool {
-        guard !schemas.isEmpty else { return true }
-        if let schema, schemas.contains(schema) { return true }
-        return objectType == "schema" && objectIdentity.map { schemas.contains($0) || schemas.contains(unquoted($0)) } == true
-    }
-
-    private func unquoted(_ name: String) -> String {
-        name.hasPrefix("\"") && name.hasSuffix("\"") && name.count >= 2
-            ? String(name.dropFirst().dropLast()).replacingOccurrences(of: "\"\"", with: "\"") : name
-    }
-
-    /// Reads a decoded `ddl_log` row (values by column name; commit filled in later).
-    static func fromRow(_ relation: RelationDescription, _ values: [TupleValue]) -> RecordedDDL? {
-        func value(_ name: String) -> String? {
-            guard let index = relation.columns.firstIndex(where: { $0.name == name }), index < values.count,
-                  case .text(let text) = values[index] else { return nil }
-            return text
-        }
-        guard let tag = value("command_tag") else { return nil }
-        return RecordedDDL(commandTag: tag, objectType: value("object_type"), objectIdentity: value("object_identity"),
-                           schema: value("schema_name"), statement: value("statement").map { String($0.prefix(500)) },
-                           commitLSN: "0/0", commitTime: Date(timeIntervalSince1970: 0))
+    /// Whether the installation is complete and current: both triggers, firing always (replica
+    /// sessions too), calling a function with this version's body.
+    static func isCurrent(_ session: DatabaseSession) async throws -> Bool {
+        let enabled = try await session.query("""
+            SELECT count(*) AS n FROM pg_event_trigger WHERE evtname = ANY($1::text[]) AND evtenabled = 'A'
+            """, [PostgresArray.text(triggers)]).first!.requiredInt("n")
+        let body = try await session.query("""
+            SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2
+            """, [ChangeArchivalNames.schema, function]).first?.string("prosrc")
+        let current = try functionBody(session)
+        return enabled == triggers.count && body == current
     }
 }

@@ -22,9 +22,10 @@ public struct RecordedDDLWindow: Codable, Sendable, Equatable {
     /// command did not touch is not blocked.
     public var unreachableUntil: Date?
 
-    /// Every DDL command in the given segments, oldest first, against the aligned fulls.
+    /// Every DDL command in the given segments, oldest first, against the aligned fulls
+    /// (materialized-view refreshes are no barrier: left out).
     static func list(segments: [ChangeSegmentManifest], fulls: [BackupManifest]) -> [RecordedDDLWindow] {
-        segments.flatMap { segment in (segment.ddl ?? []).map { (segment.label, $0) } }
+        segments.flatMap { segment in (segment.ddl ?? []).filter { !$0.isRefresh }.map { (segment.label, $0) } }
             .sorted { (LSN.parse($0.1.commitLSN) ?? 0) < (LSN.parse($1.1.commitLSN) ?? 0) }
             .map { label, ddl in
                 let lsn = LSN.parse(ddl.commitLSN) ?? 0

@@ -160,8 +160,11 @@ struct OutsideDependants: Sendable {
     /// After a failed restore: writes the foreign keys and policies as a SQL script and keeps the views'
     /// dump (no longer removed), so they can be put back by hand. Nil if the script cannot be written.
     mutating func keepForLater(_ target: DatabaseSession) -> (script: String, views: String?)? {
-        let statements = policies.map { $0.create + ";" } + foreignKeys.map {
-            "ALTER TABLE \($0.table) ADD CONSTRAINT \((try? target.escapeIdentifier($0.name)) ?? $0.name) \($0.definition);"
+        // Each statement replaces what may be there already, so the script is right however far the
+        // restore got before it stopped (an interrupt can land while they are being put back).
+        let quoted = { (name: String) in (try? target.escapeIdentifier(name)) ?? name }
+        let statements = policies.map { "DROP POLICY IF EXISTS \(quoted($0.name)) ON \($0.table);\n\($0.create);" } + foreignKeys.map {
+            "ALTER TABLE \($0.table) DROP CONSTRAINT IF EXISTS \(quoted($0.name));\nALTER TABLE \($0.table) ADD CONSTRAINT \(quoted($0.name)) \($0.definition);"
         }
         // Kept outside the process's temporary folder, which goes when the process ends.
         let base = FileManager.default.temporaryDirectory, stamp = UUID().uuidString

@@ -52,13 +52,15 @@ public enum PointInTimeRestore {
         let consistentPoint = LSN.parse(plan.consistentPoint) ?? 0
         let storage = repository.storage
         let replayed = ReplayTally()
-        let ignoredTables = Self.ignored(try repository.backup(label: plan.full), schemas: options.schemas)
+        let fullManifest = try repository.backup(label: plan.full)
+        let ignoredTables = Self.ignored(fullManifest, schemas: options.schemas)
         let following = try followingSegments(repository, after: segments)
         let full = try await RestoreRunner.run(fullOptions) {
             let started = Date()
             let (transactions, changes, warnings) = try await replay(segments, following: following, storage: storage, options: options,
                                                                      from: consistentPoint, until: target, schemas: plan.restore.schemas,
                                                                      ignoring: ignoredTables)
+            try await RefreshedViews.populate(segments, full: fullManifest, until: target, schemas: plan.restore.schemas, options: options)
             for warning in warnings { options.logger.warning("\(warning)") }
             replayed.set(transactions: transactions, changes: changes, seconds: Date().timeIntervalSince(started), warnings: warnings)
         }

@@ -192,6 +192,8 @@ public enum RestoreRunner {
                 try await timed("dependants") { warnings = try await dependants.putBack(target, options: options) }
             }
         } catch {
+            // A failure that is the echo of a signal being handled: the handler says how the target was left.
+            TemporaryFiles.yieldToInterrupt()
             // From here on the target was changed: say exactly how it was left and what to run.
             throw RestoreFailure.describe(error, phase: phase, target: target, plan: plan, options: options, dropped: touched,
                                           dependants: &dependants)

@@ -108,6 +108,15 @@ public enum TemporaryFiles {
 
     nonisolated(unsafe) static var signalPipe: Int32 = -1
 
+    /// Called before a command reports a failure: while a signal is being handled, the failure is only
+    /// its echo (a child stopped by the handler), so the handler's line and exit by the signal win.
+    public static var isEnding: Bool { lock.withLock { ending } }
+
+    public static func yieldToInterrupt() {
+        guard lock.withLock({ ending }) else { return }
+        while true { sleep(1) }  // the handler ends the process
+    }
+
     /// Stops the children, runs the interrupt actions, removes the folder, then dies by the signal.
     static func interrupted(by signalNumber: Int32) {
         let (pids, actions) = lock.withLock { () -> (Set<Int32>, [@Sendable () -> String?]) in

@@ -200,7 +200,7 @@ public enum ChangeArchivalSetup {
             try await session.execute(try DDLCapture.installSQL(session, existing: triggers))
         }
         if !slotExists {
-            try await SlotCreation.boundedWait(session, seconds: slotWaitSeconds, what: "creating slot \(slotName)") {
+            _ = try await SlotCreation.boundedWait(session, seconds: slotWaitSeconds, what: "creating slot \(slotName)") {
                 try await session.query("SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')", [slotName])
             }
         }

@@ -122,7 +122,7 @@ final class DrillTarget: @unchecked Sendable {
             let holder = try await DatabaseSession.connect(target, name: "ftbackup-drill-holder")
             _ = try await holder.query("SELECT pg_advisory_lock($1::int8)", [lockKey])
             let version = try await holder.query("SHOW server_version").first?.string("server_version") ?? "?"
-            return DrillTarget(name: name, connectionString: target, serverVersion: version ?? "?", maintenance: server, holder: holder)
+            return DrillTarget(name: name, connectionString: target, serverVersion: version, maintenance: server, holder: holder)
         } catch {
             try? await server.execute("DROP DATABASE IF EXISTS \(try server.escapeIdentifier(name)) WITH (FORCE)")
             throw error

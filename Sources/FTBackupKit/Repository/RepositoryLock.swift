@@ -55,7 +55,7 @@ public final class RepositoryLock: @unchecked Sendable {
         if exclusive {
             var host = [CChar](repeating: 0, count: 256)
             gethostname(&host, host.count)
-            let text = "pid=\(getpid()) host=\(String(cString: host)) command=\(command) started=\(Timestamps.iso8601UTC(Date()))\n"
+            let text = "pid=\(getpid()) host=\(String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) command=\(command) started=\(Timestamps.iso8601UTC(Date()))\n"
             _ = ftruncate(fd, 0)
             _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
             _ = fsync(fd)

@@ -120,7 +120,7 @@ struct BatchArchiver {
     func delete(_ closure: ArchiveClosure, tables: [ArchiveManifest.ArchivedTable]) throws {
         let counts = try closure.deleteAll(members: Array(plan.members.indices), rootGuard: try plan.predicate(closure.q), parameters: parameters)
         for index in plan.members.indices where counts[index] != tables[index].rows {
-            throw FTBackupError(.safetyStop, "\(plan.members[index].relation): the guarded delete would remove \(counts[index]) rows but \(tables[index].rows) were archived; the batch was rolled back, nothing was removed",
+            throw FTBackupError(.safetyStop, "\(plan.members[index].relation): the guarded delete would remove \(counts[index] ?? 0) rows but \(tables[index].rows) were archived; the batch was rolled back, nothing was removed",
                                 hint: "this is a defect in ftbackup or a change made during the run; keep the run's log and report it")
         }
     }

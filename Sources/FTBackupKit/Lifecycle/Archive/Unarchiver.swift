@@ -41,7 +41,7 @@ public enum Unarchiver {
 
         let session = try await DatabaseSession.connect(database, name: "ftbackup-unarchive")
         defer { session.close() }
-        try await session.execute(SessionSettings.copy(encoding: "UTF8"))
+        try await session.execute(SessionSettings.copy(encoding: "UTF8") + "; " + SessionSettings.qualifiedNames)
         if !manifest.unarchivingIds.isEmpty {
             let unsettled = manifest
             manifest = try await session.withConnection { connection in try settleInterrupted(connection, store: store, manifest: unsettled) }

@@ -135,7 +135,7 @@ public enum AuditPruner {
         defer { lock?.release() }
         let session = try await DatabaseSession.connect(options.database, name: "ftbackup-prune")
         defer { session.close() }
-        try await session.execute(SessionSettings.copy(encoding: "UTF8"))
+        try await session.execute(SessionSettings.copy(encoding: "UTF8") + "; " + SessionSettings.qualifiedNames)
         let identity = try await session.withConnection { try DatabaseIdentity.of($0) }
         try RepositorySource.claim(repositoryPath: options.repositoryPath, identity: identity, command: "lifecycle prune-audit",
                                    record: !options.dryRun)

@@ -46,7 +46,7 @@ public enum RetiredDataReapplier {
         let store = ArchiveStore(storage: storage)
         let session = try await DatabaseSession.connect(target, name: "ftbackup-reapply")
         defer { session.close() }
-        try await session.execute(SessionSettings.copy(encoding: "UTF8"))
+        try await session.execute(SessionSettings.copy(encoding: "UTF8") + "; " + SessionSettings.qualifiedNames)
         let newestPrune = try newestPruneRun(store)
         let run = RunLabel.make(started)
         var report = Report(run: run, schemas: schemas.sorted(), tools: [], pendingArchives: [], pruneRun: nil, pruneCutoff: nil,

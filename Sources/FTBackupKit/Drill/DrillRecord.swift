@@ -111,10 +111,14 @@ public struct DrillRecord: Codable, Sendable {
 
     public static func path(_ label: String) -> String { "\(folder)/\(label).json" }
 
-    /// Written atomically (temporary name, fsync, rename; 0600), like every repository file.
+    /// Written atomically (temporary name, fsync, rename; 0600), like every repository file, chained
+    /// to the previous drill record (``RecordChain``, kind `drill`).
     public func write(to repository: Repository) throws {
-        try repository.storage.writeAll(Self.path(label), Array(try JSONOutput.encode(self, microseconds: true).utf8) + [0x0A])
+        try RecordChain.write(self, kind: Self.chainKind, folder: Self.folder, name: "\(label).json", storage: repository.storage,
+                              microseconds: true)
     }
+
+    public static let chainKind = "drill"
 
     /// Every drill record, oldest first; an unreadable one is an error naming it.
     public static func all(_ repository: Repository) throws -> [DrillRecord] {

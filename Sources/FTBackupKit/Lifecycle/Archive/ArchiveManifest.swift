@@ -109,9 +109,10 @@ public struct ArchiveStore: Sendable {
         try storage.writeAll(manifestPath(manifest.name), try manifest.encoded())
     }
 
-    /// Writes a run's report as evidence for later compliance reports.
+    /// Writes a run's report as evidence for later compliance reports, chained to the kind's
+    /// previous record (``RecordChain``).
     public func writeRunLog<T: Encodable>(kind: String, run: String, _ report: T) throws {
-        try storage.writeAll("lifecycle/\(kind)/\(run).json", Array(try JSONOutput.encode(report).utf8) + [0x0A])
+        try RecordChain.write(report, kind: kind, folder: "lifecycle/\(kind)", name: "\(run).json", storage: storage)
     }
 }
 

@@ -1,0 +1,110 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A hash chain over the records of one kind (lifecycle run logs and evidence, drill records), as
+/// CloudTrail's digest files chain: every new record carries its kind, the name of the record
+/// before it (in name order, which is time order: names start with the UTC time) and the SHA-256
+/// of that file's exact bytes.
+///
+/// It exists because these files are what an auditor is shown: a record deleted or edited after
+/// the fact must show, not silently vanish. Walking a kind's files finds a deleted record (a link
+/// names a file that is gone), an edited one (its successor's digest no longer matches it) and one
+/// slipped in later (a link skips it). The newest record has no successor yet, so only the next one
+/// protects it; prune evidence also carries its own seal. It is a plain digest chain, not a
+/// signature: it proves the records were not changed by anyone who did not rewrite every later one.
+///
+/// Appending holds `locks/records.lock` (blocking, for milliseconds) across "read the newest
+/// record, write the new one", whatever lock the writer already holds: archive, unarchive and
+/// prune-audit hold the exclusive write lock, but restores (which write the re-applied retention
+/// records) and drills share the read lock, so two of them could otherwise both link to the same
+/// predecessor and fork the chain.
+public enum RecordChain {
+    /// The link a chained record carries at its top level, beside its own fields.
+    public struct Link: Codable, Sendable, Equatable {
+        public var recordKind: String
+        /// The previous record's file name; nil for the first record of its kind.
+        public var previousRecord: String?
+        public var previousRecordSHA256: String?
+
+        enum CodingKeys: String, CodingKey { case recordKind, previousRecord, previousRecordSHA256 }
+    }
+
+    /// A record with its link, encoded as one JSON object (the record's own keys and the link's).
+    struct Chained<Value: Encodable>: Encodable {
+        var value: Value
+        var link: Link
+
+        func encode(to encoder: Encoder) throws {
+            try value.encode(to: encoder)
+            var container = encoder.container(keyedBy: Link.CodingKeys.self)
+            try container.encode(link.recordKind, forKey: .recordKind)
+            try container.encode(link.previousRecord, forKey: .previousRecord)
+            try container.encode(link.previousRecordSHA256, forKey: .previousRecordSHA256)
+        }
+    }
+
+    /// The record files of a folder (one kind), in name order.
+    public static func names(_ storage: any RepositoryStorage, folder: String) throws -> [String] {
+        try storage.list(folder).filter { !$0.isDirectory && $0.path.hasSuffix(".json") && !$0.path.contains(".tmp-") }
+            .map { String($0.path.dropFirst(folder.count + 1)) }.sorted()
+    }
+
+    /// SHA-256 of bytes, as lowercase hex.
+    public static func sha256(_ bytes: [UInt8]) -> String {
+        var digest = StreamDigest()
+        bytes.withUnsafeBytes { digest.update($0) }
+        return digest.hexDigest()
+    }
+
+    /// Writes `value` as `folder/name` (atomically, 0600) with its link to the newest record of the
+    /// kind named before it. Writing the same name again (prune evidence is rewritten after every
+    /// batch) links to the same predecessor.
+    public static func write<T: Encodable>(_ value: T, kind: String, folder: String, name: String,
+                                           storage: any RepositoryStorage, microseconds: Bool = false) throws {
+        let lock = try ChainLock(storage)
+        defer { lock.release() }
+        let previous = try names(storage, folder: folder).last { $0 < name }
+        let link = Link(recordKind: kind, previousRecord: previous,
+                        previousRecordSHA256: try previous.map { sha256(try storage.readAll("\(folder)/\($0)")) })
+        try storage.writeAll("\(folder)/\(name)",
+                             Array(try JSONOutput.encode(Chained(value: value, link: link), microseconds: microseconds).utf8) + [0x0A])
+    }
+
+    /// The link a record file carries, nil when it has none (written before chaining).
+    public static func link(of bytes: [UInt8]) -> Link? {
+        try? JSONDecoder().decode(Link.self, from: Data(bytes))
+    }
+
+    /// A blocking flock on `locks/records.lock` for a local repository (other storages: none yet).
+    final class ChainLock {
+        private var fd: Int32 = -1
+
+        init(_ storage: any RepositoryStorage) throws {
+            guard let local = storage as? LocalStorage else { return }
+            let folder = "\(local.root)/locks"
+            try LocalStorage.makeDirectories(folder)
+            let path = "\(folder)/records.lock"
+            fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw LocalStorage.failure("cannot open lock file", path, errno) }
+            while flock(fd, LOCK_EX) != 0 {
+                guard errno == EINTR else {
+                    let code = errno
+                    close(fd)
+                    fd = -1
+                    throw LocalStorage.failure("cannot lock", path, code)
+                }
+            }
+        }
+
+        func release() {
+            guard fd >= 0 else { return }
+            flock(fd, LOCK_UN)
+            close(fd)
+            fd = -1
+        }
+
+        deinit { release() }
+    }
+}

@@ -10,14 +10,14 @@ struct FTBackup: AsyncParsableCommand {
         commandName: "ftbackup",
         abstract: "Backup, archival and recovery for the Fast Track database.",
         discussion: """
-            Exit codes: 0 success, 1 unexpected failure, 2 a drill ran but missed an objective or a check, 64 bad usage or input, 65 corrupt or incomplete \
+            Exit codes: 0 success, 1 unexpected failure, 2 a drill ran but missed an objective or a check (or a report has findings), 64 bad usage or input, 65 corrupt or incomplete \
             repository data or a data error on the server, 69 database unreachable, 70 a safety check stopped a destructive \
             statement before it committed, 73 cannot write, 75 repository locked by another run (or a full backup overtaken \
             by DDL on every attempt), 77 authentication or privilege refused, 78 invalid policy or configuration. On SIGINT, \
             SIGTERM or SIGHUP: children stopped, temporary files removed, then the process ends by that signal (130, 143, 129 in a shell).
             """,
         version: FTBackupVersion.current,
-        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, LifecycleCommand.self, DrillCommand.self, RunCommand.self, ScheduleCommand.self, DevCommand.self]
+        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, LifecycleCommand.self, DrillCommand.self, ReportCommand.self, RunCommand.self, ScheduleCommand.self, DevCommand.self]
     )
 
     static func main() async {

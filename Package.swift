@@ -46,7 +46,8 @@ let package = Package(
         // Unit tests: no server needed.
         .testTarget(name: "FTBackupKitTests", dependencies: ["FTBackupKit"]),
         // Integration tests: against a real PostgreSQL server (FTBACKUP_TEST_DSN, see `make test`).
-        .testTarget(name: "FTBackupIntegrationTests", dependencies: ["FTBackupKit", .product(name: "Logging", package: "swift-log")],
+        // CZlib: the compliance report test decodes the PNG headless Chromium renders of the HTML report.
+        .testTarget(name: "FTBackupIntegrationTests", dependencies: ["FTBackupKit", "CZlib", .product(name: "Logging", package: "swift-log")],
                     resources: [.embedInCode("Zoo/zoo.sql")]),
     ]
 )

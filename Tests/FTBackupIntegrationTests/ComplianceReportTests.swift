@@ -142,3 +142,66 @@ import Testing
         }
     }
 }
+
+@Suite struct ComplianceReportHTMLTests {
+    /// The HTML report of a known history (a gap, a failed drill, audit rows of every age) renders in
+    /// headless Chromium: self-contained (no script, no external asset), with its SVG charts, and the
+    /// screenshot is not blank (many colours, among them the gap's red and the coverage's green).
+    @Test func htmlReportRendersInHeadlessChromiumWithItsCharts() async throws {
+        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: FileManager.default.isExecutableFile(atPath:)) else {
+            Issue.record("chromium is missing: scripts/install-deps.sh installs it")
+            return
+        }
+        try await TestServer.withDatabase { db in
+            let template = try await TestRepository.with { source in try await BackupRunner.runFull(try .test(db, source)) }
+            try await TestRepository.with { repo in
+                let session = try await db.connect()
+                defer { session.close() }
+                // Retention done first, so the findings are few and the charts are in the screenshot.
+                let policy = try testPolicy()
+                _ = try await ToolDataArchiver.run(ArchiveOptions(database: db.connectionString, repositoryPath: repo.path, policy: policy))
+                _ = try await AuditPruner.run(AuditPruner.Options(database: db.connectionString, repositoryPath: repo.path, policy: policy))
+                let identity = try await session.withConnection { try DatabaseIdentity.of($0) }
+                let now = Date(), base = now.addingTimeInterval(-40 * 86_400), today = ReportKnownHistory.dayStart(now)
+                try ReportKnownHistory.writeFulls(template, into: repo.repository, days: 20, base: base, now: now)
+                try ReportKnownHistory.writeSegments(into: repo.repository, source: identity, from: today.addingTimeInterval(-9 * 86_400),
+                                                     base: base, now: now, missing: today.addingTimeInterval(-2 * 86_400 + 13 * 3600))
+                try ReportKnownHistory.writeDrill(into: repo.repository, at: now.addingTimeInterval(-20 * 86_400), passed: true, rto: 1500, rpo: 2000)
+                try ReportKnownHistory.writeDrill(into: repo.repository, at: now.addingTimeInterval(-2 * 86_400), passed: false, rto: 16_000, rpo: 3000)
+                let out = (repo.path as NSString).deletingLastPathComponent + "/report.html"
+                let from = ReportPeriod.dayText(now.addingTimeInterval(-27 * 86_400)), to = ReportPeriod.dayText(now)
+                let outcome = try FTBackupBinary.run(["report", "--db", db.connectionString.raw, "--repo", repo.path, "--from", from, "--to", to,
+                                                      "--format", "html", "--out", out])
+                #expect(outcome.status == 2, "\(outcome.stderr)")
+                #expect(try FileManager.default.attributesOfItem(atPath: out)[.posixPermissions] as? Int == 0o600)
+                let html = try String(contentsOfFile: out, encoding: .utf8)
+                #expect(html.components(separatedBy: "<svg").count - 1 >= 4)
+                #expect(!html.contains("<script") && !html.contains("src=") && !html.contains("href=") && !html.contains("url("))
+                #expect(html.contains("@media print"))
+                let png = (repo.path as NSString).deletingLastPathComponent + "/report.png"
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: chromium)
+                process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--screenshot=\(png)",
+                                     "--window-size=1200,3000", "file://\(out)"]
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                process.waitUntilExit()
+                #expect(process.terminationStatus == 0)
+                let image = try PNGPixels(Array(try Data(contentsOf: URL(fileURLWithPath: png))))
+                #expect(image.width == 1200)
+                let colours = Set(image.pixels)
+                #expect(colours.count > 50, "\(colours.count) colours")
+                let counts = Dictionary(image.pixels.map { ($0, 1) }, uniquingKeysWith: +)
+                #expect((counts[0xC62828] ?? 0) > 200, "gap red")
+                #expect((counts[0x2E7D32] ?? 0) > 200, "restorable green")
+                if let keep = ProcessInfo.processInfo.environment["FTBACKUP_KEEP_REPORT_PNG"] {
+                    try? FileManager.default.removeItem(atPath: keep)
+                    try FileManager.default.copyItem(atPath: png, toPath: keep)
+                    try? FileManager.default.removeItem(atPath: keep + ".html")
+                    try FileManager.default.copyItem(atPath: out, toPath: keep + ".html")
+                }
+            }
+        }
+    }
+}

@@ -55,6 +55,7 @@ public struct ArchivalFacts: Codable, Sendable {
                                   "\(tool.schema): \(tool.overdue) \(policy.archiveToolData.status) rows older than \(policy.archiveToolData.after) plus the \(grace) lifecycle interval still in the database (oldest \(tool.oldestCompleted ?? "?")); run lifecycle archive (its --dry-run names any reference that keeps them)"))
         }
         var archives: [Archive] = []
+        var unverified: [String] = []
         for (name, manifest) in try ArchiveStore(storage: storage).all() {
             guard let manifest else {
                 findings.append(.init(.archival, .warning, "archive \(name) has no manifest (a run was interrupted while writing it)"))
@@ -66,7 +67,7 @@ public struct ArchivalFacts: Codable, Sendable {
                                   verification: record?.outcome.rawValue, verifiedAt: record?.verifiedAt, problems: record?.problems ?? [])
             if manifest.status == .committed {
                 if record == nil {
-                    findings.append(.init(.archival, .error, "archive \(name) has never been verified; run ftbackup verify --archives"))
+                    unverified.append(name)
                 } else if record?.outcome == .failed {
                     findings.append(.init(.archival, .error, "archive \(name) FAILED its last verify (\(record.map { Timestamps.display($0.verifiedAt) } ?? "")): \(archive.problems.first ?? "")"))
                 }
@@ -75,6 +76,10 @@ public struct ArchivalFacts: Codable, Sendable {
                 findings.append(.init(.archival, .warning, "archive \(name) is pending (its run was interrupted; the next lifecycle archive settles it)"))
             }
             archives.append(archive)
+        }
+        if !unverified.isEmpty {
+            let names = unverified.prefix(3).joined(separator: ", ") + (unverified.count > 3 ? ", …" : "")
+            findings.append(.init(.archival, .error, "\(unverified.count) committed archive(s) never verified (\(names)); run ftbackup verify --archives"))
         }
         var unarchives: [Unarchive] = []
         let folder = "lifecycle/unarchive"

@@ -89,7 +89,7 @@ struct DatabaseFacts: Sendable {
             }
         }
         var tools: [ToolFacts] = []
-        for plan in try ToolSchemaArchivePlan.discover(connection, policy: policy, requested: []) {
+        for plan in try ToolSchemaArchivePlan.discover(connection, policy: policy, requested: []).sorted(by: { $0.schema < $1.schema }) {
             let qualifies = try plan.qualifies(q)
             let age = "t.\(try q(plan.ageColumn))"
             let row = try connection.query("""

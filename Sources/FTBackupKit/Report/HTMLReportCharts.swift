@@ -58,7 +58,7 @@ enum HTMLReportCharts {
         let maxYear = max(retentionYears + 1, (buckets.keys.max() ?? 0) + 1)
         let peak = max(1, buckets.values.max() ?? 1)
         let left = 60.0, top = 14.0, plotHeight = 160.0, barWidth = 34.0
-        let width = left + Double(maxYear) * barWidth + 20, height = top + plotHeight + 34
+        let width = left + Double(maxYear) * barWidth + 110, height = top + plotHeight + 34
         var svg = "<svg role=\"img\" aria-label=\"audit rows by age\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\">"
         svg += "<line x1=\"\(left)\" y1=\"\(top + plotHeight)\" x2=\"\(width - 10)\" y2=\"\(top + plotHeight)\" stroke=\"#9e9e9e\"/>"
         svg += "<text x=\"\(left - 6)\" y=\"\(top + 4)\" text-anchor=\"end\">\(peak)</text><text x=\"\(left - 6)\" y=\"\(top + plotHeight)\" text-anchor=\"end\">0</text>"
@@ -79,10 +79,10 @@ enum HTMLReportCharts {
     static func drills(_ facts: RecoveryTestingFacts) -> String {
         func chart(_ title: String, _ values: [(String, Double, Double)]) -> String {
             let peak = max(1, values.map { max($0.1, $0.2) }.max() ?? 1) * 1.15
-            let left = 50.0, top = 18.0, plotHeight = 120.0, step = 46.0
-            let width = left + Double(values.count) * step + 20, height = top + plotHeight + 40
+            let left = 60.0, top = 22.0, plotHeight = 120.0, step = 56.0
+            let width = max(280, left + Double(values.count) * step + 20), height = top + plotHeight + 40
             var svg = "<svg role=\"img\" aria-label=\"\(title)\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\">"
-            svg += "<text x=\"0\" y=\"10\">\(title)</text>"
+            svg += "<text x=\"\(left)\" y=\"12\" style=\"font-weight:600\">\(title)</text>"
             svg += "<line x1=\"\(left)\" y1=\"\(top + plotHeight)\" x2=\"\(width - 10)\" y2=\"\(top + plotHeight)\" stroke=\"#9e9e9e\"/>"
             for (index, value) in values.enumerated() {
                 let x = left + Double(index) * step

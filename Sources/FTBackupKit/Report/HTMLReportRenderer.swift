@@ -20,7 +20,7 @@ enum HTMLReportRenderer {
         .sev-error { color: var(--bad); font-weight: 600; }
         .sev-warning { color: var(--warn); font-weight: 600; }
         table { border-collapse: collapse; width: 100%; margin: 8px 0 12px; font-size: 12.5px; }
-        th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; word-break: break-word; }
+        th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; overflow-wrap: break-word; }
         th { background: #f5f5f5; font-weight: 600; }
         p { margin: 6px 0; }
         figure { margin: 10px 0; }

@@ -107,8 +107,10 @@ struct ReportDocument {
         }
         let inPeriod = facts.archives.filter(\.inPeriod)
         blocks.append(.paragraph("Archives created in the period: \(inPeriod.count) (\(inPeriod.reduce(0) { $0 + $1.rows }) rows, \(bytes(inPeriod.reduce(0) { $0 + $1.storedBytes })) stored); put back in the period: \(facts.unarchives.count) run(s), \(facts.unarchives.reduce(0) { $0 + $1.rows }) rows. Verification is trusted from each archive's last verify (not re-read by this report):"))
+        let listed = facts.archives.filter { $0.inPeriod || $0.status == "committed" && $0.verification != "ok" }
+        blocks.append(.paragraph("Every archive's last verify: \(facts.archives.filter { $0.verification == "ok" }.count) of \(facts.archives.count) ok. Listed: the archives of the period and any other whose last verify is not ok."))
         blocks.append(.table(["archive", "schema", "status", "created", "rows", "stored", "last verify"],
-                             facts.archives.map { (archive: ArchivalFacts.Archive) -> [String] in
+                             listed.map { (archive: ArchivalFacts.Archive) -> [String] in
                                  let verified = archive.verifiedAt.map { " " + Timestamps.display($0) } ?? ""
                                  let last = archive.verification.map { $0 + verified } ?? "never"
                                  return [archive.name, archive.schema, archive.status, Timestamps.display(archive.createdAt), "\(archive.rows)",

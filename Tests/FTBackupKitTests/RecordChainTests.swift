@@ -68,4 +68,46 @@ import Testing
             #expect(walk.problems[2].hasPrefix("lifecycle/prune-audit/20260401T000000Z.json is missing: 20260501T000000Z.json names it"))
         }
     }
+
+    /// A drill that started first but finished last is written after a later-named one: it links to
+    /// the chain's head (write order), and the next record links to it; nothing forks.
+    @Test func recordsWrittenOutOfNameOrderLinkInWriteOrderAndWalkIntact() throws {
+        try withStorage { storage in
+            try write(storage, "20260101T000000Z")
+            try write(storage, "20260301T000000Z")
+            try write(storage, "20260201T000000Z")
+            try write(storage, "20260401T000000Z")
+            let link = { (run: String) in RecordChain.link(of: try storage.readAll("lifecycle/prune-audit/\(run).json"))?.previousRecord }
+            #expect(try link("20260201T000000Z") == "20260301T000000Z.json")
+            #expect(try link("20260401T000000Z") == "20260201T000000Z.json")
+            let walk = try RecordChainWalk.walk(storage, kind: "prune-audit", folder: "lifecycle/prune-audit")
+            #expect(walk.problems == [])
+        }
+    }
+
+    /// Eight writers of one kind at once (as drills and restores, which share the read lock, can be):
+    /// the chain lock serializes them, so every record has one successor and the walk is intact.
+    @Test func concurrentWritersOfOneKindNeverForkTheChain() throws {
+        try withStorage { storage in
+            DispatchQueue.concurrentPerform(iterations: 8) { index in
+                try! write(storage, "2026010\(index)T000000Z")
+            }
+            let walk = try RecordChainWalk.walk(storage, kind: "prune-audit", folder: "lifecycle/prune-audit")
+            #expect(walk.chained == 8)
+            #expect(walk.problems == [])
+        }
+    }
+
+    /// A record forged with a valid link to a record that already has a successor forks the chain.
+    @Test func aSecondRecordLinkedToTheSamePredecessorIsAFork() throws {
+        try withStorage { storage in
+            try write(storage, "20260101T000000Z")
+            try write(storage, "20260301T000000Z")
+            let first = try storage.readAll("lifecycle/prune-audit/20260101T000000Z.json")
+            let forged = #"{"run":"forged","rows":0,"recordKind":"prune-audit","previousRecord":"20260101T000000Z.json","previousRecordSHA256":"\#(RecordChain.sha256(first))"}"#
+            try storage.writeAll("lifecycle/prune-audit/20260201T000000Z.json", Array(forged.utf8))
+            let walk = try RecordChainWalk.walk(storage, kind: "prune-audit", folder: "lifecycle/prune-audit")
+            #expect(walk.problems == ["lifecycle/prune-audit/20260101T000000Z.json is linked to by 20260201T000000Z.json and 20260301T000000Z.json: the chain forked, one was added later"])
+        }
+    }
 }

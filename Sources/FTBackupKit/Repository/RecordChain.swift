@@ -4,22 +4,25 @@ import Glibc
 #endif
 
 /// A hash chain over the records of one kind (lifecycle run logs and evidence, drill records), as
-/// CloudTrail's digest files chain: every new record carries its kind, the name of the record
-/// before it (in name order, which is time order: names start with the UTC time) and the SHA-256
-/// of that file's exact bytes.
+/// CloudTrail's digest files chain: every new record carries its kind, the file name of the record
+/// of its kind written before it and the SHA-256 of that file's exact bytes.
 ///
 /// It exists because these files are what an auditor is shown: a record deleted or edited after
-/// the fact must show, not silently vanish. Walking a kind's files finds a deleted record (a link
-/// names a file that is gone), an edited one (its successor's digest no longer matches it) and one
-/// slipped in later (a link skips it). The newest record has no successor yet, so only the next one
+/// the fact must show, not silently vanish. Walking a kind's files (``RecordChainWalk``) finds a
+/// deleted record (a link names a file that is gone), an edited one (its successor's digest no
+/// longer matches it) and one slipped in later (no link after chaining began, or a second record
+/// linked to the same predecessor). The newest record has no successor yet, so only the next one
 /// protects it; prune evidence also carries its own seal. It is a plain digest chain, not a
 /// signature: it proves the records were not changed by anyone who did not rewrite every later one.
 ///
-/// Appending holds `locks/records.lock` (blocking, for milliseconds) across "read the newest
-/// record, write the new one", whatever lock the writer already holds: archive, unarchive and
-/// prune-audit hold the exclusive write lock, but restores (which write the re-applied retention
-/// records) and drills share the read lock, so two of them could otherwise both link to the same
-/// predecessor and fork the chain.
+/// The chain follows write order: names are start times, and a drill or restore that started first
+/// may finish last, so a new record links to the chain's head (the record no other links to), which
+/// is the record with the greatest name whenever writers finish in the order they started. Appending
+/// holds `locks/records.lock` (blocking, for milliseconds) across "find the head, write the new
+/// record", whatever lock the writer already holds: archive, unarchive and prune-audit hold the
+/// exclusive write lock, but restores (which write the re-applied retention records) and drills share
+/// the read lock, so two of them could otherwise both link to the same head and fork the chain.
+/// Rewriting a record (prune evidence after every batch) keeps its place: it links where it did.
 public enum RecordChain {
     /// The link a chained record carries at its top level, beside its own fields.
     public struct Link: Codable, Sendable, Equatable {
@@ -58,18 +61,31 @@ public enum RecordChain {
         return digest.hexDigest()
     }
 
-    /// Writes `value` as `folder/name` (atomically, 0600) with its link to the newest record of the
-    /// kind named before it. Writing the same name again (prune evidence is rewritten after every
-    /// batch) links to the same predecessor.
+    /// Writes `value` as `folder/name` (atomically, 0600) with its link to the chain's head; a
+    /// record written again (prune evidence, rewritten after every batch) keeps its predecessor.
     public static func write<T: Encodable>(_ value: T, kind: String, folder: String, name: String,
                                            storage: any RepositoryStorage, microseconds: Bool = false) throws {
         let lock = try ChainLock(storage)
         defer { lock.release() }
-        let previous = try names(storage, folder: folder).last { $0 < name }
+        let previous = try predecessor(of: name, storage: storage, folder: folder)
         let link = Link(recordKind: kind, previousRecord: previous,
                         previousRecordSHA256: try previous.map { sha256(try storage.readAll("\(folder)/\($0)")) })
         try storage.writeAll("\(folder)/\(name)",
                              Array(try JSONOutput.encode(Chained(value: value, link: link), microseconds: microseconds).utf8) + [0x0A])
+    }
+
+    /// The record a new (or rewritten) record `name` links to.
+    static func predecessor(of name: String, storage: any RepositoryStorage, folder: String) throws -> String? {
+        let others = try names(storage, folder: folder).filter { $0 != name }
+        if storage.exists("\(folder)/\(name)"), let existing = link(of: try storage.readAll("\(folder)/\(name)")) {
+            return existing.previousRecord
+        }
+        let links = try Dictionary(uniqueKeysWithValues: others.map { ($0, link(of: try storage.readAll("\(folder)/\($0)"))) })
+        let chained = others.filter { links[$0]! != nil }
+        guard !chained.isEmpty else { return others.last }
+        let linkedTo = Set(chained.compactMap { links[$0]!!.previousRecord })
+        // The head: the chained record no other links to (the greatest name if a break left several).
+        return chained.filter { !linkedTo.contains($0) }.last ?? chained.last
     }
 
     /// The link a record file carries, nil when it has none (written before chaining).

@@ -18,46 +18,52 @@ public struct RecordChainWalk: Codable, Sendable, Equatable {
     public var problems: [String]
     public var intact: Bool { problems.isEmpty }
 
-    /// Walks `folder`'s records of `kind` in name order.
+    /// Walks `folder`'s records of `kind`: every link must name a file that is there with the digest
+    /// recorded, no record may have two successors, and after the first chained record (in name
+    /// order) every record must carry a link.
     public static func walk(_ storage: any RepositoryStorage, kind: String, folder: String) throws -> RecordChainWalk {
         let names = try RecordChain.names(storage, folder: folder)
         let contents = try names.map { try storage.readAll("\(folder)/\($0)") }
-        let hashes = contents.map(RecordChain.sha256)
+        let hashes = Dictionary(uniqueKeysWithValues: zip(names, contents.map(RecordChain.sha256)))
+        let links = Dictionary(uniqueKeysWithValues: zip(names, contents.map(RecordChain.link(of:))))
         var walk = RecordChainWalk(kind: kind, folder: folder, records: names.count, beforeChaining: [], chained: 0,
                                    newest: names.last, problems: [])
-        var chainStarted = false
-        for (index, name) in names.enumerated() {
-            guard let link = RecordChain.link(of: contents[index]) else {
-                if chainStarted {
+        let firstChained = names.first { links[$0]! != nil }
+        var successors: [String: [String]] = [:]
+        var starts: [String] = []
+        for name in names {
+            guard let link = links[name]! else {
+                if let firstChained, name > firstChained {
                     walk.problems.append("\(folder)/\(name) has no chain link though records before it do: written outside ftbackup or edited")
                 } else {
                     walk.beforeChaining.append(name)
                 }
                 continue
             }
-            chainStarted = true
             walk.chained += 1
             if link.recordKind != kind {
                 walk.problems.append("\(folder)/\(name) says it is a \(link.recordKind) record, not \(kind): moved here from another kind")
             }
             guard let previous = link.previousRecord else {
-                if index > 0 {
-                    walk.problems.append("\(folder)/\(name) was written as the first \(kind) record, but \(index) record(s) come before it (\(names[index - 1]) last): added later")
-                }
+                starts.append(name)
                 continue
             }
-            guard let position = names.firstIndex(of: previous) else {
-                let moved = hashes.firstIndex(of: link.previousRecordSHA256 ?? "").map { " (its bytes are now \(names[$0]): renamed)" } ?? ""
+            if case .some(.none) = links[previous] { starts.append(name) }  // links to a record from before chaining
+            successors[previous, default: []].append(name)
+            guard let hash = hashes[previous] else {
+                let moved = hashes.first { $0.value == link.previousRecordSHA256 }.map { " (its bytes are now \($0.key): renamed)" } ?? ""
                 walk.problems.append("\(folder)/\(previous) is missing: \(name) names it as the record before it, deleted\(moved)")
                 continue
             }
-            if hashes[position] != link.previousRecordSHA256 {
-                walk.problems.append("\(folder)/\(previous) was changed after \(name) was written (SHA-256 \(hashes[position].prefix(16))…, recorded \((link.previousRecordSHA256 ?? "none").prefix(16))…)")
+            if hash != link.previousRecordSHA256 {
+                walk.problems.append("\(folder)/\(previous) was changed after \(name) was written (SHA-256 \(hash.prefix(16))…, recorded \((link.previousRecordSHA256 ?? "none").prefix(16))…)")
             }
-            if position != index - 1 {
-                let between = names[(position + 1)..<index]
-                walk.problems.append("\(between.map { "\(folder)/\($0)" }.joined(separator: ", ")) not in the chain: \(name) links straight to \(previous), so \(between.count == 1 ? "it was" : "they were") added later")
-            }
+        }
+        for extra in starts.dropFirst() {
+            walk.problems.append("\(folder)/\(extra) starts a chain of its own after \(starts[0]) began it: added later")
+        }
+        for (previous, next) in successors.sorted(by: { $0.key < $1.key }) where next.count > 1 {
+            walk.problems.append("\(folder)/\(previous) is linked to by \(next.sorted().joined(separator: " and ")): the chain forked, one was added later")
         }
         return walk
     }

@@ -79,15 +79,15 @@ struct ReportDocument {
             blocks.append(.paragraph("No prune-audit run in the period."))
         } else {
             blocks.append(.paragraph("Prune runs in the period: each table's newest removed row must be older than the run's cut-off."))
-            blocks.append(.table(["run", "cut-off", "table", "rows", "oldest removed", "newest removed", "newest < cut-off", "SHA-256", "partitions dropped"],
-                                 facts.pruneRuns.flatMap { run in
-                                     run.tables.map { table in
-                                         ["\(run.run)\(run.complete ? "" : " (unfinished)")\(run.sealed ? "" : " (SEAL BROKEN)")",
-                                          "\(run.cutoff) \(run.timeZone ?? "")", table.table, "\(table.rows)", table.oldest ?? "-", table.newest ?? "-",
-                                          table.newestBeforeCutoff ? "yes" : "NO", String((table.sha256 ?? "-").prefix(16)),
-                                          table.partitionsDropped.isEmpty ? "-" : table.partitionsDropped.joined(separator: ", ")]
-                                     }
-                                 }))
+            for run in facts.pruneRuns {
+                blocks.append(.paragraph("Run \(run.run): cut-off \(run.cutoff) \(run.timeZone ?? ""), \(run.rows) rows removed, \(run.complete ? "complete" : "UNFINISHED"), evidence seal \(run.sealed ? "intact" : "BROKEN")."))
+                blocks.append(.table(["table", "rows", "oldest removed", "newest removed", "newest < cut-off", "SHA-256", "partitions dropped"],
+                                     run.tables.filter { $0.rows > 0 }.map { table in
+                                         [table.table, "\(table.rows)", table.oldest ?? "-", table.newest ?? "-", table.newestBeforeCutoff ? "yes" : "NO",
+                                          String((table.sha256 ?? "-").prefix(16)),
+                                          table.partitionsDropped.isEmpty ? "-" : table.partitionsDropped.map { String($0.prefix { $0 != " " }) }.joined(separator: ", ")]
+                                     }))
+            }
         }
         return blocks
     }

@@ -79,11 +79,14 @@ public struct BackupCoverage: Codable, Sendable {
             days.append(Day(day: text, status: status, backups: started.map(\.label)))
         }
 
-        // Hour by hour over the incremental retention, ending with the current hour's start.
+        // Hour by hour over the incremental retention (ending with the current hour's start), within
+        // the period: older hours' segments are gone by policy, so they have nothing to show.
         let spans = RestorableSpans(fulls: fulls, segments: segments)
-        let hourCount = max(1, Int(policy.incremental.retention.nominalSeconds / 3600))
         let currentHour = Date(timeIntervalSince1970: (now.timeIntervalSince1970 / 3600).rounded(.down) * 3600)
-        let windowStart = currentHour.addingTimeInterval(-Double(hourCount) * 3600)
+        let windowStart = max(period.from, currentHour.addingTimeInterval(-Double(max(1, Int(policy.incremental.retention.nominalSeconds / 3600))) * 3600))
+        let windowEnd = min(period.to, currentHour)
+        let hourCount = max(0, Int(windowEnd.timeIntervalSince(windowStart) / 3600))
+        let end = min(period.to, now)
         let newest = spans.newestPoint
         let fresh = newest.map { now.timeIntervalSince($0) <= policy.rpo.nominalSeconds } ?? false
         var hours: [Hour] = []
@@ -97,17 +100,19 @@ public struct BackupCoverage: Codable, Sendable {
             hours.append(Hour(start: start, status: status))
         }
         var gaps: [Gap] = []
-        if let first = spans.spans.first, first.start > windowStart {
-            gaps.append(Gap(from: windowStart, to: first.start, reason: "no slot-aligned full backup before \(Timestamps.display(first.start))"))
-        } else if spans.spans.isEmpty {
-            gaps.append(Gap(from: windowStart, to: now, reason: "nothing restorable by restore --at: no slot-aligned full backup (run ftbackup setup, then a full)"))
-        }
-        for (earlier, later) in zip(spans.spans, spans.spans.dropFirst()) where later.start > windowStart {
-            gaps.append(Gap(from: max(earlier.end, windowStart), to: later.start,
-                            reason: earlier.brokenBefore.map { "change segments not contiguous: \($0)" } ?? "no change segment continues \(earlier.lastSegment ?? "the full")"))
-        }
-        if let newest, !fresh {
-            gaps.append(Gap(from: max(newest, windowStart), to: now, reason: "the newest restorable point is older than the \(policy.rpo) RPO objective"))
+        if hourCount > 0 {
+            if let first = spans.spans.first, first.start > windowStart {
+                gaps.append(Gap(from: windowStart, to: min(first.start, end), reason: "no slot-aligned full backup before \(Timestamps.display(first.start))"))
+            } else if spans.spans.isEmpty {
+                gaps.append(Gap(from: windowStart, to: end, reason: "nothing restorable by restore --at: no slot-aligned full backup (run ftbackup setup, then a full)"))
+            }
+            for (earlier, later) in zip(spans.spans, spans.spans.dropFirst()) where later.start > windowStart && earlier.end < end {
+                gaps.append(Gap(from: max(earlier.end, windowStart), to: min(later.start, end),
+                                reason: earlier.brokenBefore.map { "change segments not contiguous: \($0)" } ?? "no change segment continues \(earlier.lastSegment ?? "the full")"))
+            }
+            if let newest, !fresh, newest < end {
+                gaps.append(Gap(from: max(newest, windowStart), to: end, reason: "the newest restorable point is older than the \(policy.rpo) RPO objective"))
+            }
         }
         for gap in gaps {
             findings.append(.init(.backups, .error, "not restorable from \(Timestamps.display(gap.from)) to \(Timestamps.display(gap.to)): \(gap.reason)"))

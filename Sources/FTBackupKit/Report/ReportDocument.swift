@@ -130,7 +130,11 @@ struct ReportDocument {
         let bad = facts.days.filter { $0.status == .missing || $0.status == .unverified }
         if !bad.isEmpty { blocks.append(.list(bad.map { "\($0.day): \($0.status.rawValue)\($0.backups.isEmpty ? "" : " (\($0.backups.joined(separator: ", ")))")" })) }
         let restorable = facts.hours.filter { $0.status == .restorable }.count
-        blocks.append(.paragraph("Hours of the last \(facts.hours.count / 24) days restorable by restore --at: \(restorable) of \(facts.hours.count)\(facts.hours.contains { $0.status == .pending } ? " (the newest not sealed yet, within the RPO)" : ""); newest restorable point \(facts.newestRestorablePoint.map { Timestamps.display($0) } ?? "none")."))
+        if facts.hours.isEmpty {
+            blocks.append(.paragraph("No hour of the period lies within the incremental retention: older change segments are gone by policy, so restorable hours are not shown."))
+        } else {
+            blocks.append(.paragraph("Hours of the period within the incremental retention restorable by restore --at: \(restorable) of \(facts.hours.count)\(facts.hours.contains { $0.status == .pending } ? " (the newest not sealed yet, within the RPO)" : ""); newest restorable point \(facts.newestRestorablePoint.map { Timestamps.display($0) } ?? "none")."))
+        }
         if !facts.gaps.isEmpty {
             blocks.append(.table(["gap from", "to", "why"], facts.gaps.map { [Timestamps.display($0.from), Timestamps.display($0.to), $0.reason] }))
         }

@@ -133,6 +133,21 @@ import Testing
         }
     }
 
+    /// The database facts must be the repository's own database's: another database is refused (64), not reported on.
+    @Test func reportOnAnotherDatabaseThanTheRepositorysIsRefused() async throws {
+        try await TestServer.withDatabase { db in
+            try await TestServer.withDatabase { other in
+                try await TestRepository.with { repo in
+                    let prune = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path])
+                    #expect(prune.status == 0, "\(prune.stderr)")
+                    let outcome = try FTBackupBinary.run(["report", "--db", other.connectionString.raw, "--repo", repo.path])
+                    #expect(outcome.status == 64, "\(outcome.stderr)")
+                    #expect(outcome.stdout.isEmpty && outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
+                }
+            }
+        }
+    }
+
     @Test func badPeriodsExit64WithOneLine() throws {
         for arguments in [["--month", "2026-13"], ["--from", "2026-02-30", "--to", "2026-03-01"], ["--from", "2026-03-01"],
                           ["--month", "2026-01", "--from", "2026-01-01", "--to", "2026-01-02"], ["--format", "pdf"]] {

@@ -18,6 +18,8 @@ import Testing
             let template = try await TestRepository.with { source in try await BackupRunner.runFull(try .test(db, source)) }
             try await TestRepository.with { repo in
                 let policy = try testPolicy()
+                // A run log from before chaining (no link): listed as such, and the first chained record links to it.
+                try repo.repository.storage.writeAll("lifecycle/prune-audit/20190101T000000Z.json", Array(#"{"run":"20190101T000000Z"}"#.utf8))
                 _ = try await ToolDataArchiver.run(ArchiveOptions(database: db.connectionString, repositoryPath: repo.path, policy: policy))
                 let first = try await AuditPruner.run(AuditPruner.Options(database: db.connectionString, repositoryPath: repo.path, policy: policy))
                 try await Task.sleep(for: .milliseconds(1100))
@@ -86,6 +88,7 @@ import Testing
                 #expect(evidence.contains { $0.hasPrefix("\(edited) was changed after \(second.run).json was written") })
                 #expect(report.evidence.chains.filter { !$0.intact }.map(\.kind) == ["prune-audit"])
                 #expect(report.evidence.chains.first { $0.kind == "drill" }?.chained == 2)
+                #expect(report.evidence.chains.first { $0.kind == "prune-audit" }?.beforeChaining == ["20190101T000000Z.json"])
                 #expect(report.findings.count == archival.count + 4)
                 // Every format carries every finding.
                 for format in [ReportFormat.text, .markdown, .html] {

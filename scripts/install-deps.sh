@@ -2,7 +2,7 @@
 # Installs what ftbackup needs to build, test and demo, if missing (Debian/Ubuntu, apt).
 # Root installs directly; other users go through `sudo -n` when it is available.
 set -euo pipefail
-packages=(pkg-config libpq-dev libzstd-dev zlib1g-dev postgresql postgresql-contrib zstd)
+packages=(pkg-config libpq-dev libzstd-dev zlib1g-dev postgresql postgresql-contrib zstd openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

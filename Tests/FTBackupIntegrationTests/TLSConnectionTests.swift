@@ -59,6 +59,13 @@ import Testing
             #expect(tls?["hostVerified"] as? Bool == true)
             #expect(tls?["sslmode"] as? String == "verify-full")
 
+            try await TestRepository.with { repo in
+                try FileManager.default.createDirectory(atPath: repo.path, withIntermediateDirectories: true)
+                let info = try FTBackupBinary.run(["info", "--db", try Self.verifiedTLS(db), "--repo", repo.path])
+                #expect(info.stdout.contains("connection: TLS TLSv1."), "\(info.stdout) \(info.stderr)")
+                #expect(info.stdout.contains("host name verified (sslmode=verify-full)"), "\(info.stdout)")
+            }
+
             let plain = try FTBackupBinary.run(["check", "--db", "\(db.connectionString.raw) sslmode=disable"])
             #expect(plain.status == 0, "\(plain.stderr)")
             #expect(plain.stdout.contains("connection: not encrypted (sslmode=disable)"))

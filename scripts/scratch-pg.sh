@@ -41,6 +41,44 @@ install_test_extensions() {
   done
 }
 
+# TLS, on every start (a no-op when done already): a throwaway CA in DIR/tls (its certificate is what
+# tests pass as sslrootcert) signs the server's certificate for 127.0.0.1 and localhost; ssl = on; and the
+# role ftbackup_tls may only connect over TLS (pg_hba: hostnossl … reject), so a test connecting as it
+# proves that every connection, pg_dump's and pg_restore's too, was encrypted.
+setup_tls() {
+  local dir=$1 data=$2
+  command -v openssl >/dev/null || die "openssl not found (hint: apt-get install openssl, or run make deps)"
+  if [ ! -f "$dir/tls/ca.crt" ] || [ ! -f "$data/server.crt" ]; then
+    mkdir -p "$dir/tls"
+    ( umask 077
+      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=ftbackup scratch CA" \
+        -keyout "$dir/tls/ca.key" -out "$dir/tls/ca.crt" >/dev/null 2>&1
+      openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$data/server.key" -out "$dir/tls/server.csr" >/dev/null 2>&1
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$dir/tls/san.ext"
+      openssl x509 -req -in "$dir/tls/server.csr" -CA "$dir/tls/ca.crt" -CAkey "$dir/tls/ca.key" -CAcreateserial \
+        -days 3650 -extfile "$dir/tls/san.ext" -out "$data/server.crt" >/dev/null 2>&1 ) || die "openssl could not make the test certificates"
+    chmod 644 "$dir/tls/ca.crt"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$data/server.key" "$data/server.crt"
+  fi
+  grep -q '^ssl = on' "$data/postgresql.conf" || printf "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n" >> "$data/postgresql.conf"
+  if ! grep -q 'ftbackup_tls' "$data/pg_hba.conf"; then
+    { echo 'hostnossl all ftbackup_tls 127.0.0.1/32 reject'; cat "$data/pg_hba.conf"; } > "$data/pg_hba.conf.new"
+    mv "$data/pg_hba.conf.new" "$data/pg_hba.conf"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$data/pg_hba.conf"
+  fi
+  local password; password=$(sed -n 's/^127\.0\.0\.1:\*:\*:postgres://p' "$dir/pgpass")
+  grep -q ':ftbackup_tls:' "$dir/pgpass" || printf '127.0.0.1:*:*:ftbackup_tls:%s\n' "$password" >> "$dir/pgpass"
+}
+
+# The TLS-only role, created once the server runs.
+create_tls_role() {
+  local dir=$1 bin=$2 port=$3 password
+  password=$(sed -n 's/^127\.0\.0\.1:\*:\*:postgres://p' "$dir/pgpass")
+  PGPASSFILE="$dir/pgpass" "$bin/psql" -X -q -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$port user=postgres dbname=postgres" \
+    -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ftbackup_tls') THEN
+          CREATE ROLE ftbackup_tls LOGIN SUPERUSER PASSWORD '$password'; END IF; END \$\$" >/dev/null
+}
+
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start() {
@@ -82,6 +120,7 @@ ${SCRATCH_PG_FAST:+full_page_writes = off}
 CONF
     printf 'host all all 127.0.0.1/32 scram-sha-256\nhost replication all 127.0.0.1/32 scram-sha-256\n' > "$data/pg_hba.conf"
   fi
+  setup_tls "$dir" "$data"
   # Clusters made before the tests used PREPARE TRANSACTION get it on their next start.
   grep -q '^max_prepared_transactions' "$data/postgresql.conf" || echo 'max_prepared_transactions = 8' >> "$data/postgresql.conf"
   if as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
@@ -97,11 +136,13 @@ CONF
     done
   fi
   local port; port=$(sed -n 4p "$data/postmaster.pid")
+  create_tls_role "$dir" "$bin" "$port"
   cat > "$dir/env" <<ENV
 export PGPASSFILE='$dir/pgpass'
 export FTBACKUP_TEST_DSN='host=127.0.0.1 port=$port user=postgres dbname=postgres'
 export FTBACKUP_SCRATCH_PORT='$port'
 export FTBACKUP_SCRATCH_BIN='$bin'
+export FTBACKUP_TEST_CA='$dir/tls/ca.crt'
 ENV
   echo "scratch-pg: running on 127.0.0.1:$port, data in $data" >&2
 }

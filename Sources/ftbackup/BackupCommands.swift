@@ -124,6 +124,7 @@ struct InfoCommand: AsyncParsableCommand {
                 return changes.broken != nil ? .unavailable : foreign.isEmpty ? .success : .dataError
             }
             if let key = view.key { printLine("source: \(key)\(view.recorded ? "" : " (not recorded yet: the next backup records it)")") }
+            if let tls = changes.connection { printLine("connection: \(tls.summary)") }
             if rows.isEmpty { printLine("no backups in \(repository.storage.location)") }
             for row in rows {
                 printLine("\(row.label)  \(row.type ?? "?")  \(row.status)\(row.foreignSource == nil ? "" : "  FOREIGN SOURCE")")

@@ -32,6 +32,7 @@ struct CheckCommand: AsyncParsableCommand {
         var lines: [String] = []
         lines.append("server:     \(report.server)")
         lines.append("version:    PostgreSQL \(report.serverVersion)")
+        lines.append("connection: \(report.tls.summary)\(report.tlsRequired ? "; TLS required for this host" : "")")
         lines.append("database:   \(report.database) (\(ByteCount.format(report.databaseBytes)))")
         let logical = report.logicalDecodingReady ? "ready for logical decoding" : "NOT ready for logical decoding (needs wal_level=logical)"
         lines.append("wal_level:  \(report.walLevel), max_replication_slots=\(report.maxReplicationSlots), max_wal_senders=\(report.maxWalSenders): \(logical)")

@@ -50,7 +50,7 @@ extension DevCommand {
         func run() async throws {
             try await reportingFailures {
                 let source = try await DatabaseSession.connect(try global.connectionString(), name: "compare-source")
-                let other = try await DatabaseSession.connect(try ConnectionString(target), name: "compare-target")
+                let other = try await DatabaseSession.connect(try global.connection(target), name: "compare-target")
                 defer { source.close(); other.close() }
                 let left = try await TableFingerprint.compute(source, schemas: schemas.isEmpty ? nil : schemas)
                 let right = try await TableFingerprint.compute(other, schemas: schemas.isEmpty ? nil : schemas)

@@ -39,7 +39,7 @@ struct DrillCommand: AsyncParsableCommand {
                 if at != nil && latest { throw FTBackupError(.usage, "--at and --latest cannot be combined") }
                 let record = try await DrillRunner.run(DrillOptions(
                     source: try global.connectionString(), repositoryPath: try global.existingRepositoryPath(), policy: try global.policy(),
-                    target: try target.map { try ConnectionString($0) }, at: try at.map { try RecoveryTarget.parse($0) }, schemas: schemas,
+                    target: try target.map { try global.connection($0) }, at: try at.map { try RecoveryTarget.parse($0) }, schemas: schemas,
                     keep: keep, compare: compare, jobs: global.jobs, logger: makeLogger(), showProgress: global.output == .text))
                 if global.output == .json {
                     printLine(try JSONOutput.encode(record, microseconds: true))

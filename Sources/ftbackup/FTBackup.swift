@@ -64,7 +64,12 @@ struct GlobalOptions: ParsableArguments {
     }
 
     func connectionString() throws -> ConnectionString {
-        try ConnectionString(database ?? ProcessInfo.processInfo.environment["FTBACKUP_DB"] ?? "")
+        try connection(database ?? ProcessInfo.processInfo.environment["FTBACKUP_DB"] ?? "")
+    }
+
+    /// A connection string (the source or a target) under the policy's TLS requirement.
+    func connection(_ text: String) throws -> ConnectionString {
+        try ConnectionString(text).requiringTLS(policy().tlsRequirement)
     }
 
     func repositoryPath(required: Bool) throws -> String? {

@@ -43,7 +43,7 @@ struct RestoreCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             var options = RestoreOptions(
-                target: try ConnectionString(target), repositoryPath: try global.existingRepositoryPath(), label: label,
+                target: try global.connection(target), repositoryPath: try global.existingRepositoryPath(), label: label,
                 schemas: schemas, jobs: global.jobs, clean: clean, confirmed: yes, noOwner: noOwner, dryRun: dryRun,
                 logger: makeLogger())
             options.keepRetired = keepRetired

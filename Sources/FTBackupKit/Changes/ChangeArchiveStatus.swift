@@ -18,6 +18,8 @@ public struct ChangeArchiveStatus: Codable, Sendable {
     public var broken: String?
     /// The DDL recorded in the segments, and the times `restore --at` cannot reach because of each.
     public var ddl: [RecordedDDLWindow] = []
+    /// The encryption of the connection `info` read the slot through (nil without a database).
+    public var connection: TLSStatus? = nil
 
     public static func read(_ repository: Repository, database: ConnectionString?) async throws -> ChangeArchiveStatus {
         // The window is the repository's own source's: another database's backups and segments are flagged by info, never counted.
@@ -42,6 +44,7 @@ public struct ChangeArchiveStatus: Codable, Sendable {
         guard let database else { return status }
         let session = try await DatabaseSession.connect(database, name: "ftbackup-info")
         defer { session.close() }
+        status.connection = try await session.withConnection { $0.tlsStatus }
         // Refuses (exit 78) a slot under this database's name that belongs to another database.
         let archivalSlot = try await ArchivalSlot.resolve(session)
         var slot = try await SlotHealth.read(session, slot: archivalSlot.name)

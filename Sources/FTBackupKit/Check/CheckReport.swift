@@ -29,6 +29,9 @@ public struct CheckReport: Codable, Sendable {
     }
 
     public var server: String
+    /// The connection's encryption (from libpq), and whether the policy requires it for this host.
+    public var tls: TLSStatus
+    public var tlsRequired: Bool
     public var serverVersion: String
     public var serverVersionNumber: Int
     public var database: String
@@ -77,10 +80,13 @@ public enum Checker {
             ORDER BY 1, 2, 3
             """)
         let walLevel = try row.requiredString("wal_level")
+        let tls = try await session.withConnection { $0.tlsStatus }
         let slots = try row.requiredInt("slots")
         let senders = try row.requiredInt("senders")
         return CheckReport(
             server: session.target,
+            tls: tls,
+            tlsRequired: database.mustUseTLS,
             serverVersion: try row.requiredString("version"),
             serverVersionNumber: try row.requiredInt("version_num"),
             database: try row.requiredString("database"),

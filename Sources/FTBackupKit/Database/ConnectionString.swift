@@ -10,6 +10,8 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
     /// The string as given; empty means "libpq's defaults" (the `PG*` environment variables).
     public let raw: String
     private let options: [String: String]
+    /// Whether the connection must be encrypted (the policy's `database.require_tls`); see ``TLSRequirement``.
+    public private(set) var tlsRequirement: TLSRequirement = .automatic
 
     /// Parses with libpq's own parser so that a malformed string is refused without being echoed.
     public init(_ raw: String) throws {
@@ -30,6 +32,13 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
             PQconninfoFree(options)
         }
         self.options = parsed
+    }
+
+    /// The same string under the policy's TLS requirement.
+    public func requiringTLS(_ requirement: TLSRequirement) -> ConnectionString {
+        var copy = self
+        copy.tlsRequirement = requirement
+        return copy
     }
 
     /// The value of one option as written in the string (not including environment defaults).
@@ -60,6 +69,8 @@ extension ConnectionString {
     /// never appears in a process title.
     public func forChildProcess(overriding overrides: [String: String] = [:]) -> (conninfo: String, environment: [String: String]) {
         var parsed = options
+        // The child must encrypt when this connection must: the same sslmode as the parent's connection.
+        if mustUseTLS && explicitSSLMode == nil { parsed["sslmode"] = "require" }
         for (key, value) in overrides { parsed[key] = value }
         let password = parsed.removeValue(forKey: "password")
         // libpq has no environment variable for the client key's passphrase: a child process cannot get it

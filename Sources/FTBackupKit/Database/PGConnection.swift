@@ -33,6 +33,11 @@ public final class PGConnection: @unchecked Sendable {
     public static func connect(_ connectionString: ConnectionString, replication: Bool = false) throws -> PGConnection {
         var keywords = ["fallback_application_name"]
         var values = ["ftbackup"]
+        // Before the connection string: added only when nothing in it or in PGSSLMODE chose a mode.
+        if let sslmode = try connectionString.sslModeToAdd() {
+            keywords.append("sslmode")
+            values.append(sslmode)
+        }
         if !connectionString.raw.isEmpty {
             keywords.append("dbname")
             values.append(connectionString.raw)
@@ -59,7 +64,12 @@ public final class PGConnection: @unchecked Sendable {
         }
         let target = describe(handle)
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
-        return PGConnection(handle: handle, target: target, connectionString: connectionString)
+        let connection = PGConnection(handle: handle, target: target, connectionString: connectionString)
+        if connectionString.mustUseTLS && !connection.tlsStatus.encrypted {
+            throw FTBackupError(.permission, "refusing the connection to \(connectionString.redacted): it is not encrypted and TLS is required for this host (policy database.require_tls)",
+                                hint: "use sslmode=verify-full with sslrootcert=FILE, and a server with ssl = on")
+        }
+        return connection
     }
 
     /// Turns libpq's connection failure into one line with an exit status and a remedy.
@@ -73,6 +83,10 @@ public final class PGConnection: @unchecked Sendable {
             || lower.contains("authentication failed") {
             return FTBackupError(.permission, "cannot connect to \(where_): \(text)",
                                  hint: "check the user and password (~/.pgpass, PGPASSWORD or the connection string)")
+        }
+        if lower.contains("ssl") || lower.contains("certificate") || lower.contains("encryption") {
+            return FTBackupError(.permission, "cannot connect to \(where_): \(text)",
+                                 hint: "check pg_hba.conf for this host and user, sslmode, sslrootcert (the CA that signed the server's certificate) and the server's ssl setting")
         }
         if lower.contains("database") && lower.contains("does not exist") {
             return FTBackupError(.unavailable, "cannot connect to \(where_): \(text)",
@@ -88,6 +102,24 @@ public final class PGConnection: @unchecked Sendable {
     private static func describe(_ handle: OpaquePointer) -> String {
         func value(_ pointer: UnsafeMutablePointer<CChar>?) -> String { pointer.map { String(cString: $0) } ?? "" }
         return "host=\(value(PQhost(handle))) port=\(value(PQport(handle))) dbname=\(value(PQdb(handle))) user=\(value(PQuser(handle)))"
+    }
+
+    /// Whether this connection is encrypted, with what, and whether the server's certificate was verified.
+    public var tlsStatus: TLSStatus {
+        func attribute(_ name: String) -> String? { PQsslAttribute(handle, name).map { String(cString: $0) } }
+        var sslmode = "prefer"
+        if let options = PQconninfo(handle) {
+            var option = options
+            while let keyword = option.pointee.keyword {
+                if String(cString: keyword) == "sslmode", let value = option.pointee.val { sslmode = String(cString: value) }
+                option += 1
+            }
+            PQconninfoFree(options)
+        }
+        let encrypted = PQsslInUse(handle) == 1
+        return TLSStatus(encrypted: encrypted, protocol: encrypted ? attribute("protocol") : nil, cipher: encrypted ? attribute("cipher") : nil,
+                         sslmode: sslmode, certificateVerified: encrypted && ["verify-ca", "verify-full"].contains(sslmode),
+                         hostVerified: encrypted && sslmode == "verify-full")
     }
 
     /// The server's version number (`150018` for 15.18).

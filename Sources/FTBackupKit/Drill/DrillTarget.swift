@@ -44,7 +44,7 @@ final class DrillTarget: @unchecked Sendable {
         if let password = base.option("password") {
             text += " password='\(password.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'"))'"
         }
-        return try ConnectionString(text)
+        return try ConnectionString(text).requiringTLS(base.tlsRequirement)
     }
 
     /// The server the scratch database goes on: `--target`, or the source's server. A `--target`

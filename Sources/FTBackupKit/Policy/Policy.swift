@@ -75,6 +75,10 @@ public struct Policy: Sendable, Equatable, Codable {
     public var drillChecks: [DrillCheck] = []
     /// `schedule`: when `ftbackup run` does the heavy jobs, and what `ftbackup schedule` generates.
     public var scheduling: Scheduling = Scheduling()
+    /// `database.require_tls`: every connection must be encrypted (true), need not be (false), or, when
+    /// left out, must be for every host that is not a Unix socket or loopback (``TLSRequirement``).
+    public var requireTLS: Bool? = nil
+    public var tlsRequirement: TLSRequirement { TLSRequirement(policy: requireTLS) }
 
     /// The interval between two drills.
     public var drillInterval: Period { drillEvery ?? drillSchedule.interval }

@@ -38,7 +38,7 @@ public enum PolicyLoader {
             throw FTBackupError(.configuration, "\(source): not valid YAML: \(error)")
         }
         let reader = NodeReader(source: source)
-        let top = try reader.mapping(root, path: "", keys: ["version", "backup", "lifecycle", "objectives", "drills", "schedule"])
+        let top = try reader.mapping(root, path: "", keys: ["version", "backup", "lifecycle", "objectives", "drills", "schedule", "database"])
 
         let version = try reader.int(top.required("version"), path: "version", range: 1...1)
 
@@ -99,6 +99,8 @@ public enum PolicyLoader {
                                             expect: try reader.string(check.required("expect"), path: path + ".expect")))
         }
         let scheduling = try SchedulingReader.read(reader, top.optional("schedule"))
+        let database = try reader.mapping(top.optional("database"), path: "database", keys: ["require_tls"])
+        let requireTLS = try database.optional("require_tls").map { try reader.bool($0, path: "database.require_tls") }
 
         return Policy(
             version: version,
@@ -144,6 +146,7 @@ public enum PolicyLoader {
             drillEvery: try drills.optional("every").map { try reader.period($0, path: "drills.every") },
             drillChecks: checks,
             scheduling: scheduling,
+            requireTLS: requireTLS,
             source: source)
     }
 

@@ -239,26 +239,31 @@ import Testing
 
     /// Four sessions sleep at once; a fifth sees all four active together, which only happens when
     /// each session's blocking call runs on a thread of its own (the cooperative pool has two here).
+    /// Four sessions block on one advisory lock the observer holds: all four are seen waiting at once only
+    /// if each runs its blocking libpq call on a thread of its own (no timing involved: it waits until they are,
+    /// and fails after a minute if they never are).
     @Test func sessionsRunInParallelOnThreadsOfTheirOwn() async throws {
         try await TestServer.withDatabase(seeded: false) { db in
             let sessions = try await (0..<4).asyncMap { try await db.connect("parallel-\($0)") }
             let observer = try await db.connect("observer")
             defer { (sessions + [observer]).forEach { $0.close() } }
-            async let sleeps: Void = withThrowingTaskGroup(of: Void.self) { group in
-                for session in sessions { group.addTask { try await session.execute("SELECT pg_sleep(1.5) /* ftbackup-parallel */") } }
+            try await observer.execute("SELECT pg_advisory_lock(4242)")
+            async let waits: Void = withThrowingTaskGroup(of: Void.self) { group in
+                for session in sessions { group.addTask { try await session.execute("SELECT pg_advisory_lock_shared(4242) /* ftbackup-parallel */") } }
                 try await group.waitForAll()
             }
-            var maxActive = 0
-            for _ in 0..<30 {
-                let active = try await observer.query("""
-                    SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%ftbackup-parallel%' AND pid <> pg_backend_pid()
+            var maxWaiting = 0
+            let deadline = Date().addingTimeInterval(60)
+            while maxWaiting < 4 && Date() < deadline {
+                let waiting = try await observer.query("""
+                    SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ftbackup-parallel%' AND pid <> pg_backend_pid()
                     """).first!.requiredInt("n")
-                maxActive = max(maxActive, active)
-                if maxActive == 4 { break }
-                try await Task.sleep(for: .milliseconds(50))
+                maxWaiting = max(maxWaiting, waiting)
+                if maxWaiting < 4 { try await Task.sleep(for: .milliseconds(50)) }
             }
-            try await sleeps
-            #expect(maxActive == 4)
+            try await observer.execute("SELECT pg_advisory_unlock(4242)")
+            try await waits
+            #expect(maxWaiting == 4)
         }
     }
 }

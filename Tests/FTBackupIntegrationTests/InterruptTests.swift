@@ -91,9 +91,9 @@ import Testing
                     defer { try? FileManager.default.removeItem(atPath: tmp) }
                     let (process, _, err) = try FTBackupBinary.start(["restore", "--repo", repo.path, "--schema", "users", "--clean",
                                                                       "--target", "\(try TestServer.dsn) dbname=\(target.name)"],
-                                                                     environment: ["TMPDIR": tmp])
+                                                                     environment: ["TMPDIR": tmp, "FTBACKUP_FAILPOINT": "restore.after-clean-drop"])
                     var signalled = false
-                    for _ in 0..<3000 where process.isRunning {
+                    for _ in 0..<30_000 where process.isRunning {
                         let now = try await t.query("SELECT oid::text AS o FROM pg_namespace WHERE nspname = 'users'").first?.string("o")
                         if now != usersOid {
                             kill(process.processIdentifier, SIGINT)

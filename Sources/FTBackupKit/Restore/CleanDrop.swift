@@ -38,6 +38,7 @@ enum CleanDrop {
                                         hint: "recreate them after the restore yourself and pass --cascade, or restore into an empty database")
                 }
                 try connection.execute("COMMIT")
+                Failpoint.pause("restore.after-clean-drop")
                 return taken
             } catch {
                 try? connection.execute("ROLLBACK")

@@ -11,6 +11,14 @@ public enum Failpoint {
         ProcessInfo.processInfo.environment["FTBACKUP_FAILPOINT"] == name
     }
 
+    /// Holds the calling thread for up to two minutes, so that a test can signal the process in a window
+    /// without racing it (the signal handler ends the process; nothing else changes).
+    public static func pause(_ name: String) {
+        guard isActive(name) else { return }
+        FileHandle.standardError.write(Data("ftbackup: failpoint \(name) reached: pausing\n".utf8))
+        for _ in 0..<120 { sleep(1) }
+    }
+
     public static func hit(_ name: String) {
         guard ProcessInfo.processInfo.environment["FTBACKUP_FAILPOINT"] == name else { return }
         FileHandle.standardError.write(Data("ftbackup: failpoint \(name) reached: killing this process\n".utf8))

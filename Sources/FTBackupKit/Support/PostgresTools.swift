@@ -39,7 +39,7 @@ public enum PostgresTools {
         process.environment = environment
         let name = (executable as NSString).lastPathComponent
         let errorFile = URL(fileURLWithPath: try TemporaryFiles.path("\(name)-\(UUID().uuidString).stderr"))
-        FileManager.default.createFile(atPath: errorFile.path, contents: nil, attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil, attributes: [.posixPermissions: 0o600])
         defer { try? FileManager.default.removeItem(at: errorFile) }
         let errorHandle = try FileHandle(forWritingTo: errorFile)
         process.standardError = errorHandle

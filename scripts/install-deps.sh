@@ -3,7 +3,7 @@
 # Root installs directly; other users go through `sudo -n` when it is available.
 set -euo pipefail
 # chromium: only the compliance report's HTML rendering test needs it (about 21 s with --no-install-recommends).
-packages=(pkg-config libpq-dev libzstd-dev zlib1g-dev postgresql postgresql-contrib zstd openssl chromium)
+packages=(pkg-config libpq-dev libzstd-dev zlib1g-dev postgresql postgresql-contrib zstd openssl chromium prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

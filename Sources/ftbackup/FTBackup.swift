@@ -17,7 +17,7 @@ struct FTBackup: AsyncParsableCommand {
             SIGTERM or SIGHUP: children stopped, temporary files removed, then the process ends by that signal (130, 143, 129 in a shell).
             """,
         version: FTBackupVersion.current,
-        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, LifecycleCommand.self, DrillCommand.self, ReportCommand.self, RunCommand.self, ScheduleCommand.self, DevCommand.self]
+        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, LifecycleCommand.self, DrillCommand.self, ReportCommand.self, StatusCommand.self, RunCommand.self, ScheduleCommand.self, DevCommand.self]
     )
 
     static func main() async {
@@ -28,11 +28,18 @@ struct FTBackup: AsyncParsableCommand {
         TemporaryFiles.installSignalCleanup()
         do {
             var command = try parseAsRoot()
-            if var asynchronous = command as? AsyncParsableCommand {
-                try await asynchronous.run()
-            } else {
-                try command.run()
+            let metrics = JobMetricsHook(command)
+            do {
+                if var asynchronous = command as? AsyncParsableCommand {
+                    try await asynchronous.run()
+                } else {
+                    try command.run()
+                }
+            } catch {
+                metrics?.finish(exitCode: (error as? ExitCode)?.rawValue ?? 1)
+                throw error
             }
+            metrics?.finish(exitCode: 0)
             TemporaryFiles.removeAll()
         } catch {
             TemporaryFiles.yieldToInterrupt()
@@ -52,6 +59,9 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(name: .customLong("policy"), help: "Policy file (else FTBACKUP_POLICY, else policies/default.yaml).")
     var policyPath: String?
+
+    @Option(name: .customLong("metrics-dir"), help: "Write Prometheus metrics (ftbackup_<job>.prom) for node_exporter's textfile collector here (else FTBACKUP_METRICS_DIR, else the policy's monitoring.metrics_dir).")
+    var metricsDirectoryOption: String?
 
     @Option(name: .customLong("output"), help: "text or json.")
     var output: OutputFormat = .text
@@ -91,6 +101,13 @@ struct GlobalOptions: ParsableArguments {
     }
 
     func policy() throws -> Policy { try PolicyLoader.load(path: policyPath) }
+
+    /// Where metrics files go, if anywhere: `--metrics-dir`, `FTBACKUP_METRICS_DIR`, the policy's `monitoring.metrics_dir`.
+    func metricsDirectory() throws -> String? {
+        if let option = metricsDirectoryOption, !option.isEmpty { return option }
+        if let environment = ProcessInfo.processInfo.environment["FTBACKUP_METRICS_DIR"], !environment.isEmpty { return environment }
+        return try policy().metricsDirectory
+    }
 }
 
 extension OutputFormat: ExpressibleByArgument {}

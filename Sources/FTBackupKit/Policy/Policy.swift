@@ -78,6 +78,8 @@ public struct Policy: Sendable, Equatable, Codable {
     /// `database.require_tls`: every connection must be encrypted (true), need not be (false), or, when
     /// left out, must be for every host that is not a Unix socket or loopback (``TLSRequirement``).
     public var requireTLS: Bool? = nil
+    /// `monitoring.metrics_dir`: where every command writes its Prometheus metrics file (nil: nowhere).
+    public var metricsDirectory: String? = nil
     public var tlsRequirement: TLSRequirement { TLSRequirement(policy: requireTLS) }
 
     /// The interval between two drills.

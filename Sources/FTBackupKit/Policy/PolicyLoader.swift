@@ -38,7 +38,7 @@ public enum PolicyLoader {
             throw FTBackupError(.configuration, "\(source): not valid YAML: \(error)")
         }
         let reader = NodeReader(source: source)
-        let top = try reader.mapping(root, path: "", keys: ["version", "backup", "lifecycle", "objectives", "drills", "schedule", "database"])
+        let top = try reader.mapping(root, path: "", keys: ["version", "backup", "lifecycle", "objectives", "drills", "schedule", "database", "monitoring"])
 
         let version = try reader.int(top.required("version"), path: "version", range: 1...1)
 
@@ -101,6 +101,8 @@ public enum PolicyLoader {
         let scheduling = try SchedulingReader.read(reader, top.optional("schedule"))
         let database = try reader.mapping(top.optional("database"), path: "database", keys: ["require_tls"])
         let requireTLS = try database.optional("require_tls").map { try reader.bool($0, path: "database.require_tls") }
+        let monitoring = try reader.mapping(top.optional("monitoring"), path: "monitoring", keys: ["metrics_dir"])
+        let metricsDirectory = try monitoring.optional("metrics_dir").map { try reader.string($0, path: "monitoring.metrics_dir") }
 
         return Policy(
             version: version,
@@ -147,6 +149,7 @@ public enum PolicyLoader {
             drillChecks: checks,
             scheduling: scheduling,
             requireTLS: requireTLS,
+            metricsDirectory: metricsDirectory,
             source: source)
     }
 

@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+@testable import FTBackupKit
+
+/// Runs promtool (Debian's `prometheus` package, installed by `make test`); missing, the test fails.
+func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["promtool"] + arguments
+    let output = Pipe(), input = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    process.standardInput = input
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, text)
+}
+
+@Suite struct MonitoringTests {
+    static func folder() throws -> String {
+        let folder = NSTemporaryDirectory() + "ftbackup-metrics-\(UUID())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    /// A job's file after a success, then after a failure: the failure is recorded and the last success kept.
+    @Test func everyRunWritesItsJobFileAndAFailureKeepsTheLastSuccess() async throws {
+        let metrics = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: metrics) }
+        try await TestServer.withDatabase { db in
+            try await TestRepository.with { repo in
+                let ok = try FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path, "--metrics-dir", metrics])
+                #expect(ok.status == 0, "\(ok.stderr)")
+                let file = MetricsFile.path(directory: metrics, job: "backup_full")
+                let first = try String(contentsOfFile: file, encoding: .utf8)
+                let check = try promtool(["check", "metrics"], stdin: first)
+                #expect(check.status == 0, "\(check.output)\n\(first)")
+                let success = MetricsFile.readValues(directory: metrics, job: "backup_full")["ftbackup_job_last_success_timestamp_seconds"]
+                #expect(success != nil && first.contains("ftbackup_job_last_exit_code{job=\"backup_full\"} 0"))
+                #expect(try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int == 0o644)
+
+                // Through the environment this time, as a unit file would set it.
+                let failed = try FTBackupBinary.run(["backup", "--type", "full", "--db", "host=127.0.0.1 port=1 connect_timeout=3", "--repo", repo.path],
+                                                    environment: ["FTBACKUP_METRICS_DIR": metrics])
+                #expect(failed.status == 69, "\(failed.stderr)")
+                let after = MetricsFile.readValues(directory: metrics, job: "backup_full")
+                #expect(after["ftbackup_job_last_exit_code"] == 69)
+                #expect(after["ftbackup_job_last_success_timestamp_seconds"] == success)
+                #expect((after["ftbackup_job_last_failure_timestamp_seconds"] ?? 0) >= success ?? .infinity)
+                #expect(try promtool(["check", "metrics"], stdin: try String(contentsOfFile: file, encoding: .utf8)).status == 0)
+                #expect(try FileManager.default.contentsOfDirectory(atPath: metrics).allSatisfy { $0.hasSuffix(".prom") })
+            }
+        }
+    }
+
+    /// Nagios levels: nothing backed up is CRITICAL; a fresh full without a drill is WARNING; after a
+    /// passing drill OK; an unreadable repository UNKNOWN. The suite file passes promtool.
+    @Test func statusGivesNagiosLevelsAndItsMetricsPassPromtool() async throws {
+        let metrics = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: metrics) }
+        try await TestServer.withDatabase { db in
+            try await TestRepository.with { repo in
+                func status() throws -> (Int32, [String: Any]) {
+                    let outcome = try FTBackupBinary.run(["status", "--db", db.connectionString.raw, "--repo", repo.path, "--no-report",
+                                                          "--metrics-dir", metrics, "--output", "json"])
+                    return (outcome.status, (try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any]) ?? [:])
+                }
+                try FileManager.default.createDirectory(atPath: repo.path, withIntermediateDirectories: true)
+                let (empty, emptyJSON) = try status()
+                #expect(empty == 2, "\(emptyJSON)")
+                let problems = (emptyJSON["problems"] as? [[String: Any]])?.compactMap { $0["message"] as? String } ?? []
+                #expect(problems.contains("no complete full backup in the repository"), "\(problems)")
+
+                #expect(try FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path]).status == 0)
+                let (warning, warningJSON) = try status()
+                #expect(warning == 1, "\(warningJSON)")
+                let drill = try FTBackupBinary.run(["drill", "--db", db.connectionString.raw, "--repo", repo.path])
+                #expect(drill.status == 0, "\(drill.stderr)")
+                let (ok, okJSON) = try status()
+                #expect(ok == 0, "\(okJSON)")
+                let suite = try String(contentsOfFile: MetricsFile.path(directory: metrics, job: "suite"), encoding: .utf8)
+                #expect(try promtool(["check", "metrics"], stdin: suite).status == 0, "\(suite)")
+                for name in ["ftbackup_newest_full_timestamp_seconds", "ftbackup_recovery_point_timestamp_seconds", "ftbackup_drill_last_success 1",
+                             "ftbackup_drill_last_rto_seconds", "ftbackup_status_level 0"] {
+                    #expect(suite.contains(name), "\(name) in \(suite)")
+                }
+                let text = try FTBackupBinary.run(["status", "--repo", repo.path + "/missing"])
+                #expect(text.status == 3 && text.stdout.hasPrefix("FTBACKUP UNKNOWN - "), "\(text.stdout)")
+            }
+        }
+    }
+
+    @Test func alertRulesPassPromtoolCheckAndTheirUnitTests() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let rules = root.appendingPathComponent("deploy/prometheus/ftbackup-rules.yml").path
+        let check = try promtool(["check", "rules", rules])
+        #expect(check.status == 0 && check.output.contains("SUCCESS: 8 rules found"), "\(check.output)")
+        let test = try promtool(["test", "rules", root.appendingPathComponent("deploy/prometheus/ftbackup-rules.test.yml").path])
+        #expect(test.status == 0 && test.output.contains("SUCCESS"), "\(test.output)")
+    }
+}

@@ -17,11 +17,15 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let json = global.output == .json
+            let metricsDirectory = try? global.metricsDirectory()
             let report = try await SchedulerTick.run(SchedulerTick.Options(
                 database: try global.connectionString(), repositoryPath: try global.repositoryPath(required: true)!,
                 policy: try global.policy(), jobs: global.jobs, dryRun: dryRun, logger: makeLogger())) { outcome in
                 if !json { printLine(outcome.logLine) }
                 if outcome.status == .failed { printError("\(outcome.job.rawValue): \(outcome.detail ?? outcome.reason)") }
+                if outcome.status == .ran || outcome.status == .failed, !dryRun, let directory = metricsDirectory {
+                    Self.writeJobMetrics(outcome, directory: directory)
+                }
             }
             if json { printLine(try JSONOutput.encode(report)) }
             if let holder = report.lockedOut {
@@ -30,6 +34,26 @@ struct RunCommand: AsyncParsableCommand {
             }
             return ExitStatus(rawValue: report.exitCode) ?? .failure
         }
+    }
+}
+
+extension RunCommand {
+    /// A job the tick ran gets the same metrics file as the command would (`backup_full`, `drill`, …), so
+    /// alerts do not depend on whether the scheduler or a person ran it.
+    static func writeJobMetrics(_ outcome: JobOutcome, directory: String) {
+        let job: String
+        switch outcome.job {
+        case .full: job = "backup_full"
+        case .incremental: job = "backup_incr"
+        case .maintenance: job = "maintenance"
+        case .lifecycle: job = "lifecycle"
+        case .drill: job = "drill"
+        }
+        let finished = Date()
+        let families = JobMetrics.families(job: job, exitCode: outcome.status == .ran ? 0 : outcome.exitCode ?? 1,
+                                           started: finished.addingTimeInterval(-(outcome.seconds ?? 0)), finished: finished,
+                                           previous: MetricsFile.readValues(directory: directory, job: job))
+        do { try MetricsFile.write(directory: directory, job: job, families) } catch { printWarning("\(error)") }
     }
 }
 

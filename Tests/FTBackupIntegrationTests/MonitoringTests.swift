@@ -93,6 +93,21 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
         }
     }
 
+    /// A full the scheduler tick takes writes the same job file as `backup --type full` would, beside the tick's own.
+    @Test func jobsASchedulerTickRunsGetTheirOwnJobFiles() async throws {
+        let metrics = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: metrics) }
+        try await TestServer.withDatabase { db in
+            try await TestRepository.with { repo in
+                let tick = try FTBackupBinary.run(["run", "--db", db.connectionString.raw, "--repo", repo.path, "--metrics-dir", metrics])
+                #expect(tick.stdout.contains("job=full status=ran"), "\(tick.stdout) \(tick.stderr)")
+                let full = MetricsFile.readValues(directory: metrics, job: "backup_full")
+                #expect(full["ftbackup_job_last_exit_code"] == 0 && full["ftbackup_job_last_success_timestamp_seconds"] != nil, "\(full)")
+                #expect(MetricsFile.readValues(directory: metrics, job: "scheduler_tick")["ftbackup_job_last_run_timestamp_seconds"] != nil)
+            }
+        }
+    }
+
     @Test func alertRulesPassPromtoolCheckAndTheirUnitTests() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let rules = root.appendingPathComponent("deploy/prometheus/ftbackup-rules.yml").path

@@ -118,7 +118,7 @@ public enum BackupRunner {
         let snapshot = try await snapshotSource.export(on: coordinator)
         try await options.afterSnapshot?(attempt)
 
-        let (materializedViews, tables, partitioned, notCopied, schemas, roles, sequences, databaseSettings) = try await SnapshotTableCheck.failingOnDroppedObjects {
+        let (materializedViews, tables, partitioned, notCopied, schemas, roles, sequences, databaseSettings, largeObjects) = try await SnapshotTableCheck.failingOnDroppedObjects {
             let materializedViews = try await TableDiscovery.populatedMaterializedViews(coordinator)
             let tables = try await TableDiscovery.tables(coordinator, policy: options.policy)
             let partitioned = try await TableDiscovery.partitionedTables(coordinator, policy: options.policy)
@@ -126,10 +126,11 @@ public enum BackupRunner {
             let schemas = try await TableDiscovery.schemas(coordinator)
             let roles = try await TableDiscovery.roles(coordinator)
             let databaseSettings = try await DatabaseSettings.read(coordinator)
+            let largeObjects = try await LargeObjectState.read(coordinator)
             try await lockTables(tables, coordinator: coordinator)
             // With every lock held: a table rewritten or altered since the snapshot would be copied wrong (empty).
             try await SnapshotTableCheck.verify(tables, coordinator: coordinator, database: options.database)
-            return (materializedViews, tables, partitioned, notCopied, schemas, roles, try await TableDiscovery.sequences(coordinator), databaseSettings)
+            return (materializedViews, tables, partitioned, notCopied, schemas, roles, try await TableDiscovery.sequences(coordinator), databaseSettings, largeObjects)
         }
         try await options.whileRunning?()
 
@@ -174,7 +175,7 @@ public enum BackupRunner {
                               rawBytes: copied.reduce(0) { $0 + $1.1.file.rawBytes } + schemaDump.rawBytes,
                               storedBytes: copied.reduce(0) { $0 + $1.1.file.storedBytes } + schemaDump.storedBytes),
                 databaseSettings: databaseSettings,
-                partitionedTables: partitioned)
+                partitionedTables: partitioned, largeObjects: largeObjects)
             // The manifest goes last: temp file, fsync, rename, fsync the folder.
             try repository.storage.writeAll(repository.manifestPath(label), try manifest.encoded())
             logger.info("backup finished", metadata: [

@@ -30,6 +30,17 @@ enum CopyStatement {
         return "COPY \(name)\(try columnList(table.columns, connection)) FROM STDIN WITH (\(options.joined(separator: ", ")))"
     }
 
+    /// The `ENCODING` a restore's COPY declares into a database whose encoding is `target`: the backup's
+    /// own, so the server converts (a LATIN1 backup into a UTF8 database) — except SQL_ASCII into a
+    /// database of another encoding. PostgreSQL takes `COPY … ENCODING 'SQL_ASCII'` bytes as they are,
+    /// without checking them against the database's encoding, which stored invalid UTF-8 in a UTF8
+    /// database (every later conversion of those values fails). Those bytes are declared as the
+    /// target's own instead, which the server checks: a value that is not valid there fails the load,
+    /// naming the byte, as pg_restore would.
+    static func loadEncoding(backup: String, target: String) -> String {
+        backup == "SQL_ASCII" && target != "SQL_ASCII" ? target : backup
+    }
+
     /// ` (a, b)`, or nothing for a table without copied columns.
     static func columnList(_ columns: [String], _ connection: PGConnection) throws -> String {
         columns.isEmpty ? "" : " (\(try columns.map { try connection.escapeIdentifier($0) }.joined(separator: ", ")))"

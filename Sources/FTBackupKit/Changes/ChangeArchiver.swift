@@ -105,8 +105,11 @@ public enum ChangeArchiver {
             throw FTBackupError(.failure, "the slot returned no transaction, not even this pass's heartbeat",
                                 hint: "check that publication \(ChangeArchivalNames.publication) is FOR ALL TABLES (ftbackup setup)")
         }
+        // Read after the peek, so after every commit the segment holds: proves what a restore to those times may assume.
+        let largeObjects = try await LargeObjectState.read(session)
         let segment = try ChangeSegmentManifest.seal(label: label, slot: slotName, source: identity, startLSN: LSN.parse(slot.confirmedFlushLSN) ?? 0,
-                                                     endLSN: endLSN, summary: summary, file: file, encoding: encoding, storage: storage, logger: logger)
+                                                     endLSN: endLSN, summary: summary, file: file, encoding: encoding, largeObjects: largeObjects,
+                                                     storage: storage, logger: logger)
         Failpoint.hit("incr.before-advance")
         try await session.query("SELECT pg_replication_slot_advance($1, $2::pg_lsn)", [slotName, LSN.format(endLSN)])
         try ChangeArchiveStall.clear(storage)
@@ -164,7 +167,7 @@ public enum ChangeArchiver {
 extension ChangeArchiver {
     /// True when a segment sealed after the newest full backup records a schema change, or any
     /// segment holds DDL committed after that full's consistent point (`ftbackup.ddl_log` rows: DDL
-    /// with no later DML counts too).
+    /// with no later DML counts too), or reads large objects that differ from that full's.
     public static func needsNewFull(repositoryPath: String) throws -> Bool {
         let storage = LocalStorage(root: repositoryPath)
         let repository = Repository(storage: storage)
@@ -172,6 +175,7 @@ extension ChangeArchiver {
         guard let full = view.own(try repository.entries().compactMap(\.manifest)).last(where: { $0.type == .full }) else { return false }
         return try view.own(ChangeSegmentManifest.all(storage)).contains {
             ($0.createdAt > full.stoppedAt && !($0.schemaChanges ?? []).isEmpty) || !$0.ddl(after: full).isEmpty
+                || LargeObjectRefusal.changed(full: full, reading: $0.largeObjects)
         }
     }
 }

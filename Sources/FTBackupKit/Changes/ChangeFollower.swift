@@ -75,10 +75,12 @@ public enum ChangeFollower {
         let sealEvery = options.policy.changeArchival.sealEvery.nominalSeconds
         // The heartbeat proves the archive reaches the present and carries the sequences' values.
         let logger = options.logger
+        let largeObjects = NewestLargeObjectReading()
         let heartbeat = Task {
             while !Task.isCancelled {
                 do {
                     try await ChangeArchiver.writeHeartbeat(control)
+                    largeObjects.set(try await LargeObjectState.read(control))
                 } catch {
                     // Without heartbeats an idle database's recoverable point stops moving: say so every time.
                     logger.warning("heartbeat failed: the recoverable point will not advance while the application is idle",
@@ -98,6 +100,7 @@ public enum ChangeFollower {
                 var loop = FollowLoop(connection: connection, storage: storage, slot: slotName, source: identity, compression: policy.compression,
                                       sealEvery: sealEvery, sealBytes: policy.changeArchival.sealBytes, flushed: start, logger: logger)
                 loop.encoding = encoding
+                loop.largeObjects = largeObjects
                 return try loop.run(shouldStop: shouldStop)
             }
         } catch {
@@ -115,6 +118,8 @@ struct FollowLoop {
     let source: DatabaseIdentity
     /// The database encoding the values are decoded in (recorded in each segment's manifest).
     var encoding = "UTF8"
+    /// The heartbeat task's newest large-object reading, recorded in each sealed segment.
+    var largeObjects = NewestLargeObjectReading()
     let compression: Policy.Compression
     let sealEvery: Double
     let sealBytes: Int64
@@ -235,7 +240,8 @@ struct FollowLoop {
         file.path = "\(label).seg.zst"
         writer = nil
         let manifest = try ChangeSegmentManifest.seal(label: label, slot: slot, source: source, startLSN: segmentStart, endLSN: end, summary: summary,
-                                                      file: file, encoding: encoding, storage: storage, logger: logger)
+                                                      file: file, encoding: encoding, largeObjects: largeObjects.value,
+                                                      storage: storage, logger: logger)
         Failpoint.hit("follow.before-feedback")
         flushed = end
         sealed.append(label)
@@ -259,4 +265,13 @@ struct FollowLoop {
     static func uint64(_ bytes: [UInt8], _ offset: Int) -> UInt64 {
         bytes[offset..<offset + 8].reduce(0) { $0 << 8 | UInt64($1) }
     }
+}
+
+/// The follower's newest large-object reading: written by its heartbeat task, read when a segment is sealed.
+final class NewestLargeObjectReading: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reading: LargeObjectState?
+
+    func set(_ value: LargeObjectState) { lock.withLock { reading = value } }
+    var value: LargeObjectState? { lock.withLock { reading } }
 }

@@ -39,6 +39,9 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
     /// The database encoding the values were decoded in, and the client_encoding replay applies them
     /// with (nil in segments written before it was recorded: UTF8).
     public var encoding: String? = nil
+    /// The large objects as read after this segment's last commit (`backup --type incr`) or at the
+    /// follower's newest heartbeat; nil when not read (older segments, a follower before its first heartbeat).
+    public var largeObjects: LargeObjectState? = nil
 
     /// True when tuple text is bytes of a non-UTF-8 encoding (decoded with `byteText`).
     public var byteText: Bool { (encoding ?? "UTF8") != "UTF8" }
@@ -53,7 +56,8 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
     /// Writes the manifest of a segment whose data file is sealed: what the stream summary saw, and
     /// any table whose description differs from the newest full backup's (logged as a warning).
     static func seal(label: String, slot: String, source: DatabaseIdentity, startLSN: UInt64, endLSN: UInt64, summary: ChangeStreamSummary,
-                     file: BackupManifest.StoredFile, encoding: String = "UTF8", storage: any RepositoryStorage, logger: Logger) throws -> ChangeSegmentManifest {
+                     file: BackupManifest.StoredFile, encoding: String = "UTF8", largeObjects: LargeObjectState? = nil,
+                     storage: any RepositoryStorage, logger: Logger) throws -> ChangeSegmentManifest {
         let newestFull = try Repository(storage: storage).entries().last {
             $0.manifest?.type == .full && SourceKey(source).mismatch(of: $0.manifest!) == nil
         }?.manifest
@@ -67,11 +71,15 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
             firstCommitTime: summary.firstCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
             lastCommitTime: summary.lastCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
             relations: summary.relations.sorted(), schemaChanges: changes.isEmpty ? nil : changes, ddl: summary.ddl.isEmpty ? nil : summary.ddl,
-            createdAt: Date(), file: file, encoding: encoding)
+            createdAt: Date(), file: file, encoding: encoding, largeObjects: largeObjects)
         try storage.writeAll(manifestPath(label), try manifest.encoded())
         if !changes.isEmpty {
             logger.warning("schema change detected since the newest full backup: a new full is needed to replay past it",
                            metadata: ["segment": .string(label), "tables": .string(changes.joined(separator: ","))])
+        }
+        if let full = newestFull?.largeObjects, let now = largeObjects, !full.sameObjects(as: now) {
+            logger.warning("large objects changed since the newest full backup: restore --at cannot replay them, a new full is needed",
+                           metadata: ["segment": .string(label), "large_objects": .string("\(full.count) then \(now.count)")])
         }
         if !newDDL.isEmpty {
             logger.warning("DDL recorded since the newest full backup: a new full is needed to restore past it",

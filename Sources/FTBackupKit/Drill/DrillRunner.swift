@@ -182,7 +182,8 @@ public enum DrillRunner {
         let repository = Repository.local(options.repositoryPath)
         let dumpFile = try RestoreRunner.materializeSchemaDump(repository, manifest: full)
         defer { try? FileManager.default.removeItem(atPath: dumpFile) }
-        let contents = try RestoreContents.read(pgRestore, dumpFile: dumpFile, encoding: full.source.encoding)
+        let contents = try RestoreContents.read(pgRestore, dumpFile: dumpFile, encoding: full.source.encoding,
+                                                schemas: full.schemas, roles: full.roles)
         checks += try await DrillValidation.schemaObjects(session, contents: contents, schemas: schemas)
         checks += try await DrillValidation.policyChecks(session, checks: options.policy.drillChecks)
         if options.compare {

@@ -137,6 +137,9 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     /// Partitioned tables with their indexes (nil in backups taken before it was recorded: their
     /// partitions' indexes are then all left to post-data).
     public var partitionedTables: [PartitionedTable]? = nil
+    /// The large objects as of the snapshot (nil in backups taken before it was recorded): `restore --at`
+    /// compares the change segments' readings with it (`LargeObjectRefusal`).
+    public var largeObjects: LargeObjectState? = nil
 
     public var duration: TimeInterval { stoppedAt.timeIntervalSince(startedAt) }
 

@@ -35,6 +35,14 @@ struct IndexBuildPlan: Sendable {
 
     static func key(_ table: BackupManifest.Table) -> String { "\(table.schema).\(table.name)" }
 
+    /// How pg_dump may write `name` in a tag: bare, or quoted (`fmtId`: any name that is not all
+    /// lower-case letters, digits and underscores, or that is a keyword). Missing the quoted form lost
+    /// the comment on an index such as `"n idx"` (its entry was left in post-data without its index,
+    /// and pg_restore skips a comment whose object it does not restore).
+    static func spellings(_ name: String) -> [String] {
+        [name, "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""]
+    }
+
     /// What each table's indexes need, from the dump's listing and the manifest.
     static func make(_ contents: RestoreContents, tables: [BackupManifest.Table], partitioned: [BackupManifest.PartitionedTable],
                      pgRestore: String, dumpFile: String) throws -> IndexBuildPlan {
@@ -52,8 +60,11 @@ struct IndexBuildPlan: Sendable {
             for index in indexes {
                 let own = index.constraint.map { byTag["CONSTRAINT|\(schema)|\(name) \($0)"] } ?? byTag["INDEX|\(schema)|\(index.name)"]
                 guard let own else { plan.notInDump.append("\(schema).\(index.name)"); continue }
-                let comments = [index.constraint.flatMap { byTag["COMMENT|\(schema)|CONSTRAINT \($0) ON \(name)"] },
-                                byTag["COMMENT|\(schema)|INDEX \(index.name)"]].compactMap { $0 }
+                // A comment's tag names its object as pg_dump writes it: quoted when the name needs quotes.
+                let comments = [index.constraint.flatMap { constraint in
+                                    Self.spellings(constraint).lazy.flatMap { c in Self.spellings(name).map { "COMMENT|\(schema)|CONSTRAINT \(c) ON \($0)" } }
+                                        .compactMap { byTag[$0] }.first },
+                                Self.spellings(index.name).lazy.compactMap { byTag["COMMENT|\(schema)|INDEX \($0)"] }.first].compactMap { $0 }
                 candidates.append(Candidate(table: "\(schema).\(name)", schema: schema, index: index, isPartitioned: isPartitioned,
                                             entries: [own] + comments,
                                             attach: index.attachedTo == nil ? nil : byTag["INDEX ATTACH|\(schema)|\(index.name)"]))

@@ -135,6 +135,8 @@ public enum PointInTimeRestore {
         }
         // Recorded DDL between the full and TIME is not replayed: refuse now, before the target is touched.
         try DDLRefusal.check(segments: used, full: full, fulls: fulls, at: target, schemas: options.schemas)
+        // Large objects are not decoded either: a time the readings do not prove them unchanged at is refused too.
+        try LargeObjectRefusal.check(segments: all, full: full, fulls: fulls, at: target, schemas: options.schemas, logger: options.logger)
         // Read the segments up to the stop point: count what will be replayed, find the last transaction,
         // and refuse now, before the target is touched, if a replayed change hits a table whose
         // description differs from the full's (a schema change or a table created after the full).

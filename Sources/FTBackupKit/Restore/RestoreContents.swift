@@ -30,20 +30,22 @@ struct RestoreContents {
     /// Reads the listing of `dumpFile`, whose names are in `encoding` (the source database's, which
     /// pg_dump wrote them in): a LATIN1 database's `élèves` must read as itself, or the entries the
     /// data phase built already are not recognised and post-data creates them a second time.
-    static func read(_ pgRestore: String, dumpFile: String, encoding: String) throws -> RestoreContents {
+    /// `schemas` and `roles` (the manifest's) let names with spaces be read whole (see `entry`).
+    static func read(_ pgRestore: String, dumpFile: String, encoding: String, schemas: [String] = [], roles: [String] = []) throws -> RestoreContents {
         var listing: [UInt8] = []
         try PostgresTools.run(pgRestore, ["--list", dumpFile]) { listing.append(contentsOf: $0) }
         // LATIN1's bytes are exactly the first 256 Unicode scalars; other encodings are read as UTF-8
         // (pg_restore --use-list reads only each line's entry number, so a lenient read loses nothing it needs).
-        if encoding == "LATIN1" { return parse(String(String.UnicodeScalarView(listing.map { Unicode.Scalar($0) }))) }
-        return parse(String(decoding: listing, as: UTF8.self))
+        if encoding == "LATIN1" { return parse(String(String.UnicodeScalarView(listing.map { Unicode.Scalar($0) })), schemas: schemas, roles: roles) }
+        return parse(String(decoding: listing, as: UTF8.self), schemas: schemas, roles: roles)
     }
 
-    static func parse(_ text: String) -> RestoreContents {
+    static func parse(_ text: String, schemas: [String] = [], roles: [String] = []) -> RestoreContents {
+        let schemas = schemas.sorted { $0.count > $1.count }, roles = roles.sorted { $0.count > $1.count }
         var lines: [String] = []
         var entries: [Entry] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
-            guard let entry = entry(line) else { lines.append(line); continue }
+            guard let entry = entry(line, schemas: schemas, roles: roles) else { lines.append(line); continue }
             if isOwn(entry) { continue }
             lines.append(line)
             entries.append(entry)
@@ -51,14 +53,31 @@ struct RestoreContents {
         return RestoreContents(lines: lines, entries: entries)
     }
 
-    /// "<id>; <classid> <oid> <TYPE> <schema> <tag> <owner>"
-    static func entry(_ line: String) -> Entry? {
+    /// "<id>; <classid> <oid> <TYPE> <schema> <tag> <owner>". The listing does not quote names, so a
+    /// schema or owner with a space in it is matched against the known ones (longest first): split on
+    /// spaces, `my schema` read as schema `my`, and its indexes were not found (built late, with a
+    /// warning that they were invalid at the source).
+    static func entry(_ line: String, schemas: [String] = [], roles: [String] = []) -> Entry? {
         guard !line.hasPrefix(";"), let separator = line.range(of: "; ") else { return nil }
         let fields = line[separator.upperBound...].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard fields.count == 3 else { return nil }
         let rest = String(fields[2])
         guard let type = types.first(where: { rest.hasPrefix($0 + " ") }) else { return nil }
         let afterType = rest.dropFirst(type.count + 1)
+        if let schema = schemas.first(where: { $0.contains(" ") && afterType.hasPrefix($0 + " ") }) {
+            let remainder = afterType.dropFirst(schema.count + 1)
+            let owner = roles.first { remainder.hasSuffix(" " + $0) }
+            guard let tagEnd = owner.map({ remainder.index(remainder.endIndex, offsetBy: -($0.count + 1)) }) ?? remainder.lastIndex(of: " ") else { return nil }
+            return Entry(line: line, type: type, schema: schema, tag: String(remainder[..<tagEnd]))
+        }
+        if let owner = roles.first(where: { $0.contains(" ") && afterType.hasSuffix(" " + $0) }),
+           let schemaEnd = afterType.firstIndex(of: " ") {
+            let tagEnd = afterType.index(afterType.endIndex, offsetBy: -(owner.count + 1))
+            guard schemaEnd < tagEnd else { return nil }
+            let schema = afterType[..<schemaEnd]
+            return Entry(line: line, type: type, schema: schema == "-" ? nil : String(schema),
+                         tag: String(afterType[afterType.index(after: schemaEnd)..<tagEnd]))
+        }
         let parts = afterType.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2, let ownerStart = parts[1].lastIndex(of: " ") else { return nil }
         let schema = parts[0] == "-" ? nil : String(parts[0])

@@ -21,13 +21,15 @@ extension RestoreRunner {
                     defer { session.close() }
                     try await session.execute(SessionSettings.copy()
                         + "; SET synchronous_commit = off; SET maintenance_work_mem = '512MB'; SET search_path = ''")
+                    let targetEncoding = try await session.query("SELECT current_setting('server_encoding') AS encoding").first!.requiredString("encoding")
+                    let encoding = CopyStatement.loadEncoding(backup: manifest.source.encoding, target: targetEncoding)
                     while let table = queue.next() {
                         try Task.checkCancellation()
                         let rows = try await withTaskCancellationHandler {
                             try await session.withConnection { connection -> Int64 in
                                 // An extension's configuration table keeps the rows its script created; the backup holds the others.
                                 let appended = table.extensionFilter != nil
-                                let copy = try CopyStatement.into(table, encoding: manifest.source.encoding, freeze: !appended, connection)
+                                let copy = try CopyStatement.into(table, encoding: encoding, freeze: !appended, connection)
                                 return try connection.transaction {
                                     if !appended { try connection.execute("TRUNCATE ONLY \(try connection.qualifiedName(table.schema, table.name))") }
                                     return try connection.copyIn(copy) { write in

@@ -96,7 +96,8 @@ public enum RestoreRunner {
         let dumpFile = try materializeSchemaDump(repository, manifest: manifest)
         defer { try? FileManager.default.removeItem(atPath: dumpFile) }
         // ftbackup's own objects (publication, schema, event triggers) are never restored.
-        let contents = try RestoreContents.read(pgRestore, dumpFile: dumpFile, encoding: manifest.source.encoding)
+        let contents = try RestoreContents.read(pgRestore, dumpFile: dumpFile, encoding: manifest.source.encoding,
+                                                schemas: manifest.schemas, roles: manifest.roles)
         // Indexes and keys are built from the dump's own entries, with what pg_dump attaches to them.
         let indexes = try IndexBuildPlan.make(contents, tables: tables,
                                               partitioned: (manifest.partitionedTables ?? []).filter { plan.schemas.contains($0.schema) },

@@ -23,6 +23,7 @@ struct RunCommand: AsyncParsableCommand {
                 if !json { printLine(outcome.logLine) }
                 if outcome.status == .failed { printError("\(outcome.job.rawValue): \(outcome.detail ?? outcome.reason)") }
             }
+            if let warning = report.stateWarning { printError("warning: \(warning)") }
             if json { printLine(try JSONOutput.encode(report)) }
             if let holder = report.lockedOut {
                 if !json { printLine("tick=skipped reason=\(JSONOutputQuote.quote(holder))") }

@@ -30,6 +30,22 @@ public struct SchedulerState: Codable, Sendable, Equatable {
         }
     }
 
+    /// The state to tick with: an unreadable file (damaged, truncated, edited by hand) is copied aside to
+    /// `schedule/state.json.unreadable-<UTC time>` and the tick starts from an empty state, because the
+    /// backups' due-ness comes from the repository itself: a bad state file must never stop backups.
+    /// Returns the warning to log, if any.
+    static func readOrSetAside(_ repository: Repository, now: Date, dryRun: Bool) throws -> (state: SchedulerState, warning: String?) {
+        do {
+            return (try read(repository), nil)
+        } catch let error as FTBackupError where error.status == .dataError {
+            if dryRun { return (SchedulerState(), "\(error.message); a real tick moves it aside and starts from an empty state") }
+            let aside = "\(path).unreadable-\(DrillTarget.timestamp(now))"
+            try repository.storage.writeAll(aside, try repository.storage.readAll(path))
+            try repository.storage.remove(path)
+            return (SchedulerState(), "\(error.message); moved to \(aside), this tick starts from an empty state (backups are due by the repository's own records)")
+        }
+    }
+
     func write(_ repository: Repository) throws {
         try repository.storage.writeAll(Self.path, Array(try JSONOutput.encode(self, microseconds: true).utf8) + [0x0A])
     }

@@ -35,6 +35,8 @@ public enum SchedulerTick {
         public var dryRun: Bool
         /// Set when another tick holds the lock: this one did nothing.
         public var lockedOut: String?
+        /// Set when the scheduler's state file was unreadable and was set aside (the tick went on without it).
+        public var stateWarning: String? = nil
         public var jobs: [JobOutcome]
         public var failed: Bool { jobs.contains { $0.status == .failed } }
         /// The exit code: 0, or the first failed job's.
@@ -51,7 +53,8 @@ public enum SchedulerTick {
             return Report(startedAt: options.now, dryRun: options.dryRun, lockedOut: error.message, jobs: [])
         }
         defer { lock.release() }
-        var state = try SchedulerState.read(repository)
+        var (state, stateWarning) = try SchedulerState.readOrSetAside(repository, now: options.now, dryRun: options.dryRun)
+        if let stateWarning { options.logger.warning("\(stateWarning)") }
         var outcomes: [JobOutcome] = []
         for job in ScheduledJob.allCases {
             var outcome: JobOutcome
@@ -86,7 +89,7 @@ public enum SchedulerTick {
             onJob(outcome)
             outcomes.append(outcome)
         }
-        return Report(startedAt: options.now, dryRun: options.dryRun, lockedOut: nil, jobs: outcomes)
+        return Report(startedAt: options.now, dryRun: options.dryRun, lockedOut: nil, stateWarning: stateWarning, jobs: outcomes)
     }
 
     static func perform(_ job: ScheduledJob, reason: String, options: Options) async -> JobOutcome {

@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+@testable import FTBackupKit
+
+/// Adversarial review of issue 11 (branch adv11): what a hostile policy, a user's look-alike database or a
+/// damaged scheduler state must not be able to do. In `DrillTests`' serialized suite: these create and drop
+/// `ftbackup_drill_*`-looking databases on the one test server.
+extension DrillTests {
+    static func policy(checks: String) throws -> Policy {
+        let text = PolicyLoader.builtInDefault.replacingOccurrences(
+            of: "      checks:\n        - { name: accounts present, sql: \"SELECT count(*) > 0 FROM users.accounts\", expect: t }\n        - { name: companies present, sql: \"SELECT count(*) > 0 FROM organizations.companies\", expect: t }\n",
+            with: "      checks:\n" + checks)
+        #expect(text != PolicyLoader.builtInDefault)
+        return try PolicyLoader.parse(text, source: "(test)")
+    }
+
+    @Test func drillNeverDropsAUserDatabaseThatMerelyLooksLikeAScratchDatabase() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            let admin = try await TestServer.admin()
+            defer { admin.close() }
+            let names = ["ftbackup_drill_20200101T000000Z", "ftbackup_drill_20200101T000000Z_2", "FTBACKUP_DRILL_20200101T000000Z", "ftbackup_drill_x"]
+            var prints: [String: [TableFingerprint]] = [:]
+            for name in names {
+                let quoted = try admin.escapeIdentifier(name)
+                try await admin.execute("DROP DATABASE IF EXISTS \(quoted) WITH (FORCE)")
+                try await admin.execute("CREATE DATABASE \(quoted)")
+                let user = try await DatabaseSession.connect(try DrillTarget.connectionString(try ConnectionString(try TestServer.dsn), database: name), name: "user")
+                try await user.execute("CREATE TABLE ledger (id int PRIMARY KEY, note text); INSERT INTO ledger SELECT g, 'row ' || g FROM generate_series(1, 200) g")
+                prints[name] = try await TableFingerprint.compute(user, schemas: ["public"])
+                user.close()
+            }
+            defer { Task { for name in names { try? await admin.execute("DROP DATABASE IF EXISTS \(try admin.escapeIdentifier(name)) WITH (FORCE)") } } }
+            let record = try await DrillRunner.run(DrillOptions(source: a.db.connectionString, repositoryPath: a.repo.path, policy: try testPolicy()))
+            #expect(record.leftoversRemoved.isEmpty, "\(record.leftoversRemoved)")
+            #expect(record.passed, "\(record.reasons)")
+            for name in names {
+                let user = try await DatabaseSession.connect(try DrillTarget.connectionString(try ConnectionString(try TestServer.dsn), database: name), name: "user")
+                defer { user.close() }
+                #expect(TableFingerprint.differences(source: prints[name]!, restored: try await TableFingerprint.compute(user, schemas: ["public"])) == [], "\(name)")
+            }
+            for name in names { try await admin.execute("DROP DATABASE IF EXISTS \(try admin.escapeIdentifier(name)) WITH (FORCE)") }
+        }
+    }
+
+    @Test func policyChecksCannotWriteToTheRestoredDatabase() async throws {
+        try await ArchivedDatabase.with(prepare: "CREATE TABLE public.drill_probe (id int PRIMARY KEY, note text); INSERT INTO public.drill_probe SELECT g, 'n' || g FROM generate_series(1, 50) g") { a in
+            _ = try await a.full()
+            try await writeWorkloadLight(a.session)
+            _ = try await a.incremental()
+            let source = try await TableFingerprint.compute(a.session, schemas: ["public"])
+            let policy = try Self.policy(checks: """
+                    - { name: read-only off, sql: "SELECT set_config('default_transaction_read_only', 'off', false)", expect: "off" }
+                    - { name: delete, sql: "WITH d AS (DELETE FROM public.drill_probe RETURNING 1) SELECT count(*) > 0 FROM d", expect: t }
+                    - { name: probe present, sql: "SELECT count(*) = 50 FROM public.drill_probe", expect: t }
+
+                """)
+            var options = DrillOptions(source: a.db.connectionString, repositoryPath: a.repo.path, policy: policy)
+            options.keep = true
+            let record = try await DrillRunner.run(options)
+            let kept = try DrillTarget.connectionString(a.db.connectionString, database: record.scratchDatabase)
+            let admin = try await TestServer.admin()
+            defer { admin.close() }
+            let restored = try await DatabaseSession.connect(kept, name: "kept")
+            let prints = try await TableFingerprint.compute(restored, schemas: ["public"])
+            restored.close()
+            try await admin.execute("DROP DATABASE IF EXISTS \(try admin.escapeIdentifier(record.scratchDatabase)) WITH (FORCE)")
+            #expect(TableFingerprint.differences(source: source, restored: prints) == [])
+            let delete = try #require(record.checks.first { $0.name == "delete" })
+            #expect(!delete.ok && (delete.detail ?? "").contains("read-only"), "\(delete)")
+            #expect(record.checks.first { $0.name == "probe present" }?.ok == true)
+            #expect(!record.passed)
+        }
+    }
+
+    @Test func policyCheckThatNeverReturnsIsStoppedByTheCheckTimeoutAndFailsTheDrill() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            let policy = try Self.policy(checks: """
+                    - { name: forever, sql: "SELECT pg_sleep(3600)::text", expect: "", timeout: 2s }
+                    - { name: accounts present, sql: "SELECT count(*) > 0 FROM users.accounts", expect: t }
+
+                """)
+            let started = Date()
+            let record = try await DrillRunner.run(DrillOptions(source: a.db.connectionString, repositoryPath: a.repo.path, policy: policy))
+            #expect(Date().timeIntervalSince(started) < 600)
+            let forever = try #require(record.checks.first { $0.name == "forever" })
+            #expect(!forever.ok && (forever.detail ?? "").contains("statement timeout"), "\(forever)")
+            #expect(record.checks.first { $0.name == "accounts present" }?.ok == true)
+            #expect(!record.passed && record.reasons.contains { $0.contains("forever") })
+        }
+    }
+
+    @Test func unreadableStateFileIsSetAsideAndTheTickStillTakesTheDueFull() async throws {
+        try await ArchivedDatabase.with { a in
+            // A window that does not contain now: only the backups and maintenance are due.
+            var utc = Calendar(identifier: .gregorian)
+            utc.timeZone = .gmt
+            let open = utc.dateComponents([.hour, .minute], from: Date().addingTimeInterval(6 * 3600))
+            let close = utc.dateComponents([.hour, .minute], from: Date().addingTimeInterval(7 * 3600))
+            let window = String(format: "%02d:%02d-%02d:%02d", open.hour!, open.minute!, close.hour!, close.minute!)
+            let policy = try PolicyLoader.parse(PolicyLoader.builtInDefault.replacingOccurrences(of: "window: \"02:00-05:00\"", with: "window: \"\(window)\""),
+                                                source: "(test)")
+            try FileManager.default.createDirectory(atPath: "\(a.repo.path)/schedule", withIntermediateDirectories: true)
+            let damaged = Data("{\"jobs\": {\"full\": {\"lastSuccessAt\": \"2026-".utf8)
+            try damaged.write(to: URL(fileURLWithPath: "\(a.repo.path)/\(SchedulerState.path)"))
+            let report = try await SchedulerTick.run(SchedulerTick.Options(database: a.db.connectionString, repositoryPath: a.repo.path, policy: policy))
+            #expect(!report.failed, "\(report.jobs.map(\.logLine))")
+            #expect(report.jobs.first { $0.job == .full }?.status == .ran)
+            #expect(report.stateWarning?.contains("unreadable") == true, "\(report.stateWarning ?? "")")
+            #expect(try a.repo.repository.entries().filter { $0.manifest?.type == .full }.count == 1)
+            // The damaged file is kept aside, byte for byte; the new state is readable.
+            let aside = try FileManager.default.contentsOfDirectory(atPath: "\(a.repo.path)/schedule").filter { $0.hasPrefix("state.json.unreadable-") }
+            #expect(aside.count == 1)
+            #expect(try aside.first.map { try Data(contentsOf: URL(fileURLWithPath: "\(a.repo.path)/schedule/\($0)")) } == damaged)
+            #expect(try SchedulerState.read(a.repo.repository).jobs[ScheduledJob.full.rawValue]?.lastSuccessAt != nil)
+        }
+    }
+}

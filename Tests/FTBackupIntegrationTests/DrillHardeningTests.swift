@@ -7,9 +7,10 @@ import Testing
 /// `ftbackup_drill_*`-looking databases on the one test server.
 extension DrillTests {
     static func policy(checks: String) throws -> Policy {
-        let text = PolicyLoader.builtInDefault.replacingOccurrences(
-            of: "      checks:\n        - { name: accounts present, sql: \"SELECT count(*) > 0 FROM users.accounts\", expect: t }\n        - { name: companies present, sql: \"SELECT count(*) > 0 FROM organizations.companies\", expect: t }\n",
-            with: "      checks:\n" + checks)
+        let base = PolicyLoader.builtInDefault
+        let from = try #require(base.range(of: "  checks:\n"))
+        let to = try #require(base.range(of: "schedule:\n  tick", range: from.upperBound..<base.endIndex))
+        let text = String(base[..<from.lowerBound]) + "  checks:\n" + checks + String(base[to.lowerBound...])
         #expect(text != PolicyLoader.builtInDefault)
         return try PolicyLoader.parse(text, source: "(test)")
     }
@@ -58,13 +59,14 @@ extension DrillTests {
             var options = DrillOptions(source: a.db.connectionString, repositoryPath: a.repo.path, policy: policy)
             options.keep = true
             let record = try await DrillRunner.run(options)
-            let kept = try DrillTarget.connectionString(a.db.connectionString, database: record.scratchDatabase)
+            let scratch = try #require(record.scratchDatabase)
+            let kept = try DrillTarget.connectionString(a.db.connectionString, database: scratch)
             let admin = try await TestServer.admin()
             defer { admin.close() }
             let restored = try await DatabaseSession.connect(kept, name: "kept")
             let prints = try await TableFingerprint.compute(restored, schemas: ["public"])
             restored.close()
-            try await admin.execute("DROP DATABASE IF EXISTS \(try admin.escapeIdentifier(record.scratchDatabase)) WITH (FORCE)")
+            try await admin.execute("DROP DATABASE IF EXISTS \(try admin.escapeIdentifier(scratch)) WITH (FORCE)")
             #expect(TableFingerprint.differences(source: source, restored: prints) == [])
             let delete = try #require(record.checks.first { $0.name == "delete" })
             #expect(!delete.ok && (delete.detail ?? "").contains("read-only"), "\(delete)")
@@ -77,7 +79,7 @@ extension DrillTests {
         try await ArchivedDatabase.with { a in
             _ = try await a.full()
             let policy = try Self.policy(checks: """
-                    - { name: forever, sql: "SELECT pg_sleep(3600)::text", expect: "", timeout: 2s }
+                    - { name: forever, sql: "SELECT pg_sleep(3600)::text", expect: "slept", timeout: 2s }
                     - { name: accounts present, sql: "SELECT count(*) > 0 FROM users.accounts", expect: t }
 
                 """)

@@ -118,4 +118,42 @@ extension DrillTests {
             #expect(try SchedulerState.read(a.repo.repository).jobs[ScheduledJob.full.rawValue]?.lastSuccessAt != nil)
         }
     }
+
+    @Test func drillFailingAtEveryTickIsRetriedOnceThenBacksOff() async throws {
+        try await ArchivedDatabase.with { a in
+            let full = try await a.full()
+            // A damaged backup: every drill stops at verification (fast, nothing created).
+            let table = try #require(full.tables.max { $0.file.storedBytes < $1.file.storedBytes })
+            let file = "\(a.repo.path)/\(a.repo.repository.backupFolder(full.label))/\(table.file.path)"
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+            bytes[bytes.count / 2] ^= 0x01
+            try bytes.write(to: URL(fileURLWithPath: file))
+            // The window is open now (and the lifecycle round done): the drill is due at every tick.
+            let t0 = Date()
+            var utc = Calendar(identifier: .gregorian)
+            utc.timeZone = .gmt
+            let open = utc.dateComponents([.hour, .minute], from: t0.addingTimeInterval(-3600))
+            let close = utc.dateComponents([.hour, .minute], from: t0.addingTimeInterval(3 * 3600))
+            let window = String(format: "%02d:%02d-%02d:%02d", open.hour!, open.minute!, close.hour!, close.minute!)
+            let policy = try PolicyLoader.parse(PolicyLoader.builtInDefault.replacingOccurrences(of: "window: \"02:00-05:00\"", with: "window: \"\(window)\""),
+                                                source: "(test)")
+            var state = SchedulerState()
+            state.jobs[ScheduledJob.lifecycle.rawValue] = SchedulerState.JobState(lastSuccessAt: t0, lastAttemptAt: t0, lastFailure: nil)
+            try state.write(a.repo.repository)
+            func drill(_ minutes: Double) async throws -> JobOutcome {
+                let report = try await SchedulerTick.run(SchedulerTick.Options(database: a.db.connectionString, repositoryPath: a.repo.path,
+                                                                               policy: policy, now: t0.addingTimeInterval(minutes * 60)))
+                return try #require(report.jobs.first { $0.job == .drill })
+            }
+            #expect(try await drill(0).status == .failed)
+            #expect(try await drill(5).status == .failed)           // retried at the next tick
+            let waiting = try await drill(10)                      // then waits two ticks (10 min from the last attempt)
+            #expect(waiting.status == .skipped && waiting.reason.contains("failed 2 times in a row"), "\(waiting.logLine)")
+            #expect(try await drill(15).status == .failed)
+            #expect(try await drill(30).status == .skipped)         // four ticks now
+            #expect(try await drill(35).status == .failed)
+            #expect(try SchedulerState.read(a.repo.repository).jobs[ScheduledJob.drill.rawValue]?.consecutiveFailures == 4)
+            #expect(try DrillRecord.all(a.repo.repository).isEmpty)
+        }
+    }
 }

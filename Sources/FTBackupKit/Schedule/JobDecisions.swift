@@ -16,7 +16,25 @@ struct JobDecisions {
 
     func decide(_ job: ScheduledJob) throws -> JobDecision {
         let (due, reason) = try evaluate(job)
+        if due, let retry = backoffUntil(job) {
+            let failures = state.jobs[job.rawValue]?.consecutiveFailures ?? 0
+            return JobDecision(job: job, due: false,
+                               reason: "due (\(reason)), but failed \(failures) times in a row; next attempt at \(Timestamps.iso8601UTC(retry)) (last failure \(state.jobs[job.rawValue]?.lastFailure ?? "?"))")
+        }
         return JobDecision(job: job, due: due, reason: reason)
+    }
+
+    /// A job that keeps failing is retried at the next tick once, then after a delay that doubles with each
+    /// failure in a row (two ticks, four, …), at most an hour for the backups and six for the heavy rest: a
+    /// broken drill must not restore a whole database every five minutes. Nil when the job may run now
+    /// (also when the clock went back behind the last attempt).
+    func backoffUntil(_ job: ScheduledJob) -> Date? {
+        guard let jobState = state.jobs[job.rawValue], let failures = jobState.consecutiveFailures, failures >= 2,
+              let last = jobState.lastAttemptAt, now >= last else { return nil }
+        let cap: Double = job == .full || job == .incremental ? 3600 : 6 * 3600
+        let delay = min(cap, policy.scheduling.tick.nominalSeconds * pow(2, Double(min(failures - 1, 20))))
+        let retry = last.addingTimeInterval(delay)
+        return now < retry ? retry : nil
     }
 
     private func ownFulls() throws -> [BackupManifest] {

@@ -13,6 +13,15 @@ public struct SchedulerState: Codable, Sendable, Equatable {
         public var lastSuccessAt: Date?
         public var lastAttemptAt: Date?
         public var lastFailure: String?
+        /// Failures in a row since the last success (absent in state files written before it existed).
+        public var consecutiveFailures: Int?
+
+        public init(lastSuccessAt: Date? = nil, lastAttemptAt: Date? = nil, lastFailure: String? = nil, consecutiveFailures: Int? = nil) {
+            self.lastSuccessAt = lastSuccessAt
+            self.lastAttemptAt = lastAttemptAt
+            self.lastFailure = lastFailure
+            self.consecutiveFailures = consecutiveFailures
+        }
     }
 
     public var jobs: [String: JobState] = [:]

@@ -74,9 +74,11 @@ public enum SchedulerTick {
                     jobState.lastAttemptAt = options.now
                     if outcome.status == .failed {
                         jobState.lastFailure = "\(Timestamps.iso8601UTC(options.now)): \(outcome.detail ?? "")"
+                        jobState.consecutiveFailures = (jobState.consecutiveFailures ?? 0) + 1
                     } else {
                         jobState.lastSuccessAt = options.now
                         jobState.lastFailure = nil
+                        jobState.consecutiveFailures = nil
                     }
                     state.jobs[job.rawValue] = jobState
                     try state.write(repository)

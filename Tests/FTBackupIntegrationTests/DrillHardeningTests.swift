@@ -149,11 +149,35 @@ extension DrillTests {
             #expect(try await drill(5).status == .failed)           // retried at the next tick
             let waiting = try await drill(10)                      // then waits two ticks (10 min from the last attempt)
             #expect(waiting.status == .skipped && waiting.reason.contains("failed 2 times in a row"), "\(waiting.logLine)")
-            #expect(try await drill(15).status == .failed)
+            let again = try await drill(15)
+            #expect(again.status == .failed, "\(again.logLine)")
             #expect(try await drill(30).status == .skipped)         // four ticks now
             #expect(try await drill(35).status == .failed)
             #expect(try SchedulerState.read(a.repo.repository).jobs[ScheduledJob.drill.rawValue]?.consecutiveFailures == 4)
             #expect(try DrillRecord.all(a.repo.repository).isEmpty)
+        }
+    }
+
+    @Test func clockGoingBackADayDoesNotStopTheFullOrMaintenance() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            let t0 = Date()
+            let policy = try PolicyLoader.parse(PolicyLoader.builtInDefault, source: "(test)")
+            var state = SchedulerState()
+            state.jobs[ScheduledJob.maintenance.rawValue] = SchedulerState.JobState(lastSuccessAt: t0, lastAttemptAt: t0)
+            try state.write(a.repo.repository)
+            func tick(_ at: Date) async throws -> [ScheduledJob: JobOutcome] {
+                let report = try await SchedulerTick.run(SchedulerTick.Options(database: a.db.connectionString, repositoryPath: a.repo.path,
+                                                                               policy: policy, dryRun: true, now: at))
+                return Dictionary(uniqueKeysWithValues: report.jobs.map { ($0.job, $0) })
+            }
+            // With the clock right, nothing of either is due.
+            let now = try await tick(t0)
+            #expect(now[.full]?.status == .skipped && now[.maintenance]?.status == .skipped)
+            // The clock went back a day: the newest full and the last maintenance look like they are from tomorrow.
+            let back = try await tick(t0.addingTimeInterval(-86_400))
+            #expect(back[.full]?.status == .due && (back[.full]?.reason ?? "").contains("clock went back"), "\(back[.full]?.logLine ?? "")")
+            #expect(back[.maintenance]?.status == .due, "\(back[.maintenance]?.logLine ?? "")")
         }
     }
 }

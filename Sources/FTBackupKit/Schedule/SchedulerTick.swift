@@ -53,6 +53,7 @@ public enum SchedulerTick {
             return Report(startedAt: options.now, dryRun: options.dryRun, lockedOut: error.message, jobs: [])
         }
         defer { lock.release() }
+        let tickStarted = Date()
         var (state, stateWarning) = try SchedulerState.readOrSetAside(repository, now: options.now, dryRun: options.dryRun)
         if let stateWarning { options.logger.warning("\(stateWarning)") }
         var outcomes: [JobOutcome] = []
@@ -63,7 +64,8 @@ public enum SchedulerTick {
                 let changes = try? await ChangeArchiveStatus.read(repository, database: options.database)
                 if changes?.broken != nil { if state.chainBrokenSince == nil { state.chainBrokenSince = options.now } } else { state.chainBrokenSince = nil }
                 let decision = try JobDecisions(repository: repository, repositoryPath: options.repositoryPath, policy: options.policy,
-                                                now: options.now, state: state, changes: changes).decide(job)
+                                                now: options.now, state: state, changes: changes,
+                                                elapsed: Date().timeIntervalSince(tickStarted)).decide(job)
                 if !decision.due {
                     outcome = JobOutcome(job: job, status: .skipped, reason: decision.reason)
                 } else if options.dryRun {

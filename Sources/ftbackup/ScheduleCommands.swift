@@ -27,6 +27,7 @@ struct RunCommand: AsyncParsableCommand {
                     Self.writeJobMetrics(outcome, directory: directory)
                 }
             }
+            if let warning = report.stateWarning { printError("warning: \(warning)") }
             if json { printLine(try JSONOutput.encode(report)) }
             if let holder = report.lockedOut {
                 if !json { printLine("tick=skipped reason=\(JSONOutputQuote.quote(holder))") }
@@ -83,6 +84,11 @@ struct ScheduleCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             guard (systemd != nil) != cron else { throw FTBackupError(.usage, "give exactly one of --systemd DIR and --cron") }
+            for (option, path) in [("--binary", binary), ("--env-file", environmentFile)] {
+                if let problem = ScheduleQuoting.problem(with: path) {
+                    throw FTBackupError(.usage, "\(option): \(problem)", hint: "systemd and cron need absolute paths on one line")
+                }
+            }
             let policy = try global.policy()
             if cron {
                 FileHandle.standardOutput.write(Data(ScheduleGenerator.cron(policy, binary: binary, environmentFile: environmentFile).utf8))

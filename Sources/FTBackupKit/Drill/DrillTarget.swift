@@ -8,12 +8,16 @@ import Logging
 /// It exists so that a drill restores as on-call would, into a fresh database, without ever touching
 /// the source: a `--target` that is the source database itself is refused. While the drill runs, one
 /// connection to the scratch database holds an advisory lock; a scratch database whose lock is free
-/// belongs to a drill that was killed, and the next drill drops it (only names of ftbackup's own pattern).
+/// belongs to a drill that was killed, and the next drill drops it: only a database of ftbackup's own
+/// name pattern that also carries the comment `scratchComment` set right after its creation, so a
+/// user's database that merely looks like a scratch one is never dropped.
 final class DrillTarget: @unchecked Sendable {
     static let prefix = "ftbackup_drill_"
     static let pattern = "^ftbackup_drill_[0-9]{8}T[0-9]{6}Z(_[0-9]+)?$"
     /// The advisory lock a running drill holds in its scratch database ('ftbd').
     static let lockKey: Int64 = 0x6674_6264
+    /// The comment every scratch database gets right after `CREATE DATABASE`: what marks it as ftbackup's.
+    static let scratchComment = "ftbackup drill scratch database: dropped by the drill, or by the next one if this one was killed"
 
     let name: String
     let connectionString: ConnectionString
@@ -67,13 +71,20 @@ final class DrillTarget: @unchecked Sendable {
 
     /// Drops the scratch databases of killed drills (their advisory lock is free) and returns their names.
     static func removeLeftovers(_ server: DatabaseSession, connection: ConnectionString, logger: Logger) async throws -> [String] {
-        // A database kept with --keep carries a comment saying so: it is the operator's, never a leftover.
-        let names = try await server.query("""
-            SELECT datname AS name FROM pg_database d
-            WHERE datname ~ $1 AND coalesce(shobj_description(d.oid, 'pg_database'), '') NOT LIKE 'ftbackup drill %: kept (--keep)'
-            ORDER BY 1
-            """, [pattern])
-            .rows.map { try $0.requiredString("name") }
+        // Only ftbackup's own: the name pattern and the scratch comment. One kept with --keep carries another comment
+        // (the operator's); one without the comment is not ftbackup's (or was created by a drill killed before marking it).
+        let candidates = try await server.query("""
+            SELECT datname AS name, coalesce(shobj_description(d.oid, 'pg_database'), '') AS comment FROM pg_database d
+            WHERE datname ~ $1 ORDER BY 1
+            """, [pattern]).rows.map { (try $0.requiredString("name"), try $0.requiredString("comment")) }
+        var names: [String] = []
+        for (name, comment) in candidates {
+            if comment == scratchComment {
+                names.append(name)
+            } else if !comment.hasPrefix("ftbackup drill ") {
+                logger.warning("database \(name) looks like a drill's scratch database but is not marked as ftbackup's: left alone")
+            }
+        }
         var removed: [String] = []
         for name in names {
             let free: Bool
@@ -118,6 +129,7 @@ final class DrillTarget: @unchecked Sendable {
         sql += " LC_COLLATE \(try server.escapeLiteral(try row.requiredString("collate"))) LC_CTYPE \(try server.escapeLiteral(try row.requiredString("ctype")))"
         try await server.execute(sql)
         do {
+            try await server.execute("COMMENT ON DATABASE \(try server.escapeIdentifier(name)) IS \(try server.escapeLiteral(scratchComment))")
             let target = try connectionString(connection, database: name)
             let holder = try await DatabaseSession.connect(target, name: "ftbackup-drill-holder")
             _ = try await holder.query("SELECT pg_advisory_lock($1::int8)", [lockKey])

@@ -88,10 +88,15 @@ enum DrillValidation {
     }
 
     /// The policy's own checks: the first value of the first row, as text, must equal `expect`.
+    /// Each runs alone in a read-only transaction that is rolled back, under its own statement timeout:
+    /// a check can neither change the restored database (nor switch read-only off for the checks after
+    /// it) nor hold the drill forever.
     static func policyChecks(_ target: DatabaseSession, checks: [Policy.DrillCheck]) async throws -> [DrillRecord.Check] {
         var results: [DrillRecord.Check] = []
         for check in checks {
+            try await target.execute("BEGIN TRANSACTION READ ONLY")
             do {
+                try await target.execute("SET LOCAL statement_timeout = \(max(1, Int64(check.timeoutSeconds * 1000)))")
                 let result = try await target.query(check.sql)
                 let value = result.first.flatMap { row in row.values.first ?? nil }
                 let ok = value == check.expect
@@ -101,6 +106,7 @@ enum DrillValidation {
                 results.append(DrillRecord.Check(kind: "policy", name: check.name, ok: false,
                                                  detail: "failed: \((error as? PostgresError)?.description ?? (error as? FTBackupError)?.message ?? "\(error)")"))
             }
+            try await target.execute("ROLLBACK")
         }
         return results
     }

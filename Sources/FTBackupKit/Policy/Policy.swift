@@ -104,12 +104,20 @@ extension Policy {
         public var name: String
         public var sql: String
         public var expect: String
+        /// How long the check may run (`timeout`, default 5 minutes): a check that never returns fails
+        /// instead of holding the drill, and with it the repository's locks, forever.
+        public var timeout: Period?
 
-        public init(name: String, sql: String, expect: String) {
+        public static let defaultTimeoutSeconds: Double = 300
+
+        public init(name: String, sql: String, expect: String, timeout: Period? = nil) {
             self.name = name
             self.sql = sql
             self.expect = expect
+            self.timeout = timeout
         }
+
+        public var timeoutSeconds: Double { timeout?.nominalSeconds ?? Self.defaultTimeoutSeconds }
     }
 
     /// The `schedule` section: what `ftbackup run` (one scheduler tick) needs beyond the backup schedules.

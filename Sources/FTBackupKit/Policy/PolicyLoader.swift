@@ -92,11 +92,12 @@ public enum PolicyLoader {
         var checks: [Policy.DrillCheck] = []
         for (index, item) in try reader.sequence(drills.optional("checks"), path: "drills.checks").enumerated() {
             let path = "drills.checks[\(index)]"
-            let check = try reader.mapping(item, path: path, keys: ["name", "sql", "expect"])
+            let check = try reader.mapping(item, path: path, keys: ["name", "sql", "expect", "timeout"])
             let name = try reader.string(check.required("name"), path: path + ".name")
             if checks.contains(where: { $0.name == name }) { throw reader.error(path + ".name", item, "'\(name)' is named twice") }
             checks.append(Policy.DrillCheck(name: name, sql: try reader.string(check.required("sql"), path: path + ".sql"),
-                                            expect: try reader.string(check.required("expect"), path: path + ".expect")))
+                                            expect: try reader.string(check.required("expect"), path: path + ".expect"),
+                                            timeout: try check.optional("timeout").map { try reader.period($0, path: path + ".timeout") }))
         }
         let scheduling = try SchedulingReader.read(reader, top.optional("schedule"))
         let database = try reader.mapping(top.optional("database"), path: "database", keys: ["require_tls"])

@@ -13,10 +13,32 @@ struct JobDecisions {
     let state: SchedulerState
     /// The change archive as `info` sees it (slot health needs the database).
     let changes: ChangeArchiveStatus?
+    /// How long the tick has been running (a full taken by this tick is dated after `now`, not in the future).
+    var elapsed: TimeInterval = 0
 
     func decide(_ job: ScheduledJob) throws -> JobDecision {
         let (due, reason) = try evaluate(job)
+        if due, let retry = backoffUntil(job) {
+            let failures = state.jobs[job.rawValue]?.consecutiveFailures ?? 0
+            return JobDecision(job: job, due: false,
+                               reason: "due (\(reason)), but failed \(failures) times in a row; next attempt at \(Timestamps.iso8601UTC(retry)) (last failure \(state.jobs[job.rawValue]?.lastFailure ?? "?"))")
+        }
         return JobDecision(job: job, due: due, reason: reason)
+    }
+
+    /// A job that keeps failing is retried at the next tick once, then after a delay that doubles with each
+    /// failure in a row (two ticks, four, …), at most an hour for the backups and six for the heavy rest: a
+    /// broken drill must not restore a whole database every five minutes. Nil when the job may run now
+    /// (also when the clock went back behind the last attempt).
+    func backoffUntil(_ job: ScheduledJob) -> Date? {
+        guard let jobState = state.jobs[job.rawValue], let failures = jobState.consecutiveFailures, failures >= 2,
+              let last = jobState.lastAttemptAt, now >= last else { return nil }
+        let cap: Double = job == .full || job == .incremental ? 3600 : 6 * 3600
+        let delay = min(cap, policy.scheduling.tick.nominalSeconds * pow(2, Double(min(failures - 1, 20))))
+        let retry = last.addingTimeInterval(delay)
+        // A quarter tick of slack: timers fire a little early or late, and a tick a few seconds before
+        // the retry time must not push the attempt a whole tick further.
+        return now.addingTimeInterval(policy.scheduling.tick.nominalSeconds / 4) < retry ? retry : nil
     }
 
     private func ownFulls() throws -> [BackupManifest] {
@@ -26,11 +48,20 @@ struct JobDecisions {
 
     private func age(_ date: Date) -> String { DrillClock.describe(now.timeIntervalSince(date)) }
 
+    /// A record dated more than five minutes after the tick's clock: the clock went back (or ran ahead
+    /// when it was written). Its age cannot be trusted, so the job is due rather than skipped until the
+    /// clock catches up, which could stop backups for as long as the jump.
+    private func inFuture(_ date: Date) -> Bool { date.timeIntervalSince(now.addingTimeInterval(elapsed)) > 300 }
+    private func future(_ what: String, _ date: Date) -> String {
+        "\(what) is dated \(Timestamps.iso8601UTC(date)), after the clock (\(Timestamps.iso8601UTC(now))): the clock went back"
+    }
+
     private func evaluate(_ job: ScheduledJob) throws -> (Bool, String) {
         switch job {
         case .full:
             guard let newest = try ownFulls().last else { return (true, "no full backup yet") }
             let interval = policy.full.schedule.interval
+            if inFuture(newest.startedAt) { return (true, future("newest full \(newest.label)", newest.startedAt)) }
             if now.timeIntervalSince(newest.startedAt) >= interval.nominalSeconds {
                 return (true, "newest full \(newest.label) started \(age(newest.startedAt)) ago (schedule \(policy.full.schedule.rawValue))")
             }
@@ -51,6 +82,7 @@ struct JobDecisions {
             let fullDone = try ownFulls().last?.stoppedAt
             guard let newest = [sealed, fullDone].compactMap({ $0 }).max() else { return (false, "no full backup yet (the full comes first)") }
             let interval = policy.incremental.schedule.interval
+            if inFuture(newest) { return (true, future("the newest recovery point", newest)) }
             if now.timeIntervalSince(newest) >= interval.nominalSeconds {
                 return (true, "newest recovery point sealed \(age(newest)) ago (schedule \(policy.incremental.schedule.rawValue))")
             }
@@ -63,6 +95,7 @@ struct JobDecisions {
             guard try ownFulls().last != nil else { return (false, "no full backup to drill yet") }
             guard policy.scheduling.inWindow(now) else { return (false, "outside the window \(policy.scheduling.windowText) UTC") }
             guard let last = try DrillRecord.all(repository).last else { return (true, "no drill yet") }
+            if inFuture(last.startedAt) { return (true, future("last drill \(last.label)", last.startedAt)) }
             if now.timeIntervalSince(last.startedAt) >= policy.drillInterval.nominalSeconds {
                 return (true, "last drill \(last.label) \(age(last.startedAt)) ago (every \(policy.drillInterval))")
             }
@@ -72,12 +105,13 @@ struct JobDecisions {
 
     private func periodic(_ job: ScheduledJob, every interval: Period, window: Bool) -> (Bool, String) {
         let last = state.jobs[job.rawValue]?.lastSuccessAt
-        if let last, now.timeIntervalSince(last) < interval.nominalSeconds {
+        if let last, !inFuture(last), now.timeIntervalSince(last) < interval.nominalSeconds {
             return (false, "last done \(age(last)) ago (every \(interval))")
         }
         if window && !policy.scheduling.inWindow(now) {
             return (false, "outside the window \(policy.scheduling.windowText) UTC")
         }
+        if let last, inFuture(last) { return (true, future("its last success", last)) }
         return (true, last.map { "last done \(age($0)) ago (every \(interval))" } ?? "never done")
     }
 }

@@ -13,6 +13,15 @@ public struct SchedulerState: Codable, Sendable, Equatable {
         public var lastSuccessAt: Date?
         public var lastAttemptAt: Date?
         public var lastFailure: String?
+        /// Failures in a row since the last success (absent in state files written before it existed).
+        public var consecutiveFailures: Int?
+
+        public init(lastSuccessAt: Date? = nil, lastAttemptAt: Date? = nil, lastFailure: String? = nil, consecutiveFailures: Int? = nil) {
+            self.lastSuccessAt = lastSuccessAt
+            self.lastAttemptAt = lastAttemptAt
+            self.lastFailure = lastFailure
+            self.consecutiveFailures = consecutiveFailures
+        }
     }
 
     public var jobs: [String: JobState] = [:]
@@ -27,6 +36,22 @@ public struct SchedulerState: Codable, Sendable, Equatable {
         } catch {
             throw FTBackupError(.dataError, "scheduler state \(repository.storage.location)/\(path) is unreadable: \((error as? FTBackupError)?.message ?? "\(error)")",
                                 hint: "remove it: the next tick runs every job that is due by the repository's own records")
+        }
+    }
+
+    /// The state to tick with: an unreadable file (damaged, truncated, edited by hand) is copied aside to
+    /// `schedule/state.json.unreadable-<UTC time>` and the tick starts from an empty state, because the
+    /// backups' due-ness comes from the repository itself: a bad state file must never stop backups.
+    /// Returns the warning to log, if any.
+    static func readOrSetAside(_ repository: Repository, now: Date, dryRun: Bool) throws -> (state: SchedulerState, warning: String?) {
+        do {
+            return (try read(repository), nil)
+        } catch let error as FTBackupError where error.status == .dataError {
+            if dryRun { return (SchedulerState(), "\(error.message); a real tick moves it aside and starts from an empty state") }
+            let aside = "\(path).unreadable-\(DrillTarget.timestamp(now))"
+            try repository.storage.writeAll(aside, try repository.storage.readAll(path))
+            try repository.storage.remove(path)
+            return (SchedulerState(), "\(error.message); moved to \(aside), this tick starts from an empty state (backups are due by the repository's own records)")
         }
     }
 

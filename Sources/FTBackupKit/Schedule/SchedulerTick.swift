@@ -35,6 +35,8 @@ public enum SchedulerTick {
         public var dryRun: Bool
         /// Set when another tick holds the lock: this one did nothing.
         public var lockedOut: String?
+        /// Set when the scheduler's state file was unreadable and was set aside (the tick went on without it).
+        public var stateWarning: String? = nil
         public var jobs: [JobOutcome]
         public var failed: Bool { jobs.contains { $0.status == .failed } }
         /// The exit code: 0, or the first failed job's.
@@ -51,7 +53,9 @@ public enum SchedulerTick {
             return Report(startedAt: options.now, dryRun: options.dryRun, lockedOut: error.message, jobs: [])
         }
         defer { lock.release() }
-        var state = try SchedulerState.read(repository)
+        let tickStarted = Date()
+        var (state, stateWarning) = try SchedulerState.readOrSetAside(repository, now: options.now, dryRun: options.dryRun)
+        if let stateWarning { options.logger.warning("\(stateWarning)") }
         var outcomes: [JobOutcome] = []
         for job in ScheduledJob.allCases {
             var outcome: JobOutcome
@@ -60,7 +64,8 @@ public enum SchedulerTick {
                 let changes = try? await ChangeArchiveStatus.read(repository, database: options.database)
                 if changes?.broken != nil { if state.chainBrokenSince == nil { state.chainBrokenSince = options.now } } else { state.chainBrokenSince = nil }
                 let decision = try JobDecisions(repository: repository, repositoryPath: options.repositoryPath, policy: options.policy,
-                                                now: options.now, state: state, changes: changes).decide(job)
+                                                now: options.now, state: state, changes: changes,
+                                                elapsed: Date().timeIntervalSince(tickStarted)).decide(job)
                 if !decision.due {
                     outcome = JobOutcome(job: job, status: .skipped, reason: decision.reason)
                 } else if options.dryRun {
@@ -71,9 +76,11 @@ public enum SchedulerTick {
                     jobState.lastAttemptAt = options.now
                     if outcome.status == .failed {
                         jobState.lastFailure = "\(Timestamps.iso8601UTC(options.now)): \(outcome.detail ?? "")"
+                        jobState.consecutiveFailures = (jobState.consecutiveFailures ?? 0) + 1
                     } else {
                         jobState.lastSuccessAt = options.now
                         jobState.lastFailure = nil
+                        jobState.consecutiveFailures = nil
                     }
                     state.jobs[job.rawValue] = jobState
                     try state.write(repository)
@@ -86,7 +93,7 @@ public enum SchedulerTick {
             onJob(outcome)
             outcomes.append(outcome)
         }
-        return Report(startedAt: options.now, dryRun: options.dryRun, lockedOut: nil, jobs: outcomes)
+        return Report(startedAt: options.now, dryRun: options.dryRun, lockedOut: nil, stateWarning: stateWarning, jobs: outcomes)
     }
 
     static func perform(_ job: ScheduledJob, reason: String, options: Options) async -> JobOutcome {

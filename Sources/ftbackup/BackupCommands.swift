@@ -25,6 +25,7 @@ struct BackupCommand: AsyncParsableCommand {
                 let report = try await ChangeArchiver.runIncremental(
                     database: try global.connectionString(), repositoryPath: repositoryPath,
                     policy: try global.policy(), logger: makeLogger())
+                JobTotalsOfThisRun.record(JobTotals.incremental(report))
                 // A schema change since the newest full (seen in this segment or one the follower sealed)
                 // makes this run take a new full, so the chain stays replayable.
                 if try ChangeArchiver.needsNewFull(repositoryPath: repositoryPath) {
@@ -49,6 +50,7 @@ struct BackupCommand: AsyncParsableCommand {
                 policy: try global.policy(), jobs: global.jobs, logger: makeLogger())
             options.reattach = reattach
             let manifest = try await BackupRunner.runFull(options)
+            JobTotalsOfThisRun.record(JobTotals(full: manifest))
             if global.output == .json {
                 printLine(try JSONOutput.encode(["label": manifest.label]))
             } else {

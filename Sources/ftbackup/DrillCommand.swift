@@ -41,6 +41,7 @@ struct DrillCommand: AsyncParsableCommand {
                     source: try global.connectionString(), repositoryPath: try global.existingRepositoryPath(), policy: try global.policy(),
                     target: try target.map { try global.connection($0) }, at: try at.map { try RecoveryTarget.parse($0) }, schemas: schemas,
                     keep: keep, compare: compare, jobs: global.jobs, logger: makeLogger(), showProgress: global.output == .text))
+                JobTotalsOfThisRun.record(JobTotals(drill: record))
                 if global.output == .json {
                     printLine(try JSONOutput.encode(record, microseconds: true))
                 } else {

@@ -21,6 +21,7 @@ struct JobMetricsHook {
 
     func finish(exitCode: Int32) {
         let families = JobMetrics.families(job: job, exitCode: exitCode, started: started, finished: Date(),
+                                           totals: JobTotalsOfThisRun.recorded,
                                            previous: MetricsFile.readValues(directory: directory, job: job))
         do {
             try MetricsFile.write(directory: directory, job: job, families)
@@ -28,6 +29,16 @@ struct JobMetricsHook {
             printWarning("\(error)")
         }
     }
+}
+
+/// The rows and bytes the running command handled, set by the command when its work succeeded and
+/// read by ``JobMetricsHook`` when it ends (one command runs per process).
+enum JobTotalsOfThisRun {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var totals: JobTotals?
+
+    static func record(_ totals: JobTotals?) { lock.withLock { Self.totals = totals } }
+    static var recorded: JobTotals? { lock.withLock { totals } }
 }
 
 /// A command whose metrics job name is not just its own name (`backup --type incr` → `backup_incr`).

@@ -24,6 +24,7 @@ struct LifecycleCommand: AsyncParsableCommand {
                 let report = try await ToolDataArchiver.run(ArchiveOptions(
                     database: try global.connectionString(), repositoryPath: try global.repositoryPath(required: true)!,
                     policy: try global.policy(), schemas: schemas, batchSize: batch, dryRun: dryRun, logger: makeLogger()))
+                JobTotalsOfThisRun.record(JobTotals.archive(report))
                 if global.output == .json { printLine(try JSONOutput.encode(report)); return .success }
                 for action in report.reconciled { printLine("reconciled \(action.archive): \(action.action)") }
                 printLine("\(report.dryRun ? "would archive" : "archived") \(report.rows) tool_data rows older than \(Timestamps.display(report.cutoff)) (run \(report.run))")
@@ -105,6 +106,7 @@ struct LifecycleCommand: AsyncParsableCommand {
             try await reportingFailures {
                 let report = try await Unarchiver.run(database: try global.connectionString(), repositoryPath: try global.existingRepositoryPath(),
                                                       archive: archive, ids: ids, policy: try global.policy())
+                JobTotalsOfThisRun.record(JobTotals(unarchive: report))
                 if global.output == .json { printLine(try JSONOutput.encode(report)); return .success }
                 let rows = report.rows.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 printLine("put back \(report.ids.count) tool_data ids into \(report.schema) (\(rows)); archive is now \(report.status.rawValue)")
@@ -135,6 +137,7 @@ struct LifecycleCommand: AsyncParsableCommand {
                 options.dropPartitions = !noPartitionDrop
                 options.logger = makeLogger()
                 let report = try await AuditPruner.run(options)
+                JobTotalsOfThisRun.record(JobTotals.prune(report))
                 if global.output == .json { printLine(try JSONOutput.encode(report)); return .success }
                 printLine("\(report.dryRun ? "would delete" : "deleted") \(report.rows) audit rows older than \(report.cutoff) \(report.timeZone ?? "") (retention \(report.retention), the database's own time zone)")
                 for line in report.reconciled { printLine("reconciled \(line)") }

@@ -55,6 +55,7 @@ struct RestoreCommand: AsyncParsableCommand {
             }
             let report = try await RestoreRunner.run(options)
             let plan = report.plan
+            JobTotalsOfThisRun.record(JobTotals.restore(plan, dryRun: dryRun))
             if global.output == .json {
                 printLine(try JSONOutput.encode(dryRun ? AnyEncodable(plan) : AnyEncodable(report)))
                 return .success
@@ -77,6 +78,7 @@ struct RestoreCommand: AsyncParsableCommand {
     static func pointInTime(_ options: RestoreOptions, at: Date, output: OutputFormat) async throws -> ExitStatus {
         let report = try await PointInTimeRestore.run(options, at: at)
         let plan = report.plan
+        JobTotalsOfThisRun.record(JobTotals.restore(plan.restore, dryRun: options.dryRun))
         if output == .json {
             printLine(try JSONOutput.encode(options.dryRun ? AnyEncodable(plan) : AnyEncodable(report)))
             return .success

@@ -52,7 +52,7 @@ extension RunCommand {
         }
         let finished = Date()
         let families = JobMetrics.families(job: job, exitCode: outcome.status == .ran ? 0 : outcome.exitCode ?? 1,
-                                           started: finished.addingTimeInterval(-(outcome.seconds ?? 0)), finished: finished,
+                                           started: finished.addingTimeInterval(-(outcome.seconds ?? 0)), finished: finished, totals: outcome.totals,
                                            previous: MetricsFile.readValues(directory: directory, job: job))
         do { try MetricsFile.write(directory: directory, job: job, families) } catch { printWarning("\(error)") }
     }

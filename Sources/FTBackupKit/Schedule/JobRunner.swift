@@ -2,8 +2,9 @@ import Foundation
 
 /// Runs one scheduled job through the same entry points as its own command.
 enum JobRunner {
-    /// The job's result in a few words, for its log line; throws as its command would fail.
-    static func run(_ job: ScheduledJob, options: SchedulerTick.Options) async throws -> String {
+    /// The job's result in a few words, for its log line, and the rows and bytes it handled (its metrics
+    /// file's); throws as its command would fail.
+    static func run(_ job: ScheduledJob, options: SchedulerTick.Options) async throws -> (detail: String, totals: JobTotals?) {
         let repository = Repository.local(options.repositoryPath)
         switch job {
         case .full:
@@ -16,12 +17,12 @@ enum JobRunner {
             guard results.allSatisfy(\.ok) else {
                 throw FTBackupError(.dataError, "full backup \(manifest.label) was taken but does not verify", hint: "ftbackup verify --set \(manifest.label)")
             }
-            return "full backup \(manifest.label), verified"
+            return ("full backup \(manifest.label), verified", JobTotals(full: manifest))
         case .incremental:
             let report = try await ChangeArchiver.runIncremental(database: options.database, repositoryPath: options.repositoryPath,
                                                                  policy: options.policy, logger: options.logger)
-            if let pid = report.coveredByFollower { return "covered by the follower (pid \(pid))" }
-            return report.segment.map { "segment \($0.label), \($0.transactions) transactions" } ?? "nothing to seal"
+            if let pid = report.coveredByFollower { return ("covered by the follower (pid \(pid))", nil) }
+            return (report.segment.map { "segment \($0.label), \($0.transactions) transactions" } ?? "nothing to seal", JobTotals.incremental(report))
         case .maintenance:
             let segments = try await withReadLock(options, command: "run: verify --segments") {
                 try await SegmentVerifier.verify(repository, jobs: options.jobs)
@@ -32,7 +33,7 @@ enum JobRunner {
                 throw FTBackupError(.dataError, "\(bad.count) change segment(s) failed verification, first \(bad[0].name); expiry ran and removed \(expiry.removed.count) backup(s)",
                                     hint: "ftbackup verify --segments names the files")
             }
-            return "\(segments.count) segments verified; expired \(expiry.removed.count) backup(s) and \(expiry.removedSegments.count) segment(s)"
+            return ("\(segments.count) segments verified; expired \(expiry.removed.count) backup(s) and \(expiry.removedSegments.count) segment(s)", nil)
         case .lifecycle:
             let archive = try await ToolDataArchiver.run(ArchiveOptions(database: options.database, repositoryPath: options.repositoryPath,
                                                                         policy: options.policy, logger: options.logger))
@@ -46,7 +47,9 @@ enum JobRunner {
                 throw FTBackupError(.dataError, "lifecycle ran, but \(verified.badFiles.count) archive or evidence file(s) do not verify",
                                     hint: "ftbackup verify --archives --evidence names them")
             }
-            return "archived \(archive.rows) tool_data rows; pruned \(pruned.rows) audit rows; archives and evidence verified"
+            // One job, two kinds of rows: the metrics file counts both (each kind's own is in ftbackup_suite.prom).
+            return ("archived \(archive.rows) tool_data rows; pruned \(pruned.rows) audit rows; archives and evidence verified",
+                    JobTotals(rows: archive.rows + pruned.rows, bytes: nil))
         case .drill:
             let record = try await DrillRunner.run(DrillOptions(source: options.database, repositoryPath: options.repositoryPath,
                                                                 policy: options.policy, jobs: options.jobs, logger: options.logger))
@@ -54,7 +57,8 @@ enum JobRunner {
                 throw FTBackupError(.drillFailed, "drill \(record.label) missed: \(record.reasons.joined(separator: "; "))",
                                     hint: "see runbooks/drill-failed.md")
             }
-            return "drill \(record.label) passed: RTO \(String(format: "%.1f", record.rto.measuredSeconds)) s, RPO \(String(format: "%.1f", record.rpo.measuredSeconds)) s"
+            return ("drill \(record.label) passed: RTO \(String(format: "%.1f", record.rto.measuredSeconds)) s, RPO \(String(format: "%.1f", record.rpo.measuredSeconds)) s",
+                    JobTotals(drill: record))
         }
     }
 

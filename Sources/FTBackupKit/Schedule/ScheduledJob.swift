@@ -31,6 +31,8 @@ public struct JobOutcome: Codable, Sendable, Equatable {
     public var seconds: Double?
     /// The failure's exit code (as the job's own command would exit).
     public var exitCode: Int32?
+    /// The rows and bytes a job that ran handled (its metrics file's `ftbackup_job_rows` and `_bytes`).
+    public var totals: JobTotals?
 
     /// `job=full status=ran seconds=2.8 reason="…" detail="…"`
     public var logLine: String {

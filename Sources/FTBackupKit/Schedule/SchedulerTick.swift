@@ -99,8 +99,9 @@ public enum SchedulerTick {
     static func perform(_ job: ScheduledJob, reason: String, options: Options) async -> JobOutcome {
         let started = Date()
         do {
-            let detail = try await JobRunner.run(job, options: options)
-            return JobOutcome(job: job, status: .ran, reason: reason, detail: detail, seconds: Date().timeIntervalSince(started))
+            let result = try await JobRunner.run(job, options: options)
+            return JobOutcome(job: job, status: .ran, reason: reason, detail: result.detail, seconds: Date().timeIntervalSince(started),
+                              totals: result.totals)
         } catch {
             let failure = JobRunner.failure(error)
             return JobOutcome(job: job, status: .failed, reason: reason, detail: failure.description,

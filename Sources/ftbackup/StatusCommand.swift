@@ -19,10 +19,15 @@ struct StatusCommand: AsyncParsableCommand {
         let level: SuiteStatus.Level
         do {
             let status = try await Self.evaluate(global, withReport: !noReport)
-            if let directory = try global.metricsDirectory() {
-                try MetricsFile.write(directory: directory, job: "suite", status.health.metricFamilies + [
-                    MetricFamily("ftbackup_status_level", help: "ftbackup status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", value: Double(status.level.rawValue)),
-                ])
+            // As for every job: a metrics file that cannot be written is a warning, never the check's level.
+            do {
+                if let directory = try global.metricsDirectory() {
+                    try MetricsFile.write(directory: directory, job: "suite", status.health.metricFamilies + [
+                        MetricFamily("ftbackup_status_level", help: "ftbackup status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", value: Double(status.level.rawValue)),
+                    ])
+                }
+            } catch {
+                printWarning((error as? FTBackupError)?.description ?? "\(error)")
             }
             if global.output == .json {
                 printLine(try JSONOutput.encode(status))
@@ -33,7 +38,8 @@ struct StatusCommand: AsyncParsableCommand {
         } catch {
             let message = (error as? FTBackupError)?.description ?? (error as? PostgresError)?.description ?? "\(error)"
             if global.output == .json {
-                printLine(try JSONOutput.encode(["level": "UNKNOWN", "message": message]))
+                // The same shape as a status that could be read (level a number, problems a list), without its health.
+                printLine(try JSONOutput.encode(SuiteStatus.Unreadable(message: message)))
             } else {
                 printLine("FTBACKUP UNKNOWN - \(message)")
             }

@@ -108,6 +108,72 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
         }
     }
 
+    /// `ftbackup_job_rows` and `ftbackup_job_bytes` are the full's own rows and stored bytes (as its manifest
+    /// says), the rows prune-audit deleted, and the full a scheduler tick took; a failed run keeps the last success's.
+    @Test func jobFilesCarryTheRowsAndBytesOfTheLastSuccess() async throws {
+        let metrics = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: metrics) }
+        try await TestServer.withDatabase { db in
+            try await TestRepository.with { repo in
+                let ok = try FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path, "--metrics-dir", metrics])
+                #expect(ok.status == 0, "\(ok.stderr)")
+                let manifest = try #require(try repo.repository.entries().compactMap(\.manifest).first)
+                let full = MetricsFile.readValues(directory: metrics, job: "backup_full")
+                #expect(manifest.totals.rows > 0 && full["ftbackup_job_rows"] == Double(manifest.totals.rows), "\(full)")
+                #expect(manifest.totals.storedBytes > 0 && full["ftbackup_job_bytes"] == Double(manifest.totals.storedBytes), "\(full)")
+
+                let failed = try FTBackupBinary.run(["backup", "--type", "full", "--db", "host=127.0.0.1 port=1 connect_timeout=3", "--repo", repo.path,
+                                                     "--metrics-dir", metrics])
+                #expect(failed.status == 69, "\(failed.stderr)")
+                let kept = MetricsFile.readValues(directory: metrics, job: "backup_full")
+                #expect(kept["ftbackup_job_rows"] == full["ftbackup_job_rows"] && kept["ftbackup_job_bytes"] == full["ftbackup_job_bytes"], "\(kept)")
+                #expect(try promtool(["check", "metrics"], stdin: try String(contentsOfFile: MetricsFile.path(directory: metrics, job: "backup_full"),
+                                                                              encoding: .utf8)).status == 0)
+
+                let prune = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path,
+                                                    "--metrics-dir", metrics, "--output", "json"])
+                #expect(prune.status == 0, "\(prune.stderr)")
+                let report = try JSONSerialization.jsonObject(with: Data(prune.stdout.utf8)) as? [String: Any]
+                let deleted = ((report?["tables"] as? [[String: Any]]) ?? []).compactMap { ($0["rows"] as? NSNumber)?.int64Value }.reduce(0, +)
+                let pruned = MetricsFile.readValues(directory: metrics, job: "lifecycle_prune_audit")
+                #expect(deleted > 0 && pruned["ftbackup_job_rows"] == Double(deleted), "\(pruned) \(deleted)")
+
+                // A tick on a repository of its own takes its first full, and writes that full's totals.
+                try await TestRepository.with { second in
+                    let tick = try FTBackupBinary.run(["run", "--db", db.connectionString.raw, "--repo", second.path, "--metrics-dir", metrics])
+                    #expect(tick.stdout.contains("job=full status=ran"), "\(tick.stdout) \(tick.stderr)")
+                    let taken = try #require(try second.repository.entries().compactMap(\.manifest).first)
+                    let ticked = MetricsFile.readValues(directory: metrics, job: "backup_full")
+                    #expect(ticked["ftbackup_job_rows"] == Double(taken.totals.rows) && ticked["ftbackup_job_bytes"] == Double(taken.totals.storedBytes),
+                            "\(ticked)")
+                }
+            }
+        }
+    }
+
+    /// `status --output json` that cannot read the repository still has a numeric `level` (3) and a
+    /// `problems` list, as every other status does.
+    @Test func statusJSONWhenUnreadableHasTheSameLevelAndProblemsKeys() throws {
+        let outcome = try FTBackupBinary.run(["status", "--repo", NSTemporaryDirectory() + "ftbackup-missing-\(UUID())", "--output", "json"])
+        #expect(outcome.status == 3, "\(outcome.stdout) \(outcome.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any])
+        #expect((json["level"] as? NSNumber)?.intValue == 3, "\(json)")
+        let problems = try #require(json["problems"] as? [[String: Any]], "\(json)")
+        #expect(problems.count == 1 && (problems[0]["level"] as? NSNumber)?.intValue == 3 && (problems[0]["message"] as? String)?.isEmpty == false,
+                "\(problems)")
+    }
+
+    /// A metrics folder that cannot be written is a warning: `status` still exits with the suite's level
+    /// (CRITICAL for an empty repository), not UNKNOWN.
+    @Test func statusKeepsItsLevelWhenItsMetricsFileCannotBeWritten() async throws {
+        try await TestRepository.with { repo in
+            try FileManager.default.createDirectory(atPath: repo.path, withIntermediateDirectories: true)
+            let outcome = try FTBackupBinary.run(["status", "--repo", repo.path, "--no-report", "--metrics-dir", repo.path + "/no/such/folder"])
+            #expect(outcome.status == 2 && outcome.stdout.hasPrefix("FTBACKUP CRITICAL - "), "\(outcome.stdout) \(outcome.stderr)")
+            #expect(outcome.stderr.contains("ftbackup: warning: cannot write metrics file"), "\(outcome.stderr)")
+        }
+    }
+
     @Test func alertRulesPassPromtoolCheckAndTheirUnitTests() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let rules = root.appendingPathComponent("deploy/prometheus/ftbackup-rules.yml").path

@@ -73,3 +73,14 @@ public struct SuiteStatus: Codable, Sendable {
         return SuiteStatus(level: level, problems: problems, health: health, reportFindings: reportFindings)
     }
 }
+
+extension SuiteStatus {
+    /// `status --output json` when the repository or database could not be read: `level` 3 (UNKNOWN) and
+    /// one problem, the keys every status has, so a consumer reads `level` and `problems` alike.
+    public struct Unreadable: Encodable, Sendable {
+        public var level = Level.unknown
+        public var problems: [Problem]
+
+        public init(message: String) { problems = [Problem(level: .unknown, message: message)] }
+    }
+}

@@ -19,10 +19,15 @@ struct StatusCommand: AsyncParsableCommand {
         let level: SuiteStatus.Level
         do {
             let status = try await Self.evaluate(global, withReport: !noReport)
-            if let directory = try global.metricsDirectory() {
-                try MetricsFile.write(directory: directory, job: "suite", status.health.metricFamilies + [
-                    MetricFamily("ftbackup_status_level", help: "ftbackup status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", value: Double(status.level.rawValue)),
-                ])
+            // A metrics file that cannot be written is a warning, as for every job: the level stays the suite's.
+            do {
+                if let directory = try global.metricsDirectory() {
+                    try MetricsFile.write(directory: directory, job: "suite", status.health.metricFamilies + [
+                        MetricFamily("ftbackup_status_level", help: "ftbackup status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", value: Double(status.level.rawValue)),
+                    ])
+                }
+            } catch {
+                printWarning("\(error)")
             }
             if global.output == .json {
                 printLine(try JSONOutput.encode(status))
@@ -72,7 +77,7 @@ struct StatusCommand: AsyncParsableCommand {
         if let follower = h.followerAlive { lines.append("follower:           \(follower ? "alive" : "not running")") }
         lines.append("last drill:         \(h.lastDrill.map { "\($0.label) \($0.passed ? "passed" : "FAILED"), RTO \(Int($0.rtoSeconds)) s, RPO \(Int($0.rpoSeconds)) s" } ?? "none")")
         for run in h.lifecycle {
-            lines.append("lifecycle \(run.kind):".padding(toLength: 20, withPad: " ", startingAt: 0)
+            lines.append("lifecycle \(run.kind):".padding(toLength: max(20, run.kind.count + 12), withPad: " ", startingAt: 0)
                          + ("\(run.run)\(run.rows.map { ", \($0) rows" } ?? ""); \(run.runs) run(s), \(run.rowsTotal) rows in all"))
         }
         if let findings = status.reportFindings {

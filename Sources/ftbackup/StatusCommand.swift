@@ -22,9 +22,7 @@ struct StatusCommand: AsyncParsableCommand {
             // A metrics file that cannot be written is a warning, as for every job: the level stays the suite's.
             do {
                 if let directory = try global.metricsDirectory() {
-                    try MetricsFile.write(directory: directory, job: "suite", status.health.metricFamilies + [
-                        MetricFamily("ftbackup_status_level", help: "ftbackup status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", value: Double(status.level.rawValue)),
-                    ])
+                    try MetricsFile.write(directory: directory, job: "suite", status.health.metricFamilies + [Self.levelFamily(status.level)])
                 }
             } catch {
                 printWarning("\(error)")
@@ -43,8 +41,19 @@ struct StatusCommand: AsyncParsableCommand {
                 printLine("FTBACKUP UNKNOWN - \(message)")
             }
             level = .unknown
+            // The suite file says UNKNOWN too (its other gauges kept: their ages still alert), so
+            // Prometheus does not go on reading the last level that was measured.
+            do {
+                if let directory = try global.metricsDirectory() { try MetricsFile.replace(directory: directory, job: "suite", Self.levelFamily(.unknown)) }
+            } catch {
+                printWarning("\(error)")
+            }
         }
         if level != .ok { throw ExitCode(level.rawValue) }
+    }
+
+    static func levelFamily(_ level: SuiteStatus.Level) -> MetricFamily {
+        MetricFamily("ftbackup_status_level", help: "ftbackup status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", value: Double(level.rawValue))
     }
 
     /// The status of the repository (and the database, when one is configured).

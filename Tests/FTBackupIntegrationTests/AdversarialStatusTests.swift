@@ -85,4 +85,27 @@ import Testing
             }
         }
     }
+
+    /// When `status` cannot read the repository, its suite file must say so: `ftbackup_status_level 3`
+    /// (the other gauges kept, so their age alerts still fire), not the last level it measured.
+    @Test func unknownStatusIsWrittenToTheSuiteMetricsFile() async throws {
+        let metrics = try MonitoringTests.folder()
+        defer { try? FileManager.default.removeItem(atPath: metrics) }
+        try await TestServer.withDatabase { db in
+            try await TestRepository.with { repo in
+                #expect(try FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path]).status == 0)
+                let first = try FTBackupBinary.run(["status", "--repo", repo.path, "--no-report", "--metrics-dir", metrics])
+                #expect(first.status == 1, "\(first.stdout)")
+                let file = MetricsFile.path(directory: metrics, job: "suite")
+                #expect(try String(contentsOfFile: file, encoding: .utf8).contains("ftbackup_status_level 1\n"))
+                try repo.repository.storage.writeAll("drills/20260101T000000Z.json", Array("{".utf8))
+                let unknown = try FTBackupBinary.run(["status", "--repo", repo.path, "--no-report", "--metrics-dir", metrics])
+                #expect(unknown.status == 3, "\(unknown.stdout)")
+                let suite = try String(contentsOfFile: file, encoding: .utf8)
+                #expect(suite.contains("ftbackup_status_level 3\n") && !suite.contains("ftbackup_status_level 1"), "\(suite)")
+                #expect(suite.contains("ftbackup_newest_full_timestamp_seconds "), "\(suite)")
+                #expect(try promtool(["check", "metrics"], stdin: suite).status == 0, "\(suite)")
+            }
+        }
+    }
 }

@@ -19,12 +19,10 @@ struct StatusCommand: AsyncParsableCommand {
         let level: SuiteStatus.Level
         do {
             let status = try await Self.evaluate(global, withReport: !noReport)
-            // As for every job: a metrics file that cannot be written is a warning, never the check's level.
+            // A metrics file that cannot be written is a warning, as for every job: the level stays the suite's.
             do {
                 if let directory = try global.metricsDirectory() {
-                    try MetricsFile.write(directory: directory, job: "suite", status.health.metricFamilies + [
-                        MetricFamily("ftbackup_status_level", help: "ftbackup status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", value: Double(status.level.rawValue)),
-                    ])
+                    try MetricsFile.write(directory: directory, job: "suite", status.health.metricFamilies + [Self.levelFamily(status.level)])
                 }
             } catch {
                 printWarning((error as? FTBackupError)?.description ?? "\(error)")
@@ -44,8 +42,19 @@ struct StatusCommand: AsyncParsableCommand {
                 printLine("FTBACKUP UNKNOWN - \(message)")
             }
             level = .unknown
+            // The suite file says UNKNOWN too (its other gauges kept: their ages still alert), so
+            // Prometheus does not go on reading the last level that was measured.
+            do {
+                if let directory = try global.metricsDirectory() { try MetricsFile.replace(directory: directory, job: "suite", Self.levelFamily(.unknown)) }
+            } catch {
+                printWarning((error as? FTBackupError)?.description ?? "\(error)")
+            }
         }
         if level != .ok { throw ExitCode(level.rawValue) }
+    }
+
+    static func levelFamily(_ level: SuiteStatus.Level) -> MetricFamily {
+        MetricFamily("ftbackup_status_level", help: "ftbackup status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", value: Double(level.rawValue))
     }
 
     /// The status of the repository (and the database, when one is configured).
@@ -78,7 +87,7 @@ struct StatusCommand: AsyncParsableCommand {
         if let follower = h.followerAlive { lines.append("follower:           \(follower ? "alive" : "not running")") }
         lines.append("last drill:         \(h.lastDrill.map { "\($0.label) \($0.passed ? "passed" : "FAILED"), RTO \(Int($0.rtoSeconds)) s, RPO \(Int($0.rpoSeconds)) s" } ?? "none")")
         for run in h.lifecycle {
-            lines.append("lifecycle \(run.kind):".padding(toLength: 20, withPad: " ", startingAt: 0)
+            lines.append("lifecycle \(run.kind):".padding(toLength: max(20, run.kind.count + 12), withPad: " ", startingAt: 0)
                          + ("\(run.run)\(run.rows.map { ", \($0) rows" } ?? ""); \(run.runs) run(s), \(run.rowsTotal) rows in all"))
         }
         if let findings = status.reportFindings {

@@ -178,7 +178,7 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let rules = root.appendingPathComponent("deploy/prometheus/ftbackup-rules.yml").path
         let check = try promtool(["check", "rules", rules])
-        #expect(check.status == 0 && check.output.contains("SUCCESS: 8 rules found"), "\(check.output)")
+        #expect(check.status == 0 && check.output.contains("SUCCESS: 9 rules found"), "\(check.output)")
         let test = try promtool(["test", "rules", root.appendingPathComponent("deploy/prometheus/ftbackup-rules.test.yml").path])
         #expect(test.status == 0 && test.output.contains("SUCCESS"), "\(test.output)")
     }

@@ -60,9 +60,22 @@ public enum MetricsFile {
     }
 
     public static func write(directory: String, job: String, _ families: [MetricFamily]) throws {
+        try write(directory: directory, job: job, text: families.map(\.text).joined(separator: "\n") + "\n")
+    }
+
+    /// Sets one unlabelled gauge in a file this writer wrote, keeping every other line as it is (the
+    /// family is added when the file lacks it, or the file is made with it alone).
+    public static func replace(directory: String, job: String, _ family: MetricFamily) throws {
+        let lines = ((try? String(contentsOfFile: path(directory: directory, job: job), encoding: .utf8)) ?? "")
+            .split(separator: "\n").map(String.init)
+        let own: (String) -> Bool = { $0 == "# HELP \(family.name)" || $0.hasPrefix("# HELP \(family.name) ") || $0.hasPrefix("# TYPE \(family.name) ")
+            || $0.hasPrefix("\(family.name) ") || $0.hasPrefix("\(family.name){") }
+        try write(directory: directory, job: job, text: (lines.filter { !own($0) } + [family.text]).joined(separator: "\n") + "\n")
+    }
+
+    static func write(directory: String, job: String, text: String) throws {
         let final = path(directory: directory, job: job)
         let temporary = (directory as NSString).appendingPathComponent(".ftbackup_\(job).prom.\(getpid()).tmp")
-        let text = families.map(\.text).joined(separator: "\n") + "\n"
         guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o644]) else {
             throw FTBackupError(.cannotWrite, "cannot write metrics file \(temporary)", hint: "check --metrics-dir / FTBACKUP_METRICS_DIR exists and is writable")
         }

@@ -46,7 +46,12 @@ public struct RepositoryHealth: Codable, Sendable {
 
     public static func read(_ repository: Repository, database: ConnectionString?, policy: Policy, now: Date = Date()) async throws -> RepositoryHealth {
         let view = try RepositorySourceView.load(repository)
-        let manifests = view.own(try repository.entries().compactMap(\.manifest))
+        let entries = try repository.entries()
+        if let unreadable = entries.first(where: { $0.status == .unreadable }) {
+            throw FTBackupError(.dataError, "backup \(unreadable.label) has an unreadable manifest: \(unreadable.problem ?? "")",
+                                hint: "ftbackup verify --set \(unreadable.label); move the backup aside if it cannot be repaired")
+        }
+        let manifests = view.own(entries.compactMap(\.manifest))
         let newestFull = manifests.filter { $0.type == .full }.max { $0.stoppedAt < $1.stoppedAt }.map {
             Backup(label: $0.label, finishedAt: $0.stoppedAt, rows: $0.totals.rows, storedBytes: $0.totals.storedBytes)
         }
@@ -68,24 +73,39 @@ public struct RepositoryHealth: Codable, Sendable {
             lifecycle: try ["archive", "prune-audit", "unarchive"].compactMap { try lifecycleRuns(repository.storage, kind: $0) })
     }
 
-    /// The newest run log of a kind and the rows of all of them (`rows` at the top of each log).
+    /// The newest run log of a kind and the rows of all of them, each log read as its kind's report
+    /// (prune-audit: rows per table; archive: rows per schema; unarchive: rows per table put back).
+    /// A log that cannot be read is an error naming it: `status` must say UNKNOWN, not count it as 0.
     static func lifecycleRuns(_ storage: any RepositoryStorage, kind: String) throws -> LifecycleRun? {
-        let logs = try storage.list("lifecycle/\(kind)").filter { !$0.isDirectory && $0.path.hasSuffix(".json") }.sorted { $0.path < $1.path }
-        guard let last = logs.last else { return nil }
+        let names = try RecordChain.names(storage, folder: "lifecycle/\(kind)")
+        guard let last = names.last else { return nil }
         var total: Int64 = 0
-        var lastRows: Int64?
-        var lastAt: Date?
-        for log in logs {
-            let object = (try? JSONSerialization.jsonObject(with: Data(try storage.readAll(log.path)))) as? [String: Any]
-            let rows = (object?["rows"] as? NSNumber)?.int64Value
-            total += rows ?? 0
-            if log.path == last.path {
-                lastRows = rows
-                lastAt = (object?["finishedAt"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) }
+        var lastRows: Int64 = 0
+        for name in names {
+            let path = "lifecycle/\(kind)/\(name)"
+            let rows: Int64
+            do {
+                rows = try Self.rows(kind: kind, Data(try storage.readAll(path)))
+            } catch {
+                throw FTBackupError(.dataError, "lifecycle run log \(storage.location)/\(path) is unreadable: \((error as? FTBackupError)?.message ?? EvidenceVerifier.describe(error))",
+                                    hint: "ftbackup verify names every bad file; restore it from a copy of the repository")
             }
+            total += rows
+            if name == last { lastRows = rows }
         }
-        let run = ((last.path as NSString).lastPathComponent as NSString).deletingPathExtension
-        return LifecycleRun(kind: kind, run: run, at: lastAt ?? RunLabelDate.parse(run), rows: lastRows, rowsTotal: total, runs: logs.count)
+        let run = String(last.dropLast(5))
+        return LifecycleRun(kind: kind, run: run, at: RunLabelDate.parse(run), rows: lastRows, rowsTotal: total, runs: names.count)
+    }
+
+    /// Rows a run log of `kind` says its run removed or put back.
+    static func rows(kind: String, _ data: Data) throws -> Int64 {
+        let decoder = BackupManifest.decoder()
+        switch kind {
+        case "prune-audit": return try decoder.decode(AuditPruner.Report.self, from: data).rows
+        case "archive": return try decoder.decode(ArchiveReport.self, from: data).rows
+        case "unarchive": return try decoder.decode(Unarchiver.Report.self, from: data).rows.values.reduce(0, +)
+        default: throw FTBackupError(.dataError, "unknown lifecycle kind \(kind)")
+        }
     }
 
     /// Gauges for node_exporter (`ftbackup_status.prom`).

@@ -1,7 +1,8 @@
 import Foundation
 
 /// The evidence section: each kind of record's hash chain walked (``RecordChainWalk``): intact or
-/// the records deleted, edited or added later, and the records written before chaining, listed as such.
+/// the records deleted, edited or added later (or dated after the report's clock), and the records
+/// written before chaining, listed as such.
 public struct EvidenceFacts: Codable, Sendable {
     public var chains: [RecordChainWalk]
     public var findings: [ComplianceReport.Finding]
@@ -9,15 +10,15 @@ public struct EvidenceFacts: Codable, Sendable {
     /// The kinds every repository may hold (listed even when empty), then any other kind found.
     static let knownKinds = ["archive", "unarchive", "prune-audit", "prune-audit-reapplied", "reapplied"]
 
-    static func read(_ storage: any RepositoryStorage, period: ReportPeriod) throws -> EvidenceFacts {
+    static func read(_ storage: any RepositoryStorage, period: ReportPeriod, now: Date) throws -> EvidenceFacts {
         let found = try storage.list(EvidenceVerifier.folder).filter(\.isDirectory)
             .map { String($0.path.dropFirst(EvidenceVerifier.folder.count + 1)) }
             .filter { $0 != "partitions" }
         var chains: [RecordChainWalk] = []
         for kind in knownKinds + found.filter({ !knownKinds.contains($0) }).sorted() {
-            chains.append(try RecordChainWalk.walk(storage, kind: kind, folder: "\(EvidenceVerifier.folder)/\(kind)"))
+            chains.append(try RecordChainWalk.walk(storage, kind: kind, folder: "\(EvidenceVerifier.folder)/\(kind)", now: now))
         }
-        chains.append(try RecordChainWalk.walk(storage, kind: DrillRecord.chainKind, folder: DrillRecord.folder))
+        chains.append(try RecordChainWalk.walk(storage, kind: DrillRecord.chainKind, folder: DrillRecord.folder, now: now))
         let findings = chains.flatMap { chain in chain.problems.map { ComplianceReport.Finding(.evidence, .error, $0) } }
         return EvidenceFacts(chains: chains, findings: findings)
     }

@@ -31,7 +31,8 @@ public struct RecoveryTestingFacts: Codable, Sendable {
 
     static func make(_ repository: Repository, policy: Policy, period: ReportPeriod, now: Date) throws -> RecoveryTestingFacts {
         var findings: [ComplianceReport.Finding] = []
-        let records = try DrillRecord.all(repository)
+        // A record dated after the clock is no drill of any month (the evidence section names it).
+        let records = try DrillRecord.all(repository).filter { $0.startedAt.timeIntervalSince(now) <= RecordChainWalk.clockSkew }
         let drills = records.filter { period.contains($0.startedAt) }.map {
             Drill(label: $0.label, startedAt: $0.startedAt, passed: $0.passed, rtoSeconds: $0.rto.measuredSeconds,
                   rtoObjectiveSeconds: $0.rto.objectiveSeconds, rpoSeconds: $0.rpo.measuredSeconds, rpoObjectiveSeconds: $0.rpo.objectiveSeconds,

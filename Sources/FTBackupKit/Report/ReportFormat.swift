@@ -21,10 +21,16 @@ extension ComplianceReport {
 
 extension ComplianceReport {
     /// Writes a rendered report to `path` as every repository file is written: a temporary name,
-    /// fsync, rename; mode 0600 (it names tables, organizations and hosts).
+    /// fsync, rename; mode 0600 (it names tables, organizations and hosts). Any failure is "cannot
+    /// write" (73) about `--out`: the repository's hints (missing file, run verify) do not apply here.
     public static func write(_ text: String, to path: String) throws {
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent().path
-        try LocalStorage(root: folder.isEmpty ? "." : folder).writeAll(url.lastPathComponent, Array(text.utf8))
+        do {
+            try LocalStorage(root: folder.isEmpty ? "." : folder).writeAll(url.lastPathComponent, Array(text.utf8))
+        } catch let error as FTBackupError {
+            throw FTBackupError(.cannotWrite, "cannot write the report to --out \(path): \(error.message)",
+                                hint: "give --out a file in a folder that exists and is writable")
+        }
     }
 }

@@ -17,11 +17,17 @@ public struct RecordChainWalk: Codable, Sendable, Equatable {
     /// One line per break: a deleted, edited, unlinked or inserted record.
     public var problems: [String]
     public var intact: Bool { problems.isEmpty }
+    /// How far after the walker's clock a record's name may date it (clocks of two hosts writing one
+    /// repository differ by seconds, not minutes).
+    public static let clockSkew: TimeInterval = 300
 
     /// Walks `folder`'s records of `kind`: every link must name a file that is there with the digest
     /// recorded, no record may have two successors, and after the first chained record (in name
-    /// order) every record must carry a link.
-    public static func walk(_ storage: any RepositoryStorage, kind: String, folder: String) throws -> RecordChainWalk {
+    /// order) every record must carry a link, and none may link to itself. With `now`, a record whose
+    /// name dates it more than `clockSkew` after `now` is a problem too: a clock that was ahead wrote
+    /// it, or it was added by hand (it would otherwise stand outside every report period and, as the
+    /// newest name, be the record that restores and status read first).
+    public static func walk(_ storage: any RepositoryStorage, kind: String, folder: String, now: Date? = nil) throws -> RecordChainWalk {
         let names = try RecordChain.names(storage, folder: folder)
         let contents = try names.map { try storage.readAll("\(folder)/\($0)") }
         let hashes = Dictionary(uniqueKeysWithValues: zip(names, contents.map(RecordChain.sha256)))
@@ -32,6 +38,9 @@ public struct RecordChainWalk: Codable, Sendable, Equatable {
         var successors: [String: [String]] = [:]
         var starts: [String] = []
         for name in names {
+            if let now, let dated = RunLabelDate.parse(name), dated.timeIntervalSince(now) > clockSkew {
+                walk.problems.append("\(folder)/\(name) is dated after this report was made (\(Timestamps.display(dated)), now \(Timestamps.display(now))): written by a clock that was ahead, or added by hand")
+            }
             guard let link = links[name]! else {
                 if let firstChained, name > firstChained {
                     walk.problems.append("\(folder)/\(name) has no chain link though records before it do: written outside ftbackup or edited")
@@ -46,6 +55,10 @@ public struct RecordChainWalk: Codable, Sendable, Equatable {
             }
             guard let previous = link.previousRecord else {
                 starts.append(name)
+                continue
+            }
+            if previous == name {
+                walk.problems.append("\(folder)/\(name) names itself as the record before it: renamed or edited")
                 continue
             }
             if case .some(.none) = links[previous] { starts.append(name) }  // links to a record from before chaining

@@ -95,7 +95,7 @@ struct InfoCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
-            let repository = Repository.local(try global.existingRepositoryPath())
+            let repository = try Repository.open(try global.existingRepositoryPath())
             let view = try RepositorySourceView.load(repository)
             var entries = try repository.entries()
             if let label {
@@ -224,7 +224,7 @@ struct VerifyCommand: AsyncParsableCommand {
             let path = try global.existingRepositoryPath()
             let lock = try RepositoryLock.acquire(repositoryRoot: path, kind: .read, exclusive: false, command: "verify")
             defer { lock.release() }
-            let report = try await RepositoryVerifier.verify(Repository.local(path), request)
+            let report = try await RepositoryVerifier.verify(try Repository.open(path), request)
             if global.output == .json {
                 printLine(try JSONOutput.encode(report))
             } else {

@@ -4,7 +4,7 @@ import Foundation
 enum JobRunner {
     /// The job's result in a few words, for its log line; throws as its command would fail.
     static func run(_ job: ScheduledJob, options: SchedulerTick.Options) async throws -> String {
-        let repository = Repository.local(options.repositoryPath)
+        let repository = try Repository.open(options.repositoryPath)
         switch job {
         case .full:
             let manifest = try await BackupRunner.runFull(BackupOptions(database: options.database, repositoryPath: options.repositoryPath,

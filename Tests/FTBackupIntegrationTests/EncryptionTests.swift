@@ -218,4 +218,52 @@ import Testing
             }
         }
     }
+
+    @Test func keyRotateKilledHalfwayThenRunAgainCompletesAndOnlyTheNewKeyOpensTheRepository() async throws {
+        try await Keyed.with { k in
+            let s = k.archived.session
+            #expect(try k.run(["backup", "--type", "full"]).status == 0)
+            try await s.execute("UPDATE users.accounts SET full_name = 'rotated' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1)")
+            let source = try await TableFingerprint.compute(s)
+            let at = try await k.now()
+            #expect(try k.run(["backup", "--type", "incr"]).status == 0)
+            let newKey = (k.repo as NSString).deletingLastPathComponent + "/new.key"
+            #expect(try FTBackupBinary.run(["key", "create", "--key-file", newKey]).status == 0)
+            let records = try FileManager.default.contentsOfDirectory(atPath: "\(k.repo)/keys").filter { $0.hasSuffix(".json") }
+            #expect(records.count >= 3, "\(records)")
+            let dataBefore = try Self.encryptedFiles(k.repo).map { try Data(contentsOf: URL(fileURLWithPath: "\(k.repo)/\($0)")) }
+
+            let killed = try FTBackupBinary.run(["key", "rotate", "--new-key-file", newKey, "--repo", k.repo, "--key-file", k.keyFile],
+                                                environment: ["FTBACKUP_FAILPOINT": KeyRotation.failpointAfterFirstRecord])
+            #expect(killed.status == -9, "\(killed.stderr)")
+            try await TestServer.withDatabase(seeded: false) { target in
+                // Half rotated: neither key opens the repository until the rotation is finished.
+                for key in [k.keyFile, newKey] {
+                    try await Self.expectRefused(try k.run(["restore", "--target", target.connectionString.raw], key: key), 77,
+                                                 "middle of a key rotation", target: target)
+                }
+                let finished = try FTBackupBinary.run(["key", "rotate", "--new-key-file", newKey, "--repo", k.repo, "--key-file", k.keyFile])
+                #expect(finished.status == 0, "\(finished.stderr)")
+                #expect(finished.stdout.contains("\(records.count - 1) data keys re-wrapped, 1 already re-wrapped"), "\(finished.stdout)")
+                try await Self.expectRefused(try k.run(["restore", "--target", target.connectionString.raw]), 77, "is not repository", target: target)
+            }
+            // No data file was rewritten; every record is wrapped by the new key; the change archive reads with it.
+            #expect(try Self.encryptedFiles(k.repo).map { try Data(contentsOf: URL(fileURLWithPath: "\(k.repo)/\($0)")) } == dataBefore)
+            let newId = try MasterKey.load(path: newKey).id
+            for record in records {
+                let text = try String(contentsOfFile: "\(k.repo)/keys/\(record)", encoding: .utf8)
+                #expect(text.contains("\"masterKeyId\" : \"\(newId)\""), "\(record): \(text)")
+            }
+            let verify = try FTBackupBinary.run(["verify", "--repo", k.repo, "--key-file", newKey])
+            #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+            // The full and the change archive, read with the new key, give the source exactly.
+            try await TestServer.withDatabase(seeded: false) { target in
+                let outcome = try k.run(["restore", "--at", at, "--target", target.connectionString.raw], key: newKey)
+                #expect(outcome.status == 0, "\(outcome.stderr)")
+                let t = try await target.connect()
+                defer { t.close() }
+                #expect(TableFingerprint.differences(source: source, restored: try await TableFingerprint.compute(t)) == [])
+            }
+        }
+    }
 }

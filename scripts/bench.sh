@@ -59,6 +59,14 @@ echo "==> ftbackup restore -j2"
 sql "DROP DATABASE IF EXISTS bench_r1 WITH (FORCE)"; sql "CREATE DATABASE bench_r1"; sql "CHECKPOINT"
 measure ftbackup_restore "" "$bin" restore -j2 --repo "$work/repo" --target "$base dbname=bench_r1"
 
+echo "==> encryption at rest: the same backup and restore with a master key (--key-file)"
+"$bin" key create --key-file "$work/bench.key" >/dev/null
+sql "CHECKPOINT"
+measure ftbackup_backup_enc "$work/repo-enc" "$bin" backup --type full -j2 --db "$src" --repo "$work/repo-enc" --key-file "$work/bench.key"
+sql "DROP DATABASE IF EXISTS bench_r4 WITH (FORCE)"; sql "CREATE DATABASE bench_r4"; sql "CHECKPOINT"
+measure ftbackup_restore_enc "" "$bin" restore -j2 --repo "$work/repo-enc" --key-file "$work/bench.key" --target "$base dbname=bench_r4"
+"$bin" dev compare --db "$src" --target "$base dbname=bench_r4" >/dev/null
+
 echo "==> pg_restore -j2"
 sql "DROP DATABASE IF EXISTS bench_r2 WITH (FORCE)"; sql "CREATE DATABASE bench_r2"; sql "CHECKPOINT"
 measure pg_restore "" "$B/pg_restore" -j2 -d "$base dbname=bench_r2" "$work/dump"
@@ -136,6 +144,7 @@ awk -F'\t' -v raw="$raw" '
     printf "restore: pg_restore -j2 / ftbackup = %.2fx faster  (target >= 1.2x; pg_restore runs no ANALYZE)\n", wall["pg_restore"]/wall["ftbackup_restore"]
     printf "         pg_restore -j2 + vacuumdb --analyze-only -j2 / ftbackup = %.2fx faster\n", wall["pg_restore_analyze"]/wall["ftbackup_restore"]
     printf "peak RSS ftbackup backup %.0f MiB, restore %.0f MiB (target < 150 MiB)\n", rss["ftbackup_backup"]/1024, rss["ftbackup_restore"]/1024
+    printf "encryption at rest: backup +%.1f%%, restore +%.1f%% wall time, +%.2f%% bytes (target < 5%%)\n", (wall["ftbackup_backup_enc"]/wall["ftbackup_backup"]-1)*100, (wall["ftbackup_restore_enc"]/wall["ftbackup_restore"]-1)*100, (bytes["ftbackup_backup_enc"]/bytes["ftbackup_backup"]-1)*100
   }' "$results"
 awk -F'\t' -v changed="$changed_large" -v rc="$replay_changes" -v rs="$replay_seconds" -v rt="$replay_txns" -v age="$max_age" '
   { wall[$1]=$2 }

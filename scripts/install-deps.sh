@@ -3,12 +3,27 @@
 # Root installs directly; other users go through `sudo -n` when it is available.
 set -euo pipefail
 # chromium: only the compliance report's HTML rendering test needs it (about 21 s with --no-install-recommends).
-packages=(pkg-config libpq-dev libzstd-dev zlib1g-dev postgresql postgresql-contrib zstd openssl chromium prometheus)
+# python3-venv: the encryption test cross-checks ftbackup's format with Google's own Tink (tink on PyPI, below).
+packages=(pkg-config libpq-dev libzstd-dev zlib1g-dev postgresql postgresql-contrib zstd openssl chromium prometheus python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+
+# Tink's Python package (the reference implementation of the streaming AEAD format ftbackup uses) in a venv of
+# the project's own, .scratch/tink-venv (about 7 s with pip's cache empty); the encryption test runs its python.
+install_tink() {
+  local root venv
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  venv="$root/.scratch/tink-venv"
+  "$venv/bin/python" -c 'import tink.streaming_aead' 2>/dev/null && return 0
+  echo "installing: tink 1.16.1 (PyPI) into $venv"
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check tink==1.16.1
+}
+
+if [ ${#missing[@]} -eq 0 ]; then install_tink; exit 0; fi
 echo "installing: ${missing[*]}"
 if [ "$(id -u)" -eq 0 ]; then sudo=(); elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo=(sudo -n); else
   echo "error: missing packages ${missing[*]} and no root or passwordless sudo to install them (hint: apt-get install ${missing[*]})" >&2
@@ -18,3 +33,4 @@ export DEBIAN_FRONTEND=noninteractive
 # Debian's postgresql package would start a cluster of its own; ftbackup's scripts start their own instead.
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_tink

@@ -93,11 +93,13 @@ struct InfoCommand: AsyncParsableCommand {
         var foreignSource: String?
         /// With `--set`: the database's settings the backup recorded (nil: a backup taken before they were).
         var databaseSettings: [DatabaseSetting]?
+        /// True when the backup's files are encrypted at rest (false: written before encryption was on).
+        var encrypted: Bool
     }
 
     func run() async throws {
         try await reportingFailures {
-            let repository = Repository.local(try global.existingRepositoryPath())
+            let repository = try Repository.open(try global.existingRepositoryPath())
             let view = try RepositorySourceView.load(repository)
             var entries = try repository.entries()
             if let label {
@@ -112,7 +114,8 @@ struct InfoCommand: AsyncParsableCommand {
                            rawBytes: m?.totals.rawBytes, storedBytes: m?.totals.storedBytes,
                            source: m.map { "\($0.source.database) on \($0.source.server)" }, walLSN: m?.snapshot.walLSN,
                            verifiedAt: VerificationRecord.read(repository, label: entry.label)?.verifiedAt,
-                           foreignSource: m.flatMap { view.mismatch(of: $0) }, databaseSettings: label == nil ? nil : m?.databaseSettings)
+                           foreignSource: m.flatMap { view.mismatch(of: $0) }, databaseSettings: label == nil ? nil : m?.databaseSettings,
+                           encrypted: repository.storage.isEncrypted(repository.backupFolder(entry.label)))
             }
             let verification = try VerificationOverview.read(repository)
             // The slot's health needs the database; without --db / FTBACKUP_DB only the repository is read.
@@ -129,7 +132,7 @@ struct InfoCommand: AsyncParsableCommand {
             if let tls = changes.connection { printLine("connection: \(tls.summary)") }
             if rows.isEmpty { printLine("no backups in \(repository.storage.location)") }
             for row in rows {
-                printLine("\(row.label)  \(row.type ?? "?")  \(row.status)\(row.foreignSource == nil ? "" : "  FOREIGN SOURCE")")
+                printLine("\(row.label)  \(row.type ?? "?")  \(row.status)\(row.encrypted ? "  encrypted" : "")\(row.foreignSource == nil ? "" : "  FOREIGN SOURCE")")
                 if let problem = row.problem { printLine("  problem:        \(problem)") }
                 if let foreign = row.foreignSource { printLine("  foreign:        \(foreign)") }
                 guard let started = row.startedAt, let stopped = row.stoppedAt else { continue }
@@ -226,7 +229,7 @@ struct VerifyCommand: AsyncParsableCommand {
             let path = try global.existingRepositoryPath()
             let lock = try RepositoryLock.acquire(repositoryRoot: path, kind: .read, exclusive: false, command: "verify")
             defer { lock.release() }
-            let report = try await RepositoryVerifier.verify(Repository.local(path), request)
+            let report = try await RepositoryVerifier.verify(try Repository.open(path), request)
             if global.output == .json {
                 printLine(try JSONOutput.encode(report))
             } else {

@@ -59,7 +59,7 @@ struct DrillCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let records = try DrillRecord.all(Repository.local(try global.existingRepositoryPath()))
+                let records = try DrillRecord.all(try Repository.open(try global.existingRepositoryPath()))
                 if global.output == .json {
                     printLine(try JSONOutput.encode(records, microseconds: true))
                     return .success

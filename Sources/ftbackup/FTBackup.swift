@@ -17,7 +17,7 @@ struct FTBackup: AsyncParsableCommand {
             SIGTERM or SIGHUP: children stopped, temporary files removed, then the process ends by that signal (130, 143, 129 in a shell).
             """,
         version: FTBackupVersion.current,
-        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, LifecycleCommand.self, DrillCommand.self, ReportCommand.self, StatusCommand.self, RunCommand.self, ScheduleCommand.self, DevCommand.self]
+        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, LifecycleCommand.self, DrillCommand.self, ReportCommand.self, StatusCommand.self, KeyCommand.self, RunCommand.self, ScheduleCommand.self, DevCommand.self]
     )
 
     static func main() async {
@@ -63,6 +63,9 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("metrics-dir"), help: "Write Prometheus metrics (ftbackup_<job>.prom) for node_exporter's textfile collector here (else FTBACKUP_METRICS_DIR, else the policy's monitoring.metrics_dir).")
     var metricsDirectoryOption: String?
 
+    @Option(name: .customLong("key-file"), help: "Master key that encrypts the repository at rest (else FTBACKUP_KEY_FILE, else the policy's encryption.key_file).")
+    var keyFile: String?
+
     @Option(name: .customLong("output"), help: "text or json.")
     var output: OutputFormat = .text
 
@@ -82,12 +85,23 @@ struct GlobalOptions: ParsableArguments {
         try ConnectionString(text).requiringTLS(policy().tlsRequirement)
     }
 
+    /// The repository path; resolving it also loads the master key, if one is named, for every
+    /// repository this process opens (``RepositoryEncryption``).
     func repositoryPath(required: Bool) throws -> String? {
         let path = repository ?? ProcessInfo.processInfo.environment["FTBACKUP_REPO"]
         if required && (path ?? "").isEmpty {
             throw FTBackupError(.usage, "no repository given", hint: "pass --repo PATH or set FTBACKUP_REPO")
         }
+        try configureEncryption()
         return path.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The master key file named by `--key-file`, `FTBACKUP_KEY_FILE` or the policy, if any.
+    func keyFilePath() throws -> String? { RepositoryEncryption.keyFilePath(option: keyFile, policy: try policy()) }
+
+    /// Loads the named master key (refusing one that group or others can read) and makes it the process's.
+    func configureEncryption() throws {
+        RepositoryEncryption.use(try keyFilePath().map { try MasterKey.load(path: $0) })
     }
 
     /// The repository path of a command that reads it: it must exist.

@@ -69,7 +69,7 @@ struct LifecycleCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let store = ArchiveStore(storage: LocalStorage(root: try global.existingRepositoryPath()))
+                let store = ArchiveStore(storage: try RepositoryStorageFactory.open(try global.existingRepositoryPath()))
                 let rows = try store.all().map { name, manifest in
                     let checked = VerificationOverview.item(ArchiveManifest.self, name: name, storage: store.storage)
                     return Row(kind: "archive", name: name, schema: manifest?.schema, status: manifest?.status.rawValue ?? "incomplete", rows: manifest?.rows,

@@ -63,7 +63,7 @@ struct StatusCommand: AsyncParsableCommand {
         let configured = global.database ?? ProcessInfo.processInfo.environment["FTBACKUP_DB"]
         let database = configured == nil ? nil : try global.connectionString()
         let path = try global.existingRepositoryPath()
-        let health = try await RepositoryHealth.read(Repository.local(path), database: database, policy: policy)
+        let health = try await RepositoryHealth.read(try Repository.open(path), database: database, policy: policy)
         var findings: [ComplianceReport.Finding]?
         if withReport, let database {
             let report = try await ComplianceReport.build(ComplianceReportOptions(

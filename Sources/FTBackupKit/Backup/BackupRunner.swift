@@ -82,7 +82,7 @@ public enum BackupRunner {
     }
 
     static func runFullOnce(_ options: BackupOptions, attempt: Int = 1) async throws -> BackupManifest {
-        let repository = Repository.local(options.repositoryPath)
+        let repository = try Repository.open(options.repositoryPath)
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .write, exclusive: true,
                                               command: "backup --type full")
         defer { lock.release() }

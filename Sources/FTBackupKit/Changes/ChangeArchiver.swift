@@ -43,7 +43,7 @@ public enum ChangeArchiver {
             return Report(segment: nil, coveredByFollower: pid ?? 0, removedIncomplete: [], slotLagBytes: 0)
         }
         defer { changesLock.release() }
-        let storage = LocalStorage(root: repositoryPath)
+        let storage = try RepositoryStorageFactory.open(repositoryPath)
         let session = try await DatabaseSession.connect(database, name: "ftbackup-incr")
         defer { session.close() }
         try await session.execute(decodingSettings)
@@ -169,7 +169,7 @@ extension ChangeArchiver {
     /// segment holds DDL committed after that full's consistent point (`ftbackup.ddl_log` rows: DDL
     /// with no later DML counts too), or reads large objects that differ from that full's.
     public static func needsNewFull(repositoryPath: String) throws -> Bool {
-        let storage = LocalStorage(root: repositoryPath)
+        let storage = try RepositoryStorageFactory.open(repositoryPath)
         let repository = Repository(storage: storage)
         let view = try RepositorySourceView.load(repository)
         guard let full = view.own(try repository.entries().compactMap(\.manifest)).last(where: { $0.type == .full }) else { return false }

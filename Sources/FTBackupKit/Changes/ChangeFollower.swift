@@ -35,7 +35,7 @@ public enum ChangeFollower {
     }
 
     public static func run(_ options: Options) async throws -> Report {
-        let storage = LocalStorage(root: options.repositoryPath)
+        let storage = try RepositoryStorageFactory.open(options.repositoryPath)
         try storage.makeFolder(ChangeSegmentManifest.folder)
         // Held for the follower's whole life: no incremental pass writes or cleans segments meanwhile.
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .changes, exclusive: true, command: "follow")
@@ -113,7 +113,7 @@ public enum ChangeFollower {
 /// The follower's state machine, run on the replication connection's own thread.
 struct FollowLoop {
     let connection: PGConnection
-    let storage: LocalStorage
+    let storage: any RepositoryStorage
     let slot: String
     let source: DatabaseIdentity
     /// The database encoding the values are decoded in (recorded in each segment's manifest).
@@ -140,7 +140,7 @@ struct FollowLoop {
     var transactions = 0
     var bytesWritten: Int64 = 0
 
-    init(connection: PGConnection, storage: LocalStorage, slot: String, source: DatabaseIdentity, compression: Policy.Compression, sealEvery: Double,
+    init(connection: PGConnection, storage: any RepositoryStorage, slot: String, source: DatabaseIdentity, compression: Policy.Compression, sealEvery: Double,
          sealBytes: Int64, flushed: UInt64, logger: Logger) {
         self.connection = connection
         self.storage = storage

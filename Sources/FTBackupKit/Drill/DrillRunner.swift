@@ -16,7 +16,7 @@ public enum DrillRunner {
     public static func run(_ options: DrillOptions) async throws -> DrillRecord {
         let started = Date()
         let logger = options.logger
-        let repository = Repository.local(options.repositoryPath)
+        let repository = try Repository.open(options.repositoryPath)
         // Shared with restores and verifies, exclusive of expiry: nothing the drill reads goes away under it.
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .read, exclusive: false, command: "drill")
         defer { lock.release() }
@@ -179,7 +179,7 @@ public enum DrillRunner {
         }
         var checks = try await DrillValidation.sequences(session, schemas: schemas)
         let pgRestore = try PostgresTools.path(of: "pg_restore", serverVersionNumber: max(full.source.serverVersionNumber, session.serverVersionNumber))
-        let repository = Repository.local(options.repositoryPath)
+        let repository = try Repository.open(options.repositoryPath)
         let dumpFile = try RestoreRunner.materializeSchemaDump(repository, manifest: full)
         defer { try? FileManager.default.removeItem(atPath: dumpFile) }
         let contents = try RestoreContents.read(pgRestore, dumpFile: dumpFile, encoding: full.source.encoding,

@@ -82,7 +82,7 @@ public enum BackupExpiry {
     /// Takes the repository's write and read locks exclusively (no backup, restore, verify or drill
     /// may be running: it fails at once with exit 75 if one is), plans, and unless `dryRun` removes.
     public static func run(repositoryPath: String, policy: Policy, dryRun: Bool, now: Date = Date()) throws -> ExpiryReport {
-        try run(Repository.local(repositoryPath), lockRoot: repositoryPath, policy: policy, dryRun: dryRun, now: now)
+        try run(try Repository.open(repositoryPath), lockRoot: repositoryPath, policy: policy, dryRun: dryRun, now: now)
     }
 
     /// `run` on any storage; the locks live under `lockRoot` (a local folder: see ``RepositoryLock``).

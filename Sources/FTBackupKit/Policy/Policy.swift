@@ -81,6 +81,9 @@ public struct Policy: Sendable, Equatable, Codable {
     /// `monitoring.metrics_dir`: where every command writes its Prometheus metrics file (nil: nowhere).
     public var metricsDirectory: String? = nil
     public var tlsRequirement: TLSRequirement { TLSRequirement(policy: requireTLS) }
+    /// `encryption.key_file`: the master key that encrypts the repository at rest (nil: none unless
+    /// `--key-file` or `FTBACKUP_KEY_FILE` names one).
+    public var encryptionKeyFile: String? = nil
 
     /// The interval between two drills.
     public var drillInterval: Period { drillEvery ?? drillSchedule.interval }

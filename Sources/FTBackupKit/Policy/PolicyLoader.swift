@@ -38,7 +38,7 @@ public enum PolicyLoader {
             throw FTBackupError(.configuration, "\(source): not valid YAML: \(error)")
         }
         let reader = NodeReader(source: source)
-        let top = try reader.mapping(root, path: "", keys: ["version", "backup", "lifecycle", "objectives", "drills", "schedule", "database", "monitoring"])
+        let top = try reader.mapping(root, path: "", keys: ["version", "backup", "lifecycle", "objectives", "drills", "schedule", "database", "monitoring", "encryption"])
 
         let version = try reader.int(top.required("version"), path: "version", range: 1...1)
 
@@ -104,6 +104,8 @@ public enum PolicyLoader {
         let requireTLS = try database.optional("require_tls").map { try reader.bool($0, path: "database.require_tls") }
         let monitoring = try reader.mapping(top.optional("monitoring"), path: "monitoring", keys: ["metrics_dir"])
         let metricsDirectory = try monitoring.optional("metrics_dir").map { try reader.string($0, path: "monitoring.metrics_dir") }
+        let encryption = try reader.mapping(top.optional("encryption"), path: "encryption", keys: ["key_file"])
+        let encryptionKeyFile = try encryption.optional("key_file").map { try reader.string($0, path: "encryption.key_file") }
 
         return Policy(
             version: version,
@@ -151,6 +153,7 @@ public enum PolicyLoader {
             scheduling: scheduling,
             requireTLS: requireTLS,
             metricsDirectory: metricsDirectory,
+            encryptionKeyFile: encryptionKeyFile,
             source: source)
     }
 

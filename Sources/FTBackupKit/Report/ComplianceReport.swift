@@ -83,7 +83,7 @@ extension ComplianceReport {
     /// Throws only when the repository cannot be read, or when the database reached is not the
     /// repository's source (exit 64, as every command).
     public static func build(_ options: ComplianceReportOptions) async throws -> ComplianceReport {
-        let repository = Repository.local(options.repositoryPath)
+        let repository = try Repository.open(options.repositoryPath)
         let policy = options.policy
         var database: DatabaseFacts?
         var unreachable: String?

@@ -98,7 +98,7 @@ public enum RecordChain {
         private var fd: Int32 = -1
 
         init(_ storage: any RepositoryStorage) throws {
-            guard let local = storage as? LocalStorage else { return }
+            guard let local = storage.localBase else { return }
             let folder = "\(local.root)/locks"
             try LocalStorage.makeDirectories(folder)
             let path = "\(folder)/records.lock"

@@ -52,7 +52,7 @@ public struct RepositorySource: Codable, Sendable, Equatable {
     @discardableResult
     public static func claim(repositoryPath: String, identity: DatabaseIdentity, command: String,
                              record: Bool = true, reattach: Bool = false) throws -> RepositorySource? {
-        let storage = LocalStorage(root: repositoryPath)
+        let storage = try RepositoryStorageFactory.open(repositoryPath)
         let key = SourceKey(identity)
         // Two first writers (a follower and a full) must not both record: one at a time, briefly.
         let lock = record ? try SourceFileLock(repositoryRoot: repositoryPath) : nil

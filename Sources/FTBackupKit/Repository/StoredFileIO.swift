@@ -53,7 +53,7 @@ public enum StoredFileReader {
                           hint: "run ftbackup verify; restore from another backup if it is damaged")
         }
         let reader: any StorageReader
-        do { reader = try storage.openRead(path) } catch let error as FTBackupError {
+        do { reader = try storage.openRead(path) } catch let error as FTBackupError where error.status != .permission {
             throw bad("cannot open it (\(error.message))")
         }
         defer { reader.close() }

@@ -39,7 +39,7 @@ public enum PointInTimeRestore {
 
     public static func run(_ options: RestoreOptions, at target: Date) async throws -> Report {
         let started = Date()
-        let repository = Repository.local(options.repositoryPath)
+        let repository = try Repository.open(options.repositoryPath)
         // Held for the whole run (the full's restore takes its own shared lock too: shared locks coexist),
         // so expiry cannot remove the full or a segment between planning and replay.
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .read, exclusive: false, command: "restore --at")

@@ -57,7 +57,7 @@ public enum RestoreRunner {
     /// them change by change.
     public static func run(_ options: RestoreOptions, afterData: (@Sendable () async throws -> Void)? = nil) async throws -> RestoreReport {
         let started = Date()
-        let repository = Repository.local(options.repositoryPath)
+        let repository = try Repository.open(options.repositoryPath)
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .read, exclusive: false, command: "restore")
         defer { lock.release() }
         let manifest = try repository.backup(label: options.label)

@@ -5,7 +5,7 @@ enum JobRunner {
     /// The job's result in a few words, for its log line, and the rows and bytes it handled (its metrics
     /// file's); throws as its command would fail.
     static func run(_ job: ScheduledJob, options: SchedulerTick.Options) async throws -> (detail: String, totals: JobTotals?) {
-        let repository = Repository.local(options.repositoryPath)
+        let repository = try Repository.open(options.repositoryPath)
         switch job {
         case .full:
             let manifest = try await BackupRunner.runFull(BackupOptions(database: options.database, repositoryPath: options.repositoryPath,

@@ -44,7 +44,7 @@ public enum SchedulerTick {
     }
 
     public static func run(_ options: Options, onJob: (JobOutcome) -> Void = { _ in }) async throws -> Report {
-        let repository = Repository.local(options.repositoryPath)
+        let repository = try Repository.open(options.repositoryPath)
         let lock: RepositoryLock
         do {
             lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .run, exclusive: true,

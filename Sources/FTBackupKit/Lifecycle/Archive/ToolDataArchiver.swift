@@ -86,7 +86,7 @@ public enum ToolDataArchiver {
     public static func run(_ options: ArchiveOptions) async throws -> ArchiveReport {
         let started = Date()
         guard (1...10_000_000).contains(options.batchSize) else { throw FTBackupError(.usage, "--batch must be between 1 and 10000000") }
-        let store = ArchiveStore(storage: LocalStorage(root: options.repositoryPath))
+        let store = ArchiveStore(storage: try RepositoryStorageFactory.open(options.repositoryPath))
         let lock = options.dryRun ? nil : try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .write,
                                                                         exclusive: true, command: "lifecycle archive")
         defer { lock?.release() }

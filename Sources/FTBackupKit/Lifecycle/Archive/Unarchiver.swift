@@ -26,7 +26,7 @@ public enum Unarchiver {
 
     public static func run(database: ConnectionString, repositoryPath: String, archive name: String,
                            ids requested: [String], policy: Policy? = nil) async throws -> Report {
-        let store = ArchiveStore(storage: LocalStorage(root: repositoryPath))
+        let store = ArchiveStore(storage: try RepositoryStorageFactory.open(repositoryPath))
         let lock = try RepositoryLock.acquire(repositoryRoot: repositoryPath, kind: .write, exclusive: true, command: "lifecycle unarchive")
         defer { lock.release() }
         var manifest = try store.read(name)

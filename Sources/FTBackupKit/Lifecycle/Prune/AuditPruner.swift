@@ -129,7 +129,7 @@ public enum AuditPruner {
     public static func run(_ options: Options) async throws -> Report {
         let started = Date()
         guard (1...10_000_000).contains(options.batchSize) else { throw FTBackupError(.usage, "--batch must be between 1 and 10000000") }
-        let storage = LocalStorage(root: options.repositoryPath)
+        let storage = try RepositoryStorageFactory.open(options.repositoryPath)
         let lock = options.dryRun ? nil : try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .write, exclusive: true,
                                                                         command: "lifecycle prune-audit")
         defer { lock?.release() }
@@ -144,7 +144,7 @@ public enum AuditPruner {
         }
     }
 
-    static func prune(_ connection: PGConnection, storage: LocalStorage, options: Options, started: Date) throws -> Report {
+    static func prune(_ connection: PGConnection, storage: any RepositoryStorage, options: Options, started: Date) throws -> Report {
         let policy = options.policy
         let logger = options.logger
         // Wall times are read in the database's own zone, not the client's; the cut-off is one instant,

@@ -42,7 +42,7 @@ public enum RetiredDataReapplier {
     public static func run(target: ConnectionString, repositoryPath: String, schemas: [String], policy: Policy,
                            logger: Logger) async throws -> Report {
         let started = Date()
-        let storage = LocalStorage(root: repositoryPath)
+        let storage = try RepositoryStorageFactory.open(repositoryPath)
         let store = ArchiveStore(storage: storage)
         let session = try await DatabaseSession.connect(target, name: "ftbackup-reapply")
         defer { session.close() }
@@ -98,7 +98,7 @@ public enum RetiredDataReapplier {
     /// What the re-application will read, checked before a restore touches its target: the newest
     /// prune evidence readable, sealed as written and plausible, and every archive manifest readable.
     public static func preflight(repositoryPath: String, session: DatabaseSession) async throws {
-        let store = ArchiveStore(storage: LocalStorage(root: repositoryPath))
+        let store = ArchiveStore(storage: try RepositoryStorageFactory.open(repositoryPath))
         if let newest = try newestPruneRun(store) { try await checkCutoffIsPlausible(newest, session: session) }
         _ = try store.all()
     }

@@ -1,0 +1,71 @@
+import Foundation
+
+/// `ftbackup key rotate`: re-wraps every data key of a repository with a new master key, without
+/// rewriting any data.
+///
+/// It exists so that a master key can be retired (a leaked key, a departing operator, a yearly
+/// rotation). Each record is replaced atomically (temporary file, fsync, rename); `encryption.json`
+/// says a rotation is under way from its first write until the last record is done, so that a killed
+/// rotation is finished by running it again (records already wrapped by the new key are skipped) and
+/// no other command runs on a half-rotated repository. It holds every repository lock, so nothing
+/// creates a record under the old key meanwhile. Afterwards the old key opens nothing.
+public enum KeyRotation {
+    public struct Report: Codable, Sendable, Equatable {
+        public var oldKeyId: String
+        public var newKeyId: String
+        /// Records re-wrapped by this run.
+        public var rewrapped: Int
+        /// Records a previous, interrupted run had already re-wrapped.
+        public var alreadyNew: Int
+    }
+
+    public static let failpointAfterFirstRecord = "key-rotate-after-first-record"
+
+    public static func rotate(repositoryPath: String, from old: MasterKey, to new: MasterKey) throws -> Report {
+        guard old.id != new.id else {
+            throw FTBackupError(.usage, "the new key is the same key (id \(old.id))", hint: "create a new one with ftbackup key create --key-file PATH")
+        }
+        var locks: [RepositoryLock] = []
+        defer { locks.forEach { $0.release() } }
+        for kind in [RepositoryLock.Kind.run, .write, .changes, .read] {
+            locks.append(try RepositoryLock.acquire(repositoryRoot: repositoryPath, kind: kind, exclusive: true, command: "key rotate"))
+        }
+        let local = LocalStorage(root: repositoryPath)
+        guard let marker = try RepositoryEncryptionMarker.read(local) else {
+            throw FTBackupError(.usage, "repository \(repositoryPath) holds nothing encrypted: nothing to rotate",
+                                hint: "encryption starts with the first command run with a key (--key-file)")
+        }
+        if let from = marker.rotatingFrom {
+            guard from == old.id, marker.masterKeyId == new.id else {
+                throw FTBackupError(.permission, "a rotation from key id \(from) to \(marker.masterKeyId) is under way; the keys given are \(old.id) and \(new.id)",
+                                    hint: "run ftbackup key rotate with the keys of the rotation under way to finish it")
+            }
+        } else {
+            guard marker.masterKeyId == old.id else {
+                throw FTBackupError(.permission, "the key given (id \(old.id)) is not repository \(repositoryPath)'s key (id \(marker.masterKeyId))",
+                                    hint: "give the repository's current key with --key-file and the new one with --new-key-file")
+            }
+            try RepositoryEncryptionMarker(masterKeyId: new.id, rotatingFrom: old.id).write(local)
+        }
+        let store = KeyStore(base: local, master: old)
+        var report = Report(oldKeyId: old.id, newKeyId: new.id, rewrapped: 0, alreadyNew: 0)
+        for path in try store.allRecordPaths() {
+            let shown = "\(local.location)/\(path)"
+            let record = try DataKeyRecord.decode(try local.readAll(path), shown: shown)
+            guard path == EncryptionUnit.recordPath(record.unit) else {
+                throw FTBackupError(.dataError, "key record \(shown) belongs to \(record.unit)", hint: "the keys/ folder was changed by hand")
+            }
+            if record.masterKeyId == new.id {
+                _ = try record.unwrap(new, shown: shown)
+                report.alreadyNew += 1
+                continue
+            }
+            let rewrapped = try record.rewrapped(try record.unwrap(old, shown: shown), by: new)
+            try local.writeAll(path, try rewrapped.encoded())
+            report.rewrapped += 1
+            if report.rewrapped == 1 { Failpoint.hit(failpointAfterFirstRecord) }
+        }
+        try RepositoryEncryptionMarker(masterKeyId: new.id).write(local)
+        return report
+    }
+}

@@ -1,0 +1,137 @@
+import Crypto
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The wrapped data keys of a local repository (`keys/*.json`, plain), one per unit, and the cache of
+/// those unwrapped in this process.
+///
+/// It exists so that a unit's key record is on disk, durable, before the first encrypted byte of the
+/// unit (created exclusively: two writers of one unit agree on one key), and so that each record is
+/// unwrapped once per process. Thread-safe: backups write their table files in parallel.
+final class KeyStore: @unchecked Sendable {
+    let base: LocalStorage
+    let master: MasterKey
+    private let lock = NSLock()
+    private var records: [String: DataKeyRecord] = [:]
+    private var keys: [String: SymmetricKey] = [:]
+
+    init(base: LocalStorage, master: MasterKey) {
+        self.base = base
+        self.master = master
+    }
+
+    /// The unit's record, or nil when the unit has none (it was written before encryption was on).
+    func record(_ unit: String) throws -> DataKeyRecord? {
+        try lock.withLock { try recordLocked(unit) }
+    }
+
+    private func recordLocked(_ unit: String) throws -> DataKeyRecord? {
+        if let cached = records[unit] { return cached }
+        let path = EncryptionUnit.recordPath(unit)
+        guard base.exists(path) else { return nil }
+        let record = try DataKeyRecord.decode(try base.readAll(path), shown: "\(base.location)/\(path)")
+        guard record.unit == unit else {
+            throw FTBackupError(.dataError, "key record \(base.location)/\(path) belongs to \(record.unit), not \(unit)",
+                                hint: "the keys/ folder was changed by hand; restore it from a copy of the repository")
+        }
+        records[unit] = record
+        return record
+    }
+
+    /// The unit's data key, unwrapped with the master key.
+    func dataKey(_ record: DataKeyRecord) throws -> SymmetricKey {
+        try lock.withLock { try dataKeyLocked(record) }
+    }
+
+    private func dataKeyLocked(_ record: DataKeyRecord) throws -> SymmetricKey {
+        if let key = keys[record.unit], records[record.unit] == record { return key }
+        let key = try record.unwrap(master, shown: "\(base.location)/\(EncryptionUnit.recordPath(record.unit))")
+        records[record.unit] = record
+        keys[record.unit] = key
+        return key
+    }
+
+    /// The key a write into `unit` uses: its record's, or (for a new unit) a new random key whose record
+    /// is made durable first; nil when the unit already holds plain files (written before encryption
+    /// was turned on: it stays plain, so that its files keep one form).
+    func keyForWriting(_ unit: String) throws -> (DataKeyRecord, SymmetricKey)? {
+        try lock.withLock {
+            if let record = try recordLocked(unit) { return (record, try dataKeyLocked(record)) }
+            if try holdsPlainFiles(unit) { return nil }
+            try markRepository()
+            let key = SymmetricKey(size: .bits256)
+            let record = try createExclusively(try DataKeyRecord.wrap(key, unit: unit, master: master))
+            records[unit] = record
+            if record.dataKeyId == DataKeyRecord.dataKeyID(key) {
+                keys[unit] = key
+                return (record, key)
+            }
+            // Another process created the unit's record first: use its key.
+            return (record, try dataKeyLocked(record))
+        }
+    }
+
+    /// Forgets the unit's record after the unit is gone (removed with it).
+    func forget(_ unit: String) throws {
+        try lock.withLock {
+            records[unit] = nil
+            keys[unit] = nil
+            try base.remove(EncryptionUnit.recordPath(unit))
+        }
+    }
+
+    private func holdsPlainFiles(_ unit: String) throws -> Bool {
+        switch EncryptionUnit.shape(of: unit) {
+        case .file: return false
+        case .segment: return EncryptionUnit.segmentFiles(unit).contains { base.exists($0) }
+        case .folder: return try !allFiles(unit).isEmpty
+        }
+    }
+
+    /// Every file under `folder` (recursively), temporary files of unfinished writes left out.
+    func allFiles(_ folder: String) throws -> [String] {
+        try base.list(folder).flatMap { entry -> [String] in
+            if entry.isDirectory { return try allFiles(entry.path) }
+            return entry.path.contains(".tmp-") ? [] : [entry.path]
+        }
+    }
+
+    /// The first encrypted unit of a repository writes `encryption.json`.
+    private func markRepository() throws {
+        if base.exists(RepositoryEncryptionMarker.fileName) { return }
+        try RepositoryEncryptionMarker(masterKeyId: master.id).write(base)
+    }
+
+    /// Writes the record under a temporary name, then links it into place: if a record appeared
+    /// meanwhile, that one is kept and returned.
+    private func createExclusively(_ record: DataKeyRecord) throws -> DataKeyRecord {
+        let path = EncryptionUnit.recordPath(record.unit)
+        let full = base.absolute(path), folder = base.absolute(EncryptionUnit.keysFolder)
+        try LocalStorage.makeDirectories(folder)
+        let temporary = "\(full).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let writer = try base.openWrite(String(temporary.dropFirst(base.root.count + 1)))
+        do {
+            let bytes = try record.encoded()
+            try bytes.withUnsafeBytes { try writer.write($0) }
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
+        }
+        defer { unlink(temporary) }
+        if link(temporary, full) != 0 {
+            let code = errno
+            guard code == EEXIST else { throw LocalStorage.failure("cannot create key record", full, code) }
+            return try DataKeyRecord.decode(try base.readAll(path), shown: "\(base.location)/\(path)")
+        }
+        LocalStorage.syncDirectory(folder)
+        return record
+    }
+
+    /// Every key record in the repository (rotation).
+    func allRecordPaths() throws -> [String] {
+        try base.list(EncryptionUnit.keysFolder).filter { !$0.isDirectory && $0.path.hasSuffix(".json") && !$0.path.contains(".tmp-") }.map(\.path)
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+
+/// Which master key this process uses for its repositories, set once by the command line when it
+/// resolves its repository (`--key-file`, `FTBACKUP_KEY_FILE` or the policy's `encryption.key_file`).
+///
+/// It is a process-wide setting rather than an option threaded through every runner because some
+/// twenty places open the repository (backup, restore, verify, lifecycle, drills, the scheduler, the
+/// report, …) and all of them must open it the same way; one setting read by the one factory
+/// (``Repository/open(_:)``) keeps a forgotten path from writing plain files into an encrypted
+/// repository. A key may also be set for one repository path only (tests running in one process).
+public enum RepositoryEncryption {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var processKey: MasterKey?
+    nonisolated(unsafe) private static var repositoryKeys: [String: MasterKey] = [:]
+
+    /// Uses `key` for every repository (nil: none), or for the repository at `path` only.
+    public static func use(_ key: MasterKey?, forRepository path: String? = nil) {
+        lock.withLock {
+            if let path { repositoryKeys[normalized(path)] = key } else { processKey = key }
+        }
+    }
+
+    static func key(for path: String) -> MasterKey? {
+        lock.withLock { repositoryKeys[normalized(path)] ?? processKey }
+    }
+
+    private static func normalized(_ path: String) -> String {
+        path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+    }
+
+    /// Where the key comes from: the option, else the environment, else the policy (nil: no encryption).
+    public static func keyFilePath(option: String?, policy: Policy) -> String? {
+        if let option, !option.isEmpty { return option }
+        if let environment = ProcessInfo.processInfo.environment["FTBACKUP_KEY_FILE"], !environment.isEmpty { return environment }
+        return policy.encryptionKeyFile
+    }
+}
+
+/// Opens the storage of a repository folder, the one way every command does.
+public enum RepositoryStorageFactory {
+    /// Plain ``LocalStorage`` for a repository without encryption and no key given;
+    /// ``EncryptedStorage`` when a key is configured. A repository that holds encrypted units refuses a
+    /// run without its key, with another key, or during an unfinished rotation (exit 77), at once.
+    public static func open(_ path: String) throws -> any RepositoryStorage {
+        let local = LocalStorage(root: path)
+        let marker = try RepositoryEncryptionMarker.read(local)
+        guard let key = RepositoryEncryption.key(for: path) else {
+            if let marker {
+                throw FTBackupError(.permission, "repository \(path) is encrypted (key id \(marker.masterKeyId)) and no key was given",
+                                    hint: "give its key with --key-file, FTBACKUP_KEY_FILE or the policy's encryption.key_file")
+            }
+            return local
+        }
+        if let marker {
+            if let from = marker.rotatingFrom {
+                throw FTBackupError(.permission, "repository \(path) is in the middle of a key rotation (from key id \(from) to \(marker.masterKeyId))",
+                                    hint: "run ftbackup key rotate again with both keys to finish it")
+            }
+            guard marker.masterKeyId == key.id else {
+                throw FTBackupError(.permission, "the key given (id \(key.id)) is not repository \(path)'s key (id \(marker.masterKeyId))",
+                                    hint: "give the repository's key; after a key rotate only the new key opens it")
+            }
+        }
+        return EncryptedStorage(base: local, master: key)
+    }
+}
+
+extension Repository {
+    /// The repository at `path`, encrypted or not (``RepositoryStorageFactory``).
+    public static func open(_ path: String) throws -> Repository { Repository(storage: try RepositoryStorageFactory.open(path)) }
+}
+
+extension RepositoryStorage {
+    /// The local folder underneath (locks, key records), if the storage is local.
+    public var localBase: LocalStorage? { (self as? LocalStorage) ?? (self as? EncryptedStorage)?.base }
+
+    /// True when the unit holding `path` is encrypted.
+    public func isEncrypted(_ path: String) -> Bool { ((try? (self as? EncryptedStorage)?.isEncrypted(path)) ?? false) ?? false }
+}

@@ -55,4 +55,53 @@ import Testing
             }
         }
     }
+
+    /// adv12 #1 and #2: the newest record deleted, and a middle record deleted with its successor
+    /// relinked to the one before, leave the chain walking intact; the database's anchors of the
+    /// records (written as prune-audit wrote them) make both findings, each naming the record.
+    @Test func aDeletedNewestRecordAndARelinkedMiddleOneAreFoundThroughTheDatabaseAnchors() async throws {
+        try await TestServer.withDatabase { db in
+            try await TestRepository.with { repo in
+                let policy = try testPolicy()
+                var runs: [String] = []
+                for _ in 0..<3 {
+                    runs.append(try await AuditPruner.run(AuditPruner.Options(database: db.connectionString, repositoryPath: repo.path, policy: policy)).run)
+                    try await Task.sleep(for: .milliseconds(1100))
+                }
+                let storage = repo.repository.storage
+                let folder = "lifecycle/prune-audit"
+                let now = Date()
+                let period = try ReportPeriod.parse(month: nil, from: ReportPeriod.dayText(now.addingTimeInterval(-86_400)),
+                                                    to: ReportPeriod.dayText(now.addingTimeInterval(86_400)))
+                func evidence() async throws -> (findings: [String], anchored: Int?, intact: Bool) {
+                    let report = try await ComplianceReport.build(ComplianceReportOptions(database: db.connectionString, repositoryPath: repo.path,
+                                                                                         policy: policy, period: period, now: now))
+                    return (report.findings(in: .evidence).map(\.message), report.evidence.anchored,
+                            report.evidence.chains.first { $0.kind == "prune-audit" }!.intact)
+                }
+                let clean = try await evidence()
+                #expect(clean.findings.isEmpty && clean.anchored == 3, "\(clean)")
+
+                let newest = "\(folder)/\(runs[2]).json", middle = "\(folder)/\(runs[1]).json", first = "\(folder)/\(runs[0]).json"
+                let newestBytes = try storage.readAll(newest), middleBytes = try storage.readAll(middle)
+                try storage.remove(newest)
+                let deleted = try await evidence()
+                #expect(deleted.intact, "the chain alone cannot see it")
+                #expect(deleted.findings.count == 1 && deleted.findings[0].hasPrefix("\(newest) is missing: the database anchored it"), "\(deleted)")
+
+                // Put the newest back, delete the middle one and relink the newest to the first, as a forger would.
+                try storage.remove(middle)
+                var object = try JSONSerialization.jsonObject(with: Data(newestBytes)) as! [String: Any]
+                object["previousRecord"] = "\(runs[0]).json"
+                object["previousRecordSHA256"] = RecordChain.sha256(try storage.readAll(first))
+                try storage.writeAll(newest, Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])))
+                let relinked = try await evidence()
+                #expect(relinked.intact, "the chain alone cannot see it")
+                #expect(relinked.findings.contains { $0.hasPrefix("\(middle) is missing: the database anchored it") }, "\(relinked)")
+                #expect(relinked.findings.contains { $0.hasPrefix("\(newest) was changed after the database anchored it") }, "\(relinked)")
+                #expect(relinked.findings.count == 2, "\(relinked)")
+                _ = middleBytes
+            }
+        }
+    }
 }

@@ -153,6 +153,8 @@ public enum DrillRunner {
             throw error
         }
         try record.write(to: repository)
+        await RecordChainAnchor.anchorOnce(options.source, kind: DrillRecord.chainKind, folder: DrillRecord.folder, name: "\(label).json",
+                                           storage: repository.storage, logger: logger)
         logger.info("drill done", metadata: ["label": .string(label), "passed": .string("\(record.passed)"),
                                              "rto_seconds": .string(String(format: "%.1f", record.rto.measuredSeconds)),
                                              "rpo_seconds": .string(String(format: "%.1f", record.rpo.measuredSeconds))])

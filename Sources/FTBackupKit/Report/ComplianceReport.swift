@@ -98,7 +98,7 @@ extension ComplianceReport {
         } else {
             unreachable = "no database given (--db or FTBACKUP_DB)"
         }
-        let evidence = try EvidenceFacts.read(repository.storage, period: options.period, now: options.now)
+        let evidence = try EvidenceFacts.read(repository.storage, period: options.period, now: options.now, anchors: database?.anchors)
         var report = ComplianceReport(
             findings: [], generatedAt: options.now, period: options.period, repository: options.repositoryPath,
             database: database == nil ? nil : options.database?.redacted, policySource: policy.source, ftbackupVersion: FTBackupVersion.current,

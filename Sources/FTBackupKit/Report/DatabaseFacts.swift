@@ -38,6 +38,9 @@ struct DatabaseFacts: Sendable {
     /// Audit rows by whole years of age (all audit tables).
     var ageByYear: [Int: Int64]
     var tools: [ToolFacts]
+    /// This repository's record anchors in the database (``RecordChainAnchor``); nil when there is
+    /// no anchor table or the repository has no recorded source.
+    var anchors: [RecordChainAnchor.Anchor]?
 
     static func read(_ database: ConnectionString, repositoryPath: String, policy: Policy, now: Date) async throws -> DatabaseFacts {
         let session = try await DatabaseSession.connect(database, name: "ftbackup-report")
@@ -46,7 +49,12 @@ struct DatabaseFacts: Sendable {
         let identity = try await session.withConnection { try DatabaseIdentity.of($0) }
         // The facts must be about the repository's own database (exit 64 otherwise, as every command).
         try RepositorySource.claim(repositoryPath: repositoryPath, identity: identity, command: "report", record: false)
-        return try await session.withConnection { connection in try read(connection, policy: policy) }
+        let repositoryID = try RecordChainAnchor.repositoryID(try RepositoryStorageFactory.open(repositoryPath))
+        return try await session.withConnection { connection in
+            var facts = try read(connection, policy: policy)
+            facts.anchors = try repositoryID.flatMap { try RecordChainAnchor.read(connection, repositoryID: $0) }
+            return facts
+        }
     }
 
     static func read(_ connection: PGConnection, policy: Policy) throws -> DatabaseFacts {
@@ -104,6 +112,6 @@ struct DatabaseFacts: Sendable {
                                    overdue: try row.int64("overdue"), oldestCompleted: try row.string("oldest")))
         }
         return DatabaseFacts(timeZone: zone, retentionCutoff: retention, archiveCutoff: try cutoffs.requiredString("archive"),
-                             leaves: leaves, ageByYear: ageByYear, tools: tools)
+                             leaves: leaves, ageByYear: ageByYear, tools: tools, anchors: nil)
     }
 }

@@ -6,11 +6,15 @@ import Foundation
 public struct EvidenceFacts: Codable, Sendable {
     public var chains: [RecordChainWalk]
     public var findings: [ComplianceReport.Finding]
+    /// Records checked against their anchors in the database (``RecordChainAnchor``); nil when the
+    /// report had no database or the database holds no anchors for this repository.
+    public var anchored: Int?
 
     /// The kinds every repository may hold (listed even when empty), then any other kind found.
     static let knownKinds = ["archive", "unarchive", "prune-audit", "prune-audit-reapplied", "reapplied"]
 
-    static func read(_ storage: any RepositoryStorage, period: ReportPeriod, now: Date) throws -> EvidenceFacts {
+    static func read(_ storage: any RepositoryStorage, period: ReportPeriod, now: Date,
+                     anchors: [RecordChainAnchor.Anchor]? = nil) throws -> EvidenceFacts {
         let found = try storage.list(EvidenceVerifier.folder).filter(\.isDirectory)
             .map { String($0.path.dropFirst(EvidenceVerifier.folder.count + 1)) }
             .filter { $0 != "partitions" }
@@ -19,7 +23,15 @@ public struct EvidenceFacts: Codable, Sendable {
             chains.append(try RecordChainWalk.walk(storage, kind: kind, folder: "\(EvidenceVerifier.folder)/\(kind)", now: now))
         }
         chains.append(try RecordChainWalk.walk(storage, kind: DrillRecord.chainKind, folder: DrillRecord.folder, now: now))
-        let findings = chains.flatMap { chain in chain.problems.map { ComplianceReport.Finding(.evidence, .error, $0) } }
-        return EvidenceFacts(chains: chains, findings: findings)
+        var findings = chains.flatMap { chain in chain.problems.map { ComplianceReport.Finding(.evidence, .error, $0) } }
+        // The database's anchors catch what the chain cannot: the newest record deleted, or a
+        // middle one deleted and its successor relinked.
+        if let anchors {
+            let problems = RecordChainAnchor.check(anchors, storage: storage) { kind in
+                kind == DrillRecord.chainKind ? DrillRecord.folder : "\(EvidenceVerifier.folder)/\(kind)"
+            }
+            findings += problems.map { ComplianceReport.Finding(.evidence, .error, $0) }
+        }
+        return EvidenceFacts(chains: chains, findings: findings, anchored: anchors?.count)
     }
 }

@@ -162,6 +162,11 @@ struct ReportDocument {
 
     static func evidence(_ facts: EvidenceFacts) -> [Block] {
         var blocks: [Block] = [.paragraph("Each record carries the SHA-256 of the record of its kind before it; the newest record of each kind is protected by the next one.")]
+        if let anchored = facts.anchored {
+            blocks.append(.paragraph("\(anchored) record(s) anchored in the database (their SHA-256 written there as they were written) were checked against the repository: a record deleted or edited since, the newest included, is a finding."))
+        } else {
+            blocks.append(.paragraph("No record anchors were read from the database (no --db, or none recorded yet): the newest record of each kind is protected only by its successor."))
+        }
         blocks.append(.table(["kind", "records", "chained", "before chaining", "chain"],
                              facts.chains.map {
                                  [$0.kind, "\($0.records)", "\($0.chained)", $0.beforeChaining.isEmpty ? "-" : "\($0.beforeChaining.count): \($0.beforeChaining.joined(separator: ", "))",

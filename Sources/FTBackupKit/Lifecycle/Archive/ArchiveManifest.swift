@@ -110,9 +110,11 @@ public struct ArchiveStore: Sendable {
     }
 
     /// Writes a run's report as evidence for later compliance reports, chained to the kind's
-    /// previous record (``RecordChain``).
-    public func writeRunLog<T: Encodable>(kind: String, run: String, _ report: T) throws {
+    /// previous record (``RecordChain``), and anchored in the database when an anchor is given
+    /// (``RecordChainAnchor``; the caller's thread may block: never the cooperative pool's).
+    public func writeRunLog<T: Encodable>(kind: String, run: String, _ report: T, anchor: RecordChainAnchor? = nil) throws {
         try RecordChain.write(report, kind: kind, folder: "lifecycle/\(kind)", name: "\(run).json", storage: storage)
+        anchor?.recordBlocking(kind: kind, folder: "lifecycle/\(kind)", name: "\(run).json", storage: storage)
     }
 }
 

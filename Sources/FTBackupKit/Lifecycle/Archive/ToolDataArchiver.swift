@@ -100,13 +100,15 @@ public enum ToolDataArchiver {
         let reconciled = options.dryRun ? [] : try await session.withConnection { connection in
             try reconcile(store, connection: connection, logger: options.logger)
         }
+        let anchor = options.dryRun ? nil : await RecordChainAnchor.open(options.database, storage: store.storage, logger: options.logger)
+        defer { anchor?.close() }
         return try await session.withConnection { connection in
-            try archive(connection, store: store, options: options, reconciled: reconciled, started: started)
+            try archive(connection, store: store, options: options, reconciled: reconciled, started: started, anchor: anchor)
         }
     }
 
     static func archive(_ connection: PGConnection, store: ArchiveStore, options: ArchiveOptions,
-                        reconciled: [ArchiveReport.Reconciled], started: Date) throws -> ArchiveReport {
+                        reconciled: [ArchiveReport.Reconciled], started: Date, anchor: RecordChainAnchor? = nil) throws -> ArchiveReport {
         let plans = try ToolSchemaArchivePlan.discover(connection, policy: options.policy, requested: options.schemas)
         let settings = options.policy.archiveToolData
         // One cut-off for the whole run, computed by the database.
@@ -144,7 +146,7 @@ public enum ToolDataArchiver {
         let report = ArchiveReport(run: run, dryRun: options.dryRun, cutoff: cutoff, policy: options.policy.source,
                                    batchSize: options.batchSize, reconciled: reconciled, schemas: summaries,
                                    longestBatchSeconds: longest, seconds: Date().timeIntervalSince(started))
-        if !options.dryRun { try store.writeRunLog(kind: "archive", run: run, report) }
+        if !options.dryRun { try store.writeRunLog(kind: "archive", run: run, report, anchor: anchor) }
         return report
     }
 

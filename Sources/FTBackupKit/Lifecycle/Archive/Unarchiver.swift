@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Puts archived rows back exactly as they were: `ftbackup lifecycle unarchive`.
 ///
@@ -76,7 +77,10 @@ public enum Unarchiver {
         if Set(manifest.restoredIds) == Set(manifest.ids) { manifest.status = .restored }
         try store.write(manifest)
         let report = Report(archive: name, schema: manifest.schema, ids: ids, rows: rows, status: manifest.status, silencedTriggers: silenced)
-        try store.writeRunLog(kind: "unarchive", run: "\(RunLabel.make())-\(name)", report)
+        let run = "\(RunLabel.make())-\(name)"
+        try store.writeRunLog(kind: "unarchive", run: run, report)
+        await RecordChainAnchor.anchorOnce(database, kind: "unarchive", folder: "lifecycle/unarchive", name: "\(run).json",
+                                           storage: store.storage, logger: Logger(label: "ftbackup"))
         return report
     }
 

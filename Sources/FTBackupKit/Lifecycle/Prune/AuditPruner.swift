@@ -139,12 +139,18 @@ public enum AuditPruner {
         let identity = try await session.withConnection { try DatabaseIdentity.of($0) }
         try RepositorySource.claim(repositoryPath: options.repositoryPath, identity: identity, command: "lifecycle prune-audit",
                                    record: !options.dryRun)
+        // Evidence of a prune of the source is anchored in the source as it is written (not the
+        // evidence a restore writes into its target).
+        let anchor = options.dryRun || options.reappliedFrom != nil ? nil
+            : await RecordChainAnchor.open(options.database, storage: storage, logger: options.logger)
+        defer { anchor?.close() }
         return try await session.withConnection { connection in
-            try prune(connection, storage: storage, options: options, started: started)
+            try prune(connection, storage: storage, options: options, started: started, anchor: anchor)
         }
     }
 
-    static func prune(_ connection: PGConnection, storage: any RepositoryStorage, options: Options, started: Date) throws -> Report {
+    static func prune(_ connection: PGConnection, storage: any RepositoryStorage, options: Options, started: Date,
+                      anchor: RecordChainAnchor? = nil) throws -> Report {
         let policy = options.policy
         let logger = options.logger
         // Wall times are read in the database's own zone, not the client's; the cut-off is one instant,
@@ -254,7 +260,7 @@ public enum AuditPruner {
                             Self.total(&partial)
                             partial.sha256 = digestSoFar
                             partial.batches = before.batches + progress.batches
-                            try store.writeRunLog(kind: options.evidenceKind, run: run, try report(evidence + [partial], complete: false))
+                            try store.writeRunLog(kind: options.evidenceKind, run: run, try report(evidence + [partial], complete: false), anchor: anchor)
                         }
                         partition.rows = result.rows
                         partition.oldest = result.oldest
@@ -267,7 +273,7 @@ public enum AuditPruner {
                 Self.total(&current)
                 if !options.dryRun {
                     current.sha256 = digest.hexDigest()
-                    try store.writeRunLog(kind: options.evidenceKind, run: run, try report(evidence + [current], complete: false))
+                    try store.writeRunLog(kind: options.evidenceKind, run: run, try report(evidence + [current], complete: false), anchor: anchor)
                 }
             }
             // The evidence itself is checked: nothing at or after the cut-off was removed.
@@ -281,7 +287,7 @@ public enum AuditPruner {
             evidence.append(current)
         }
         let final = try report(evidence, complete: true)
-        if !options.dryRun { try store.writeRunLog(kind: options.evidenceKind, run: run, final) }
+        if !options.dryRun { try store.writeRunLog(kind: options.evidenceKind, run: run, final, anchor: anchor) }
         return final
     }
 

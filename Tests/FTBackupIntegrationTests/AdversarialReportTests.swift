@@ -104,4 +104,23 @@ import Testing
             }
         }
     }
+
+    /// adv12 #10: a drill record is repository content; its label goes into the SVG charts' titles
+    /// and axis text escaped, never as markup.
+    @Test func aDrillLabelWithMarkupIsEscapedInTheHTMLCharts() async throws {
+        try await TestRepository.with { repo in
+            let now = Date()
+            try ReportKnownHistory.writeDrill(into: repo.repository, at: now.addingTimeInterval(-3600), passed: true, rto: 60, rpo: 60)
+            let path = try repo.repository.storage.list("drills").first { $0.path.hasSuffix(".json") }!.path
+            var object = try JSONSerialization.jsonObject(with: Data(try repo.repository.storage.readAll(path))) as! [String: Any]
+            object["label"] = "<script>alert(1)</script>"
+            try repo.repository.storage.writeAll(path, Array(try JSONSerialization.data(withJSONObject: object)))
+            let period = try ReportPeriod.parse(month: ReportPeriod.monthText(now), from: nil, to: nil)
+            let report = try await ComplianceReport.build(ComplianceReportOptions(database: nil, repositoryPath: repo.path,
+                                                                                 policy: try testPolicy(), period: period, now: now))
+            let html = try report.rendered(.html)
+            #expect(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the label is shown, escaped")
+            #expect(!html.contains("<script"), "no markup from a record")
+        }
+    }
 }

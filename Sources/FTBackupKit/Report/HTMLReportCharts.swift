@@ -25,8 +25,8 @@ enum HTMLReportCharts {
         days += "<text x=\"0\" y=\"22\">full backup</text>"
         for (index, day) in facts.days.enumerated() {
             let x = left + Double(index) * cell
-            days += "<rect x=\"\(x)\" y=\"8\" width=\"\(cell - 3)\" height=\"20\" rx=\"3\" fill=\"\(colours[day.status]!)\"><title>\(day.day): \(day.status.rawValue)</title></rect>"
-            days += "<text x=\"\(x + (cell - 3) / 2)\" y=\"42\" text-anchor=\"middle\">\(day.day.suffix(2))</text>"
+            days += "<rect x=\"\(x)\" y=\"8\" width=\"\(cell - 3)\" height=\"20\" rx=\"3\" fill=\"\(colours[day.status]!)\"><title>\(HTMLReportRenderer.escape(day.day)): \(day.status.rawValue)</title></rect>"
+            days += "<text x=\"\(x + (cell - 3) / 2)\" y=\"42\" text-anchor=\"middle\">\(HTMLReportRenderer.escape(String(day.day.suffix(2))))</text>"
         }
         days += "</svg>"
         // Hours: one row per day, 24 columns.
@@ -37,7 +37,7 @@ enum HTMLReportCharts {
         let hourColours: [BackupCoverage.HourStatus: String] = [.restorable: ok, .gap: bad, .pending: pending]
         for (row, entry) in rows.enumerated() {
             let y = Double(row) * rowHeight + 4
-            hours += "<text x=\"0\" y=\"\(y + 11)\">\(entry.key)</text>"
+            hours += "<text x=\"0\" y=\"\(y + 11)\">\(HTMLReportRenderer.escape(entry.key))</text>"
             for hour in entry.value {
                 let column = Double(ReportPeriod.calendar.component(.hour, from: hour.start))
                 hours += "<rect x=\"\(left + column * hourCell)\" y=\"\(y)\" width=\"\(hourCell - 2)\" height=\"\(rowHeight - 3)\" fill=\"\(hourColours[hour.status]!)\"><title>\(Timestamps.display(hour.start)): \(hour.status.rawValue)</title></rect>"
@@ -82,13 +82,13 @@ enum HTMLReportCharts {
             let left = 60.0, top = 22.0, plotHeight = 120.0, step = 56.0
             let width = max(280, left + Double(values.count) * step + 20), height = top + plotHeight + 40
             var svg = "<svg role=\"img\" aria-label=\"\(title)\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\">"
-            svg += "<text x=\"\(left)\" y=\"12\" style=\"font-weight:600\">\(title)</text>"
+            svg += "<text x=\"\(left)\" y=\"12\" style=\"font-weight:600\">\(HTMLReportRenderer.escape(title))</text>"
             svg += "<line x1=\"\(left)\" y1=\"\(top + plotHeight)\" x2=\"\(width - 10)\" y2=\"\(top + plotHeight)\" stroke=\"#9e9e9e\"/>"
             for (index, value) in values.enumerated() {
                 let x = left + Double(index) * step
                 let barHeight = value.1 / peak * plotHeight
-                svg += "<rect x=\"\(x + 8)\" y=\"\(top + plotHeight - barHeight)\" width=\"\(step - 16)\" height=\"\(max(1, barHeight))\" fill=\"\(value.1 <= value.2 ? ok : bad)\"><title>\(value.0): \(ReportDocument.duration(value.1)) (objective \(ReportDocument.duration(value.2)))</title></rect>"
-                svg += "<text x=\"\(x + step / 2)\" y=\"\(top + plotHeight + 13)\" text-anchor=\"middle\">\(value.0.prefix(8).suffix(4))</text>"
+                svg += "<rect x=\"\(x + 8)\" y=\"\(top + plotHeight - barHeight)\" width=\"\(step - 16)\" height=\"\(max(1, barHeight))\" fill=\"\(value.1 <= value.2 ? ok : bad)\"><title>\(HTMLReportRenderer.escape(value.0)): \(ReportDocument.duration(value.1)) (objective \(ReportDocument.duration(value.2)))</title></rect>"
+                svg += "<text x=\"\(x + step / 2)\" y=\"\(top + plotHeight + 13)\" text-anchor=\"middle\">\(HTMLReportRenderer.escape(String(value.0.prefix(8).suffix(4))))</text>"
                 let objectiveY = top + plotHeight - value.2 / peak * plotHeight
                 svg += "<line x1=\"\(x + 2)\" y1=\"\(objectiveY)\" x2=\"\(x + step - 2)\" y2=\"\(objectiveY)\" stroke=\"\(bad)\" stroke-width=\"2\" stroke-dasharray=\"4 2\"/>"
             }

@@ -93,15 +93,25 @@ public enum RecordChain {
         try? JSONDecoder().decode(Link.self, from: Data(bytes))
     }
 
-    /// A blocking flock on `locks/records.lock` for a local repository (other storages: none yet).
-    final class ChainLock {
+    /// Held by a run that rewrites its record (prune evidence after every batch) from its first
+    /// write to its last, so that no other run of its kind links to the record while it still
+    /// changes: restores re-applying retention share the repository's read lock, and a successor
+    /// linked to a record rewritten later would read as an edit. Blocks while another run of the kind
+    /// holds it.
+    public static func holdKind(_ kind: String, storage: any RepositoryStorage) throws -> ChainLock {
+        try ChainLock(storage, file: "records-\(kind.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) || $0 == "-" ? String($0) : "_" }.joined()).lock")
+    }
+
+    /// A blocking flock on `locks/records.lock` (or another file of `locks/`) for a local
+    /// repository (other storages: none yet).
+    public final class ChainLock {
         private var fd: Int32 = -1
 
-        init(_ storage: any RepositoryStorage) throws {
+        init(_ storage: any RepositoryStorage, file: String = "records.lock") throws {
             guard let local = storage.localBase else { return }
             let folder = "\(local.root)/locks"
             try LocalStorage.makeDirectories(folder)
-            let path = "\(folder)/records.lock"
+            let path = "\(folder)/\(file)"
             fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw LocalStorage.failure("cannot open lock file", path, errno) }
             while flock(fd, LOCK_EX) != 0 {
@@ -114,7 +124,7 @@ public enum RecordChain {
             }
         }
 
-        func release() {
+        public func release() {
             guard fd >= 0 else { return }
             flock(fd, LOCK_UN)
             close(fd)

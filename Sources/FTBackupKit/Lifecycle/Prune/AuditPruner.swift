@@ -185,6 +185,8 @@ public enum AuditPruner {
         let cutoffLiteral = try connection.escapeLiteral(instant)
         let run = RunLabel.make(started)
         let store = ArchiveStore(storage: storage)
+        let kindLock = options.dryRun ? nil : try RecordChain.holdKind(options.evidenceKind, storage: storage)
+        defer { kindLock?.release() }
         let dropper = PartitionDropper(connection: connection, store: exports, compression: policy.compression, lockTimeout: options.lockTimeout,
                                        attempts: options.lockAttempts, source: try DatabaseIdentity.of(connection))
         let q = { (name: String) in try connection.escapeIdentifier(name) }

@@ -180,4 +180,27 @@ extension DrillTests {
             #expect(back[.maintenance]?.status == .due, "\(back[.maintenance]?.logLine ?? "")")
         }
     }
+
+    /// `drill --keep` whose restore fails keeps the scratch database, marked as kept, so that the
+    /// next drill does not remove it as a leftover of a killed drill.
+    @Test func aKeptDrillWhoseRestoreFailsIsKeptAndLeftAloneByTheNextDrill() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            let admin = try await TestServer.admin()
+            defer { admin.close() }
+            func exists(_ name: String) async throws -> Bool {
+                try await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]).count == 1
+            }
+            let failed = try FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path, "--keep"],
+                                                environment: ["FTBACKUP_FAILPOINT": "drill.restore-fails"])
+            #expect(failed.status != 0 && failed.stderr.contains("drill.restore-fails"), "\(failed.stderr)")
+            let name = try #require(failed.stderr.firstMatch(of: /database=(ftbackup_drill_[0-9TZ_]+)/)?.1).description
+            #expect(try await exists(name), "a failed drill with --keep dropped its database")
+            let second = try FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path])
+            #expect(second.status == 0 || second.status == 2, "\(second.stderr)")
+            #expect(try await exists(name), "the next drill removed the kept database")
+            let kept = [name]
+            for name in kept { try await admin.execute("DROP DATABASE IF EXISTS \(try admin.escapeIdentifier(name)) WITH (FORCE)") }
+        }
+    }
 }

@@ -105,6 +105,7 @@ public enum DrillRunner {
         do {
             var transactions = 0, changes = 0
             let restore: RestoreReport?
+            if Failpoint.isActive("drill.restore-fails") { throw FTBackupError(.failure, "failpoint drill.restore-fails: the restore failed") }
             if let pointInTime {
                 let report = try await PointInTimeRestore.run(restoreOptions, at: pointInTime)
                 restore = report.fullRestore
@@ -149,7 +150,8 @@ public enum DrillRunner {
             record.passed = record.reasons.isEmpty
             if options.keep { try await scratch.keep(label: label) } else { try await scratch.drop() }
         } catch {
-            if !options.keep { try? await scratch.drop() }
+            // A drill that fails still keeps what --keep asked for, marked so the next drill leaves it.
+            if options.keep { try? await scratch.keep(label: label) } else { try? await scratch.drop() }
             throw error
         }
         try record.write(to: repository)

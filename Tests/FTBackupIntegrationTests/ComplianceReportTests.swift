@@ -81,15 +81,17 @@ import Testing
                 #expect(report.findings(in: .recoveryTesting).map(\.message)
                         == ["\(ReportPeriod.monthText(Self.monthStart(now, adding: -1))): no restore drill (policy: drills every 1mo)"])
                 #expect(report.recoveryTesting.months.map(\.status) == [.passed, .missing, .passed])
-                // Evidence: the edited record breaks its seal and its successor's link; every other chain is intact.
+                // Evidence: the edited record breaks its seal, its successor's link and its anchor in the
+                // database; every other chain is intact.
                 let evidence = report.findings(in: .evidence).map(\.message)
-                #expect(evidence.count == 2, "\(evidence)")
+                #expect(evidence.count == 3, "\(evidence)")
+                #expect(evidence.contains { $0.hasPrefix("\(edited) was changed after the database anchored it") }, "\(evidence)")
                 #expect(evidence.contains { $0.hasPrefix("prune evidence \(edited) does not match its seal") })
                 #expect(evidence.contains { $0.hasPrefix("\(edited) was changed after \(second.run).json was written") })
                 #expect(report.evidence.chains.filter { !$0.intact }.map(\.kind) == ["prune-audit"])
                 #expect(report.evidence.chains.first { $0.kind == "drill" }?.chained == 2)
                 #expect(report.evidence.chains.first { $0.kind == "prune-audit" }?.beforeChaining == ["20190101T000000Z.json"])
-                #expect(report.findings.count == archival.count + 4)
+                #expect(report.findings.count == archival.count + 5)
                 // Every format carries every finding.
                 for format in [ReportFormat.text, .markdown, .html] {
                     let rendered = try report.rendered(format)

@@ -218,7 +218,7 @@ struct FollowLoop {
             label = ChangeSegmentManifest.newLabel(startingAt: segmentStart)
             writer = try CompressedFileWriter(storage: storage, path: ChangeSegmentManifest.dataPath(label), compression: compression)
             openedAt = Date()
-            summary = ChangeStreamSummary()
+            summary = ChangeStreamSummary(continuing: summary)
             bytesWritten = 0
             try append(ChangeRowCopyWriter.header())
         }

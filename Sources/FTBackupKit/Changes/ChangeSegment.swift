@@ -42,6 +42,10 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
     /// The large objects as read after this segment's last commit (`backup --type incr`) or at the
     /// follower's newest heartbeat; nil when not read (older segments, a follower before its first heartbeat).
     public var largeObjects: LargeObjectState? = nil
+    /// The relations this segment names and the rows it changes in each (nil in segments written before
+    /// it was recorded, or when a change named a relation no description explained): lets a `--schema`
+    /// restore skip the segments that never name its schemas.
+    public var index: ChangeSegmentIndex? = nil
 
     /// True when tuple text is bytes of a non-UTF-8 encoding (decoded with `byteText`).
     public var byteText: Bool { (encoding ?? "UTF8") != "UTF8" }
@@ -71,7 +75,7 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
             firstCommitTime: summary.firstCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
             lastCommitTime: summary.lastCommitTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
             relations: summary.relations.sorted(), schemaChanges: changes.isEmpty ? nil : changes, ddl: summary.ddl.isEmpty ? nil : summary.ddl,
-            createdAt: Date(), file: file, encoding: encoding, largeObjects: largeObjects)
+            createdAt: Date(), file: file, encoding: encoding, largeObjects: largeObjects, index: summary.index.index())
         try storage.writeAll(manifestPath(label), try manifest.encoded())
         if !changes.isEmpty {
             logger.warning("schema change detected since the newest full backup: a new full is needed to replay past it",
@@ -146,6 +150,16 @@ struct ChangeStreamSummary {
     var pendingDDL: [RecordedDDL] = []
     /// The relation description of `ftbackup.ddl_log`, by relid.
     var ddlRelations: [UInt32: RelationDescription] = [:]
+    /// The relations named and the rows changed in each (the segment's `index`).
+    var index = ChangeSegmentIndexBuilder()
+
+    init() {}
+
+    /// A fresh summary for the next segment of the same stream (a follower's): it keeps the relation
+    /// names, since the stream does not describe a relation again.
+    init(continuing previous: ChangeStreamSummary) {
+        index = ChangeSegmentIndexBuilder(names: previous.index.names)
+    }
 
     /// Tables whose columns differ from `full`'s (ftbackup's own heartbeat excluded).
     func schemaChanges(comparedWith full: BackupManifest?) -> [String] {
@@ -160,8 +174,15 @@ struct ChangeStreamSummary {
     mutating func observe(_ row: ChangeRow) throws {
         maxRowLSN = max(maxRowLSN, row.lsn)
         guard let type = row.data.first else { return }
-        // Only the messages that describe the stream are decoded here; data changes pass untouched.
+        // Only the messages that describe the stream are decoded here; data changes are counted by relid.
+        if row.data.count >= 5, let kind = [UInt8(ascii: "I"), UInt8(ascii: "U"), UInt8(ascii: "D")].firstIndex(of: type) {
+            index.count(row.data[1...4].reduce(0) { $0 << 8 | UInt32($1) }, kind)
+        }
         switch type {
+        case UInt8(ascii: "T"):
+            if case .truncate(let relids, _, _) = try PgOutputDecoder.decode(row.data) {
+                for relid in relids { index.count(relid, 3) }
+            }
         case UInt8(ascii: "I"):
             // Only inserts into ftbackup.ddl_log are decoded (the relid is bytes 1...4).
             guard row.data.count >= 5, !ddlRelations.isEmpty,
@@ -186,6 +207,7 @@ struct ChangeStreamSummary {
                 lastEndLSN = endLSN
                 lastCommitTime = commitTime
             case .relation(let relation):
+                index.describe(relation)
                 relations.insert("\(relation.namespace).\(relation.name)")
                 descriptions["\(relation.namespace).\(relation.name)"] = relation.columns.map(\.name)
                 if relation.namespace == ChangeArchivalNames.schema && relation.name == DDLCapture.table {

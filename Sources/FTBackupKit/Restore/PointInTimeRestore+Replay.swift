@@ -3,7 +3,10 @@ import Foundation
 extension PointInTimeRestore {
     /// Applies the transactions with commit LSN ≥ `from`, in order, until the first commit after `until`.
     /// Then reads on (the rest of the last segment, then `following`) only for the first heartbeat after TIME.
-    static func replay(_ segments: [ChangeSegmentManifest], following: [ChangeSegmentManifest] = [], storage: any RepositoryStorage,
+    /// Only the segments `selection` reads are opened; with `--schema`, changes of other schemas' relations
+    /// are passed over undecoded.
+    static func replay(_ segments: [ChangeSegmentManifest], following: [ChangeSegmentManifest] = [], selection: SegmentSelection,
+                       storage: any RepositoryStorage,
                        options: RestoreOptions, from consistentPoint: UInt64, until target: Date, schemas: [String],
                        ignoring ignored: Set<String>) async throws -> (Int, Int, [String]) {
         let session = try await DatabaseSession.connect(options.target, name: "ftbackup-replay")
@@ -21,7 +24,8 @@ extension PointInTimeRestore {
             var sinceCommit = 0
             var after: [String: [String]]?
             try connection.execute("BEGIN")
-            for segment in segments + following where !stop || after == nil {
+            var filter = ReplayRelationFilter(schemas: schemaFilter, segmentsSkipped: selection.skipsAny)
+            for segment in segments + following where (!stop || after == nil) && selection.reads(segment) {
                 // The following segments are never replayed: every commit up to TIME is in `segments`.
                 if !segments.contains(where: { $0.label == segment.label }) { stop = true }
                 // Values go back in the encoding they were decoded in, byte for byte (UTF8 for older segments).
@@ -39,7 +43,9 @@ extension PointInTimeRestore {
                         }
                         return
                     }
-                    let message = try PgOutputDecoder.decode(row.data, byteText: segment.byteText)
+                    guard filter.wants(row.data) else { return }
+                    var message = try PgOutputDecoder.decode(row.data, byteText: segment.byteText)
+                    if !filter.keep(&message) { return }
                     switch message {
                     case .begin(let final, let time, _):
                         if final < consistentPoint || final <= lastApplied {

@@ -17,6 +17,9 @@ public enum PointInTimeRestore {
         public var fullConsistentAt: Date
         public var segments: [String]
         public var segmentBytes: Int64
+        /// With `--schema`: the segments left unread because their index names none of the schemas
+        /// (`SegmentSelection`); nil when every segment is read.
+        public var segmentsSkipped: [String]? = nil
         /// Transactions that will be replayed, and the last of them.
         public var transactions: Int
         public var lastCommitLSN: String?
@@ -55,9 +58,11 @@ public enum PointInTimeRestore {
         let fullManifest = try repository.backup(label: plan.full)
         let ignoredTables = Self.ignored(fullManifest, schemas: options.schemas)
         let following = try followingSegments(repository, after: segments)
+        let selection = SegmentSelection.make(segments, following: following, schemas: options.schemas)
         let full = try await RestoreRunner.run(fullOptions) {
             let started = Date()
-            let (transactions, changes, warnings) = try await replay(segments, following: following, storage: storage, options: options,
+            let (transactions, changes, warnings) = try await replay(segments, following: following, selection: selection,
+                                                                     storage: storage, options: options,
                                                                      from: consistentPoint, until: target, schemas: plan.restore.schemas,
                                                                      ignoring: ignoredTables)
             try await RefreshedViews.populate(segments, full: fullManifest, until: target, schemas: plan.restore.schemas, options: options)
@@ -151,8 +156,12 @@ public enum PointInTimeRestore {
         let ignored = Self.ignored(full, schemas: options.schemas)
         let selected = options.schemas.isEmpty ? nil : Set(options.schemas)
         let limit = PgOutputDecoder.postgresMicroseconds(from: target)
+        // With --schema, only the segments that can matter to the schemas are opened (`SegmentSelection`);
+        // a change of another schema's relation described in a skipped segment is not checked.
+        let selection = SegmentSelection.make(used, following: try followingSegments(repository, after: used), schemas: options.schemas)
         func check(_ relid: UInt32, at lsn: UInt64) throws {
             guard let relation = descriptions[relid] else {
+                if selection.skipsAny { return }
                 throw FTBackupError(.dataError, "a change at LSN \(LSN.format(lsn)) names relation \(relid) without its description",
                                     hint: "the change archive is damaged; restore to a time after the next full backup")
             }
@@ -172,6 +181,14 @@ public enum PointInTimeRestore {
             }
         }
         scan: for segment in used {
+            guard selection.reads(segment) else {
+                // Wholly before TIME (only the last segment reaches past it, and it is read).
+                if let commit = segment.lastCommitLSN.flatMap(LSN.parse), commit >= consistentPoint {
+                    lastLSN = commit
+                    lastTime = segment.lastCommitTime.map(PgOutputDecoder.postgresMicroseconds(from:))
+                }
+                continue
+            }
             var stop = false
             try forEachRow(segment, storage: repository.storage) { row in
                 guard !stop, let kind = row.data.first else { return }
@@ -211,7 +228,8 @@ public enum PointInTimeRestore {
         // Rates measured by make bench on two cores (~60 MiB/s of COPY text restored, ~5,000 changes/s replayed), rounded down.
         let estimate = Double(restorePlan.rawBytes) / 60e6 + Double(segmentBytes) * 8 / 5_000 / 100 + 5
         let plan = Plan(at: target, full: full.label, consistentPoint: full.snapshot.walLSN, fullConsistentAt: full.snapshot.time,
-                        segments: used.map(\.label), segmentBytes: segmentBytes, transactions: transactions,
+                        segments: used.map(\.label), segmentBytes: segmentBytes,
+                        segmentsSkipped: selection.skipsAny ? selection.skipped : nil, transactions: transactions,
                         lastCommitLSN: lastLSN.map(LSN.format), lastCommitTime: lastTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
                         newestRecoverable: newest, estimatedSeconds: estimate, restore: restorePlan)
         return (plan, used)

@@ -158,7 +158,7 @@ struct ChangeStreamSummary {
     /// A fresh summary for the next segment of the same stream (a follower's): it keeps the relation
     /// names, since the stream does not describe a relation again.
     init(continuing previous: ChangeStreamSummary) {
-        index = ChangeSegmentIndexBuilder(names: previous.index.names)
+        index = ChangeSegmentIndexBuilder(continuing: previous.index)
     }
 
     /// Tables whose columns differ from `full`'s (ftbackup's own heartbeat excluded).
@@ -176,7 +176,9 @@ struct ChangeStreamSummary {
         guard let type = row.data.first else { return }
         // Only the messages that describe the stream are decoded here; data changes are counted by relid.
         if row.data.count >= 5, let kind = [UInt8(ascii: "I"), UInt8(ascii: "U"), UInt8(ascii: "D")].firstIndex(of: type) {
-            index.count(row.data[1...4].reduce(0) { $0 << 8 | UInt32($1) }, kind)
+            let relid = row.data[1...4].reduce(0) { $0 << 8 | UInt32($1) }
+            index.count(relid, kind)
+            if kind == 0 { index.inserted(relid, row.data) }
         }
         switch type {
         case UInt8(ascii: "T"):
@@ -192,9 +194,11 @@ struct ChangeStreamSummary {
             pendingDDL.append(recorded)
         case UInt8(ascii: "B"):
             pendingDDL = []
+            index.began()
         case UInt8(ascii: "C"), UInt8(ascii: "R"):
             switch try PgOutputDecoder.decode(row.data) {
             case .commit(_, let commitLSN, let endLSN, let commitTime):
+                index.committed(commitLSN, commitTime)
                 for var recorded in pendingDDL {
                     recorded.commitLSN = LSN.format(commitLSN)
                     recorded.commitTime = PgOutputDecoder.date(fromPostgresMicroseconds: commitTime)

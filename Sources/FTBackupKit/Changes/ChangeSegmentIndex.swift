@@ -23,8 +23,21 @@ public struct ChangeSegmentIndex: Codable, Sendable, Equatable {
         public var qualifiedName: String { "\(schema).\(name)" }
     }
 
+    /// The newest heartbeat the segment holds, as archived: a restore that skips the segment applies it
+    /// as if read, so the sequences are as exact as when every segment is read.
+    public struct Heartbeat: Codable, Sendable, Equatable {
+        public var commitLSN: String
+        public var commitTime: Date
+        /// The heartbeat table's description (from this segment or, a follower's, an earlier one of its stream).
+        public var relation: RelationDescription
+        /// The insert, as the pgoutput message archived (base64).
+        public var insert: String
+    }
+
     /// Sorted by schema, then name.
     public var relations: [Relation]
+    /// Nil when the segment holds no heartbeat.
+    public var lastHeartbeat: Heartbeat? = nil
 
     /// True when the segment names (describes or changes) a relation of one of `schemas`.
     public func names(anyOf schemas: Set<String>) -> Bool {
@@ -45,12 +58,37 @@ struct ChangeSegmentIndexBuilder {
     private var counts: [UInt32: [Int]] = [:]
     /// A change named a relid that no description seen so far names: no index can be written truthfully.
     private(set) var incomplete = false
+    /// The heartbeat table's description by relid (carried across a follower's segments, as `names`).
+    var heartbeatRelations: [UInt32: RelationDescription] = [:]
+    private var pendingHeartbeat: (RelationDescription, [UInt8])?
+    private var lastHeartbeat: ChangeSegmentIndex.Heartbeat?
 
-    init(names: [UInt32: (schema: String, name: String)] = [:]) { self.names = names }
+    init(continuing previous: ChangeSegmentIndexBuilder? = nil) {
+        names = previous?.names ?? [:]
+        heartbeatRelations = previous?.heartbeatRelations ?? [:]
+    }
 
     mutating func describe(_ relation: RelationDescription) {
         names[relation.relid] = (relation.namespace, relation.name)
         described.insert(relation.relid)
+        if relation.namespace == ChangeArchivalNames.schema && relation.name == ChangeArchivalNames.heartbeat {
+            heartbeatRelations[relation.relid] = relation
+        }
+    }
+
+    /// An insert (`data`, the whole message) seen in the open transaction: kept if it is a heartbeat's.
+    mutating func inserted(_ relid: UInt32, _ data: [UInt8]) {
+        if let relation = heartbeatRelations[relid] { pendingHeartbeat = (relation, data) }
+    }
+
+    mutating func began() { pendingHeartbeat = nil }
+
+    mutating func committed(_ commitLSN: UInt64, _ commitTime: Int64) {
+        if let (relation, data) = pendingHeartbeat {
+            lastHeartbeat = .init(commitLSN: LSN.format(commitLSN), commitTime: PgOutputDecoder.date(fromPostgresMicroseconds: commitTime),
+                                  relation: relation, insert: Data(data).base64EncodedString())
+        }
+        pendingHeartbeat = nil
     }
 
     /// `kind`: 0 insert, 1 update, 2 delete, 3 truncate.
@@ -72,6 +110,6 @@ struct ChangeSegmentIndexBuilder {
             relation.inserts += c[0]; relation.updates += c[1]; relation.deletes += c[2]; relation.truncates += c[3]
             byName["\(schema).\(name)"] = relation
         }
-        return ChangeSegmentIndex(relations: byName.values.sorted { ($0.schema, $0.name) < ($1.schema, $1.name) })
+        return ChangeSegmentIndex(relations: byName.values.sorted { ($0.schema, $0.name) < ($1.schema, $1.name) }, lastHeartbeat: lastHeartbeat)
     }
 }

@@ -25,9 +25,30 @@ extension PointInTimeRestore {
             var after: [String: [String]]?
             try connection.execute("BEGIN")
             var filter = ReplayRelationFilter(schemas: schemaFilter, segmentsSkipped: selection.skipsAny)
-            for segment in segments + following where (!stop || after == nil) && selection.reads(segment) {
+            for segment in segments + following where !stop || after == nil {
+                let isUsed = segments.contains(where: { $0.label == segment.label })
+                if selection.skipsAny, let heartbeat = segment.index?.lastHeartbeat {
+                    // The heartbeat table as this segment knew it: its heartbeats are read even where it is not described.
+                    var description = PgOutputMessage.relation(heartbeat.relation)
+                    _ = filter.keep(&description)
+                    try applier.apply(description, at: 0)
+                }
+                guard selection.reads(segment) else {
+                    // Skipped (it names none of the schemas): its newest heartbeat is applied as if read.
+                    guard isUsed else { continue }
+                    if let heartbeat = selection.heartbeat(of: segment), let commit = LSN.parse(heartbeat.commitLSN),
+                       commit >= consistentPoint, commit > lastApplied {
+                        guard let insert = Data(base64Encoded: heartbeat.insert) else {
+                            throw FTBackupError(.dataError, "change segment \(segment.label)'s index holds an unreadable heartbeat",
+                                                hint: "run ftbackup verify --segments; a whole-database restore --at reads the segment itself")
+                        }
+                        try applier.apply(try PgOutputDecoder.decode(Array(insert), byteText: segment.byteText), at: commit)
+                    }
+                    if let last = segment.lastCommitLSN.flatMap(LSN.parse), last >= consistentPoint { lastApplied = max(lastApplied, last) }
+                    continue
+                }
                 // The following segments are never replayed: every commit up to TIME is in `segments`.
-                if !segments.contains(where: { $0.label == segment.label }) { stop = true }
+                if !isUsed { stop = true }
                 // Values go back in the encoding they were decoded in, byte for byte (UTF8 for older segments).
                 try connection.execute("SET client_encoding = \(try connection.escapeLiteral(segment.encoding ?? "UTF8"))")
                 applier.byteText = segment.byteText

@@ -184,6 +184,7 @@ public enum PointInTimeRestore {
             guard selection.reads(segment) else {
                 // Wholly before TIME (only the last segment reaches past it, and it is read).
                 if let commit = segment.lastCommitLSN.flatMap(LSN.parse), commit >= consistentPoint {
+                    lastApplied = max(lastApplied, commit)
                     lastLSN = commit
                     lastTime = segment.lastCommitTime.map(PgOutputDecoder.postgresMicroseconds(from:))
                 }

@@ -4,12 +4,13 @@ import Foundation
 /// schemas, decided from each segment's index (`ChangeSegmentIndex`) before anything is opened.
 ///
 /// A segment is read when it has no index (written before indexes were), names a relation of a chosen
-/// schema, or is the last one (it holds TIME). Sequences come from heartbeats, so the newest earlier
-/// segment holding a heartbeat is read too (it holds the newest heartbeat before TIME), and of the
-/// segments after TIME only those that hold a heartbeat. A read segment may change a relation it
-/// does not describe (a follower's stream describes each relation once): the nearest earlier segment
-/// describing it is read as well. Every other segment is skipped unopened. DDL barriers, large
-/// objects and refreshed views are decided from the manifests alone, so they hold whatever is skipped.
+/// schema, or is the last one (it holds TIME); of the segments after TIME, only those holding a
+/// heartbeat (the first heartbeat after TIME bounds the sequences). A skipped segment's newest
+/// heartbeat is applied from its index (`heartbeats`), so sequences come out as when every segment is
+/// read. A read segment may change a relation it does not describe (a follower's stream describes each
+/// relation once): the nearest earlier segment describing it is read as well, and every segment before
+/// one without an index. DDL barriers, large objects and refreshed views are decided from the
+/// manifests alone, so they hold whatever is skipped.
 struct SegmentSelection: Sendable {
     /// Labels of the segments read, of `used` and of `following`.
     var read: Set<String>
@@ -34,14 +35,19 @@ struct SegmentSelection: Sendable {
             if position < used.count { read[position] = index.names(anyOf: chosen) || position == used.count - 1 }
             else { read[position] = heartbeats(segment) }  // after TIME: only for the first heartbeat
         }
-        // The newest heartbeat before the last segment (every earlier segment ends before TIME).
-        if let newest = used.indices.dropLast().last(where: { heartbeats(used[$0]) }) { read[newest] = true }
-        // Descriptions: the chosen schemas' relations and ftbackup's own (heartbeat, DDL log) must be
-        // described before a read segment changes them. Walked newest first, so what is added is checked too.
-        let interesting = chosen.union([ChangeArchivalNames.schema])
+        // The newest heartbeat before the last segment (every earlier segment ends before TIME), when its
+        // index cannot stand in for it.
+        if let newest = used.indices.dropLast().last(where: { heartbeats(used[$0]) }), used[newest].index?.lastHeartbeat == nil {
+            read[newest] = true
+        }
+        // Descriptions: the chosen schemas' relations must be described before a read segment changes them
+        // (the heartbeat table's come from the indexes). Walked newest first, so what is added is checked too.
         for position in segments.indices.reversed() where read[position] {
-            guard let index = segments[position].index else { continue }
-            for relation in index.relations where interesting.contains(relation.schema) && relation.changes > 0 && !relation.described {
+            guard let index = segments[position].index else {
+                for earlier in 0..<position { read[earlier] = true }
+                break
+            }
+            for relation in index.relations where chosen.contains(relation.schema) && relation.changes > 0 && !relation.described {
                 let describer = segments.indices.prefix(position).last { earlier in
                     segments[earlier].index?.relations.contains { $0.qualifiedName == relation.qualifiedName && $0.described } ?? true
                 }
@@ -53,5 +59,10 @@ struct SegmentSelection: Sendable {
     }
 
     func reads(_ segment: ChangeSegmentManifest) -> Bool { read.contains(segment.label) }
+
+    /// The heartbeats to apply from the indexes of skipped segments, by label (see `ChangeSegmentIndex.Heartbeat`).
+    func heartbeat(of segment: ChangeSegmentManifest) -> ChangeSegmentIndex.Heartbeat? {
+        reads(segment) ? nil : segment.index?.lastHeartbeat
+    }
     var skipsAny: Bool { !skipped.isEmpty }
 }

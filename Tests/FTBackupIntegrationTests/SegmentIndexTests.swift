@@ -134,3 +134,48 @@ extension ChangeArchivalTests.PointInTimeTests {
         }
     }
 }
+
+extension ChangeArchivalTests.PointInTimeTests {
+    /// A follower's stream describes each relation once: its later segments still carry an index (names
+    /// come from earlier segments of the stream), a one-tool restore --at skips the segments without the
+    /// tool, and the tool comes back exactly as it was at TIME.
+    @Test func followerSegmentsCarryIndexesAndOneToolRestoreAtIsExact() async throws {
+        try await ArchivedDatabase.with { a in
+            let policyFile = NSTemporaryDirectory() + "ftbackup-follow-\(UUID()).yaml"
+            defer { try? FileManager.default.removeItem(atPath: policyFile) }
+            try PolicyLoader.builtInDefault.replacingOccurrences(of: "seal_every: 60s", with: "seal_every: 1s")
+                .write(toFile: policyFile, atomically: true, encoding: .utf8)
+            _ = try await a.full()
+            let (follower, _, _) = try FTBackupBinary.start(["follow", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path,
+                                                             "--policy", policyFile])
+            var instants: [(Date, [TableFingerprint])] = []
+            for round in 1...3 {
+                try await a.session.execute("UPDATE \(Self.tool).tool_data SET version = version + 1 WHERE id = (SELECT id FROM \(Self.tool).tool_data ORDER BY id LIMIT 1 OFFSET \(round))")
+                try await Task.sleep(for: .milliseconds(1500))
+                try await a.session.execute("UPDATE \(Self.otherTool).tool_data SET status = 'r\(round)' WHERE id = (SELECT id FROM \(Self.otherTool).tool_data ORDER BY id LIMIT 1)")
+                try await Task.sleep(for: .milliseconds(1500))
+                instants.append(try await a.instant())
+            }
+            try await Task.sleep(for: .seconds(3))
+            kill(follower.processIdentifier, SIGTERM)
+            follower.waitUntilExit()
+            #expect(follower.terminationStatus == 0)
+
+            let segments = try ChangeSegmentManifest.all(a.repo.repository.storage)
+            #expect(segments.count >= 4)
+            #expect(segments.allSatisfy { $0.index != nil }, "\(segments.map { "\($0.label): \($0.index == nil ? "no index" : "indexed")" })")
+            // Later segments change the tool without describing it: the stream described it once.
+            #expect(segments.dropFirst().contains { $0.index?.relations.contains { $0.schema == Self.tool && $0.changes > 0 && !$0.described } == true })
+            var skipped = 0
+            for (at, expected) in instants {
+                let plan = try await PointInTimeRestore.run(RestoreOptions(target: a.db.connectionString, repositoryPath: a.repo.path, schemas: [Self.tool],
+                                                                           dryRun: true, showProgress: false), at: at)
+                skipped += plan.plan.segmentsSkipped?.count ?? 0
+                let restored = try await a.restore(at: at, schemas: [Self.tool])
+                #expect(TableFingerprint.differences(source: expected.filter { $0.schema == Self.tool }, restored: restored) == [],
+                        "at \(Timestamps.iso8601UTC(at))")
+            }
+            #expect(skipped > 0)
+        }
+    }
+}

@@ -56,21 +56,4 @@ extension RestoreRunner {
             try await group.waitForAll()
         }
     }
-
-
-    /// The secondary indexes left out by a keys-only load, built over `jobs` connections.
-    static func buildSecondaryIndexes(_ indexes: IndexBuildPlan, options: RestoreOptions) async throws {
-        let queue = WorkQueue(indexes.secondary.sorted { $0.key < $1.key }.flatMap(\.value))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<max(1, options.jobs) {
-                group.addTask {
-                    let session = try await DatabaseSession.connect(options.target, name: "ftbackup-index-\(worker)")
-                    defer { session.close() }
-                    try await session.execute("SET maintenance_work_mem = '512MB'; SET search_path = ''")
-                    while let build = queue.next() { try await indexes.run([build], on: session) }
-                }
-            }
-            try await group.waitForAll()
-        }
-    }
 }

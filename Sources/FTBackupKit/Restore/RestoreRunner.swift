@@ -173,7 +173,8 @@ public enum RestoreRunner {
             }
             if let afterData {
                 try await timed("replay") { try await afterData() }
-                try await timed("indexes") { try await buildSecondaryIndexes(indexes, options: options) }
+                // Each table's ANALYZE runs as soon as its indexes are in, on the same workers (`IndexAndAnalyzePhase`).
+                try await timed("indexes") { try await IndexAndAnalyzePhase.run(tables, indexes: indexes, options: options) }
             }
             try await timed("post-data") {
                 // What was built already (indexes, primary keys, unique constraints, with their comments) is left out.
@@ -198,11 +199,6 @@ public enum RestoreRunner {
             // From here on the target was changed: say exactly how it was left and what to run.
             throw RestoreFailure.describe(error, phase: phase, target: target, plan: plan, options: options, dropped: touched,
                                           dependants: &dependants)
-        }
-        if afterData != nil {
-            try await timed("analyze") {
-                for table in tables { try await target.execute("ANALYZE \(try target.qualifiedName(table.schema, table.name))") }
-            }
         }
         var retired: RetiredDataReapplier.Report?
         if !options.keepRetired {

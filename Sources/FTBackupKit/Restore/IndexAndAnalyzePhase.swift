@@ -1,0 +1,74 @@
+import Foundation
+
+/// After a replay: the secondary indexes a keys-only load left out, and every table's `ANALYZE`, over
+/// `jobs` connections at once, instead of the indexes in parallel followed by `ANALYZE` table after table.
+///
+/// Work items are single index builds, largest tables first, so one big table's indexes still spread
+/// over the workers. A table is analyzed as soon as its last index is built, by the worker that built
+/// it (ANALYZE and CREATE INDEX on one table would wait for each other); a table without secondary
+/// indexes is analyzed as an item of its own.
+enum IndexAndAnalyzePhase {
+    enum Item: Sendable {
+        case build(table: String, IndexBuildPlan.Build)
+        case analyze(schema: String, name: String)
+    }
+
+    /// Counts the builds still to finish per table, under a lock shared by the workers.
+    final class Remaining: @unchecked Sendable {
+        private let lock = NSLock()
+        private var counts: [String: Int]
+        init(_ counts: [String: Int]) { self.counts = counts }
+        /// True when `table`'s last build just finished.
+        func finished(_ table: String) -> Bool {
+            lock.withLock {
+                counts[table, default: 1] -= 1
+                return counts[table] == 0
+            }
+        }
+    }
+
+    static func items(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan) -> [Item] {
+        var items: [Item] = []
+        var covered: Set<String> = []
+        for table in tables.sorted(by: { $0.file.rawBytes > $1.file.rawBytes }) {
+            let key = IndexBuildPlan.key(table)
+            covered.insert(key)
+            let builds = indexes.secondary[key] ?? []
+            if builds.isEmpty { items.append(.analyze(schema: table.schema, name: table.name)) }
+            else { items += builds.map { .build(table: key, $0) } }
+        }
+        // Secondary indexes of anything not loaded as a table (none today): built, not analyzed here.
+        for (key, builds) in indexes.secondary.sorted(by: { $0.key < $1.key }) where !covered.contains(key) {
+            items += builds.map { .build(table: key, $0) }
+        }
+        return items
+    }
+
+    static func run(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, options: RestoreOptions) async throws {
+        let queue = WorkQueue(items(tables, indexes: indexes))
+        let remaining = Remaining(indexes.secondary.mapValues(\.count))
+        let byKey = Dictionary(tables.map { (IndexBuildPlan.key($0), $0) }, uniquingKeysWith: { first, _ in first })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<max(1, options.jobs) {
+                group.addTask {
+                    let session = try await DatabaseSession.connect(options.target, name: "ftbackup-index-\(worker)")
+                    defer { session.close() }
+                    try await session.execute("SET maintenance_work_mem = '512MB'; SET search_path = ''")
+                    while let item = queue.next() {
+                        try Task.checkCancellation()
+                        switch item {
+                        case .build(let key, let build):
+                            try await indexes.run([build], on: session)
+                            if remaining.finished(key), let table = byKey[key] {
+                                try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))")
+                            }
+                        case .analyze(let schema, let name):
+                            try await session.execute("ANALYZE \(try session.qualifiedName(schema, name))")
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+}

@@ -86,6 +86,7 @@ struct RestoreCommand: AsyncParsableCommand {
         printLine("\(options.dryRun ? "plan" : "restored"): the database as it was at \(Timestamps.display(plan.at))")
         printLine("  full:         \(plan.full) (consistent at \(Timestamps.display(plan.fullConsistentAt)), LSN \(plan.consistentPoint))")
         printLine("  segments:     \(plan.segments.count) (\(ByteCount.format(plan.segmentBytes))): \(plan.segments.first ?? "-") … \(plan.segments.last ?? "-")")
+        if let skipped = plan.segmentsSkipped { printLine("  skipped:      \(skipped.count) segment(s) naming none of the schemas, left unread") }
         printLine("  replay:       \(plan.transactions) transactions; last: \(plan.lastCommitLSN ?? "none") committed \(plan.lastCommitTime.map { Timestamps.display($0) } ?? "-")")
         printLine("  schemas:      \(plan.restore.wholeDatabase ? "all \(plan.restore.schemas.count)" : plan.restore.schemas.joined(separator: ", "))")
         printLine("  into:         \(plan.restore.target)")

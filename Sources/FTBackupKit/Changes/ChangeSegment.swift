@@ -156,9 +156,11 @@ struct ChangeStreamSummary {
     init() {}
 
     /// A fresh summary for the next segment of the same stream (a follower's): it keeps the relation
-    /// names, since the stream does not describe a relation again.
+    /// names and the DDL log's description, since the stream does not describe a relation again (without
+    /// it, DDL committed in any segment after the stream's first was left out of the manifest).
     init(continuing previous: ChangeStreamSummary) {
         index = ChangeSegmentIndexBuilder(continuing: previous.index)
+        ddlRelations = previous.ddlRelations
     }
 
     /// Tables whose columns differ from `full`'s (ftbackup's own heartbeat excluded).

@@ -1,0 +1,29 @@
+import Foundation
+import Testing
+@testable import FTBackupKit
+
+extension ChangeArchivalTests.PointInTimeTests {
+    /// A follower's stream describes `ftbackup.ddl_log` once: DDL committed in a later segment of the
+    /// same stream must still be recorded in that segment's manifest (the barrier restore --at keeps).
+    @Test func followerRecordsDDLInEverySegmentOfItsStream() async throws {
+        try await ArchivedDatabase.with(prepare: "CREATE TABLE public.ddl_victim (id int PRIMARY KEY, n int)") { a in
+            let policyFile = NSTemporaryDirectory() + "ftbackup-follow-\(UUID()).yaml"
+            defer { try? FileManager.default.removeItem(atPath: policyFile) }
+            try PolicyLoader.builtInDefault.replacingOccurrences(of: "seal_every: 60s", with: "seal_every: 1s")
+                .write(toFile: policyFile, atomically: true, encoding: .utf8)
+            _ = try await a.full()
+            let (follower, _, _) = try FTBackupBinary.start(["follow", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path,
+                                                             "--policy", policyFile])
+            try await Task.sleep(for: .milliseconds(1500))
+            try await a.session.execute("ALTER TABLE public.ddl_victim ADD COLUMN first int")
+            try await Task.sleep(for: .milliseconds(2500))
+            try await a.session.execute("ALTER TABLE public.ddl_victim ADD COLUMN second int")
+            try await Task.sleep(for: .milliseconds(2500))
+            kill(follower.processIdentifier, SIGTERM)
+            follower.waitUntilExit()
+            let segments = try ChangeSegmentManifest.all(a.repo.repository.storage)
+            let recorded = segments.flatMap { $0.ddl ?? [] }.map(\.commandTag)
+            #expect(recorded.filter { $0 == "ALTER TABLE" }.count == 2, "\(segments.map { ($0.label, $0.ddl?.map(\.description) ?? []) })")
+        }
+    }
+}

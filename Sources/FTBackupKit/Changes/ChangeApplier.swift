@@ -33,9 +33,9 @@ final class ChangeApplier {
     /// Tables the full did not copy (policy exclusions, extension tables): their changes are skipped.
     private let ignored: Set<String>
 
-    init(connection: PGConnection, schemas: Set<String>?, ignoring ignored: Set<String> = []) {
+    init(connection: PGConnection, schemas: Set<String>?, ignoring ignored: Set<String> = [], grouping: ReplayGrouping = .standard) {
         self.connection = connection
-        self.pipeline = ReplayPipeline(connection: connection)
+        self.pipeline = ReplayPipeline(connection: connection, grouping: grouping)
         self.schemas = schemas
         self.ignored = ignored
     }

@@ -20,8 +20,8 @@ struct ReplaySource {
 /// Sends replay's statements through libpq pipeline mode and checks every result, in order.
 ///
 /// One prepared statement and one round trip per change capped replay at ~7,500 changes/s; here
-/// statements go out without waiting, in sync groups of at most `maxStatements` commands or
-/// `maxBytes` of parameters, and one group's results are read while the server runs the next, so at
+/// statements go out without waiting, in sync groups of at most `syncStatements` commands or
+/// `syncBytes` of parameters (``ReplayGrouping``), and one group's results are read while the server runs the next, so at
 /// most two groups are in flight (bounded memory on both sides, and the server never blocks writing
 /// results nobody reads). Every result is checked as it comes back: the first error, or an UPDATE or
 /// DELETE that did not touch exactly one row, stops replay naming the source transaction and change
@@ -41,10 +41,8 @@ final class ReplayPipeline {
         let source: ReplaySource
     }
 
-    static let maxStatements = 1000
-    static let maxBytes = 256 * 1024
-
     private let connection: PGConnection
+    private let grouping: ReplayGrouping
     /// Sent since the last sync.
     private var filling: [Pending] = []
     private var fillingBytes = 0
@@ -54,9 +52,9 @@ final class ReplayPipeline {
     /// The newest source commit a target COMMIT covered (set by the caller), for messages.
     var committedThrough: UInt64?
 
-    init(connection: PGConnection) {
+    init(connection: PGConnection, grouping: ReplayGrouping) {
         self.connection = connection
-        filling.reserveCapacity(Self.maxStatements)
+        self.grouping = grouping
     }
 
     /// Enters pipeline mode (no result may be outstanding on the connection).
@@ -127,7 +125,7 @@ final class ReplayPipeline {
         guard active else { throw PostgresError(message: "internal error: a replay statement was sent outside pipeline mode") }
         filling.append(pending)
         fillingBytes += bytes
-        if filling.count >= Self.maxStatements || fillingBytes >= Self.maxBytes {
+        if filling.count >= grouping.syncStatements || fillingBytes >= grouping.syncBytes {
             try sync()
             // The group before runs while this one is sent: read its results now, keeping two in flight at most.
             while synced.count > 1 { try readGroup() }
@@ -138,7 +136,6 @@ final class ReplayPipeline {
         try connection.pipelineSync()
         synced.append(filling)
         filling = []
-        filling.reserveCapacity(Self.maxStatements)
         fillingBytes = 0
     }
 
@@ -194,4 +191,19 @@ final class ReplayPipeline {
     private static func size(_ values: [String?]) -> Int {
         values.reduce(32) { $0 + ($1?.utf8.count ?? 0) }
     }
+}
+
+/// How replay batches its work: source transactions per target transaction, and commands per pipeline
+/// sync. The defaults are what restore uses; tests make them small to put every kind of boundary
+/// (a group commit, a sync) inside the stretch they check.
+struct ReplayGrouping: Sendable {
+    /// Source transactions per target transaction, at most (one larger source transaction is never split).
+    var transactions = 1000
+    /// Bytes of decoded changes per target transaction, at most (checked at source commits).
+    var bytes = 16 << 20
+    /// Commands per pipeline sync group, and bytes of parameters: what is in flight at most (two groups).
+    var syncStatements = 1000
+    var syncBytes = 256 << 10
+
+    static let standard = ReplayGrouping()
 }

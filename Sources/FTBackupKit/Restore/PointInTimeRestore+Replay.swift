@@ -5,12 +5,12 @@ extension PointInTimeRestore {
     /// Then reads on (the rest of the last segment, then `following`) only for the first heartbeat after TIME.
     ///
     /// Changes go out pipelined (`ReplayPipeline`); source transactions are grouped into one target
-    /// transaction until `groupTransactions` of them or `groupBytes` of change data, and a group commits
+    /// transaction until `grouping.transactions` of them or `grouping.bytes` of change data, and a group commits
     /// only once every result in it was read and checked. The last group commits after the last
     /// transaction at or before TIME, with the sequences: the state at TIME, exactly.
     static func replay(_ segments: [ChangeSegmentManifest], following: [ChangeSegmentManifest] = [], storage: any RepositoryStorage,
                        options: RestoreOptions, from consistentPoint: UInt64, until target: Date, schemas: [String],
-                       ignoring ignored: Set<String>) async throws -> (Int, Int, [String]) {
+                       ignoring ignored: Set<String>, grouping: ReplayGrouping = .standard) async throws -> (Int, Int, [String]) {
         let session = try await DatabaseSession.connect(options.target, name: "ftbackup-replay")
         defer { session.close() }
         try await session.execute(ChangeArchiver.decodingSettings + "; SET session_replication_role = replica; SET synchronous_commit = off")
@@ -18,7 +18,7 @@ extension PointInTimeRestore {
         let limit = PgOutputDecoder.postgresMicroseconds(from: target)
         let schemaFilter = Set(schemas)
         return try await session.withConnection { connection -> (Int, Int, [String]) in
-            let applier = ChangeApplier(connection: connection, schemas: schemaFilter, ignoring: ignored)
+            let applier = ChangeApplier(connection: connection, schemas: schemaFilter, ignoring: ignored, grouping: grouping)
             let pipeline = applier.pipeline
             var transactions = 0
             var lastApplied: UInt64 = 0
@@ -66,7 +66,7 @@ extension PointInTimeRestore {
                             transactions += 1
                             sinceCommit += 1
                             applying = false
-                            if sinceCommit >= groupTransactions || bytesSinceCommit >= groupBytes {
+                            if sinceCommit >= grouping.transactions || bytesSinceCommit >= grouping.bytes {
                                 // (synchronously: reads and checks every outstanding result first)
                                 try pipeline.synchronously { try $0.execute("COMMIT; BEGIN") }
                                 pipeline.committedThrough = lastApplied
@@ -88,11 +88,6 @@ extension PointInTimeRestore {
             return (transactions, applier.changesApplied, warnings)
         }
     }
-
-    /// Source transactions per target transaction, at most (a larger one is never split).
-    static let groupTransactions = 1000
-    /// Bytes of decoded changes per target transaction, at most (checked at source commits).
-    static let groupBytes = 16 << 20
 
     /// True when a heartbeat's reading began after `limit` (PostgreSQL microseconds); a heartbeat
     /// without `at` (none is written so) counts as read at its commit, which is after `limit` too.

@@ -38,6 +38,10 @@ public enum PointInTimeRestore {
     }
 
     public static func run(_ options: RestoreOptions, at target: Date) async throws -> Report {
+        try await run(options, at: target, grouping: .standard)
+    }
+
+    static func run(_ options: RestoreOptions, at target: Date, grouping: ReplayGrouping) async throws -> Report {
         let started = Date()
         let repository = try Repository.open(options.repositoryPath)
         // Held for the whole run (the full's restore takes its own shared lock too: shared locks coexist),
@@ -59,7 +63,7 @@ public enum PointInTimeRestore {
             let started = Date()
             let (transactions, changes, warnings) = try await replay(segments, following: following, storage: storage, options: options,
                                                                      from: consistentPoint, until: target, schemas: plan.restore.schemas,
-                                                                     ignoring: ignoredTables)
+                                                                     ignoring: ignoredTables, grouping: grouping)
             try await RefreshedViews.populate(segments, full: fullManifest, until: target, schemas: plan.restore.schemas, options: options)
             for warning in warnings { options.logger.warning("\(warning)") }
             replayed.set(transactions: transactions, changes: changes, seconds: Date().timeIntervalSince(started), warnings: warnings)

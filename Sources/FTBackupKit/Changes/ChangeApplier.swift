@@ -19,6 +19,8 @@ final class ChangeApplier {
     private var source = ReplaySource()
     private let schemas: Set<String>?
     private var relations: [UInt32: RelationDescription] = [:]
+    /// INSERTs held back to go as one statement.
+    private var inserts = PendingInserts()
     private var statements: [String: String] = [:]
     /// The target's columns of each relation checked against its description (see `ReplayColumn`).
     private var targetColumns: [UInt32: [ReplayColumn]] = [:]
@@ -45,8 +47,14 @@ final class ChangeApplier {
         source = ReplaySource(commitLSN: commitLSN, commitTime: commitTime)
     }
 
+    /// Sends what the source transaction still holds back (its last INSERTs): call at its commit.
+    func endTransaction() throws {
+        try flushInserts()
+    }
+
     /// Applies one message of a transaction (begin and commit are handled by the caller).
     func apply(_ message: PgOutputMessage, at lsn: UInt64) throws {
+        if case .insert = message {} else { try flushInserts() }  // nothing is sent between held-back INSERTs
         source.changeLSN = lsn
         switch message {
         case .relation(let relation):
@@ -60,19 +68,18 @@ final class ChangeApplier {
                 if let heartbeat = try heartbeatSequences(relid, new) { sequences = heartbeat }
                 return
             }
-            source.what = "INSERT into \(relation.namespace).\(relation.name)"
-            let columns = relation.columns.indices
-            let key = "I\(relid)"
-            let name = try statement(key) {
+            if relation.columns.isEmpty {
                 // A row of a table without (published) columns: `() VALUES ()` is a syntax error.
-                if columns.isEmpty { return ("INSERT INTO \(try qualified(relation)) DEFAULT VALUES", 0) }
-                let list = try columns.map { try connection.escapeIdentifier(relation.columns[$0].name) }.joined(separator: ", ")
-                let values = columns.map { "$\($0 + 1)" }.joined(separator: ", ")
-                // OVERRIDING SYSTEM VALUE: identity values come from the source, as COPY restores them.
-                return ("INSERT INTO \(try qualified(relation)) (\(list)) OVERRIDING SYSTEM VALUE VALUES (\(values))", columns.count)
+                source.what = "INSERT into \(relation.namespace).\(relation.name)"
+                let name = try statement("I\(relid)") { ("INSERT INTO \(try qualified(relation)) DEFAULT VALUES", 0) }
+                try pipeline.send(name, [], byteText: byteText, expecting: .rows(1), source: source)
+                changesApplied += 1
+                return
             }
-            try pipeline.send(name, columns.map { text(new[$0]) }, byteText: byteText, expecting: .succeeds, source: source)
+            if let held = inserts.relid, held != relid { try flushInserts() }
+            inserts.append(relid, new.map(text), at: lsn)
             changesApplied += 1
+            if inserts.isFull { try flushInserts() }
         case .update(let relid, let oldKey, let oldFull, let new):
             guard let relation = try target(relid, tuples: [oldKey, oldFull, new]), let columns = targetColumns[relid] else { return }
             source.what = "UPDATE on \(relation.namespace).\(relation.name)"
@@ -124,7 +131,7 @@ final class ChangeApplier {
                                        source: source)
                 }
                 guard now else {
-                    try pipeline.send(name, values, byteText: byteText, expecting: .oneRow, source: source)
+                    try pipeline.send(name, values, byteText: byteText, expecting: .rows(1), source: source)
                     return 1
                 }
                 return try pipeline.executeNow(name, values, byteText: byteText, source: source)
@@ -145,7 +152,7 @@ final class ChangeApplier {
             let name = try statement("D\(relid):\(whereMask)") {
                 ("DELETE FROM ONLY \(try qualified(relation)) t WHERE \(whereSQL)", whereValues.count)
             }
-            try pipeline.send(name, whereValues, byteText: byteText, expecting: .oneRow, source: source)
+            try pipeline.send(name, whereValues, byteText: byteText, expecting: .rows(1), source: source)
             changesApplied += 1
         case .truncate(let relids, let cascade, let restartIdentity):
             let names = try relids.compactMap { try target($0) }.map(qualified)
@@ -156,6 +163,22 @@ final class ChangeApplier {
             changesApplied += 1
         case .begin, .commit, .origin, .type, .logicalMessage:
             break
+        }
+    }
+
+    /// Sends the held-back INSERTs as multi-row statements (see `PendingInserts`).
+    private func flushInserts() throws {
+        guard let (relid, rows, first, last) = inserts.take(), let relation = relations[relid] else { return }
+        let table = try qualified(relation)
+        let columns = try relation.columns.map { try connection.escapeIdentifier($0.name) }
+        var start = 0
+        for size in PendingInserts.chunks(rows.count, columns: columns.count) {
+            source.what = size == 1 && rows.count == 1 ? "INSERT into \(relation.namespace).\(relation.name)"
+                : "one of \(rows.count) INSERTs into \(relation.namespace).\(relation.name) (through LSN \(LSN.format(last)))"
+            source.changeLSN = first
+            let name = try statement("I\(relid)x\(size)") { (PendingInserts.sql(table: table, columns: columns, rows: size), size * columns.count) }
+            try pipeline.send(name, Array(rows[start..<(start + size)].joined()), byteText: byteText, expecting: .rows(size), source: source)
+            start += size
         }
     }
 

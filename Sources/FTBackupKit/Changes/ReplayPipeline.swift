@@ -30,10 +30,11 @@ struct ReplaySource {
 /// source transactions whose every change was checked.
 final class ReplayPipeline {
     /// What a command's result must satisfy.
-    enum Expectation {
+    enum Expectation: Equatable {
         case succeeds
-        /// An UPDATE or DELETE replayed by key: exactly one row, else the target and the archive disagree.
-        case oneRow
+        /// Exactly this many rows: an UPDATE or DELETE replayed by key touches one, else the target and
+        /// the archive disagree; a multi-row INSERT inserts all of its rows.
+        case rows(Int)
     }
 
     private struct Pending {
@@ -144,7 +145,7 @@ final class ReplayPipeline {
         for pending in group {
             switch try connection.nextPipelineResult() {
             case .done(let affected):
-                if pending.expectation == .oneRow, affected != 1 { throw diverged(pending.source, affected) }
+                if case .rows(let expected) = pending.expectation, affected != expected { throw diverged(pending.source, affected, expected: expected) }
             case .failed(let error):
                 throw failed(pending.source, error)
             case .aborted:
@@ -177,9 +178,9 @@ final class ReplayPipeline {
         return error
     }
 
-    func diverged(_ source: ReplaySource, _ affected: Int) -> FTBackupError {
+    func diverged(_ source: ReplaySource, _ affected: Int, expected: Int = 1) -> FTBackupError {
         let when = source.commitTime.map { Timestamps.display(PgOutputDecoder.date(fromPostgresMicroseconds: $0)) } ?? "its commit"
-        return FTBackupError(.dataError, "replay diverged: \(source.what) at LSN \(LSN.format(source.changeLSN)) in \(source.transaction) touched \(affected) rows, expected 1\(appliedSoFar)",
+        return FTBackupError(.dataError, "replay diverged: \(source.what) at LSN \(LSN.format(source.changeLSN)) in \(source.transaction) touched \(affected) rows, expected \(expected)\(appliedSoFar)",
                              hint: "the target holds a partial restore: drop it. Every full backup taken before this change replays it the same way; restore --at a time before \(when), or after the next full backup taken since then, and report this (ftbackup verify --segments checks the archive)")
     }
 

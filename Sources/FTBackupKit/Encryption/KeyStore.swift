@@ -116,13 +116,19 @@ final class KeyStore: @unchecked Sendable {
     /// unit of a repository writes it, listing the units that are plain. A repository whose key records
     /// are there without it is refused (exit 65): it was removed.
     private func markerForNewRecord() throws {
-        let recordsExist = try !allRecordPaths().isEmpty
         if let current = try RepositoryEncryptionMarker.read(base) {
             try RepositoryStorageFactory.admit(current, key: master, path: base.location)
             marker = .some(current)
             return
         }
-        if recordsExist { throw RepositoryStorageFactory.missingMarker(base.location) }
+        // Records without the marker: another run may have just made the first unit (it writes the
+        // marker before its record), so the marker is read once more before the repository is refused.
+        if try !allRecordPaths().isEmpty {
+            guard let current = try RepositoryEncryptionMarker.read(base) else { throw RepositoryStorageFactory.missingMarker(base.location) }
+            try RepositoryStorageFactory.admit(current, key: master, path: base.location)
+            marker = .some(current)
+            return
+        }
         let created = RepositoryEncryptionMarker(masterKeyId: master.id, plainUnits: try unitsHoldingFiles())
         try created.write(base, sealedBy: master)
         marker = .some(created)

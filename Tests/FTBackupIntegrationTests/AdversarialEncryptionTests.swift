@@ -180,4 +180,28 @@ import Testing
             #expect(try k.run(["info"]).status == 0)
         }
     }
+
+    /// The same `key rotate` run again after it had finished (was it killed before its end?) said the key
+    /// was wrong (77); a killed run's temporary record stayed in keys/ for good.
+    @Test func keyRotateRunAgainAfterItFinishedChangesNothingAndLeavesNoTemporaryRecord() async throws {
+        try await Keyed.with { k in
+            let genuine = try await TableFingerprint.compute(k.archived.session)
+            _ = try Self.backup(k)
+            let newKey = (k.repo as NSString).deletingLastPathComponent + "/new.key"
+            #expect(try FTBackupBinary.run(["key", "create", "--key-file", newKey]).status == 0)
+            let leftover = "\(k.repo)/keys/backups%2Fx.json.tmp-12345"
+            #expect(FileManager.default.createFile(atPath: leftover, contents: Data("{}".utf8)))
+            let rotate = ["key", "rotate", "--new-key-file", newKey, "--repo", k.repo, "--key-file", k.keyFile]
+            let first = try FTBackupBinary.run(rotate)
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: leftover))
+            let records = try FileManager.default.contentsOfDirectory(atPath: "\(k.repo)/keys").sorted()
+            let before = try records.map { try Data(contentsOf: URL(fileURLWithPath: "\(k.repo)/keys/\($0)")) }
+            let again = try FTBackupBinary.run(rotate)
+            #expect(again.status == 0 && again.stdout.contains("0 data keys re-wrapped, \(records.count) already re-wrapped"), "\(again.stdout)\(again.stderr)")
+            #expect(try records.map { try Data(contentsOf: URL(fileURLWithPath: "\(k.repo)/keys/\($0)")) } == before)
+            #expect(try k.run(["info"]).status == 77)
+            try await Self.expectRestores(k, genuine, key: newKey)
+        }
+    }
 }

@@ -41,6 +41,10 @@ public enum KeyRotation {
                                     hint: "run ftbackup key rotate with the keys of the rotation under way to finish it")
             }
             try marker.authenticate(new, location: repositoryPath)
+        } else if marker.masterKeyId == new.id {
+            // Run again after it finished (unsure whether a kill came before its end): checks every
+            // record against the new key and changes nothing.
+            try marker.authenticate(new, location: repositoryPath)
         } else {
             guard marker.masterKeyId == old.id else {
                 throw FTBackupError(.permission, "the key given (id \(old.id)) is not repository \(repositoryPath)'s key (id \(marker.masterKeyId))",
@@ -48,6 +52,10 @@ public enum KeyRotation {
             }
             try marker.authenticate(old, location: repositoryPath)
             try RepositoryEncryptionMarker(masterKeyId: new.id, rotatingFrom: old.id, plainUnits: marker.plainUnits).write(local, sealedBy: new)
+        }
+        // Temporary records a killed run left (every lock is held: no writer is making one now).
+        for entry in try local.list(EncryptionUnit.keysFolder) where !entry.isDirectory && entry.path.contains(".tmp-") {
+            try local.remove(entry.path)
         }
         let store = KeyStore(base: local, master: old)
         var report = Report(oldKeyId: old.id, newKeyId: new.id, rewrapped: 0, alreadyNew: 0)

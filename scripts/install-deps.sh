@@ -2,9 +2,10 @@
 # Installs what ftbackup needs to build, test and demo, if missing (Debian/Ubuntu, apt).
 # Root installs directly; other users go through `sudo -n` when it is available.
 set -euo pipefail
+# time: GNU time measures the S3 upload test's peak memory.
 # chromium: only the compliance report's HTML rendering test needs it (about 21 s with --no-install-recommends).
 # python3-venv: the encryption test cross-checks ftbackup's format with Google's own Tink (tink on PyPI, below).
-packages=(pkg-config libpq-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev postgresql postgresql-contrib zstd openssl chromium prometheus python3 python3-venv)
+packages=(pkg-config libpq-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev postgresql postgresql-contrib zstd openssl time chromium prometheus python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

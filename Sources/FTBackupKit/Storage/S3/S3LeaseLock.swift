@@ -39,7 +39,8 @@ public final class S3LeaseLock: @unchecked Sendable {
         self.holder = holder
         self.etag = etag
         self.lease = lease
-        let thread = Thread { [weak self] in self?.renewLoop() }
+        // The renewing thread keeps the lock alive until `release()` (RepositoryLock calls it, also from its deinit).
+        let thread = Thread { self.renewLoop() }
         thread.name = "ftbackup-s3-lock"
         thread.start()
     }
@@ -155,6 +156,4 @@ public final class S3LeaseLock: @unchecked Sendable {
             _ = try? storage.client.send("DELETE", key: key)
         }
     }
-
-    deinit { release() }
 }

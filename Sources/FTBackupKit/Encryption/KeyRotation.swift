@@ -25,6 +25,9 @@ public enum KeyRotation {
         guard old.id != new.id else {
             throw FTBackupError(.usage, "the new key is the same key (id \(old.id))", hint: "create a new one with ftbackup key create --key-file PATH")
         }
+        guard !S3Location.isS3(repositoryPath) else {
+            throw FTBackupError(.configuration, "encryption at rest is not supported yet on an s3:// repository (\(repositoryPath)): no key to rotate")
+        }
         var locks: [RepositoryLock] = []
         defer { locks.forEach { $0.release() } }
         for kind in [RepositoryLock.Kind.run, .write, .changes, .read] {

@@ -38,10 +38,17 @@ public enum RepositoryEncryption {
 
 /// Opens the storage of a repository folder, the one way every command does.
 public enum RepositoryStorageFactory {
-    /// Plain ``LocalStorage`` for a repository without encryption and no key given;
+    /// ``S3Storage`` for `s3://BUCKET/PREFIX`; plain ``LocalStorage`` for a repository without encryption and no key given;
     /// ``EncryptedStorage`` when a key is configured. A repository that holds encrypted units refuses a
     /// run without its key, with another key, or during an unfinished rotation (exit 77), at once.
     public static func open(_ path: String) throws -> any RepositoryStorage {
+        if S3Location.isS3(path) {
+            if RepositoryEncryption.key(for: path) != nil {
+                throw FTBackupError(.configuration, "encryption at rest is not supported yet on an s3:// repository (\(path))",
+                                    hint: "leave out --key-file / FTBACKUP_KEY_FILE / encryption.key_file for it, or use the bucket's server-side encryption")
+            }
+            return try S3Storage.open(path)
+        }
         let local = LocalStorage(root: path)
         let marker = try RepositoryEncryptionMarker.read(local)
         if marker == nil, local.exists(EncryptionUnit.keysFolder),

@@ -21,9 +21,10 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# Unit and integration tests against a scratch cluster of their own, stopped afterwards (even on failure).
+# Unit and integration tests against a scratch cluster and a loopback S3 server (moto) of their own,
+# both stopped afterwards (even on failure).
 test: build
-	SCRATCH_PG_FAST=1 bash scripts/scratch-pg.sh run $(SCRATCH)/test bash scripts/run-tests.sh
+	SCRATCH_PG_FAST=1 bash scripts/scratch-pg.sh run $(SCRATCH)/test bash scripts/scratch-s3.sh run $(SCRATCH)/test-s3 bash scripts/run-tests.sh
 
 # The main job end to end on a throwaway cluster with a generated Fast Track database.
 demo: release

@@ -15,16 +15,18 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
-        // C libraries, linked from the system (apt: libpq-dev, libzstd-dev, zlib1g-dev).
+        // C libraries, linked from the system (apt: libpq-dev, libzstd-dev, zlib1g-dev, libcurl4-openssl-dev).
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // libcurl (OpenSSL flavour) for S3-compatible repositories (apt: libcurl4-openssl-dev).
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // All logic lives here, one folder per concern.
         .target(
             name: "FTBackupKit",
             dependencies: [
-                "CLibPQ", "CZstd", "CZlib",
+                "CLibPQ", "CZstd", "CZlib", "CCurl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),

@@ -132,6 +132,55 @@ echo "==> ftbackup drill: the newest restorable point into a scratch database, v
 "$bin" drill --output json -j2 > "$work/drill.out" 2> "$work/drill.err" || { echo "drill did not pass:"; tail -3 "$work/drill.err"; }
 "$bin" teardown >/dev/null
 
+# --- replay speed (issue 14) -------------------------------------------------------------------------
+# A small database of its own, so each measurement restores little besides what it replays: a full,
+# then the workload, then the incremental, then restore --at just after the workload.
+echo "==> replay speed: mixed small transactions, a bulk insert, one ${REPLAY_BIG:=5000000}-change transaction"
+replay_db="$base dbname=bench_replay"
+sql "DROP DATABASE IF EXISTS bench_replay WITH (FORCE)"; sql "CREATE DATABASE bench_replay"
+"$B/psql" "$replay_db" -q <<'SQL'
+CREATE SCHEMA mix;
+-- body is ~3 KB of hex (pglz does not shrink it): stored out of line, sent as "unchanged TOAST" by updates of doc
+CREATE TABLE mix.docs (id int PRIMARY KEY, doc jsonb NOT NULL, body text NOT NULL);
+INSERT INTO mix.docs SELECT g, jsonb_build_object('n', 0, 'tags', jsonb_build_array('a', 'b'), 'owner', md5(g::text)),
+  (SELECT string_agg(md5(g::text || x::text), '') FROM generate_series(1, 100) x) FROM generate_series(1, 20000) g;
+CREATE TABLE mix.events (id bigint NOT NULL, day int NOT NULL, payload text, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+CREATE TABLE mix.events_0 PARTITION OF mix.events FOR VALUES FROM (0) TO (10);
+CREATE TABLE mix.events_1 PARTITION OF mix.events FOR VALUES FROM (10) TO (20);
+CREATE TABLE mix.events_2 PARTITION OF mix.events FOR VALUES FROM (20) TO (30);
+CREATE TABLE mix.events_3 PARTITION OF mix.events FOR VALUES FROM (30) TO (40);
+INSERT INTO mix.events SELECT g, g % 40, 'event ' || g FROM generate_series(1, 20000) g;
+CREATE SCHEMA bulk;
+CREATE TABLE bulk.rows (id bigint PRIMARY KEY, a int, b text, c timestamptz);
+CREATE TABLE bulk.big (id bigint PRIMARY KEY, v int);
+SQL
+export FTBACKUP_DB="$replay_db" FTBACKUP_REPO="$work/replay-repo"
+"$bin" setup >/dev/null
+now_us() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
+# replay_run NAME WORKLOAD_SQL: full, workload, incremental, then restore --at just after the workload.
+replay_run() {
+  "$bin" backup --type full >/dev/null
+  "$B/psql" "$replay_db" -qc "$2"
+  local at; at=$(now_us); sleep 1
+  "$bin" backup --type incr >/dev/null
+  sql "DROP DATABASE IF EXISTS bench_replay_$1 WITH (FORCE)"; sql "CREATE DATABASE bench_replay_$1"
+  measure "replay_$1" "" "$bin" restore --at "$at" --target "$base dbname=bench_replay_$1" --output json
+  "$bin" dev compare --target "$base dbname=bench_replay_$1" --schema mix --schema bulk >/dev/null
+}
+# 20,000 transactions of 3 changes: a jsonb update (TOASTed body unchanged), an insert into a partition, a delete.
+replay_run mixed "DO \$\$ BEGIN FOR i IN 1..20000 LOOP
+  UPDATE mix.docs SET doc = jsonb_set(doc, '{n}', to_jsonb(i)) WHERE id = 1 + (i * 7919) % 20000;
+  INSERT INTO mix.events VALUES (1000000 + i, i % 40, 'new event ' || i);
+  DELETE FROM mix.events WHERE id = i AND day = i % 40;
+  COMMIT;
+END LOOP; END \$\$"
+replay_run bulk "INSERT INTO bulk.rows SELECT g, g % 1000, 'row ' || g, now() FROM generate_series(1, 500000) g"
+replay_run big "INSERT INTO bulk.big SELECT g, g FROM generate_series(1, $REPLAY_BIG) g"
+"$bin" teardown >/dev/null
+for run in mixed bulk big; do
+  json "$work/replay_$run.out" "'%s\t%d\t%d\t%.2f' % ('$run', d['transactionsApplied'], d['changesApplied'], d['replaySeconds'])" >> "$work/replay.tsv"
+done
+
 echo
 echo "scale $scale: database $("$B/psql" "$src" -qAtc "SELECT pg_size_pretty(pg_database_size(current_database()))"), COPY text $((raw / 1048576)) MiB"
 awk -F'\t' -v raw="$raw" '
@@ -174,3 +223,11 @@ print(f"drill: {'passed' if d.get('passed') else 'FAILED'}; RTO {r.get('measured
 print("       phases: " + ", ".join(f"{x['name']} {x['seconds']:.1f}" for x in d.get("phases", [])))
 print(f"       headroom: {h.get('statement', '-')}")
 PY
+awk -F'\t' -v results="$results" '
+  BEGIN { while ((getline line < results) > 0) { split(line, f, "\t"); rss[f[1]] = f[4] } }
+  { txns[$1]=$2; changes[$1]=$3; secs[$1]=$4 }
+  END {
+    printf "replay: mixed small transactions (jsonb update with unchanged TOAST, insert into a partition, delete): %d transactions, %d changes in %.2f s = %.0f changes/s (target >= 50,000)\n", txns["mixed"], changes["mixed"], secs["mixed"], changes["mixed"]/secs["mixed"]
+    printf "        bulk insert: %d rows in %.2f s = %.0f rows/s (target >= 100,000)\n", changes["bulk"], secs["bulk"], changes["bulk"]/secs["bulk"]
+    printf "        one transaction of %d changes: %.1f s = %.0f changes/s, restore --at peak RSS %.0f MiB (target < 150 MiB)\n", changes["big"], secs["big"], changes["big"]/secs["big"], rss["replay_big"]/1024
+  }' "$work/replay.tsv"

@@ -17,7 +17,7 @@ struct FTBackup: AsyncParsableCommand {
             SIGTERM or SIGHUP: children stopped, temporary files removed, then the process ends by that signal (130, 143, 129 in a shell).
             """,
         version: FTBackupVersion.current,
-        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, LifecycleCommand.self, DrillCommand.self, ReportCommand.self, StatusCommand.self, KeyCommand.self, RunCommand.self, ScheduleCommand.self, DevCommand.self]
+        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, SyncCommand.self, LifecycleCommand.self, DrillCommand.self, ReportCommand.self, StatusCommand.self, KeyCommand.self, RunCommand.self, ScheduleCommand.self, DevCommand.self]
     )
 
     static func main() async {
@@ -107,6 +107,13 @@ struct GlobalOptions: ParsableArguments {
     /// The repository path of a command that reads it: it must exist.
     func existingRepositoryPath() throws -> String {
         let path = try repositoryPath(required: true)!
+        if S3Location.isS3(path) {
+            // One request: a wrong secret, a missing bucket or an empty prefix fails here with one line.
+            guard !(try S3Storage.open(path).list("")).isEmpty else {
+                throw FTBackupError(.usage, "no repository at \(path)", hint: "check --repo / FTBACKUP_REPO; a first backup creates it")
+            }
+            return path
+        }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw FTBackupError(.usage, "no repository at \(path)", hint: "check --repo / FTBACKUP_REPO; a first backup creates it")

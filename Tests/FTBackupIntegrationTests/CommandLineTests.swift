@@ -21,9 +21,11 @@ struct FTBackupBinary {
         var stderr: String
     }
 
-    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
+    static func start(_ arguments: [String], environment: [String: String] = [:], in folder: String? = nil,
+                      executable: String? = nil) throws -> (Process, Pipe, Pipe) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try path)
+        if let folder { process.currentDirectoryURL = URL(fileURLWithPath: folder) }
+        process.executableURL = URL(fileURLWithPath: try executable ?? path)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
@@ -33,8 +35,9 @@ struct FTBackupBinary {
         return (process, out, err)
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Outcome {
-        let (process, out, err) = try start(arguments, environment: environment)
+    static func run(_ arguments: [String], environment: [String: String] = [:], in folder: String? = nil,
+                    executable: String? = nil) throws -> Outcome {
+        let (process, out, err) = try start(arguments, environment: environment, in: folder, executable: executable)
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

@@ -203,4 +203,19 @@ extension DrillTests {
             for name in kept { try await admin.execute("DROP DATABASE IF EXISTS \(try admin.escapeIdentifier(name)) WITH (FORCE)") }
         }
     }
+
+    /// A newer full backup whose manifest cannot be read stops the drill (exit 65, naming it) instead
+    /// of drilling the older full and passing while the newest backup is unusable.
+    @Test func aDrillStopsWhenTheNewestFullBackupIsUnreadable() async throws {
+        try await ArchivedDatabase.with { a in
+            let older = try await a.full().label
+            let newer = try await a.full().label
+            let manifest = "\(a.repo.path)/backups/\(newer)/manifest.json"
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: manifest))
+            try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: manifest))
+            let drill = try FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path])
+            #expect(drill.status == 65, "\(drill.stdout)\(drill.stderr)")
+            #expect(drill.stderr.contains("backup \(newer), newer than \(older), is unreadable"), "\(drill.stderr)")
+        }
+    }
 }

@@ -53,3 +53,25 @@ extension ChangeArchivalTests {
         }
     }
 }
+
+extension ChangeArchivalTests {
+    /// adv13: a `changes/stalled.json` that is there but cannot be read (damaged, edited, or written
+    /// under another key) must not read as "no stall": `info` reports the chain broken (exit 69),
+    /// naming the file, where it used to call the chain healthy.
+    @Suite struct DamagedStallRecordTests {
+        @Test func aDamagedStallRecordReportsTheChainBrokenNotHealthy() async throws {
+            try await ArchivedDatabase.with(prepare: "CREATE TABLE public.stall_d (id int PRIMARY KEY)") { a in
+                _ = try await a.full()
+                try await a.session.execute("INSERT INTO public.stall_d VALUES (1)")
+                _ = try await a.incremental()
+                let conninfo = "\(try TestServer.dsn) dbname=\(a.db.name)"
+                let healthy = try FTBackupBinary.run(["info", "--db", conninfo, "--repo", a.repo.path])
+                #expect(healthy.status == 0, "\(healthy.stdout)\(healthy.stderr)")
+                try Repository.local(a.repo.path).storage.writeAll(ChangeArchiveStall.path, Array("{\"since\": garbage".utf8))
+                let damaged = try FTBackupBinary.run(["info", "--db", conninfo, "--repo", a.repo.path])
+                #expect(damaged.status == 69, "\(damaged.stdout)\(damaged.stderr)")
+                #expect((damaged.stdout + damaged.stderr).contains("stalled.json is there but cannot be read"), "\(damaged.stdout)\(damaged.stderr)")
+            }
+        }
+    }
+}

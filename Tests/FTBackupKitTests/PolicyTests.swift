@@ -108,3 +108,19 @@ let projectRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
         #expect(Period(parsing: "d") == nil)
     }
 }
+
+/// A policy check written `expect: true` (YAML's boolean, read as the text "true") passes on
+/// PostgreSQL's boolean `t`, and fails on `f`; text values still compare exactly.
+@Suite struct DrillCheckExpectTests {
+    @Test func expectTrueMatchesPostgresBooleansAndTextStaysExact() {
+        #expect(DrillValidation.matches("t", expect: "true"))
+        #expect(DrillValidation.matches("t", expect: "t"))
+        #expect(DrillValidation.matches("f", expect: "false"))
+        #expect(!DrillValidation.matches("f", expect: "true"))
+        #expect(!DrillValidation.matches("t", expect: "false"))
+        #expect(!DrillValidation.matches(nil, expect: "true"))
+        #expect(DrillValidation.matches("42", expect: "42"))
+        #expect(!DrillValidation.matches("42", expect: "42.0"))
+        #expect(!DrillValidation.matches("truth", expect: "true"))
+    }
+}

@@ -86,6 +86,7 @@ public enum BackupRunner {
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .write, exclusive: true,
                                               command: "backup --type full")
         defer { lock.release() }
+        Failpoint.pause("backup.holding-write-lock")
         let logger = options.logger
 
         let startedAt = Date()

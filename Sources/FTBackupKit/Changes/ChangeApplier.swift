@@ -10,11 +10,17 @@ import Foundation
 /// value: left out when unchanged, set to DEFAULT from its sequence positioned at the source's value
 /// when the source changed it. Statements are prepared once per table, operation and column set.
 /// Every UPDATE and DELETE must touch exactly one row: anything else means the restored database and
-/// the archive disagree, and replay stops rather than diverge silently.
+/// the archive disagree, and replay stops rather than diverge silently. Statements go through
+/// `ReplayPipeline` (libpq pipeline mode), which checks each result as it comes back.
 final class ChangeApplier {
     private let connection: PGConnection
+    let pipeline: ReplayPipeline
+    /// The source transaction and change being applied, for naming a failure.
+    private var source = ReplaySource()
     private let schemas: Set<String>?
     private var relations: [UInt32: RelationDescription] = [:]
+    /// INSERTs held back to go as one statement.
+    private var inserts = PendingInserts()
     private var statements: [String: String] = [:]
     /// The target's columns of each relation checked against its description (see `ReplayColumn`).
     private var targetColumns: [UInt32: [ReplayColumn]] = [:]
@@ -23,22 +29,33 @@ final class ChangeApplier {
     /// The newest heartbeat's sequence values (schema.name → [last_value, is_called]).
     private(set) var sequences: [String: [String]] = [:]
     private(set) var changesApplied = 0
-    /// The commit time (PostgreSQL microseconds) of the transaction being applied, for error messages.
-    var commitTime: Int64?
     /// Tuple text holds bytes in a non-UTF-8 database encoding (decoded with `byteText`).
     var byteText = false
 
     /// Tables the full did not copy (policy exclusions, extension tables): their changes are skipped.
     private let ignored: Set<String>
 
-    init(connection: PGConnection, schemas: Set<String>?, ignoring ignored: Set<String> = []) {
+    init(connection: PGConnection, schemas: Set<String>?, ignoring ignored: Set<String> = [], grouping: ReplayGrouping = .standard) {
         self.connection = connection
+        self.pipeline = ReplayPipeline(connection: connection, grouping: grouping)
         self.schemas = schemas
         self.ignored = ignored
     }
 
+    /// The source transaction whose changes follow (its commit LSN and time, PostgreSQL microseconds).
+    func begin(commitLSN: UInt64, commitTime: Int64) {
+        source = ReplaySource(commitLSN: commitLSN, commitTime: commitTime)
+    }
+
+    /// Sends what the source transaction still holds back (its last INSERTs): call at its commit.
+    func endTransaction() throws {
+        try flushInserts()
+    }
+
     /// Applies one message of a transaction (begin and commit are handled by the caller).
     func apply(_ message: PgOutputMessage, at lsn: UInt64) throws {
+        if case .insert = message {} else { try flushInserts() }  // nothing is sent between held-back INSERTs
+        source.changeLSN = lsn
         switch message {
         case .relation(let relation):
             if let known = relations[relation.relid], known != relation {
@@ -51,20 +68,21 @@ final class ChangeApplier {
                 if let heartbeat = try heartbeatSequences(relid, new) { sequences = heartbeat }
                 return
             }
-            let columns = relation.columns.indices
-            let key = "I\(relid)"
-            let name = try statement(key) {
+            if relation.columns.isEmpty {
                 // A row of a table without (published) columns: `() VALUES ()` is a syntax error.
-                if columns.isEmpty { return ("INSERT INTO \(try qualified(relation)) DEFAULT VALUES", 0) }
-                let list = try columns.map { try connection.escapeIdentifier(relation.columns[$0].name) }.joined(separator: ", ")
-                let values = columns.map { "$\($0 + 1)" }.joined(separator: ", ")
-                // OVERRIDING SYSTEM VALUE: identity values come from the source, as COPY restores them.
-                return ("INSERT INTO \(try qualified(relation)) (\(list)) OVERRIDING SYSTEM VALUE VALUES (\(values))", columns.count)
+                source.what = "INSERT into \(relation.namespace).\(relation.name)"
+                let name = try statement("I\(relid)") { ("INSERT INTO \(try qualified(relation)) DEFAULT VALUES", 0) }
+                try pipeline.send(name, [], byteText: byteText, expecting: .rows(1), source: source)
+                changesApplied += 1
+                return
             }
-            try executePrepared(name, columns.map { text(new[$0]) })
+            if let held = inserts.relid, held != relid { try flushInserts() }
+            inserts.append(relid, new.map(text), at: lsn)
             changesApplied += 1
+            if inserts.isFull { try flushInserts() }
         case .update(let relid, let oldKey, let oldFull, let new):
             guard let relation = try target(relid, tuples: [oldKey, oldFull, new]), let columns = targetColumns[relid] else { return }
+            source.what = "UPDATE on \(relation.namespace).\(relation.name)"
             // Unchanged TOAST values are left alone; so are key columns when no old key came (the key did
             // not change), and, with an old full row, columns whose value did not change.
             var set = relation.columns.indices.filter { index in
@@ -84,7 +102,7 @@ final class ChangeApplier {
             }
             guard !set.isEmpty || identity != nil else { changesApplied += 1; return }
             let (whereSQL, whereValues, whereMask) = try match(relation, oldKey: oldKey, oldFull: oldFull, new: new, first: set.count + 1)
-            func update(_ mode: IdentityMode?) throws -> Int {
+            func update(_ mode: IdentityMode?, now: Bool) throws -> Int {
                 let key = "U\(relid):\(set.map(String.init).joined(separator: ",")):\(whereMask):\(mode.map { "\($0)" } ?? "")"
                 let name = try statement(key) {
                     var assignments = try set.enumerated().map { "\(try connection.escapeIdentifier(relation.columns[$1].name)) = $\($0 + 1)" }
@@ -109,28 +127,58 @@ final class ChangeApplier {
                 if let identity, mode == .assertUnchanged { values.append(text(new[identity.index])) }
                 if let identity, mode == .setDefault {
                     // The next value the sequence gives is the source's (replay sets every sequence at the end).
-                    try connection.query("SELECT setval($1::regclass, $2::bigint, false)", [columns[identity.index].identitySequence, text(new[identity.index])])
+                    try pipeline.query("SELECT setval($1::regclass, $2::bigint, false)", [columns[identity.index].identitySequence, text(new[identity.index])],
+                                       source: source)
                 }
-                return try executePrepared(name, values)
+                guard now else {
+                    try pipeline.send(name, values, byteText: byteText, expecting: .rows(1), source: source)
+                    return 1
+                }
+                return try pipeline.executeNow(name, values, byteText: byteText, source: source)
             }
-            var affected = try update(identity?.mode)
-            if affected == 0, identity?.mode == .assertUnchanged { affected = try update(.setDefault) }  // the source changed it
-            try expectOne(affected, relation, "UPDATE", lsn)
+            if identity?.mode == .assertUnchanged {
+                // Whether the source changed the identity column shows only in this result: run it now.
+                let affected = try update(.assertUnchanged, now: true)
+                if affected == 0 { _ = try update(.setDefault, now: false) }  // the source changed it
+                else if affected != 1 { throw pipeline.diverged(source, affected) }
+            } else {
+                _ = try update(identity?.mode, now: false)
+            }
+            changesApplied += 1
         case .delete(let relid, let oldKey, let oldFull):
             guard let relation = try target(relid, tuples: [oldKey, oldFull]) else { return }
+            source.what = "DELETE on \(relation.namespace).\(relation.name)"
             let (whereSQL, whereValues, whereMask) = try match(relation, oldKey: oldKey, oldFull: oldFull, new: nil, first: 1)
             let name = try statement("D\(relid):\(whereMask)") {
                 ("DELETE FROM ONLY \(try qualified(relation)) t WHERE \(whereSQL)", whereValues.count)
             }
-            try expectOne(try executePrepared(name, whereValues), relation, "DELETE", lsn)
+            try pipeline.send(name, whereValues, byteText: byteText, expecting: .rows(1), source: source)
+            changesApplied += 1
         case .truncate(let relids, let cascade, let restartIdentity):
             let names = try relids.compactMap { try target($0) }.map(qualified)
             guard !names.isEmpty else { return }
-            try connection.execute("TRUNCATE ONLY \(names.joined(separator: ", "))\(restartIdentity ? " RESTART IDENTITY" : "")\(cascade ? " CASCADE" : "")")
+            source.what = "TRUNCATE of \(names.joined(separator: ", "))"
+            try pipeline.query("TRUNCATE ONLY \(names.joined(separator: ", "))\(restartIdentity ? " RESTART IDENTITY" : "")\(cascade ? " CASCADE" : "")", source: source)
             if restartIdentity { try forgetRestartedSequences(names) }
             changesApplied += 1
         case .begin, .commit, .origin, .type, .logicalMessage:
             break
+        }
+    }
+
+    /// Sends the held-back INSERTs as multi-row statements (see `PendingInserts`).
+    private func flushInserts() throws {
+        guard let (relid, rows, first, last) = inserts.take(), let relation = relations[relid] else { return }
+        let table = try qualified(relation)
+        let columns = try relation.columns.map { try connection.escapeIdentifier($0.name) }
+        var start = 0
+        for size in PendingInserts.chunks(rows.count, columns: columns.count) {
+            source.what = size == 1 && rows.count == 1 ? "INSERT into \(relation.namespace).\(relation.name)"
+                : "one of \(rows.count) INSERTs into \(relation.namespace).\(relation.name) (through LSN \(LSN.format(last)))"
+            source.changeLSN = first
+            let name = try statement("I\(relid)x\(size)") { (PendingInserts.sql(table: table, columns: columns, rows: size), size * columns.count) }
+            try pipeline.send(name, Array(rows[start..<(start + size)].joined()), byteText: byteText, expecting: .rows(size), source: source)
+            start += size
         }
     }
 
@@ -148,7 +196,7 @@ final class ChangeApplier {
         if let schemas, !schemas.contains(relation.namespace) { return nil }
         if targetColumns[relid] == nil {
             // A relation description that no longer matches the restored table means DDL happened after the full.
-            let columns = try ReplayColumn.load(connection, schema: relation.namespace, table: relation.name)
+            let columns = try pipeline.synchronously { try ReplayColumn.load($0, schema: relation.namespace, table: relation.name) }
             guard columns.map(\.name) == relation.columns.map(\.name) else {
                 throw FTBackupError(.dataError, "schema change detected: \(relation.namespace).\(relation.name) has columns \(columns.map(\.name)) in the restored full but \(relation.columns.map(\.name)) in the change archive",
                                     hint: "restore to a time after the next full backup taken since the change")
@@ -162,12 +210,12 @@ final class ChangeApplier {
     /// an older heartbeat's values no longer hold for them (a later heartbeat's do again), so the
     /// restarted value stays and `SequenceFloor` moves it past the rows inserted since.
     private func forgetRestartedSequences(_ tables: [String]) throws {
-        let owned = try connection.query("""
+        let owned = try pipeline.synchronously { try $0.query("""
             SELECT n.nspname || '.' || c.relname AS name
             FROM pg_depend d JOIN pg_class c ON c.oid = d.objid AND c.relkind = 'S' JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
               AND d.refobjsubid > 0 AND d.refobjid = ANY($1::regclass[])
-            """, [PostgresArray.text(tables)])
+            """, [PostgresArray.text(tables)]) }
         for row in owned.rows { sequences[try row.requiredString("name")] = nil }
     }
 
@@ -226,18 +274,9 @@ final class ChangeApplier {
         if let name = statements[key] { return name }
         let name = "ftb_\(statements.count)"
         let (sql, count) = try make()
-        try connection.prepare(name, sql, parameterCount: count)
+        try pipeline.prepare(name, sql, parameterCount: count, source: source)
         statements[key] = name
         return name
-    }
-
-    private func expectOne(_ affected: Int, _ relation: RelationDescription, _ what: String, _ lsn: UInt64) throws {
-        guard affected == 1 else {
-            let when = commitTime.map { Timestamps.display(PgOutputDecoder.date(fromPostgresMicroseconds: $0)) } ?? "its commit"
-            throw FTBackupError(.dataError, "replay diverged: \(what) on \(relation.namespace).\(relation.name) at LSN \(LSN.format(lsn)) touched \(affected) rows, expected 1",
-                                hint: "the target holds a partial restore: drop it. Every full backup taken before this change replays it the same way; restore --at a time before \(when), or after the next full backup taken since then, and report this (ftbackup verify --segments checks the archive)")
-        }
-        changesApplied += 1
     }
 
     /// How an UPDATE treats a `GENERATED ALWAYS` identity column whose new value came.
@@ -251,14 +290,6 @@ final class ChangeApplier {
 
     private func qualified(_ relation: RelationDescription) throws -> String {
         try connection.qualifiedName(relation.namespace, relation.name)
-    }
-
-    /// Runs a prepared statement; with `byteText` each parameter goes as the bytes its scalars stand
-    /// for (see ``PgOutputDecoder/decode(_:byteText:)``), in the segment's own client_encoding.
-    @discardableResult
-    private func executePrepared(_ name: String, _ values: [String?]) throws -> Int {
-        guard byteText else { return try connection.executePrepared(name, values) }
-        return try connection.executePrepared(name, rawParameters: values.map { $0.map { $0.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) } } })
     }
 
     private func text(_ value: TupleValue) -> String? {

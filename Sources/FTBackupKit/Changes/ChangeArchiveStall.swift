@@ -18,10 +18,18 @@ public struct ChangeArchiveStall: Codable, Sendable, Equatable {
     /// The server's error, one line.
     public var reason: String
 
-    /// The record, if the last pass failed to read the slot (nil if it is missing or unreadable).
-    public static func read(_ storage: any RepositoryStorage) -> ChangeArchiveStall? {
-        guard storage.exists(path), let bytes = try? storage.readAll(path) else { return nil }
-        return try? BackupManifest.decoder().decode(ChangeArchiveStall.self, from: Data(bytes))
+    /// The record, if the last pass failed to read the slot (nil if there is none). A record that is
+    /// there but cannot be read (damaged, edited, or encrypted with another key) reads as a stall of
+    /// its own: it fails closed, so a tampered file never makes a broken chain look healthy.
+    public static func read(_ storage: any RepositoryStorage, now: Date = Date()) -> ChangeArchiveStall? {
+        guard storage.exists(path) else { return nil }
+        do {
+            return try BackupManifest.decoder().decode(ChangeArchiveStall.self, from: Data(try storage.readAll(path)))
+        } catch {
+            let why = (error as? FTBackupError)?.message ?? "\(error)"
+            return ChangeArchiveStall(since: now, lastFailure: now, failures: 1,
+                                      reason: "\(path) is there but cannot be read (\(why.split(whereSeparator: \.isNewline).joined(separator: " "))); the chain is treated as broken until a pass seals a segment")
+        }
     }
 
     /// Records one more failed pass (keeping when the failures began).

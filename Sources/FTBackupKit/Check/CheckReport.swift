@@ -104,7 +104,7 @@ public enum Checker {
                 CheckReport.InvalidIndex(schema: try $0.requiredString("schema"), table: try $0.requiredString("table"),
                                          index: try $0.requiredString("index"), definition: try $0.requiredString("definition"))
             },
-            repository: repositoryPath.map(LocalStorage.probe(path:)),
+            repository: repositoryPath.map { S3Location.isS3($0) ? S3Storage.probe(url: $0) : LocalStorage.probe(path: $0) },
             checkedAt: Date())
     }
 }

@@ -37,11 +37,19 @@ public enum DrillRunner {
             throw FTBackupError(.usage, "repository \(options.repositoryPath) belongs to \(key), not to the database connected to (\(identity))",
                                 hint: "pass the repository's own source with --db")
         }
-        let fulls = view.own(try repository.entries().compactMap(\.manifest)).filter { $0.type == .full }
+        let entries = try repository.entries()
+        let fulls = view.own(entries.compactMap(\.manifest)).filter { $0.type == .full }
         let segments = view.own(try ChangeSegmentManifest.all(repository.storage))
         guard let newestFull = fulls.last else {
             throw FTBackupError(.usage, "no complete full backup in \(repository.storage.location): nothing to drill",
                                 hint: "take one with ftbackup backup --type full")
+        }
+
+        // As restore: a newer full that cannot be read is never passed over in silence (the drill would
+        // measure the older one and pass while the newest backup is unusable).
+        if let damaged = entries.last(where: { $0.status == .unreadable && $0.label > newestFull.label && Repository.isFullLabel($0.label) }) {
+            throw FTBackupError(.dataError, "drill stopped: backup \(damaged.label), newer than \(newestFull.label), is unreadable: \(damaged.problem ?? "")",
+                                hint: "run ftbackup verify; see runbooks/drill-failed.md")
         }
 
         // RPO as delivered: the newest restorable point now, and the worst lag over the history window.

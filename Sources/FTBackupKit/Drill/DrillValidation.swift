@@ -91,6 +91,22 @@ enum DrillValidation {
     /// Each runs alone in a read-only transaction that is rolled back, under its own statement timeout:
     /// a check can neither change the restored database (nor switch read-only off for the checks after
     /// it) nor hold the drill forever.
+    /// The value equals `expect` as text; or both are booleans that agree: PostgreSQL returns a
+    /// boolean as `t`/`f`, and a policy's YAML naturally says `expect: true`.
+    static func matches(_ value: String?, expect: String) -> Bool {
+        guard let value else { return false }
+        if value == expect { return true }
+        func boolean(_ text: String) -> Bool? {
+            switch text.lowercased() {
+            case "t", "true", "yes", "on": return true
+            case "f", "false", "no", "off": return false
+            default: return nil
+            }
+        }
+        guard let got = boolean(value), let want = boolean(expect) else { return false }
+        return got == want
+    }
+
     static func policyChecks(_ target: DatabaseSession, checks: [Policy.DrillCheck]) async throws -> [DrillRecord.Check] {
         var results: [DrillRecord.Check] = []
         for check in checks {
@@ -99,7 +115,7 @@ enum DrillValidation {
                 try await target.execute("SET LOCAL statement_timeout = \(max(1, Int64(check.timeoutSeconds * 1000)))")
                 let result = try await target.query(check.sql)
                 let value = result.first.flatMap { row in row.values.first ?? nil }
-                let ok = value == check.expect
+                let ok = Self.matches(value, expect: check.expect)
                 results.append(DrillRecord.Check(kind: "policy", name: check.name, ok: ok,
                                                  detail: "expected \(check.expect), got \(value ?? "no value")"))
             } catch {

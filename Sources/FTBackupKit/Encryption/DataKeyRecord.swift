@@ -48,8 +48,9 @@ public struct DataKeyRecord: Codable, Sendable, Equatable {
                                                             tag: sealed.suffix(16)),
                                           using: master.key, authenticating: Self.associatedData(unit: unit, dataKeyId: dataKeyId)),
               DataKeyRecord.dataKeyID(SymmetricKey(data: key)) == dataKeyId else {
-            throw FTBackupError(.permission, "data key \(shown) does not unwrap with the key given (id \(master.id)): wrong key, or the record was changed",
-                                hint: "give the repository's key; a changed key record cannot be repaired (restore it from a copy of keys/)")
+            // The record names the key given (ids are derived from the key): the key is right, the record was changed.
+            throw FTBackupError(.dataError, "data key \(shown) does not unwrap with the key it names (id \(master.id)): the record was changed",
+                                hint: "the key is right; a changed key record cannot be repaired: restore keys/ from a copy of the repository")
         }
         return SymmetricKey(data: key)
     }

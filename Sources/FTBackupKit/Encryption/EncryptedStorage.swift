@@ -52,6 +52,10 @@ public struct EncryptedStorage: RepositoryStorage {
                     throw FTBackupError(.dataError, "repository file \(shown) is not encrypted, but \(unit) is: a plain file where an encrypted one is expected",
                                         hint: "it was replaced; restore it from a copy of the repository or use another backup")
                 }
+                guard try keyStore.mayBePlain(unit) else {
+                    throw FTBackupError(.dataError, "repository file \(shown) is not encrypted, and \(unit) was not in the repository when encryption was turned on: a plain file where an encrypted one is expected",
+                                        hint: "it was put there by hand (or by a run without the key); remove it, or restore it from a copy of the repository")
+                }
                 return PrefixedReader(prefix: prefix, rest: reader)
             }
             guard let record else {

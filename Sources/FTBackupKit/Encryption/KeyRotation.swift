@@ -25,6 +25,9 @@ public enum KeyRotation {
         guard old.id != new.id else {
             throw FTBackupError(.usage, "the new key is the same key (id \(old.id))", hint: "create a new one with ftbackup key create --key-file PATH")
         }
+        guard !S3Location.isS3(repositoryPath) else {
+            throw FTBackupError(.configuration, "encryption at rest is not supported yet on an s3:// repository (\(repositoryPath)): no key to rotate")
+        }
         var locks: [RepositoryLock] = []
         defer { locks.forEach { $0.release() } }
         for kind in [RepositoryLock.Kind.run, .write, .changes, .read] {
@@ -40,12 +43,22 @@ public enum KeyRotation {
                 throw FTBackupError(.permission, "a rotation from key id \(from) to \(marker.masterKeyId) is under way; the keys given are \(old.id) and \(new.id)",
                                     hint: "run ftbackup key rotate with the keys of the rotation under way to finish it")
             }
+            try marker.authenticate(new, location: repositoryPath)
+        } else if marker.masterKeyId == new.id {
+            // Run again after it finished (unsure whether a kill came before its end): checks every
+            // record against the new key and changes nothing.
+            try marker.authenticate(new, location: repositoryPath)
         } else {
             guard marker.masterKeyId == old.id else {
                 throw FTBackupError(.permission, "the key given (id \(old.id)) is not repository \(repositoryPath)'s key (id \(marker.masterKeyId))",
                                     hint: "give the repository's current key with --key-file and the new one with --new-key-file")
             }
-            try RepositoryEncryptionMarker(masterKeyId: new.id, rotatingFrom: old.id).write(local)
+            try marker.authenticate(old, location: repositoryPath)
+            try RepositoryEncryptionMarker(masterKeyId: new.id, rotatingFrom: old.id, plainUnits: marker.plainUnits).write(local, sealedBy: new)
+        }
+        // Temporary records a killed run left (every lock is held: no writer is making one now).
+        for entry in try local.list(EncryptionUnit.keysFolder) where !entry.isDirectory && entry.path.contains(".tmp-") {
+            try local.remove(entry.path)
         }
         let store = KeyStore(base: local, master: old)
         var report = Report(oldKeyId: old.id, newKeyId: new.id, rewrapped: 0, alreadyNew: 0)
@@ -65,7 +78,7 @@ public enum KeyRotation {
             report.rewrapped += 1
             if report.rewrapped == 1 { Failpoint.hit(failpointAfterFirstRecord) }
         }
-        try RepositoryEncryptionMarker(masterKeyId: new.id).write(local)
+        try RepositoryEncryptionMarker(masterKeyId: new.id, plainUnits: marker.plainUnits).write(local, sealedBy: new)
         return report
     }
 }

@@ -16,6 +16,8 @@ final class KeyStore: @unchecked Sendable {
     private let lock = NSLock()
     private var records: [String: DataKeyRecord] = [:]
     private var keys: [String: SymmetricKey] = [:]
+    /// `encryption.json` as last read and authenticated (nil: not read yet).
+    private var marker: RepositoryEncryptionMarker??
 
     init(base: LocalStorage, master: MasterKey) {
         self.base = base
@@ -60,7 +62,7 @@ final class KeyStore: @unchecked Sendable {
         try lock.withLock {
             if let record = try recordLocked(unit) { return (record, try dataKeyLocked(record)) }
             if try holdsPlainFiles(unit) { return nil }
-            try markRepository()
+            try markerForNewRecord()
             let key = SymmetricKey(size: .bits256)
             let record = try createExclusively(try DataKeyRecord.wrap(key, unit: unit, master: master))
             records[unit] = record
@@ -98,10 +100,48 @@ final class KeyStore: @unchecked Sendable {
         }
     }
 
-    /// The first encrypted unit of a repository writes `encryption.json`.
-    private func markRepository() throws {
-        if base.exists(RepositoryEncryptionMarker.fileName) { return }
-        try RepositoryEncryptionMarker(masterKeyId: master.id).write(base)
+    /// True when a plain file of `unit` (which has no key record) may be read: the repository is not
+    /// encrypted yet, or the unit was there, plain, when encryption was turned on (``RepositoryEncryptionMarker/plainUnits``).
+    func mayBePlain(_ unit: String) throws -> Bool {
+        try lock.withLock {
+            if marker == nil { marker = .some(try RepositoryEncryptionMarker.read(base)) }
+            guard let current = marker ?? nil else { return true }
+            if current.masterKeyId == master.id && current.rotatingFrom == nil { try current.authenticate(master, location: base.location) }
+            return current.plainUnits.contains(unit)
+        }
+    }
+
+    /// Before a new record is wrapped: `encryption.json` read again, so that a run opened before a key
+    /// rotate finished never wraps a new data key with the retired key (exit 77); the first encrypted
+    /// unit of a repository writes it, listing the units that are plain. A repository whose key records
+    /// are there without it is refused (exit 65): it was removed.
+    private func markerForNewRecord() throws {
+        if let current = try RepositoryEncryptionMarker.read(base) {
+            try RepositoryStorageFactory.admit(current, key: master, path: base.location)
+            marker = .some(current)
+            return
+        }
+        // Records without the marker: another run may have just made the first unit (it writes the
+        // marker before its record), so the marker is read once more before the repository is refused.
+        if try !allRecordPaths().isEmpty {
+            guard let current = try RepositoryEncryptionMarker.read(base) else { throw RepositoryStorageFactory.missingMarker(base.location) }
+            try RepositoryStorageFactory.admit(current, key: master, path: base.location)
+            marker = .some(current)
+            return
+        }
+        let created = RepositoryEncryptionMarker(masterKeyId: master.id, plainUnits: try unitsHoldingFiles())
+        try created.write(base, sealedBy: master)
+        marker = .some(created)
+    }
+
+    /// Every unit that holds a file now (before the first encrypted unit: all of them are plain).
+    private func unitsHoldingFiles() throws -> [String] {
+        var units = Set<String>()
+        for entry in try base.list("") where entry.path != EncryptionUnit.keysFolder && entry.path != "locks" {
+            let files = entry.isDirectory ? try allFiles(entry.path) : (entry.path.contains(".tmp-") ? [] : [entry.path])
+            for file in files { if let unit = EncryptionUnit.of(file) { units.insert(unit) } }
+        }
+        return units.sorted()
     }
 
     /// Writes the record under a temporary name, then links it into place: if a record appeared

@@ -75,6 +75,10 @@ public struct MasterKey: Sendable {
                 throw FTBackupError(.usage, "key file \(path) already exists: refusing to overwrite it",
                                     hint: "a key that is overwritten can no longer open what it encrypted; choose another path")
             }
+            if code == ENOENT {
+                throw FTBackupError(.cannotWrite, "cannot create key file \(path): its folder does not exist",
+                                    hint: "create the folder first (mode 0700), away from the repository")
+            }
             throw LocalStorage.failure("cannot create key file", path, code)
         }
         var ok = fchmod(fd, 0o600) == 0
@@ -86,7 +90,7 @@ public struct MasterKey: Sendable {
             unlink(path)
             throw LocalStorage.failure("cannot write key file", path, code)
         }
-        LocalStorage.syncDirectory((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
+        LocalStorage.syncDirectory(LocalStorage.parentFolder(path).isEmpty ? "." : LocalStorage.parentFolder(path))
         return MasterKey(bytes: bytes)
     }
 }

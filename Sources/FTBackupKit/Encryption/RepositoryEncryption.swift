@@ -38,12 +38,23 @@ public enum RepositoryEncryption {
 
 /// Opens the storage of a repository folder, the one way every command does.
 public enum RepositoryStorageFactory {
-    /// Plain ``LocalStorage`` for a repository without encryption and no key given;
+    /// ``S3Storage`` for `s3://BUCKET/PREFIX`; plain ``LocalStorage`` for a repository without encryption and no key given;
     /// ``EncryptedStorage`` when a key is configured. A repository that holds encrypted units refuses a
     /// run without its key, with another key, or during an unfinished rotation (exit 77), at once.
     public static func open(_ path: String) throws -> any RepositoryStorage {
+        if S3Location.isS3(path) {
+            if RepositoryEncryption.key(for: path) != nil {
+                throw FTBackupError(.configuration, "encryption at rest is not supported yet on an s3:// repository (\(path))",
+                                    hint: "leave out --key-file / FTBACKUP_KEY_FILE / encryption.key_file for it, or use the bucket's server-side encryption")
+            }
+            return try S3Storage.open(path)
+        }
         let local = LocalStorage(root: path)
         let marker = try RepositoryEncryptionMarker.read(local)
+        if marker == nil, local.exists(EncryptionUnit.keysFolder),
+           try local.list(EncryptionUnit.keysFolder).contains(where: { $0.path.hasSuffix(".json") && !$0.path.contains(".tmp-") }) {
+            throw missingMarker(path)
+        }
         guard let key = RepositoryEncryption.key(for: path) else {
             if let marker {
                 throw FTBackupError(.permission, "repository \(path) is encrypted (key id \(marker.masterKeyId)) and no key was given",
@@ -51,17 +62,28 @@ public enum RepositoryStorageFactory {
             }
             return local
         }
-        if let marker {
-            if let from = marker.rotatingFrom {
-                throw FTBackupError(.permission, "repository \(path) is in the middle of a key rotation (from key id \(from) to \(marker.masterKeyId))",
-                                    hint: "run ftbackup key rotate again with both keys to finish it")
-            }
-            guard marker.masterKeyId == key.id else {
-                throw FTBackupError(.permission, "the key given (id \(key.id)) is not repository \(path)'s key (id \(marker.masterKeyId))",
-                                    hint: "give the repository's key; after a key rotate only the new key opens it")
-            }
-        }
+        if let marker { try admit(marker, key: key, path: path) }
         return EncryptedStorage(base: local, master: key)
+    }
+
+    /// Refuses a repository `key` does not open now: a rotation under way, another key (exit 77), or an
+    /// `encryption.json` that does not authenticate under the key it names (exit 65).
+    static func admit(_ marker: RepositoryEncryptionMarker, key: MasterKey, path: String) throws {
+        if let from = marker.rotatingFrom {
+            throw FTBackupError(.permission, "repository \(path) is in the middle of a key rotation (from key id \(from) to \(marker.masterKeyId))",
+                                hint: "run ftbackup key rotate again with both keys to finish it")
+        }
+        guard marker.masterKeyId == key.id else {
+            throw FTBackupError(.permission, "the key given (id \(key.id)) is not repository \(path)'s key (id \(marker.masterKeyId))",
+                                hint: "give the repository's key; after a key rotate only the new key opens it")
+        }
+        try marker.authenticate(key, location: path)
+    }
+
+    /// `encryption.json` is gone but key records are there: the repository is encrypted (exit 65).
+    static func missingMarker(_ path: String) -> FTBackupError {
+        FTBackupError(.dataError, "repository \(path) holds key records (keys/) but no \(RepositoryEncryptionMarker.fileName): it was removed",
+                      hint: "restore \(RepositoryEncryptionMarker.fileName) from a copy of the repository; it names the key and the units that may be plain")
     }
 }
 

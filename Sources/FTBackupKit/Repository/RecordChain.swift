@@ -103,11 +103,16 @@ public enum RecordChain {
     }
 
     /// A blocking flock on `locks/records.lock` (or another file of `locks/`) for a local
-    /// repository (other storages: none yet).
+    /// repository; a waiting lock object on S3 (``S3LeaseLock``).
     public final class ChainLock {
         private var fd: Int32 = -1
+        private var remote: RepositoryLock?
 
         init(_ storage: any RepositoryStorage, file: String = "records.lock") throws {
+            if let s3 = storage as? S3Storage {
+                remote = try RepositoryLock.waitS3(repositoryRoot: s3.location, file: file, command: "record chain")
+                return
+            }
             guard let local = storage.localBase else { return }
             let folder = "\(local.root)/locks"
             try LocalStorage.makeDirectories(folder)
@@ -125,6 +130,8 @@ public enum RecordChain {
         }
 
         public func release() {
+            remote?.release()
+            remote = nil
             guard fd >= 0 else { return }
             flock(fd, LOCK_UN)
             close(fd)

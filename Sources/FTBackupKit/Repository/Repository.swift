@@ -68,12 +68,23 @@ public struct Repository: Sendable {
             throw FTBackupError(.usage, "no complete full backup\(view.key.map { " of \($0)" } ?? "") in \(storage.location)",
                                 hint: "take one with ftbackup backup --type full")
         }
+        // A newer full backup that cannot be read (a changed or damaged manifest) is never passed over in
+        // silence: restoring the one before it would bring back older data as if it were the newest.
+        if let damaged = all.last(where: { $0.status == .unreadable && $0.label > newest.label && Self.isFullLabel($0.label) }) {
+            throw FTBackupError(.dataError, "backup \(damaged.label), newer than \(newest.label), is unreadable: \(damaged.problem ?? "")",
+                                hint: "run ftbackup verify; to restore the older backup knowingly, name it with --set \(newest.label)")
+        }
         return newest
     }
+
+    /// True for a full backup's label (`…Z-F`, `…Z-F2`), whose manifest may be unreadable.
+    static func isFullLabel(_ label: String) -> Bool { label.range(of: #"Z-F[0-9]*$"#, options: .regularExpression) != nil }
 
     /// Removes backup folders that have no manifest (a crashed or killed run). Only call under the write lock.
     @discardableResult
     public func removeIncompleteBackups() throws -> [String] {
+        // On S3, the unfinished uploads a killed or failed backup left (invisible, but billed) go too.
+        if let s3 = storage as? S3Storage { try s3.abortAbandonedUploads(under: Self.backupsFolder) }
         let incomplete = try entries().filter { $0.status == .incomplete }.map(\.label)
         for label in incomplete { try storage.remove(backupFolder(label)) }
         return incomplete

@@ -9,7 +9,7 @@ import Glibc
 /// It uses `flock(2)` on files under `locks/`: the kernel releases the lock when its process dies,
 /// so a stale lock of a killed run is taken over without guessing. The holder's pid, host, command
 /// and start time are written into the file so that a refused run can name who holds it.
-/// (flock is reliable on local filesystems; an object-store backend will need its own lock.)
+/// (flock is reliable on local filesystems; an S3 repository uses lock objects instead: ``S3LeaseLock``.)
 public final class RepositoryLock: @unchecked Sendable {
     public enum Kind: String, Sendable {
         /// Backups, archives and expiry: one at a time.
@@ -25,15 +25,26 @@ public final class RepositoryLock: @unchecked Sendable {
     private var fd: Int32
     public let path: String
     private let exclusive: Bool
+    /// The lock object(s) of an S3 repository.
+    private var remote: [S3LeaseLock]
 
     private init(fd: Int32, path: String, exclusive: Bool) {
         self.fd = fd
         self.path = path
         self.exclusive = exclusive
+        remote = []
+    }
+
+    init(remote: [S3LeaseLock], path: String) {
+        fd = -1
+        self.path = path
+        exclusive = true
+        self.remote = remote
     }
 
     /// Takes the lock now or fails at once with a message naming the holder.
     public static func acquire(repositoryRoot: String, kind: Kind, exclusive: Bool, command: String) throws -> RepositoryLock {
+        if S3Location.isS3(repositoryRoot) { return try acquireS3(repositoryRoot: repositoryRoot, kind: kind, exclusive: exclusive, command: command) }
         let folder = "\(repositoryRoot)/locks"
         try LocalStorage.makeDirectories(folder)
         let path = "\(folder)/\(kind.rawValue).lock"
@@ -64,6 +75,8 @@ public final class RepositoryLock: @unchecked Sendable {
     }
 
     public func release() {
+        for lock in remote { lock.release() }
+        remote = []
         guard fd >= 0 else { return }
         // Clear the holder's details first, so a later refusal never names a run that has finished.
         if exclusive { _ = ftruncate(fd, 0) }

@@ -100,8 +100,15 @@ public struct RepositorySource: Codable, Sendable, Equatable {
 /// milliseconds), so that two first writers cannot both record a source.
 struct SourceFileLock {
     private let fd: Int32
+    private let remote: RepositoryLock?
 
     init(repositoryRoot: String) throws {
+        if S3Location.isS3(repositoryRoot) {
+            remote = try RepositoryLock.waitS3(repositoryRoot: repositoryRoot, file: "source.lock", command: "record source")
+            fd = -1
+            return
+        }
+        remote = nil
         let folder = "\(repositoryRoot)/locks"
         try LocalStorage.makeDirectories(folder)
         let path = "\(folder)/source.lock"
@@ -117,6 +124,8 @@ struct SourceFileLock {
     }
 
     func release() {
+        remote?.release()
+        guard fd >= 0 else { return }
         flock(fd, LOCK_UN)
         close(fd)
     }

@@ -3,12 +3,18 @@ import Foundation
 extension PointInTimeRestore {
     /// Applies the transactions with commit LSN ≥ `from`, in order, until the first commit after `until`.
     /// Then reads on (the rest of the last segment, then `following`) only for the first heartbeat after TIME.
-    /// Only the segments `selection` reads are opened; with `--schema`, changes of other schemas' relations
+    /// Only the segments `selection` (default: all) reads are opened; with `--schema`, changes of other schemas' relations
     /// are passed over undecoded.
-    static func replay(_ segments: [ChangeSegmentManifest], following: [ChangeSegmentManifest] = [], selection: SegmentSelection,
+    ///
+    /// Changes go out pipelined (`ReplayPipeline`); source transactions are grouped into one target
+    /// transaction until `grouping.transactions` of them or `grouping.bytes` of change data, and a group commits
+    /// only once every result in it was read and checked. The last group commits after the last
+    /// transaction at or before TIME, with the sequences: the state at TIME, exactly.
+    static func replay(_ segments: [ChangeSegmentManifest], following: [ChangeSegmentManifest] = [], selection: SegmentSelection? = nil,
                        storage: any RepositoryStorage,
                        options: RestoreOptions, from consistentPoint: UInt64, until target: Date, schemas: [String],
-                       ignoring ignored: Set<String>) async throws -> (Int, Int, [String]) {
+                       ignoring ignored: Set<String>, grouping: ReplayGrouping = .standard) async throws -> (Int, Int, [String]) {
+        let selection = selection ?? .all(segments, following: following)  // nil: every segment is read
         let session = try await DatabaseSession.connect(options.target, name: "ftbackup-replay")
         defer { session.close() }
         try await session.execute(ChangeArchiver.decodingSettings + "; SET session_replication_role = replica; SET synchronous_commit = off")
@@ -16,14 +22,17 @@ extension PointInTimeRestore {
         let limit = PgOutputDecoder.postgresMicroseconds(from: target)
         let schemaFilter = Set(schemas)
         return try await session.withConnection { connection -> (Int, Int, [String]) in
-            let applier = ChangeApplier(connection: connection, schemas: schemaFilter, ignoring: ignored)
+            let applier = ChangeApplier(connection: connection, schemas: schemaFilter, ignoring: ignored, grouping: grouping)
+            let pipeline = applier.pipeline
             var transactions = 0
             var lastApplied: UInt64 = 0
             var applying = false
             var stop = false
             var sinceCommit = 0
+            var bytesSinceCommit = 0
             var after: [String: [String]]?
             try connection.execute("BEGIN")
+            try pipeline.start()
             var filter = ReplayRelationFilter(schemas: schemaFilter, segmentsSkipped: selection.skipsAny)
             for segment in segments + following where !stop || after == nil {
                 let isUsed = segments.contains(where: { $0.label == segment.label })
@@ -50,10 +59,11 @@ extension PointInTimeRestore {
                 // The following segments are never replayed: every commit up to TIME is in `segments`.
                 if !isUsed { stop = true }
                 // Values go back in the encoding they were decoded in, byte for byte (UTF8 for older segments).
-                try connection.execute("SET client_encoding = \(try connection.escapeLiteral(segment.encoding ?? "UTF8"))")
+                try pipeline.synchronously { try $0.execute("SET client_encoding = \(try $0.escapeLiteral(segment.encoding ?? "UTF8"))") }
                 applier.byteText = segment.byteText
                 try forEachRow(segment, storage: storage) { row in
                     if stop {
+                        try pipeline.finish()  // every change up to TIME is checked; only reads from here
                         // Past TIME: only the first heartbeat whose reading began after TIME is wanted.
                         guard after == nil, let kind = row.data.first, [UInt8(ascii: "R"), UInt8(ascii: "I")].contains(kind) else { return }
                         let message = try PgOutputDecoder.decode(row.data, byteText: segment.byteText)
@@ -67,6 +77,7 @@ extension PointInTimeRestore {
                     guard filter.wants(row.data) else { return }
                     var message = try PgOutputDecoder.decode(row.data, byteText: segment.byteText)
                     if !filter.keep(&message) { return }
+                    if applying { bytesSinceCommit += row.data.count }
                     switch message {
                     case .begin(let final, let time, _):
                         if final < consistentPoint || final <= lastApplied {
@@ -76,16 +87,20 @@ extension PointInTimeRestore {
                         } else {
                             applying = true
                             lastApplied = final
-                            applier.commitTime = time
+                            applier.begin(commitLSN: final, commitTime: time)
                         }
                     case .commit:
                         if applying {
+                            try applier.endTransaction()
                             transactions += 1
                             sinceCommit += 1
                             applying = false
-                            if sinceCommit >= 1000 {
-                                try connection.execute("COMMIT; BEGIN")
+                            if sinceCommit >= grouping.transactions || bytesSinceCommit >= grouping.bytes {
+                                // (synchronously: reads and checks every outstanding result first)
+                                try pipeline.synchronously { try $0.execute("COMMIT; BEGIN") }
+                                pipeline.committedThrough = lastApplied
                                 sinceCommit = 0
+                                bytesSinceCommit = 0
                             }
                         }
                     case .relation:
@@ -95,6 +110,8 @@ extension PointInTimeRestore {
                     }
                 }
             }
+            try applier.endTransaction()
+            try pipeline.finish()
             try connection.execute("SET client_encoding = 'UTF8'")
             let warnings = try SequencesAtTime.apply(connection, before: applier.sequences, after: after, schemas: schemaFilter)
             try connection.execute("COMMIT")

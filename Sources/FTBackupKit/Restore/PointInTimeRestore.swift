@@ -41,6 +41,10 @@ public enum PointInTimeRestore {
     }
 
     public static func run(_ options: RestoreOptions, at target: Date) async throws -> Report {
+        try await run(options, at: target, grouping: .standard)
+    }
+
+    static func run(_ options: RestoreOptions, at target: Date, grouping: ReplayGrouping) async throws -> Report {
         let started = Date()
         let repository = try Repository.open(options.repositoryPath)
         // Held for the whole run (the full's restore takes its own shared lock too: shared locks coexist),
@@ -64,7 +68,7 @@ public enum PointInTimeRestore {
             let (transactions, changes, warnings) = try await replay(segments, following: following, selection: selection,
                                                                      storage: storage, options: options,
                                                                      from: consistentPoint, until: target, schemas: plan.restore.schemas,
-                                                                     ignoring: ignoredTables)
+                                                                     ignoring: ignoredTables, grouping: grouping)
             try await RefreshedViews.populate(segments, full: fullManifest, until: target, schemas: plan.restore.schemas, options: options)
             for warning in warnings { options.logger.warning("\(warning)") }
             replayed.set(transactions: transactions, changes: changes, seconds: Date().timeIntervalSince(started), warnings: warnings)
@@ -226,8 +230,8 @@ public enum PointInTimeRestore {
         let (restorePlan, _) = try RestorePlan.make(manifest: full, schemas: options.schemas, target: options.target.redacted,
                                                     jobs: options.jobs, clean: options.clean, noOwner: options.noOwner)
         let segmentBytes = used.reduce(0) { $0 + $1.file.storedBytes }
-        // Rates measured by make bench on two cores (~60 MiB/s of COPY text restored, ~5,000 changes/s replayed), rounded down.
-        let estimate = Double(restorePlan.rawBytes) / 60e6 + Double(segmentBytes) * 8 / 5_000 / 100 + 5
+        // Rates measured on two cores (~60 MiB/s of COPY text restored, ~40,000 changes/s replayed), rounded down.
+        let estimate = Double(restorePlan.rawBytes) / 60e6 + Double(segmentBytes) * 8 / 40_000 / 100 + 5
         let plan = Plan(at: target, full: full.label, consistentPoint: full.snapshot.walLSN, fullConsistentAt: full.snapshot.time,
                         segments: used.map(\.label), segmentBytes: segmentBytes,
                         segmentsSkipped: selection.skipsAny ? selection.skipped : nil, transactions: transactions,

@@ -57,7 +57,7 @@ public struct LocalStorage: RepositoryStorage {
 
     public func openWrite(_ path: String) throws -> any StorageWriter {
         let full = absolute(path)
-        let folder = (full as NSString).deletingLastPathComponent
+        let folder = Self.parentFolder(full)
         try Self.makeDirectories(folder)
         let temporary = "\(full).tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
@@ -75,7 +75,7 @@ public struct LocalStorage: RepositoryStorage {
         } else {
             guard unlink(full) == 0 || errno == ENOENT else { throw Self.failure("cannot remove", full, errno) }
         }
-        Self.syncDirectory((full as NSString).deletingLastPathComponent)
+        Self.syncDirectory(Self.parentFolder(full))
     }
 
     public func makeFolder(_ path: String) throws { try Self.makeDirectories(absolute(path)) }
@@ -91,9 +91,22 @@ public struct LocalStorage: RepositoryStorage {
             }
             return
         }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = Self.parentFolder(path)
         if !parent.isEmpty, parent != path { try makeDirectories(parent) }
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw failure("cannot create folder", path, errno) }
+    }
+
+    /// The folder `path` is in ("" for a bare name, "/" for a name at the root), without Foundation's
+    /// `deletingLastPathComponent`, which traps on a one-character name ("k", "r/") on Linux: `--repo r`
+    /// and `key create --key-file k` crashed.
+    public static func parentFolder(_ path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "" }
+        if slash == trimmed.startIndex { return "/" }
+        var parent = trimmed[..<slash]
+        while parent.count > 1 && parent.hasSuffix("/") { parent = parent.dropLast() }
+        return String(parent)
     }
 
     static func syncDirectory(_ path: String) {
@@ -132,7 +145,7 @@ public struct LocalStorage: RepositoryStorage {
         // A missing repository is created by the first backup: its nearest existing parent must be writable.
         var folder = path
         while !FileManager.default.fileExists(atPath: folder) {
-            let parent = (folder as NSString).deletingLastPathComponent
+            let parent = Self.parentFolder(folder)
             if parent == folder || parent.isEmpty { break }
             folder = parent
         }

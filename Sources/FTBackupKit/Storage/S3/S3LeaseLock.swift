@@ -1,0 +1,159 @@
+import Foundation
+
+/// A lock object in the bucket, for runs on different hosts (flock cannot reach across them).
+///
+/// Created with `If-None-Match: *` (only one creator wins), it holds the holder's pid, host, command,
+/// start time and lease end; a thread renews the lease (`If-Match` on its own ETag) while the run
+/// lasts. A lock whose lease has run out, or whose holder on this same host is no longer running, is
+/// taken over with `If-Match` on the ETag read, so two runs cannot both take a dead holder's lock.
+/// Shared (reader) holders each write `locks/<kind>.shared/<id>`; an exclusive taker and a shared one
+/// each write first and look for the other second, so at least one of two racing runs sees the other.
+public final class S3LeaseLock: @unchecked Sendable {
+    struct Holder: Codable {
+        var id: String
+        var pid: Int32
+        var host: String
+        var command: String
+        var started: String
+        var leaseUntil: Double
+
+        var described: String { "pid=\(pid) host=\(host) command=\(command) started=\(started)" }
+    }
+
+    private let storage: S3Storage
+    private let key: String
+    private var holder: Holder
+    private var etag: String
+    private let lease: Double
+    private let condition = NSCondition()
+    private var released = false
+
+    /// The lease length: `FTBACKUP_S3_LOCK_LEASE` seconds (default 300).
+    static var leaseSeconds: Double {
+        ProcessInfo.processInfo.environment["FTBACKUP_S3_LOCK_LEASE"].flatMap(Double.init).map { max(1, $0) } ?? 300
+    }
+
+    private init(storage: S3Storage, key: String, holder: Holder, etag: String, lease: Double) {
+        self.storage = storage
+        self.key = key
+        self.holder = holder
+        self.etag = etag
+        self.lease = lease
+        // The renewing thread keeps the lock alive until `release()` (RepositoryLock calls it, also from its deinit).
+        let thread = Thread { self.renewLoop() }
+        thread.name = "ftbackup-s3-lock"
+        thread.start()
+    }
+
+    static func newHolder(command: String, lease: Double) -> Holder {
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count)
+        return Holder(id: UUID().uuidString, pid: getpid(), host: String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
+                      command: command, started: Timestamps.iso8601UTC(Date()), leaseUntil: Date().timeIntervalSince1970 + lease)
+    }
+
+    static func encode(_ holder: Holder) -> [UInt8] { Array((try? JSONEncoder().encode(holder)) ?? Data()) }
+
+    /// Whether a holder can no longer be running: its lease is over, or it ran on this host and its pid is gone.
+    static func isDead(_ holder: Holder, host: String) -> Bool {
+        if holder.leaseUntil < Date().timeIntervalSince1970 { return true }
+        return holder.host == host && kill(holder.pid, 0) != 0 && errno == ESRCH
+    }
+
+    /// What an attempt to take a lock came to.
+    enum Attempt {
+        case acquired(S3LeaseLock)
+        /// Held by a live run (nil: it could not be read).
+        case busy(Holder?)
+    }
+
+    /// Takes the lock object at `path` (under `locks/`) exclusively, or says who holds it.
+    static func tryExclusive(storage: S3Storage, path: String, command: String) throws -> Attempt {
+        let lease = leaseSeconds
+        let key = storage.key(path)
+        var mine = newHolder(command: command, lease: lease)
+        let created = try storage.client.send("PUT", key: key, headers: [("if-none-match", "*")], body: encode(mine))
+        if created.status == 200, let etag = created.headers["etag"] {
+            return .acquired(S3LeaseLock(storage: storage, key: key, holder: mine, etag: etag, lease: lease))
+        }
+        if created.status == 501 || (created.status == 400 && S3XML.first("Code", in: created.body) == "NotImplemented") {
+            throw FTBackupError(.configuration, "the S3 store of \(storage.location) does not support conditional writes (If-None-Match), so runs on two hosts could not be kept apart",
+                                hint: "use a store that supports them (AWS S3, MinIO), or set FTBACKUP_S3_UNSAFE_NO_LOCKS=1 if only one host ever runs ftbackup on this repository")
+        }
+        guard created.status == 412 || created.status == 409 else { throw storage.client.failure(created, method: "PUT", key: key) }
+        // Someone holds it: read who, and take it over only if that holder is dead.
+        let current = try storage.client.send("GET", key: key)
+        if current.status == 404 { return .busy(nil) }
+        guard current.status == 200 else { throw storage.client.failure(current, method: "GET", key: key) }
+        guard let theirs = try? JSONDecoder().decode(Holder.self, from: Data(current.body)), let theirTag = current.headers["etag"] else {
+            return .busy(nil)
+        }
+        guard isDead(theirs, host: mine.host) else { return .busy(theirs) }
+        mine.leaseUntil = Date().timeIntervalSince1970 + lease
+        let taken = try storage.client.send("PUT", key: key, headers: [("if-match", theirTag)], body: encode(mine))
+        guard taken.status == 200, let etag = taken.headers["etag"] else { return .busy(theirs) }
+        return .acquired(S3LeaseLock(storage: storage, key: key, holder: mine, etag: etag, lease: lease))
+    }
+
+    /// A shared holder's own object (never contended).
+    static func shared(storage: S3Storage, path: String, command: String) throws -> S3LeaseLock {
+        let lease = leaseSeconds
+        let mine = newHolder(command: command, lease: lease)
+        let key = storage.key("\(path)/\(mine.id)")
+        let created = try storage.client.expect([200], "PUT", key: key, body: encode(mine))
+        return S3LeaseLock(storage: storage, key: key, holder: mine, etag: created.headers["etag"] ?? "", lease: lease)
+    }
+
+    /// The live holders of the shared objects under `path` (dead ones are removed on the way).
+    static func liveSharedHolders(storage: S3Storage, path: String) throws -> [Holder] {
+        var live: [Holder] = []
+        let host = newHolder(command: "", lease: 0).host
+        for entry in try storage.list(path) where !entry.isDirectory {
+            guard let bytes = try? storage.readAll(entry.path), let holder = try? JSONDecoder().decode(Holder.self, from: Data(bytes)) else { continue }
+            if isDead(holder, host: host) { try? storage.remove(entry.path) } else { live.append(holder) }
+        }
+        return live
+    }
+
+    /// The holder recorded in an exclusive lock object, if it is alive.
+    static func liveHolder(storage: S3Storage, path: String) -> Holder? {
+        guard let bytes = try? storage.readAll(path), let holder = try? JSONDecoder().decode(Holder.self, from: Data(bytes)) else { return nil }
+        return isDead(holder, host: newHolder(command: "", lease: 0).host) ? nil : holder
+    }
+
+    private func renewLoop() {
+        while true {
+            condition.lock()
+            let deadline = Date().addingTimeInterval(lease / 3)
+            while !released && Date() < deadline { _ = condition.wait(until: deadline) }
+            let stop = released
+            condition.unlock()
+            if stop { return }
+            var renewed = holder
+            renewed.leaseUntil = Date().timeIntervalSince1970 + lease
+            guard let response = try? storage.client.send("PUT", key: key, headers: [("if-match", etag)], body: Self.encode(renewed)) else { continue }
+            condition.lock()
+            if response.status == 200, let tag = response.headers["etag"], !released {
+                holder = renewed
+                etag = tag
+            } else if response.status == 412 {
+                FileHandle.standardError.write(Data("ftbackup: warning: lock s3://\(storage.client.bucket)/\(key) was taken over by another run (its lease had expired)\n".utf8))
+                released = true
+            }
+            condition.unlock()
+        }
+    }
+
+    /// Stops renewing and deletes the lock object (if it is still ours).
+    public func release() {
+        condition.lock()
+        let wasReleased = released
+        released = true
+        condition.signal()
+        condition.unlock()
+        guard !wasReleased else { return }
+        if let current = try? storage.client.send("HEAD", key: key), current.status == 200, current.headers["etag"] == etag {
+            _ = try? storage.client.send("DELETE", key: key)
+        }
+    }
+}

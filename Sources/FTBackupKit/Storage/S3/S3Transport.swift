@@ -1,0 +1,126 @@
+import CCurl
+import Foundation
+
+/// One HTTP request as it goes on the wire (already signed).
+public struct S3HTTPRequest: Sendable {
+    public var method: String
+    public var url: String
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+}
+
+/// One HTTP response, read whole (S3 responses are small: ranged GETs keep them bounded).
+public struct S3HTTPResponse: Sendable {
+    public var status: Int
+    /// Header names lowercased.
+    public var headers: [String: String]
+    public var body: [UInt8]
+}
+
+/// A request that got no HTTP answer (refused, reset, timed out): retried, then reported.
+public struct S3TransportError: Error, Sendable {
+    public var message: String
+}
+
+/// Sends HTTP requests; the curl one in production, a fake in the retry tests.
+public protocol S3Transport: Sendable {
+    func send(_ request: S3HTTPRequest) throws -> S3HTTPResponse
+}
+
+/// libcurl, blocking, on the calling thread.
+///
+/// Storage calls are synchronous (``RepositoryStorage``); the bulk transfers run on the dedicated
+/// threads the backup and restore give each table stream (``ConnectionThread``), never on the
+/// cooperative pool. Easy handles are pooled so connections are reused (keep-alive) and never shared
+/// by two threads at once. TLS is verified (`FTBACKUP_S3_CA_BUNDLE` adds a private CA).
+public final class CurlTransport: S3Transport, @unchecked Sendable {
+    private let lock = NSLock()
+    private var idle: [UnsafeMutableRawPointer] = []
+    private let caBundle: String?
+    private let lowSpeedSeconds: Int
+
+    private static let globalInit: Bool = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK }()
+
+    public init(caBundle: String?, lowSpeedSeconds: Int = 60) {
+        _ = Self.globalInit
+        self.caBundle = caBundle
+        self.lowSpeedSeconds = lowSpeedSeconds
+    }
+
+    deinit { for handle in idle { curl_easy_cleanup(handle) } }
+
+    private func take() throws -> UnsafeMutableRawPointer {
+        if let handle = lock.withLock({ idle.popLast() }) { return handle }
+        guard let handle = curl_easy_init() else { throw S3TransportError(message: "cannot initialise libcurl") }
+        return handle
+    }
+
+    private func giveBack(_ handle: UnsafeMutableRawPointer) {
+        lock.withLock { idle.append(handle) }
+    }
+
+    /// Collects the response while curl runs.
+    private final class Sink {
+        var body: [UInt8] = []
+        var headers: [String: String] = [:]
+    }
+
+    public func send(_ request: S3HTTPRequest) throws -> S3HTTPResponse {
+        let handle = try take()
+        var keep = true
+        defer { if keep { giveBack(handle) } else { curl_easy_cleanup(handle) } }
+        curl_easy_reset(handle)
+        let sink = Sink()
+        let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
+        var list: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(list) }
+        for (name, value) in request.headers { list = curl_slist_append(list, "\(name): \(value)") }
+        // No Expect: 100-continue round trip, and no default form Content-Type on bodies.
+        for blank in ["Expect:", "Content-Type:", "Accept:"] where !request.headers.contains(where: { "\($0.0):".lowercased() == blank.lowercased() }) {
+            list = curl_slist_append(list, blank)
+        }
+        ftb_curl_setopt_string(handle, CURLOPT_URL, request.url)
+        ftb_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, list)
+        ftb_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+        ftb_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, 10)
+        ftb_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
+        ftb_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, lowSpeedSeconds)
+        ftb_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
+        ftb_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
+        if let caBundle { ftb_curl_setopt_string(handle, CURLOPT_CAINFO, caBundle) }
+        ftb_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, sinkPointer)
+        ftb_curl_setopt_data_fn(handle, CURLOPT_WRITEFUNCTION) { data, size, count, user in
+            let sink = Unmanaged<Sink>.fromOpaque(user!).takeUnretainedValue()
+            sink.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size * count))
+            return size * count
+        }
+        ftb_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, sinkPointer)
+        ftb_curl_setopt_data_fn(handle, CURLOPT_HEADERFUNCTION) { data, size, count, user in
+            let sink = Unmanaged<Sink>.fromOpaque(user!).takeUnretainedValue()
+            let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
+            if line.hasPrefix("HTTP/") { sink.headers = [:] }
+            if let colon = line.firstIndex(of: ":") {
+                sink.headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            return size * count
+        }
+        let code: CURLcode = request.body.withUnsafeBytes { body in
+            switch request.method {
+            case "GET": ftb_curl_setopt_long(handle, CURLOPT_HTTPGET, 1)
+            case "HEAD": ftb_curl_setopt_long(handle, CURLOPT_NOBODY, 1)
+            default:
+                ftb_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
+                if request.method != "DELETE" || !body.isEmpty {
+                    ftb_curl_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                    ftb_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+                }
+            }
+            return curl_easy_perform(handle)
+        }
+        guard code == CURLE_OK else {
+            keep = false
+            throw S3TransportError(message: String(cString: curl_easy_strerror(code)))
+        }
+        return S3HTTPResponse(status: Int(ftb_curl_response_code(handle)), headers: sink.headers, body: sink.body)
+    }
+}

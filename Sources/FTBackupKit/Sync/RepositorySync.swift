@@ -1,0 +1,128 @@
+import Crypto
+import Foundation
+
+/// Copies a repository into a second one (`ftbackup sync --to REPO`): the off-site copy of the 3-2-1 rule.
+///
+/// Every complete backup, change segment, lifecycle archive, partition export, evidence record and
+/// drill record that the destination lacks is copied: data files (`*.zst`) first, then the records
+/// and manifests that make them count, so an interrupted sync never leaves a manifest before its data.
+/// Each file is hashed (SHA-256) as it is read and read back from the destination to compare; a data
+/// file already there with the same size is kept (data files never change), a record that differs is
+/// rewritten (archive and partition manifests move from pending to committed). A killed sync is
+/// resumed by running it again. Nothing is ever removed from the destination: retention applies to each
+/// repository (`ftbackup expire --repo`). Incomplete backups, pending work without a manifest, locks
+/// and the scheduler's state are not copied.
+public enum RepositorySync {
+    public struct Report: Codable, Sendable {
+        public var from: String
+        public var to: String
+        public var copiedFiles = 0
+        public var copiedBytes: Int64 = 0
+        public var keptFiles = 0
+        public var skipped: [String] = []
+    }
+
+    public static let failpointAfterFirstDataFile = "sync.after-first-data-file"
+
+    public static func run(from sourcePath: String, to destinationPath: String) throws -> Report {
+        guard sourcePath != destinationPath else {
+            throw FTBackupError(.usage, "sync --to names the repository itself (\(sourcePath))", hint: "give a second repository")
+        }
+        let readLock = try RepositoryLock.acquire(repositoryRoot: sourcePath, kind: .read, exclusive: false, command: "sync")
+        defer { readLock.release() }
+        let writeLock = try RepositoryLock.acquire(repositoryRoot: destinationPath, kind: .write, exclusive: true, command: "sync")
+        defer { writeLock.release() }
+        let source = try RepositoryStorageFactory.open(sourcePath)
+        let destination = try RepositoryStorageFactory.open(destinationPath)
+        guard !(source is EncryptedStorage), !(destination is EncryptedStorage) else {
+            throw FTBackupError(.configuration, "sync of an encrypted repository is not supported yet")
+        }
+        // Both must hold the same database's history (or the destination none yet).
+        if let theirs = try RepositorySource.read(destination), let ours = try RepositorySource.read(source), theirs.key != ours.key {
+            throw FTBackupError(.usage, "repository \(destination.location) belongs to \(theirs.key), \(source.location) to \(ours.key): refused",
+                                hint: "sync each database to a second repository of its own")
+        }
+        var report = Report(from: source.location, to: destination.location)
+        var files: [StorageEntry] = []
+        try collect("", in: source, into: &files, skipped: &report.skipped)
+        let (data, records) = (files.filter { $0.path.hasSuffix(".zst") }, files.filter { !$0.path.hasSuffix(".zst") })
+        for file in data {
+            if let size = try? destination.size(of: file.path), size == file.size {
+                report.keptFiles += 1
+                continue
+            }
+            try copy(file.path, from: source, to: destination)
+            report.copiedFiles += 1
+            report.copiedBytes += file.size
+            if report.copiedFiles == 1 { Failpoint.hit(failpointAfterFirstDataFile) }
+        }
+        // Records last, the backups' and archives' manifests after everything else of theirs.
+        for file in records.sorted(by: { ($0.path.hasSuffix("manifest.json") ? 1 : 0, $0.path) < ($1.path.hasSuffix("manifest.json") ? 1 : 0, $1.path) }) {
+            if destination.exists(file.path), (try? destination.readAll(file.path)) == (try source.readAll(file.path)) {
+                report.keptFiles += 1
+                continue
+            }
+            try copy(file.path, from: source, to: destination)
+            report.copiedFiles += 1
+            report.copiedBytes += file.size
+        }
+        return report
+    }
+
+    /// Every file worth copying under `folder`, depth first.
+    static func collect(_ folder: String, in storage: any RepositoryStorage, into files: inout [StorageEntry], skipped: inout [String]) throws {
+        let entries = try storage.list(folder)
+        // A backup, archive batch or partition export counts only with its manifest: an unfinished one stays behind.
+        let depth = folder.split(separator: "/").count
+        let isUnit = (depth == 2 && (folder.hasPrefix("backups/") || folder.hasPrefix("archive/")))
+            || (depth == 3 && folder.hasPrefix("lifecycle/partitions/"))
+        if isUnit && !entries.contains(where: { $0.path == "\(folder)/manifest.json" }) {
+            skipped.append(folder)
+            return
+        }
+        for entry in entries {
+            let name = (entry.path as NSString).lastPathComponent
+            if folder.isEmpty && ["locks", "schedule", "keys", "encryption.json"].contains(name) { continue }
+            if name.contains(".tmp-") || name.hasPrefix(".ftbackup-probe") { continue }
+            if entry.isDirectory { try collect(entry.path, in: storage, into: &files, skipped: &skipped) } else { files.append(entry) }
+        }
+    }
+
+    /// Copies one file, hashing it as it streams, then reads the copy back and compares the hashes.
+    static func copy(_ path: String, from source: any RepositoryStorage, to destination: any RepositoryStorage) throws {
+        let reader = try source.openRead(path)
+        defer { reader.close() }
+        let writer = try destination.openWrite(path)
+        var digest = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        do {
+            while true {
+                let count = try buffer.withUnsafeMutableBytes { try reader.read(into: $0) }
+                if count == 0 { break }
+                try buffer.withUnsafeBytes { bytes in
+                    let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<count])
+                    digest.update(bufferPointer: chunk)
+                    try writer.write(chunk)
+                }
+            }
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
+        }
+        let expected = Array(digest.finalize())
+        var check = SHA256()
+        let back = try destination.openRead(path)
+        defer { back.close() }
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try back.read(into: $0) }
+            if count == 0 { break }
+            buffer.withUnsafeBytes { check.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        }
+        guard Array(check.finalize()) == expected else {
+            try? destination.remove(path)
+            throw FTBackupError(.dataError, "the copy of \(path) in \(destination.location) does not match its source (SHA-256)",
+                                hint: "run the sync again; if it persists, check the destination store")
+        }
+    }
+}

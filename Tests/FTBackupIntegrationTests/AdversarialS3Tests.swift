@@ -71,3 +71,31 @@ import Testing
         }
     }
 }
+
+/// Locks between hosts whose clocks disagree.
+@Suite struct AdversarialS3LockTests {
+    /// A live holder on a host whose clock is 10 minutes behind wrote a lease end already past by ours: it is still
+    /// refused (its object was just written, by the store's clock); a dead holder whose clock was an hour ahead is
+    /// taken over once the store says its lease ran out, not an hour later.
+    @Test func aLockHolderOnAHostWithAnotherClockIsJudgedByTheStoresClock() async throws {
+        try await TestServer.withDatabase { db in
+            try await S3TestStore.with { store in
+                let storage = try store.storage
+                let now = Date().timeIntervalSince1970
+                let behind = S3LeaseLock.Holder(id: "b", pid: 1, host: "slow-clock.example", command: "backup --type full",
+                                                started: "2026-01-01T00:00:00Z", leaseUntil: now - 600 + 300, leaseSeconds: 300)
+                try storage.writeAll("locks/write.lock", S3LeaseLock.encode(behind))
+                let refused = try store.run(["backup", "--type", "full"], database: db)
+                #expect(refused.status == 75 && refused.stderr.contains("slow-clock.example"), "status \(refused.status): \(refused.stderr)")
+                #expect(!(try store.keys()).contains { $0.hasSuffix("/manifest.json") })
+
+                let ahead = S3LeaseLock.Holder(id: "a", pid: 1, host: "fast-clock.example", command: "backup --type full",
+                                               started: "2026-01-01T00:00:00Z", leaseUntil: now + 3600 + 1, leaseSeconds: 1)
+                try storage.writeAll("locks/write.lock", S3LeaseLock.encode(ahead))
+                try await Task.sleep(for: .seconds(4))
+                let takeover = try store.run(["backup", "--type", "full"], database: db)
+                #expect(takeover.status == 0, "status \(takeover.status): \(takeover.stderr)")
+            }
+        }
+    }
+}

@@ -38,8 +38,10 @@ import Testing
                 try storage.writeAll("locks/write.lock", S3LeaseLock.encode(other))
                 let refused = try store.run(["backup", "--type", "full"], database: db)
                 #expect(refused.status == 75 && refused.stderr.contains("other-host.example"), "\(refused.stderr)")
-                other.leaseUntil = Date().timeIntervalSince1970 - 1
+                // The lease is judged on the store's clock (Last-Modified vs Date): a 1 s lease not renewed for 4 s is over.
+                other.leaseSeconds = 1
                 try storage.writeAll("locks/write.lock", S3LeaseLock.encode(other))
+                try await Task.sleep(for: .seconds(4))
                 let takeover = try store.run(["backup", "--type", "full"], database: db)
                 #expect(takeover.status == 0, "\(takeover.stderr)")
             }

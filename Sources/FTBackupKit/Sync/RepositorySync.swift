@@ -46,12 +46,13 @@ public enum RepositorySync {
         var files: [StorageEntry] = []
         try collect("", in: source, into: &files, skipped: &report.skipped)
         let (data, records) = (files.filter { $0.path.hasSuffix(".zst") }, files.filter { !$0.path.hasSuffix(".zst") })
+        let expected = try SyncExpectedDigests.collect(records: records, dataPaths: Set(data.map(\.path)), in: source)
         for file in data {
             if let size = try? destination.size(of: file.path), size == file.size {
                 report.keptFiles += 1
                 continue
             }
-            try copy(file.path, from: source, to: destination)
+            try copy(file.path, from: source, to: destination, expectedSHA256: expected[file.path])
             report.copiedFiles += 1
             report.copiedBytes += file.size
             if report.copiedFiles == 1 { Failpoint.hit(failpointAfterFirstDataFile) }
@@ -88,8 +89,10 @@ public enum RepositorySync {
         }
     }
 
-    /// Copies one file, hashing it as it streams, then reads the copy back and compares the hashes.
-    static func copy(_ path: String, from source: any RepositoryStorage, to destination: any RepositoryStorage) throws {
+    /// Copies one file, hashing it as it streams, then reads the copy back and compares the hashes. With
+    /// `expectedSHA256` (what the source's manifest recorded), a source that no longer matches it is never committed.
+    static func copy(_ path: String, from source: any RepositoryStorage, to destination: any RepositoryStorage,
+                     expectedSHA256: String? = nil) throws {
         let reader = try source.openRead(path)
         defer { reader.close() }
         let writer = try destination.openWrite(path)
@@ -104,6 +107,10 @@ public enum RepositorySync {
                     digest.update(bufferPointer: chunk)
                     try writer.write(chunk)
                 }
+            }
+            if let expectedSHA256, digest.finalize().map({ String(format: "%02x", $0) }).joined() != expectedSHA256 {
+                throw FTBackupError(.dataError, "\(source.location)/\(path) no longer matches the SHA-256 its manifest recorded: not copied",
+                                    hint: "run `ftbackup verify --repo \(source.location)`; take a new backup before syncing again")
             }
             try writer.commit()
         } catch {

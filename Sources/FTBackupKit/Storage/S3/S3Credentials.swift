@@ -56,6 +56,16 @@ public struct S3Credentials: Sendable {
             throw FTBackupError(.configuration, "S3 endpoint \(endpointText) is not an http(s) URL",
                                 hint: "set AWS_ENDPOINT_URL_S3 like https://host:port")
         }
+        // Requests go to scheme://host[:port]/…: a path or a query would be dropped silently and every request sent
+        // elsewhere than meant, and user:password would end up in error messages. Refuse both.
+        guard endpoint.user == nil, endpoint.password == nil else {
+            throw FTBackupError(.configuration, "S3 endpoint has user information: credentials belong in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+                                hint: "set AWS_ENDPOINT_URL_S3 like https://host:port")
+        }
+        guard endpoint.path.isEmpty || endpoint.path == "/", endpoint.query == nil, endpoint.fragment == nil else {
+            throw FTBackupError(.configuration, "S3 endpoint \(endpointText) has a path: ftbackup addresses the store at its root",
+                                hint: "set AWS_ENDPOINT_URL_S3 like https://host:port and put the folder in the repository URL (s3://bucket/folder)")
+        }
         let style = value("FTBACKUP_S3_URI_STYLE")
         guard style == nil || style == "path" || style == "host" else {
             throw FTBackupError(.configuration, "FTBACKUP_S3_URI_STYLE is \(style!): it must be path or host")

@@ -16,6 +16,8 @@ public final class S3LeaseLock: @unchecked Sendable {
         var command: String
         var started: String
         var leaseUntil: Double
+        /// The holder's lease length: it is dead once the store's clock says the object is older than this.
+        var leaseSeconds: Double? = nil
 
         var described: String { "pid=\(pid) host=\(host) command=\(command) started=\(started)" }
     }
@@ -49,15 +51,43 @@ public final class S3LeaseLock: @unchecked Sendable {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count)
         return Holder(id: UUID().uuidString, pid: getpid(), host: String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
-                      command: command, started: Timestamps.iso8601UTC(Date()), leaseUntil: Date().timeIntervalSince1970 + lease)
+                      command: command, started: Timestamps.iso8601UTC(Date()), leaseUntil: Date().timeIntervalSince1970 + lease,
+                      leaseSeconds: lease)
     }
 
     static func encode(_ holder: Holder) -> [UInt8] { Array((try? JSONEncoder().encode(holder)) ?? Data()) }
 
-    /// Whether a holder can no longer be running: its lease is over, or it ran on this host and its pid is gone.
-    static func isDead(_ holder: Holder, host: String) -> Bool {
-        if holder.leaseUntil < Date().timeIntervalSince1970 { return true }
-        return holder.host == host && kill(holder.pid, 0) != 0 && errno == ESRCH
+    /// Whether a holder can no longer be running: it ran on this host and its pid is gone, or its lease is over.
+    ///
+    /// The lease is judged on the store's clock when `response` (the GET of the lock object) carries `Date` and
+    /// `Last-Modified`: the object's age since the holder last wrote (renewed) it, so hosts whose clocks disagree
+    /// never take a live holder's lock (nor wait for a dead one longer than the lease). Without them, the holder's
+    /// own `leaseUntil` against this host's clock.
+    static func isDead(_ holder: Holder, host: String, seenIn response: S3HTTPResponse? = nil) -> Bool {
+        if holder.host == host && kill(holder.pid, 0) != 0 && errno == ESRCH { return true }
+        if let response, let age = storeAge(response) { return age > (holder.leaseSeconds ?? leaseSeconds) + 2 }
+        return holder.leaseUntil < Date().timeIntervalSince1970
+    }
+
+    /// Seconds between the object's `Last-Modified` and the response's `Date`, both the store's clock.
+    static func storeAge(_ response: S3HTTPResponse) -> Double? {
+        guard let modified = response.headers["last-modified"].flatMap(httpDate), let now = response.headers["date"].flatMap(httpDate) else { return nil }
+        return now.timeIntervalSince(modified)
+    }
+
+    static func httpDate(_ text: String) -> Date? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return formatter.date(from: text)
+    }
+
+    /// The holder recorded in the lock object at `key` and the response it came in (nil: none, or unreadable).
+    static func readHolder(storage: S3Storage, key: String) -> (Holder, S3HTTPResponse)? {
+        guard let response = try? storage.client.send("GET", key: key), response.status == 200,
+              let holder = try? JSONDecoder().decode(Holder.self, from: Data(response.body)) else { return nil }
+        return (holder, response)
     }
 
     /// What an attempt to take a lock came to.
@@ -88,7 +118,7 @@ public final class S3LeaseLock: @unchecked Sendable {
         guard let theirs = try? JSONDecoder().decode(Holder.self, from: Data(current.body)), let theirTag = current.headers["etag"] else {
             return .busy(nil)
         }
-        guard isDead(theirs, host: mine.host) else { return .busy(theirs) }
+        guard isDead(theirs, host: mine.host, seenIn: current) else { return .busy(theirs) }
         mine.leaseUntil = Date().timeIntervalSince1970 + lease
         let taken = try storage.client.send("PUT", key: key, headers: [("if-match", theirTag)], body: encode(mine))
         guard taken.status == 200, let etag = taken.headers["etag"] else { return .busy(theirs) }
@@ -109,16 +139,16 @@ public final class S3LeaseLock: @unchecked Sendable {
         var live: [Holder] = []
         let host = newHolder(command: "", lease: 0).host
         for entry in try storage.list(path) where !entry.isDirectory {
-            guard let bytes = try? storage.readAll(entry.path), let holder = try? JSONDecoder().decode(Holder.self, from: Data(bytes)) else { continue }
-            if isDead(holder, host: host) { try? storage.remove(entry.path) } else { live.append(holder) }
+            guard let (holder, response) = readHolder(storage: storage, key: storage.key(entry.path)) else { continue }
+            if isDead(holder, host: host, seenIn: response) { try? storage.remove(entry.path) } else { live.append(holder) }
         }
         return live
     }
 
     /// The holder recorded in an exclusive lock object, if it is alive.
     static func liveHolder(storage: S3Storage, path: String) -> Holder? {
-        guard let bytes = try? storage.readAll(path), let holder = try? JSONDecoder().decode(Holder.self, from: Data(bytes)) else { return nil }
-        return isDead(holder, host: newHolder(command: "", lease: 0).host) ? nil : holder
+        guard let (holder, response) = readHolder(storage: storage, key: storage.key(path)) else { return nil }
+        return isDead(holder, host: newHolder(command: "", lease: 0).host, seenIn: response) ? nil : holder
     }
 
     private func renewLoop() {

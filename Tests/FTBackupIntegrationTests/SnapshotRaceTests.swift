@@ -66,8 +66,8 @@ import Testing
             guard attempt == 1 else { return }
             if rewrite.holdsLock {
                 // The same transaction also adds a login: the snapshot sees neither change, a retaken backup both.
-                try await ddl.execute("BEGIN; INSERT INTO users.logins VALUES (100000, 1, now()); \(rewrite.sql)")
-                committer.start { try await Task.sleep(for: .seconds(1)); try await ddl.execute("COMMIT") }
+                try await committer.start(db.connectionString, "BEGIN; INSERT INTO users.logins VALUES (100000, 1, now()); \(rewrite.sql)",
+                                          commitAfter: 1)
             } else {
                 try await ddl.execute(rewrite.sql)
             }
@@ -176,17 +176,65 @@ extension BackupOptions {
     }
 }
 
-/// Runs one background step (a delayed COMMIT) and lets the test wait for it.
+/// Runs a transaction's statements and, a moment later, its COMMIT, on a thread of its own with a
+/// connection of its own, and lets the test wait for it.
+///
+/// Not a Task: the full suite runs many tests at once on a 2-thread cooperative pool, and tests that
+/// run the CLI wait for it synchronously; a sleeping Task could then wake minutes late, leaving the
+/// transaction open and every other test's slot creation waiting for it.
 final class Committer: @unchecked Sendable {
     private let lock = NSLock()
-    private var task: Task<Void, Error>?
+    private var done: [CheckedContinuation<Void, Error>] = []
+    private var outcome: Result<Void, Error>?
+    private var started = false
 
-    func start(_ body: @escaping @Sendable () async throws -> Void) {
-        lock.withLock { task = Task { try await body() } }
+    /// Returns once `sql` has run (its locks held); the COMMIT follows `commitAfter` seconds later.
+    func start(_ connectionString: ConnectionString, _ sql: String, commitAfter seconds: Double) async throws {
+        lock.withLock { started = true }
+        try await withCheckedThrowingContinuation { (started: CheckedContinuation<Void, Error>) in
+            let thread = Thread { [self] in
+                var startedResumed = false
+                do {
+                    let connection = try PGConnection.connect(connectionString)
+                    try connection.execute(sql)
+                    started.resume()
+                    startedResumed = true
+                    Thread.sleep(forTimeInterval: seconds)
+                    try connection.execute("COMMIT")
+                    finish(.success(()))
+                } catch {
+                    if !startedResumed { started.resume(throwing: error) }
+                    finish(.failure(error))
+                }
+            }
+            thread.start()
+        }
     }
 
+    private func finish(_ result: Result<Void, Error>) {
+        let waiting = lock.withLock { () -> [CheckedContinuation<Void, Error>] in
+            outcome = result
+            defer { done = [] }
+            return done
+        }
+        for continuation in waiting { continuation.resume(with: result) }
+    }
+
+    /// Waits for the COMMIT (at once when there was no transaction).
     func wait() async throws {
-        try await lock.withLock { task }?.value
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            let result = lock.withLock { () -> Result<Void, Error>?? in
+                if let outcome { return .some(outcome) }
+                if !started { return .some(nil) }
+                done.append(continuation)
+                return nil
+            }
+            switch result {
+            case .some(.some(let outcome)): continuation.resume(with: outcome)
+            case .some(.none): continuation.resume()
+            case .none: break
+            }
+        }
     }
 }
 

@@ -27,17 +27,31 @@ public protocol S3Transport: Sendable {
     func send(_ request: S3HTTPRequest) throws -> S3HTTPResponse
 }
 
-/// libcurl, blocking, on the calling thread.
+/// libcurl, blocking, never on Swift's cooperative pool.
 ///
-/// Storage calls are synchronous (``RepositoryStorage``); the bulk transfers run on the dedicated
-/// threads the backup and restore give each table stream (``ConnectionThread``), never on the
-/// cooperative pool. Easy handles are pooled so connections are reused (keep-alive) and never shared
+/// Storage calls are synchronous (``RepositoryStorage``). Callers on a dedicated thread (the threads
+/// backup and restore give each table stream, the lock-renewing thread) send from that thread; a call
+/// made from inside an async task (listing, HEAD, manifests, locks from a command's own code) is run
+/// on ``S3TransportThreads`` instead. Easy handles are pooled so connections are reused (keep-alive) and never shared
 /// by two threads at once. TLS is verified (`FTBACKUP_S3_CA_BUNDLE` adds a private CA).
 public final class CurlTransport: S3Transport, @unchecked Sendable {
     private let lock = NSLock()
     private var idle: [UnsafeMutableRawPointer] = []
     private let caBundle: String?
     private let lowSpeedSeconds: Int
+
+    /// Requests curl has run (all off the pool: ``perform`` asserts it); tests read it.
+    static let performedOffPool = Counter()
+    /// Of those, the ones handed to ``S3TransportThreads`` by a caller inside a task.
+    static let performedOnTransportThreads = Counter()
+
+    /// A thread-safe count.
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = 0
+        func add() { lock.withLock { value += 1 } }
+        var count: Int { lock.withLock { value } }
+    }
 
     private static let globalInit: Bool = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK }()
 
@@ -66,6 +80,17 @@ public final class CurlTransport: S3Transport, @unchecked Sendable {
     }
 
     public func send(_ request: S3HTTPRequest) throws -> S3HTTPResponse {
+        if S3TransportThreads.isInsideTask && !S3TransportThreads.isTransportThread {
+            return try S3TransportThreads.shared.run { try self.perform(request) }
+        }
+        return try perform(request)
+    }
+
+    /// Runs one request with curl on the current thread, which must not be a cooperative-pool thread.
+    private func perform(_ request: S3HTTPRequest) throws -> S3HTTPResponse {
+        assert(!S3TransportThreads.isInsideTask, "curl called from an async task (the cooperative pool)")
+        Self.performedOffPool.add()
+        if S3TransportThreads.isTransportThread { Self.performedOnTransportThreads.add() }
         let handle = try take()
         var keep = true
         defer { if keep { giveBack(handle) } else { curl_easy_cleanup(handle) } }

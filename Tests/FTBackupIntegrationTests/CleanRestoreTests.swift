@@ -72,6 +72,43 @@ import Testing
         }
     }
 
+    /// `--clean` finds collateral through `pg_depend` alone: a column of a dropped schema's type, a domain
+    /// over that type and a column of the domain (two links away), a trigger calling one of its functions
+    /// and a column default. Each is named and nothing is dropped; with --cascade they go.
+    @Test func collateralTwoDependencyLinksAwayIsFoundAndRefused() async throws {
+        try await TestServer.withDatabase { source in
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase { target in
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    try await t.execute("""
+                        CREATE TYPE users.mood AS ENUM ('calm', 'busy');
+                        CREATE DOMAIN public.mood_domain AS users.mood;
+                        CREATE TABLE public."Odd collateral" (id int, m users.mood, d public.mood_domain, keep text);
+                        CREATE FUNCTION users.touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+                        CREATE TRIGGER touch_it BEFORE INSERT ON public."Odd collateral" FOR EACH ROW EXECUTE FUNCTION users.touch();
+                        INSERT INTO public."Odd collateral" VALUES (1, 'calm', 'busy', 'kept')
+                        """)
+                    var options = RestoreOptions(target: target.connectionString, repositoryPath: repo.path,
+                                                 schemas: ["users"], clean: true, showProgress: false)
+                    let error = await #expect(throws: FTBackupError.self) { _ = try await RestoreRunner.run(options) }
+                    #expect(error?.status == .usage)
+                    for named in ["column m of table public.\"Odd collateral\"", "column d of table public.\"Odd collateral\"",
+                                  "type public.mood_domain", "trigger touch_it"] {
+                        #expect(error?.message.contains(named) == true, "\(named) not in \(String(describing: error))")
+                    }
+                    #expect(try await t.query("SELECT to_regtype('users.mood') IS NOT NULL AS k").first!.bool("k") == true)
+                    #expect(try await t.query(#"SELECT m::text || d::text AS v FROM public."Odd collateral""#).first!.string("v") == "calmbusy")
+                    options.cascade = true
+                    _ = try await RestoreRunner.run(options)
+                    let columns = try await t.query(#"SELECT string_agg(attname, ',' ORDER BY attnum) AS c FROM pg_attribute WHERE attrelid = 'public."Odd collateral"'::regclass AND attnum > 0 AND NOT attisdropped"#)
+                    #expect(try columns.first!.string("c") == "id,keep")
+                }
+            }
+        }
+    }
+
     /// Whole-database --clean: a schema not in the backup keeps its view and foreign key on a restored
     /// table; an identity column in public is no obstacle.
     @Test func wholeCleanKeepsSchemasNotInTheBackupAndHandlesIdentity() async throws {

@@ -23,12 +23,12 @@ enum CleanDrop {
                 let publicOids = dropsPublic ? try backupsPublicRelations(connection, names: publicRelations) : []
                 // `public` itself stays: what it holds besides the backup's relations is outside the drop.
                 let dropped = plan.schemas.filter { $0 != "public" }
-                let before = try outsideObjects(connection, schemas: dropped)
+                let before = try outsideObjects(connection, schemas: dropped, relations: publicOids.map(\.oid))
                 for schema in dropped {
                     try connection.execute("DROP SCHEMA IF EXISTS \(try connection.escapeIdentifier(schema)) CASCADE")
                 }
                 if dropsPublic { try dropPublicRelations(connection, oids: publicOids) }
-                let after = Set(try outsideObjects(connection, schemas: dropped).map(\.what))
+                let after = try stillThere(connection, before)
                 // The backup's own public relations and what is part of them (columns, indexes, row types, …) go by design.
                 let owned = Set(publicOids.map(\.oid))
                 let taken = before.filter { !after.contains($0.what) && !owned.contains($0.relation) }.map(\.what)
@@ -71,19 +71,41 @@ enum CleanDrop {
         }
     }
 
-    /// Every user object outside `schemas` that a drop can take (relations and their columns,
-    /// constraints, defaults, triggers, policies, rules, functions, types, statistics, extensions,
-    /// publication memberships), described as PostgreSQL names them, each with the relation it is part
-    /// of (itself for a relation; an index's table, a column's, a row type's, an owned sequence's; else 0).
-    static func outsideObjects(_ connection: PGConnection, schemas: [String]) throws -> [(what: String, relation: Int64)] {
+    /// A user object outside the dropped schemas: how PostgreSQL names it, the relation it is part of,
+    /// and its catalog address.
+    struct OutsideObject {
+        var what: String
+        var relation: Int64
+        var classID: Int64, objectID: Int64, subID: Int32
+    }
+
+    /// Every user object outside `schemas` that a drop of them (and of `relations`) can take:
+    /// relations and their columns, constraints, defaults, triggers, policies, rules, functions, types,
+    /// statistics, extensions, publication memberships, described as PostgreSQL names them, each with
+    /// the relation it is part of (itself for a relation; an index's table, a column's, a row type's, an
+    /// owned sequence's; else 0). Only objects `pg_depend` links to what is dropped are listed: `CASCADE`
+    /// finds what it drops through the same links, and describing the whole catalog is slow on a
+    /// database of many tools.
+    static func outsideObjects(_ connection: PGConnection, schemas: [String], relations: [Int64]) throws -> [OutsideObject] {
         try connection.query("""
-            WITH part_of AS (  -- each relation and the one it is part of: an index's table, an owned sequence's, else itself
+            WITH RECURSIVE reach(c, o) AS (  -- what a DROP … CASCADE of the schemas can reach: pg_depend's closure from them
+                SELECT 'pg_namespace'::regclass::oid, n.oid FROM pg_namespace n WHERE n.nspname = ANY($1::text[])
+                UNION
+                SELECT 'pg_class'::regclass::oid, c.oid FROM pg_class c WHERE c.oid = ANY($2::oid[])
+                UNION
+                SELECT x.c, x.o FROM reach r, LATERAL (
+                    SELECT d.classid AS c, d.objid AS o FROM pg_depend d WHERE d.refclassid = r.c AND d.refobjid = r.o
+                    UNION ALL  -- and the owner of what is part of something (CASCADE drops the whole)
+                    SELECT d.refclassid, d.refobjid FROM pg_depend d WHERE d.classid = r.c AND d.objid = r.o AND d.deptype IN ('i', 'e', 'x', 'P', 'S')) x
+            ),
+            part_of AS (  -- each relation and the one it is part of: an index's table, an owned sequence's, else itself
                 SELECT k.oid AS o,
                        coalesce((SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = k.oid),
                                 (SELECT d.refobjid FROM pg_depend d WHERE k.relkind = 'S' AND d.classid = 'pg_class'::regclass AND d.objid = k.oid
                                    AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1), k.oid) AS p
                 FROM pg_class k WHERE k.oid >= 16384)
-            SELECT pg_describe_object(x.c, x.o, x.s) AS what, x.p::bigint AS relation
+            SELECT pg_describe_object(x.c, x.o, x.s) AS what, x.p::bigint AS relation,
+                   x.c::bigint AS class_id, x.o::bigint AS object_id, x.s::int AS sub_id
             FROM (SELECT 'pg_class'::regclass AS c, o, 0 AS s, 0::oid AS r, p FROM part_of
                   UNION ALL SELECT 'pg_class'::regclass, a.attrelid, a.attnum, 0::oid, w.p FROM pg_attribute a JOIN part_of w ON w.o = a.attrelid
                   WHERE a.attnum > 0 AND NOT a.attisdropped
@@ -99,11 +121,26 @@ enum CleanDrop {
                   FROM pg_type t WHERE t.oid >= 16384
                   UNION ALL SELECT 'pg_statistic_ext'::regclass, oid, 0, 0::oid, stxrelid FROM pg_statistic_ext
                   UNION ALL SELECT 'pg_extension'::regclass, oid, 0, 0::oid, 0::oid FROM pg_extension WHERE oid >= 16384
-                  UNION ALL SELECT 'pg_publication_rel'::regclass, oid, 0, prrelid, prrelid FROM pg_publication_rel) x,
+                  UNION ALL SELECT 'pg_publication_rel'::regclass, oid, 0, prrelid, prrelid FROM pg_publication_rel) x
+                 JOIN LATERAL (SELECT (x.c, x.o) IN (SELECT c, o FROM reach)
+                                       OR x.p IN (SELECT o FROM reach WHERE c = 'pg_class'::regclass)
+                                       OR x.r IN (SELECT o FROM reach WHERE c = 'pg_class'::regclass) AS reached) candidate ON candidate.reached,
                  LATERAL pg_identify_object(x.c, x.o, x.s) i,
                  LATERAL (SELECT coalesce(i.schema, (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = x.r)) AS schema) w
             WHERE (w.schema IS NULL OR NOT (w.schema = ANY($1::text[]) OR w.schema LIKE 'pg\\_toast%'))
             ORDER BY 1
-            """, [PostgresArray.text(schemas)]).rows.map { (try $0.requiredString("what"), try $0.int64("relation")) }
+            """, [PostgresArray.text(schemas), PostgresArray.text(relations.map(String.init))]).rows.map {
+            OutsideObject(what: try $0.requiredString("what"), relation: try $0.int64("relation"),
+                          classID: try $0.int64("class_id"), objectID: try $0.int64("object_id"), subID: Int32(try $0.int64("sub_id")))
+        }
+    }
+
+    /// The descriptions of `objects` that still exist (a dropped object, or a dropped column, describes as NULL).
+    static func stillThere(_ connection: PGConnection, _ objects: [OutsideObject]) throws -> Set<String> {
+        guard !objects.isEmpty else { return [] }
+        return Set(try connection.query("""
+            SELECT pg_describe_object(c, o, s) AS what FROM unnest($1::oid[], $2::oid[], $3::int[]) AS t(c, o, s)
+            """, [PostgresArray.text(objects.map { String($0.classID) }), PostgresArray.text(objects.map { String($0.objectID) }),
+                  PostgresArray.text(objects.map { String($0.subID) })]).rows.compactMap { try $0.string("what") })
     }
 }

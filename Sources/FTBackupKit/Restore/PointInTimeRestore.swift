@@ -156,6 +156,9 @@ public enum PointInTimeRestore {
         var applying = false
         var descriptions: [UInt32: RelationDescription] = [:]
         var checked: Set<String> = []
+        // Relations checked under their current description: most changes are of one already seen, and
+        // the check's name-and-columns key is costly to build (a new description ("R") is checked again).
+        var checkedRelations: Set<UInt32> = []
         let known = Dictionary(full.tables.map { ("\($0.schema).\($0.name)", $0.columns) }, uniquingKeysWith: { first, _ in first })
         let ignored = Self.ignored(full, schemas: options.schemas)
         let selected = options.schemas.isEmpty ? nil : Set(options.schemas)
@@ -164,11 +167,13 @@ public enum PointInTimeRestore {
         // a change of another schema's relation described in a skipped segment is not checked.
         let selection = SegmentSelection.make(used, following: try followingSegments(repository, after: used), schemas: options.schemas)
         func check(_ relid: UInt32, at lsn: UInt64) throws {
+            guard !checkedRelations.contains(relid) else { return }
             guard let relation = descriptions[relid] else {
                 if selection.skipsAny { return }
                 throw FTBackupError(.dataError, "a change at LSN \(LSN.format(lsn)) names relation \(relid) without its description",
                                     hint: "the change archive is damaged; restore to a time after the next full backup")
             }
+            checkedRelations.insert(relid)  // (a throw below ends the plan: no change is passed unchecked)
             let name = "\(relation.namespace).\(relation.name)"
             let columns = relation.columns.map(\.name)
             guard !checked.contains("\(name):\(columns)") else { return }
@@ -212,7 +217,10 @@ public enum PointInTimeRestore {
                         lastTime = time
                     }
                 case UInt8(ascii: "R"):
-                    if case .relation(let relation) = try PgOutputDecoder.decode(row.data) { descriptions[relation.relid] = relation }
+                    if case .relation(let relation) = try PgOutputDecoder.decode(row.data) {
+                        descriptions[relation.relid] = relation
+                        checkedRelations.remove(relation.relid)
+                    }
                 case UInt8(ascii: "I"), UInt8(ascii: "U"), UInt8(ascii: "D"):
                     if applying, row.data.count >= 5 {
                         try check(row.data[1...4].reduce(0) { $0 << 8 | UInt32($1) }, at: row.lsn)

@@ -103,7 +103,7 @@ enum CleanDrop {
                        coalesce((SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = k.oid),
                                 (SELECT d.refobjid FROM pg_depend d WHERE k.relkind = 'S' AND d.classid = 'pg_class'::regclass AND d.objid = k.oid
                                    AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1), k.oid) AS p
-                FROM pg_class k WHERE k.oid >= 16384)
+                FROM pg_class k WHERE k.oid >= 16384 AND k.oid IN (SELECT o FROM reach WHERE c = 'pg_class'::regclass))
             SELECT pg_describe_object(x.c, x.o, x.s) AS what, x.p::bigint AS relation,
                    x.c::bigint AS class_id, x.o::bigint AS object_id, x.s::int AS sub_id
             FROM (SELECT 'pg_class'::regclass AS c, o, 0 AS s, 0::oid AS r, p FROM part_of

@@ -79,34 +79,39 @@ public enum RestoreRunner {
             return value
         }
 
-        // 1. Every file we will read must be whole before the target is touched.
-        try await timed("verify") {
-            let subset = manifestSubset(manifest, tables: tables)
-            let result = try await BackupVerifier.verify(repository, manifest: subset, decompress: false, jobs: options.jobs)
-            if let first = result.badFiles.first {
-                throw FTBackupError(.dataError, "backup \(manifest.label) is damaged, nothing was restored: \(result.badFiles.count) bad file(s), first: \(first.problem ?? first.path)",
-                                    hint: "run ftbackup verify --set \(manifest.label); restore another backup with --set")
-            }
-        }
-
+        // 1. Every file we will read must be whole before the target is touched. The schema dump is read
+        // and listed meanwhile, on threads of their own (it touches no database).
         let target = try await DatabaseSession.connect(options.target, name: "ftbackup-restore")
         defer { target.close() }
         let pgRestore = try PostgresTools.path(of: "pg_restore", serverVersionNumber: max(manifest.source.serverVersionNumber,
                                                                                             target.serverVersionNumber))
-        let dumpFile = try materializeSchemaDump(repository, manifest: manifest)
-        defer { try? FileManager.default.removeItem(atPath: dumpFile) }
-        // ftbackup's own objects (publication, schema, event triggers) are never restored.
-        let contents = try RestoreContents.read(pgRestore, dumpFile: dumpFile, encoding: manifest.source.encoding,
-                                                schemas: manifest.schemas, roles: manifest.roles)
-        // Indexes and keys are built from the dump's own entries, with what pg_dump attaches to them.
-        let indexes = try IndexBuildPlan.make(contents, tables: tables,
-                                              partitioned: (manifest.partitionedTables ?? []).filter { plan.schemas.contains($0.schema) },
-                                              pgRestore: pgRestore, dumpFile: dumpFile)
+        async let prepared = RestorePreparation.make(repository, manifest: manifest, plan: plan, tables: tables, pgRestore: pgRestore)
+        let verified: Result<Void, any Error>
+        do {
+            try await timed("verify") {
+                let subset = manifestSubset(manifest, tables: tables)
+                let result = try await BackupVerifier.verify(repository, manifest: subset, decompress: false, jobs: options.jobs)
+                if let first = result.badFiles.first {
+                    throw FTBackupError(.dataError, "backup \(manifest.label) is damaged, nothing was restored: \(result.badFiles.count) bad file(s), first: \(first.problem ?? first.path)",
+                                        hint: "run ftbackup verify --set \(manifest.label); restore another backup with --set")
+                }
+            }
+            verified = .success(())
+        } catch {
+            verified = .failure(error)
+        }
+        let preparation: RestorePreparation
+        do {
+            preparation = try await prepared
+        } catch {
+            try verified.get()  // a damaged backup is named first
+            throw error
+        }
+        defer { preparation.removeFiles() }
+        try verified.get()
+        let (dumpFile, contents, indexes, listFile, dumpRoles) =
+            (preparation.dumpFile, preparation.contents, preparation.indexes, preparation.listFile, preparation.roles)
         for index in indexes.notInDump { logger.warning("index \(index) is not in the backup's schema dump (it was invalid at the source): not built") }
-        let listFile = try contents.writeList()
-        defer { try? FileManager.default.removeItem(atPath: listFile) }
-        // Every role the script pg_restore will run names (owners, grants, default privileges, policies, user mappings).
-        let dumpRoles = try DumpRoles.read(pgRestore, dumpFile: dumpFile, listFile: listFile, schemas: plan.wholeDatabase ? nil : plan.schemas)
         try await checkTarget(target, manifest: manifest, plan: plan, tables: tables, roles: dumpRoles, options: options)
         // The evidence retired data will be removed by must be sound before anything is loaded.
         if !options.keepRetired { try await RetiredDataReapplier.preflight(repositoryPath: options.repositoryPath, session: target) }

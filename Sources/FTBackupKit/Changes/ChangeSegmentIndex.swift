@@ -113,3 +113,15 @@ struct ChangeSegmentIndexBuilder {
         return ChangeSegmentIndex(relations: byName.values.sorted { ($0.schema, $0.name) < ($1.schema, $1.name) }, lastHeartbeat: lastHeartbeat)
     }
 }
+
+extension ChangeSegmentManifest {
+    /// The segment's index when it agrees with the rest of its manifest: every relation the manifest
+    /// lists as described (`relations`) is described in the index too. An index damaged or edited so
+    /// that it leaves out a relation would make a `--schema` restore skip a segment it needs, silently;
+    /// one that disagrees is not used, and the segment is treated as one written before indexes (read).
+    var checkedIndex: ChangeSegmentIndex? {
+        guard let index else { return nil }
+        let described = Set(index.relations.filter(\.described).map(\.qualifiedName))
+        return relations.allSatisfy(described.contains) ? index : nil
+    }
+}

@@ -152,7 +152,11 @@ extension ChangeArchivalTests.PointInTimeTests {
     /// before the full). A whole-database restore --at and a one-tool restore --at from that full
     /// both give the state at TIME exactly, instead of failing on a change without its description
     /// (whole database) or silently passing over the tool's changes (one tool, segments skipped).
-    @Test func aFullTakenWhileTheFollowerStreamsRestoresExactlyAsAtT() async throws {
+    /// `describeOnce`: the follower as versions before this one (each relation described once in its
+    /// stream, failpoint follow.describe-once): the restore reads the description from a segment before
+    /// the full. Otherwise every segment carries the descriptions the stream gave so far.
+    @Test(arguments: [true, false])
+    func aFullTakenWhileTheFollowerStreamsRestoresExactlyAsAtT(describeOnce: Bool) async throws {
         try await ArchivedDatabase.with { a in
             let policyFile = NSTemporaryDirectory() + "ftbackup-follow-\(UUID()).yaml"
             defer { try? FileManager.default.removeItem(atPath: policyFile) }
@@ -160,7 +164,8 @@ extension ChangeArchivalTests.PointInTimeTests {
                 .write(toFile: policyFile, atomically: true, encoding: .utf8)
             _ = try await a.full()
             let (follower, _, _) = try FTBackupBinary.start(["follow", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path,
-                                                             "--policy", policyFile])
+                                                             "--policy", policyFile],
+                                                            environment: describeOnce ? ["FTBACKUP_FAILPOINT": "follow.describe-once"] : [:])
             // Described in the stream before the second full.
             try await a.session.execute("UPDATE \(Self.tool).tool_data SET version = version + 1 WHERE id = (SELECT id FROM \(Self.tool).tool_data ORDER BY id LIMIT 1)")
             try await a.session.execute("UPDATE users.accounts SET full_name = 'before' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1)")
@@ -180,12 +185,13 @@ extension ChangeArchivalTests.PointInTimeTests {
             follower.waitUntilExit()
             #expect(follower.terminationStatus == 0)
             let segments = try ChangeSegmentManifest.all(a.repo.repository.storage)
-            #expect(segments.contains { $0.index?.relations.contains { $0.schema == Self.tool && $0.changes > 0 && !$0.described } == true },
-                    "the tool is changed without being described in a later segment")
+            let undescribed = segments.contains { $0.index?.relations.contains { $0.schema == Self.tool && $0.changes > 0 && !$0.described } == true }
+            #expect(undescribed == describeOnce, "the tool is changed without being described in a later segment only by the old follower")
 
             let plan = try await PointInTimeRestore.run(RestoreOptions(target: a.db.connectionString, repositoryPath: a.repo.path, schemas: [Self.tool],
                                                                        dryRun: true, showProgress: false), at: at).plan
-            #expect(plan.describers?.isEmpty == false, "a segment before the second full is read for its descriptions")
+            #expect((plan.describers?.isEmpty == false) == describeOnce, "a segment before the second full is read for its descriptions")
+            #expect(plan.segmentsSkipped?.isEmpty == false, "the other tool's segment is still skipped")
             let tool = try await a.restore(at: at, schemas: [Self.tool])
             #expect(TableFingerprint.differences(source: expected.filter { $0.schema == Self.tool }, restored: tool) == [], "one tool")
             let whole = try await a.restore(at: at)

@@ -39,9 +39,11 @@ public struct ChangeSegmentIndex: Codable, Sendable, Equatable {
     /// Nil when the segment holds no heartbeat.
     public var lastHeartbeat: Heartbeat? = nil
 
-    /// True when the segment names (describes or changes) a relation of one of `schemas`.
+    /// True when the segment changes a relation of one of `schemas`. (A description alone changes no
+    /// row; a segment that only describes one is read when a later read segment needs it, see
+    /// `SegmentSelection`. A follower writes every description it knows at the start of each segment.)
     public func names(anyOf schemas: Set<String>) -> Bool {
-        relations.contains { schemas.contains($0.schema) }
+        relations.contains { schemas.contains($0.schema) && $0.changes > 0 }
     }
 
     /// Rows the segment inserts into `schema.name` (0 when it does not name it).

@@ -43,4 +43,30 @@ import Testing
         let indexed = withHeartbeats.filter { $0.label != "s2" }
         #expect(SegmentSelection.make(indexed, schemas: ["tool_a"]).skipped == ["s0", "s1", "s3", "s4"])
     }
+
+    /// A relation changed but not described in the used segments is looked for before them (a follower's
+    /// stream, a full taken meanwhile); found nowhere, a `--schema` restore skips nothing.
+    @Test func descriptionsAreLookedForBeforeTheFullsFirstSegment() {
+        func undescribed(_ segment: ChangeSegmentManifest, _ schema: String) -> ChangeSegmentManifest {
+            var copy = segment
+            copy.index?.relations = [.init(schema: schema, name: "tool_data", described: false, inserts: 0, updates: 1, deletes: 0, truncates: 0)]
+            return copy
+        }
+        let preceding = [Self.segment(0, names: ["tool_a"]), Self.segment(1, names: ["tool_b"])]
+        let used = [undescribed(Self.segment(2, names: []), "tool_b"), undescribed(Self.segment(3, names: []), "tool_a")]
+        #expect(SegmentSelection.make(used, preceding: preceding, schemas: ["tool_a"]).describers.map(\.label) == ["s0"])
+        #expect(SegmentSelection.make(used, preceding: preceding, schemas: []).describers.map(\.label) == ["s0", "s1"])
+        let alone = SegmentSelection.make(used, preceding: [preceding[1]], schemas: ["tool_a"])
+        #expect(alone.describers.isEmpty && alone.skipped.isEmpty, "tool_a's description is nowhere: nothing is skipped")
+    }
+
+    /// An index that leaves out a relation the manifest lists as described is not used: the segment is read.
+    @Test func anIndexThatContradictsItsManifestIsNotUsed() {
+        var segment = Self.segment(0, names: ["tool_b"])
+        segment.relations = ["tool_a.tool_data", "tool_b.tool_data"]
+        #expect(segment.checkedIndex == nil)
+        #expect(SegmentSelection.make([segment, Self.segment(1, names: ["tool_a"])], schemas: ["tool_a"]).skipped.isEmpty)
+        segment.relations = ["tool_b.tool_data"]
+        #expect(segment.checkedIndex != nil)
+    }
 }

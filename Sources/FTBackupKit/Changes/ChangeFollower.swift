@@ -139,6 +139,10 @@ struct FollowLoop {
     var sealed: [String] = []
     var transactions = 0
     var bytesWritten: Int64 = 0
+    /// The stream's newest description (`R` row) of each relation, by relid: written again at the start of
+    /// every segment. The stream describes a relation once, so without them a later segment's changes
+    /// need a segment that expiry may remove, or that lies before the full a restore starts from.
+    var descriptions: [UInt32: ChangeRow] = [:]
 
     init(connection: PGConnection, storage: any RepositoryStorage, slot: String, source: DatabaseIdentity, compression: Policy.Compression, sealEvery: Double,
          sealBytes: Int64, flushed: UInt64, logger: Logger) {
@@ -191,6 +195,7 @@ struct FollowLoop {
             received = max(received, walEnd, start)
             let payload = Array(message[25...])
             var lsn = start != 0 ? start : walEnd
+            var described: UInt32?
             switch try PgOutputDecoder.decode(payload) {
             case .begin(_, _, let xid):
                 inTransaction = true
@@ -199,10 +204,14 @@ struct FollowLoop {
                 inTransaction = false
                 lsn = endLSN
                 transactions += 1
+            case .relation(let relation):
+                described = relation.relid
             default:
                 break
             }
-            try write(ChangeRow(lsn: lsn, xid: currentXID, data: payload))
+            let row = ChangeRow(lsn: lsn, xid: currentXID, data: payload)
+            try write(row)
+            if let described { descriptions[described] = row }
         case UInt8(ascii: "k"):
             guard message.count >= 18 else { throw CodecError(kind: .corrupted, codec: "replication", detail: "short keepalive") }
             received = max(received, Self.uint64(message, 1))
@@ -221,6 +230,12 @@ struct FollowLoop {
             summary = ChangeStreamSummary(continuing: summary)
             bytesWritten = 0
             try append(ChangeRowCopyWriter.header())
+            // Every relation the stream described so far, so the segment carries what its changes need.
+            // (Failpoint follow.describe-once: as versions before, for the tests of archives they wrote.)
+            for carried in descriptions.values.sorted(by: { $0.lsn < $1.lsn }) where !Failpoint.isActive("follow.describe-once") {
+                try summary.carry(carried)
+                try append(ChangeRowCopyWriter.row(carried))
+            }
         }
         try summary.observe(row)
         try append(ChangeRowCopyWriter.row(row))

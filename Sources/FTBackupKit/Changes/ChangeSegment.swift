@@ -173,6 +173,13 @@ struct ChangeStreamSummary {
         }.keys.sorted()
     }
 
+    /// A description a follower carries over from an earlier segment of its stream: the index records it
+    /// as described (with no changes); the manifest's relations and schema changes stay what the stream
+    /// sent in this segment.
+    mutating func carry(_ row: ChangeRow) throws {
+        if case .relation(let relation) = try PgOutputDecoder.decode(row.data) { index.describe(relation) }
+    }
+
     mutating func observe(_ row: ChangeRow) throws {
         maxRowLSN = max(maxRowLSN, row.lsn)
         guard let type = row.data.first else { return }

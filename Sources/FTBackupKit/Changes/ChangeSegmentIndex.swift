@@ -39,9 +39,11 @@ public struct ChangeSegmentIndex: Codable, Sendable, Equatable {
     /// Nil when the segment holds no heartbeat.
     public var lastHeartbeat: Heartbeat? = nil
 
-    /// True when the segment names (describes or changes) a relation of one of `schemas`.
+    /// True when the segment changes a relation of one of `schemas`. (A description alone changes no
+    /// row; a segment that only describes one is read when a later read segment needs it, see
+    /// `SegmentSelection`. A follower writes every description it knows at the start of each segment.)
     public func names(anyOf schemas: Set<String>) -> Bool {
-        relations.contains { schemas.contains($0.schema) }
+        relations.contains { schemas.contains($0.schema) && $0.changes > 0 }
     }
 
     /// Rows the segment inserts into `schema.name` (0 when it does not name it).
@@ -111,5 +113,17 @@ struct ChangeSegmentIndexBuilder {
             byName["\(schema).\(name)"] = relation
         }
         return ChangeSegmentIndex(relations: byName.values.sorted { ($0.schema, $0.name) < ($1.schema, $1.name) }, lastHeartbeat: lastHeartbeat)
+    }
+}
+
+extension ChangeSegmentManifest {
+    /// The segment's index when it agrees with the rest of its manifest: every relation the manifest
+    /// lists as described (`relations`) is described in the index too. An index damaged or edited so
+    /// that it leaves out a relation would make a `--schema` restore skip a segment it needs, silently;
+    /// one that disagrees is not used, and the segment is treated as one written before indexes (read).
+    var checkedIndex: ChangeSegmentIndex? {
+        guard let index else { return nil }
+        let described = Set(index.relations.filter(\.described).map(\.qualifiedName))
+        return relations.allSatisfy(described.contains) ? index : nil
     }
 }

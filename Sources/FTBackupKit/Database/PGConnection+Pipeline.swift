@@ -41,16 +41,8 @@ extension PGConnection {
 
     /// Queues a prepared statement with parameters given as bytes in the session's client_encoding.
     func sendPrepared(_ name: String, rawParameters: [[UInt8]?]) throws {
-        let strings = rawParameters.map { $0.map { bytes -> UnsafeMutablePointer<CChar> in
-            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-            for (index, byte) in bytes.enumerated() { copy[index] = CChar(bitPattern: byte) }
-            copy[bytes.count] = 0
-            return copy
-        } }
-        defer { strings.forEach { $0?.deallocate() } }
-        let pointers: [UnsafePointer<CChar>?] = strings.map { $0.map { UnsafePointer($0) } }
-        let sent = pointers.withUnsafeBufferPointer {
-            PQsendQueryPrepared(handle, name, Int32(pointers.count), pointers.isEmpty ? nil : $0.baseAddress, nil, nil, 0)
+        let sent = withOptionalCByteStrings(rawParameters) { pointers in
+            PQsendQueryPrepared(handle, name, Int32(rawParameters.count), pointers, nil, nil, 0)
         }
         guard sent == 1 else { throw pipelineError("cannot send prepared statement \(name)") }
     }

@@ -167,16 +167,8 @@ public final class PGConnection: @unchecked Sendable {
     /// passed as they are (replay of a segment not in UTF-8); returns the rows it affected.
     @discardableResult
     public func executePrepared(_ name: String, rawParameters: [[UInt8]?]) throws -> Int {
-        let strings = rawParameters.map { $0.map { bytes -> UnsafeMutablePointer<CChar> in
-            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-            for (index, byte) in bytes.enumerated() { copy[index] = CChar(bitPattern: byte) }
-            copy[bytes.count] = 0
-            return copy
-        } }
-        defer { strings.forEach { $0?.deallocate() } }
-        let pointers: [UnsafePointer<CChar>?] = strings.map { $0.map { UnsafePointer($0) } }
-        let result: OpaquePointer? = pointers.withUnsafeBufferPointer {
-            PQexecPrepared(handle, name, Int32(pointers.count), pointers.isEmpty ? nil : $0.baseAddress, nil, nil, 0)
+        let result: OpaquePointer? = withOptionalCByteStrings(rawParameters) { pointers in
+            PQexecPrepared(handle, name, Int32(rawParameters.count), pointers, nil, nil, 0)
         }
         defer { PQclear(result) }
         try check(result, accept: [PGRES_COMMAND_OK, PGRES_TUPLES_OK], context: "prepared statement \(name)")
@@ -294,22 +286,4 @@ public final class PGConnection: @unchecked Sendable {
         let tag = String(cString: PQcmdTuples(result))
         return QueryResult(columns: columns, rows: rows, affectedRows: Int(tag))
     }
-}
-
-// MARK: - C string helpers
-
-func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
-    let duplicates = strings.map { strdup($0) }
-    defer { duplicates.forEach { free($0) } }
-    var pointers: [UnsafePointer<CChar>?] = duplicates.map { UnsafePointer($0) }
-    pointers.append(nil)
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
-}
-
-func withOptionalCStrings<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
-    let duplicates = strings.map { $0.map { strdup($0) } ?? nil }
-    defer { duplicates.forEach { free($0) } }
-    let pointers: [UnsafePointer<CChar>?] = duplicates.map { $0.map { UnsafePointer($0) } }
-    if pointers.isEmpty { return body(nil) }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }

@@ -34,9 +34,18 @@ extension PointInTimeRestore {
             try connection.execute("BEGIN")
             try pipeline.start()
             var filter = ReplayRelationFilter(schemas: schemaFilter, segmentsSkipped: selection.skipsAny)
+            // Descriptions from before the full's first segment: a follower's stream describes a relation once.
+            for segment in selection.describers {
+                try forEachRow(segment, storage: storage) { row in
+                    guard row.data.first == UInt8(ascii: "R") else { return }
+                    var message = try PgOutputDecoder.decode(row.data, byteText: segment.byteText)
+                    _ = filter.keep(&message)
+                    try applier.apply(message, at: row.lsn)
+                }
+            }
             for segment in segments + following where !stop || after == nil {
                 let isUsed = segments.contains(where: { $0.label == segment.label })
-                if selection.skipsAny, let heartbeat = segment.index?.lastHeartbeat {
+                if selection.skipsAny, let heartbeat = segment.checkedIndex?.lastHeartbeat {
                     // The heartbeat table as this segment knew it: its heartbeats are read even where it is not described.
                     var description = PgOutputMessage.relation(heartbeat.relation)
                     _ = filter.keep(&description)

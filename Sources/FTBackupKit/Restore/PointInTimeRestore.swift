@@ -20,6 +20,9 @@ public enum PointInTimeRestore {
         /// With `--schema`: the segments left unread because their index names none of the schemas
         /// (`SegmentSelection`); nil when every segment is read.
         public var segmentsSkipped: [String]? = nil
+        /// Segments before the full's first one read only for relation descriptions its segments need (a
+        /// follower's stream describes a relation once, possibly before this full); nil when none.
+        public var describers: [String]? = nil
         /// Transactions that will be replayed, and the last of them.
         public var transactions: Int
         public var lastCommitLSN: String?
@@ -62,7 +65,8 @@ public enum PointInTimeRestore {
         let fullManifest = try repository.backup(label: plan.full)
         let ignoredTables = Self.ignored(fullManifest, schemas: options.schemas)
         let following = try followingSegments(repository, after: segments)
-        let selection = SegmentSelection.make(segments, following: following, schemas: options.schemas)
+        let selection = SegmentSelection.make(segments, following: following, preceding: try precedingSegments(repository, before: segments),
+                                              schemas: options.schemas)
         let full = try await RestoreRunner.run(fullOptions) {
             let started = Date()
             let (transactions, changes, warnings) = try await replay(segments, following: following, selection: selection,
@@ -81,6 +85,14 @@ public enum PointInTimeRestore {
         ])
         return Report(plan: plan, fullRestore: full, transactionsApplied: transactions, changesApplied: changes,
                       replaySeconds: replaySeconds, seconds: Date().timeIntervalSince(started), sequenceWarnings: sequenceWarnings)
+    }
+
+    /// The repository's own segments before `used`: where a follower's stream may have described a relation
+    /// that `used` changes (see `SegmentSelection.describers`).
+    static func precedingSegments(_ repository: Repository, before used: [ChangeSegmentManifest]) throws -> [ChangeSegmentManifest] {
+        guard let first = used.first else { return [] }
+        let all = try RepositorySourceView.load(repository).own(try ChangeSegmentManifest.all(repository.storage))
+        return Array(all.prefix { $0.label != first.label })
     }
 
     /// The repository's own segments that follow `used` without a gap: read only for the first heartbeat
@@ -165,7 +177,15 @@ public enum PointInTimeRestore {
         let limit = PgOutputDecoder.postgresMicroseconds(from: target)
         // With --schema, only the segments that can matter to the schemas are opened (`SegmentSelection`);
         // a change of another schema's relation described in a skipped segment is not checked.
-        let selection = SegmentSelection.make(used, following: try followingSegments(repository, after: used), schemas: options.schemas)
+        let selection = SegmentSelection.make(used, following: try followingSegments(repository, after: used), preceding: Array(all[..<firstIndex]),
+                                              schemas: options.schemas)
+        // Descriptions from before the full's first segment (its changes are not replayed).
+        for segment in selection.describers {
+            try forEachRow(segment, storage: repository.storage) { row in
+                guard row.data.first == UInt8(ascii: "R"), case .relation(let relation) = try PgOutputDecoder.decode(row.data, byteText: segment.byteText) else { return }
+                descriptions[relation.relid] = relation
+            }
+        }
         func check(_ relid: UInt32, at lsn: UInt64) throws {
             guard !checkedRelations.contains(relid) else { return }
             guard let relation = descriptions[relid] else {
@@ -242,7 +262,8 @@ public enum PointInTimeRestore {
         let estimate = Double(restorePlan.rawBytes) / 60e6 + Double(segmentBytes) * 8 / 40_000 / 100 + 5
         let plan = Plan(at: target, full: full.label, consistentPoint: full.snapshot.walLSN, fullConsistentAt: full.snapshot.time,
                         segments: used.map(\.label), segmentBytes: segmentBytes,
-                        segmentsSkipped: selection.skipsAny ? selection.skipped : nil, transactions: transactions,
+                        segmentsSkipped: selection.skipsAny ? selection.skipped : nil,
+                        describers: selection.describers.isEmpty ? nil : selection.describers.map(\.label), transactions: transactions,
                         lastCommitLSN: lastLSN.map(LSN.format), lastCommitTime: lastTime.map(PgOutputDecoder.date(fromPostgresMicroseconds:)),
                         newestRecoverable: newest, estimatedSeconds: estimate, restore: restorePlan)
         return (plan, used)

@@ -21,6 +21,9 @@ public struct BackupOptions: Sendable {
     /// Re-attach the repository to a database of its source's name whose oid changed (dropped and
     /// created again, or restored into a new database): see `RepositorySource.claim`.
     public var reattach = false
+    /// Write tables whose types allow it in binary COPY (``BinaryCopyEligibility``); false: every table
+    /// in text (`backup --copy-format text`), for a backup meant for another PostgreSQL version.
+    public var allowBinaryCopy = true
 
     public init(database: ConnectionString, repositoryPath: String, policy: Policy, jobs: Int,
                 snapshotSource: (any SnapshotSource)? = nil,
@@ -122,8 +125,8 @@ public enum BackupRunner {
         let (materializedViews, tables, partitioned, notCopied, schemas, roles, sequences, databaseSettings, largeObjects) = try await SnapshotTableCheck.failingOnDroppedObjects {
             let materializedViews = try await TableDiscovery.populatedMaterializedViews(coordinator)
             var tables = try await TableDiscovery.tables(coordinator, policy: options.policy)
-            // Binary text values travel in UTF8 (the sessions' client encoding): other databases stay text.
-            if source.encoding != "UTF8" { for index in tables.indices { tables[index].format = .text } }
+            // Binary text values travel in UTF8 (the sessions' client encoding): other databases stay text, as does a backup told so.
+            if source.encoding != "UTF8" || !options.allowBinaryCopy { for index in tables.indices { tables[index].format = .text } }
             let partitioned = try await TableDiscovery.partitionedTables(coordinator, policy: options.policy)
             let notCopied = try await TableDiscovery.notCopied(coordinator, policy: options.policy)
             let schemas = try await TableDiscovery.schemas(coordinator)

@@ -33,6 +33,7 @@ public enum TableDiscovery {
         // With an empty search_path every name in the index and constraint definitions is qualified.
         try await session.execute("SET search_path = ''")
         let rows = try await session.query("""
+            \(BinaryCopyEligibility.withClause)
             SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name,
                    coalesce(pg_relation_size(c.oid), 0) + coalesce(pg_relation_size(c.reltoastrelid), 0) AS bytes,
                    \(indexesSQL) AS indexes,

@@ -15,6 +15,11 @@ struct BackupCommand: AsyncParsableCommand {
     @Flag(help: "With --type full: continue this repository with a database of its source's name that was dropped and created again (new oid).")
     var reattach = false
 
+    @Option(name: .customLong("copy-format"), help: "With --type full: auto (binary COPY for tables of built-in types, text for the rest; the default) or text (every table in text, restorable into any version).")
+    var copyFormat: CopyFormatChoice = .auto
+
+    enum CopyFormatChoice: String, ExpressibleByArgument { case auto, text }
+
     func run() async throws {
         try await reportingFailures {
             if reattach && type != .full {
@@ -49,6 +54,7 @@ struct BackupCommand: AsyncParsableCommand {
                 database: try global.connectionString(), repositoryPath: try global.repositoryPath(required: true)!,
                 policy: try global.policy(), jobs: global.jobs, logger: makeLogger())
             options.reattach = reattach
+            options.allowBinaryCopy = copyFormat == .auto
             let manifest = try await BackupRunner.runFull(options)
             JobTotalsOfThisRun.record(JobTotals(full: manifest))
             if global.output == .json {

@@ -37,6 +37,9 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(name: .customLong("keep-retired"), help: "Keep rows that archive and prune runs had removed from the source (default: remove them again).")
     var keepRetired = false
 
+    @Flag(name: .customLong("allow-version-change"), help: "Load a backup's binary COPY files into a server of another PostgreSQL major version than its source (refused by default; only same-version restores are tested).")
+    var allowVersionChange = false
+
     @Option(help: "Restore the database as it was at this time (ISO 8601 with a zone: \(RecoveryTarget.examples)).")
     var at: String?
 
@@ -48,6 +51,7 @@ struct RestoreCommand: AsyncParsableCommand {
                 logger: makeLogger())
             options.keepRetired = keepRetired
             options.cascade = cascade
+            options.allowVersionChange = allowVersionChange
             options.policy = try global.policy()
             if let at {
                 guard label == nil else { throw FTBackupError(.usage, "--at and --set cannot be combined", hint: "--at picks the full backup itself") }

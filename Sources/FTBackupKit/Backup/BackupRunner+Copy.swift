@@ -62,7 +62,7 @@ extension BackupRunner {
 
     static func copyOne(_ table: TableToCopy, index: Int, connection: PGConnection, encoding: String, storage: any RepositoryStorage,
                         folder: String, compression: Policy.Compression, progress: ProgressReporter) throws -> BackupManifest.Table {
-        let file = "data/\(index).copy\(compression.codec.fileExtension)"
+        let file = "data/\(index).\(table.format == .binary ? "bin" : "copy")\(compression.codec.fileExtension)"
         let writer = try CompressedFileWriter(storage: storage, path: "\(folder)/\(file)", compression: compression)
         do {
             let outcome = try connection.copyOut(try CopyStatement.out(table, encoding: encoding, connection)) { chunk in
@@ -72,7 +72,8 @@ extension BackupRunner {
             var stored = try writer.finish()
             stored.path = file
             return BackupManifest.Table(schema: table.schema, name: table.name, indexes: table.indexes, columns: table.columns,
-                                        rows: outcome.rows, file: stored, extensionFilter: table.extensionFilter)
+                                        rows: outcome.rows, file: stored, extensionFilter: table.extensionFilter,
+                                        format: table.format)
         } catch {
             writer.abort()
             throw error

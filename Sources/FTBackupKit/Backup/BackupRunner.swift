@@ -21,6 +21,9 @@ public struct BackupOptions: Sendable {
     /// Re-attach the repository to a database of its source's name whose oid changed (dropped and
     /// created again, or restored into a new database): see `RepositorySource.claim`.
     public var reattach = false
+    /// Write tables whose types allow it in binary COPY (``BinaryCopyEligibility``); false: every table
+    /// in text (`backup --copy-format text`), for a backup meant for another PostgreSQL version.
+    public var allowBinaryCopy = true
 
     public init(database: ConnectionString, repositoryPath: String, policy: Policy, jobs: Int,
                 snapshotSource: (any SnapshotSource)? = nil,
@@ -121,7 +124,9 @@ public enum BackupRunner {
 
         let (materializedViews, tables, partitioned, notCopied, schemas, roles, sequences, databaseSettings, largeObjects) = try await SnapshotTableCheck.failingOnDroppedObjects {
             let materializedViews = try await TableDiscovery.populatedMaterializedViews(coordinator)
-            let tables = try await TableDiscovery.tables(coordinator, policy: options.policy)
+            var tables = try await TableDiscovery.tables(coordinator, policy: options.policy)
+            // Binary text values travel in UTF8 (the sessions' client encoding): other databases stay text, as does a backup told so.
+            if source.encoding != "UTF8" || !options.allowBinaryCopy { for index in tables.indices { tables[index].format = .text } }
             let partitioned = try await TableDiscovery.partitionedTables(coordinator, policy: options.policy)
             let notCopied = try await TableDiscovery.notCopied(coordinator, policy: options.policy)
             let schemas = try await TableDiscovery.schemas(coordinator)
@@ -169,7 +174,7 @@ public enum BackupRunner {
                 formatVersion: BackupManifest.currentFormatVersion, label: label, type: .full,
                 toolVersion: FTBackupVersion.current, source: source, startedAt: startedAt, stoppedAt: Date(),
                 snapshot: .init(origin: snapshot.origin, id: snapshot.id, time: snapshot.time, walLSN: snapshot.walLSN),
-                copyFormat: "text", policySource: options.policy.source, compression: options.policy.compression,
+                copyFormat: copied.contains { $0.1.copyFormat == .binary } ? "binary" : "text", policySource: options.policy.source, compression: options.policy.compression,
                 schemaDump: schemaDump, schemas: schemas, roles: roles, tables: copied.map(\.1), tablesNotCopied: notCopied,
                 sequences: sequences, materializedViews: materializedViews,
                 totals: .init(tables: copied.count, rows: copied.reduce(0) { $0 + $1.1.rows },

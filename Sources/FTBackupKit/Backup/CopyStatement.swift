@@ -13,7 +13,7 @@ enum CopyStatement {
     /// `COPY … TO STDOUT` for one table of a full backup.
     static func out(_ table: TableToCopy, encoding: String, _ connection: PGConnection) throws -> String {
         let name = try connection.qualifiedName(table.schema, table.name)
-        let options = "WITH (ENCODING \(try connection.escapeLiteral(encoding)))"
+        let options = try withOptions(format: table.format, encoding: encoding, connection)
         guard let filter = table.extensionFilter else {
             return "COPY \(name)\(try columnList(table.columns, connection)) TO STDOUT \(options)"
         }
@@ -25,9 +25,16 @@ enum CopyStatement {
     /// truncated in the same transaction (never an extension's configuration table).
     static func into(_ table: BackupManifest.Table, encoding: String, freeze: Bool, _ connection: PGConnection) throws -> String {
         let name = try connection.qualifiedName(table.schema, table.name)
-        var options = ["ENCODING \(try connection.escapeLiteral(encoding))"]
+        return "COPY \(name)\(try columnList(table.columns, connection)) FROM STDIN "
+            + (try withOptions(format: table.copyFormat, encoding: encoding, freeze: freeze, connection))
+    }
+
+    /// `WITH (…)`: text names the data's encoding; binary has none to name (its text values travel in
+    /// the session's client encoding, UTF8, and the server converts them: ``BinaryCopyEligibility``).
+    static func withOptions(format: CopyFormat, encoding: String, freeze: Bool = false, _ connection: PGConnection) throws -> String {
+        var options = format == .binary ? ["FORMAT binary"] : ["ENCODING \(try connection.escapeLiteral(encoding))"]
         if freeze { options.insert("FREEZE", at: 0) }
-        return "COPY \(name)\(try columnList(table.columns, connection)) FROM STDIN WITH (\(options.joined(separator: ", ")))"
+        return "WITH (\(options.joined(separator: ", ")))"
     }
 
     /// The `ENCODING` a restore's COPY declares into a database whose encoding is `target`: the backup's

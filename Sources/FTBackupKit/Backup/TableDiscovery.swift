@@ -15,6 +15,8 @@ public struct TableToCopy: Sendable, Equatable {
     public var extensionFilter: String? = nil
     /// The table's oid when discovered, to compare the snapshot's view of it with the current catalog.
     public var oid: Int64 = 0
+    /// Binary when every copied column's type allows it (``BinaryCopyEligibility``), else text.
+    public var format: CopyFormat = .text
 }
 
 /// Finds, inside the backup's snapshot, every table whose data must be copied.
@@ -31,12 +33,14 @@ public enum TableDiscovery {
         // With an empty search_path every name in the index and constraint definitions is qualified.
         try await session.execute("SET search_path = ''")
         let rows = try await session.query("""
+            \(BinaryCopyEligibility.withClause)
             SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name,
                    coalesce(pg_relation_size(c.oid), 0) + coalesce(pg_relation_size(c.reltoastrelid), 0) AS bytes,
                    \(indexesSQL) AS indexes,
                    (SELECT array_to_json(array_agg(a.attname ORDER BY a.attnum))::text FROM pg_attribute a
                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS columns,
-                   \(ExtensionConfigTables.filterSQL("c")) AS extension_filter
+                   \(ExtensionConfigTables.filterSQL("c")) AS extension_filter,
+                   \(BinaryCopyEligibility.sql("c")) AS binary_ok
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind = 'r' AND \(CatalogSQL.userSchemaFilter)
               AND (NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
@@ -51,7 +55,8 @@ public enum TableDiscovery {
             // An extension's table gets its indexes from the extension's script.
             return TableToCopy(schema: schema, name: name, columns: columns, estimatedBytes: try row.int64("bytes"),
                                indexes: filter != nil ? [] : try decodeIndexes(row.string("indexes")),
-                               extensionFilter: filter, oid: Int64(try row.requiredString("oid")) ?? 0)
+                               extensionFilter: filter, oid: Int64(try row.requiredString("oid")) ?? 0,
+                               format: try row.bool("binary_ok") == true ? .binary : .text)
         }
     }
 

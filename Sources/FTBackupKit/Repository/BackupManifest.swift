@@ -80,6 +80,11 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         /// is_default`; empty for every row), as the extension registered it. A restore appends these
         /// rows to those the extension's own script creates, without TRUNCATE.
         public var extensionFilter: String? = nil
+        /// The COPY format of `file`; absent in manifests written before binary files existed: text.
+        public var format: CopyFormat? = nil
+
+        /// The format the file is in (text when the manifest does not say).
+        public var copyFormat: CopyFormat { format ?? .text }
     }
 
     /// A sequence's state, read right after the snapshot was taken (sequences are not transactional,
@@ -112,7 +117,8 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     public var startedAt: Date
     public var stoppedAt: Date
     public var snapshot: Snapshot
-    /// COPY format of the data files (`text`; see the README for why).
+    /// COPY format of the data files: `text`, or `binary` when any table's file is binary (each
+    /// table's own `format` says which; see the README's "COPY formats").
     public var copyFormat: String
     public var policySource: String
     public var compression: Policy.Compression
@@ -142,6 +148,10 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     public var largeObjects: LargeObjectState? = nil
 
     public var duration: TimeInterval { stoppedAt.timeIntervalSince(startedAt) }
+
+    /// True when any table's data file is binary COPY (restorable only into the same major version
+    /// unless the restore is told otherwise).
+    public var hasBinaryData: Bool { tables.contains { $0.copyFormat == .binary } }
 
     /// Every file of the backup, schema dump first.
     public var files: [StoredFile] { [schemaDump] + tables.map(\.file) }

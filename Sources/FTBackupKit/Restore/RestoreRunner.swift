@@ -22,6 +22,9 @@ public struct RestoreOptions: Sendable {
     /// With `--clean`: drop also what depends on the restored schemas elsewhere and cannot be saved and
     /// put back (`--cascade`); without it such a restore is refused before anything is dropped.
     public var cascade = false
+    /// Restore a backup with binary data files into a server of another major version than its source
+    /// (`--allow-version-change`); without it that restore is refused before the target is touched.
+    public var allowVersionChange = false
 
     public init(target: ConnectionString, repositoryPath: String, label: String? = nil, schemas: [String] = [], jobs: Int = 2,
                 clean: Bool = false, confirmed: Bool = false, noOwner: Bool = false, dryRun: Bool = false,

@@ -5,6 +5,7 @@ extension RestoreRunner {
     /// every one the dump's script names (`roles`; with `--no-owner` only those of policies and user mappings).
     static func checkTarget(_ target: DatabaseSession, manifest: BackupManifest, plan: RestorePlan,
                             tables: [BackupManifest.Table], roles: DumpRoles, options: RestoreOptions) async throws {
+        try checkVersion(of: manifest, tables: tables, targetVersionNumber: target.serverVersionNumber, allowed: options.allowVersionChange)
         let identity = try await target.query("SELECT current_database() AS db").first!
         let system = try? await target.query("SELECT system_identifier::text AS id FROM pg_control_system()").first?.string("id")
         let sameDatabase = try identity.requiredString("db") == manifest.source.database
@@ -38,5 +39,14 @@ extension RestoreRunner {
                                                        : "create them first, or pass --no-owner to skip ownership and grants")
                                     : "create them first (\(policyOnly.joined(separator: ", ")) named by policies or user mappings, which --no-owner keeps)")
         }
+    }
+
+    /// Binary COPY is only promised between servers of the same major version (tested: 15 into 15): a
+    /// backup with binary data files is refused (exit 64) into another major unless `allowed`.
+    static func checkVersion(of manifest: BackupManifest, tables: [BackupManifest.Table], targetVersionNumber: Int, allowed: Bool) throws {
+        let source = manifest.source.serverVersionNumber / 10000, target = targetVersionNumber / 10000
+        guard source != target, !allowed, tables.contains(where: { $0.copyFormat == .binary }) else { return }
+        throw FTBackupError(.usage, "backup \(manifest.label) holds binary COPY data from PostgreSQL \(source); the target runs PostgreSQL \(target): nothing was restored",
+                            hint: "restore into a PostgreSQL \(source) server, or pass --allow-version-change to load it anyway (not tested across major versions)")
     }
 }

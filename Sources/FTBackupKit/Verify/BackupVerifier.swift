@@ -23,11 +23,15 @@ public enum BackupVerifier {
     }
 
     /// Verifies one backup; `decompress: false` checks only sizes and digests (restore's fast pre-check).
+    /// Decompressed, a binary COPY data file is also walked tuple by tuple (``BinaryCopyScanner``):
+    /// whole, and holding the rows the manifest records.
     public static func verify(_ repository: Repository, manifest: BackupManifest, decompress: Bool = true,
                               jobs: Int = 2) async throws -> BackupResult {
         let folder = repository.backupFolder(manifest.label)
         let queue = WorkQueue(manifest.files)
         let storage = repository.storage
+        let binaryTables = Dictionary(manifest.tables.filter { $0.copyFormat == .binary }.map { ($0.file.path, $0) },
+                                      uniquingKeysWith: { first, _ in first })
         let bad = try await withThrowingTaskGroup(of: [FileResult].self) { group in
             for index in 0..<max(1, min(jobs, manifest.files.count)) {
                 group.addTask {
@@ -37,7 +41,11 @@ public enum BackupVerifier {
                         var bad: [FileResult] = []
                         while let file = queue.next() {
                             do {
-                                try StoredFileReader.read(storage, folder: folder, file: file, decompress: decompress)
+                                if decompress, let table = binaryTables[file.path] {
+                                    try checkBinary(storage, folder: folder, file: file, table: table)
+                                } else {
+                                    try StoredFileReader.read(storage, folder: folder, file: file, decompress: decompress)
+                                }
                             } catch let error as FTBackupError {
                                 bad.append(FileResult(path: "\(storage.location)/\(folder)/\(file.path)", ok: false, problem: error.message))
                             }
@@ -52,6 +60,20 @@ public enum BackupVerifier {
         }
         return BackupResult(label: manifest.label, status: .complete, ok: bad.isEmpty, files: manifest.files.count,
                             bytes: manifest.files.reduce(0) { $0 + $1.storedBytes }, badFiles: bad, problem: nil)
+    }
+
+    /// Reads a binary COPY data file through its digest and decompressor and walks its tuples.
+    static func checkBinary(_ storage: any RepositoryStorage, folder: String, file: BackupManifest.StoredFile,
+                            table: BackupManifest.Table) throws {
+        var scanner = BinaryCopyScanner(fields: table.columns.count)
+        try StoredFileReader.read(storage, folder: folder, file: file) { scanner.consumeRecording($0) }
+        do {
+            if let problem = scanner.problem { throw BinaryCopyScanner.Malformed(description: problem) }
+            try scanner.finish(expectedRows: table.rows)
+        } catch let error as BinaryCopyScanner.Malformed {
+            throw FTBackupError(.dataError, "repository file \(storage.location)/\(folder)/\(file.path) is bad: \(error.description) (\(table.schema).\(table.name))",
+                                hint: "run ftbackup verify; restore from another backup if it is damaged")
+        }
     }
 
     /// Verifies the named backup or every backup; incomplete and unreadable ones count as bad, and so

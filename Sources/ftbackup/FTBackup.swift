@@ -17,7 +17,7 @@ struct FTBackup: AsyncParsableCommand {
             SIGTERM or SIGHUP: children stopped, temporary files removed, then the process ends by that signal (130, 143, 129 in a shell).
             """,
         version: FTBackupVersion.current,
-        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, SyncCommand.self, LifecycleCommand.self, DrillCommand.self, ReportCommand.self, StatusCommand.self, KeyCommand.self, RunCommand.self, ScheduleCommand.self, DevCommand.self]
+        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, SyncCommand.self, LifecycleCommand.self, DrillCommand.self, ReportCommand.self, StatusCommand.self, KeyCommand.self, RepoCommand.self, RunCommand.self, ScheduleCommand.self, DevCommand.self]
     )
 
     static func main() async {

@@ -109,6 +109,23 @@ import Testing
         }
     }
 
+    @Test func aKeyRecordOnS3IsCreatedOnlyOnceAndTheSecondCreatorReadsTheFirstOnesKey() async throws {
+        try await S3TestStore.with { store in
+            let storage = try store.storage
+            let master = try MasterKey.load(path: try Self.newKey())
+            let first = KeyStore(base: storage, master: master), second = KeyStore(base: storage, master: master)
+            // Two runs start the same unit: the conditional PUT lets one record in; the other uses its key.
+            #expect(try ExclusiveCreation.create("keys/probe.json", Array("one".utf8), in: storage))
+            #expect(try !ExclusiveCreation.create("keys/probe.json", Array("two".utf8), in: storage))
+            #expect(try storage.readAll("keys/probe.json") == Array("one".utf8))
+            try storage.remove("keys/probe.json")
+            let (recordA, keyA) = try #require(try first.keyForWriting("backups/20260101T000000Z-F"))
+            let (recordB, keyB) = try #require(try second.keyForWriting("backups/20260101T000000Z-F"))
+            #expect(recordA == recordB)
+            #expect(keyA.withUnsafeBytes { Array($0) } == keyB.withUnsafeBytes { Array($0) })
+        }
+    }
+
     @Test func keyRotateOnS3LeavesOnlyTheNewKeyOpeningTheRepository() async throws {
         try await TestServer.withDatabase { db in
             try await S3TestStore.with { store in

@@ -44,7 +44,9 @@ public enum RepositoryStorageFactory {
     public static func open(_ path: String) throws -> any RepositoryStorage {
         let plain = try openPlain(path)
         let marker = try RepositoryEncryptionMarker.read(plain)
-        if marker == nil, try plain.list(EncryptionUnit.keysFolder).contains(where: { $0.path.hasSuffix(".json") && !$0.path.contains(".tmp-") }) {
+        // (A folder is asked whether keys/ exists first: a repository path that is a file then fails where it is written, exit 73.)
+        if marker == nil, !(plain is LocalStorage) || plain.exists(EncryptionUnit.keysFolder),
+           try plain.list(EncryptionUnit.keysFolder).contains(where: { $0.path.hasSuffix(".json") && !$0.path.contains(".tmp-") }) {
             throw missingMarker(path)
         }
         guard let key = RepositoryEncryption.key(for: path) else {

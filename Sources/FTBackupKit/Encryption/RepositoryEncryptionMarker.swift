@@ -48,8 +48,12 @@ public struct RepositoryEncryptionMarker: Codable, Sendable, Equatable {
     }
 
     public static func read(_ storage: any RepositoryStorage) throws -> RepositoryEncryptionMarker? {
-        // Listing the root rather than asking for the file: one answer on a folder and on a bucket alike.
-        guard try storage.list("").contains(where: { $0.path == fileName && !$0.isDirectory }) else { return nil }
+        if let local = storage as? LocalStorage {
+            guard local.exists(fileName) else { return nil }
+        } else {
+            // A bucket: one listing of the root (a HEAD of a missing key would be followed by a prefix listing).
+            guard try storage.list("").contains(where: { $0.path == fileName && !$0.isDirectory }) else { return nil }
+        }
         let bytes = try storage.readAll(fileName)
         do { return try JSONDecoder().decode(RepositoryEncryptionMarker.self, from: Data(bytes)) } catch {
             throw FTBackupError(.dataError, "\(storage.location)/\(fileName) is unreadable: \(error)",

@@ -17,7 +17,7 @@ struct FTBackup: AsyncParsableCommand {
             SIGTERM or SIGHUP: children stopped, temporary files removed, then the process ends by that signal (130, 143, 129 in a shell).
             """,
         version: FTBackupVersion.current,
-        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, SyncCommand.self, LifecycleCommand.self, DrillCommand.self, ReportCommand.self, StatusCommand.self, KeyCommand.self, RunCommand.self, ScheduleCommand.self, DevCommand.self]
+        subcommands: [CheckCommand.self, SetupCommand.self, TeardownCommand.self, BackupCommand.self, InfoCommand.self, VerifyCommand.self, RestoreCommand.self, FollowCommand.self, ExpireCommand.self, SyncCommand.self, LifecycleCommand.self, DrillCommand.self, ReportCommand.self, StatusCommand.self, KeyCommand.self, RepoCommand.self, RunCommand.self, ScheduleCommand.self, DevCommand.self]
     )
 
     static func main() async {
@@ -88,9 +88,14 @@ struct GlobalOptions: ParsableArguments {
     /// The repository path; resolving it also loads the master key, if one is named, for every
     /// repository this process opens (``RepositoryEncryption``).
     func repositoryPath(required: Bool) throws -> String? {
-        let path = repository ?? ProcessInfo.processInfo.environment["FTBACKUP_REPO"]
+        // --repo, else FTBACKUP_REPO, else the policy's repository.path; its uri_style and ca_bundle apply
+        // where FTBACKUP_S3_URI_STYLE / FTBACKUP_S3_CA_BUNDLE are not set.
+        let settings = try policy().repository
+        settings.applyS3Defaults()
+        let environment = ProcessInfo.processInfo.environment["FTBACKUP_REPO"]
+        let path = repository ?? ((environment ?? "").isEmpty ? settings.path : environment)
         if required && (path ?? "").isEmpty {
-            throw FTBackupError(.usage, "no repository given", hint: "pass --repo PATH or set FTBACKUP_REPO")
+            throw FTBackupError(.usage, "no repository given", hint: "pass --repo PATH, set FTBACKUP_REPO, or give the policy's repository.path")
         }
         try configureEncryption()
         return path.flatMap { $0.isEmpty ? nil : $0 }

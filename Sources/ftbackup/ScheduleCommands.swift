@@ -7,7 +7,7 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "One scheduler tick: do what the policy says is due (full, incremental, maintenance, lifecycle, drill).",
-        discussion: "Exit 0 when every due job succeeded (or another tick holds the lock), else the first failed job's exit code.")
+        discussion: "Exit 0 when every due job succeeded (or another tick holds the lock), else the first failed job's exit code, else (with the policy's repository.second) the failed sync's.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -23,11 +23,16 @@ struct RunCommand: AsyncParsableCommand {
                 policy: try global.policy(), jobs: global.jobs, dryRun: dryRun, logger: makeLogger())) { outcome in
                 if !json { printLine(outcome.logLine) }
                 if outcome.status == .failed { printError("\(outcome.job.rawValue): \(outcome.detail ?? outcome.reason)") }
+                if let second = outcome.secondRepository, !second.ok { printError("\(outcome.job.rawValue): sync to the second repository failed: \(second.detail)") }
                 if outcome.status == .ran || outcome.status == .failed, !dryRun, let directory = metricsDirectory {
                     Self.writeJobMetrics(outcome, directory: directory)
                 }
             }
             if let warning = report.stateWarning { printError("warning: \(warning)") }
+            if let second = report.secondRepository {
+                if !json { printLine("second=\(second.ok ? "ok" : "failed") detail=\(JSONOutputQuote.quote(second.detail))") }
+                if !second.ok { printError("sync to the second repository failed: \(second.detail)") }
+            }
             if json { printLine(try JSONOutput.encode(report)) }
             if let holder = report.lockedOut {
                 if !json { printLine("tick=skipped reason=\(JSONOutputQuote.quote(holder))") }

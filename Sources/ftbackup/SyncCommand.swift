@@ -10,12 +10,15 @@ struct SyncCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .customLong("to"), help: "The second repository: a folder or s3://BUCKET/PREFIX.")
-    var destination: String
+    @Option(name: .customLong("to"), help: "The second repository: a folder or s3://BUCKET/PREFIX (else the policy's repository.second).")
+    var destination: String?
 
     func run() async throws {
         try await reportingFailures {
-            let report = try RepositorySync.run(from: try global.existingRepositoryPath(), to: destination)
+            guard let to = try destination ?? global.policy().repository.second else {
+                throw FTBackupError(.usage, "no second repository given", hint: "pass --to REPO or set the policy's repository.second")
+            }
+            let report = try RepositorySync.run(from: try global.existingRepositoryPath(), to: to)
             if global.output == .json {
                 printLine(try JSONOutput.encode(report))
                 return .success

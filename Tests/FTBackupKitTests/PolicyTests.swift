@@ -124,3 +124,19 @@ let projectRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
         #expect(!DrillValidation.matches("truth", expect: "true"))
     }
 }
+
+@Suite struct PolicyRepositorySectionTests {
+    @Test func theRepositorySectionIsReadAndCheckedAndItsS3SettingsYieldToTheEnvironment() throws {
+        let base = PolicyLoader.builtInDefault
+        let policy = try PolicyLoader.parse(base + "\nrepository:\n  path: s3://b/p\n  uri_style: path\n  ca_bundle: /etc/ca.pem\n  second: /srv/second\n", source: "(t)")
+        #expect(policy.repository == Policy.RepositorySettings(path: "s3://b/p", uriStyle: "path", caBundle: "/etc/ca.pem", second: "/srv/second"))
+        #expect(try PolicyLoader.parse(base, source: "(t)").repository == Policy.RepositorySettings())
+        #expect(throws: FTBackupError.self) { try PolicyLoader.parse(base + "\nrepository:\n  uri_style: virtual\n", source: "(t)") }
+        #expect(throws: FTBackupError.self) { try PolicyLoader.parse(base + "\nrepository:\n  path: /r\n  second: /r/\n", source: "(t)") }
+        #expect(throws: FTBackupError.self) { try PolicyLoader.parse(base + "\nrepository:\n  seconds: /x\n", source: "(t)") }
+        setenv("FTBACKUP_S3_CA_BUNDLE", "/from/env.pem", 1)
+        defer { unsetenv("FTBACKUP_S3_CA_BUNDLE"); unsetenv("FTBACKUP_S3_URI_STYLE") }
+        policy.repository.applyS3Defaults()
+        #expect(ProcessInfo.processInfo.environment["FTBACKUP_S3_CA_BUNDLE"] == "/from/env.pem")
+    }
+}

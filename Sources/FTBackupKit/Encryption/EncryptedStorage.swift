@@ -1,8 +1,9 @@
 import Crypto
 import Foundation
 
-/// A repository whose files are encrypted at rest: a decorator over ``LocalStorage`` that encrypts
-/// what is written and decrypts (authenticating every segment) what is read.
+/// A repository whose files are encrypted at rest: a decorator over the repository's plain storage (a
+/// folder, ``LocalStorage``, or a bucket, ``S3Storage``) that encrypts what is written and decrypts
+/// (authenticating every segment) what is read. The store only ever sees ciphertext.
 ///
 /// It exists so that backups, change segments, archives, evidence, drill records and manifests are all
 /// encrypted without their writers knowing. Each file is ``EncryptedFilePrefix`` then Tink's
@@ -12,13 +13,14 @@ import Foundation
 /// without a key record was written before encryption was turned on: its plain files stay readable;
 /// a plain file in a unit that has a key is refused (exit 65), as is an encrypted one in a unit without.
 public struct EncryptedStorage: RepositoryStorage {
-    public let base: LocalStorage
+    /// The storage underneath, which holds the ciphertext as is (sync copies it from there).
+    public let base: any RepositoryStorage
     let keyStore: KeyStore
     public var location: String { base.location }
     /// The id of the master key in use.
     public var masterKeyId: String { keyStore.master.id }
 
-    public init(base: LocalStorage, master: MasterKey) {
+    public init(base: any RepositoryStorage, master: MasterKey) {
         self.base = base
         keyStore = KeyStore(base: base, master: master)
     }
@@ -95,6 +97,8 @@ public struct EncryptedStorage: RepositoryStorage {
     }
 
     private func firstBytes(_ path: String) throws -> [UInt8] {
+        // One small ranged GET on a bucket, rather than the reader's first (large) range.
+        if let s3 = base as? S3Storage { return try s3.firstBytes(path, count: EncryptedFilePrefix.size) }
         let reader = try base.openRead(path)
         defer { reader.close() }
         return try PrefixReading.read(reader, count: EncryptedFilePrefix.size)

@@ -4,7 +4,8 @@ import Foundation
 /// rewriting any data.
 ///
 /// It exists so that a master key can be retired (a leaked key, a departing operator, a yearly
-/// rotation). Each record is replaced atomically (temporary file, fsync, rename); `encryption.json`
+/// rotation). Each record is replaced atomically (in a folder: temporary file, fsync, rename; in a bucket:
+/// one PUT, which replaces an object whole); `encryption.json`
 /// says a rotation is under way from its first write until the last record is done, so that a killed
 /// rotation is finished by running it again (records already wrapped by the new key are skipped) and
 /// no other command runs on a half-rotated repository. It holds every repository lock, so nothing
@@ -25,16 +26,13 @@ public enum KeyRotation {
         guard old.id != new.id else {
             throw FTBackupError(.usage, "the new key is the same key (id \(old.id))", hint: "create a new one with ftbackup key create --key-file PATH")
         }
-        guard !S3Location.isS3(repositoryPath) else {
-            throw FTBackupError(.configuration, "encryption at rest is not supported yet on an s3:// repository (\(repositoryPath)): no key to rotate")
-        }
         var locks: [RepositoryLock] = []
         defer { locks.forEach { $0.release() } }
         for kind in [RepositoryLock.Kind.run, .write, .changes, .read] {
             locks.append(try RepositoryLock.acquire(repositoryRoot: repositoryPath, kind: kind, exclusive: true, command: "key rotate"))
         }
-        let local = LocalStorage(root: repositoryPath)
-        guard let marker = try RepositoryEncryptionMarker.read(local) else {
+        let stored = try RepositoryStorageFactory.openPlain(repositoryPath)
+        guard let marker = try RepositoryEncryptionMarker.read(stored) else {
             throw FTBackupError(.usage, "repository \(repositoryPath) holds nothing encrypted: nothing to rotate",
                                 hint: "encryption starts with the first command run with a key (--key-file)")
         }
@@ -54,17 +52,17 @@ public enum KeyRotation {
                                     hint: "give the repository's current key with --key-file and the new one with --new-key-file")
             }
             try marker.authenticate(old, location: repositoryPath)
-            try RepositoryEncryptionMarker(masterKeyId: new.id, rotatingFrom: old.id, plainUnits: marker.plainUnits).write(local, sealedBy: new)
+            try RepositoryEncryptionMarker(masterKeyId: new.id, rotatingFrom: old.id, plainUnits: marker.plainUnits).write(stored, sealedBy: new)
         }
-        // Temporary records a killed run left (every lock is held: no writer is making one now).
-        for entry in try local.list(EncryptionUnit.keysFolder) where !entry.isDirectory && entry.path.contains(".tmp-") {
-            try local.remove(entry.path)
+        // Temporary records a killed run left in a folder (every lock is held: no writer is making one now).
+        for entry in try stored.list(EncryptionUnit.keysFolder) where !entry.isDirectory && entry.path.contains(".tmp-") {
+            try stored.remove(entry.path)
         }
-        let store = KeyStore(base: local, master: old)
+        let store = KeyStore(base: stored, master: old)
         var report = Report(oldKeyId: old.id, newKeyId: new.id, rewrapped: 0, alreadyNew: 0)
         for path in try store.allRecordPaths() {
-            let shown = "\(local.location)/\(path)"
-            let record = try DataKeyRecord.decode(try local.readAll(path), shown: shown)
+            let shown = "\(stored.location)/\(path)"
+            let record = try DataKeyRecord.decode(try stored.readAll(path), shown: shown)
             guard path == EncryptionUnit.recordPath(record.unit) else {
                 throw FTBackupError(.dataError, "key record \(shown) belongs to \(record.unit)", hint: "the keys/ folder was changed by hand")
             }
@@ -74,11 +72,11 @@ public enum KeyRotation {
                 continue
             }
             let rewrapped = try record.rewrapped(try record.unwrap(old, shown: shown), by: new)
-            try local.writeAll(path, try rewrapped.encoded())
+            try stored.writeAll(path, try rewrapped.encoded())
             report.rewrapped += 1
             if report.rewrapped == 1 { Failpoint.hit(failpointAfterFirstRecord) }
         }
-        try RepositoryEncryptionMarker(masterKeyId: new.id, plainUnits: marker.plainUnits).write(local, sealedBy: new)
+        try RepositoryEncryptionMarker(masterKeyId: new.id, plainUnits: marker.plainUnits).write(stored, sealedBy: new)
         return report
     }
 }

@@ -4,14 +4,14 @@ import Foundation
 import Glibc
 #endif
 
-/// The wrapped data keys of a local repository (`keys/*.json`, plain), one per unit, and the cache of
-/// those unwrapped in this process.
+/// The wrapped data keys of a repository (`keys/*.json`, plain; a folder or a bucket), one per unit, and
+/// the cache of those unwrapped in this process.
 ///
 /// It exists so that a unit's key record is on disk, durable, before the first encrypted byte of the
-/// unit (created exclusively: two writers of one unit agree on one key), and so that each record is
+/// unit (created exclusively, ``ExclusiveCreation``: two writers of one unit agree on one key), and so that each record is
 /// unwrapped once per process. Thread-safe: backups write their table files in parallel.
 final class KeyStore: @unchecked Sendable {
-    let base: LocalStorage
+    let base: any RepositoryStorage
     let master: MasterKey
     private let lock = NSLock()
     private var records: [String: DataKeyRecord] = [:]
@@ -19,7 +19,7 @@ final class KeyStore: @unchecked Sendable {
     /// `encryption.json` as last read and authenticated (nil: not read yet).
     private var marker: RepositoryEncryptionMarker??
 
-    init(base: LocalStorage, master: MasterKey) {
+    init(base: any RepositoryStorage, master: MasterKey) {
         self.base = base
         self.master = master
     }
@@ -144,30 +144,12 @@ final class KeyStore: @unchecked Sendable {
         return units.sorted()
     }
 
-    /// Writes the record under a temporary name, then links it into place: if a record appeared
-    /// meanwhile, that one is kept and returned.
+    /// Creates the record only if the unit has none (``ExclusiveCreation``): if one appeared meanwhile,
+    /// that one is kept and returned.
     private func createExclusively(_ record: DataKeyRecord) throws -> DataKeyRecord {
         let path = EncryptionUnit.recordPath(record.unit)
-        let full = base.absolute(path), folder = base.absolute(EncryptionUnit.keysFolder)
-        try LocalStorage.makeDirectories(folder)
-        let temporary = "\(full).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let writer = try base.openWrite(String(temporary.dropFirst(base.root.count + 1)))
-        do {
-            let bytes = try record.encoded()
-            try bytes.withUnsafeBytes { try writer.write($0) }
-            try writer.commit()
-        } catch {
-            writer.abort()
-            throw error
-        }
-        defer { unlink(temporary) }
-        if link(temporary, full) != 0 {
-            let code = errno
-            guard code == EEXIST else { throw LocalStorage.failure("cannot create key record", full, code) }
-            return try DataKeyRecord.decode(try base.readAll(path), shown: "\(base.location)/\(path)")
-        }
-        LocalStorage.syncDirectory(folder)
-        return record
+        if try ExclusiveCreation.create(path, try record.encoded(), in: base) { return record }
+        return try DataKeyRecord.decode(try base.readAll(path), shown: "\(base.location)/\(path)")
     }
 
     /// Every key record in the repository (rotation).

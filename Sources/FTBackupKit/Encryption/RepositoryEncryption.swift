@@ -38,21 +38,15 @@ public enum RepositoryEncryption {
 
 /// Opens the storage of a repository folder, the one way every command does.
 public enum RepositoryStorageFactory {
-    /// ``S3Storage`` for `s3://BUCKET/PREFIX`; plain ``LocalStorage`` for a repository without encryption and no key given;
-    /// ``EncryptedStorage`` when a key is configured. A repository that holds encrypted units refuses a
+    /// ``S3Storage`` for `s3://BUCKET/PREFIX`, ``LocalStorage`` for a folder, as they are for a repository without
+    /// encryption and no key given; ``EncryptedStorage`` over either when a key is configured. A repository that holds encrypted units refuses a
     /// run without its key, with another key, or during an unfinished rotation (exit 77), at once.
     public static func open(_ path: String) throws -> any RepositoryStorage {
-        if S3Location.isS3(path) {
-            if RepositoryEncryption.key(for: path) != nil {
-                throw FTBackupError(.configuration, "encryption at rest is not supported yet on an s3:// repository (\(path))",
-                                    hint: "leave out --key-file / FTBACKUP_KEY_FILE / encryption.key_file for it, or use the bucket's server-side encryption")
-            }
-            return try S3Storage.open(path)
-        }
-        let local = LocalStorage(root: path)
-        let marker = try RepositoryEncryptionMarker.read(local)
-        if marker == nil, local.exists(EncryptionUnit.keysFolder),
-           try local.list(EncryptionUnit.keysFolder).contains(where: { $0.path.hasSuffix(".json") && !$0.path.contains(".tmp-") }) {
+        let plain = try openPlain(path)
+        let marker = try RepositoryEncryptionMarker.read(plain)
+        // (A folder is asked whether keys/ exists first: a repository path that is a file then fails where it is written, exit 73.)
+        if marker == nil, !(plain is LocalStorage) || plain.exists(EncryptionUnit.keysFolder),
+           try plain.list(EncryptionUnit.keysFolder).contains(where: { $0.path.hasSuffix(".json") && !$0.path.contains(".tmp-") }) {
             throw missingMarker(path)
         }
         guard let key = RepositoryEncryption.key(for: path) else {
@@ -60,10 +54,16 @@ public enum RepositoryStorageFactory {
                 throw FTBackupError(.permission, "repository \(path) is encrypted (key id \(marker.masterKeyId)) and no key was given",
                                     hint: "give its key with --key-file, FTBACKUP_KEY_FILE or the policy's encryption.key_file")
             }
-            return local
+            return plain
         }
         if let marker { try admit(marker, key: key, path: path) }
-        return EncryptedStorage(base: local, master: key)
+        return EncryptedStorage(base: plain, master: key)
+    }
+
+    /// The storage underneath, without encryption: ``S3Storage`` for `s3://BUCKET/PREFIX`, else ``LocalStorage``
+    /// (key rotation and sync work on the ciphertext as stored).
+    public static func openPlain(_ path: String) throws -> any RepositoryStorage {
+        S3Location.isS3(path) ? try S3Storage.open(path) : LocalStorage(root: path)
     }
 
     /// Refuses a repository `key` does not open now: a rotation under way, another key (exit 77), or an
@@ -94,7 +94,10 @@ extension Repository {
 
 extension RepositoryStorage {
     /// The local folder underneath (locks, key records), if the storage is local.
-    public var localBase: LocalStorage? { (self as? LocalStorage) ?? (self as? EncryptedStorage)?.base }
+    public var localBase: LocalStorage? { (self as? LocalStorage) ?? ((self as? EncryptedStorage)?.base as? LocalStorage) }
+
+    /// The bucket underneath (lock objects, unfinished uploads), if the storage is S3.
+    public var s3Base: S3Storage? { (self as? S3Storage) ?? ((self as? EncryptedStorage)?.base as? S3Storage) }
 
     /// True when the unit holding `path` is encrypted.
     public func isEncrypted(_ path: String) -> Bool { ((try? (self as? EncryptedStorage)?.isEncrypted(path)) ?? false) ?? false }

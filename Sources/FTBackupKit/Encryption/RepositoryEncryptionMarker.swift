@@ -47,8 +47,13 @@ public struct RepositoryEncryptionMarker: Codable, Sendable, Equatable {
         tag = try container.decodeIfPresent(String.self, forKey: .tag)
     }
 
-    public static func read(_ storage: LocalStorage) throws -> RepositoryEncryptionMarker? {
-        guard storage.exists(fileName) else { return nil }
+    public static func read(_ storage: any RepositoryStorage) throws -> RepositoryEncryptionMarker? {
+        if let local = storage as? LocalStorage {
+            guard local.exists(fileName) else { return nil }
+        } else {
+            // A bucket: one listing of the root (a HEAD of a missing key would be followed by a prefix listing).
+            guard try storage.list("").contains(where: { $0.path == fileName && !$0.isDirectory }) else { return nil }
+        }
         let bytes = try storage.readAll(fileName)
         do { return try JSONDecoder().decode(RepositoryEncryptionMarker.self, from: Data(bytes)) } catch {
             throw FTBackupError(.dataError, "\(storage.location)/\(fileName) is unreadable: \(error)",
@@ -57,7 +62,7 @@ public struct RepositoryEncryptionMarker: Codable, Sendable, Equatable {
     }
 
     /// Writes the marker with its tag under `key` (the key of ``masterKeyId``).
-    public func write(_ storage: LocalStorage, sealedBy key: MasterKey) throws {
+    public func write(_ storage: any RepositoryStorage, sealedBy key: MasterKey) throws {
         var sealed = self
         sealed.version = Self.currentVersion
         sealed.tag = Data(try sealed.mac(key)).base64EncodedString()

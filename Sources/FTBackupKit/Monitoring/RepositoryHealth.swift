@@ -43,6 +43,12 @@ public struct RepositoryHealth: Codable, Sendable {
     public var followerAlive: Bool?
     public var lastDrill: Drill?
     public var lifecycle: [LifecycleRun]
+    /// The second repository the scheduler keeps in step (the policy's `repository.second`), as its state records it.
+    public var secondRepository: SchedulerState.SecondRepositoryState? = nil
+    /// Seconds the second repository has been behind (0: in step; nil: none configured).
+    public var secondRepositoryLagSeconds: Double? {
+        secondRepository.map { second in second.behindSince.map { checkedAt.timeIntervalSince($0) } ?? (second.lastSyncAt == nil ? .infinity : 0) }
+    }
 
     public static func read(_ repository: Repository, database: ConnectionString?, policy: Policy, now: Date = Date()) async throws -> RepositoryHealth {
         let view = try RepositorySourceView.load(repository)
@@ -65,12 +71,17 @@ public struct RepositoryHealth: Codable, Sendable {
             Drill(label: $0.label, finishedAt: $0.finishedAt, passed: $0.passed, rtoSeconds: $0.rto.measuredSeconds,
                   rpoSeconds: $0.rpo.measuredSeconds, reasons: $0.reasons)
         }
+        // Configured but never synced by a tick yet: behind since ever.
+        let second = policy.repository.second.map { location in
+            ((try? SchedulerState.read(repository))?.secondRepository).flatMap { $0.location == location ? $0 : nil } ?? .init(location: location)
+        }
         return RepositoryHealth(
             checkedAt: now, newestFull: newestFull, newestSegmentAt: newestSegment,
             segments: segments.count, restorableFrom: changes.recoverableFrom ?? manifests.filter { $0.type == .full }.map(\.snapshot.time).min(),
             restorableUntil: newestPoint, recoveryPointAgeSeconds: newestPoint.map { now.timeIntervalSince($0) },
             changeArchiveBroken: changes.broken, slot: changes.slot, followerAlive: follower, lastDrill: drill,
-            lifecycle: try ["archive", "prune-audit", "unarchive"].compactMap { try lifecycleRuns(repository.storage, kind: $0) })
+            lifecycle: try ["archive", "prune-audit", "unarchive"].compactMap { try lifecycleRuns(repository.storage, kind: $0) },
+            secondRepository: second)
     }
 
     /// The newest run log of a kind and the rows of all of them, each log read as its kind's report
@@ -157,6 +168,15 @@ public struct RepositoryHealth: Codable, Sendable {
             if !dated.isEmpty {
                 families.append(MetricFamily("ftbackup_lifecycle_last_run_timestamp_seconds", help: "When the newest run of each lifecycle kind started (Unix time).",
                                              dated.map { .init([("kind", $0.kind)], $0.at!.timeIntervalSince1970) }))
+            }
+        }
+        if let lag = secondRepositoryLagSeconds {
+            families.append(MetricFamily("ftbackup_second_repository_lag_seconds",
+                                         help: "Seconds the second repository (policy repository.second) has been behind: 0 in step, +Inf never synced.",
+                                         value: lag))
+            if let synced = secondRepository?.lastSyncAt {
+                families.append(MetricFamily("ftbackup_second_repository_last_sync_timestamp_seconds",
+                                             help: "When a scheduler tick last brought the second repository in step (Unix time).", value: synced.timeIntervalSince1970))
             }
         }
         return families

@@ -66,6 +66,11 @@ public struct SuiteStatus: Codable, Sendable {
         } else {
             problems.append(Problem(level: .warning, message: "no restore drill recorded"))
         }
+        if let second = health.secondRepository, let lag = health.secondRepositoryLagSeconds, lag > 0 {
+            let why = second.lastFailure.map { ": \($0)" } ?? (second.lastSyncAt == nil ? ": no tick has synced it yet" : "")
+            let level: Level = lag > fullLate ? .critical : .warning
+            problems.append(Problem(level: level, message: "second repository \(second.location) is behind\(lag.isFinite ? " by \(hours(lag))" : "")\(why)"))
+        }
         if let findings = reportFindings, !findings.isEmpty {
             problems.append(Problem(level: .warning, message: "compliance report: \(findings.count) finding(s), first: \(findings[0].message)"))
         }

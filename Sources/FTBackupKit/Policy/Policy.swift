@@ -85,6 +85,10 @@ public struct Policy: Sendable, Equatable, Codable {
     /// `--key-file` or `FTBACKUP_KEY_FILE` names one).
     public var encryptionKeyFile: String? = nil
 
+    /// `repository`: where the repository is, how its bucket is addressed, and the second repository the
+    /// scheduler keeps in step (``RepositorySettings``).
+    public var repository = RepositorySettings()
+
     /// The interval between two drills.
     public var drillInterval: Period { drillEvery ?? drillSchedule.interval }
     /// The file this policy came from (for messages and manifests).
@@ -154,6 +158,38 @@ extension Policy {
             let minute = (parts.hour ?? 0) * 60 + (parts.minute ?? 0)
             if windowStartMinute <= windowEndMinute { return minute >= windowStartMinute && minute < windowEndMinute }
             return minute >= windowStartMinute || minute < windowEndMinute
+        }
+    }
+}
+
+extension Policy {
+    /// The `repository` section. It exists so that a deployment can keep the repository's address, and its
+    /// off-site copy, in the reviewed policy instead of in each timer's environment. `--repo` and
+    /// `FTBACKUP_REPO` still win over `path`, and `FTBACKUP_S3_URI_STYLE` / `FTBACKUP_S3_CA_BUNDLE` over
+    /// `uri_style` / `ca_bundle` (``applyS3Defaults()``).
+    public struct RepositorySettings: Sendable, Equatable, Codable {
+        /// `path`: a folder or `s3://BUCKET/PREFIX`.
+        public var path: String?
+        /// `uri_style`: `path` or `host` addressing of an S3 bucket.
+        public var uriStyle: String?
+        /// `ca_bundle`: a CA bundle file for an S3 store with a private certificate authority.
+        public var caBundle: String?
+        /// `second`: a second repository (folder or `s3://…`) that `ftbackup run` syncs to after each job
+        /// that wrote to the first, and expires by the same policy.
+        public var second: String?
+
+        public init(path: String? = nil, uriStyle: String? = nil, caBundle: String? = nil, second: String? = nil) {
+            self.path = path
+            self.uriStyle = uriStyle
+            self.caBundle = caBundle
+            self.second = second
+        }
+
+        /// Makes `uri_style` and `ca_bundle` the S3 settings of this process (and of the children it starts)
+        /// where the environment does not already set them: the environment wins.
+        public func applyS3Defaults() {
+            if let uriStyle { setenv("FTBACKUP_S3_URI_STYLE", uriStyle, 0) }
+            if let caBundle { setenv("FTBACKUP_S3_CA_BUNDLE", caBundle, 0) }
         }
     }
 }

@@ -38,7 +38,7 @@ public enum PolicyLoader {
             throw FTBackupError(.configuration, "\(source): not valid YAML: \(error)")
         }
         let reader = NodeReader(source: source)
-        let top = try reader.mapping(root, path: "", keys: ["version", "backup", "lifecycle", "objectives", "drills", "schedule", "database", "monitoring", "encryption"])
+        let top = try reader.mapping(root, path: "", keys: ["version", "backup", "lifecycle", "objectives", "drills", "schedule", "database", "monitoring", "encryption", "repository"])
 
         let version = try reader.int(top.required("version"), path: "version", range: 1...1)
 
@@ -106,8 +106,9 @@ public enum PolicyLoader {
         let metricsDirectory = try monitoring.optional("metrics_dir").map { try reader.string($0, path: "monitoring.metrics_dir") }
         let encryption = try reader.mapping(top.optional("encryption"), path: "encryption", keys: ["key_file"])
         let encryptionKeyFile = try encryption.optional("key_file").map { try reader.string($0, path: "encryption.key_file") }
+        let repository = try RepositorySettingsReader.read(reader, top.optional("repository"))
 
-        return Policy(
+        var policy = Policy(
             version: version,
             full: try kind("full"),
             incremental: try kind("incremental"),
@@ -155,6 +156,8 @@ public enum PolicyLoader {
             metricsDirectory: metricsDirectory,
             encryptionKeyFile: encryptionKeyFile,
             source: source)
+        policy.repository = repository
+        return policy
     }
 
     /// The same policy as `policies/default.yaml`, for a binary run outside the project folder.

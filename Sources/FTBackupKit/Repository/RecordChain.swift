@@ -109,7 +109,7 @@ public enum RecordChain {
         private var remote: RepositoryLock?
 
         init(_ storage: any RepositoryStorage, file: String = "records.lock") throws {
-            if let s3 = storage as? S3Storage {
+            if let s3 = storage.s3Base {
                 remote = try RepositoryLock.waitS3(repositoryRoot: s3.location, file: file, command: "record chain")
                 return
             }

@@ -84,7 +84,7 @@ public struct Repository: Sendable {
     @discardableResult
     public func removeIncompleteBackups() throws -> [String] {
         // On S3, the unfinished uploads a killed or failed backup left (invisible, but billed) go too.
-        if let s3 = storage as? S3Storage { try s3.abortAbandonedUploads(under: Self.backupsFolder) }
+        if let s3 = storage.s3Base { try s3.abortAbandonedUploads(under: Self.backupsFolder) }
         let incomplete = try entries().filter { $0.status == .incomplete }.map(\.label)
         for label in incomplete { try storage.remove(backupFolder(label)) }
         return incomplete

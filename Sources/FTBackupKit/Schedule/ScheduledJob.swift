@@ -33,6 +33,8 @@ public struct JobOutcome: Codable, Sendable, Equatable {
     public var exitCode: Int32?
     /// The rows and bytes a job that ran handled (its metrics file's `ftbackup_job_rows` and `_bytes`).
     public var totals: JobTotals?
+    /// The sync to the second repository after the job (nil: none configured, or the job wrote nothing).
+    public var secondRepository: SecondRepositoryOutcome?
 
     /// `job=full status=ran seconds=2.8 reason="…" detail="…"`
     public var logLine: String {
@@ -41,10 +43,25 @@ public struct JobOutcome: Codable, Sendable, Equatable {
         if let exitCode { parts.append("exit=\(exitCode)") }
         parts.append("reason=\(Self.quoted(reason))")
         if let detail { parts.append("detail=\(Self.quoted(detail))") }
+        if let second = secondRepository { parts.append(second.logFields) }
         return parts.joined(separator: " ")
     }
 
     static func quoted(_ text: String) -> String {
         "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: " ") + "\""
+    }
+}
+
+/// What the sync to the second repository after a job (and, after maintenance, its expiry) came to.
+public struct SecondRepositoryOutcome: Codable, Sendable, Equatable {
+    public var location: String
+    public var ok: Bool
+    public var detail: String
+    /// The failure's exit code (as `ftbackup sync` would exit).
+    public var exitCode: Int32?
+
+    /// `second=ok second_detail="…"`, or `second=failed exit=… second_detail="…"`.
+    var logFields: String {
+        "second=\(ok ? "ok" : "failed")" + (exitCode.map { " second_exit=\($0)" } ?? "") + " second_detail=\(JobOutcome.quoted(detail))"
     }
 }

@@ -24,8 +24,26 @@ public struct SchedulerState: Codable, Sendable, Equatable {
         }
     }
 
+    /// Where the second repository (the policy's `repository.second`) stands: when it was last brought in
+    /// step, and since when it has been behind (a sync after a job failed).
+    public struct SecondRepositoryState: Codable, Sendable, Equatable {
+        public var location: String
+        public var lastSyncAt: Date?
+        /// Set by the first failed sync after a job wrote to the repository; cleared by the next sync that succeeds.
+        public var behindSince: Date?
+        public var lastFailure: String?
+
+        public init(location: String, lastSyncAt: Date? = nil, behindSince: Date? = nil, lastFailure: String? = nil) {
+            self.location = location
+            self.lastSyncAt = lastSyncAt
+            self.behindSince = behindSince
+            self.lastFailure = lastFailure
+        }
+    }
+
     public var jobs: [String: JobState] = [:]
     public var chainBrokenSince: Date?
+    public var secondRepository: SecondRepositoryState?
 
     public init() {}
 

@@ -2,7 +2,8 @@ import Foundation
 import Logging
 
 /// `ftbackup run`: one scheduler tick. Reads the policy and the repository and does what is due, in
-/// order: full, incremental, maintenance (verify segments, expire), lifecycle, drill.
+/// order: full, incremental, maintenance (verify segments, expire), lifecycle, drill; with the policy's
+/// `repository.second`, a sync to it after each job that ran (``SecondRepositoryStep``).
 ///
 /// It exists so that a systemd timer or a cron line every few minutes is the whole schedule: a tick
 /// takes `locks/run.lock` (a second tick at the same time does nothing), a failed job is recorded and
@@ -38,9 +39,15 @@ public enum SchedulerTick {
         /// Set when the scheduler's state file was unreadable and was set aside (the tick went on without it).
         public var stateWarning: String? = nil
         public var jobs: [JobOutcome]
-        public var failed: Bool { jobs.contains { $0.status == .failed } }
-        /// The exit code: 0, or the first failed job's.
-        public var exitCode: Int32 { jobs.first { $0.status == .failed }?.exitCode ?? 0 }
+        /// The sync of a tick at which no job ran, catching up a second repository that is behind.
+        public var secondRepository: SecondRepositoryOutcome? = nil
+        /// Every sync to the second repository this tick made.
+        public var secondRepositorySyncs: [SecondRepositoryOutcome] { jobs.compactMap(\.secondRepository) + (secondRepository.map { [$0] } ?? []) }
+        public var failed: Bool { jobs.contains { $0.status == .failed } || secondRepositorySyncs.contains { !$0.ok } }
+        /// The exit code: 0, or the first failed job's, else the first failed sync's.
+        public var exitCode: Int32 {
+            jobs.first { $0.status == .failed }?.exitCode ?? secondRepositorySyncs.first { !$0.ok }.map { $0.exitCode ?? 1 } ?? 0
+        }
     }
 
     public static func run(_ options: Options, onJob: (JobOutcome) -> Void = { _ in }) async throws -> Report {
@@ -83,6 +90,9 @@ public enum SchedulerTick {
                         jobState.consecutiveFailures = nil
                     }
                     state.jobs[job.rawValue] = jobState
+                    if outcome.status == .ran, let second = options.policy.repository.second {
+                        outcome.secondRepository = SecondRepositoryStep.run(after: job, second: second, options: options, state: &state)
+                    }
                     try state.write(repository)
                 }
             } catch {
@@ -93,7 +103,14 @@ public enum SchedulerTick {
             onJob(outcome)
             outcomes.append(outcome)
         }
-        return Report(startedAt: options.now, dryRun: options.dryRun, lockedOut: nil, stateWarning: stateWarning, jobs: outcomes)
+        var catchUp: SecondRepositoryOutcome?
+        if !options.dryRun, let second = options.policy.repository.second, !outcomes.contains(where: { $0.status == .ran }),
+           SecondRepositoryStep.needsCatchUp(second: second, state: state) {
+            catchUp = SecondRepositoryStep.run(after: nil, second: second, options: options, state: &state)
+            try state.write(repository)
+        }
+        return Report(startedAt: options.now, dryRun: options.dryRun, lockedOut: nil, stateWarning: stateWarning, jobs: outcomes,
+                      secondRepository: catchUp)
     }
 
     static func perform(_ job: ScheduledJob, reason: String, options: Options) async -> JobOutcome {

@@ -11,7 +11,8 @@ import Foundation
 /// rewritten (archive and partition manifests move from pending to committed). A killed sync is
 /// resumed by running it again. Nothing is ever removed from the destination: retention applies to each
 /// repository (`ftbackup expire --repo`). Incomplete backups, pending work without a manifest, locks
-/// and the scheduler's state are not copied.
+/// and the scheduler's state are not copied. An encrypted repository is copied as ciphertext, with its key
+/// records and `encryption.json` (``SyncEncryption``).
 public enum RepositorySync {
     public struct Report: Codable, Sendable {
         public var from: String
@@ -32,11 +33,12 @@ public enum RepositorySync {
         defer { readLock.release() }
         let writeLock = try RepositoryLock.acquire(repositoryRoot: destinationPath, kind: .write, exclusive: true, command: "sync")
         defer { writeLock.release() }
+        // An encrypted source opens only with its key (exit 77); its ciphertext is copied as stored (``SyncEncryption``).
         let source = try RepositoryStorageFactory.open(sourcePath)
-        let destination = try RepositoryStorageFactory.open(destinationPath)
-        guard !(source is EncryptedStorage), !(destination is EncryptedStorage) else {
-            throw FTBackupError(.configuration, "sync of an encrypted repository is not supported yet")
-        }
+        let sourceStored = (source as? EncryptedStorage)?.base ?? source
+        let destinationStored = try RepositoryStorageFactory.openPlain(destinationPath)
+        let encryption = try SyncEncryption.check(source: source, sourceStored: sourceStored, destinationStored: destinationStored)
+        let destination = encryption.reading(destinationStored)
         // Both must hold the same database's history (or the destination none yet).
         if let theirs = try RepositorySource.read(destination), let ours = try RepositorySource.read(source), theirs.key != ours.key {
             throw FTBackupError(.usage, "repository \(destination.location) belongs to \(theirs.key), \(source.location) to \(ours.key): refused",
@@ -44,26 +46,32 @@ public enum RepositorySync {
         }
         var report = Report(from: source.location, to: destination.location)
         var files: [StorageEntry] = []
-        try collect("", in: source, into: &files, skipped: &report.skipped)
+        try collect("", in: sourceStored, into: &files, skipped: &report.skipped)
         let (data, records) = (files.filter { $0.path.hasSuffix(".zst") }, files.filter { !$0.path.hasSuffix(".zst") })
         let expected = try SyncExpectedDigests.collect(records: records, dataPaths: Set(data.map(\.path)), in: source)
+        try encryption.copyKeyMaterial(from: sourceStored, to: destinationStored, report: &report)
+        let encrypted = encryption.master != nil
+        var dataCopied = 0
         for file in data {
-            if let size = try? destination.size(of: file.path), size == file.size {
+            if let size = try? destinationStored.size(of: file.path), size == file.size {
                 report.keptFiles += 1
                 continue
             }
-            try copy(file.path, from: source, to: destination, expectedSHA256: expected[file.path])
+            // Plain: checked against the manifest's SHA-256 before commit; encrypted: the copy is decrypted and checked after.
+            try copy(file.path, from: sourceStored, to: destinationStored, expectedSHA256: encrypted ? nil : expected[file.path])
+            if encrypted, let sha256 = expected[file.path] { try encryption.verifyPlaintext(file.path, in: destinationStored, expectedSHA256: sha256) }
             report.copiedFiles += 1
             report.copiedBytes += file.size
-            if report.copiedFiles == 1 { Failpoint.hit(failpointAfterFirstDataFile) }
+            dataCopied += 1
+            if dataCopied == 1 { Failpoint.hit(failpointAfterFirstDataFile) }
         }
         // Records last, the backups' and archives' manifests after everything else of theirs.
         for file in records.sorted(by: { ($0.path.hasSuffix("manifest.json") ? 1 : 0, $0.path) < ($1.path.hasSuffix("manifest.json") ? 1 : 0, $1.path) }) {
-            if destination.exists(file.path), (try? destination.readAll(file.path)) == (try source.readAll(file.path)) {
+            if destinationStored.exists(file.path), (try? destinationStored.readAll(file.path)) == (try sourceStored.readAll(file.path)) {
                 report.keptFiles += 1
                 continue
             }
-            try copy(file.path, from: source, to: destination)
+            try copy(file.path, from: sourceStored, to: destinationStored)
             report.copiedFiles += 1
             report.copiedBytes += file.size
         }

@@ -100,5 +100,5 @@ extension RepositoryStorage {
     public var s3Base: S3Storage? { (self as? S3Storage) ?? ((self as? EncryptedStorage)?.base as? S3Storage) }
 
     /// True when the unit holding `path` is encrypted.
-    public func isEncrypted(_ path: String) -> Bool { ((try? (self as? EncryptedStorage)?.isEncrypted(path)) ?? false) ?? false }
+    public func isEncrypted(_ path: String) -> Bool { (try? (self as? EncryptedStorage)?.isEncrypted(path)) ?? false }
 }

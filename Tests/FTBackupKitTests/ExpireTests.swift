@@ -87,7 +87,7 @@ import Testing
     }
 
     func item(_ label: String, in report: ExpiryReport) -> ExpiryPlan.Item? { report.plan.items.first { $0.label == label } }
-    func exists(_ label: String) -> Bool { repository.storage.exists(repository.backupFolder(label)) }
+    func exists(_ label: String) throws -> Bool { try repository.storage.exists(repository.backupFolder(label)) }
 
     // MARK: Rules
 
@@ -98,8 +98,8 @@ import Testing
         let report = try expire()
         #expect(report.removed == [old])
         #expect(item(old, in: report)?.reason == "older than 30d retention")
-        #expect(!exists(old))
-        #expect(exists(newest))
+        #expect(try !exists(old))
+        #expect(try exists(newest))
         #expect(try repository.entries().map(\.label) == [newest])
     }
 
@@ -111,7 +111,7 @@ import Testing
         #expect(report.removed == [older])
         #expect(item(newest, in: report)?.action == .keep)
         #expect(item(newest, in: report)?.reason == "newest full")
-        #expect(exists(newest))
+        #expect(try exists(newest))
     }
 
     @Test func fullWhoseSuccessorIsUnverifiedIsKept() throws {
@@ -122,10 +122,10 @@ import Testing
         let report = try expire()
         #expect(item(old, in: report)?.action == .keep)
         #expect(item(old, in: report)?.reason == "successor \(unverified) not verified")
-        #expect(exists(old))
+        #expect(try exists(old))
         // The unverified one itself goes: its own successor verified OK.
         #expect(report.removed == [unverified])
-        #expect(exists(newest))
+        #expect(try exists(newest))
     }
 
     @Test func verificationRecordThatDoesNotMatchTheManifestDoesNotCount() throws {
@@ -146,7 +146,7 @@ import Testing
         let report = try expire()
         #expect(report.removed.isEmpty)
         #expect(item(recent, in: report)?.reason == "within 30d retention")
-        #expect(exists(recent) && exists(newest))
+        #expect(try exists(recent) && exists(newest))
     }
 
     @Test func incompleteFolderOlderThanAnHourIsRemovedYoungerIsKept() throws {
@@ -159,8 +159,8 @@ import Testing
         #expect(item(old, in: report)?.status == .incomplete)
         #expect(item(old, in: report)?.reason.hasPrefix("incomplete (no manifest), started more than 1h ago") == true)
         #expect(item(young, in: report)?.action == .keep)
-        #expect(!exists(old))
-        #expect(exists(young) && exists(newest))
+        #expect(try !exists(old))
+        #expect(try exists(young) && exists(newest))
     }
 
     @Test func incrementalsExpireOnTheirOwnRetentionAndKeepTheirBase() throws {
@@ -174,7 +174,7 @@ import Testing
         #expect(item(keptIncremental, in: report)?.reason == "within 7d retention")
         #expect(item(base, in: report)?.reason == "base of kept incremental \(keptIncremental)")
         #expect(report.removed == [expiredIncremental])
-        #expect(exists(base) && exists(keptIncremental) && exists(newest))
+        #expect(try exists(base) && exists(keptIncremental) && exists(newest))
     }
 
     @Test func dryRunRemovesNothingAndReportsExactlyWhatARealRunRemoves() throws {
@@ -221,7 +221,7 @@ import Testing
         // The next run finishes the job.
         let again = try expire()
         #expect(again.removed == [old])
-        #expect(!exists(old))
+        #expect(try !exists(old))
     }
 
     /// A backup (write lock) or a verify (shared read lock) in progress: expire refuses at once and removes nothing.
@@ -236,7 +236,7 @@ import Testing
             let error = #expect(throws: FTBackupError.self) { _ = try expire(dryRun: dryRun) }
             #expect(error?.status == .locked)
         }
-        #expect(exists(old))
+        #expect(try exists(old))
         held.release()
         #expect(try expire().removed == [old])
     }

@@ -51,7 +51,7 @@ public enum RepositoryStorageFactory {
         }
         let local = LocalStorage(root: path)
         let marker = try RepositoryEncryptionMarker.read(local)
-        if marker == nil, local.exists(EncryptionUnit.keysFolder),
+        if marker == nil, try local.exists(EncryptionUnit.keysFolder),
            try local.list(EncryptionUnit.keysFolder).contains(where: { $0.path.hasSuffix(".json") && !$0.path.contains(".tmp-") }) {
             throw missingMarker(path)
         }

@@ -48,7 +48,7 @@ public struct RepositoryEncryptionMarker: Codable, Sendable, Equatable {
     }
 
     public static func read(_ storage: LocalStorage) throws -> RepositoryEncryptionMarker? {
-        guard storage.exists(fileName) else { return nil }
+        guard try storage.exists(fileName) else { return nil }
         let bytes = try storage.readAll(fileName)
         do { return try JSONDecoder().decode(RepositoryEncryptionMarker.self, from: Data(bytes)) } catch {
             throw FTBackupError(.dataError, "\(storage.location)/\(fileName) is unreadable: \(error)",

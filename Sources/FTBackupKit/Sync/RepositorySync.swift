@@ -59,7 +59,7 @@ public enum RepositorySync {
         }
         // Records last, the backups' and archives' manifests after everything else of theirs.
         for file in records.sorted(by: { ($0.path.hasSuffix("manifest.json") ? 1 : 0, $0.path) < ($1.path.hasSuffix("manifest.json") ? 1 : 0, $1.path) }) {
-            if destination.exists(file.path), (try? destination.readAll(file.path)) == (try source.readAll(file.path)) {
+            if try destination.exists(file.path), (try? destination.readAll(file.path)) == (try source.readAll(file.path)) {
                 report.keptFiles += 1
                 continue
             }

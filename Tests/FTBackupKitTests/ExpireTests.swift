@@ -212,7 +212,7 @@ import Testing
         #expect(storage.log.paths == [repository.manifestPath(old), repository.backupFolder(old)])
 
         // Interrupted between the two steps: the folder is left, with its data, but never as a complete backup.
-        #expect(repository.storage.exists("\(repository.backupFolder(old))/data/0.copy.zst"))
+        #expect(try repository.storage.exists("\(repository.backupFolder(old))/data/0.copy.zst"))
         let entries = try repository.entries()
         #expect(entries.first { $0.label == old }?.status == .incomplete)
         #expect(entries.filter { $0.status == .complete }.map(\.label) == [newest])
@@ -264,7 +264,7 @@ import Testing
         let bad = try await BackupVerifier.verify(repository, label: label, jobs: 1)
         #expect(bad.map(\.ok) == [false])
         #expect(VerificationRecord.read(repository, label: label) == nil)
-        #expect(!repository.storage.exists(VerificationRecord.path(repository, label: label)))
+        #expect(try !repository.storage.exists(VerificationRecord.path(repository, label: label)))
     }
 
     /// A segment's verification result lives outside the segments folder: segment listing and the
@@ -286,7 +286,7 @@ import Testing
 
         // The old segment expires (no aligned full needs it): its record goes with it.
         #expect(try expire().removedSegments == [old])
-        #expect(!repository.storage.exists(ChangeSegmentManifest.verificationPath(name: old)))
+        #expect(try !repository.storage.exists(ChangeSegmentManifest.verificationPath(name: old)))
         // A segment removed by hand: the next verify drops its orphaned record.
         try repository.storage.remove(ChangeSegmentManifest.manifestPath(recent))
         try repository.storage.remove(ChangeSegmentManifest.dataPath(recent))
@@ -334,8 +334,8 @@ import Testing
         let report = try expire()
         #expect(report.removedSegments == [old])
         #expect(report.segments.first { $0.label == recent }?.action == .keep)
-        #expect(!repository.storage.exists(ChangeSegmentManifest.manifestPath(old)))
-        #expect(!repository.storage.exists(ChangeSegmentManifest.dataPath(old)))
+        #expect(try !repository.storage.exists(ChangeSegmentManifest.manifestPath(old)))
+        #expect(try !repository.storage.exists(ChangeSegmentManifest.dataPath(old)))
         #expect(try ChangeSegmentManifest.all(repository.storage).map(\.label) == [recent])
     }
 
@@ -372,7 +372,7 @@ struct InterruptingStorage: RepositoryStorage {
 
     var location: String { base.location }
     func list(_ folder: String) throws -> [StorageEntry] { try base.list(folder) }
-    func exists(_ path: String) -> Bool { base.exists(path) }
+    func exists(_ path: String) throws -> Bool { try base.exists(path) }
     func size(of path: String) throws -> Int64 { try base.size(of: path) }
     func openRead(_ path: String) throws -> any StorageReader { try base.openRead(path) }
     func openWrite(_ path: String) throws -> any StorageWriter { try base.openWrite(path) }

@@ -22,6 +22,7 @@ import argparse
 import http.client
 import http.server
 import os
+import signal
 import socket
 import struct
 import sys
@@ -158,6 +159,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main():
+    # Started by a test process: take the default SIGTERM back (it may arrive ignored or blocked) and drop every
+    # inherited descriptor beyond stdio (another test's pipe held open here would never see its end of file).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+    os.closerange(3, 65536)
     parser = argparse.ArgumentParser()
     parser.add_argument("upstream")
     parser.add_argument("--every", type=int, default=0)

@@ -21,7 +21,7 @@ import Testing
                 try await TestServer.withDatabase(seeded: false) { target in
                     let restore = try store.run(["restore", "--target", target.connectionString.raw], environment: proxy.environment(store))
                     #expect(restore.status == 77, "status \(restore.status): \(restore.stderr)")
-                    #expect(restore.stderr.split(separator: "\n").count == 1 && restore.stderr.contains("repo/\(newest)/manifest.json")
+                    #expect(restore.stderr.split(separator: "\n").filter { $0.contains("error:") }.count == 1 && restore.stderr.contains("repo/\(newest)/manifest.json")
                             && restore.stderr.contains("HTTP 403"), "\(restore.stderr)")
                 }
                 let info = try store.run(["info"], environment: proxy.environment(store))
@@ -98,6 +98,37 @@ import Testing
                 #expect(sync.stderr.contains("drills/a.json"), "\(sync.stderr)")
                 #expect(!(try store.keys()).contains { $0.hasPrefix("repo/drills/") })
             }
+        }
+    }
+}
+
+/// Credentials that are there but unusable: each gives one line and the documented exit code.
+@Suite struct AdversarialS3CredentialTests {
+    /// F7: a stale or invalid session token (400 InvalidToken / ExpiredToken) used to exit 1 with no hint.
+    @Test func anExpiredOrInvalidSessionTokenFailsWithOneLineAndTheCredentialsExitCode() async throws {
+        try await S3TestStore.with { store in
+            let info = try store.run(["info"], environment: ["AWS_SESSION_TOKEN": "FwoGZXIvYXdzEExpiredTokenValue"])
+            #expect(info.status == 77, "status \(info.status): \(info.stderr)")
+            #expect(info.stderr.split(separator: "\n").count == 1 && info.stderr.contains("session token")
+                    && !info.stderr.contains("FwoGZXIvYXdzEExpiredTokenValue"), "\(info.stderr)")
+        }
+    }
+
+    /// F8: a profile without its secret used to be reported as "no shared credentials file has them"; a missing
+    /// profile is named too. Both are configuration errors (78), one line.
+    @Test func aMissingOrIncompleteProfileIsNamedInOneLine() async throws {
+        try await S3TestStore.with { store in
+            let home = NSTemporaryDirectory() + "ftbackup-home-\(UUID())"
+            defer { try? FileManager.default.removeItem(atPath: home) }
+            try FileManager.default.createDirectory(atPath: "\(home)/.aws", withIntermediateDirectories: true)
+            try "[half]\naws_access_key_id = AKIAHALF\n".write(toFile: "\(home)/.aws/credentials", atomically: true, encoding: .utf8)
+            let base = ["HOME": home, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""]
+            let half = try store.run(["info"], environment: base.merging(["AWS_PROFILE": "half"]) { $1 })
+            #expect(half.status == 78, "status \(half.status): \(half.stderr)")
+            #expect(half.stderr.split(separator: "\n").count == 1 && half.stderr.contains("half") && half.stderr.contains("aws_secret_access_key"), "\(half.stderr)")
+            let missing = try store.run(["info"], environment: base.merging(["AWS_PROFILE": "nosuch"]) { $1 })
+            #expect(missing.status == 78, "status \(missing.status): \(missing.stderr)")
+            #expect(missing.stderr.split(separator: "\n").count == 1 && missing.stderr.contains("nosuch"), "\(missing.stderr)")
         }
     }
 }

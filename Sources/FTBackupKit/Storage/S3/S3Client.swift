@@ -81,6 +81,9 @@ public final class S3Client: @unchecked Sendable {
                                  hint: "create the bucket, or fix the bucket in --repo / FTBACKUP_REPO")
         }
         switch (response.status, code) {
+        case (400, "InvalidToken"), (400, "ExpiredToken"), (400, "TokenRefreshRequired"), (403, "ExpiredToken"), (403, "InvalidToken"):
+            return FTBackupError(.permission, "\(what): the session token (AWS_SESSION_TOKEN) is expired or invalid",
+                                 hint: "get new temporary credentials (all three of key, secret and token) and run again")
         case (401, _), (403, _):
             return FTBackupError(.permission, "\(what): the store refused the credentials or the access key lacks permission",
                                  hint: "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket policy")

@@ -40,15 +40,15 @@ raw=$("$bin" info --repo "$work/repo" --output json | sed -n 's/.*"rawBytes" : \
 # The same backup and restore to a loopback S3 server (moto, started as scripts/scratch-s3.sh does) in this
 # run, against the local folder above: wall time ratio, peak RSS, and requests per backup (moto's request log).
 s3_bench() {
-  local root venv; root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"; venv="$root/.scratch/s3-venv"
+  s3_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"; local venv="$s3_root/.scratch/s3-venv"
   if [ ! -x "$venv/bin/moto_server" ]; then echo "==> S3: skipped (moto not installed: make deps)"; return 0; fi
   echo "==> S3: ftbackup backup and restore -j2 to a loopback moto server"
-  bash "$root/scripts/scratch-s3.sh" start "$work/s3"
-  trap 'bash "$root/scripts/scratch-s3.sh" stop "$work/s3"' EXIT
+  bash "$s3_root/scripts/scratch-s3.sh" start "$work/s3"
+  trap 'bash "$s3_root/scripts/scratch-s3.sh" stop "$work/s3"' EXIT
   # shellcheck disable=SC1091
   source "$work/s3/s3env"
-  local -a env=(env AWS_ACCESS_KEY_ID="$FTBACKUP_TEST_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$FTBACKUP_TEST_S3_SECRET_KEY"
-                AWS_ENDPOINT_URL_S3="$FTBACKUP_TEST_S3_ENDPOINT" AWS_REGION=us-east-1 AWS_PROFILE= AWS_SESSION_TOKEN=)
+  local -a env=(env -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_ACCESS_KEY_ID="$FTBACKUP_TEST_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$FTBACKUP_TEST_S3_SECRET_KEY"
+                AWS_ENDPOINT_URL_S3="$FTBACKUP_TEST_S3_ENDPOINT" AWS_REGION=us-east-1)
   "$FTBACKUP_TEST_S3_PYTHON" -c "import boto3,sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3]).create_bucket(Bucket='bench')" \
     "$FTBACKUP_TEST_S3_ENDPOINT" "$FTBACKUP_TEST_S3_ACCESS_KEY" "$FTBACKUP_TEST_S3_SECRET_KEY"
   requests() { grep -cE '"(GET|PUT|POST|DELETE|HEAD) /bench' "$work/s3/moto.log" || true; }
@@ -61,7 +61,7 @@ s3_bench() {
   measure ftbackup_s3_restore "" "${env[@]}" "$bin" restore -j2 --repo s3://bench/repo --target "$base dbname=bench_r5"
   s3_restore_requests=$(( $(requests) - before ))
   "$bin" dev compare --db "$src" --target "$base dbname=bench_r5" >/dev/null
-  bash "$root/scripts/scratch-s3.sh" stop "$work/s3"; trap - EXIT
+  bash "$s3_root/scripts/scratch-s3.sh" stop "$work/s3"; trap - EXIT
 }
 s3_summary() {
   [ -n "${s3_requests:-}" ] || return 0

@@ -132,3 +132,29 @@ import Testing
         }
     }
 }
+
+/// A store that fails is not a damaged backup.
+@Suite struct AdversarialS3UnavailableTests {
+    /// F9: when the data files cannot be read because the store keeps failing (503 after the retries), restore
+    /// said "backup … is damaged, nothing was restored" (65) and verify marked every file BAD: an operator would
+    /// think the backup corrupt (and might delete it). Now both fail with the store's one line, exit 69.
+    @Test func aStoreThatKeepsFailingIsReportedAsUnavailableNotAsADamagedBackup() async throws {
+        try await TestServer.withDatabase { db in
+            try await S3TestStore.with { store in
+                #expect(try store.run(["backup", "--type", "full"], database: db).status == 0)
+                let label = try #require(try store.storage.list("backups").map(\.path).last)
+                let proxy = try S3FaultProxy(["--status", "GET /\(store.bucket)/repo/\(label)/data/=503"])
+                defer { proxy.stop() }
+                let failing = proxy.environment(store).merging(["FTBACKUP_S3_RETRIES": "2"]) { $1 }
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let restore = try store.run(["restore", "--target", target.connectionString.raw], environment: failing)
+                    #expect(restore.status == 69, "status \(restore.status): \(restore.stderr)")
+                    #expect(!restore.stderr.contains("damaged") && restore.stderr.contains("HTTP 503"), "\(restore.stderr)")
+                }
+                let verify = try store.run(["verify"], environment: failing)
+                #expect(verify.status == 69, "status \(verify.status): \(verify.stdout)\(verify.stderr)")
+                #expect(!verify.stdout.contains("BAD"), "\(verify.stdout)")
+            }
+        }
+    }
+}

@@ -5,39 +5,41 @@ import Testing
 /// scripts/s3-fault-proxy.py in front of the loopback S3 server: ftbackup talks to it instead of moto and meets
 /// 5xx answers, connection resets, slow and truncated answers, or a store that stops, as the arguments say.
 final class S3FaultProxy {
-    let process = Process()
+    let pid: Int32
     let endpoint: String
     let logPath: String
 
-    /// Starts the proxy with `arguments` (see the script's usage) and waits until it listens.
+    /// Starts the proxy with `arguments` (see the script's usage) and waits until it listens. It runs detached
+    /// (started by a shell that exits at once), so no Foundation `Process` stays attached to it while the test
+    /// runs other processes; ``stop()`` ends it by its pid.
     init(_ arguments: [String]) throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scripts/s3-fault-proxy.py").path
         logPath = NSTemporaryDirectory() + "ftbackup-s3-proxy-\(UUID()).log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let stdout = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, try S3TestStore.variable("FTBACKUP_TEST_S3_ENDPOINT")] + arguments
-        process.standardOutput = stdout
-        process.standardError = FileHandle(forWritingAtPath: logPath)
-        try process.run()
-        var line = Data()
-        while !line.contains(0x0A) {
-            guard let byte = try stdout.fileHandleForReading.read(upToCount: 1), !byte.isEmpty else { break }
-            line.append(byte)
+        let portPath = logPath + ".port"
+        defer { try? FileManager.default.removeItem(atPath: portPath) }
+        let shell = try FTBackupBinary.run(["-c", #"python3 "$0" "$@" </dev/null >"$PROXY_PORT_FILE" 2>"$PROXY_LOG_FILE" & echo $!"#, script,
+                                            try S3TestStore.variable("FTBACKUP_TEST_S3_ENDPOINT")] + arguments,
+                                           environment: ["PROXY_PORT_FILE": portPath, "PROXY_LOG_FILE": logPath], executable: "/bin/sh")
+        guard let pid = Int32(shell.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw FTBackupError(.failure, "the S3 fault proxy did not start: \(shell.stderr)")
         }
-        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-            throw FTBackupError(.failure, "the S3 fault proxy did not start: \(log)")
+        self.pid = pid
+        var port: Int?
+        for _ in 0..<200 where port == nil {
+            port = (try? String(contentsOfFile: portPath, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if port == nil { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        guard let port else {
+            kill(pid, SIGTERM)
+            throw FTBackupError(.failure, "the S3 fault proxy did not start: \((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")")
         }
         endpoint = "http://127.0.0.1:\(port)"
     }
 
     deinit { stop() }
 
-    func stop() {
-        if process.isRunning { process.terminate(); process.waitUntilExit() }
-    }
+    func stop() { kill(pid, SIGTERM) }
 
     /// The proxy's log: one "fault KIND METHOD PATH" line per fault it injected.
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }

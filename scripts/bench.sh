@@ -3,6 +3,7 @@
 # scratch cluster and data. Prints wall time, CPU time, peak RSS and bytes, and the ratios.
 #   backup:  ftbackup backup -j2   vs  pg_dump -Fd -j2   vs  two `psql COPY | zstd -3` pipes
 #   restore: ftbackup restore -j2  vs  pg_restore -j2 (from that dump) into empty databases
+#   S3:      the same backup and restore to a loopback moto server (when installed); BENCH_ONLY=s3 runs only that
 set -euo pipefail
 bin=${1:?binary}; scale=${2:-200}
 B="$FTBACKUP_SCRATCH_BIN"
@@ -38,6 +39,50 @@ raw=$("$bin" info --repo "$work/repo" --output json | sed -n 's/.*"rawBytes" : \
 manifest=$(ls "$work"/repo/backups/*/manifest.json | head -1)
 formats="$(grep -c '"format" : "binary"' "$manifest" || true) tables in COPY binary, $(grep -c '"format" : "text"' "$manifest" || true) in text"
 
+# --- S3 repository (issue 15) ----------------------------------------------------------------------
+# The same backup and restore to a loopback S3 server (moto, started as scripts/scratch-s3.sh does) in this
+# run, against the local folder above: wall time ratio, peak RSS, and requests per backup (moto's request log).
+s3_bench() {
+  s3_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"; local venv="$s3_root/.scratch/s3-venv"
+  if [ ! -x "$venv/bin/moto_server" ]; then echo "==> S3: skipped (moto not installed: make deps)"; return 0; fi
+  echo "==> S3: ftbackup backup and restore -j2 to a loopback moto server"
+  bash "$s3_root/scripts/scratch-s3.sh" start "$work/s3"
+  trap 'bash "$s3_root/scripts/scratch-s3.sh" stop "$work/s3"' EXIT
+  # shellcheck disable=SC1091
+  source "$work/s3/s3env"
+  local -a env=(env -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_ACCESS_KEY_ID="$FTBACKUP_TEST_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$FTBACKUP_TEST_S3_SECRET_KEY"
+                AWS_ENDPOINT_URL_S3="$FTBACKUP_TEST_S3_ENDPOINT" AWS_REGION=us-east-1)
+  "$FTBACKUP_TEST_S3_PYTHON" -c "import boto3,sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3]).create_bucket(Bucket='bench')" \
+    "$FTBACKUP_TEST_S3_ENDPOINT" "$FTBACKUP_TEST_S3_ACCESS_KEY" "$FTBACKUP_TEST_S3_SECRET_KEY"
+  requests() { grep -cE '"(GET|PUT|POST|DELETE|HEAD) /bench' "$work/s3/moto.log" || true; }
+  local before; before=$(requests); sql "CHECKPOINT"
+  measure ftbackup_s3_backup "" "${env[@]}" "$bin" backup --type full -j2 --db "$src" --repo s3://bench/repo
+  s3_requests=$(( $(requests) - before ))
+  s3_objects=$("${env[@]}" "$FTBACKUP_TEST_S3_PYTHON" -c "import boto3,sys; p=boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1').get_paginator('list_objects_v2'); print(sum(len(x.get('Contents', [])) for x in p.paginate(Bucket='bench')))" "$FTBACKUP_TEST_S3_ENDPOINT")
+  sql "DROP DATABASE IF EXISTS bench_r5 WITH (FORCE)"; sql "CREATE DATABASE bench_r5"; sql "CHECKPOINT"
+  before=$(requests)
+  measure ftbackup_s3_restore "" "${env[@]}" "$bin" restore -j2 --repo s3://bench/repo --target "$base dbname=bench_r5"
+  s3_restore_requests=$(( $(requests) - before ))
+  "$bin" dev compare --db "$src" --target "$base dbname=bench_r5" >/dev/null
+  bash "$s3_root/scripts/scratch-s3.sh" stop "$work/s3"; trap - EXIT
+}
+s3_summary() {
+  [ -n "${s3_requests:-}" ] || return 0
+  awk -F'\t' -v req="$s3_requests" -v rreq="$s3_restore_requests" -v obj="$s3_objects" '
+    { wall[$1]=$2; rss[$1]=$4 }
+    END {
+      printf "S3 (loopback moto): backup %.1f s = %.2fx local (%.1f s), restore %.1f s = %.2fx local (%.1f s)   (target <= 1.3x)\n", wall["ftbackup_s3_backup"], wall["ftbackup_s3_backup"]/wall["ftbackup_backup"], wall["ftbackup_backup"], wall["ftbackup_s3_restore"], wall["ftbackup_s3_restore"]/wall["ftbackup_restore"], wall["ftbackup_restore"]
+      printf "                    peak RSS backup %.0f MiB, restore %.0f MiB   (target < 150 MiB + 2 jobs x 8 MiB parts = 166 MiB)\n", rss["ftbackup_s3_backup"]/1024, rss["ftbackup_s3_restore"]/1024
+      printf "                    requests: %d per backup (%d objects written), %d per restore\n", req, obj, rreq
+    }' "$results"
+}
+if [ "${BENCH_ONLY:-}" = s3 ]; then
+  # Only this section (a quick check at a small scale): the local backup and restore it compares against, then S3.
+  sql "DROP DATABASE IF EXISTS bench_r1 WITH (FORCE)"; sql "CREATE DATABASE bench_r1"; sql "CHECKPOINT"
+  measure ftbackup_restore "" "$bin" restore -j2 --repo "$work/repo" --target "$base dbname=bench_r1"
+  s3_bench; s3_summary; exit 0
+fi
+
 echo "==> pg_dump -Fd -j2"
 measure pg_dump "$work/dump" "$B/pg_dump" -Fd -j2 -f "$work/dump" "$src"
 
@@ -61,6 +106,8 @@ measure copy_zstd_binary "$work/pipes_binary" bash "$work/pipe_binary.sh"
 echo "==> ftbackup restore -j2"
 sql "DROP DATABASE IF EXISTS bench_r1 WITH (FORCE)"; sql "CREATE DATABASE bench_r1"; sql "CHECKPOINT"
 measure ftbackup_restore "" "$bin" restore -j2 --repo "$work/repo" --target "$base dbname=bench_r1"
+
+s3_bench
 
 echo "==> encryption at rest: the same backup and restore with a master key (--key-file)"
 "$bin" key create --key-file "$work/bench.key" >/dev/null
@@ -208,6 +255,7 @@ awk -F'\t' -v raw="$raw" -v formats="$formats" '
     pb = (wall["ftbackup_backup"] + wall["ftbackup_backup_2"]) / 2; pr = (wall["ftbackup_restore"] + wall["ftbackup_restore_2"]) / 2
     printf "encryption at rest: backup %+.1f%%, restore %+.1f%% wall time against the mean of the plain runs before and after it (plain runs %.1f/%.1f s and %.1f/%.1f s), %+.2f%% bytes (target < 5%%)\n", (wall["ftbackup_backup_enc"]/pb-1)*100, (wall["ftbackup_restore_enc"]/pr-1)*100, wall["ftbackup_backup"], wall["ftbackup_backup_2"], wall["ftbackup_restore"], wall["ftbackup_restore_2"], (bytes["ftbackup_backup_enc"]/bytes["ftbackup_backup"]-1)*100
   }' "$results"
+s3_summary
 awk -F'\t' -v changed="$changed_large" -v rc="$replay_changes" -v rs="$replay_seconds" -v rt="$replay_txns" -v age="$max_age" '
   { wall[$1]=$2 }
   END {

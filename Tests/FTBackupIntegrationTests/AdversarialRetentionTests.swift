@@ -85,7 +85,7 @@ import Testing
                 let gone = try await s.query("SELECT count(*) AS n FROM sprint_03_purpose.tool_data WHERE id::text = ANY($1::text[])",
                                              [PostgresArray.text(pending!.ids)]).first!.int64("n") == 0
                 #expect(gone)
-                #expect(repo.repository.storage.exists(store.folder(name)),
+                #expect(try repo.repository.storage.exists(store.folder(name)),
                         "archive \(name) was discarded; its \(pending!.ids.count) tool_data rows are no longer anywhere")
             }
         }
@@ -109,7 +109,7 @@ import Testing
                 defer { s.close() }
                 let present = try await s.query("SELECT to_regclass($1) IS NOT NULL AS p", [pending!.partition.description]).first!.bool("p")
                 #expect(present == false)
-                #expect(repo.repository.storage.exists(exports.folder(name)),
+                #expect(try repo.repository.storage.exists(exports.folder(name)),
                         "export \(name) was discarded; the \(pending!.rows) rows of the dropped \(pending!.partition) are no longer anywhere")
             }
         }

@@ -4,8 +4,11 @@ import Testing
 
 /// Runs the real `ftbackup` binary (built by `make test` before the tests).
 struct FTBackupBinary {
+    /// `.build/debug/ftbackup`, or `FTBACKUP_TEST_BINARY` (to run the tests against another build, such as main's
+    /// before a fix).
     static var path: String {
         get throws {
+            if let other = ProcessInfo.processInfo.environment["FTBACKUP_TEST_BINARY"], !other.isEmpty { return other }
             let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             let path = root.appendingPathComponent(".build/debug/ftbackup").path
             guard FileManager.default.isExecutableFile(atPath: path) else {

@@ -25,13 +25,13 @@ extension ChangeArchivalTests {
                 try await a.session.execute("INSERT INTO public.stall_f VALUES (1)")
                 // Until it has sealed (seal_every 1s; a loaded machine may take longer to start it).
                 let sealedBy = Date().addingTimeInterval(60)
-                while repository.storage.exists(ChangeArchiveStall.path) && healthy.isRunning && Date() < sealedBy {
+                while try repository.storage.exists(ChangeArchiveStall.path) && healthy.isRunning && Date() < sealedBy {
                     try await Task.sleep(for: .milliseconds(200))
                 }
                 kill(healthy.processIdentifier, SIGTERM)
                 healthy.waitUntilExit()
                 #expect(healthy.terminationStatus == 0)
-                #expect(!repository.storage.exists(ChangeArchiveStall.path))
+                #expect(try !repository.storage.exists(ChangeArchiveStall.path))
                 #expect(try await ChangeArchiveStatus.read(repository, database: a.db.connectionString).broken == nil)
 
                 // Decoding fails from now on (the publication is gone): the follower stops and says why, on record.

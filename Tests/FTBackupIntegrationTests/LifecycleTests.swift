@@ -78,7 +78,7 @@ func testPolicy(_ edit: (inout Policy) -> Void = { _ in }) throws -> Policy {
                         try StoredFileReader.read(store.storage, folder: store.folder(name), file: table.file)
                     }
                 }
-                #expect(store.storage.exists("lifecycle/archive/\(run.run).json"))
+                #expect(try store.storage.exists("lifecycle/archive/\(run.run).json"))
 
                 let second = try await ToolDataArchiver.run(real)
                 #expect(second.rows == 0)

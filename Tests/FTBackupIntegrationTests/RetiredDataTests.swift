@@ -71,7 +71,7 @@ func retiredDifferences(source: [TableFingerprint], restored: [TableFingerprint]
                     #expect(left.audit == 0 && left.archived == 0)
                     let differences = retiredDifferences(source: source, restored: try await TableFingerprint.compute(t))
                     #expect(differences == [], "\(differences)")
-                    #expect(repo.repository.storage.exists("lifecycle/reapplied/\(retired.run).json"))
+                    #expect(try repo.repository.storage.exists("lifecycle/reapplied/\(retired.run).json"))
                 }
                 try await TestServer.withDatabase(seeded: false) { target in
                     var options = RestoreOptions(target: target.connectionString, repositoryPath: repo.path, showProgress: false)

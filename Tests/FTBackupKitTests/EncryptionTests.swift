@@ -113,7 +113,7 @@ import Testing
             #expect(renamed?.status == .dataError)
             // Removing a unit removes its key record.
             try storage.remove("backups/b2")
-            #expect(!storage.exists("keys/backups%2Fb2.json"))
+            #expect(try !storage.exists("keys/backups%2Fb2.json"))
         }
     }
 

@@ -87,7 +87,7 @@ import Testing
     }
 
     func item(_ label: String, in report: ExpiryReport) -> ExpiryPlan.Item? { report.plan.items.first { $0.label == label } }
-    func exists(_ label: String) -> Bool { repository.storage.exists(repository.backupFolder(label)) }
+    func exists(_ label: String) throws -> Bool { try repository.storage.exists(repository.backupFolder(label)) }
 
     // MARK: Rules
 
@@ -98,8 +98,8 @@ import Testing
         let report = try expire()
         #expect(report.removed == [old])
         #expect(item(old, in: report)?.reason == "older than 30d retention")
-        #expect(!exists(old))
-        #expect(exists(newest))
+        #expect(try !exists(old))
+        #expect(try exists(newest))
         #expect(try repository.entries().map(\.label) == [newest])
     }
 
@@ -111,7 +111,7 @@ import Testing
         #expect(report.removed == [older])
         #expect(item(newest, in: report)?.action == .keep)
         #expect(item(newest, in: report)?.reason == "newest full")
-        #expect(exists(newest))
+        #expect(try exists(newest))
     }
 
     @Test func fullWhoseSuccessorIsUnverifiedIsKept() throws {
@@ -122,10 +122,10 @@ import Testing
         let report = try expire()
         #expect(item(old, in: report)?.action == .keep)
         #expect(item(old, in: report)?.reason == "successor \(unverified) not verified")
-        #expect(exists(old))
+        #expect(try exists(old))
         // The unverified one itself goes: its own successor verified OK.
         #expect(report.removed == [unverified])
-        #expect(exists(newest))
+        #expect(try exists(newest))
     }
 
     @Test func verificationRecordThatDoesNotMatchTheManifestDoesNotCount() throws {
@@ -146,7 +146,7 @@ import Testing
         let report = try expire()
         #expect(report.removed.isEmpty)
         #expect(item(recent, in: report)?.reason == "within 30d retention")
-        #expect(exists(recent) && exists(newest))
+        #expect(try exists(recent) && exists(newest))
     }
 
     @Test func incompleteFolderOlderThanAnHourIsRemovedYoungerIsKept() throws {
@@ -159,8 +159,8 @@ import Testing
         #expect(item(old, in: report)?.status == .incomplete)
         #expect(item(old, in: report)?.reason.hasPrefix("incomplete (no manifest), started more than 1h ago") == true)
         #expect(item(young, in: report)?.action == .keep)
-        #expect(!exists(old))
-        #expect(exists(young) && exists(newest))
+        #expect(try !exists(old))
+        #expect(try exists(young) && exists(newest))
     }
 
     @Test func incrementalsExpireOnTheirOwnRetentionAndKeepTheirBase() throws {
@@ -174,7 +174,7 @@ import Testing
         #expect(item(keptIncremental, in: report)?.reason == "within 7d retention")
         #expect(item(base, in: report)?.reason == "base of kept incremental \(keptIncremental)")
         #expect(report.removed == [expiredIncremental])
-        #expect(exists(base) && exists(keptIncremental) && exists(newest))
+        #expect(try exists(base) && exists(keptIncremental) && exists(newest))
     }
 
     @Test func dryRunRemovesNothingAndReportsExactlyWhatARealRunRemoves() throws {
@@ -212,7 +212,7 @@ import Testing
         #expect(storage.log.paths == [repository.manifestPath(old), repository.backupFolder(old)])
 
         // Interrupted between the two steps: the folder is left, with its data, but never as a complete backup.
-        #expect(repository.storage.exists("\(repository.backupFolder(old))/data/0.copy.zst"))
+        #expect(try repository.storage.exists("\(repository.backupFolder(old))/data/0.copy.zst"))
         let entries = try repository.entries()
         #expect(entries.first { $0.label == old }?.status == .incomplete)
         #expect(entries.filter { $0.status == .complete }.map(\.label) == [newest])
@@ -221,7 +221,7 @@ import Testing
         // The next run finishes the job.
         let again = try expire()
         #expect(again.removed == [old])
-        #expect(!exists(old))
+        #expect(try !exists(old))
     }
 
     /// A backup (write lock) or a verify (shared read lock) in progress: expire refuses at once and removes nothing.
@@ -236,7 +236,7 @@ import Testing
             let error = #expect(throws: FTBackupError.self) { _ = try expire(dryRun: dryRun) }
             #expect(error?.status == .locked)
         }
-        #expect(exists(old))
+        #expect(try exists(old))
         held.release()
         #expect(try expire().removed == [old])
     }
@@ -264,7 +264,7 @@ import Testing
         let bad = try await BackupVerifier.verify(repository, label: label, jobs: 1)
         #expect(bad.map(\.ok) == [false])
         #expect(VerificationRecord.read(repository, label: label) == nil)
-        #expect(!repository.storage.exists(VerificationRecord.path(repository, label: label)))
+        #expect(try !repository.storage.exists(VerificationRecord.path(repository, label: label)))
     }
 
     /// A segment's verification result lives outside the segments folder: segment listing and the
@@ -286,7 +286,7 @@ import Testing
 
         // The old segment expires (no aligned full needs it): its record goes with it.
         #expect(try expire().removedSegments == [old])
-        #expect(!repository.storage.exists(ChangeSegmentManifest.verificationPath(name: old)))
+        #expect(try !repository.storage.exists(ChangeSegmentManifest.verificationPath(name: old)))
         // A segment removed by hand: the next verify drops its orphaned record.
         try repository.storage.remove(ChangeSegmentManifest.manifestPath(recent))
         try repository.storage.remove(ChangeSegmentManifest.dataPath(recent))
@@ -334,8 +334,8 @@ import Testing
         let report = try expire()
         #expect(report.removedSegments == [old])
         #expect(report.segments.first { $0.label == recent }?.action == .keep)
-        #expect(!repository.storage.exists(ChangeSegmentManifest.manifestPath(old)))
-        #expect(!repository.storage.exists(ChangeSegmentManifest.dataPath(old)))
+        #expect(try !repository.storage.exists(ChangeSegmentManifest.manifestPath(old)))
+        #expect(try !repository.storage.exists(ChangeSegmentManifest.dataPath(old)))
         #expect(try ChangeSegmentManifest.all(repository.storage).map(\.label) == [recent])
     }
 
@@ -372,7 +372,7 @@ struct InterruptingStorage: RepositoryStorage {
 
     var location: String { base.location }
     func list(_ folder: String) throws -> [StorageEntry] { try base.list(folder) }
-    func exists(_ path: String) -> Bool { base.exists(path) }
+    func exists(_ path: String) throws -> Bool { try base.exists(path) }
     func size(of path: String) throws -> Int64 { try base.size(of: path) }
     func openRead(_ path: String) throws -> any StorageReader { try base.openRead(path) }
     func openWrite(_ path: String) throws -> any StorageWriter { try base.openWrite(path) }

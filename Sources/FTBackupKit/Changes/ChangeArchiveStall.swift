@@ -22,8 +22,8 @@ public struct ChangeArchiveStall: Codable, Sendable, Equatable {
     /// there but cannot be read (damaged, edited, or encrypted with another key) reads as a stall of
     /// its own: it fails closed, so a tampered file never makes a broken chain look healthy.
     public static func read(_ storage: any RepositoryStorage, now: Date = Date()) -> ChangeArchiveStall? {
-        guard storage.exists(path) else { return nil }
         do {
+            guard try storage.exists(path) else { return nil }
             return try BackupManifest.decoder().decode(ChangeArchiveStall.self, from: Data(try storage.readAll(path)))
         } catch {
             let why = (error as? FTBackupError)?.message ?? "\(error)"
@@ -42,7 +42,7 @@ public struct ChangeArchiveStall: Codable, Sendable, Equatable {
 
     /// Forgets the record after a pass that advanced the chain.
     static func clear(_ storage: any RepositoryStorage) throws {
-        if storage.exists(path) { try storage.remove(path) }
+        if try storage.exists(path) { try storage.remove(path) }
     }
 
     /// What `info` says: the chain is broken since `since`, why, and what to do.

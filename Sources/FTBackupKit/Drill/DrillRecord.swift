@@ -136,11 +136,11 @@ public struct DrillRecord: Codable, Sendable {
     }
 
     /// A new label for a drill started at `date`: its UTC time, unique in the repository.
-    static func newLabel(_ repository: Repository, at date: Date) -> String {
+    static func newLabel(_ repository: Repository, at date: Date) throws -> String {
         let base = DrillTarget.timestamp(date)
         var label = base
         var suffix = 1
-        while repository.storage.exists(path(label)) {
+        while try repository.storage.exists(path(label)) {
             suffix += 1
             label = "\(base)-\(suffix)"
         }

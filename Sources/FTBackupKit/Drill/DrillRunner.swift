@@ -108,7 +108,7 @@ public enum DrillRunner {
         logger.info("drill target created", metadata: ["database": .string(scratch.name), "point": .string(Timestamps.iso8601UTCMicroseconds(point))])
         restoreOptions.target = scratch.connectionString
 
-        let label = DrillRecord.newLabel(repository, at: started)
+        let label = try DrillRecord.newLabel(repository, at: started)
         var record: DrillRecord
         do {
             var transactions = 0, changes = 0

@@ -26,7 +26,7 @@ public struct EncryptedStorage: RepositoryStorage {
     }
 
     public func list(_ folder: String) throws -> [StorageEntry] { try base.list(folder) }
-    public func exists(_ path: String) -> Bool { base.exists(path) }
+    public func exists(_ path: String) throws -> Bool { try base.exists(path) }
     public func makeFolder(_ path: String) throws { try base.makeFolder(path) }
 
     /// The plaintext size of an encrypted file (what its manifest records).
@@ -89,9 +89,9 @@ public struct EncryptedStorage: RepositoryStorage {
         guard let unit = EncryptionUnit.of(path) else { return }
         let gone: Bool
         switch EncryptionUnit.shape(of: unit) {
-        case .file: gone = !base.exists(unit)
-        case .segment: gone = !EncryptionUnit.segmentFiles(unit).contains { base.exists($0) }
-        case .folder: gone = !base.exists(unit)
+        case .file: gone = try !base.exists(unit)
+        case .segment: gone = try !EncryptionUnit.segmentFiles(unit).contains { try base.exists($0) }
+        case .folder: gone = try !base.exists(unit)
         }
         if gone { try keyStore.forget(unit) }
     }

@@ -32,7 +32,7 @@ final class KeyStore: @unchecked Sendable {
     private func recordLocked(_ unit: String) throws -> DataKeyRecord? {
         if let cached = records[unit] { return cached }
         let path = EncryptionUnit.recordPath(unit)
-        guard base.exists(path) else { return nil }
+        guard try base.exists(path) else { return nil }
         let record = try DataKeyRecord.decode(try base.readAll(path), shown: "\(base.location)/\(path)")
         guard record.unit == unit else {
             throw FTBackupError(.dataError, "key record \(base.location)/\(path) belongs to \(record.unit), not \(unit)",
@@ -87,7 +87,7 @@ final class KeyStore: @unchecked Sendable {
     private func holdsPlainFiles(_ unit: String) throws -> Bool {
         switch EncryptionUnit.shape(of: unit) {
         case .file: return false
-        case .segment: return EncryptionUnit.segmentFiles(unit).contains { base.exists($0) }
+        case .segment: return try EncryptionUnit.segmentFiles(unit).contains { try base.exists($0) }
         case .folder: return try !allFiles(unit).isEmpty
         }
     }

@@ -45,7 +45,7 @@ public enum RepositoryStorageFactory {
         let plain = try openPlain(path)
         let marker = try RepositoryEncryptionMarker.read(plain)
         // (A folder is asked whether keys/ exists first: a repository path that is a file then fails where it is written, exit 73.)
-        if marker == nil, !(plain is LocalStorage) || plain.exists(EncryptionUnit.keysFolder),
+        if marker == nil, try !(plain is LocalStorage) || plain.exists(EncryptionUnit.keysFolder),
            try plain.list(EncryptionUnit.keysFolder).contains(where: { $0.path.hasSuffix(".json") && !$0.path.contains(".tmp-") }) {
             throw missingMarker(path)
         }

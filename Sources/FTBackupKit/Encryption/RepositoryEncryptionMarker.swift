@@ -49,7 +49,7 @@ public struct RepositoryEncryptionMarker: Codable, Sendable, Equatable {
 
     public static func read(_ storage: any RepositoryStorage) throws -> RepositoryEncryptionMarker? {
         if let local = storage as? LocalStorage {
-            guard local.exists(fileName) else { return nil }
+            guard try local.exists(fileName) else { return nil }
         } else {
             // A bucket: one listing of the root (a HEAD of a missing key would be followed by a prefix listing).
             guard try storage.list("").contains(where: { $0.path == fileName && !$0.isDirectory }) else { return nil }

@@ -77,7 +77,7 @@ public enum RecordChain {
     /// The record a new (or rewritten) record `name` links to.
     static func predecessor(of name: String, storage: any RepositoryStorage, folder: String) throws -> String? {
         let others = try names(storage, folder: folder).filter { $0 != name }
-        if storage.exists("\(folder)/\(name)"), let existing = link(of: try storage.readAll("\(folder)/\(name)")) {
+        if try storage.exists("\(folder)/\(name)"), let existing = link(of: try storage.readAll("\(folder)/\(name)")) {
             return existing.previousRecord
         }
         let links = try Dictionary(uniqueKeysWithValues: others.map { ($0, link(of: try storage.readAll("\(folder)/\($0)"))) })

@@ -142,7 +142,11 @@ public final class RecordChainAnchor: @unchecked Sendable {
     static func check(_ anchors: [Anchor], storage: any RepositoryStorage, folder: (String) -> String) -> [String] {
         anchors.compactMap { anchor in
             let path = "\(folder(anchor.kind))/\(anchor.record)"
-            guard storage.exists(path) else {
+            let present: Bool
+            do { present = try storage.exists(path) } catch {
+                return "\(path) cannot be checked against its anchor: \((error as? FTBackupError)?.message ?? "\(error)")"
+            }
+            guard present else {
                 return "\(path) is missing: the database anchored it at \(anchor.anchoredAt) (SHA-256 \(anchor.sha256.prefix(16))…), deleted since"
             }
             guard let bytes = try? storage.readAll(path) else { return "\(path) cannot be read to check it against its anchor" }

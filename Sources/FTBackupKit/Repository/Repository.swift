@@ -32,7 +32,7 @@ public struct Repository: Sendable {
         try storage.list(Self.backupsFolder).filter(\.isDirectory).map { folder in
             let label = String(folder.path.dropFirst(Self.backupsFolder.count + 1))
             let manifest = manifestPath(label)
-            guard storage.exists(manifest) else {
+            guard try storage.exists(manifest) else {
                 return Entry(label: label, status: .incomplete, manifest: nil, problem: "no manifest: the backup did not finish")
             }
             do {
@@ -99,7 +99,7 @@ public struct Repository: Sendable {
         let base = "\(formatter.string(from: date))-\(type == .full ? "F" : "I")"
         var label = base
         var suffix = 1
-        while storage.exists(backupFolder(label)) {
+        while try storage.exists(backupFolder(label)) {
             suffix += 1
             label = "\(base)\(suffix)"
         }

@@ -31,7 +31,7 @@ public struct RepositorySource: Codable, Sendable, Equatable {
 
     /// The recorded source, or nil when the repository has none yet.
     public static func read(_ storage: any RepositoryStorage) throws -> RepositorySource? {
-        guard storage.exists(fileName) else { return nil }
+        guard try storage.exists(fileName) else { return nil }
         do {
             return try BackupManifest.decoder().decode(RepositorySource.self, from: Data(try storage.readAll(fileName)))
         } catch {

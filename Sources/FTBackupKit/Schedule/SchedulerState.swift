@@ -48,7 +48,7 @@ public struct SchedulerState: Codable, Sendable, Equatable {
     public init() {}
 
     static func read(_ repository: Repository) throws -> SchedulerState {
-        guard repository.storage.exists(path) else { return SchedulerState() }
+        guard try repository.storage.exists(path) else { return SchedulerState() }
         do {
             return try BackupManifest.decoder().decode(SchedulerState.self, from: Data(try repository.storage.readAll(path)))
         } catch {

@@ -40,7 +40,7 @@ public struct LocalStorage: RepositoryStorage {
         return entries.sorted { $0.path < $1.path }
     }
 
-    public func exists(_ path: String) -> Bool { access(absolute(path), F_OK) == 0 }
+    public func exists(_ path: String) throws -> Bool { access(absolute(path), F_OK) == 0 }
 
     public func size(of path: String) throws -> Int64 {
         var info = stat()

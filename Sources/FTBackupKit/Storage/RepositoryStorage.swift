@@ -16,7 +16,8 @@ public protocol RepositoryStorage: Sendable {
     var location: String { get }
     /// Entries directly under `folder` ("" for the root); an absent folder lists as empty.
     func list(_ folder: String) throws -> [StorageEntry]
-    func exists(_ path: String) -> Bool
+    /// Whether a file or folder is at `path`; throws when the store cannot tell (never "absent" on an error).
+    func exists(_ path: String) throws -> Bool
     func size(of path: String) throws -> Int64
     func openRead(_ path: String) throws -> any StorageReader
     /// Starts writing `path` under a temporary name; nothing appears at `path` until `commit()`.

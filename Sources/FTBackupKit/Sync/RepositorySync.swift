@@ -6,9 +6,10 @@ import Foundation
 /// Every complete backup, change segment, lifecycle archive, partition export, evidence record and
 /// drill record that the destination lacks is copied: data files (`*.zst`) first, then the records
 /// and manifests that make them count, so an interrupted sync never leaves a manifest before its data.
-/// Each file is hashed (SHA-256) as it is read and read back from the destination to compare; a data
-/// file already there with the same size is kept (data files never change), a record that differs is
-/// rewritten (archive and partition manifests move from pending to committed). A killed sync is
+/// Every record is checked first (``SyncRecordCheck``: parses, manifests decode, chain links hold). Each file is
+/// hashed (SHA-256) as it is read, checked against its manifest, and read back from the destination to compare;
+/// a data file already there is kept only if it still has its manifest's SHA-256 (else it is copied again), a
+/// record that differs is rewritten (archive and partition manifests move from pending to committed). A killed sync is
 /// resumed by running it again. Nothing is ever removed from the destination: retention applies to each
 /// repository (`ftbackup expire --repo`). Incomplete backups, pending work without a manifest, locks
 /// and the scheduler's state are not copied. An encrypted repository is copied as ciphertext, with its key
@@ -48,12 +49,18 @@ public enum RepositorySync {
         var files: [StorageEntry] = []
         try collect("", in: sourceStored, into: &files, skipped: &report.skipped)
         let (data, records) = (files.filter { $0.path.hasSuffix(".zst") }, files.filter { !$0.path.hasSuffix(".zst") })
-        let expected = try SyncExpectedDigests.collect(records: records, dataPaths: Set(data.map(\.path)), in: source)
+        // Every record is read (decrypted) and checked before anything is copied (``SyncRecordCheck``).
+        var recordBytes: [String: [UInt8]] = [:]
+        for record in records { recordBytes[record.path] = try source.readAll(record.path) }
+        try SyncRecordCheck.check(recordBytes, in: source)
+        let expected = SyncExpectedDigests.collect(records: recordBytes, dataPaths: Set(data.map(\.path)))
         try encryption.copyKeyMaterial(from: sourceStored, to: destinationStored, report: &report)
         let encrypted = encryption.master != nil
         var dataCopied = 0
         for file in data {
-            if let size = try? destinationStored.size(of: file.path), size == file.size {
+            // A same-size copy stays only if it still has its manifest's SHA-256 (read through the destination's decryption).
+            if try destinationStored.exists(file.path), try destinationStored.size(of: file.path) == file.size,
+               try keeps(file.path, in: destination, expectedSHA256: expected[file.path]) {
                 report.keptFiles += 1
                 continue
             }
@@ -67,11 +74,22 @@ public enum RepositorySync {
         }
         // Records last, the backups' and archives' manifests after everything else of theirs.
         for file in records.sorted(by: { ($0.path.hasSuffix("manifest.json") ? 1 : 0, $0.path) < ($1.path.hasSuffix("manifest.json") ? 1 : 0, $1.path) }) {
-            if destinationStored.exists(file.path), (try? destinationStored.readAll(file.path)) == (try sourceStored.readAll(file.path)) {
-                report.keptFiles += 1
-                continue
+            if encrypted {
+                // Ciphertext as stored (its plaintext was checked above).
+                if try destinationStored.exists(file.path), try destinationStored.readAll(file.path) == (try sourceStored.readAll(file.path)) {
+                    report.keptFiles += 1
+                    continue
+                }
+                try copy(file.path, from: sourceStored, to: destinationStored)
+            } else {
+                // The bytes checked are the bytes copied.
+                let bytes = recordBytes[file.path]!
+                if try destinationStored.exists(file.path), try destinationStored.readAll(file.path) == bytes {
+                    report.keptFiles += 1
+                    continue
+                }
+                try copy(file.path, bytes: bytes, to: destinationStored)
             }
-            try copy(file.path, from: sourceStored, to: destinationStored)
             report.copiedFiles += 1
             report.copiedBytes += file.size
         }
@@ -94,6 +112,38 @@ public enum RepositorySync {
             if folder.isEmpty && ["locks", "schedule", "keys", "encryption.json"].contains(name) { continue }
             if name.contains(".tmp-") || name.hasPrefix(".ftbackup-probe") { continue }
             if entry.isDirectory { try collect(entry.path, in: storage, into: &files, skipped: &skipped) } else { files.append(entry) }
+        }
+    }
+
+    /// True when the destination's copy of a data file (same size as the source's) can stay: it still has the
+    /// SHA-256 the manifest recorded (read back whole: data files never change, a same-size one may have rotted).
+    /// A file no manifest describes is kept on its size, as before.
+    static func keeps(_ path: String, in destination: any RepositoryStorage, expectedSHA256: String?) throws -> Bool {
+        guard let expectedSHA256 else { return true }
+        return try sha256(of: path, in: destination) == expectedSHA256
+    }
+
+    /// Lowercase hex SHA-256 of a stored file, streamed.
+    static func sha256(of path: String, in storage: any RepositoryStorage) throws -> String {
+        let reader = try storage.openRead(path)
+        defer { reader.close() }
+        var digest = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try reader.read(into: $0) }
+            if count == 0 { break }
+            buffer.withUnsafeBytes { digest.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        }
+        return digest.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Writes a record whose bytes were read (and checked) already, then reads it back to compare.
+    static func copy(_ path: String, bytes: [UInt8], to destination: any RepositoryStorage) throws {
+        try destination.writeAll(path, bytes)
+        guard try destination.readAll(path) == bytes else {
+            try? destination.remove(path)
+            throw FTBackupError(.dataError, "the copy of \(path) in \(destination.location) does not match its source",
+                                hint: "run the sync again; if it persists, check the destination store")
         }
     }
 

@@ -7,12 +7,12 @@ import Foundation
 /// in the source fails the sync instead of reaching the off-site copy under a manifest that calls it good.
 enum SyncExpectedDigests {
     /// Repository path → lowercase hex SHA-256, for every `{ "path": …, "sha256": … }` any JSON record under
-    /// `records` names (a path is relative to its record's folder, or to the repository root).
-    static func collect(records: [StorageEntry], dataPaths: Set<String>, in storage: any RepositoryStorage) throws -> [String: String] {
+    /// in `records` (path → bytes) names (a path is relative to its record's folder, or to the repository root).
+    static func collect(records: [String: [UInt8]], dataPaths: Set<String>) -> [String: String] {
         var digests: [String: String] = [:]
-        for record in records where record.path.hasSuffix(".json") {
-            guard let json = try? JSONSerialization.jsonObject(with: Data(try storage.readAll(record.path))) else { continue }
-            let folder = (record.path as NSString).deletingLastPathComponent
+        for (path, bytes) in records where path.hasSuffix(".json") {
+            guard let json = try? JSONSerialization.jsonObject(with: Data(bytes)) else { continue }
+            let folder = (path as NSString).deletingLastPathComponent
             visit(json) { path, sha256 in
                 for candidate in [folder.isEmpty ? path : "\(folder)/\(path)", path] where dataPaths.contains(candidate) {
                     digests[candidate] = sha256.lowercased()

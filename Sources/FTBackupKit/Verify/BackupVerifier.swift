@@ -46,7 +46,9 @@ public enum BackupVerifier {
                                 } else {
                                     try StoredFileReader.read(storage, folder: folder, file: file, decompress: decompress)
                                 }
-                            } catch let error as FTBackupError {
+                            } catch let error as FTBackupError where ![.unavailable, .permission, .configuration].contains(error.status) {
+                                // A store that cannot be reached or refuses us proves nothing about the file: that
+                                // error fails the command as it is (69/77/78) instead of calling the backup damaged.
                                 bad.append(FileResult(path: "\(storage.location)/\(folder)/\(file.path)", ok: false, problem: error.message))
                             }
                         }

@@ -20,7 +20,7 @@ public enum SegmentVerifier {
     static func removeOrphanedRecords(_ storage: any RepositoryStorage) throws {
         for entry in try storage.list(verificationFolder) where !entry.isDirectory && entry.path.hasSuffix(".json") {
             let label = String(entry.path.dropFirst(verificationFolder.count + 1).dropLast(5))
-            if !storage.exists(ChangeSegmentManifest.manifestPath(label)) { try storage.remove(entry.path) }
+            if try !storage.exists(ChangeSegmentManifest.manifestPath(label)) { try storage.remove(entry.path) }
         }
     }
 }

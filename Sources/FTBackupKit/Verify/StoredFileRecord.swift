@@ -62,7 +62,7 @@ public enum StoredFileRecordDiscovery {
         try storage.list(parent).filter(\.isDirectory).map { entry in
             let name = String(entry.path.dropFirst(parent.count + 1))
             let path = "\(entry.path)/\(manifestFile)"
-            guard storage.exists(path) else {
+            guard try storage.exists(path) else {
                 return .incomplete(name: name, problem: "no manifest: its run was killed while writing the files (the next run removes them)")
             }
             do {

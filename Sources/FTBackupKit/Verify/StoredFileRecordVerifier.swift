@@ -73,7 +73,7 @@ public enum StoredFileRecordVerifier {
                                         rows: nil, badFiles: [], problem: problem)
         }
         // A record removed while it was read (an archive run reconciling a pending batch) is not damage.
-        if result.state == .bad, !storage.exists(kind.recordManifestPath(name: result.name)) {
+        if result.state == .bad, (try? storage.exists(kind.recordManifestPath(name: result.name))) == false {
             result = RecordVerification(kind: kind.recordKind, name: result.name, state: .incomplete, ok: true, files: 0, bytes: 0,
                                         rows: nil, badFiles: [], problem: "removed while it was being verified")
         }
@@ -85,7 +85,7 @@ public enum StoredFileRecordVerifier {
     static func keepResult<Record: StoredFileRecord>(_ result: RecordVerification, kind: Record.Type,
                                                      storage: any RepositoryStorage, at now: Date) throws {
         // Never recreate the folder of a record removed meanwhile (a reconciled pending archive).
-        guard result.state != .incomplete, storage.exists(kind.recordManifestPath(name: result.name)) else { return }
+        guard result.state != .incomplete, try storage.exists(kind.recordManifestPath(name: result.name)) else { return }
         let record = VerificationResultRecord(
             kind: result.kind, name: result.name, outcome: result.ok ? .ok : .failed, verifiedAt: now, files: result.files,
             bytes: result.bytes, problems: result.badFiles.map { $0.problem ?? $0.path })

@@ -44,7 +44,7 @@ public struct VerificationRecord: Codable, Sendable, Equatable {
     /// record proves nothing, so it counts as "not verified".
     public static func read(_ repository: Repository, label: String) -> VerificationRecord? {
         let path = path(repository, label: label)
-        guard repository.storage.exists(path), let bytes = try? repository.storage.readAll(path) else { return nil }
+        guard (try? repository.storage.exists(path)) == true, let bytes = try? repository.storage.readAll(path) else { return nil }
         return try? BackupManifest.decoder().decode(VerificationRecord.self, from: Data(bytes))
     }
 

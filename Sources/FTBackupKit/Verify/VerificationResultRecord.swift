@@ -40,7 +40,7 @@ public struct VerificationResultRecord: Codable, Sendable, Equatable {
 
     /// The record at `path`, or nil when there is none or it cannot be read (then it proves nothing).
     public static func read(_ storage: any RepositoryStorage, path: String) -> VerificationResultRecord? {
-        guard storage.exists(path), let bytes = try? storage.readAll(path) else { return nil }
+        guard (try? storage.exists(path)) == true, let bytes = try? storage.readAll(path) else { return nil }
         return try? BackupManifest.decoder().decode(VerificationResultRecord.self, from: Data(bytes))
     }
 

@@ -92,14 +92,14 @@ public struct ArchiveStore: Sendable {
         try storage.list(Self.folder).filter(\.isDirectory).map { entry in
             let name = String(entry.path.dropFirst(Self.folder.count + 1))
             let path = manifestPath(name)
-            guard storage.exists(path) else { return (name, nil) }
+            guard try storage.exists(path) else { return (name, nil) }
             return (name, try ArchiveManifest.decode(try storage.readAll(path), path: "\(storage.location)/\(path)"))
         }.sorted { $0.name < $1.name }
     }
 
     public func read(_ name: String) throws -> ArchiveManifest {
         let path = manifestPath(name)
-        guard storage.exists(path) else {
+        guard try storage.exists(path) else {
             throw FTBackupError(.usage, "no archive \(name) in \(storage.location)", hint: "ftbackup lifecycle list shows the archives")
         }
         return try ArchiveManifest.decode(try storage.readAll(path), path: "\(storage.location)/\(path)")

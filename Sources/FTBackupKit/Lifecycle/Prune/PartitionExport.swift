@@ -57,7 +57,7 @@ public struct PartitionExportStore: Sendable {
         try storage.list(Self.folder).filter(\.isDirectory).map { entry in
             let name = String(entry.path.dropFirst(Self.folder.count + 1))
             let path = "\(folder(name))/\(PartitionExport.fileName)"
-            guard storage.exists(path) else { return (name, nil) }
+            guard try storage.exists(path) else { return (name, nil) }
             return (name, try decode(try storage.readAll(path), path: "\(storage.location)/\(path)"))
         }.sorted { $0.name < $1.name }
     }

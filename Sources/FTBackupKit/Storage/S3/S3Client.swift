@@ -75,10 +75,15 @@ public final class S3Client: @unchecked Sendable {
     public func failure(_ response: S3HTTPResponse, method: String, key: String) -> FTBackupError {
         let code = S3XML.first("Code", in: response.body) ?? response.headers["x-amz-error-code"]
         let what = "S3 \(method) s3://\(bucket)/\(key) failed: HTTP \(response.status)\(code.map { " \($0)" } ?? "")"
-        switch (response.status, code) {
-        case (404, "NoSuchBucket"), (404, nil) where key.isEmpty:
+        // NoSuchBucket on any key, or a bare 404 on the bucket itself (a HEAD or listing has no error body).
+        if response.status == 404 && (code == "NoSuchBucket" || (code == nil && key.isEmpty)) {
             return FTBackupError(.unavailable, "S3 bucket \(bucket) does not exist at \(credentials.endpoint.absoluteString) (HTTP 404 NoSuchBucket)",
                                  hint: "create the bucket, or fix the bucket in --repo / FTBACKUP_REPO")
+        }
+        switch (response.status, code) {
+        case (400, "InvalidToken"), (400, "ExpiredToken"), (400, "TokenRefreshRequired"), (403, "ExpiredToken"), (403, "InvalidToken"):
+            return FTBackupError(.permission, "\(what): the session token (AWS_SESSION_TOKEN) is expired or invalid",
+                                 hint: "get new temporary credentials (all three of key, secret and token) and run again")
         case (401, _), (403, _):
             return FTBackupError(.permission, "\(what): the store refused the credentials or the access key lacks permission",
                                  hint: "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket policy")

@@ -38,6 +38,10 @@ public struct S3Credentials: Sendable {
                 accessKey = section["aws_access_key_id"]
                 secretKey = section["aws_secret_access_key"]
                 token = section["aws_session_token"]
+                for (name, found) in [("aws_access_key_id", accessKey), ("aws_secret_access_key", secretKey)] where found?.isEmpty ?? true {
+                    throw FTBackupError(.configuration, "AWS profile \(profile) in \(file) has no \(name)",
+                                        hint: "add it to the profile, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+                }
             } else if value("AWS_PROFILE") != nil {
                 throw FTBackupError(.configuration, "AWS profile \(profile) is not in \(file)",
                                     hint: "add it, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")

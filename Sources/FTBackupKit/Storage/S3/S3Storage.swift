@@ -68,12 +68,15 @@ public struct S3Storage: RepositoryStorage {
         return entries.sorted { $0.path < $1.path }
     }
 
-    public func exists(_ path: String) -> Bool {
-        if let response = try? client.send("HEAD", key: key(path)), response.status == 200 { return true }
+    /// True when an object or a "folder" is at `path`. Only a 404 means absent: a refused (403), throttled or
+    /// unreachable store fails with one line instead of passing for "not there".
+    public func exists(_ path: String) throws -> Bool {
+        let response = try client.send("HEAD", key: key(path))
+        if response.status == 200 { return true }
+        guard response.status == 404 else { throw client.failure(response, method: "HEAD", key: key(path)) }
         // A "folder" exists when anything is under it.
-        guard let response = try? client.send("GET", key: "", query: [("list-type", "2"), ("prefix", folderPrefix(path)), ("max-keys", "1")]),
-              response.status == 200 else { return false }
-        return !S3XML.all("Key", in: response.body).isEmpty
+        let listing = try client.expect([200], "GET", key: "", query: [("list-type", "2"), ("prefix", folderPrefix(path)), ("max-keys", "1")])
+        return !S3XML.all("Key", in: listing.body).isEmpty
     }
 
     /// HEAD of an object: its size and ETag.
@@ -96,7 +99,7 @@ public struct S3Storage: RepositoryStorage {
     public func remove(_ path: String) throws {
         let base = key(path)
         var keys = try listKeys(prefix: base + "/", delimiter: nil).objects.map(\.0)
-        if (try? client.send("HEAD", key: base))?.status == 200 { keys.append(base) }
+        if try client.expect([200, 404], "HEAD", key: base).status == 200 { keys.append(base) }
         for key in keys { try client.expect([200, 204, 404], "DELETE", key: key) }
     }
 

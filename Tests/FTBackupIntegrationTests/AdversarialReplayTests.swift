@@ -166,21 +166,32 @@ extension ChangeArchivalTests.PointInTimeTests {
             let (follower, _, _) = try FTBackupBinary.start(["follow", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path,
                                                              "--policy", policyFile],
                                                             environment: describeOnce ? ["FTBACKUP_FAILPOINT": "follow.describe-once"] : [:])
-            // Described in the stream before the second full.
+            // Waits (up to two minutes: the follower lags on a loaded machine) until `count` sealed segments change `schema`.
+            func sealed(_ count: Int, changing schema: String) async throws {
+                for _ in 0..<240 {
+                    let segments = try ChangeSegmentManifest.all(a.repo.repository.storage)
+                    if segments.filter({ $0.index?.relations.contains { $0.schema == schema && $0.changes > 0 } == true }).count >= count { return }
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+                Issue.record("the follower did not seal \(count) segment(s) changing \(schema)")
+            }
+            // Described in the stream, and sealed, before the second full.
             try await a.session.execute("UPDATE \(Self.tool).tool_data SET version = version + 1 WHERE id = (SELECT id FROM \(Self.tool).tool_data ORDER BY id LIMIT 1)")
             try await a.session.execute("UPDATE users.accounts SET full_name = 'before' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1)")
-            try await Task.sleep(for: .milliseconds(2500))
+            try await sealed(1, changing: Self.tool)
             _ = try await a.full()
-            try await Task.sleep(for: .milliseconds(1500))
             try await a.session.execute("UPDATE \(Self.otherTool).tool_data SET status = 'other' WHERE id = (SELECT id FROM \(Self.otherTool).tool_data ORDER BY id LIMIT 1)")
-            try await Task.sleep(for: .milliseconds(2500))
+            try await sealed(1, changing: Self.otherTool)
             try await a.session.execute("""
                 UPDATE \(Self.tool).tool_data SET status = 'after the full', version = version + 1 WHERE id = (SELECT id FROM \(Self.tool).tool_data ORDER BY id LIMIT 1 OFFSET 2);
                 UPDATE users.accounts SET full_name = 'after' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1);
                 """)
-            try await Task.sleep(for: .milliseconds(1500))
+            try await sealed(2, changing: Self.tool)
             let (at, expected) = try await a.instant()
-            try await Task.sleep(for: .seconds(3))
+            for _ in 0..<240 {  // a heartbeat after TIME is sealed
+                if try ChangeSegmentManifest.all(a.repo.repository.storage).compactMap(\.lastCommitTime).contains(where: { $0 > at }) { break }
+                try await Task.sleep(for: .milliseconds(500))
+            }
             kill(follower.processIdentifier, SIGTERM)
             follower.waitUntilExit()
             #expect(follower.terminationStatus == 0)

@@ -64,8 +64,9 @@ public enum PointInTimeRestore {
         let replayed = ReplayTally()
         let fullManifest = try repository.backup(label: plan.full)
         let ignoredTables = Self.ignored(fullManifest, schemas: options.schemas)
-        let following = try followingSegments(repository, after: segments)
-        let selection = SegmentSelection.make(segments, following: following, preceding: try precedingSegments(repository, before: segments),
+        let own = try ownSegments(repository)
+        let following = followingSegments(own, after: segments)
+        let selection = SegmentSelection.make(segments, following: following, preceding: precedingSegments(own, before: segments),
                                               schemas: options.schemas)
         let full = try await RestoreRunner.run(fullOptions) {
             let started = Date()
@@ -87,19 +88,22 @@ public enum PointInTimeRestore {
                       replaySeconds: replaySeconds, seconds: Date().timeIntervalSince(started), sequenceWarnings: sequenceWarnings)
     }
 
-    /// The repository's own segments before `used`: where a follower's stream may have described a relation
-    /// that `used` changes (see `SegmentSelection.describers`).
-    static func precedingSegments(_ repository: Repository, before used: [ChangeSegmentManifest]) throws -> [ChangeSegmentManifest] {
+    /// The repository's own segments (another database's are never merged in), in archive order.
+    static func ownSegments(_ repository: Repository) throws -> [ChangeSegmentManifest] {
+        try RepositorySourceView.load(repository).own(try ChangeSegmentManifest.all(repository.storage))
+    }
+
+    /// The segments of `all` before `used`: where a follower's stream may have described a relation that
+    /// `used` changes (see `SegmentSelection.describers`).
+    static func precedingSegments(_ all: [ChangeSegmentManifest], before used: [ChangeSegmentManifest]) -> [ChangeSegmentManifest] {
         guard let first = used.first else { return [] }
-        let all = try RepositorySourceView.load(repository).own(try ChangeSegmentManifest.all(repository.storage))
         return Array(all.prefix { $0.label != first.label })
     }
 
-    /// The repository's own segments that follow `used` without a gap: read only for the first heartbeat
-    /// after TIME (the sequences' upper bound), never replayed.
-    static func followingSegments(_ repository: Repository, after used: [ChangeSegmentManifest]) throws -> [ChangeSegmentManifest] {
+    /// The segments of `all` that follow `used` without a gap: read only for the first heartbeat after
+    /// TIME (the sequences' upper bound), never replayed.
+    static func followingSegments(_ all: [ChangeSegmentManifest], after used: [ChangeSegmentManifest]) -> [ChangeSegmentManifest] {
         guard let last = used.last else { return [] }
-        let all = try RepositorySourceView.load(repository).own(try ChangeSegmentManifest.all(repository.storage))
         guard let index = all.firstIndex(where: { $0.label == last.label }) else { return [] }
         var following: [ChangeSegmentManifest] = []
         var end = LSN.parse(last.endLSN) ?? 0
@@ -177,7 +181,7 @@ public enum PointInTimeRestore {
         let limit = PgOutputDecoder.postgresMicroseconds(from: target)
         // With --schema, only the segments that can matter to the schemas are opened (`SegmentSelection`);
         // a change of another schema's relation described in a skipped segment is not checked.
-        let selection = SegmentSelection.make(used, following: try followingSegments(repository, after: used), preceding: Array(all[..<firstIndex]),
+        let selection = SegmentSelection.make(used, following: followingSegments(all, after: used), preceding: Array(all[..<firstIndex]),
                                               schemas: options.schemas)
         // Descriptions from before the full's first segment (its changes are not replayed).
         for segment in selection.describers {

@@ -1,5 +1,7 @@
 /// Session settings under which COPY text is written and read, the same as pg_dump's, so values
-/// round-trip exactly whatever the server's or the role's defaults are.
+/// round-trip exactly whatever the server's or the role's defaults are. `xmloption = content` (as
+/// pg_dump's script sets) so xml fragments load into a database whose default is DOCUMENT, and
+/// `array_nulls = on` so a text file's NULL array elements stay NULL whatever the target's default.
 enum SessionSettings {
     /// `encoding` is the session's client_encoding: the encoding of statement text and of what the
     /// session reads back. Backups and restores keep it UTF8 (every connection starts so) and name the
@@ -9,7 +11,8 @@ enum SessionSettings {
         SET client_encoding TO '\(encoding.replacingOccurrences(of: "'", with: "''"))';
         SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3;
         SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0;
-        SET row_security = off; SET bytea_output = hex
+        SET row_security = off; SET bytea_output = hex;
+        SET xmloption = content; SET array_nulls = on
         """
     }
 

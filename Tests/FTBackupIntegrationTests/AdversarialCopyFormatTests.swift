@@ -57,4 +57,36 @@ import Testing
             try await Self.backupAndRestore(source, prepareTarget: "ALTER DATABASE TARGET SET array_nulls = off")
         }
     }
+
+    /// Replay sends changed values as text: NULL array elements and xml fragments inserted and updated
+    /// after the full come back exact into a target whose database defaults are `array_nulls = off` and
+    /// `xmloption = document` (the replay session pins both, as the COPY sessions do).
+    @Test func replayedNullArrayElementsAndXmlFragmentsSurviveTheTargetsDefaults() async throws {
+        try await ArchivedDatabase.with(prepare: """
+            CREATE SCHEMA rx;
+            CREATE TABLE rx.t (id int PRIMARY KEY, tags text[], ns int[], x xml);
+            INSERT INTO rx.t VALUES (1, ARRAY['a'], ARRAY[1], XMLPARSE(CONTENT 'one'));
+            """) { a in
+            _ = try await a.full()
+            try await a.session.execute("""
+                INSERT INTO rx.t VALUES (2, ARRAY[NULL, 'NULL', 'x'], ARRAY[1, NULL], XMLPARSE(CONTENT 'plain <b>bold</b> tail')),
+                                        (3, '{NULL}', '{NULL,NULL}', XMLPARSE(CONTENT ''));
+                UPDATE rx.t SET tags = ARRAY['NULL', NULL], ns = ARRAY[NULL, 2]::int[], x = XMLPARSE(CONTENT 'a <i/> b') WHERE id = 1;
+                """)
+            let (at, expected) = try await a.instant()
+            _ = try await a.incremental()
+            try await TestServer.withDatabase(seeded: false) { target in
+                let admin = try await TestServer.admin()
+                defer { admin.close() }
+                try await admin.execute("ALTER DATABASE \"\(target.name)\" SET array_nulls = off; ALTER DATABASE \"\(target.name)\" SET xmloption = document")
+                _ = try await PointInTimeRestore.run(RestoreOptions(target: target.connectionString, repositoryPath: a.repo.path,
+                                                                    showProgress: false), at: at)
+                let t = try await target.connect()
+                defer { t.close() }
+                #expect(TableFingerprint.differences(source: expected, restored: try await TableFingerprint.compute(t)) == [])
+                let nulls = try await t.query("SELECT count(*) AS n FROM rx.t, unnest(tags) e WHERE e IS NULL").first!.int64("n")
+                #expect(nulls == 3)
+            }
+        }
+    }
 }

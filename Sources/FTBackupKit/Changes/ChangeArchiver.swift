@@ -26,7 +26,7 @@ public enum ChangeArchiver {
     static let decodingSettings = """
         SET DateStyle = ISO; SET IntervalStyle = postgres; SET TimeZone = 'UTC';
         SET extra_float_digits = 3; SET bytea_output = hex; SET statement_timeout = 0; SET synchronous_commit = on;
-        SET search_path = ''
+        SET search_path = ''; SET xmloption = content; SET array_nulls = on
         """
 
     public static func runIncremental(database: ConnectionString, repositoryPath: String, policy: Policy,

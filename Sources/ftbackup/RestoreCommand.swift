@@ -40,6 +40,9 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(name: .customLong("allow-version-change"), help: "Load a backup's binary COPY files into a server of another PostgreSQL major version than its source (refused by default; only same-version restores are tested).")
     var allowVersionChange = false
 
+    @Flag(name: .customLong("skip-analyze"), help: "Leave planner statistics to autovacuum, as pg_restore does (default: ANALYZE every restored table before finishing).")
+    var skipAnalyze = false
+
     @Option(help: "Restore the database as it was at this time (ISO 8601 with a zone: \(RecoveryTarget.examples)).")
     var at: String?
 
@@ -52,6 +55,7 @@ struct RestoreCommand: AsyncParsableCommand {
             options.keepRetired = keepRetired
             options.cascade = cascade
             options.allowVersionChange = allowVersionChange
+            options.skipAnalyze = skipAnalyze
             options.policy = try global.policy()
             if let at {
                 guard label == nil else { throw FTBackupError(.usage, "--at and --set cannot be combined", hint: "--at picks the full backup itself") }
@@ -69,11 +73,12 @@ struct RestoreCommand: AsyncParsableCommand {
             printLine("  into:     \(plan.target)")
             printLine("  schemas:  \(plan.wholeDatabase ? "all \(plan.schemas.count)" : plan.schemas.joined(separator: ", "))")
             printLine("  tables:   \(plan.tables), rows: \(plan.rows), \(ByteCount.format(plan.storedBytes)) to read, \(ByteCount.format(plan.rawBytes)) to load")
-            printLine("  options:  jobs=\(plan.jobs)\(plan.clean ? " clean" : "")\(plan.noOwner ? " no-owner" : "")")
+            printLine("  options:  jobs=\(plan.jobs)\(plan.clean ? " clean" : "")\(plan.noOwner ? " no-owner" : "")\(skipAnalyze ? " skip-analyze" : "")")
             if !dryRun {
                 let phases = report.phases.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.1f", $0.value))s" }
                 printLine("  took:     \(String(format: "%.1f", report.seconds)) s (\(phases.joined(separator: ", ")))")
                 RestoreCommand.printRetired(report.retired)
+                if skipAnalyze { printLine("  statistics: not gathered (--skip-analyze): autovacuum analyzes the tables, or run vacuumdb --analyze-only") }
             }
             return .success
         }
@@ -99,6 +104,7 @@ struct RestoreCommand: AsyncParsableCommand {
         } else {
             printLine("  took:         \(String(format: "%.1f", report.seconds)) s (replay of \(report.changesApplied) changes in \(String(format: "%.1f", report.replaySeconds)) s)")
             printRetired(report.fullRestore?.retired)
+            if options.skipAnalyze { printLine("  statistics:   not gathered (--skip-analyze): autovacuum analyzes the tables, or run vacuumdb --analyze-only") }
         }
         return .success
     }

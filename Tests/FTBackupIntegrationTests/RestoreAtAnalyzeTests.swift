@@ -35,3 +35,41 @@ extension ChangeArchivalTests.PointInTimeTests {
         }
     }
 }
+
+extension BackupRestoreTests {
+    /// Issue 14: `restore --skip-analyze` leaves planner statistics to autovacuum as `pg_restore` does: no
+    /// restored table was analyzed by the restore, the summary says so, and the data is exact; the same
+    /// backup restored without the flag has every table analyzed.
+    @Test func skipAnalyzeLeavesStatisticsToAutovacuumAndRestoresExactly() async throws {
+        try await TestServer.withDatabase { source in
+            let session = try await source.connect()
+            defer { session.close() }
+            try await Fixtures.addFidelityObjects(session)
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                let expected = try await TableFingerprint.compute(session)
+                let analyzedByRestore = """
+                    SELECT s.schemaname || '.' || s.relname AS name, s.analyze_count > 0 AS analyzed
+                    FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+                    WHERE s.schemaname <> 'ftbackup' AND c.relkind = 'r' ORDER BY 1
+                    """
+                for skip in [true, false] {
+                    try await TestServer.withDatabase(seeded: false) { target in
+                        let outcome = try FTBackupBinary.run(["restore", "--target", target.connectionString.raw, "--repo", repo.path, "-j", "2"]
+                                                             + (skip ? ["--skip-analyze"] : []))
+                        #expect(outcome.status == 0, "\(outcome.stderr)")
+                        #expect(outcome.stdout.contains("statistics: not gathered (--skip-analyze)") == skip, "\(outcome.stdout)")
+                        let t = try await target.connect()
+                        defer { t.close() }
+                        let tables = try await t.query(analyzedByRestore).rows
+                        #expect(tables.count > 10)
+                        let analyzed = try tables.filter { try $0.bool("analyzed") == true }.map { try $0.requiredString("name") }
+                        let notAnalyzed = try tables.filter { try $0.bool("analyzed") != true }.map { try $0.requiredString("name") }
+                        if skip { #expect(analyzed == [], "\(analyzed)") } else { #expect(notAnalyzed == [], "\(notAnalyzed)") }
+                        #expect(TableFingerprint.differences(source: expected, restored: try await TableFingerprint.compute(t)) == [])
+                    }
+                }
+            }
+        }
+    }
+}

@@ -27,14 +27,14 @@ enum IndexAndAnalyzePhase {
         }
     }
 
-    static func items(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan) -> [Item] {
+    static func items(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, analyze: Bool = true) -> [Item] {
         var items: [Item] = []
         var covered: Set<String> = []
         for table in tables.sorted(by: { $0.file.rawBytes > $1.file.rawBytes }) {
             let key = IndexBuildPlan.key(table)
             covered.insert(key)
             let builds = indexes.secondary[key] ?? []
-            if builds.isEmpty { items.append(.analyze(schema: table.schema, name: table.name)) }
+            if builds.isEmpty { if analyze { items.append(.analyze(schema: table.schema, name: table.name)) } }
             else { items += builds.map { .build(table: key, $0) } }
         }
         // Secondary indexes of anything not loaded as a table (none today): built, not analyzed here.
@@ -45,7 +45,7 @@ enum IndexAndAnalyzePhase {
     }
 
     static func run(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, options: RestoreOptions) async throws {
-        let queue = WorkQueue(items(tables, indexes: indexes))
+        let queue = WorkQueue(items(tables, indexes: indexes, analyze: !options.skipAnalyze))
         let remaining = Remaining(indexes.secondary.mapValues(\.count))
         let byKey = Dictionary(tables.map { (IndexBuildPlan.key($0), $0) }, uniquingKeysWith: { first, _ in first })
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -59,7 +59,7 @@ enum IndexAndAnalyzePhase {
                         switch item {
                         case .build(let key, let build):
                             try await indexes.run([build], on: session)
-                            if remaining.finished(key), let table = byKey[key] {
+                            if remaining.finished(key), !options.skipAnalyze, let table = byKey[key] {
                                 try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))")
                             }
                         case .analyze(let schema, let name):

@@ -50,4 +50,6 @@ public struct RestoreReport: Codable, Sendable {
     /// Foreign keys from other schemas that the restored rows do not satisfy (re-added NOT VALID);
     /// database settings of a role the target lacks.
     public var warnings: [String]? = nil
+    /// False when `--skip-analyze` left planner statistics to autovacuum (nil in older reports: analyzed).
+    public var analyzed: Bool? = nil
 }

@@ -48,7 +48,7 @@ extension RestoreRunner {
                         }
                         let key = IndexBuildPlan.key(table)
                         try await indexes.run((indexes.keys[key] ?? []) + (keysOnly ? [] : indexes.secondary[key] ?? []), on: session)
-                        if !keysOnly { try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))") }
+                        if !keysOnly && !options.skipAnalyze { try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))") }
                         progress.finished(item: "\(table.schema).\(table.name)", metadata: ["rows": .string("\(rows)")])
                     }
                 }

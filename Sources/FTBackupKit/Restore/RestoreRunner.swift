@@ -25,6 +25,9 @@ public struct RestoreOptions: Sendable {
     /// Restore a backup with binary data files into a server of another major version than its source
     /// (`--allow-version-change`); without it that restore is refused before the target is touched.
     public var allowVersionChange = false
+    /// Leave the restored tables without planner statistics (`--skip-analyze`), as `pg_restore` does:
+    /// autovacuum gathers them after the restore. By default every restored table is analyzed.
+    public var skipAnalyze = false
 
     public init(target: ConnectionString, repositoryPath: String, label: String? = nil, schemas: [String] = [], jobs: Int = 2,
                 clean: Bool = false, confirmed: Bool = false, noOwner: Bool = false, dryRun: Bool = false,
@@ -216,6 +219,10 @@ public enum RestoreRunner {
                                                    logger: logger)
             }
         }
+        if options.skipAnalyze, let warning = try await statisticsWarning(target) {
+            logger.warning("\(warning)")
+            warnings.append(warning)
+        }
         if plan.wholeDatabase, let settings = manifest.databaseSettings {
             // Last, so no setting (a default_transaction_read_only, a statement_timeout) reaches the restore's own sessions.
             let skipped = try await timed("settings") { try await target.withConnection { try DatabaseSettings.apply(settings, $0) } }
@@ -223,7 +230,14 @@ public enum RestoreRunner {
             warnings += skipped
         }
         return RestoreReport(plan: plan, phases: phases, seconds: Date().timeIntervalSince(started),
-                             retired: retired, warnings: warnings.isEmpty ? nil : warnings)
+                             retired: retired, warnings: warnings.isEmpty ? nil : warnings, analyzed: !options.skipAnalyze)
+    }
+
+    /// With `--skip-analyze`, statistics come from autovacuum: say so when the target will never gather them.
+    static func statisticsWarning(_ target: DatabaseSession) async throws -> String? {
+        let row = try await target.query("SELECT current_setting('autovacuum') = 'on' AND current_setting('track_counts') = 'on' AS gathers").first!
+        if try row.bool("gathers") == true { return nil }
+        return "--skip-analyze: autovacuum (or track_counts) is off on \(target.target), so the restored tables have no planner statistics until you run vacuumdb --analyze-only"
     }
 
     static func manifestSubset(_ manifest: BackupManifest, tables: [BackupManifest.Table]) -> BackupManifest {

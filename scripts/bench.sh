@@ -55,10 +55,15 @@ s3_bench() {
   "$FTBACKUP_TEST_S3_PYTHON" -c "import boto3,sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3]).create_bucket(Bucket='bench')" \
     "$FTBACKUP_TEST_S3_ENDPOINT" "$FTBACKUP_TEST_S3_ACCESS_KEY" "$FTBACKUP_TEST_S3_SECRET_KEY"
   requests() { grep -cE '"(GET|PUT|POST|DELETE|HEAD) /bench' "$work/s3/moto.log" || true; }
+  # Each S3 run is paired with a local one just before it, so the ratio is not a load change between sections.
+  sql "CHECKPOINT"; measure ftbackup_s3_local_backup "$work/repo-s3pair" "$bin" backup --type full -j2 --db "$src" --repo "$work/repo-s3pair"
   local before; before=$(requests); sql "CHECKPOINT"
   measure ftbackup_s3_backup "" "${env[@]}" "$bin" backup --type full -j2 --db "$src" --repo s3://bench/repo
   s3_requests=$(( $(requests) - before ))
   s3_objects=$("${env[@]}" "$FTBACKUP_TEST_S3_PYTHON" -c "import boto3,sys; p=boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1').get_paginator('list_objects_v2'); print(sum(len(x.get('Contents', [])) for x in p.paginate(Bucket='bench')))" "$FTBACKUP_TEST_S3_ENDPOINT")
+  sql "DROP DATABASE IF EXISTS bench_r5 WITH (FORCE)"; sql "CREATE DATABASE bench_r5"; sql "CHECKPOINT"
+  measure ftbackup_s3_local_restore "" "$bin" restore -j2 --repo "$work/repo-s3pair" --target "$base dbname=bench_r5"
+  rm -rf "$work/repo-s3pair"
   sql "DROP DATABASE IF EXISTS bench_r5 WITH (FORCE)"; sql "CREATE DATABASE bench_r5"; sql "CHECKPOINT"
   before=$(requests)
   measure ftbackup_s3_restore "" "${env[@]}" "$bin" restore -j2 --repo s3://bench/repo --target "$base dbname=bench_r5"
@@ -71,15 +76,13 @@ s3_summary() {
   awk -F'\t' -v req="$s3_requests" -v rreq="$s3_restore_requests" -v obj="$s3_objects" '
     { wall[$1]=$2; rss[$1]=$4 }
     END {
-      printf "S3 (loopback moto): backup %.1f s = %.2fx local (%.1f s), restore %.1f s = %.2fx local (%.1f s)   (target <= 1.3x)\n", wall["ftbackup_s3_backup"], wall["ftbackup_s3_backup"]/wall["ftbackup_backup"], wall["ftbackup_backup"], wall["ftbackup_s3_restore"], wall["ftbackup_s3_restore"]/wall["ftbackup_restore"], wall["ftbackup_restore"]
+      printf "S3 (loopback moto): backup %.1f s = %.2fx local (%.1f s, the run just before), restore %.1f s = %.2fx local (%.1f s)   (target <= 1.3x)\n", wall["ftbackup_s3_backup"], wall["ftbackup_s3_backup"]/wall["ftbackup_s3_local_backup"], wall["ftbackup_s3_local_backup"], wall["ftbackup_s3_restore"], wall["ftbackup_s3_restore"]/wall["ftbackup_s3_local_restore"], wall["ftbackup_s3_local_restore"]
       printf "                    peak RSS backup %.0f MiB, restore %.0f MiB   (target < 150 MiB + 2 jobs x 8 MiB parts = 166 MiB)\n", rss["ftbackup_s3_backup"]/1024, rss["ftbackup_s3_restore"]/1024
       printf "                    requests: %d per backup (%d objects written), %d per restore\n", req, obj, rreq
     }' "$results"
 }
 if [ "${BENCH_ONLY:-}" = s3 ]; then
-  # Only this section (a quick check at a small scale): the local backup and restore it compares against, then S3.
-  sql "DROP DATABASE IF EXISTS bench_r1 WITH (FORCE)"; sql "CREATE DATABASE bench_r1"; sql "CHECKPOINT"
-  measure ftbackup_restore "" "$bin" restore -j2 --repo "$work/repo" --target "$base dbname=bench_r1"
+  # Only this section (a quick check at a small scale): each S3 run against the local run just before it.
   s3_bench; s3_summary; exit 0
 fi
 
@@ -127,6 +130,12 @@ sql "DROP DATABASE IF EXISTS bench_r4 WITH (FORCE)"; sql "DROP DATABASE IF EXIST
 echo "==> pg_restore -j2"
 sql "DROP DATABASE IF EXISTS bench_r2 WITH (FORCE)"; sql "CREATE DATABASE bench_r2"; sql "CHECKPOINT"
 measure pg_restore "" "$B/pg_restore" -j2 -d "$base dbname=bench_r2" "$work/dump"
+
+echo "==> ftbackup restore -j2 --skip-analyze (statistics left to autovacuum, as pg_restore leaves them)"
+sql "DROP DATABASE IF EXISTS bench_r6 WITH (FORCE)"; sql "CREATE DATABASE bench_r6"; sql "CHECKPOINT"
+measure ftbackup_restore_skip "" "$bin" restore -j2 --skip-analyze --repo "$work/repo" --target "$base dbname=bench_r6"
+"$bin" dev compare --db "$src" --target "$base dbname=bench_r6" >/dev/null
+sql "DROP DATABASE IF EXISTS bench_r6 WITH (FORCE)"
 
 echo "==> pg_restore -j2 followed by vacuumdb --analyze-only -j2 (ftbackup's restore includes ANALYZE)"
 sql "DROP DATABASE IF EXISTS bench_r3 WITH (FORCE)"; sql "CREATE DATABASE bench_r3"; sql "CHECKPOINT"
@@ -249,8 +258,9 @@ awk -F'\t' -v raw="$raw" -v formats="$formats" '
     printf "         ftbackup / COPY|zstd pipes = %.2fx        (target <= 1.15x)\n", wall["ftbackup_backup"]/wall["copy_zstd"]
     printf "         ftbackup bytes / pg_dump bytes = %.2f      (target <= 1)\n", bytes["ftbackup_backup"]/bytes["pg_dump"]
     printf "         COPY binary bytes / COPY text bytes (both zstd -3) = %.2f, time %.2fx\n", bytes["copy_zstd_binary"]/bytes["copy_zstd"], wall["copy_zstd_binary"]/wall["copy_zstd"]
-    printf "restore: pg_restore -j2 / ftbackup = %.2fx faster  (target >= 1.25x; pg_restore runs no ANALYZE; %s)\n", wall["pg_restore"]/wall["ftbackup_restore"], formats
+    printf "restore: pg_restore -j2 / ftbackup = %.2fx faster, %.2fx against the ftbackup run just before it  (target >= 1.25x; pg_restore runs no ANALYZE; %s)\n", wall["pg_restore"]/wall["ftbackup_restore"], wall["pg_restore"]/wall["ftbackup_restore_2"], formats
     printf "         pg_restore -j2 + vacuumdb --analyze-only -j2 / ftbackup = %.2fx faster\n", wall["pg_restore_analyze"]/wall["ftbackup_restore"]
+    printf "         pg_restore -j2 / ftbackup --skip-analyze (neither analyzes) = %.2fx faster (%.1f s vs %.1f s)\n", wall["pg_restore"]/wall["ftbackup_restore_skip"], wall["pg_restore"], wall["ftbackup_restore_skip"]
     printf "peak RSS ftbackup backup %.0f MiB, restore %.0f MiB (target < 150 MiB)\n", rss["ftbackup_backup"]/1024, rss["ftbackup_restore"]/1024
     pb = (wall["ftbackup_backup"] + wall["ftbackup_backup_2"]) / 2; pr = (wall["ftbackup_restore"] + wall["ftbackup_restore_2"]) / 2
     printf "encryption at rest: backup %+.1f%%, restore %+.1f%% wall time against the mean of the plain runs before and after it (plain runs %.1f/%.1f s and %.1f/%.1f s), %+.2f%% bytes (target < 5%%)\n", (wall["ftbackup_backup_enc"]/pb-1)*100, (wall["ftbackup_restore_enc"]/pr-1)*100, wall["ftbackup_backup"], wall["ftbackup_backup_2"], wall["ftbackup_restore"], wall["ftbackup_restore_2"], (bytes["ftbackup_backup_enc"]/bytes["ftbackup_backup"]-1)*100

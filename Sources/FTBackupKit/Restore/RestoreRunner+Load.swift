@@ -32,19 +32,21 @@ extension RestoreRunner {
                                 let copy = try CopyStatement.into(table, encoding: encoding, freeze: !appended, connection)
                                 return try connection.transaction {
                                     if !appended { try connection.execute("TRUNCATE ONLY \(try connection.qualifiedName(table.schema, table.name))") }
-                                    return try connection.copyIn(copy) { write in
+                                    let rows = try connection.copyIn(copy) { write in
                                         try StoredFileReader.read(storage, folder: folder, file: table.file) { raw in
                                             try write(raw)
                                             progress.advance(bytes: raw.count)
                                         }
                                     }.rows
+                                    // Checked before the commit: a table that does not hold what the backup recorded is not left loaded.
+                                    guard rows == table.rows else {
+                                        throw FTBackupError(.dataError, "\(table.schema).\(table.name): loaded \(rows) rows but the backup recorded \(table.rows); its load was rolled back")
+                                    }
+                                    return rows
                                 }
                             }
                         } onCancel: {
                             session.cancel()
-                        }
-                        guard rows == table.rows else {
-                            throw FTBackupError(.dataError, "\(table.schema).\(table.name): loaded \(rows) rows but the backup recorded \(table.rows)")
                         }
                         let key = IndexBuildPlan.key(table)
                         try await indexes.run((indexes.keys[key] ?? []) + (keysOnly ? [] : indexes.secondary[key] ?? []), on: session)

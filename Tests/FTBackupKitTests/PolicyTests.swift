@@ -59,7 +59,7 @@ let projectRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
     }
 
     @Test func outOfRangeCompressionLevelIsRefused() throws {
-        let error = try failure { $0.replacingOccurrences(of: "level: 3", with: "level: 42") }
+        let error = try failure { $0.replacingOccurrences(of: "level: 1,", with: "level: 42,") }
         #expect(error?.message.contains("backup.compression.level") == true)
     }
 

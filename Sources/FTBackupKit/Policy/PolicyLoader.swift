@@ -60,7 +60,7 @@ public enum PolicyLoader {
         let levelRange = codec == .zstd ? 1...19 : codec == .gzip ? 1...9 : 0...0
         let level = try compression.optional("level").map {
             try reader.int($0, path: "backup.compression.level", range: levelRange)
-        } ?? (codec == .zstd ? 3 : codec == .gzip ? 6 : 0)
+        } ?? (codec == .zstd ? 1 : codec == .gzip ? 6 : 0)
 
         let lifecycle = try reader.mapping(top.required("lifecycle"), path: "lifecycle",
                                            keys: ["archive_tool_data", "audit_retention", "legal_hold_organizations", "application_triggers"])
@@ -167,7 +167,7 @@ public enum PolicyLoader {
       full: { schedule: daily, retention: 30d }
       incremental: { schedule: hourly, retention: 7d }
       change_archival: { enabled: true, seal_every: 60s, seal_bytes: 64MiB }
-      compression: { codec: zstd, level: 3, workers: 0 }
+      compression: { codec: zstd, level: 1, workers: 0 }
       exclude: []
     lifecycle:
       archive_tool_data:

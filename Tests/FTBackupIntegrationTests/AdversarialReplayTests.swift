@@ -205,7 +205,10 @@ extension ChangeArchivalTests.PointInTimeTests {
 
             let plan = try await PointInTimeRestore.run(RestoreOptions(target: a.db.connectionString, repositoryPath: a.repo.path, schemas: [Self.tool],
                                                                        dryRun: true, showProgress: false), at: at).plan
-            #expect((plan.describers?.isEmpty == false) == (describeOnce && undescribed), "a segment before the second full is read for its descriptions")
+            // Asserted where the stream's behaviour is known: a follower that describes every segment needs no describers,
+            // an old one that left the tool undescribed needs them; an old one the walsender re-described may go either way.
+            if !describeOnce { #expect(plan.describers?.isEmpty != false, "every segment carries its descriptions") }
+            if describeOnce && undescribed { #expect(plan.describers?.isEmpty == false, "a segment before the second full is read for its descriptions") }
             #expect(plan.segmentsSkipped?.isEmpty == false, "the other tool's segment is still skipped")
             let tool = try await a.restore(at: at, schemas: [Self.tool])
             #expect(TableFingerprint.differences(source: expected.filter { $0.schema == Self.tool }, restored: tool) == [], "one tool")

@@ -32,8 +32,8 @@ public final class S3LeaseLock: @unchecked Sendable {
     private let lease: Double
     private let condition = NSCondition()
     private var released = false
-    /// Set when a renewal found the lock taken over by another run (its lease had expired).
     private var takenOver = false
+    /// True once a renewal found the lock taken over by another run (its lease had expired).
     public var lost: Bool {
         condition.lock()
         defer { condition.unlock() }

@@ -2,7 +2,8 @@
 """A small fault-injecting HTTP proxy in front of the loopback S3 server, for the tests (stdlib only).
 
     s3-fault-proxy.py UPSTREAM [--every N] [--faults 503,reset,slow] [--truncate-every N]
-                      [--lost-every N] [--stop-after N] [--stop-on PATTERN=N] [--status PATTERN=CODE ...]
+                      [--lost-every N] [--lost-on PATTERN=N ...] [--stop-after N] [--stop-on PATTERN=N] [--status PATTERN=CODE ...]
+                      [--status-on PATTERN=N:CODE[:S3CODE] ...]
 
 Listens on a free 127.0.0.1 port and prints it (one line) on stdout, then forwards every request
 byte for byte (the Host header too, so SigV4 signatures stay valid) to UPSTREAM (http://127.0.0.1:PORT).
@@ -14,9 +15,14 @@ Faults, each logged as one line "fault KIND METHOD PATH" on stderr:
                             its body, then the connection is reset.
   --lost-every N            every Nth request that changes something reaches the store, then the
                             answer is lost (connection reset): the retry meets the request's effect.
+  --lost-on PATTERN=N       the Nth request whose "METHOD PATH" contains PATTERN reaches the store, then
+                            its answer is lost (connection reset); once per option.
   --stop-after N            after N requests the proxy stops listening and exits (the store "stopped").
   --stop-on PATTERN=N       the same, at the Nth request whose "METHOD PATH" contains PATTERN.
   --status PATTERN=CODE     every request whose "METHOD PATH" contains PATTERN is answered CODE.
+  --status-on PATTERN=N:CODE[:S3CODE]  only the Nth such request is answered CODE (S3 error code S3CODE,
+                            default Forced), without reaching the store: with --lost-on, a store whose retried
+                            CompleteMultipartUpload says 404 NoSuchUpload (MinIO, or AWS after its retry window).
 """
 import argparse
 import http.client
@@ -32,6 +38,8 @@ import urllib.parse
 
 lock = threading.Lock()
 counters = {"all": 0, "ranged": 0, "changes": 0, "stop-on": 0}
+lost_on_counts = {}
+status_on_counts = {}
 local = threading.local()
 
 
@@ -98,6 +106,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 counters["changes"] += 1
             if args.stop_on and args.stop_on[0] in what:
                 counters["stop-on"] += 1
+            lose = False
+            for index, (pattern, nth) in enumerate(args.lost_on):
+                if pattern in what:
+                    lost_on_counts[index] = lost_on_counts.get(index, 0) + 1
+                    lose = lose or lost_on_counts[index] == nth
+            forced = None
+            for index, (pattern, nth, code, s3code) in enumerate(args.status_on):
+                if pattern in what:
+                    status_on_counts[index] = status_on_counts.get(index, 0) + 1
+                    if status_on_counts[index] == nth:
+                        forced = (code, s3code)
         stop_on = args.stop_on and counters["stop-on"] >= args.stop_on[1]
         if (args.stop_after and number > args.stop_after) or stop_on:
             log(f"fault stopped {what}")
@@ -108,10 +127,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if pattern in what:
                 log(f"fault status-{code} {what}")
                 return self.answer(code, "Forced", [], b"<Error><Code>Forced</Code><Message>fault proxy</Message></Error>")
+        if forced:
+            log(f"fault status-{forced[0]} {what}")
+            return self.answer(forced[0], "Forced", [], f"<Error><Code>{forced[1]}</Code><Message>fault proxy</Message></Error>".encode())
         kind = None
         if ranged and args.truncate_every and counters["ranged"] % args.truncate_every == 0:
             kind = "truncate"
-        elif changes and args.lost_every and counters["changes"] % args.lost_every == 0:
+        elif lose or (changes and args.lost_every and counters["changes"] % args.lost_every == 0):
             kind = "lost"
         elif args.every and number % args.every == 0:
             kind = args.faults[(number // args.every) % len(args.faults)]
@@ -170,12 +192,20 @@ def main():
     parser.add_argument("--faults", default="503,reset,slow")
     parser.add_argument("--truncate-every", type=int, default=0)
     parser.add_argument("--lost-every", type=int, default=0)
+    parser.add_argument("--lost-on", action="append", default=[])
     parser.add_argument("--stop-after", type=int, default=0)
     parser.add_argument("--stop-on", default="")
     parser.add_argument("--status", action="append", default=[])
+    parser.add_argument("--status-on", action="append", default=[])
     args = parser.parse_args()
     args.faults = args.faults.split(",")
     args.stop_on = (args.stop_on.rsplit("=", 1)[0], int(args.stop_on.rsplit("=", 1)[1])) if args.stop_on else None
+    args.lost_on = [(item.rsplit("=", 1)[0], int(item.rsplit("=", 1)[1])) for item in args.lost_on]
+    def status_on(item):
+        pattern, rest = item.rsplit("=", 1)
+        fields = rest.split(":")
+        return (pattern, int(fields[0]), int(fields[1]), fields[2] if len(fields) > 2 else "Forced")
+    args.status_on = [status_on(item) for item in args.status_on]
     args.status = [(item.rsplit("=", 1)[0], int(item.rsplit("=", 1)[1])) for item in args.status]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

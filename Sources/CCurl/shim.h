@@ -27,3 +27,10 @@ static inline long ftb_curl_response_code(CURL *handle) {
     curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &code);
     return code;
 }
+/* New connections the last transfer opened: 1 on a handle whose kept-alive connection was in use means curl
+   found it dead, possibly after sending the request on it (curl then resends on a fresh one by itself). */
+static inline long ftb_curl_num_connects(CURL *handle) {
+    long count = 0;
+    curl_easy_getinfo(handle, CURLINFO_NUM_CONNECTS, &count);
+    return count;
+}

@@ -39,6 +39,16 @@ import Testing
         #expect(!transport.requests.contains { request in request.headers.contains { $0.1.contains("very-secret-key") } })
     }
 
+    @Test func anAnswerSaysWhetherAnEarlierAttemptMayHaveTakenEffect() throws {
+        let first = try client(ScriptedTransport([])).send("PUT", key: "locks/write.lock", body: [1])
+        #expect(first.attempt == 1 && !first.isRetry)
+        let retried = try client(ScriptedTransport([.failure(S3TransportError(message: "Connection reset by peer"))])).send("PUT", key: "locks/write.lock", body: [1])
+        #expect(retried.attempt == 2 && retried.isRetry)
+        var resent = first
+        resent.mayHaveBeenResent = true
+        #expect(resent.isRetry)
+    }
+
     @Test func aRequestThatKeepsFailingEndsInOneLineNamingBucketKeyAndStatus() throws {
         let transport = ScriptedTransport(Array(repeating: .success(503), count: 10))
         let error = #expect(throws: FTBackupError.self) { try client(transport, attempts: 4).expect([200], "GET", key: "backups/x/manifest.json") }

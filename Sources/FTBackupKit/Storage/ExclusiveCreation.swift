@@ -24,14 +24,7 @@ extension LocalStorage {
         let full = absolute(path), folder = Self.parentFolder(full)
         try Self.makeDirectories(folder)
         let temporaryPath = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let writer = try openWrite(temporaryPath)
-        do {
-            try bytes.withUnsafeBytes { try writer.write($0) }
-            try writer.commit()
-        } catch {
-            writer.abort()
-            throw error
-        }
+        try writeAll(temporaryPath, bytes)
         let temporary = absolute(temporaryPath)
         defer { unlink(temporary) }
         if link(temporary, full) != 0 {
@@ -45,7 +38,9 @@ extension LocalStorage {
 }
 
 extension S3Storage {
-    /// One conditional PUT (`If-None-Match: *`): 412 (or 409 while another create races) means it exists.
+    /// One conditional PUT (`If-None-Match: *`): 412 (or 409 while another create races) means it exists,
+    /// unless the 412 answers a retry and the stored bytes are exactly ours (our first attempt created it and
+    /// its answer was lost; key records carry a random nonce, so equal bytes are ours).
     /// A store without conditional writes is refused (exit 78) unless `FTBACKUP_S3_UNSAFE_NO_LOCKS=1`
     /// says one host only ever runs ftbackup here; then a look then a plain PUT.
     func createExclusively(_ path: String, _ bytes: [UInt8]) throws -> Bool {
@@ -53,7 +48,11 @@ extension S3Storage {
         let response = try client.send("PUT", key: objectKey, headers: [("if-none-match", "*"), ("content-md5", S3Client.contentMD5(bytes))], body: bytes)
         switch response.status {
         case 200: return true
-        case 412, 409: return false
+        case 412, 409:
+            // A retry may meet our own create whose answer was lost: ours only when the stored bytes are exactly ours.
+            guard response.isRetry else { return false }
+            let stored = try client.send("GET", key: objectKey)
+            return stored.status == 200 && stored.body == bytes
         case 501 where Self.locksDisabled, 400 where Self.locksDisabled && S3XML.first("Code", in: response.body) == "NotImplemented":
             if (try? client.send("HEAD", key: objectKey))?.status == 200 { return false }
             try client.expect([200], "PUT", key: objectKey, headers: [("content-md5", S3Client.contentMD5(bytes))], body: bytes)

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 
 /// How `sync` treats an encrypted repository: it copies the ciphertext as stored, with the key records
@@ -67,16 +66,8 @@ struct SyncEncryption {
     /// recorded; a copy that does not is removed (exit 65).
     func verifyPlaintext(_ path: String, in destinationStored: any RepositoryStorage, expectedSHA256: String) throws {
         guard let master else { return }
-        let reader = try EncryptedStorage(base: destinationStored, master: master).openRead(path)
-        defer { reader.close() }
-        var digest = SHA256()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let count = try buffer.withUnsafeMutableBytes { try reader.read(into: $0) }
-            if count == 0 { break }
-            buffer.withUnsafeBytes { digest.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-        }
-        guard digest.finalize().map({ String(format: "%02x", $0) }).joined() == expectedSHA256 else {
+        let plaintext = try RepositorySync.sha256(of: path, in: EncryptedStorage(base: destinationStored, master: master))
+        guard plaintext == expectedSHA256 else {
             try? destinationStored.remove(path)
             throw FTBackupError(.dataError, "\(path) copied to \(destinationStored.location) decrypts to data that does not match the SHA-256 its manifest recorded: removed",
                                 hint: "run ftbackup verify on the source repository; take a new backup before syncing again")

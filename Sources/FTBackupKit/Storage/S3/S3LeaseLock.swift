@@ -8,6 +8,9 @@ import Foundation
 /// taken over with `If-Match` on the ETag read, so two runs cannot both take a dead holder's lock.
 /// Shared (reader) holders each write `locks/<kind>.shared/<id>`; an exclusive taker and a shared one
 /// each write first and look for the other second, so at least one of two racing runs sees the other.
+/// Every conditional write (create, takeover, renewal) that meets 412 on a retry reads the object back: when
+/// it holds exactly the body just sent (the holder's random `id` makes it ours alone), the write was ours and
+/// only its answer was lost; release deletes the object only while it names that id.
 public final class S3LeaseLock: @unchecked Sendable {
     struct Holder: Codable {
         var id: String
@@ -29,6 +32,13 @@ public final class S3LeaseLock: @unchecked Sendable {
     private let lease: Double
     private let condition = NSCondition()
     private var released = false
+    private var takenOver = false
+    /// True once a renewal found the lock taken over by another run (its lease had expired).
+    public var lost: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return takenOver
+    }
 
     /// The lease length: `FTBACKUP_S3_LOCK_LEASE` seconds (default 300).
     static var leaseSeconds: Double {
@@ -98,12 +108,15 @@ public final class S3LeaseLock: @unchecked Sendable {
     }
 
     /// Takes the lock object at `path` (under `locks/`) exclusively, or says who holds it.
-    static func tryExclusive(storage: S3Storage, path: String, command: String) throws -> Attempt {
-        let lease = leaseSeconds
+    static func tryExclusive(storage: S3Storage, path: String, command: String, lease: Double = leaseSeconds) throws -> Attempt {
         let key = storage.key(path)
         var mine = newHolder(command: command, lease: lease)
-        let created = try storage.client.send("PUT", key: key, headers: [("if-none-match", "*")], body: encode(mine))
+        let body = encode(mine)
+        let created = try storage.client.send("PUT", key: key, headers: [("if-none-match", "*")], body: body)
         if created.status == 200, let etag = created.headers["etag"] {
+            return .acquired(S3LeaseLock(storage: storage, key: key, holder: mine, etag: etag, lease: lease))
+        }
+        if (created.status == 412 || created.status == 409) && created.isRetry, let etag = storedETag(storage: storage, key: key, ifBodyIs: body) {
             return .acquired(S3LeaseLock(storage: storage, key: key, holder: mine, etag: etag, lease: lease))
         }
         if created.status == 501 || (created.status == 400 && S3XML.first("Code", in: created.body) == "NotImplemented") {
@@ -120,9 +133,22 @@ public final class S3LeaseLock: @unchecked Sendable {
         }
         guard isDead(theirs, host: mine.host, seenIn: current) else { return .busy(theirs) }
         mine.leaseUntil = Date().timeIntervalSince1970 + lease
-        let taken = try storage.client.send("PUT", key: key, headers: [("if-match", theirTag)], body: encode(mine))
-        guard taken.status == 200, let etag = taken.headers["etag"] else { return .busy(theirs) }
-        return .acquired(S3LeaseLock(storage: storage, key: key, holder: mine, etag: etag, lease: lease))
+        let takeover = encode(mine)
+        let taken = try storage.client.send("PUT", key: key, headers: [("if-match", theirTag)], body: takeover)
+        if taken.status == 200, let etag = taken.headers["etag"] {
+            return .acquired(S3LeaseLock(storage: storage, key: key, holder: mine, etag: etag, lease: lease))
+        }
+        if taken.status == 412 && taken.isRetry, let etag = storedETag(storage: storage, key: key, ifBodyIs: takeover) {
+            return .acquired(S3LeaseLock(storage: storage, key: key, holder: mine, etag: etag, lease: lease))
+        }
+        return .busy(theirs)
+    }
+
+    /// The ETag of the object at `key` when it holds exactly `body` (our own write, whose answer was lost: the
+    /// holder's random `id` makes the body ours alone), else nil.
+    static func storedETag(storage: S3Storage, key: String, ifBodyIs body: [UInt8]) -> String? {
+        guard let stored = try? storage.client.send("GET", key: key), stored.status == 200, stored.body == body else { return nil }
+        return stored.headers["etag"]
     }
 
     /// A shared holder's own object (never contended).
@@ -161,14 +187,19 @@ public final class S3LeaseLock: @unchecked Sendable {
             if stop { return }
             var renewed = holder
             renewed.leaseUntil = Date().timeIntervalSince1970 + lease
-            guard let response = try? storage.client.send("PUT", key: key, headers: [("if-match", etag)], body: Self.encode(renewed)) else { continue }
+            let body = Self.encode(renewed)
+            guard let response = try? storage.client.send("PUT", key: key, headers: [("if-match", etag)], body: body) else { continue }
+            // A 412 to a retried renewal may be our own renewal, its answer lost: then the lock holds exactly its body.
+            let ours = response.status == 200 ? response.headers["etag"]
+                : response.status == 412 && response.isRetry ? Self.storedETag(storage: storage, key: key, ifBodyIs: body) : nil
             condition.lock()
-            if response.status == 200, let tag = response.headers["etag"], !released {
+            if let tag = ours, !released {
                 holder = renewed
                 etag = tag
-            } else if response.status == 412 {
+            } else if ours == nil && response.status == 412 {
                 FileHandle.standardError.write(Data("ftbackup: warning: lock s3://\(storage.client.bucket)/\(key) was taken over by another run (its lease had expired)\n".utf8))
                 released = true
+                takenOver = true
             }
             condition.unlock()
         }
@@ -178,11 +209,14 @@ public final class S3LeaseLock: @unchecked Sendable {
     public func release() {
         condition.lock()
         let wasReleased = released
+        let id = holder.id
         released = true
         condition.signal()
         condition.unlock()
         guard !wasReleased else { return }
-        if let current = try? storage.client.send("HEAD", key: key), current.status == 200, current.headers["etag"] == etag {
+        // Ours when it names our random id (whatever lease end a renewal, answered or not, last wrote). The
+        // DELETE is idempotent: a retry after a lost answer meets an absent object and is answered 204 too.
+        if let (current, _) = Self.readHolder(storage: storage, key: key), current.id == id {
             _ = try? storage.client.send("DELETE", key: key)
         }
     }

@@ -43,13 +43,18 @@ public struct S3Retry: Sendable {
     }
 
     /// Runs `body` until it gives an answer that is not retryable, or the attempts or time run out.
-    /// Returns the last answer (the caller reports a failing one); rethrows the last transport error.
+    /// Returns the last answer (the caller reports a failing one), marked with its attempt number (a retried
+    /// request's answer may meet an earlier attempt's effect); rethrows the last transport error.
     public func run(_ body: () throws -> S3HTTPResponse) throws -> S3HTTPResponse {
         let start = Date()
         var attempt = 1
         while true {
             let outcome: Result<S3HTTPResponse, S3TransportError>
-            do { outcome = .success(try body()) } catch let error as S3TransportError { outcome = .failure(error) }
+            do {
+                var response = try body()
+                response.attempt = attempt
+                outcome = .success(response)
+            } catch let error as S3TransportError { outcome = .failure(error) }
             let again: Bool
             switch outcome {
             case .success(let response): again = Self.isRetryable(status: response.status, body: response.body)

@@ -109,24 +109,10 @@ public struct S3Storage: RepositoryStorage {
     /// Only call it under the lock of whoever writes there (the write lock for `backups/`).
     @discardableResult
     public func abortAbandonedUploads(under folder: String) throws -> [String] {
-        let prefix = folderPrefix(folder)
-        var aborted: [String] = []
-        var keyMarker: String?, uploadMarker: String?
-        repeat {
-            var query = [("uploads", ""), ("prefix", prefix)]
-            if let keyMarker { query.append(("key-marker", keyMarker)) }
-            if let uploadMarker { query.append(("upload-id-marker", uploadMarker)) }
-            let response = try client.expect([200], "GET", key: "", query: query)
-            for block in S3XML.blocks("Upload", in: response.body) {
-                guard let key = S3XML.all("Key", in: block).first, let id = S3XML.all("UploadId", in: block).first else { continue }
-                try client.expect([200, 204, 404], "DELETE", key: key, query: [("uploadId", id)])
-                aborted.append(path(ofKey: key))
-            }
-            let truncated = S3XML.first("IsTruncated", in: response.body) == "true"
-            keyMarker = truncated ? S3XML.first("NextKeyMarker", in: response.body) : nil
-            uploadMarker = truncated ? S3XML.first("NextUploadIdMarker", in: response.body) : nil
-        } while keyMarker != nil
-        return aborted
+        try pendingUploads(under: folder).map { upload in
+            try abort(upload)
+            return upload.path
+        }
     }
 
     /// Tells whether `url` can hold a repository (`ftbackup check`).

@@ -15,6 +15,16 @@ public struct S3HTTPResponse: Sendable {
     /// Header names lowercased.
     public var headers: [String: String]
     public var body: [UInt8]
+    /// Which attempt of the request this answers (``S3Retry``). Above 1, an earlier attempt may have reached
+    /// the store and taken effect with its answer lost (a reset, a timeout, a 5xx after the write): a
+    /// non-idempotent request's answer (412 to a conditional write, 404 to a completion) may be its own doing.
+    public var attempt: Int = 1
+    /// Set by the transport when it may have sent the request twice: libcurl resends, by itself, a request whose
+    /// kept-alive connection died without an answer, and that request may have reached the store first.
+    public var mayHaveBeenResent = false
+
+    /// True when an earlier attempt of the request (ours or libcurl's) may have taken effect.
+    public var isRetry: Bool { attempt > 1 || mayHaveBeenResent }
 }
 
 /// A request that got no HTTP answer (refused, reset, timed out): retried, then reported.
@@ -63,10 +73,11 @@ public final class CurlTransport: S3Transport, @unchecked Sendable {
 
     deinit { for handle in idle { curl_easy_cleanup(handle) } }
 
-    private func take() throws -> UnsafeMutableRawPointer {
-        if let handle = lock.withLock({ idle.popLast() }) { return handle }
+    /// A pooled handle (`used`: it has run a request, so it may hold a kept-alive connection) or a new one.
+    private func take() throws -> (handle: UnsafeMutableRawPointer, used: Bool) {
+        if let handle = lock.withLock({ idle.popLast() }) { return (handle, true) }
         guard let handle = curl_easy_init() else { throw S3TransportError(message: "cannot initialise libcurl") }
-        return handle
+        return (handle, false)
     }
 
     private func giveBack(_ handle: UnsafeMutableRawPointer) {
@@ -91,7 +102,7 @@ public final class CurlTransport: S3Transport, @unchecked Sendable {
         assert(!S3TransportThreads.isInsideTask, "curl called from an async task (the cooperative pool)")
         Self.performedOffPool.add()
         if S3TransportThreads.isTransportThread { Self.performedOnTransportThreads.add() }
-        let handle = try take()
+        let (handle, used) = try take()
         var keep = true
         defer { if keep { giveBack(handle) } else { curl_easy_cleanup(handle) } }
         curl_easy_reset(handle)
@@ -146,6 +157,10 @@ public final class CurlTransport: S3Transport, @unchecked Sendable {
             keep = false
             throw S3TransportError(message: String(cString: curl_easy_strerror(code)))
         }
-        return S3HTTPResponse(status: Int(ftb_curl_response_code(handle)), headers: sink.headers, body: sink.body)
+        var response = S3HTTPResponse(status: Int(ftb_curl_response_code(handle)), headers: sink.headers, body: sink.body)
+        // A used handle that had to connect again found its connection dead: maybe after sending on it (a lost
+        // answer curl retried unseen). Harmless when it was merely closed while idle: callers then check the store.
+        response.mayHaveBeenResent = used && ftb_curl_num_connects(handle) > 0
+        return response
     }
 }

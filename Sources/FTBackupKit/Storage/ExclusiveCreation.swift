@@ -57,7 +57,10 @@ extension S3Storage {
             if (try? client.send("HEAD", key: objectKey))?.status == 200 { return false }
             try client.expect([200], "PUT", key: objectKey, headers: [("content-md5", S3Client.contentMD5(bytes))], body: bytes)
             return true
-        case 501, 400 where S3XML.first("Code", in: response.body) == "NotImplemented":
+        case 501, 400:
+            guard response.status == 501 || S3XML.first("Code", in: response.body) == "NotImplemented" else {
+                throw client.failure(response, method: "PUT", key: objectKey)
+            }
             throw FTBackupError(.configuration, "the S3 store of \(location) does not support conditional writes (If-None-Match), so two runs could each create a key record for one unit",
                                 hint: "use a store that supports them (AWS S3, MinIO), or set FTBACKUP_S3_UNSAFE_NO_LOCKS=1 if only one host ever runs ftbackup on this repository")
         default:

@@ -83,4 +83,24 @@ import Testing
             }
         }
     }
+
+    @Test func aSyncRefusesToCopyABackupWhoseManifestListsAFileTheSourceNoLongerHas() async throws {
+        try await TestServer.withDatabase { db in
+            try await TestRepository.with { first in
+                try await TestRepository.with { second in
+                    let full = try FTBackupBinary.run(["backup", "--type", "full", "--repo", first.path, "--db", db.connectionString.raw])
+                    #expect(full.status == 0, "\(full.stderr)")
+                    let manifest = try first.repository.backup(label: nil)
+                    let lost = "backups/\(manifest.label)/\(try #require(manifest.files.last).path)"
+                    try first.repository.storage.remove(lost)
+
+                    let sync = try FTBackupBinary.run(["sync", "--repo", first.path, "--to", second.path])
+                    #expect(sync.status == 65, "\(sync.stdout)\(sync.stderr)")
+                    #expect(sync.stderr.contains("\(lost) is missing"), "\(sync.stderr)")
+                    // No manifest reached the second: it holds no backup that promises a missing file.
+                    #expect(!FileManager.default.fileExists(atPath: "\(second.path)/\(first.repository.manifestPath(manifest.label))"))
+                }
+            }
+        }
+    }
 }

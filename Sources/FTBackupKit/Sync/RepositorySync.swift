@@ -58,6 +58,7 @@ public enum RepositorySync {
         var recordBytes: [String: [UInt8]] = [:]
         for record in records { recordBytes[record.path] = try source.readAll(record.path) }
         try SyncRecordCheck.check(recordBytes, in: source)
+        try SyncRecordCheck.checkListedFiles(recordBytes, present: Set(files.map(\.path)), in: source)
         let expected = SyncExpectedDigests.collect(records: recordBytes, dataPaths: Set(data.map(\.path)))
         try encryption.copyKeyMaterial(from: sourceStored, to: destinationStored, report: &report)
         let encrypted = encryption.master != nil

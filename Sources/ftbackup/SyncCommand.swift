@@ -23,6 +23,7 @@ struct SyncCommand: AsyncParsableCommand {
                 printLine(try JSONOutput.encode(report))
                 return .success
             }
+            for path in report.removedLeftovers { printLine("removed leftover \(path) (left by a killed run)") }
             for folder in report.skipped { printLine("skipped \(folder): not complete (no manifest)") }
             printLine("synced \(report.from) → \(report.to): copied \(report.copiedFiles) files (\(ByteCount.format(report.copiedBytes))), \(report.keptFiles) already there")
             return .success

@@ -53,15 +53,24 @@ public enum RepositoryCleanup {
         }
         defer { changesLock?.release() }
         let cutoff = olderThanMinutes.map { now.addingTimeInterval(-Double($0) * 60) }
-        let mayTouchChanges = changesLock != nil
-        func inChanges(_ path: String) -> Bool { path.hasPrefix("changes/") }
+        try sweep(try Repository.open(repositoryPath), cutoff: cutoff, mayTouchChanges: changesLock != nil, dryRun: dryRun, now: now, into: &report)
+        return report
+    }
 
-        let repository = try Repository.open(repositoryPath)
+    /// Removes (or with `dryRun` lists) what killed runs left in `repository`, adding it to `report`. Only call it
+    /// holding the repository's write lock, and with `mayTouchChanges` only holding its changes lock too:
+    /// `repo cleanup` does, and so does `sync` for its destination (``RepositorySync``), where no backup ever runs
+    /// to clear what a killed sync left; it passes as `resumable` the backup folders and segment files it is about to
+    /// copy whole, which stay (the copy resumes).
+    static func sweep(_ repository: Repository, cutoff: Date?, mayTouchChanges: Bool, dryRun: Bool, now: Date = Date(),
+                      resumable: Set<String> = [], into report: inout Report) throws {
+        func inChanges(_ path: String) -> Bool { path.hasPrefix("changes/") }
+        let younger = report.olderThanMinutes.map { "younger than \($0) min" } ?? "younger than the limit"
         if let s3 = repository.storage.s3Base {
             for upload in try s3.pendingUploads().sorted(by: { $0.path < $1.path }) {
                 if inChanges(upload.path) && !mayTouchChanges { continue }
                 if let cutoff, (upload.initiated ?? now) > cutoff {
-                    report.leftAlone.append("upload of \(upload.path): younger than \(olderThanMinutes!) min")
+                    report.leftAlone.append("upload of \(upload.path): \(younger)")
                     continue
                 }
                 if !dryRun { try s3.abort(upload) }
@@ -76,34 +85,33 @@ public enum RepositoryCleanup {
                     continue
                 }
                 if let cutoff, file.modified > cutoff {
-                    report.leftAlone.append("\(file.path): younger than \(olderThanMinutes!) min")
+                    report.leftAlone.append("\(file.path): \(younger)")
                     continue
                 }
                 if !dryRun { try local.remove(file.path) }
                 report.removedTemporaryFiles.append(file.path)
             }
         }
-        for entry in try repository.entries() where entry.status == .incomplete {
+        for entry in try repository.entries() where entry.status == .incomplete && !resumable.contains(repository.backupFolder(entry.label)) {
             if let cutoff, (RunLabelDate.parse(entry.label) ?? now) > cutoff {
-                report.leftAlone.append("\(repository.backupFolder(entry.label)): younger than \(olderThanMinutes!) min")
+                report.leftAlone.append("\(repository.backupFolder(entry.label)): \(younger)")
                 continue
             }
             if !dryRun { try repository.storage.remove(repository.backupFolder(entry.label)) }
             report.removedIncompleteBackups.append(entry.label)
         }
         if mayTouchChanges {
-            for path in try LeftoverFiles.segmentsWithoutManifest(repository.storage) {
+            for path in try LeftoverFiles.segmentsWithoutManifest(repository.storage) where !resumable.contains(path) {
                 // `<startLSN>-<UTC time>-<n>.seg.zst`: the time the pass began.
                 let name = (path as NSString).lastPathComponent.split(separator: "-")
                 if let cutoff, (name.count > 1 ? RunLabelDate.parse(String(name[1])) : nil) ?? now > cutoff {
-                    report.leftAlone.append("\(path): younger than \(olderThanMinutes!) min")
+                    report.leftAlone.append("\(path): \(younger)")
                     continue
                 }
                 if !dryRun { try repository.storage.remove(path) }
                 report.removedIncompleteSegments.append(path)
             }
         }
-        return report
     }
 }
 

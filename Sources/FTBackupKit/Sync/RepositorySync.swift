@@ -10,9 +10,11 @@ import Foundation
 /// hashed (SHA-256) as it is read, checked against its manifest, and read back from the destination to compare;
 /// a data file already there is kept only if it still has its manifest's SHA-256 (else it is copied again), a
 /// record that differs is rewritten (archive and partition manifests move from pending to committed). A killed sync is
-/// resumed by running it again. Nothing is ever removed from the destination: retention applies to each
-/// repository (`ftbackup expire --repo`). Incomplete backups, pending work without a manifest, locks
-/// and the scheduler's state are not copied. An encrypted repository is copied as ciphertext, with its key
+/// resumed by running it again. Nothing a manifest references is ever removed from the destination (retention
+/// applies to each repository: `ftbackup expire --repo`); what killed runs left there (unfinished uploads, temporary
+/// files, backups and segments without a manifest) is cleared first, as a backup clears its own. Incomplete backups,
+/// segment data without its manifest, locks and the scheduler's state are not copied. An encrypted repository is
+/// copied as ciphertext, with its key
 /// records and `encryption.json` (``SyncEncryption``).
 public enum RepositorySync {
     public struct Report: Codable, Sendable {
@@ -22,6 +24,8 @@ public enum RepositorySync {
         public var copiedBytes: Int64 = 0
         public var keptFiles = 0
         public var skipped: [String] = []
+        /// What a killed sync (or run) had left in the destination, removed before copying (``RepositoryCleanup``).
+        public var removedLeftovers: [String] = []
     }
 
     public static let failpointAfterFirstDataFile = "sync.after-first-data-file"
@@ -48,11 +52,13 @@ public enum RepositorySync {
         var report = Report(from: source.location, to: destination.location)
         var files: [StorageEntry] = []
         try collect("", in: sourceStored, into: &files, skipped: &report.skipped)
+        report.removedLeftovers = try removeLeftovers(in: destination, path: destinationPath, copying: files)
         let (data, records) = (files.filter { $0.path.hasSuffix(".zst") }, files.filter { !$0.path.hasSuffix(".zst") })
         // Every record is read (decrypted) and checked before anything is copied (``SyncRecordCheck``).
         var recordBytes: [String: [UInt8]] = [:]
         for record in records { recordBytes[record.path] = try source.readAll(record.path) }
         try SyncRecordCheck.check(recordBytes, in: source)
+        try SyncRecordCheck.checkListedFiles(recordBytes, present: Set(files.map(\.path)), in: source)
         let expected = SyncExpectedDigests.collect(records: recordBytes, dataPaths: Set(data.map(\.path)))
         try encryption.copyKeyMaterial(from: sourceStored, to: destinationStored, report: &report)
         let encrypted = encryption.master != nil
@@ -96,6 +102,27 @@ public enum RepositorySync {
         return report
     }
 
+    /// Clears what killed runs left in the destination, under its write lock (and its changes lock when free): no
+    /// backup runs there to do it, so a sync killed mid-backup would otherwise leave an incomplete backup (which
+    /// fails `verify` there) for good once the first no longer holds it, and its unfinished uploads billed. A backup
+    /// or segment the source holds complete (in `copying`) stays: its copy resumes where the killed sync stopped.
+    static func removeLeftovers(in destination: any RepositoryStorage, path: String, copying: [StorageEntry]) throws -> [String] {
+        let resumable = Set(copying.map(\.path) + copying.compactMap { file in
+            let parts = file.path.split(separator: "/")
+            return parts.count > 2 && parts[0] == Repository.backupsFolder ? "\(parts[0])/\(parts[1])" : nil
+        })
+        var changesLock: RepositoryLock?
+        do {
+            changesLock = try RepositoryLock.acquire(repositoryRoot: path, kind: .changes, exclusive: true, command: "sync")
+        } catch let error as FTBackupError where error.status == .locked {}
+        defer { changesLock?.release() }
+        var swept = RepositoryCleanup.Report(repository: destination.location, dryRun: false, olderThanMinutes: nil)
+        try RepositoryCleanup.sweep(Repository(storage: destination), cutoff: nil, mayTouchChanges: changesLock != nil, dryRun: false,
+                                    resumable: resumable, into: &swept)
+        return swept.abortedUploads.map { "upload of \($0.path)" } + swept.removedTemporaryFiles
+            + swept.removedIncompleteBackups.map { Repository(storage: destination).backupFolder($0) } + swept.removedIncompleteSegments
+    }
+
     /// Every file worth copying under `folder`, depth first.
     static func collect(_ folder: String, in storage: any RepositoryStorage, into files: inout [StorageEntry], skipped: inout [String]) throws {
         let entries = try storage.list(folder)
@@ -107,7 +134,13 @@ public enum RepositorySync {
             skipped.append(folder)
             return
         }
+        // A change segment counts only with its manifest: data without one is a pass being sealed or a killed one's.
+        let sealed = Set(entries.filter { $0.path.hasSuffix(".json") }.map { String($0.path.dropLast(5)) })
         for entry in entries {
+            if folder == ChangeSegmentManifest.folder, entry.path.hasSuffix(".seg.zst"), !sealed.contains(String(entry.path.dropLast(8))) {
+                skipped.append(entry.path)
+                continue
+            }
             let name = (entry.path as NSString).lastPathComponent
             if folder.isEmpty && ["locks", "schedule", "keys", "encryption.json"].contains(name) { continue }
             if name.contains(".tmp-") || name.hasPrefix(".ftbackup-probe") { continue }

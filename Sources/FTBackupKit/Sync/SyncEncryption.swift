@@ -50,7 +50,8 @@ struct SyncEncryption {
                          report: inout RepositorySync.Report) throws {
         guard marker != nil else { return }
         let records = try sourceStored.list(EncryptionUnit.keysFolder).filter { !$0.isDirectory && $0.path.hasSuffix(".json") && !$0.path.contains(".tmp-") }
-        for entry in [StorageEntry(path: RepositoryEncryptionMarker.fileName, size: 0, isDirectory: false)] + records {
+        try copyMarker(from: sourceStored, to: destinationStored, report: &report)
+        for entry in records {
             let bytes = try sourceStored.readAll(entry.path)
             if (try? destinationStored.readAll(entry.path)) == bytes {
                 report.keptFiles += 1

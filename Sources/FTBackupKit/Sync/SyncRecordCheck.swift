@@ -33,6 +33,19 @@ enum SyncRecordCheck {
         }
     }
 
+    /// Throws (exit 65) when a backup's manifest lists a file the source does not hold (`present`: every file
+    /// collected): copied, the second would hold a manifest promising a file that neither repository has.
+    static func checkListedFiles(_ records: [String: [UInt8]], present: Set<String>, in storage: any RepositoryStorage) throws {
+        for (path, bytes) in records.sorted(by: { $0.key < $1.key }) {
+            let parts = path.split(separator: "/")
+            guard parts.count == 3, parts[0] == "backups", parts[2] == "manifest.json",
+                  let manifest = try? BackupManifest.decode(bytes, path: path) else { continue }
+            for file in manifest.files where !present.contains("backups/\(parts[1])/\(file.path)") {
+                throw refused("backups/\(parts[1])/\(file.path)", in: storage, "is missing, and \(path) lists it")
+            }
+        }
+    }
+
     private static func refused(_ path: String, in storage: any RepositoryStorage, _ why: String) -> FTBackupError {
         FTBackupError(.dataError, "\(storage.location)/\(path) \(why): not copied",
                       hint: "run `ftbackup verify --repo \(storage.location)`; fix or remove it before syncing again")

@@ -22,6 +22,9 @@ final class ChangeApplier {
     /// INSERTs held back to go as one statement.
     private var inserts = PendingInserts()
     private var statements: [String: String] = [:]
+    /// Names are never reused, so a statement deallocated and prepared again is a new name.
+    private var statementsPrepared = 0
+    private let statementLimit: Int
     /// The target's columns of each relation checked against its description (see `ReplayColumn`).
     private var targetColumns: [UInt32: [ReplayColumn]] = [:]
     /// Bumped when a relation's description changes, so statements prepared for the old one are not reused.
@@ -38,6 +41,7 @@ final class ChangeApplier {
     init(connection: PGConnection, schemas: Set<String>?, ignoring ignored: Set<String> = [], grouping: ReplayGrouping = .standard) {
         self.connection = connection
         self.pipeline = ReplayPipeline(connection: connection, grouping: grouping)
+        self.statementLimit = max(1, grouping.preparedStatements)
         self.schemas = schemas
         self.ignored = ignored
     }
@@ -272,7 +276,14 @@ final class ChangeApplier {
         let relid = UInt32(key.dropFirst().prefix { $0.isNumber }) ?? 0
         let key = "\(key)#\(generations[relid] ?? 0)"
         if let name = statements[key] { return name }
-        let name = "ftb_\(statements.count)"
+        if statements.count >= statementLimit {
+            // Queued behind every statement already sent, so whatever used the old ones has run first; each
+            // statement is used right after it is looked up here, before the next lookup can deallocate it.
+            try pipeline.query("DEALLOCATE ALL", source: source)
+            statements.removeAll(keepingCapacity: true)
+        }
+        let name = "ftb_\(statementsPrepared)"
+        statementsPrepared += 1
         let (sql, count) = try make()
         try pipeline.prepare(name, sql, parameterCount: count, source: source)
         statements[key] = name

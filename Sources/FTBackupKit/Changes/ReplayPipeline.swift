@@ -205,6 +205,9 @@ struct ReplayGrouping: Sendable {
     /// Commands per pipeline sync group, and bytes of parameters: what is in flight at most (two groups).
     var syncStatements = 1000
     var syncBytes = 256 << 10
+    /// Prepared statements kept on the target at most: past it they are all deallocated and prepared again
+    /// as needed (a long replay of a wide keyless table prepares one per shape of changed columns and NULLs).
+    var preparedStatements = 1000
 
     static let standard = ReplayGrouping()
 }

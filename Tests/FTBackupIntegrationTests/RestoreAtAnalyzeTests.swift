@@ -8,6 +8,16 @@ extension ChangeArchivalTests.PointInTimeTests {
     /// parents or materialized views), its indexes
     /// exist, and the database is exactly the source's at TIME.
     @Test func restoreAtAnalyzesEveryTableWithItsIndexBuildsAndIsExact() async throws {
+        try await restoreAtIndexesAndStatistics(skipAnalyze: false)
+    }
+
+    /// `restore --at --skip-analyze`: every index is still built after the replay, no table is analyzed by the
+    /// restore, and the database is exactly the source's at TIME.
+    @Test func restoreAtWithSkipAnalyzeBuildsEveryIndexAndAnalyzesNoTable() async throws {
+        try await restoreAtIndexesAndStatistics(skipAnalyze: true)
+    }
+
+    private func restoreAtIndexesAndStatistics(skipAnalyze: Bool) async throws {
         try await ArchivedDatabase.with(prepare: workloadSchemaSQL) { a in
             _ = try await a.full()
             try await writeWorkload(a.session, round: 1)
@@ -15,17 +25,21 @@ extension ChangeArchivalTests.PointInTimeTests {
             let (at, expected) = try await a.instant()
             _ = try await a.incremental()
             try await TestServer.withDatabase(seeded: false) { target in
-                let report = try await PointInTimeRestore.run(RestoreOptions(target: target.connectionString, repositoryPath: a.repo.path, jobs: 2,
-                                                                             showProgress: false), at: at)
+                var options = RestoreOptions(target: target.connectionString, repositoryPath: a.repo.path, jobs: 2, showProgress: false)
+                options.skipAnalyze = skipAnalyze
+                let report = try await PointInTimeRestore.run(options, at: at)
                 let phases = try #require(report.fullRestore?.phases)
                 #expect(phases["indexes"] != nil && phases["analyze"] == nil, "\(phases)")
                 let t = try await target.connect()
                 defer { t.close() }
-                let unanalyzed = try await t.query("""
-                    SELECT s.schemaname || '.' || s.relname AS name FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-                    WHERE s.analyze_count = 0 AND s.schemaname <> 'ftbackup' AND c.relkind = 'r' ORDER BY 1
-                    """).rows.map { try $0.requiredString("name") }
-                #expect(unanalyzed == [], "\(unanalyzed)")
+                let tables = try await t.query("""
+                    SELECT s.schemaname || '.' || s.relname AS name, s.analyze_count > 0 AS analyzed
+                    FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+                    WHERE s.schemaname <> 'ftbackup' AND c.relkind = 'r' ORDER BY 1
+                    """).rows
+                #expect(!tables.isEmpty)
+                let wrong = try tables.filter { try $0.bool("analyzed") == skipAnalyze }.map { try $0.requiredString("name") }
+                #expect(wrong == [], skipAnalyze ? "analyzed although skipped: \(wrong)" : "not analyzed: \(wrong)")
                 let source = try await a.session.query("SELECT count(*) AS n FROM pg_indexes WHERE schemaname NOT IN ('pg_catalog', 'ftbackup')").first!.requiredInt("n")
                 let restoredIndexes = try await t.query("SELECT count(*) AS n FROM pg_indexes WHERE schemaname NOT IN ('pg_catalog', 'ftbackup')").first!.requiredInt("n")
                 #expect(restoredIndexes == source)

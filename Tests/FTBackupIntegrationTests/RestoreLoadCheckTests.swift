@@ -19,9 +19,11 @@ extension BackupRestoreTests {
                 text = text.replacingOccurrences(of: recorded, with: "\"rows\" : \(table.rows + 1),")
                 try text.write(toFile: path, atomically: true, encoding: .utf8)
                 try await TestServer.withDatabase(seeded: false) { target in
-                    await #expect(throws: FTBackupError.self) {
+                    let error = await #expect(throws: FTBackupError.self) {
                         _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path, jobs: 1, showProgress: false))
                     }
+                    #expect(error?.status == .dataError, "\(String(describing: error))")
+                    #expect(error?.message.contains("loaded \(table.rows) rows but the backup recorded \(table.rows + 1)") == true, "\(String(describing: error))")
                     let t = try await target.connect()
                     defer { t.close() }
                     let name = try t.qualifiedName(table.schema, table.name)

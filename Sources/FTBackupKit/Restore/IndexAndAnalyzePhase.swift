@@ -6,7 +6,7 @@ import Foundation
 /// Work items are single index builds, largest tables first, so one big table's indexes still spread
 /// over the workers. A table is analyzed as soon as its last index is built, by the worker that built
 /// it (ANALYZE and CREATE INDEX on one table would wait for each other); a table without secondary
-/// indexes is analyzed as an item of its own.
+/// indexes is analyzed as an item of its own. With `--skip-analyze` only the builds run.
 enum IndexAndAnalyzePhase {
     enum Item: Sendable {
         case build(table: String, IndexBuildPlan.Build)
@@ -34,8 +34,8 @@ enum IndexAndAnalyzePhase {
             let key = IndexBuildPlan.key(table)
             covered.insert(key)
             let builds = indexes.secondary[key] ?? []
-            if builds.isEmpty { if analyze { items.append(.analyze(schema: table.schema, name: table.name)) } }
-            else { items += builds.map { .build(table: key, $0) } }
+            if !builds.isEmpty { items += builds.map { .build(table: key, $0) } }
+            else if analyze { items.append(.analyze(schema: table.schema, name: table.name)) }
         }
         // Secondary indexes of anything not loaded as a table (none today): built, not analyzed here.
         for (key, builds) in indexes.secondary.sorted(by: { $0.key < $1.key }) where !covered.contains(key) {

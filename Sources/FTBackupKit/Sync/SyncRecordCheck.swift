@@ -38,10 +38,11 @@ enum SyncRecordCheck {
     static func checkListedFiles(_ records: [String: [UInt8]], present: Set<String>, in storage: any RepositoryStorage) throws {
         for (path, bytes) in records.sorted(by: { $0.key < $1.key }) {
             let parts = path.split(separator: "/")
-            guard parts.count == 3, parts[0] == "backups", parts[2] == "manifest.json",
+            guard parts.count == 3, parts[0] == Repository.backupsFolder, parts[2] == BackupManifest.fileName,
                   let manifest = try? BackupManifest.decode(bytes, path: path) else { continue }
-            for file in manifest.files where !present.contains("backups/\(parts[1])/\(file.path)") {
-                throw refused("backups/\(parts[1])/\(file.path)", in: storage, "is missing, and \(path) lists it")
+            let folder = "\(Repository.backupsFolder)/\(parts[1])"
+            for file in manifest.files where !present.contains("\(folder)/\(file.path)") {
+                throw refused("\(folder)/\(file.path)", in: storage, "is missing, and \(path) lists it")
             }
         }
     }

@@ -43,4 +43,14 @@ import Testing
         #expect(scripts[1].contains(0xE9))
         #expect(!String(decoding: scripts[1], as: UTF8.self).contains("restrict"))
     }
+
+    /// A unique index is told from others by its own statement, not by a comment or a name that says "unique".
+    @Test func tellsAUniqueIndexByItsStatement() {
+        let unique = Array("SET default_tablespace = '';\n\nCREATE UNIQUE INDEX codes_code ON s.codes USING btree (code);\n".utf8)
+        let plain = Array("SET default_tablespace = '';\n\nCREATE INDEX unique_looking ON s.t USING btree (u);\n".utf8)
+        let commented = Array("SET default_tablespace = '';\n\nCREATE INDEX t_i ON s.t USING btree (u);\n\nCOMMENT ON INDEX s.t_i IS '\nCREATE UNIQUE INDEX in a comment';\n".utf8)
+        #expect(DumpEntryScripts.createsUniqueIndex(unique))
+        #expect(!DumpEntryScripts.createsUniqueIndex(plain))
+        #expect(!DumpEntryScripts.createsUniqueIndex(commented))
+    }
 }

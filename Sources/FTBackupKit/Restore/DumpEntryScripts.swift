@@ -66,4 +66,11 @@ enum DumpEntryScripts {
             line.starts(with: "ALTER TABLE ONLY ".utf8) && String(decoding: line, as: UTF8.self).contains(" REPLICA IDENTITY USING INDEX ")
         }
     }
+
+    /// Whether an index's script creates a unique index (which a foreign key may reference): its first
+    /// statement after the `SET`s, not a line of a comment on it.
+    static func createsUniqueIndex(_ script: [UInt8]) -> Bool {
+        let first = script.split(separator: UInt8(ascii: "\n")).first { !$0.isEmpty && !$0.starts(with: "SET ".utf8) }
+        return first?.starts(with: "CREATE UNIQUE INDEX ".utf8) ?? false
+    }
 }

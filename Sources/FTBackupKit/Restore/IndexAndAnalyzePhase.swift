@@ -1,7 +1,8 @@
 import Foundation
 
-/// After a replay: the secondary indexes a keys-only load left out, and every table's `ANALYZE`, over
-/// `jobs` connections at once, instead of the indexes in parallel followed by `ANALYZE` table after table.
+/// After the load (and the replay, when one follows): the secondary indexes the load left out, and every
+/// table's `ANALYZE`, over `jobs` connections at once, instead of the indexes in parallel followed by
+/// `ANALYZE` table after table. pg_restore's post-data runs beside it (`PostDataSteps`).
 ///
 /// Work items are single index builds, largest tables first, so one big table's indexes still spread
 /// over the workers. A table is analyzed as soon as its last index is built, by the worker that built

@@ -10,9 +10,10 @@ import Foundation
 /// Keys (primary, unique and exclusion constraints, and replica-identity indexes) are what replay
 /// finds rows by, so they exist before it, partitions' included: partitioned tables' keys are
 /// created before any data (they are empty catalog entries), and each partition's key is built and
-/// attached as soon as its rows are in. Ordinary tables' other indexes are built right after their
-/// keys, or after the replay when one follows; partitions' other indexes stay in post-data with their
-/// parents'. An index the manifest names but the dump does not hold (an invalid index, which pg_dump
+/// attached as soon as its rows are in. A table's other unique indexes are built with its keys, as a
+/// foreign key in post-data may reference one. Ordinary tables' other indexes are built after every
+/// table is loaded (and replayed), beside post-data; partitions' other indexes stay in post-data
+/// with their parents'. An index the manifest names but the dump does not hold (an invalid index, which pg_dump
 /// leaves out and older backups still list) is not built.
 struct IndexBuildPlan: Sendable {
     /// One dump entry and the comments on it, in the dump's own bytes.
@@ -79,7 +80,10 @@ struct IndexBuildPlan: Sendable {
         for candidate in candidates {
             let script = Array(take(candidate.entries.count).joined(separator: Array("\n".utf8)))
             let attach = candidate.attach.map { _ in take(1)[0] }
-            let isKey = candidate.index.constraint != nil || (!candidate.isPartitioned && DumpEntryScripts.setsReplicaIdentity(script))
+            // A foreign key may reference a unique index that backs no constraint: it is built with the keys, before post-data starts.
+            let isKey = candidate.index.constraint != nil
+                || (!candidate.isPartitioned && (DumpEntryScripts.setsReplicaIdentity(script)
+                                                 || (candidate.index.attachedTo == nil && DumpEntryScripts.createsUniqueIndex(script))))
             // Partitions' other indexes are attached to their parents', which post-data builds.
             guard isKey || (!candidate.isPartitioned && candidate.index.attachedTo == nil) else { continue }
             built.append((candidate, script, attach, isKey))

@@ -1,13 +1,13 @@
 import Foundation
 
-/// The data phase of a restore: tables loaded in parallel, each followed by its keys and indexes.
+/// The data phase of a restore: tables loaded in parallel, each followed by its keys.
 extension RestoreRunner {
     /// Loads every table over `jobs` connections, largest first, each in its own transaction that
-    /// truncates and then COPYs with FREEZE; a file whose SHA-256 does not match aborts its COPY.
-    /// `keysOnly`: build only the indexes behind primary, unique and exclusion constraints, and leave
-    /// ANALYZE for later (a replay follows).
+    /// truncates and then COPYs with FREEZE; a file whose SHA-256 does not match aborts its COPY. Each
+    /// table's keys are built right after its load, on the same worker; its other indexes and ANALYZE
+    /// come later (`IndexAndAnalyzePhase`), after the replay when one follows.
     static func loadTables(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, manifest: BackupManifest, repository: Repository,
-                           options: RestoreOptions, keysOnly: Bool = false) async throws {
+                           options: RestoreOptions) async throws {
         let queue = WorkQueue(tables.sorted { $0.file.rawBytes > $1.file.rawBytes })
         let progress = ProgressReporter(title: "restore \(manifest.label)", expectedBytes: tables.reduce(0) { $0 + $1.file.rawBytes },
                                         expectedItems: tables.count, logger: options.logger, quiet: !options.showProgress)
@@ -48,9 +48,7 @@ extension RestoreRunner {
                         } onCancel: {
                             session.cancel()
                         }
-                        let key = IndexBuildPlan.key(table)
-                        try await indexes.run((indexes.keys[key] ?? []) + (keysOnly ? [] : indexes.secondary[key] ?? []), on: session)
-                        if !keysOnly && !options.skipAnalyze { try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))") }
+                        try await indexes.run(indexes.keys[IndexBuildPlan.key(table)] ?? [], on: session)
                         progress.finished(item: "\(table.schema).\(table.name)", metadata: ["rows": .string("\(rows)")])
                     }
                 }

@@ -48,19 +48,19 @@ public struct RestoreOptions: Sendable {
 
 /// Restores a full backup into a target database: plan → verify the files → safety checks →
 /// pre-data DDL → per table, in parallel: `COPY … FROM STDIN FREEZE` checked against the file's
-/// SHA-256, its indexes and primary/unique keys, `ANALYZE` → sequences → the rest of post-data
-/// (foreign keys, policies, triggers) in parallel → materialized views refreshed → with `--clean`, the
-/// foreign keys and views other schemas held on the dropped ones put back (`OutsideDependants`).
+/// SHA-256, then its keys → sequences → (a point-in-time restore's replay) → the secondary indexes and
+/// `ANALYZE` in parallel, while pg_restore adds the rest of post-data (foreign keys, policies,
+/// triggers) beside them, the materialized views are refreshed and, with `--clean`, the foreign keys
+/// and views other schemas held on the dropped ones are put back (`PostDataSteps`).
 ///
-/// Building each table's indexes as soon as its data is in keeps both cores busy: one worker builds
-/// indexes while another still loads, instead of a data phase followed by an index phase.
+/// Both sides of the last step start once every row and key is in, so neither waits for the other
+/// to finish: the cores one side leaves idle at its ends, the other uses.
 public enum RestoreRunner {
     /// Returns the plan alone for `dryRun`, else restores and returns the report.
     ///
     /// `afterData` (point-in-time restore's replay) runs once the data and sequences are in and only
-    /// the primary, unique and exclusion keys exist (replay finds rows by them); secondary indexes,
-    /// foreign keys, policies and statistics are built after it, which is faster than maintaining
-    /// them change by change.
+    /// the keys exist (replay finds rows by them); secondary indexes, foreign keys, policies and
+    /// statistics are built after it, which is faster than maintaining them change by change.
     public static func run(_ options: RestoreOptions, afterData: (@Sendable () async throws -> Void)? = nil) async throws -> RestoreReport {
         let started = Date()
         let repository = try Repository.open(options.repositoryPath)
@@ -74,16 +74,8 @@ public enum RestoreRunner {
                                                   jobs: options.jobs, clean: options.clean, noOwner: options.noOwner)
         if options.dryRun { return RestoreReport(plan: plan, phases: [:], seconds: 0) }
         let logger = options.logger
-        var phases: [String: Double] = [:]
-        var phase = "plan"
-        func timed<T>(_ name: String, _ body: () async throws -> T) async throws -> T {
-            phase = name
-            let start = Date()
-            let value = try await body()
-            phases[name] = Date().timeIntervalSince(start)
-            logger.info("restore phase done", metadata: ["phase": .string(name), "seconds": .string(String(format: "%.2f", phases[name]!))])
-            return value
-        }
+        let clock = RestorePhaseClock(logger: logger)
+        func timed<T>(_ name: String, _ body: () async throws -> T) async throws -> T { try await clock.timed(name, body) }
 
         // 1. Every file we will read must be whole before the target is touched. The schema dump is read
         // and listed meanwhile, on threads of their own (it touches no database).
@@ -155,7 +147,7 @@ public enum RestoreRunner {
         }
         var warnings: [String] = []
         do {
-            phase = "schemas"
+            clock.enter("schemas")
             if !plan.wholeDatabase {
                 // pg_restore --schema restores a schema's objects but not the schema itself.
                 for schema in plan.schemas where schema != "public" {
@@ -168,7 +160,7 @@ public enum RestoreRunner {
                 try await indexes.run(indexes.beforeData, on: target)
             }
             try await timed("data") {
-                try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options, keysOnly: afterData != nil)
+                try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options)
             }
             try await timed("sequences") {
                 // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all.
@@ -182,33 +174,34 @@ public enum RestoreRunner {
                     }
                 }
             }
-            if let afterData {
-                try await timed("replay") { try await afterData() }
-                // Each table's ANALYZE runs as soon as its indexes are in, on the same workers (`IndexAndAnalyzePhase`).
-                try await timed("indexes") { try await IndexAndAnalyzePhase.run(tables, indexes: indexes, options: options) }
-            }
-            try await timed("post-data") {
-                // What was built already (indexes, primary keys, unique constraints, with their comments) is left out.
-                let postList = try contents.writeList { indexes.builtLines.contains($0.line) }
-                defer { try? FileManager.default.removeItem(atPath: postList) }
-                var environment = child.environment
-                environment["PGOPTIONS"] = "-c maintenance_work_mem=512MB -c synchronous_commit=off"
-                try await runTool(pgRestore, common + ["--section=post-data", "--jobs=\(options.jobs)", "--use-list=\(postList)", dumpFile],
-                                  environment, options.target)
-            }
-            try await timed("refresh") {
-                for view in manifest.materializedViews where plan.schemas.contains(view.schema) {
-                    try await target.execute("REFRESH MATERIALIZED VIEW \(try target.qualifiedName(view.schema, view.name))")
+            if let afterData { try await timed("replay") { try await afterData() } }
+            // Every row is in and every key is built: the secondary indexes and ANALYZE run on `jobs` workers while
+            // pg_restore adds the rest of post-data beside them (table locks order the two: a foreign key waits for
+            // the build or ANALYZE holding its table, and each of those holds one table at a time).
+            let saved = dependants
+            let postData = PostDataSteps(pgRestore: pgRestore, arguments: common + ["--jobs=\(options.jobs)"], dumpFile: dumpFile,
+                                         environment: child.environment, contents: contents, builtLines: indexes.builtLines,
+                                         materializedViews: manifest.materializedViews.filter { plan.schemas.contains($0.schema) },
+                                         options: options)
+            warnings = try await withThrowingTaskGroup(of: [String].self) { group in
+                group.addTask {
+                    try await clock.timed("indexes") { try await IndexAndAnalyzePhase.run(tables, indexes: indexes, options: options) }
+                    return []
                 }
+                group.addTask { try await postData.run(target, dependants: saved, clock: clock) }
+                return try await group.reduce(into: []) { $0 += $1 }
             }
-            if !dependants.isEmpty {
-                try await timed("dependants") { warnings = try await dependants.putBack(target, options: options) }
-            }
+            try await timed("event-triggers") { try await postData.createEventTriggers() }
         } catch {
             // A failure that is the echo of a signal being handled: the handler says how the target was left.
             TemporaryFiles.yieldToInterrupt()
             // From here on the target was changed: say exactly how it was left and what to run.
-            throw RestoreFailure.describe(error, phase: phase, target: target, plan: plan, options: options, dropped: touched,
+            // The index builds run beside the dependants' put-back and may fail after it: then they are back.
+            if clock.phases["dependants"] != nil {
+                dependants.removeFiles()
+                dependants = OutsideDependants()
+            }
+            throw RestoreFailure.describe(error, phase: clock.phase, target: target, plan: plan, options: options, dropped: touched,
                                           dependants: &dependants)
         }
         var retired: RetiredDataReapplier.Report?
@@ -229,7 +222,7 @@ public enum RestoreRunner {
             for warning in skipped { logger.warning("\(warning)") }
             warnings += skipped
         }
-        return RestoreReport(plan: plan, phases: phases, seconds: Date().timeIntervalSince(started),
+        return RestoreReport(plan: plan, phases: clock.phases, seconds: Date().timeIntervalSince(started),
                              retired: retired, warnings: warnings.isEmpty ? nil : warnings, analyzed: !options.skipAnalyze)
     }
 

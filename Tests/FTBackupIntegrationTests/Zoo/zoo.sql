@@ -189,6 +189,12 @@ CREATE INDEX kitchen_sink_tags ON zoo.kitchen_sink USING gin (tags);
 CREATE INDEX kitchen_sink_ts_brin ON zoo.kitchen_sink USING brin (ts) WITH (pages_per_range = 16);
 CREATE UNIQUE INDEX kitchen_sink_code ON zoo.kitchen_sink (code) INCLUDE (mood) WHERE code <> '';
 CREATE INDEX readings_v ON zoo.readings (v);
+-- a foreign key on a unique index that backs no constraint (a restore builds it with the keys, before post-data)
+CREATE TABLE zoo.voucher_codes (code text NOT NULL, label text);
+CREATE UNIQUE INDEX voucher_codes_code ON zoo.voucher_codes (code);
+CREATE TABLE zoo.voucher_uses (id int PRIMARY KEY, code text NOT NULL REFERENCES zoo.voucher_codes (code) ON UPDATE CASCADE ON DELETE CASCADE);
+INSERT INTO zoo.voucher_codes SELECT 'V' || g, 'voucher ' || g FROM generate_series(1, 50) g;
+INSERT INTO zoo.voucher_uses SELECT g, 'V' || (g % 50 + 1) FROM generate_series(1, 120) g;
 CREATE STATISTICS zoo.bookings_room_during (ndistinct, dependencies) ON room, cat_id FROM zoo.bookings;
 COMMENT ON STATISTICS zoo.bookings_room_during IS 'extended statistics';
 
@@ -371,6 +377,8 @@ UPDATE zoo.ledger SET "order" = 4 WHERE id = 1;
 UPDATE zoo.documents SET blob = NULL WHERE id = 1;
 UPDATE zoo.forced SET tenant = 'changed';
 UPDATE public.zoo_in_public SET v = 'changed';
+UPDATE zoo.voucher_codes SET code = code || '!' WHERE code LIKE 'V1%';
+DELETE FROM zoo.voucher_uses WHERE id % 13 = 0;
 -- pending changes: replica identity using index item 3
 UPDATE zoo.identified SET v = 'changed' WHERE id = 1;
 -- pending changes: table with no columns item 5

@@ -1,13 +1,16 @@
 import Foundation
 
-/// The data phase of a restore: tables loaded in parallel, each followed by its keys.
+/// The data phase of a restore: tables loaded in parallel, each followed by its keys and indexes.
 extension RestoreRunner {
     /// Loads every table over `jobs` connections, largest first, each in its own transaction that
     /// truncates and then COPYs with FREEZE; a file whose SHA-256 does not match aborts its COPY. Each
-    /// table's keys are built right after its load, on the same worker; its other indexes and ANALYZE
-    /// come later (`IndexAndAnalyzePhase`), after the replay when one follows.
+    /// table's keys are built right after its load, on the same worker, then its other indexes and its
+    /// ANALYZE, while other tables still load. `keysOnly` (a replay follows): only the keys; the rest
+    /// comes after the replay (`IndexAndAnalyzePhase`). `lastKeysBuilt` opens once every table's keys
+    /// are built: post-data may start beside the last tables' other indexes.
     static func loadTables(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, manifest: BackupManifest, repository: Repository,
-                           options: RestoreOptions) async throws {
+                           options: RestoreOptions, keysOnly: Bool, lastKeysBuilt: RestoreGate? = nil) async throws {
+        let keysLeft = IndexAndAnalyzePhase.Remaining(["": tables.count])
         let queue = WorkQueue(tables.sorted { $0.file.rawBytes > $1.file.rawBytes })
         let progress = ProgressReporter(title: "restore \(manifest.label)", expectedBytes: tables.reduce(0) { $0 + $1.file.rawBytes },
                                         expectedItems: tables.count, logger: options.logger, quiet: !options.showProgress)
@@ -48,12 +51,19 @@ extension RestoreRunner {
                         } onCancel: {
                             session.cancel()
                         }
-                        try await indexes.run(indexes.keys[IndexBuildPlan.key(table)] ?? [], on: session)
+                        let key = IndexBuildPlan.key(table)
+                        try await indexes.run(indexes.keys[key] ?? [], on: session)
+                        if keysLeft.finished("") { lastKeysBuilt?.open() }
+                        if !keysOnly {
+                            try await indexes.run(indexes.secondary[key] ?? [], on: session)
+                            if !options.skipAnalyze { try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))") }
+                        }
                         progress.finished(item: "\(table.schema).\(table.name)", metadata: ["rows": .string("\(rows)")])
                     }
                 }
             }
             try await group.waitForAll()
         }
+        lastKeysBuilt?.open()  // also when nothing was left to build
     }
 }

@@ -159,37 +159,64 @@ public enum RestoreRunner {
                 // Partitioned tables' keys (empty until their partitions' are attached), so each partition's key attaches once built.
                 try await indexes.run(indexes.beforeData, on: target)
             }
-            try await timed("data") {
-                try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options)
-            }
-            try await timed("sequences") {
-                // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all.
-                try await runTool(pgRestore, common + ["--section=data", "--single-transaction", "--use-list=\(listFile)", dumpFile], child.environment, options.target)
-                try await target.withConnection { connection in
-                    try connection.transaction {
-                        for sequence in manifest.sequences where plan.schemas.contains(sequence.schema) {
-                            let name = try connection.escapeLiteral(try connection.qualifiedName(sequence.schema, sequence.name))
-                            try connection.query("SELECT setval(\(name)::regclass, $1::bigint, $2::boolean)", [sequence.lastValue, sequence.isCalled])
+            let dataArguments = common + ["--section=data", "--single-transaction", "--use-list=\(listFile)", dumpFile]
+            @Sendable func setSequences() async throws {
+                try await clock.timed("sequences") {
+                    // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all.
+                    try await runTool(pgRestore, dataArguments, child.environment, options.target)
+                    try await target.withConnection { connection in
+                        try connection.transaction {
+                            for sequence in manifest.sequences where plan.schemas.contains(sequence.schema) {
+                                let name = try connection.escapeLiteral(try connection.qualifiedName(sequence.schema, sequence.name))
+                                try connection.query("SELECT setval(\(name)::regclass, $1::bigint, $2::boolean)", [sequence.lastValue, sequence.isCalled])
+                            }
                         }
                     }
                 }
             }
-            if let afterData { try await timed("replay") { try await afterData() } }
-            // Every row is in and every key is built: the secondary indexes and ANALYZE run on `jobs` workers while
-            // pg_restore adds the rest of post-data beside them (table locks order the two: a foreign key waits for
-            // the build or ANALYZE holding its table, and each of those holds one table at a time).
             let saved = dependants
             let postData = PostDataSteps(pgRestore: pgRestore, arguments: common + ["--jobs=\(options.jobs)"], dumpFile: dumpFile,
                                          environment: child.environment, contents: contents, builtLines: indexes.builtLines,
                                          materializedViews: manifest.materializedViews.filter { plan.schemas.contains($0.schema) },
                                          options: options)
-            warnings = try await withThrowingTaskGroup(of: [String].self) { group in
-                group.addTask {
-                    try await clock.timed("indexes") { try await IndexAndAnalyzePhase.run(tables, indexes: indexes, options: options) }
-                    return []
+            // Post-data starts once every key is built and no index build is left to hand out, beside the last ones (`RestoreGate`).
+            let lastBuildsStarted = RestoreGate()
+            if let afterData {
+                // Keys only before the replay (it finds rows by them); the other indexes and ANALYZE after it.
+                try await timed("data") {
+                    try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options, keysOnly: true)
                 }
-                group.addTask { try await postData.run(target, dependants: saved, clock: clock) }
-                return try await group.reduce(into: []) { $0 += $1 }
+                try await setSequences()
+                try await timed("replay") { try await afterData() }
+                warnings = try await withThrowingTaskGroup(of: [String].self) { group in
+                    group.addTask {
+                        try await clock.timed("indexes") {
+                            try await IndexAndAnalyzePhase.run(tables, indexes: indexes, options: options, lastItemsStarted: lastBuildsStarted)
+                        }
+                        return []
+                    }
+                    group.addTask {
+                        try await lastBuildsStarted.wait()
+                        return try await postData.run(target, dependants: saved, clock: clock)
+                    }
+                    return try await group.reduce(into: []) { $0 += $1 }
+                }
+            } else {
+                warnings = try await withThrowingTaskGroup(of: [String].self) { group in
+                    group.addTask {
+                        try await clock.timed("data") {
+                            try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options,
+                                                 keysOnly: false, lastKeysBuilt: lastBuildsStarted)
+                        }
+                        return []
+                    }
+                    group.addTask {
+                        try await lastBuildsStarted.wait()
+                        try await setSequences()
+                        return try await postData.run(target, dependants: saved, clock: clock)
+                    }
+                    return try await group.reduce(into: []) { $0 += $1 }
+                }
             }
             try await timed("event-triggers") { try await postData.createEventTriggers() }
         } catch {

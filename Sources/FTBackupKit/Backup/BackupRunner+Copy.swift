@@ -96,7 +96,4 @@ final class WorkQueue<Item: Sendable>: @unchecked Sendable {
         defer { position += 1 }
         return items[position]
     }
-
-    /// True once every item has been handed out.
-    var isEmpty: Bool { lock.withLock { position >= items.count } }
 }

@@ -2,7 +2,7 @@ import Foundation
 
 /// After a replay: the secondary indexes the keys-only load left out, and every
 /// table's `ANALYZE`, over `jobs` connections at once, instead of the indexes in parallel followed by
-/// `ANALYZE` table after table. pg_restore's post-data starts beside its last items (`PostDataSteps`).
+/// `ANALYZE` table after table. pg_restore's post-data follows it (`PostDataSteps`).
 ///
 /// Work items are single index builds, largest tables first, so one big table's indexes still spread
 /// over the workers. A table is analyzed as soon as its last index is built, by the worker that built
@@ -45,8 +45,7 @@ enum IndexAndAnalyzePhase {
         return items
     }
 
-    /// `lastItemsStarted` opens once every item is handed out (post-data starts beside the last ones).
-    static func run(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, options: RestoreOptions, lastItemsStarted: RestoreGate? = nil) async throws {
+    static func run(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, options: RestoreOptions) async throws {
         let queue = WorkQueue(items(tables, indexes: indexes, analyze: !options.skipAnalyze))
         let remaining = Remaining(indexes.secondary.mapValues(\.count))
         let byKey = Dictionary(tables.map { (IndexBuildPlan.key($0), $0) }, uniquingKeysWith: { first, _ in first })
@@ -58,7 +57,6 @@ enum IndexAndAnalyzePhase {
                     try await session.execute("SET maintenance_work_mem = '512MB'; SET search_path = ''")
                     while let item = queue.next() {
                         try Task.checkCancellation()
-                        if queue.isEmpty { lastItemsStarted?.open() }
                         switch item {
                         case .build(let key, let build):
                             try await indexes.run([build], on: session)
@@ -73,6 +71,5 @@ enum IndexAndAnalyzePhase {
             }
             try await group.waitForAll()
         }
-        lastItemsStarted?.open()  // also when nothing was left to build
     }
 }

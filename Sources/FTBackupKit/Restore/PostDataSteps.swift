@@ -1,16 +1,11 @@
 import Foundation
 
-/// What a restore does once every row is in and every key is built, beside the secondary index builds
-/// and ANALYZE (`IndexAndAnalyzePhase`): pg_restore's post-data section less what was built already
-/// (foreign keys, triggers, policies, partitions' indexes), the materialized views refreshed, then with
-/// `--clean` what other schemas held on the restored ones put back (`OutsideDependants`).
-///
-/// Running it beside the builds fills the cores each side leaves idle at its ends. Table locks keep
-/// the two apart: a foreign key or trigger waits for the build or ANALYZE holding its table, and those
-/// each hold one table at a time, so neither side can wait for the other in a cycle. The backup's
-/// event triggers are left out and created last (`createEventTriggers`), once no DDL of the restore's
-/// own is left to fire them (an application's trigger logging `CREATE INDEX` into a restored table
-/// would otherwise add rows to it).
+/// What a restore does once every row, index and statistic is in: pg_restore's post-data section less
+/// what was built already (foreign keys, triggers, policies, partitions' indexes), the materialized
+/// views refreshed, then with `--clean` what other schemas held on the restored ones put back
+/// (`OutsideDependants`). The backup's event triggers are left out and created last
+/// (`createEventTriggers`), once no DDL of the restore's own is left to fire them (an application's
+/// trigger logging DDL into a restored table would otherwise add rows to it).
 struct PostDataSteps: Sendable {
     var pgRestore: String
     /// pg_restore's arguments common to every section, with `--jobs`.
@@ -29,8 +24,7 @@ struct PostDataSteps: Sendable {
             let postList = try contents.writeList { builtLines.contains($0.line) || Self.isEventTrigger($0) }
             defer { try? FileManager.default.removeItem(atPath: postList) }
             var environment = environment
-            // Beside `jobs` index builds of 512MB each: half that for the partitions' indexes built here.
-            environment["PGOPTIONS"] = "-c maintenance_work_mem=256MB -c synchronous_commit=off"
+            environment["PGOPTIONS"] = "-c maintenance_work_mem=512MB -c synchronous_commit=off"
             try await RestoreRunner.runTool(pgRestore, arguments + ["--section=post-data", "--use-list=\(postList)", dumpFile],
                                             environment, options.target)
         }

@@ -6,11 +6,9 @@ extension RestoreRunner {
     /// truncates and then COPYs with FREEZE; a file whose SHA-256 does not match aborts its COPY. Each
     /// table's keys are built right after its load, on the same worker, then its other indexes and its
     /// ANALYZE, while other tables still load. `keysOnly` (a replay follows): only the keys; the rest
-    /// comes after the replay (`IndexAndAnalyzePhase`). `lastKeysBuilt` opens once every table's keys
-    /// are built: post-data may start beside the last tables' other indexes.
+    /// comes after the replay (`IndexAndAnalyzePhase`).
     static func loadTables(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, manifest: BackupManifest, repository: Repository,
-                           options: RestoreOptions, keysOnly: Bool, lastKeysBuilt: RestoreGate? = nil) async throws {
-        let keysLeft = IndexAndAnalyzePhase.Remaining(["": tables.count])
+                           options: RestoreOptions, keysOnly: Bool) async throws {
         let queue = WorkQueue(tables.sorted { $0.file.rawBytes > $1.file.rawBytes })
         let progress = ProgressReporter(title: "restore \(manifest.label)", expectedBytes: tables.reduce(0) { $0 + $1.file.rawBytes },
                                         expectedItems: tables.count, logger: options.logger, quiet: !options.showProgress)
@@ -53,7 +51,6 @@ extension RestoreRunner {
                         }
                         let key = IndexBuildPlan.key(table)
                         try await indexes.run(indexes.keys[key] ?? [], on: session)
-                        if keysLeft.finished("") { lastKeysBuilt?.open() }
                         if !keysOnly {
                             try await indexes.run(indexes.secondary[key] ?? [], on: session)
                             if !options.skipAnalyze { try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))") }
@@ -64,6 +61,5 @@ extension RestoreRunner {
             }
             try await group.waitForAll()
         }
-        lastKeysBuilt?.open()  // also when nothing was left to build
     }
 }

@@ -11,8 +11,8 @@ import Foundation
 /// finds rows by, so they exist before it, partitions' included: partitioned tables' keys are
 /// created before any data (they are empty catalog entries), and each partition's key is built and
 /// attached as soon as its rows are in. A table's other unique indexes are built with its keys, as a
-/// foreign key in post-data may reference one. Ordinary tables' other indexes are built after every
-/// table is loaded (and replayed), beside post-data; partitions' other indexes stay in post-data
+/// foreign key in post-data may reference one. Ordinary tables' other indexes are built right after
+/// their keys, or after the replay when one follows; partitions' other indexes stay in post-data
 /// with their parents'. An index the manifest names but the dump does not hold (an invalid index, which pg_dump
 /// leaves out and older backups still list) is not built.
 struct IndexBuildPlan: Sendable {
@@ -80,7 +80,7 @@ struct IndexBuildPlan: Sendable {
         for candidate in candidates {
             let script = Array(take(candidate.entries.count).joined(separator: Array("\n".utf8)))
             let attach = candidate.attach.map { _ in take(1)[0] }
-            // A foreign key may reference a unique index that backs no constraint: it is built with the keys, before post-data starts.
+            // A foreign key may reference a unique index that backs no constraint: it is built with the keys.
             let isKey = candidate.index.constraint != nil
                 || (!candidate.isPartitioned && (DumpEntryScripts.setsReplicaIdentity(script)
                                                  || (candidate.index.attachedTo == nil && DumpEntryScripts.createsUniqueIndex(script))))

@@ -1,9 +1,8 @@
 import Foundation
 import Logging
 
-/// How long each phase of a restore took, and which phase a failure happened in, for phases that may
-/// run at the same time (the index builds beside pg_restore's post-data): a failed restore names the
-/// phase that failed first, not the last one started.
+/// How long each phase of a restore took, and which phase a failure happened in, shared by the runner
+/// and `PostDataSteps`: a failed restore names the phase that failed.
 final class RestorePhaseClock: @unchecked Sendable {
     private let lock = NSLock()
     private var seconds: [String: Double] = [:]

@@ -146,6 +146,7 @@ public enum RestoreRunner {
             }
         }
         var warnings: [String] = []
+        var retired: RetiredDataReapplier.Report?
         do {
             clock.enter("schemas")
             if !plan.wholeDatabase {
@@ -159,22 +160,6 @@ public enum RestoreRunner {
                 // Partitioned tables' keys (empty until their partitions' are attached), so each partition's key attaches once built.
                 try await indexes.run(indexes.beforeData, on: target)
             }
-            let dataArguments = common + ["--section=data", "--single-transaction", "--use-list=\(listFile)", dumpFile]
-            @Sendable func setSequences() async throws {
-                try await clock.timed("sequences") {
-                    // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all.
-                    try await runTool(pgRestore, dataArguments, child.environment, options.target)
-                    try await target.withConnection { connection in
-                        try connection.transaction {
-                            for sequence in manifest.sequences where plan.schemas.contains(sequence.schema) {
-                                let name = try connection.escapeLiteral(try connection.qualifiedName(sequence.schema, sequence.name))
-                                try connection.query("SELECT setval(\(name)::regclass, $1::bigint, $2::boolean)", [sequence.lastValue, sequence.isCalled])
-                            }
-                        }
-                    }
-                }
-            }
-            let saved = dependants
             let postData = PostDataSteps(pgRestore: pgRestore, arguments: common + ["--jobs=\(options.jobs)"], dumpFile: dumpFile,
                                          environment: child.environment, contents: contents, builtLines: indexes.builtLines,
                                          materializedViews: manifest.materializedViews.filter { plan.schemas.contains($0.schema) },
@@ -182,7 +167,18 @@ public enum RestoreRunner {
             try await timed("data") {
                 try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options, keysOnly: afterData != nil)
             }
-            try await setSequences()
+            try await timed("sequences") {
+                // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all.
+                try await runTool(pgRestore, common + ["--section=data", "--single-transaction", "--use-list=\(listFile)", dumpFile], child.environment, options.target)
+                try await target.withConnection { connection in
+                    try connection.transaction {
+                        for sequence in manifest.sequences where plan.schemas.contains(sequence.schema) {
+                            let name = try connection.escapeLiteral(try connection.qualifiedName(sequence.schema, sequence.name))
+                            try connection.query("SELECT setval(\(name)::regclass, $1::bigint, $2::boolean)", [sequence.lastValue, sequence.isCalled])
+                        }
+                    }
+                }
+            }
             if let afterData {
                 try await timed("replay") { try await afterData() }
                 // Keys only before the replay (it finds rows by them); the other indexes and ANALYZE after it.
@@ -191,27 +187,27 @@ public enum RestoreRunner {
             // Post-data only after every index build and ANALYZE: started beside them (tried twice), foreign keys
             // queued for table locks held up the builds behind them and were checked before their tables had
             // statistics; the whole restore took 13.5-14.6 s against 11.8-12.0 s, paired.
-            warnings = try await postData.run(target, dependants: saved, clock: clock)
+            warnings = try await postData.run(target, dependants: dependants, clock: clock)
+            if !options.keepRetired {
+                retired = try await timed("retired") {
+                    try await RetiredDataReapplier.run(target: options.target, repositoryPath: options.repositoryPath, schemas: plan.schemas,
+                                                       policy: try options.policy ?? PolicyLoader.parse(PolicyLoader.builtInDefault, source: "(built-in)"),
+                                                       logger: logger)
+                }
+            }
+            // After the removal of retired data too: its temporary tables are DDL an application's event trigger would log.
             try await timed("event-triggers") { try await postData.createEventTriggers() }
         } catch {
             // A failure that is the echo of a signal being handled: the handler says how the target was left.
             TemporaryFiles.yieldToInterrupt()
             // From here on the target was changed: say exactly how it was left and what to run.
-            // A failure after the dependants' put-back (the event triggers): they are back, nothing to keep for later.
+            // A failure after the dependants' put-back (retired data, event triggers): they are back, nothing to keep for later.
             if clock.phases["dependants"] != nil {
                 dependants.removeFiles()
                 dependants = OutsideDependants()
             }
             throw RestoreFailure.describe(error, phase: clock.phase, target: target, plan: plan, options: options, dropped: touched,
                                           dependants: &dependants)
-        }
-        var retired: RetiredDataReapplier.Report?
-        if !options.keepRetired {
-            retired = try await timed("retired") {
-                try await RetiredDataReapplier.run(target: options.target, repositoryPath: options.repositoryPath, schemas: plan.schemas,
-                                                   policy: try options.policy ?? PolicyLoader.parse(PolicyLoader.builtInDefault, source: "(built-in)"),
-                                                   logger: logger)
-            }
         }
         if options.skipAnalyze, let warning = try await statisticsWarning(target) {
             logger.warning("\(warning)")

@@ -282,20 +282,14 @@ import Testing
             defer { session.close() }
             try await session.execute("CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 8) AS v FROM generate_series(1, 1500000) g")
             try await TestRepository.with { repo in
-                let killer = Task {
-                    for _ in 0..<400 {
-                        let killed = try await session.query("""
-                            SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
-                            WHERE datname = current_database() AND query LIKE 'COPY %big%' AND pid <> pg_backend_pid()
-                            """).first!.requiredInt("n")
-                        if killed > 0 { return true }
-                        try await Task.sleep(for: .milliseconds(5))
-                    }
-                    return false
+                // The COPY of big is terminated once the server shows it running, however long the backup takes to get there.
+                let killer = BackendTerminator(db.connectionString, queryLike: "COPY %big%")
+                let error = await #expect(throws: (any Error).self) {
+                    defer { killer.stop() }
+                    _ = try await BackupRunner.runFull(try .test(db, repo, jobs: 1))
                 }
-                let error = await #expect(throws: (any Error).self) { _ = try await BackupRunner.runFull(try .test(db, repo, jobs: 1)) }
-                let killed = try await killer.value
-                #expect(killed)
+                let killed = try await killer.terminated()
+                #expect(killed, "the backup ended before its COPY of big was seen running")
                 let status = (error as? PostgresError)?.exitStatus ?? (error as? FTBackupError)?.status
                 #expect(status == .unavailable, "\(String(describing: error))")
                 let entries = try repo.repository.entries()

@@ -100,7 +100,9 @@ struct FTBackupBinary {
                 let (process, _, _) = try FTBackupBinary.start(["backup", "--db", "\(try TestServer.dsn) dbname=\(db.name)",
                                                                 "--repo", repo.path, "-j", "1"])
                 var killed = false
-                for _ in 0..<2000 where process.isRunning {
+                // Until its first data file is being written, however long a loaded machine takes to get there.
+                let deadline = Date().addingTimeInterval(120)
+                while process.isRunning && Date() < deadline {
                     let folders = (try? FileManager.default.contentsOfDirectory(atPath: repo.path + "/backups")) ?? []
                     let files = folders.flatMap { (try? FileManager.default.contentsOfDirectory(atPath: "\(repo.path)/backups/\($0)/data")) ?? [] }
                     if files.contains(where: { $0.contains(".tmp-") }) {

@@ -3,7 +3,8 @@ import Testing
 @testable import FTBackupKit
 
 /// Issue 11's acceptance: restore drills (`ftbackup drill`) and the scheduler tick (`ftbackup run`).
-/// Serialized: drills create and remove `ftbackup_drill_*` databases on the one test server.
+/// Serialized: drills create and remove `ftbackup_drill_*` databases on the one test server (the tests that
+/// compare the server's whole set also hold ``ServerWideResource/drillScratchDatabases`` exclusively).
 @Suite(.serialized) struct DrillTests {
     static func scratchDatabases() async throws -> Set<String> {
         let admin = try await TestServer.admin()
@@ -19,7 +20,7 @@ import Testing
     }
 
     @Test func drillAfterWritesPassesAndItsRowCountsMatchTheSourceAtTheRestoredPoint() async throws {
-        try await ArchivedDatabase.with(prepare: workloadSchemaSQL) { a in
+        try await ServerWideResource.drillScratchDatabases.exclusive { try await ArchivedDatabase.with(prepare: workloadSchemaSQL) { a in
             _ = try await a.full()
             for round in 1...6 { try await writeWorkload(a.session, round: round) }
             _ = try await a.incremental()
@@ -44,7 +45,7 @@ import Testing
             #expect(mode == 0o600)
             #expect(try DrillRecord.all(a.repo.repository).map(\.label) == [record.label])
             #expect(try await Self.scratchDatabases() == before)
-        }
+        } }
     }
 
     @Test func drillWithOneSecondRPOAndNoFollowerExitsObjectiveMissedNamingRPO() async throws {
@@ -66,7 +67,7 @@ import Testing
     }
 
     @Test func repositoryWithOneFlippedByteFailsTheDrillAtVerificationAndCreatesNothing() async throws {
-        try await ArchivedDatabase.with { a in
+        try await ServerWideResource.drillScratchDatabases.exclusive { try await ArchivedDatabase.with { a in
             let full = try await a.full()
             let table = try #require(full.tables.max { $0.file.storedBytes < $1.file.storedBytes })
             let file = "\(a.repo.path)/\(a.repo.repository.backupFolder(full.label))/\(table.file.path)"
@@ -79,11 +80,11 @@ import Testing
             #expect(outcome.stderr.contains("verification"), "\(outcome.stderr)")
             #expect(try await Self.scratchDatabases() == before)
             #expect(try DrillRecord.all(a.repo.repository).isEmpty)
-        }
+        } }
     }
 
     @Test func drillKilledInTheMiddleLeavesAScratchDatabaseThatTheNextDrillRemoves() async throws {
-        try await ArchivedDatabase.with { a in
+        try await ServerWideResource.drillScratchDatabases.exclusive { try await ArchivedDatabase.with { a in
             _ = try await a.full()
             try await writeWorkloadLight(a.session)
             _ = try await a.incremental()
@@ -97,7 +98,8 @@ import Testing
             // The killed process's connections go away with it; wait until the server has noticed.
             let admin = try await TestServer.admin()
             defer { admin.close() }
-            for _ in 0..<100 {
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline {
                 let busy = try await admin.query("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1", [leftover]).first!.int64("n")
                 if busy == 0 { break }
                 try await Task.sleep(for: .milliseconds(100))
@@ -106,7 +108,7 @@ import Testing
             #expect(record.leftoversRemoved == [leftover])
             #expect(record.passed, "\(record.reasons)")
             #expect(try await Self.scratchDatabases() == before)
-        }
+        } }
     }
 
     @Test func runTakesAFullThenNothingThenAnIncrementalThenTheDueDrillAndDryRunChangesNothing() async throws {

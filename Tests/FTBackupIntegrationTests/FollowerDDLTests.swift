@@ -14,11 +14,12 @@ extension ChangeArchivalTests.PointInTimeTests {
             _ = try await a.full()
             let (follower, _, _) = try FTBackupBinary.start(["follow", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path,
                                                              "--policy", policyFile])
-            try await Task.sleep(for: .milliseconds(1500))
+            defer { if follower.isRunning { kill(follower.processIdentifier, SIGKILL) } }
             try await a.session.execute("ALTER TABLE public.ddl_victim ADD COLUMN first int")
-            try await Task.sleep(for: .milliseconds(2500))
+            // Sealed before the second DDL commits, so that one is in a later segment of the same stream.
+            try await a.waitUntilSealed(after: try await a.clock(), by: follower, "the first ALTER TABLE")
             try await a.session.execute("ALTER TABLE public.ddl_victim ADD COLUMN second int")
-            try await Task.sleep(for: .milliseconds(2500))
+            try await a.waitUntilSealed(after: try await a.clock(), by: follower, "the second ALTER TABLE")
             kill(follower.processIdentifier, SIGTERM)
             follower.waitUntilExit()
             let segments = try ChangeSegmentManifest.all(a.repo.repository.storage)

@@ -77,7 +77,9 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
                 #expect(try FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path]).status == 0)
                 let (warning, warningJSON) = try status()
                 #expect(warning == 1, "\(warningJSON)")
-                let drill = try FTBackupBinary.run(["drill", "--db", db.connectionString.raw, "--repo", repo.path])
+                let drill = try await ServerWideResource.drillScratchDatabases.shared {
+                    try FTBackupBinary.run(["drill", "--db", db.connectionString.raw, "--repo", repo.path])
+                }
                 #expect(drill.status == 0, "\(drill.stderr)")
                 let (ok, okJSON) = try status()
                 #expect(ok == 0, "\(okJSON)")

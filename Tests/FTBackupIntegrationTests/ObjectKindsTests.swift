@@ -10,14 +10,16 @@ import Testing
 
     /// Runs `body` with change archival set up on `db` (teardown afterwards, whatever happened).
     static func withArchival(_ db: TestDatabase, _ body: () async throws -> Void) async throws {
-        _ = try await ChangeArchivalSetup.setup(db.connectionString, dryRun: false, fixReplicaIdentity: true)
-        do {
-            try await body()
-        } catch {
-            _ = try? await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
-            throw error
+        try await ServerWideResource.replicationSlots.shared {
+            _ = try await ChangeArchivalSetup.setup(db.connectionString, dryRun: false, fixReplicaIdentity: true)
+            do {
+                try await body()
+            } catch {
+                _ = try? await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
+                throw error
+            }
+            _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
         }
-        _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
     }
 
     /// The database's clock now, a little after the last change.

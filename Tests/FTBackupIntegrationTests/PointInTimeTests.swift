@@ -8,20 +8,23 @@ struct ArchivedDatabase {
     let repo: TestRepository
     let session: DatabaseSession
 
+    /// Holds ``ServerWideResource/replicationSlots`` throughout: the database's slot lives until its teardown.
     static func with(prepare: String? = nil, _ body: (ArchivedDatabase) async throws -> Void) async throws {
-        try await TestServer.withDatabase { db in
-            let session = try await db.connect("writer")
-            defer { session.close() }
-            if let prepare { try await session.execute(prepare) }
-            try await TestRepository.with { repo in
-                _ = try await ChangeArchivalSetup.setup(db.connectionString, dryRun: false, fixReplicaIdentity: true)
-                do {
-                    try await body(ArchivedDatabase(db: db, repo: repo, session: session))
-                } catch {
-                    _ = try? await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
-                    throw error
+        try await ServerWideResource.replicationSlots.shared {
+            try await TestServer.withDatabase { db in
+                let session = try await db.connect("writer")
+                defer { session.close() }
+                if let prepare { try await session.execute(prepare) }
+                try await TestRepository.with { repo in
+                    _ = try await ChangeArchivalSetup.setup(db.connectionString, dryRun: false, fixReplicaIdentity: true)
+                    do {
+                        try await body(ArchivedDatabase(db: db, repo: repo, session: session))
+                    } catch {
+                        _ = try? await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
+                        throw error
+                    }
+                    _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
                 }
-                _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
             }
         }
     }
@@ -289,12 +292,14 @@ let workloadSchemaSQL = """
             #expect(crashed.0.terminationReason == .uncaughtSignal)
 
             let (follower, _, _) = try FTBackupBinary.start(arguments)
+            defer { if follower.isRunning { kill(follower.processIdentifier, SIGKILL) } }
             var instants: [(Date, [TableFingerprint])] = []
             for round in 2...4 {
                 try await writeWorkload(a.session, round: round)
                 instants.append(try await a.instant())
             }
-            try await Task.sleep(for: .seconds(3))  // at least one seal and one heartbeat after the last instant
+            // At least one seal and one heartbeat after the last instant.
+            try await a.waitUntilSealed(after: try await a.clock(), by: follower, "the last instant")
             // While the follower runs, an hourly incremental says it is covered.
             let covered = try await a.incremental()
             #expect(covered.coveredByFollower != nil)
@@ -347,7 +352,13 @@ let workloadSchemaSQL = """
 }
 
     /// max_slot_wal_keep_size invalidates a slot that holds too much WAL: reported, chain marked broken.
+    /// Exclusive: max_slot_wal_keep_size and the checkpoints invalidate every slot on the server that is
+    /// behind, not only this test's (see ``ServerWideResource/replicationSlots``).
     @Test func slotInvalidatedByMaxSlotWalKeepSizeBreaksTheChainLoudly() async throws {
+        try await ServerWideResource.replicationSlots.exclusive { try await Self.invalidateTheSlotAndCheckTheChainIsBroken() }
+    }
+
+    static func invalidateTheSlotAndCheckTheChainIsBroken() async throws {
         try await ArchivedDatabase.with { a in
             _ = try await a.full()
             let admin = try await TestServer.admin()

@@ -56,7 +56,7 @@ import Testing
     }
 
     @Test func anEncryptedFullAndIncrementalOnS3LeakNothingAndRestoreExactly() async throws {
-        try await TestServer.withDatabase { db in
+        try await ServerWideResource.replicationSlots.shared { try await TestServer.withDatabase { db in
             try await S3TestStore.with { store in
                 _ = try await ChangeArchivalSetup.setup(db.connectionString, dryRun: false, fixReplicaIdentity: true)
                 defer { Task { _ = try? await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false) } }
@@ -106,7 +106,7 @@ import Testing
                 let wrong = try store.run(["info", "--key-file", try Self.newKey()])
                 #expect(wrong.status == 77 && wrong.stderr.contains("is not repository"), "\(wrong.stderr)")
             }
-        }
+        } }
     }
 
     @Test func aKeyRecordOnS3IsCreatedOnlyOnceAndTheSecondCreatorReadsTheFirstOnesKey() async throws {

@@ -26,7 +26,8 @@ final class S3FaultProxy {
         }
         self.pid = pid
         var port: Int?
-        for _ in 0..<200 where port == nil {
+        let deadline = Date().addingTimeInterval(60)  // python starts slowly on a loaded machine
+        while port == nil && Date() < deadline {
             port = (try? String(contentsOfFile: portPath, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
             if port == nil { Thread.sleep(forTimeInterval: 0.05) }
         }

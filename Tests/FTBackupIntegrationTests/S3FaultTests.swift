@@ -17,7 +17,7 @@ import Testing
     }
 
     @Test func backupRestoreAndRestoreAtSurviveServerErrorsResetsSlowAnswersAndTruncatedReads() async throws {
-        try await TestServer.withDatabase { db in
+        try await ServerWideResource.replicationSlots.shared { try await TestServer.withDatabase { db in
             try await S3TestStore.with { store in
                 _ = try await ChangeArchivalSetup.setup(db.connectionString, dryRun: false, fixReplicaIdentity: true)
                 defer { Task { _ = try? await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false) } }
@@ -51,7 +51,7 @@ import Testing
                 #expect(TableFingerprint.differences(source: atPoint, restored: restoredAt) == [])
                 for kind in ["503", "reset", "slow", "truncate"] { #expect(proxy.count(kind) > 0, "no \(kind) fault: \(proxy.log)") }
             }
-        }
+        } }
     }
 
     @Test func theStoreStoppingInTheMiddleOfABackupLeavesNothingThatLooksCompleteAndTheNextBackupWorks() async throws {

@@ -29,7 +29,7 @@ import Testing
     }
 
     @Test func anIncrementalOnS3RestoresTheDatabaseAsAtATime() async throws {
-        try await TestServer.withDatabase { db in
+        try await ServerWideResource.replicationSlots.shared { try await TestServer.withDatabase { db in
             try await S3TestStore.with { store in
                 _ = try await ChangeArchivalSetup.setup(db.connectionString, dryRun: false, fixReplicaIdentity: true)
                 defer { Task { _ = try? await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false) } }
@@ -59,7 +59,7 @@ import Testing
                     #expect(TableFingerprint.differences(source: atPoint, restored: try await TableFingerprint.compute(t)) == [])
                 }
             }
-        }
+        } }
     }
 
     /// A table whose compressed file needs more than three 5 MiB parts (moto's minimum part size).

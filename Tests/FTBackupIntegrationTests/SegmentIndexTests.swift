@@ -148,15 +148,18 @@ extension ChangeArchivalTests.PointInTimeTests {
             _ = try await a.full()
             let (follower, _, _) = try FTBackupBinary.start(["follow", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path,
                                                              "--policy", policyFile])
+            defer { if follower.isRunning { kill(follower.processIdentifier, SIGKILL) } }
             var instants: [(Date, [TableFingerprint])] = []
+            // Each update sealed before the next commits: the tool's and the other tool's changes in segments of their own.
             for round in 1...3 {
                 try await a.session.execute("UPDATE \(Self.tool).tool_data SET version = version + 1 WHERE id = (SELECT id FROM \(Self.tool).tool_data ORDER BY id LIMIT 1 OFFSET \(round))")
-                try await Task.sleep(for: .milliseconds(1500))
+                try await a.waitUntilSealed(after: try await a.clock(), by: follower, "round \(round)'s update of \(Self.tool)")
                 try await a.session.execute("UPDATE \(Self.otherTool).tool_data SET status = 'r\(round)' WHERE id = (SELECT id FROM \(Self.otherTool).tool_data ORDER BY id LIMIT 1)")
-                try await Task.sleep(for: .milliseconds(1500))
+                try await a.waitUntilSealed(after: try await a.clock(), by: follower, "round \(round)'s update of \(Self.otherTool)")
                 instants.append(try await a.instant())
             }
-            try await Task.sleep(for: .seconds(3))
+            // A heartbeat after the last instant is sealed.
+            try await a.waitUntilSealed(after: try await a.clock(), by: follower, "the last instant")
             kill(follower.processIdentifier, SIGTERM)
             follower.waitUntilExit()
             #expect(follower.terminationStatus == 0)

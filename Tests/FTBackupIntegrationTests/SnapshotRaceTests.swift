@@ -37,7 +37,7 @@ import Testing
 
     @Test(arguments: Rewrite.allCases, [false, true])
     func rewriteCommittedAfterTheSnapshotIsNeverBackedUpEmpty(rewrite: Rewrite, archival: Bool) async throws {
-        try await TestServer.withDatabase(seeded: false) { db in
+        try await ServerWideResource.replicationSlots.shared { try await TestServer.withDatabase(seeded: false) { db in
             let session = try await db.connect()
             defer { session.close() }
             try await session.execute(Self.sourceSQL)
@@ -49,7 +49,7 @@ import Testing
                 throw error
             }
             if archival { _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false) }
-        }
+        } }
     }
 
     func race(_ rewrite: Rewrite, db: TestDatabase, session: DatabaseSession) async throws {

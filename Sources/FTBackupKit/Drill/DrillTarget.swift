@@ -9,8 +9,8 @@ import Logging
 /// the source: a `--target` that is the source database itself is refused. While the drill runs, one
 /// connection to the scratch database holds an advisory lock; a scratch database whose lock is free
 /// belongs to a drill that was killed, and the next drill drops it: only a database of ftbackup's own
-/// name pattern that also carries the comment `scratchComment` set right after its creation, so a
-/// user's database that merely looks like a scratch one is never dropped.
+/// name pattern that also carries the comment `scratchComment`, set once the lock is held, so a user's
+/// database that merely looks like a scratch one, or one a running drill is still creating, is never dropped.
 final class DrillTarget: @unchecked Sendable {
     static let prefix = "ftbackup_drill_"
     static let pattern = "^ftbackup_drill_[0-9]{8}T[0-9]{6}Z(_[0-9]+)?$"
@@ -129,12 +129,21 @@ final class DrillTarget: @unchecked Sendable {
         sql += " LC_COLLATE \(try server.escapeLiteral(try row.requiredString("collate"))) LC_CTYPE \(try server.escapeLiteral(try row.requiredString("ctype")))"
         try await server.execute(sql)
         do {
-            try await server.execute("COMMENT ON DATABASE \(try server.escapeIdentifier(name)) IS \(try server.escapeLiteral(scratchComment))")
+            // The lock first, the comment that marks the database as a drill's second: another drill removing
+            // leftovers meanwhile sees no comment (left alone) or the lock held (left alone), never the marked
+            // database with a free lock that only a killed drill leaves (it used to, while this one connected).
             let target = try connectionString(connection, database: name)
             let holder = try await DatabaseSession.connect(target, name: "ftbackup-drill-holder")
-            _ = try await holder.query("SELECT pg_advisory_lock($1::int8)", [lockKey])
-            let version = try await holder.query("SHOW server_version").first?.string("server_version") ?? "?"
-            return DrillTarget(name: name, connectionString: target, serverVersion: version, maintenance: server, holder: holder)
+            do {
+                _ = try await holder.query("SELECT pg_advisory_lock($1::int8)", [lockKey])
+                Failpoint.pause("drill.creating-target", detail: "database=\(name)")
+                try await server.execute("COMMENT ON DATABASE \(try server.escapeIdentifier(name)) IS \(try server.escapeLiteral(scratchComment))")
+                let version = try await holder.query("SHOW server_version").first?.string("server_version") ?? "?"
+                return DrillTarget(name: name, connectionString: target, serverVersion: version, maintenance: server, holder: holder)
+            } catch {
+                holder.close()
+                throw error
+            }
         } catch {
             try? await server.execute("DROP DATABASE IF EXISTS \(try server.escapeIdentifier(name)) WITH (FORCE)")
             throw error

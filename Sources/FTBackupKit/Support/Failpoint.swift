@@ -13,9 +13,9 @@ public enum Failpoint {
 
     /// Holds the calling thread for up to two minutes, so that a test can signal the process in a window
     /// without racing it (the signal handler ends the process; nothing else changes).
-    public static func pause(_ name: String) {
+    public static func pause(_ name: String, detail: String? = nil) {
         guard isActive(name) else { return }
-        FileHandle.standardError.write(Data("ftbackup: failpoint \(name) reached: pausing\n".utf8))
+        FileHandle.standardError.write(Data("ftbackup: failpoint \(name) reached\(detail.map { " (\($0))" } ?? ""): pausing\n".utf8))
         for _ in 0..<120 { sleep(1) }
     }
 

@@ -11,7 +11,7 @@ import Logging
 public enum DrillRunner {
     static let historyDays = 30
     static let restorePhases = ["clean", "verify", "pre-data", "data", "sequences", "replay", "indexes", "post-data", "refresh",
-                                "dependants", "event-triggers", "analyze", "retired"]
+                                "dependants", "analyze", "retired", "event-triggers"]
 
     public static func run(_ options: DrillOptions) async throws -> DrillRecord {
         let started = Date()

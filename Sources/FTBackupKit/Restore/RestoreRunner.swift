@@ -50,8 +50,9 @@ public struct RestoreOptions: Sendable {
 /// pre-data DDL → per table, in parallel: `COPY … FROM STDIN FREEZE` checked against the file's
 /// SHA-256, its indexes and keys, `ANALYZE` → sequences → the rest of post-data (foreign keys,
 /// policies, triggers) in parallel → materialized views refreshed → with `--clean`, the foreign keys
-/// and views other schemas held on the dropped ones put back (`OutsideDependants`) → the backup's
-/// event triggers, last (`PostDataSteps`).
+/// and views other schemas held on the dropped ones put back (`OutsideDependants`) → retired data
+/// removed again (`RetiredDataReapplier`) → the backup's event triggers, last of the restore's DDL
+/// (`PostDataSteps`) → the database's settings.
 ///
 /// Building each table's indexes as soon as its data is in keeps both cores busy: one worker builds
 /// indexes while another still loads, instead of a data phase followed by an index phase.
@@ -146,6 +147,7 @@ public enum RestoreRunner {
             }
         }
         var warnings: [String] = []
+        var retired: RetiredDataReapplier.Report?
         do {
             clock.enter("schemas")
             if !plan.wholeDatabase {
@@ -192,26 +194,27 @@ public enum RestoreRunner {
             // queued for table locks held up the builds behind them and were checked before their tables had
             // statistics; the whole restore took 13.5-14.6 s against 11.8-12.0 s, paired.
             warnings = try await postData.run(target, dependants: saved, clock: clock)
+            if !options.keepRetired {
+                retired = try await timed("retired") {
+                    try await RetiredDataReapplier.run(target: options.target, repositoryPath: options.repositoryPath, schemas: plan.schemas,
+                                                       policy: try options.policy ?? PolicyLoader.parse(PolicyLoader.builtInDefault, source: "(built-in)"),
+                                                       logger: logger)
+                }
+            }
+            // Last of the restore's DDL: removing retired data again creates temporary tables and indexes, which
+            // fired an application's DDL-logging trigger (rows added to a restored table) when it came after this.
             try await timed("event-triggers") { try await postData.createEventTriggers() }
         } catch {
             // A failure that is the echo of a signal being handled: the handler says how the target was left.
             TemporaryFiles.yieldToInterrupt()
             // From here on the target was changed: say exactly how it was left and what to run.
-            // A failure after the dependants' put-back (the event triggers): they are back, nothing to keep for later.
+            // A failure after the dependants' put-back (retired data, the event triggers): they are back, nothing to keep for later.
             if clock.phases["dependants"] != nil {
                 dependants.removeFiles()
                 dependants = OutsideDependants()
             }
             throw RestoreFailure.describe(error, phase: clock.phase, target: target, plan: plan, options: options, dropped: touched,
                                           dependants: &dependants)
-        }
-        var retired: RetiredDataReapplier.Report?
-        if !options.keepRetired {
-            retired = try await timed("retired") {
-                try await RetiredDataReapplier.run(target: options.target, repositoryPath: options.repositoryPath, schemas: plan.schemas,
-                                                   policy: try options.policy ?? PolicyLoader.parse(PolicyLoader.builtInDefault, source: "(built-in)"),
-                                                   logger: logger)
-            }
         }
         if options.skipAnalyze, let warning = try await statisticsWarning(target) {
             logger.warning("\(warning)")

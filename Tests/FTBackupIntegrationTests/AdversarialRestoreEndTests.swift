@@ -47,16 +47,18 @@ import Testing
         }
     }
 
-    /// A partition's index (built by pg_restore in post-data) and a materialized view, both as slow as
-    /// the database setting `app.sleep` says (0 at the source).
+    /// A partition's index (built by pg_restore in post-data) and a materialized view, as slow as the
+    /// database settings `app.index_sleep` (seconds a row) and `app.view_sleep` say (0 at the source).
     static let slowEnd = """
-        CREATE FUNCTION public.slow(n int) RETURNS int IMMUTABLE LANGUAGE sql
-            AS $$ SELECT n FROM pg_sleep(coalesce(nullif(current_setting('app.sleep', true), ''), '0')::float8) $$;
+        CREATE SCHEMA app;
+        CREATE FUNCTION app.slow(n int) RETURNS int IMMUTABLE LANGUAGE sql
+            AS $$ SELECT n FROM pg_sleep(coalesce(nullif(current_setting('app.index_sleep', true), ''), '0')::float8) $$;
         CREATE TABLE public.parted (id int PRIMARY KEY, v int) PARTITION BY RANGE (id);
         CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (100000);
         INSERT INTO public.parted SELECT g, g FROM generate_series(1, 600) g;
-        CREATE INDEX parted_slow ON public.parted (public.slow(v));
-        CREATE MATERIALIZED VIEW public.slow_view AS SELECT public.slow(1) AS one, count(*) AS n FROM public.parted
+        CREATE INDEX parted_slow ON public.parted (app.slow(v));
+        CREATE MATERIALIZED VIEW public.slow_view AS SELECT count(*) AS n FROM public.parted,
+            pg_sleep(coalesce(nullif(current_setting('app.view_sleep', true), ''), '0')::float8)
         """
 
     /// SIGTERM while pg_restore builds a partition's index in post-data, or while the restore refreshes
@@ -78,7 +80,7 @@ import Testing
                     defer { t.close() }
                     let database = try t.escapeIdentifier(target.name)
                     // Slow in the target only: 600 rows at 20 ms is 12 s of index build; the view takes 60 s.
-                    try await t.execute("ALTER DATABASE \(database) SET app.sleep = '\(stage == "post-data" ? "0.02" : "60")'")
+                    try await t.execute("ALTER DATABASE \(database) SET \(stage == "post-data" ? "app.index_sleep = '0.02'" : "app.view_sleep = '60'")")
                     let (process, _, err) = try FTBackupBinary.start(["restore", "--repo", repo.path, "-j", "2",
                                                                       "--target", "\(try TestServer.dsn) dbname=\(target.name)"])
                     let statement = stage == "post-data" ? "CREATE INDEX parted_1_slow%" : "REFRESH MATERIALIZED VIEW%"
@@ -95,6 +97,7 @@ import Testing
                         }
                         usleep(10_000)
                     }
+                    if !signalled { kill(process.processIdentifier, SIGKILL) }
                     let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
                     process.waitUntilExit()
                     #expect(signalled, "\(stage) never ran: \(stderr)")
@@ -111,7 +114,7 @@ import Testing
                     }
                     #expect(left == [], "still running on the target after the interrupt: \(left)")
                     // The documented way back: the same restore with --clean.
-                    try await t.execute("ALTER DATABASE \(database) RESET app.sleep")
+                    try await t.execute("ALTER DATABASE \(database) RESET ALL")
                     _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path, clean: true,
                                                                    confirmed: true, showProgress: false))
                     let restored = try await target.connect()

@@ -128,4 +128,90 @@ import Testing
             }
         }
     }
+
+    /// `--schema --clean` into a target where a user the backup's tool rows reference is gone: the
+    /// foreign key fails in post-data. Exit 65 (rows a constraint rejects), one line naming the cause,
+    /// the half-built schema and the files keeping what other schemas held on it (a foreign key and a
+    /// view); fixing the cause, the same restore with `--clean` and those files give the source back
+    /// exactly (ordered per-table hashes, keys and policies, views).
+    @Test func postDataFailureKeepsTheDependantsAndTheRerunIsExact() async throws {
+        try await TestServer.withDatabase { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            let schema = "sprint_15_value_proposition"
+            try await s.execute("""
+                CREATE SCHEMA reporting;
+                CREATE VIEW reporting.canvas_status AS SELECT id, status FROM \(schema).tool_data
+                """)
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                let expected = try await TableFingerprint.compute(s)
+                let expectedKeys = try await CleanRestoreTests.keysAndPolicies(s)
+                try await TestServer.withDatabase(seeded: false) { target in
+                    _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path, showProgress: false))
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    // The cause: a user the backup's tool rows reference, deleted without its references.
+                    try await t.execute("""
+                        CREATE TABLE public.gone AS SELECT * FROM users.accounts
+                          WHERE id = (SELECT user_id FROM \(schema).tool_data WHERE user_id IS NOT NULL ORDER BY id LIMIT 1);
+                        BEGIN; SET LOCAL session_replication_role = replica; DELETE FROM users.accounts WHERE id IN (SELECT id FROM public.gone); COMMIT
+                        """)
+                    let tmp = NSTemporaryDirectory() + "ftbackup-tmpdir-\(UUID().uuidString)"
+                    try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+                    defer { try? FileManager.default.removeItem(atPath: tmp) }
+                    let failed = try FTBackupBinary.run(["restore", "--repo", repo.path, "--schema", schema, "--clean",
+                                                        "--target", "\(try TestServer.dsn) dbname=\(target.name)"], environment: ["TMPDIR": tmp])
+                    #expect(failed.status == 65, "\(failed.stderr)")
+                    #expect(failed.stderr.split(separator: "\n").filter { $0.hasPrefix("ftbackup: error:") }.count == 1, "\(failed.stderr)")
+                    #expect(failed.stderr.contains("violates foreign key constraint \"tool_data_user_id_fkey\""), "\(failed.stderr)")
+                    #expect(failed.stderr.contains("schema(s) \(schema) were dropped by --clean and are only partly restored"), "\(failed.stderr)")
+                    let kept = try FileManager.default.contentsOfDirectory(atPath: tmp).sorted()
+                    let script = try #require(kept.first { $0.hasSuffix(".sql") }.map { "\(tmp)/\($0)" }, "\(kept)")
+                    let views = try #require(kept.first { $0.hasSuffix(".pgdump") }.map { "\(tmp)/\($0)" }, "\(kept)")
+                    #expect(failed.stderr.contains("psql -f \(script)") && failed.stderr.contains("pg_restore -d TARGET \(views)"), "\(failed.stderr)")
+                    // Fix the cause, run the same restore with --clean, then put back what was kept, as the line says.
+                    try await t.execute("INSERT INTO users.accounts SELECT * FROM public.gone; DROP TABLE public.gone")
+                    _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path, schemas: [schema],
+                                                                   clean: true, showProgress: false))
+                    try await t.execute(try String(contentsOfFile: script, encoding: .utf8))
+                    let pgRestore = try PostgresTools.path(of: "pg_restore", serverVersionNumber: t.serverVersionNumber)
+                    try PostgresTools.run(pgRestore, ["--exit-on-error", "--dbname=\(target.connectionString.raw)", views])
+                    #expect(TableFingerprint.differences(source: expected, restored: try await TableFingerprint.compute(t)) == [])
+                    #expect(try await CleanRestoreTests.keysAndPolicies(t) == expectedKeys)
+                    #expect(try await t.query("SELECT count(*) AS n FROM reporting.canvas_status").first!.int64("n")
+                            == s.query("SELECT count(*) AS n FROM reporting.canvas_status").first!.int64("n"))
+                }
+            }
+        }
+    }
+
+    /// An index the restore builds itself fails (its expression calls a function that resolves only with
+    /// the source's search_path, which pg_dump's empty one does not give): the error names the index,
+    /// as pg_restore names its command. It said only "data phase: function g(integer) does not exist".
+    @Test func anIndexBuildFailureNamesTheIndex() async throws {
+        try await TestServer.withDatabase(seeded: false) { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            try await s.execute("""
+                CREATE FUNCTION public.g(n int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT n * 2';
+                CREATE FUNCTION public.f(n int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT g(n)';
+                CREATE TABLE public.t (id int PRIMARY KEY, v int);
+                INSERT INTO public.t SELECT g, g FROM generate_series(1, 100) g;
+                CREATE INDEX "t by f" ON public.t (public.f(v))
+                """)
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let error = await #expect(throws: FTBackupError.self) {
+                        _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path, showProgress: false))
+                    }
+                    #expect(error?.status == .dataError)
+                    #expect(error?.message.hasPrefix("data phase: building index public.t by f: function g(integer) does not exist") == true,
+                            "\(String(describing: error))")
+                    #expect(error?.message.contains("half-built") == true)
+                }
+            }
+        }
+    }
 }

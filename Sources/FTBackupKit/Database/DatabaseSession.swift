@@ -11,10 +11,18 @@ public final class DatabaseSession: Sendable {
     /// Host, port, database and user of this session (never the password).
     public let target: String
 
+    /// Cancels the running statement if the process is interrupted (SIGINT, SIGTERM, SIGHUP): the
+    /// server would otherwise run it to its end (a CREATE INDEX, a REFRESH) after ftbackup is gone.
+    private let cancelOnInterrupt: UUID
+
     private init(thread: ConnectionThread, connection: PGConnection) {
         self.thread = thread
         self.connection = connection
         self.target = connection.target
+        self.cancelOnInterrupt = TemporaryFiles.onInterrupt {
+            connection.cancelRunningQuery()
+            return nil
+        }
     }
 
     /// Connects on a new thread of its own.
@@ -59,7 +67,13 @@ public final class DatabaseSession: Sendable {
     public func cancel() { connection.cancelRunningQuery() }
 
     /// Ends the thread once queued work is done; the connection closes when the session is released.
-    public func close() { thread.shutdown() }
+    public func close() {
+        TemporaryFiles.cancelInterruptAction(cancelOnInterrupt)
+        thread.shutdown()
+    }
 
-    deinit { thread.shutdown() }
+    deinit {
+        TemporaryFiles.cancelInterruptAction(cancelOnInterrupt)
+        thread.shutdown()
+    }
 }

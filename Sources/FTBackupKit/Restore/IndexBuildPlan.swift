@@ -118,7 +118,16 @@ struct IndexBuildPlan: Sendable {
         try await session.withConnection { connection in
             let previous = try connection.query("SELECT current_setting('client_encoding') AS e").first?.string("e") ?? encoding
             if previous != encoding { try connection.execute("SET client_encoding = \(try connection.escapeLiteral(encoding))") }
-            for build in builds { try connection.execute(script: build.script) }
+            for build in builds {
+                do {
+                    try connection.execute(script: build.script)
+                } catch var error as PostgresError {
+                    // Named, as pg_restore names its command: "data phase: function g(integer) does not exist"
+                    // alone did not say that an index was being built, nor which.
+                    error.context = "building index \(build.name)" + (error.context.map { " (\($0))" } ?? "")
+                    throw error
+                }
+            }
             if previous != encoding { try connection.execute("SET client_encoding = \(try connection.escapeLiteral(previous))") }
         }
     }

@@ -47,7 +47,7 @@ public enum PostgresTools {
         let pipe = Pipe()
         process.standardOutput = stdoutSink == nil ? FileHandle.nullDevice : pipe
         do {
-            try process.run()
+            try startWithSignalsUnblocked(process)
         } catch {
             throw FTBackupError(.failure, "cannot start \(executable): \(error.localizedDescription)")
         }
@@ -83,6 +83,18 @@ public enum PostgresTools {
             let message = secrets?.scrub(summary) ?? summary
             throw FTBackupError(exitStatus(ofFailure: summary), "\(name) failed (exit \(process.terminationStatus)): \(message.isEmpty ? "no message" : message)")
         }
+    }
+
+    /// Starts `process` from this thread with no signal blocked. A child inherits the signal mask of the
+    /// thread that starts it, and the threads ftbackup starts its tools from block SIGINT and SIGTERM:
+    /// the SIGTERM an interrupted run sends its children stayed pending, and pg_restore went on changing
+    /// the target (post-data to its end) after ftbackup had said it was interrupted.
+    static func startWithSignalsUnblocked(_ process: Process) throws {
+        var none = sigset_t(), previous = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        try process.run()
     }
 
     /// The documented exit code for a pg_dump or pg_restore failure, from its error text (they print no

@@ -50,8 +50,9 @@ public struct RestoreOptions: Sendable {
 /// pre-data DDL → per table, in parallel: `COPY … FROM STDIN FREEZE` checked against the file's
 /// SHA-256, its indexes and keys, `ANALYZE` → sequences → the rest of post-data (foreign keys,
 /// policies, triggers) in parallel → materialized views refreshed → with `--clean`, the foreign keys
-/// and views other schemas held on the dropped ones put back (`OutsideDependants`) → the backup's
-/// event triggers, last (`PostDataSteps`).
+/// and views other schemas held on the dropped ones put back (`OutsideDependants`) → retired data
+/// removed again (`RetiredDataReapplier`) → the backup's event triggers, last of the restore's DDL
+/// (`PostDataSteps`) → the database's settings.
 ///
 /// Building each table's indexes as soon as its data is in keeps both cores busy: one worker builds
 /// indexes while another still loads, instead of a data phase followed by an index phase.

@@ -60,6 +60,35 @@ import Testing
         #expect(alone.describers.isEmpty && alone.skipped.isEmpty, "tool_a's description is nowhere: nothing is skipped")
     }
 
+    /// A stream that described a relation once describes it again after an invalidation: a segment can
+    /// change it first and describe it after. The index says so, and the earlier description is read
+    /// too, for a whole-database restore as for a one-tool one. (A follower killed the restore's plan
+    /// with "names relation … without its description" when the index said only "described".)
+    @Test func aRelationDescribedOnlyAfterItsFirstChangeInASegmentNeedsAnEarlierDescription() {
+        let relation = RelationDescription(relid: 7, namespace: "tool_a", name: "tool_data", replicaIdentity: UInt8(ascii: "d"), columns: [])
+        var first = ChangeSegmentIndexBuilder()
+        first.describe(relation)
+        first.count(7, 1)
+        #expect(first.index()?.describedAfterAChange == [], "described before its change")
+        var next = ChangeSegmentIndexBuilder(continuing: first)
+        next.count(7, 1)
+        next.describe(relation)
+        next.count(7, 1)
+        let index = try! #require(next.index())
+        #expect(index.relations.map(\.described) == [true])
+        #expect(index.describedAfterAChange == ["tool_a.tool_data"])
+        #expect(index.needsEarlierDescription(index.relations[0]))
+
+        var late = Self.segment(1, names: ["tool_a"], heartbeat: false)
+        late.index?.describedAfterAChange = ["tool_a.tool_data"]
+        late.relations = ["tool_a.tool_data"]
+        let preceding = [Self.segment(0, names: ["tool_a"], heartbeat: false)]
+        #expect(SegmentSelection.make([late], preceding: preceding, schemas: []).describers.map(\.label) == ["s0"])
+        #expect(SegmentSelection.make([late], preceding: preceding, schemas: ["tool_a"]).describers.map(\.label) == ["s0"])
+        late.index?.describedAfterAChange = []
+        #expect(SegmentSelection.make([late], preceding: preceding, schemas: []).describers.isEmpty, "described before every change")
+    }
+
     /// An index that leaves out a relation the manifest lists as described is not used: the segment is read.
     @Test func anIndexThatContradictsItsManifestIsNotUsed() {
         var segment = Self.segment(0, names: ["tool_b"])

@@ -38,6 +38,18 @@ public struct ChangeSegmentIndex: Codable, Sendable, Equatable {
     public var relations: [Relation]
     /// Nil when the segment holds no heartbeat.
     public var lastHeartbeat: Heartbeat? = nil
+    /// Relations (`schema.name`) the segment changes before it describes them: a stream that described a
+    /// relation once describes it again after an invalidation, so `described` alone does not say the
+    /// segment's first change of it can be decoded. Nil in indexes written before this was recorded
+    /// (taken as none: a stream's first description always precedes the relation's first change, and
+    /// assuming otherwise would make every heartbeat segment read).
+    public var describedAfterAChange: [String]? = nil
+
+    /// True when a change of `relation` in the segment needs a description from an earlier segment:
+    /// it is not described here, or described only after a change.
+    public func needsEarlierDescription(_ relation: Relation) -> Bool {
+        relation.changes > 0 && (!relation.described || describedAfterAChange?.contains(relation.qualifiedName) == true)
+    }
 
     /// True when the segment changes a relation of one of `schemas`. (A description alone changes no
     /// row; a segment that only describes one is read when a later read segment needs it, see
@@ -57,6 +69,8 @@ struct ChangeSegmentIndexBuilder {
     /// Relation names by relid: from this segment's descriptions, and (a follower) from earlier segments of the same stream.
     var names: [UInt32: (schema: String, name: String)] = [:]
     private var described: Set<UInt32> = []
+    /// Relids changed in the segment while not (yet) described in it.
+    private var changedUndescribed: Set<UInt32> = []
     private var counts: [UInt32: [Int]] = [:]
     /// A change named a relid that no description seen so far names: no index can be written truthfully.
     private(set) var incomplete = false
@@ -96,6 +110,7 @@ struct ChangeSegmentIndexBuilder {
     /// `kind`: 0 insert, 1 update, 2 delete, 3 truncate.
     mutating func count(_ relid: UInt32, _ kind: Int) {
         if names[relid] == nil { incomplete = true }
+        if !described.contains(relid) { changedUndescribed.insert(relid) }
         counts[relid, default: [0, 0, 0, 0]][kind] += 1
     }
 
@@ -112,7 +127,9 @@ struct ChangeSegmentIndexBuilder {
             relation.inserts += c[0]; relation.updates += c[1]; relation.deletes += c[2]; relation.truncates += c[3]
             byName["\(schema).\(name)"] = relation
         }
-        return ChangeSegmentIndex(relations: byName.values.sorted { ($0.schema, $0.name) < ($1.schema, $1.name) }, lastHeartbeat: lastHeartbeat)
+        let late = described.intersection(changedUndescribed).compactMap { names[$0].map { "\($0.schema).\($0.name)" } }
+        return ChangeSegmentIndex(relations: byName.values.sorted { ($0.schema, $0.name) < ($1.schema, $1.name) }, lastHeartbeat: lastHeartbeat,
+                                  describedAfterAChange: Set(late).sorted())
     }
 }
 

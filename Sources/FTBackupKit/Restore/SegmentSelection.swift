@@ -8,8 +8,9 @@ import Foundation
 /// chosen schema, or is the last one (it holds TIME); of the segments after TIME, only those holding a
 /// heartbeat (the first heartbeat after TIME bounds the sequences). A skipped segment's newest
 /// heartbeat is applied from its index (`heartbeats`), so sequences come out as when every segment is
-/// read. A read segment may change a relation it does not describe (a follower's stream describes each
-/// relation once): the nearest earlier segment describing it is read as well, and every segment before
+/// read. A read segment may change a relation it does not describe, or describe it only after a change
+/// (a follower's stream describes each relation once, and again after an invalidation): the nearest
+/// earlier segment describing it is read as well, and every segment before
 /// one without an index. That segment may lie before the full's first one (a full taken while the
 /// follower streams): it is one of the `describers`, read only for its descriptions. When no segment
 /// is known to describe a relation a chosen schema needs, nothing is skipped, so the missing
@@ -39,8 +40,8 @@ struct SegmentSelection: Sendable {
         if let chosen { choose(&read, used: used, following: following, chosen: chosen) }
         // Descriptions: what a read segment changes must be described before it (with --schema, the chosen
         // schemas' relations and ftbackup's own). Walked newest first, so what is added is checked too.
-        func needed(_ relation: ChangeSegmentIndex.Relation) -> Bool {
-            relation.changes > 0 && !relation.described
+        func needed(_ relation: ChangeSegmentIndex.Relation, in index: ChangeSegmentIndex) -> Bool {
+            index.needsEarlierDescription(relation)
                 && (chosen.map { $0.contains(relation.schema) } ?? true || relation.schema == ChangeArchivalNames.schema)
         }
         func describes(_ segment: ChangeSegmentManifest, _ relation: ChangeSegmentIndex.Relation) -> Bool {
@@ -53,7 +54,7 @@ struct SegmentSelection: Sendable {
                 for earlier in 0..<position { read[earlier] = true }
                 break
             }
-            for relation in index.relations where needed(relation) {
+            for relation in index.relations where needed(relation, in: index) {
                 if let describer = segments.indices.prefix(position).last(where: { describes(segments[$0], relation) }) {
                     read[describer] = true
                 } else if let describer = preceding.indices.last(where: { describes(preceding[$0], relation) }) {

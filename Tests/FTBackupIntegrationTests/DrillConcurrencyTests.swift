@@ -61,3 +61,28 @@ extension DrillTests {
         }
     }
 }
+
+extension DrillTests {
+    /// Drills started in the same second on one server pick the same scratch name. Each used to look the
+    /// names up, then all but one failed in CREATE DATABASE ("already exists"); a taken name now moves a
+    /// drill to the next suffix. Four at once here, each on its own connection, all get a database.
+    @Test func drillsStartedInTheSameSecondEachGetAScratchDatabase() async throws {
+        try await ServerWideResource.drillScratchDatabases.exclusive {
+            let date = Date()
+            let names = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        let admin = try await TestServer.admin()
+                        defer { admin.close() }
+                        let target = try await DrillTarget.create(on: admin, connection: try ConnectionString(try TestServer.dsn), source: admin, at: date)
+                        try await target.drop()
+                        return target.name
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            let first = DrillTarget.prefix + DrillTarget.timestamp(date)
+            #expect(Set(names) == [first, first + "_2", first + "_3", first + "_4"])
+        }
+    }
+}

@@ -114,20 +114,25 @@ final class DrillTarget: @unchecked Sendable {
                    datlocprovider::text AS provider, daticulocale AS icu
             FROM pg_database WHERE datname = current_database()
             """).first!
-        let existing = Set(try await server.query("SELECT datname AS name FROM pg_database WHERE datname LIKE 'ftbackup\\_drill\\_%'")
-            .rows.map { try $0.requiredString("name") })
-        var name = prefix + timestamp(date)
-        var suffix = 1
-        while existing.contains(name) {
-            suffix += 1
-            name = "\(prefix)\(timestamp(date))_\(suffix)"
-        }
-        var sql = "CREATE DATABASE \(try server.escapeIdentifier(name)) TEMPLATE template0 ENCODING \(try server.escapeLiteral(try row.requiredString("encoding")))"
+        var options = " TEMPLATE template0 ENCODING \(try server.escapeLiteral(try row.requiredString("encoding")))"
         if try row.string("provider") == "i", let icu = try row.string("icu") {
-            sql += " LOCALE_PROVIDER icu ICU_LOCALE \(try server.escapeLiteral(icu))"
+            options += " LOCALE_PROVIDER icu ICU_LOCALE \(try server.escapeLiteral(icu))"
         }
-        sql += " LC_COLLATE \(try server.escapeLiteral(try row.requiredString("collate"))) LC_CTYPE \(try server.escapeLiteral(try row.requiredString("ctype")))"
-        try await server.execute(sql)
+        options += " LC_COLLATE \(try server.escapeLiteral(try row.requiredString("collate"))) LC_CTYPE \(try server.escapeLiteral(try row.requiredString("ctype")))"
+        // The name is the one CREATE DATABASE accepts: one taken (a drill started in the same second, or a
+        // kept one) gives duplicate_database and the next suffix is tried. Looking the names up first left a
+        // window in which two drills picked the same one and the second failed.
+        var suffix = 1
+        var name = prefix + timestamp(date)
+        while true {
+            do {
+                try await server.execute("CREATE DATABASE \(try server.escapeIdentifier(name))" + options)
+                break
+            } catch let error as PostgresError where ["42P04", "23505"].contains(error.sqlState ?? "") && suffix < 100 {
+                suffix += 1
+                name = "\(prefix)\(timestamp(date))_\(suffix)"
+            }
+        }
         do {
             // The lock first, the comment that marks the database as a drill's second: another drill removing
             // leftovers meanwhile sees no comment (left alone) or the lock held (left alone), never the marked

@@ -188,8 +188,16 @@ extension Policy {
         /// Makes `uri_style` and `ca_bundle` the S3 settings of this process (and of the children it starts)
         /// where the environment does not already set them: the environment wins.
         public func applyS3Defaults() {
-            if let uriStyle { setenv("FTBACKUP_S3_URI_STYLE", uriStyle, 0) }
-            if let caBundle { setenv("FTBACKUP_S3_CA_BUNDLE", caBundle, 0) }
+            for (name, value) in s3Defaults(environment: ProcessInfo.processInfo.environment) { setenv(name, value, 0) }
+        }
+
+        /// The variables `applyS3Defaults` sets, given `environment` (tests check it without touching
+        /// the process's environment, which other threads read).
+        func s3Defaults(environment: [String: String]) -> [String: String] {
+            var defaults: [String: String] = [:]
+            if let uriStyle, environment["FTBACKUP_S3_URI_STYLE"] == nil { defaults["FTBACKUP_S3_URI_STYLE"] = uriStyle }
+            if let caBundle, environment["FTBACKUP_S3_CA_BUNDLE"] == nil { defaults["FTBACKUP_S3_CA_BUNDLE"] = caBundle }
+            return defaults
         }
     }
 }

@@ -30,7 +30,16 @@ public final class DatabaseSession: Sendable {
                                replication: Bool = false) async throws -> DatabaseSession {
         let thread = ConnectionThread(name: name)
         do {
-            let connection = try await thread.run { try PGConnection.connect(connectionString, replication: replication) }
+            let connection = try await thread.run { () -> PGConnection in
+                let connection = try PGConnection.connect(connectionString, replication: replication)
+                // A statement of a killed ftbackup (SIGKILL, OOM) stops within a second on PostgreSQL 14+: the
+                // server looks for the closed socket while it runs, instead of finishing an index build or a
+                // REFRESH for nobody, holding its locks against the rerun.
+                if !replication && connection.serverVersionNumber >= 140000 {
+                    try connection.execute("SET client_connection_check_interval = 1000")
+                }
+                return connection
+            }
             return DatabaseSession(thread: thread, connection: connection)
         } catch {
             thread.shutdown()

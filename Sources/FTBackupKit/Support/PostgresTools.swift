@@ -32,8 +32,16 @@ public enum PostgresTools {
                            secrets: ConnectionString? = nil,
                            stdoutSink: ((UnsafeRawBufferPointer) throws -> Void)? = nil) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        // Through setpriv, so the child gets SIGTERM when the thread that started it (and waits for it) goes:
+        // a SIGKILLed ftbackup used to leave pg_restore changing the target on its own. pg_dump and
+        // pg_restore cancel their statements on SIGTERM. (setpriv execs the program: the pid is the tool's.)
+        if let setpriv = deathSignalWrapper {
+            process.executableURL = URL(fileURLWithPath: setpriv)
+            process.arguments = ["--pdeathsig", "TERM", "--", executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
         var environment = ProcessInfo.processInfo.environment
         for (key, value) in extra { environment[key] = value }
         process.environment = environment
@@ -84,6 +92,9 @@ public enum PostgresTools {
             throw FTBackupError(exitStatus(ofFailure: summary), "\(name) failed (exit \(process.terminationStatus)): \(message.isEmpty ? "no message" : message)")
         }
     }
+
+    /// util-linux's `setpriv` (present on every Debian system), when it can set the parent-death signal.
+    static let deathSignalWrapper: String? = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     /// Starts `process` from this thread with no signal blocked. A child inherits the signal mask of the
     /// thread that starts it, and the threads ftbackup starts its tools from block SIGINT and SIGTERM:

@@ -134,6 +134,58 @@ import Testing
         }
     }
 
+    /// A whole-database restore that fails after pre-data (here the REFRESH of a materialized view) has
+    /// created the backup's function and type in `public` and its cast: the same restore with `--clean`
+    /// would refuse to start on them. The failure used to advise exactly that rerun; it now says to
+    /// restore into a fresh database and names what a `--clean` rerun would refuse, and following it
+    /// gives the source back exactly.
+    @Test func aFailedWholeRestoreSaysHowBackWhenACleanRerunWouldBeRefused() async throws {
+        try await TestServer.withDatabase(seeded: false) { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            try await s.execute(Self.slowEnd + """
+                ;
+                CREATE TYPE public.mood AS ENUM ('low', 'high');
+                CREATE FUNCTION public.mood_of(n int) RETURNS public.mood IMMUTABLE LANGUAGE sql AS $$ SELECT CASE WHEN n > 300 THEN 'high'::public.mood ELSE 'low' END $$;
+                CREATE FUNCTION public.mood_text(public.mood) RETURNS text IMMUTABLE LANGUAGE sql AS $$ SELECT $1::text $$;
+                CREATE CAST (public.mood AS int) WITH INOUT
+                """)
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let admin = try await TestServer.admin()
+                    defer { admin.close() }
+                    let database = try admin.escapeIdentifier(target.name)
+                    try await admin.execute("ALTER DATABASE \(database) SET app.view_sleep = 'not a number'")
+                    let options = RestoreOptions(target: target.connectionString, repositoryPath: repo.path, showProgress: false)
+                    do {
+                        _ = try await RestoreRunner.run(options)
+                        Issue.record("the restore did not fail")
+                    } catch let error as FTBackupError {
+                        #expect(error.message.contains("half-built"), "\(error.message)")
+                        let hint = error.hint ?? ""
+                        #expect(hint.contains("restore into a fresh database") && hint.contains("would refuse"), "\(hint)")
+                        #expect(hint.contains("mood_of") && hint.contains("object(s) outside the schemas --clean drops"), "\(hint)")
+                    }
+                    // What the hint says works: a refused --clean rerun, then the fresh database.
+                    await #expect(throws: FTBackupError.self) {
+                        _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path, clean: true,
+                                                                       confirmed: true, showProgress: false))
+                    }
+                    try await admin.execute("DROP DATABASE \(database) WITH (FORCE)")
+                    try await admin.execute("CREATE DATABASE \(database)")
+                    _ = try await RestoreRunner.run(options)
+                    let restored = try await target.connect()
+                    defer { restored.close() }
+                    #expect(TableFingerprint.differences(source: try await TableFingerprint.compute(s), restored: try await TableFingerprint.compute(restored)) == [])
+                    let version = s.serverVersionNumber
+                    #expect(ZooTests.lineDiff(try Fixtures.schemaDDL(source.connectionString, serverVersion: version),
+                                              try Fixtures.schemaDDL(target.connectionString, serverVersion: version)) == [])
+                }
+            }
+        }
+    }
+
     /// `--schema --clean` into a target where a user the backup's tool rows reference is gone: the
     /// foreign key fails in post-data. Exit 65 (rows a constraint rejects), one line naming the cause,
     /// the half-built schema and the files keeping what other schemas held on it (a foreign key and a

@@ -7,8 +7,10 @@ import Foundation
 /// yet at that point; their definitions are kept in files named in the message (a SQL script and a
 /// `pg_dump` of the views), so nothing is lost with the failed run.
 enum RestoreFailure {
+    /// `rerunClashes`: objects the failed run created that the same restore with `--clean` would refuse
+    /// to find (outside the schemas it drops: functions and types in `public`, casts, servers, …).
     static func describe(_ error: Error, phase: String, target: DatabaseSession, plan: RestorePlan, options: RestoreOptions, dropped: Bool,
-                         dependants: inout OutsideDependants) -> Error {
+                         dependants: inout OutsideDependants, rerunClashes: [String] = []) -> Error {
         var cause: FTBackupError
         if let error = error as? FTBackupError { cause = error } else {
             cause = FTBackupError((error as? PostgresError)?.exitStatus ?? .failure, "\(error)")
@@ -20,6 +22,10 @@ enum RestoreFailure {
             ? "the target is left half-built: \(schemas) were dropped by --clean and are only partly restored"
             : "the target is left half-built: \(schemas) are only partly restored"
         var todo = "fix the cause, then run the same restore again with --clean (it drops the partial schemas first), or restore into a fresh database"
+        if !rerunClashes.isEmpty {
+            let names = rerunClashes.prefix(5).joined(separator: ", ") + (rerunClashes.count > 5 ? ", …" : "")
+            todo = "fix the cause, then restore into a fresh database (drop and create the target again): the same restore with --clean would refuse to start, since this run created \(rerunClashes.count) object(s) outside the schemas --clean drops (\(names)); or drop those first and rerun with --clean"
+        }
         if !dependants.isEmpty, let kept = dependants.keepForLater(target) {
             state += "; \(dependants.foreignKeys.count) foreign key(s), \(dependants.policies.count) policy(ies) and \(dependants.views.count) view(s) other schemas held on them are not back"
             todo += "; then put them back with psql -f \(kept.script)" + (kept.views.map { " and pg_restore -d TARGET \($0)" } ?? "")

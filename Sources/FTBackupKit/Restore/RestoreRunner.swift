@@ -169,8 +169,11 @@ public enum RestoreRunner {
                 try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options, keysOnly: afterData != nil)
             }
             try await timed("sequences") {
-                // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all.
-                try await runTool(pgRestore, common + ["--section=data", "--single-transaction", "--use-list=\(listFile)", dumpFile], child.environment, options.target)
+                // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all
+                // (pg_restore's data section runs only for what that does not cover, such as large objects).
+                if contents.dataSectionNeeded(settingSequencesItself: Set(manifest.sequences.map { "\($0.schema).\($0.name)" })) {
+                    try await runTool(pgRestore, common + ["--section=data", "--single-transaction", "--use-list=\(listFile)", dumpFile], child.environment, options.target)
+                }
                 try await target.withConnection { connection in
                     try connection.transaction {
                         for sequence in manifest.sequences where plan.schemas.contains(sequence.schema) {

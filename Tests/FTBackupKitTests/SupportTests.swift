@@ -206,3 +206,17 @@ import Testing
         #expect(ChangeArchivalNames.slot(database: "rev_c-1") == ChangeArchivalNames.slot(database: "rev_c-1"))
     }
 }
+
+/// Children are started through `setpriv --pdeathsig TERM` only where setpriv knows the option.
+@Suite struct DeathSignalWrapperTests {
+    @Test func setprivIsUsedOnlyWhenItAcceptsPdeathsig() throws {
+        #expect(PostgresTools.setsDeathSignal("/usr/bin/setpriv"), "this machine's util-linux has --pdeathsig")
+        #expect(PostgresTools.deathSignalWrapper == "/usr/bin/setpriv")
+        // An older setpriv (util-linux before 2.33, RHEL 8) refuses the option: not used, tools start directly.
+        let old = NSTemporaryDirectory() + "setpriv-\(UUID().uuidString)"
+        try "#!/bin/sh\necho \"setpriv: unrecognized option '$1'\" >&2\nexit 1\n".write(toFile: old, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: old) }
+        chmod(old, 0o700)
+        #expect(!PostgresTools.setsDeathSignal(old))
+    }
+}

@@ -210,8 +210,8 @@ public enum RestoreRunner {
                 dependants.removeFiles()
                 dependants = OutsideDependants()
             }
-            // What a rerun with --clean would refuse to find (pre-data created it outside the schemas --clean drops).
-            let rerunClashes = clock.phases["pre-data"] == nil && clock.phase != "pre-data" ? [] : ((try? await contents.clashes(target, plan: plan)) ?? [])
+            // What a rerun with --clean would refuse to find: pre-data (one transaction) created it outside the schemas --clean drops.
+            let rerunClashes = clock.phases["pre-data"] == nil ? [] : ((try? await contents.clashes(target, plan: plan)) ?? [])
             throw RestoreFailure.describe(error, phase: clock.phase, target: target, plan: plan, options: options, dropped: touched,
                                           dependants: &dependants, rerunClashes: rerunClashes)
         }

@@ -93,8 +93,23 @@ public enum PostgresTools {
         }
     }
 
-    /// util-linux's `setpriv` (present on every Debian system), when it can set the parent-death signal.
-    static let deathSignalWrapper: String? = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    /// util-linux's `setpriv`, when it can set the parent-death signal: `--pdeathsig` came in util-linux 2.33
+    /// (RHEL 8 has 2.32, where every tool started through it would fail), so it is tried once first.
+    static let deathSignalWrapper: String? = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .first { FileManager.default.isExecutableFile(atPath: $0) }.flatMap { setsDeathSignal($0) ? $0 : nil }
+
+    /// True when `setpriv` runs a command with `--pdeathsig` (an older one refuses the option).
+    static func setsDeathSignal(_ setpriv: String) -> Bool {
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: setpriv)
+        probe.arguments = ["--pdeathsig", "TERM", "--", "/bin/sh", "-c", ":"]
+        probe.standardInput = FileHandle.nullDevice
+        probe.standardOutput = FileHandle.nullDevice
+        probe.standardError = FileHandle.nullDevice
+        guard (try? probe.run()) != nil else { return false }
+        probe.waitUntilExit()
+        return probe.terminationReason == .exit && probe.terminationStatus == 0
+    }
 
     /// Starts `process` from this thread with no signal blocked. A child inherits the signal mask of the
     /// thread that starts it, and the threads ftbackup starts its tools from block SIGINT and SIGTERM:

@@ -89,9 +89,9 @@ struct GlobalOptions: ParsableArguments {
     /// repository this process opens (``RepositoryEncryption``).
     func repositoryPath(required: Bool) throws -> String? {
         // --repo, else FTBACKUP_REPO, else the policy's repository.path; its uri_style and ca_bundle apply
-        // where FTBACKUP_S3_URI_STYLE / FTBACKUP_S3_CA_BUNDLE are not set.
+        // where FTBACKUP_S3_URI_STYLE / FTBACKUP_S3_CA_BUNDLE are not set; second_env_file, for the second.
         let settings = try policy().repository
-        settings.applyS3Defaults()
+        settings.applyS3Settings()
         let environment = ProcessInfo.processInfo.environment["FTBACKUP_REPO"]
         let path = repository ?? ((environment ?? "").isEmpty ? settings.path : environment)
         if required && (path ?? "").isEmpty {

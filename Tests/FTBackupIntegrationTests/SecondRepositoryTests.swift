@@ -88,4 +88,55 @@ import Testing
             #expect(status.problems.contains { $0.message.contains("second repository \(blocked) is behind") }, "\(status.problems)")
         }
     }
+
+    /// `repository.second_env_file`: an off-site copy in another account, region or endpoint is reached with
+    /// the file's settings, not the process's, for sync and for a restore from it; without the file the same
+    /// sync goes to the process's settings (here a wrong key and a dead endpoint) and fails.
+    @Test func anS3SecondRepositoryIsReachedWithItsOwnSettingsFileNotTheProcessEnvironment() async throws {
+        try await TestServer.withDatabase { db in
+            try await S3TestStore.with { store in
+                let folder = NSTemporaryDirectory() + "ftbackup-second-env-\(UUID())"
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(atPath: folder) }
+                let first = folder + "/first", settings = folder + "/second.env"
+                let lines = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3", "AWS_REGION"].map { "\($0)=\(store.environment[$0]!)" }
+                #expect(FileManager.default.createFile(atPath: settings, contents: Data(("# off-site\n" + lines.joined(separator: "\n") + "\n").utf8),
+                                                       attributes: [.posixPermissions: 0o600]))
+                func policy(_ name: String, envFile: Bool) throws -> String {
+                    let path = folder + "/\(name).yaml"
+                    try (PolicyLoader.builtInDefault + "\nrepository:\n  path: \(first)\n  second: \(store.url)\n"
+                         + (envFile ? "  second_env_file: \(settings)\n" : "")).write(toFile: path, atomically: true, encoding: .utf8)
+                    return path
+                }
+                let withFile = try policy("with", envFile: true), without = try policy("without", envFile: false)
+                // The process's own AWS settings are not the second's.
+                let process = ["AWS_ACCESS_KEY_ID": "AKIDNOTTHESECOND", "AWS_SECRET_ACCESS_KEY": "wrong", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
+                               "AWS_REGION": "us-east-1", "AWS_PROFILE": "", "AWS_SESSION_TOKEN": "", "FTBACKUP_REPO": ""]
+                let backup = try FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--policy", withFile], environment: process)
+                #expect(backup.status == 0, "\(backup.stderr)")
+
+                let refused = try FTBackupBinary.run(["sync", "--policy", without], environment: process)
+                #expect(refused.status != 0 && refused.stderr.contains("127.0.0.1:9"), "\(refused.status) \(refused.stderr)")
+                #expect(try store.keys().isEmpty)
+
+                let sync = try FTBackupBinary.run(["sync", "--policy", withFile], environment: process)
+                #expect(sync.status == 0, "\(sync.stderr)")
+                #expect(try store.keys().contains { $0.hasPrefix("repo/backups/") && $0.hasSuffix("/manifest.json") })
+                #expect(!sync.stdout.contains("wrong") && !sync.stderr.contains(store.environment["AWS_SECRET_ACCESS_KEY"]!))
+
+                // The first repository lost: restore from the second, named by --repo, reached through the policy's file.
+                let source = try await db.connect()
+                defer { source.close() }
+                let before = try await TableFingerprint.compute(source)
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let restore = try FTBackupBinary.run(["restore", "--repo", store.url, "--policy", withFile, "--target", target.connectionString.raw],
+                                                         environment: process)
+                    #expect(restore.status == 0, "\(restore.stderr)")
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    #expect(TableFingerprint.differences(source: before, restored: try await TableFingerprint.compute(t)) == [])
+                }
+            }
+        }
+    }
 }

@@ -166,7 +166,7 @@ extension Policy {
     /// The `repository` section. It exists so that a deployment can keep the repository's address, and its
     /// off-site copy, in the reviewed policy instead of in each timer's environment. `--repo` and
     /// `FTBACKUP_REPO` still win over `path`, and `FTBACKUP_S3_URI_STYLE` / `FTBACKUP_S3_CA_BUNDLE` over
-    /// `uri_style` / `ca_bundle` (``applyS3Defaults()``).
+    /// `uri_style` / `ca_bundle` (``applyS3Settings()``).
     public struct RepositorySettings: Sendable, Equatable, Codable {
         /// `path`: a folder or `s3://BUCKET/PREFIX`.
         public var path: String?
@@ -177,21 +177,29 @@ extension Policy {
         /// `second`: a second repository (folder or `s3://…`) that `ftbackup run` syncs to after each job
         /// that wrote to the first, and expires by the same policy.
         public var second: String?
+        /// `second_env_file`: the `s3://` second repository's own AWS settings (`AWS_*` / `FTBACKUP_S3_*` lines),
+        /// used for it instead of the process's environment (another account, region or endpoint).
+        public var secondEnvFile: String?
 
-        public init(path: String? = nil, uriStyle: String? = nil, caBundle: String? = nil, second: String? = nil) {
+        public init(path: String? = nil, uriStyle: String? = nil, caBundle: String? = nil, second: String? = nil, secondEnvFile: String? = nil) {
             self.path = path
             self.uriStyle = uriStyle
             self.caBundle = caBundle
             self.second = second
+            self.secondEnvFile = secondEnvFile
         }
 
         /// Makes `uri_style` and `ca_bundle` the S3 settings of this process (and of the children it starts)
-        /// where the environment does not already set them: the environment wins.
-        public func applyS3Defaults() {
+        /// where the environment does not already set them (the environment wins), and `second_env_file`
+        /// the settings of the second repository (``S3RepositoryEnvironment``).
+        public func applyS3Settings() {
             for (name, value) in s3Defaults(environment: ProcessInfo.processInfo.environment) { setenv(name, value, 0) }
+            if let second, let file = secondEnvFile, let location = try? S3Location(second) {
+                S3RepositoryEnvironment.use(file: file, for: location)
+            }
         }
 
-        /// The variables `applyS3Defaults` sets, given `environment` (tests check it without touching
+        /// The variables `applyS3Settings` sets, given `environment` (tests check it without touching
         /// the process's environment, which other threads read).
         func s3Defaults(environment: [String: String]) -> [String: String] {
             var defaults: [String: String] = [:]

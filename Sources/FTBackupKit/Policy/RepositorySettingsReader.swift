@@ -1,10 +1,10 @@
 import Foundation
 import Yams
 
-/// Reads the policy's optional `repository` section: `{path, uri_style, ca_bundle, second}`.
+/// Reads the policy's optional `repository` section: `{path, uri_style, ca_bundle, second, second_env_file}`.
 enum RepositorySettingsReader {
     static func read(_ reader: NodeReader, _ node: Node?) throws -> Policy.RepositorySettings {
-        let section = try reader.mapping(node, path: "repository", keys: ["path", "uri_style", "ca_bundle", "second"])
+        let section = try reader.mapping(node, path: "repository", keys: ["path", "uri_style", "ca_bundle", "second", "second_env_file"])
         var settings = Policy.RepositorySettings()
         settings.path = try section.optional("path").map { try reader.string($0, path: "repository.path") }
         if let node = section.optional("uri_style") {
@@ -19,6 +19,16 @@ enum RepositorySettingsReader {
                 throw reader.error("repository.second", node, "'\(second)' is the repository itself: name another one")
             }
             settings.second = second
+        }
+        if let node = section.optional("second_env_file") {
+            let file = try reader.string(node, path: "repository.second_env_file")
+            guard let second = settings.second, S3Location.isS3(second), (try? S3Location(second)) != nil else {
+                throw reader.error("repository.second_env_file", node, "applies to an s3:// repository.second only")
+            }
+            guard file.hasPrefix("/") else {
+                throw reader.error("repository.second_env_file", node, "'\(file)' must be an absolute path")
+            }
+            settings.secondEnvFile = file
         }
         return settings
     }

@@ -109,7 +109,7 @@ public struct S3Credentials: Sendable {
 }
 
 /// An `s3://BUCKET/PREFIX` repository address.
-public struct S3Location: Sendable, Equatable {
+public struct S3Location: Sendable, Hashable {
     public var bucket: String
     /// The key prefix without leading or trailing `/` ("" for the bucket's root).
     public var prefix: String

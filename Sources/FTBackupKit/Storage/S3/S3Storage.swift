@@ -16,10 +16,11 @@ public struct S3Storage: RepositoryStorage {
         self.client = client
     }
 
-    /// The storage of `url` with the environment's credentials.
+    /// The storage of `url` with the environment's credentials (or the repository's own, ``S3RepositoryEnvironment``).
     public static func open(_ url: String) throws -> S3Storage {
         let location = try S3Location(url)
-        return S3Storage(location: location, client: S3Client(credentials: try S3Credentials.resolve(), bucket: location.bucket))
+        let credentials = try S3Credentials.resolve(try S3RepositoryEnvironment.environment(for: location))
+        return S3Storage(location: location, client: S3Client(credentials: credentials, bucket: location.bucket))
     }
 
     func key(_ path: String) -> String { address.key(path) }

@@ -178,7 +178,16 @@ measure restore_at "" "$bin" restore --at "$small_at" --target "$base dbname=ben
 replay_changes=$(json "$work/restore_at.out" "d['changesApplied']"); replay_seconds=$(json "$work/restore_at.out" "round(d['replaySeconds'], 2)")
 replay_txns=$(json "$work/restore_at.out" "d['transactionsApplied']")
 echo "==> restore --at of one tool in place (--schema --clean): reads only the segments that name it"
-measure restore_at_tool "" "$bin" restore --at "$small_at" --schema sprint_24_fit_abc_analysis --clean --yes --target "$base dbname=bench_pitr" -j2 --output json
+# The whole-database restore --at just wrote 1 GB into the same cluster: its checkpoint and autovacuum's
+# ANALYZE of every table run for a while after it. Let them finish (at most 120 s), then take three runs.
+sql "CHECKPOINT"
+for i in $(seq 1 120); do
+  busy=$("$B/psql" "$base dbname=postgres" -qAtc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+  [ "$busy" = 0 ] && break; sleep 1
+done
+for run in restore_at_tool restore_at_tool_2 restore_at_tool_3; do
+  measure $run "" "$bin" restore --at "$small_at" --schema sprint_24_fit_abc_analysis --clean --yes --target "$base dbname=bench_pitr" -j2 --output json
+done
 
 echo "==> the follower under a steady write load (60 s, seal_every 10 s): recovery point age"
 sed 's/seal_every: 60s/seal_every: 10s/' policies/default.yaml > "$work/follow-policy.yaml"
@@ -272,8 +281,11 @@ awk -F'\t' -v changed="$changed_large" -v rc="$replay_changes" -v rs="$replay_se
     printf "change archival: incremental after ~1%% of rows changed (%d row updates): %.1f s = %.1f%% of a full backup (%.1f s; target < 5%%)\n", changed, wall["incr_1pct"], 100*wall["incr_1pct"]/wall["full_aligned"], wall["full_aligned"]
     printf "                 incremental after 5000 one-row transactions: %.1f s\n", wall["incr_small"]
     printf "                 restore --at: %.1f s in all; replay of %d transactions, %d changes in %.2f s (%.0f changes/s)\n", wall["restore_at"], rt, rc, rs, (rs > 0 ? rc/rs : 0)
-    printf "                 restore --at / (plain restore + replay) = %.1f / (%.1f + %.2f) = %.2f (target <= 1)\n", wall["restore_at"], wall["ftbackup_restore"], rs, wall["restore_at"]/(wall["ftbackup_restore"] + rs)
-    printf "                 restore --at --schema of one tool in place: %.1f s (target <= 1 s)\n", wall["restore_at_tool"]
+    pr = (wall["ftbackup_restore"] + wall["ftbackup_restore_2"]) / 2
+    printf "                 restore --at / (plain restore + replay) = %.1f / (%.1f + %.2f) = %.2f (target <= 1; the plain restore is the mean of its two runs, %.1f and %.1f s)\n", wall["restore_at"], pr, rs, wall["restore_at"]/(pr + rs), wall["ftbackup_restore"], wall["ftbackup_restore_2"]
+    a = wall["restore_at_tool"]; b = wall["restore_at_tool_2"]; c = wall["restore_at_tool_3"]
+    hi = (a > b ? a : b); hi = (hi > c ? hi : c); lo = (a < b ? a : b); lo = (lo < c ? lo : c)
+    printf "                 restore --at --schema of one tool in place, once autovacuum is done: median of 3 %.2f s (%.2f, %.2f, %.2f; target <= 1 s)\n", a + b + c - hi - lo, a, b, c
     printf "                 follower recovery point age under steady writes: at most %d s (target < 60 s)\n", age
   }' "$results"
 awk -v a="$archived" -v p="$pruned" -v al="$archive_longest" -v pl="$prune_longest" -F'\t' '

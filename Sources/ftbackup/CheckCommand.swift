@@ -12,9 +12,10 @@ struct CheckCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
-            _ = try global.policy()
+            let policy = try global.policy()
             let report = try await Checker.run(database: try global.connectionString(),
-                                               repositoryPath: try global.repositoryPath(required: false))
+                                               repositoryPath: try global.repositoryPath(required: false),
+                                               secondRepositoryPath: policy.repository.second)
             if global.output == .json {
                 printLine(try JSONOutput.encode(report))
             } else {
@@ -23,6 +24,10 @@ struct CheckCommand: AsyncParsableCommand {
             if let repository = report.repository, !repository.writable {
                 throw FTBackupError(.cannotWrite, "repository \(repository.path) is not writable: \(repository.problem ?? "unknown reason")",
                                     hint: "fix its permissions or point --repo / FTBACKUP_REPO elsewhere")
+            }
+            if let second = report.secondRepository, !second.writable {
+                throw FTBackupError(.cannotWrite, "second repository \(second.path) is not writable: \(second.problem ?? "unknown reason")",
+                                    hint: "fix its permissions or credentials (the policy's repository.second_env_file for an s3:// second)")
             }
             return .success
         }
@@ -62,6 +67,10 @@ struct CheckCommand: AsyncParsableCommand {
             lines.append("repository: \(repository.path): \(state)")
         } else {
             lines.append("repository: not given (--repo or FTBACKUP_REPO)")
+        }
+        if let second = report.secondRepository {
+            let state = second.writable ? (second.exists ? "writable" : "writable (empty: the first sync fills it)") : "NOT writable: \(second.problem ?? "")"
+            lines.append("second:     \(second.path): \(state)")
         }
         lines.append("checked at: \(Timestamps.display(report.checkedAt))")
         return lines.joined(separator: "\n")

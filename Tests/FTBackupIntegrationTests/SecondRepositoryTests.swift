@@ -112,6 +112,12 @@ import Testing
                 // The process's own AWS settings are not the second's.
                 let process = ["AWS_ACCESS_KEY_ID": "AKIDNOTTHESECOND", "AWS_SECRET_ACCESS_KEY": "wrong", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
                                "AWS_REGION": "us-east-1", "AWS_PROFILE": "", "AWS_SESSION_TOKEN": "", "FTBACKUP_REPO": ""]
+                // check probes the second the way sync reaches it.
+                let checkWithout = try FTBackupBinary.run(["check", "--db", db.connectionString.raw, "--policy", without], environment: process)
+                #expect(checkWithout.status == 73 && checkWithout.stderr.contains("second repository \(store.url) is not writable"),
+                        "\(checkWithout.status) \(checkWithout.stderr)")
+                let check = try FTBackupBinary.run(["check", "--db", db.connectionString.raw, "--policy", withFile], environment: process)
+                #expect(check.status == 0 && check.stdout.contains("second:     \(store.url): writable"), "\(check.status) \(check.stdout) \(check.stderr)")
                 let backup = try FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--policy", withFile], environment: process)
                 #expect(backup.status == 0, "\(backup.stderr)")
 

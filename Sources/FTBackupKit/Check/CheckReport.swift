@@ -43,6 +43,8 @@ public struct CheckReport: Codable, Sendable {
     public var schemas: [SchemaSummary]
     public var invalidIndexes: [InvalidIndex]
     public var repository: RepositoryStatus?
+    /// The policy's `repository.second`, probed the way sync reaches it (its own S3 settings, if any).
+    public var secondRepository: RepositoryStatus? = nil
     public var checkedAt: Date
 
     public var toolSchemaCount: Int { schemas.filter { $0.kind == .tool }.count }
@@ -53,7 +55,7 @@ public struct CheckReport: Codable, Sendable {
 
 /// Runs the checks behind `ftbackup check`.
 public enum Checker {
-    public static func run(database: ConnectionString, repositoryPath: String?) async throws -> CheckReport {
+    public static func run(database: ConnectionString, repositoryPath: String?, secondRepositoryPath: String? = nil) async throws -> CheckReport {
         let session = try await DatabaseSession.connect(database, name: "ftbackup-check")
         defer { session.close() }
         let settings = try await session.query("""
@@ -104,7 +106,12 @@ public enum Checker {
                 CheckReport.InvalidIndex(schema: try $0.requiredString("schema"), table: try $0.requiredString("table"),
                                          index: try $0.requiredString("index"), definition: try $0.requiredString("definition"))
             },
-            repository: repositoryPath.map { S3Location.isS3($0) ? S3Storage.probe(url: $0) : LocalStorage.probe(path: $0) },
+            repository: repositoryPath.map(probe),
+            secondRepository: secondRepositoryPath.map(probe),
             checkedAt: Date())
+    }
+
+    static func probe(_ path: String) -> CheckReport.RepositoryStatus {
+        S3Location.isS3(path) ? S3Storage.probe(url: path) : LocalStorage.probe(path: path)
     }
 }

@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import FTBackupKit
+
+/// adv17: the compliance evidence (record chains and their anchors in the database) and the
+/// lifecycle's destructive paths, attacked as a hostile auditor and a careless operator would.
+@Suite struct AdversarialEvidenceAnchorTests {
+    /// A record appended by hand at the head of a chain, linked and sealed as ftbackup would (anyone
+    /// can compute SHA-256), walks intact; the database's anchors are the only thing that can tell it
+    /// from a real one. Once the database holds anchors of a kind, a later record of that kind with
+    /// no anchor must be a finding: otherwise a forged prune run (or drill) passes the report.
+    @Test func aRecordAppendedByHandWithoutAnAnchorIsAFinding() async throws {
+        try await TestServer.withDatabase { db in
+            try await TestRepository.with { repo in
+                let policy = try testPolicy()
+                var runs: [String] = []
+                for _ in 0..<2 {
+                    runs.append(try await AuditPruner.run(AuditPruner.Options(database: db.connectionString, repositoryPath: repo.path, policy: policy)).run)
+                    try await Task.sleep(for: .milliseconds(1100))
+                }
+                let storage = repo.repository.storage
+                let folder = "lifecycle/prune-audit"
+                let now = Date()
+                // The forger copies the newest run, names it just after it and links it to the head.
+                let forgedRun = DrillTarget.timestamp(now.addingTimeInterval(2))
+                #expect(forgedRun > runs[1])
+                var forged = try BackupManifest.decoder().decode(AuditPruner.Report.self, from: Data(try storage.readAll("\(folder)/\(runs[1]).json")))
+                forged.run = forgedRun
+                try RecordChain.write(try forged.sealed(), kind: "prune-audit", folder: folder, name: "\(forgedRun).json", storage: storage)
+
+                let period = try ReportPeriod.parse(month: nil, from: ReportPeriod.dayText(now.addingTimeInterval(-86_400)),
+                                                    to: ReportPeriod.dayText(now.addingTimeInterval(86_400)))
+                func evidence() async throws -> (findings: [String], anchored: Int?, intact: Bool) {
+                    let report = try await ComplianceReport.build(ComplianceReportOptions(database: db.connectionString, repositoryPath: repo.path,
+                                                                                         policy: policy, period: period, now: now))
+                    return (report.findings(in: .evidence).map(\.message), report.evidence.anchored,
+                            report.evidence.chains.first { $0.kind == "prune-audit" }!.intact)
+                }
+                let appended = try await evidence()
+                #expect(appended.intact, "the chain alone cannot see it")
+                #expect(appended.anchored == 2)
+                #expect(appended.findings.count == 1 && appended.findings.first?.hasPrefix("\(folder)/\(forgedRun).json is not anchored in the database") == true,
+                        "\(appended)")
+                // Records of a kind the database never anchored (restores' re-applied retention) are no finding.
+                #expect(!appended.findings.contains { $0.contains("reapplied") }, "\(appended)")
+
+                // Named before every real record (a drill that started first may finish last) but linked to the head: the same.
+                try storage.remove("\(folder)/\(forgedRun).json")
+                let early = DrillTarget.timestamp(now.addingTimeInterval(-7200))
+                #expect(early < runs[0])
+                forged.run = early
+                try RecordChain.write(try forged.sealed(), kind: "prune-audit", folder: folder, name: "\(early).json", storage: storage)
+                let slipped = try await evidence()
+                #expect(slipped.intact, "the chain alone cannot see it")
+                #expect(slipped.findings.count == 1 && slipped.findings.first?.hasPrefix("\(folder)/\(early).json is not anchored in the database") == true,
+                        "\(slipped)")
+            }
+        }
+    }
+
+    /// A prune-audit run killed (-9) after a batch's DELETE committed but before its evidence was
+    /// written (here: waiting for `locks/records.lock`, which another writer holds) deleted audit
+    /// rows that no evidence names; the rerun records only what it removes itself. Every row
+    /// removed must be on record: the rows deleted equal the rows the evidence of all runs counts.
+    @Test func aPruneKilledBetweenCommitAndEvidenceLeavesEveryDeletedRowOnRecord() async throws {
+        try await TestServer.withDatabase { db in
+            try await TestRepository.with { repo in
+                let session = try await db.connect()
+                defer { session.close() }
+                let count = "SELECT count(*) AS n FROM audit.events"
+                let before = try await session.query(count).first!.int64("n")
+                // Another writer of records (a drill finishing, say) holds the chain lock for a moment.
+                let locks = "\(repo.path)/locks"
+                try FileManager.default.createDirectory(atPath: locks, withIntermediateDirectories: true)
+                let fd = open("\(locks)/records.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+                try #require(fd >= 0)
+                defer { close(fd) }
+                try #require(flock(fd, LOCK_EX) == 0)
+                let (process, _, _) = try FTBackupBinary.start(["lifecycle", "prune-audit", "--batch", "25", "--db",
+                                                                 "\(try TestServer.dsn) dbname=\(db.name)", "--repo", repo.path],
+                                                                environment: ["PGAPPNAME": "adv17-prune"])
+                // Wait until the run is held up at the lock: rows gone, or its transaction open and waiting.
+                let deadline = Date().addingTimeInterval(120)
+                var held = false
+                while process.isRunning && Date() < deadline {
+                    let gone = try await session.query(count).first!.int64("n") < before
+                    let waiting = try await session.query("""
+                        SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()
+                          AND application_name = 'adv17-prune' AND state = 'idle in transaction'
+                        """).first!.int64("n") > 0
+                    if gone || waiting {
+                        try await Task.sleep(for: .milliseconds(500))
+                        held = true
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                try #require(held && process.isRunning, "the run never reached the lock")
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                flock(fd, LOCK_UN)
+                // The killed session's transaction (if any) ends with its connection.
+                for _ in 0..<100 {
+                    let open = try await session.query("""
+                        SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'adv17-prune'
+                        """).first!.int64("n")
+                    if open == 0 { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                let afterKill = try await session.query(count).first!.int64("n")
+
+                func recorded() throws -> Int64 {
+                    let storage = repo.repository.storage
+                    let names = try RecordChain.names(storage, folder: "lifecycle/prune-audit")
+                    return try names.reduce(Int64(0)) { total, name in
+                        let report = try BackupManifest.decoder().decode(AuditPruner.Report.self,
+                                                                         from: Data(try storage.readAll("lifecycle/prune-audit/\(name)")))
+                        return total + report.tables.filter { $0.schema == "audit" && $0.table == "events" }.reduce(0) { $0 + $1.rows }
+                    }
+                }
+                #expect(try recorded() == before - afterKill, "rows deleted by the killed run: \(before - afterKill)")
+
+                // The rerun finishes the job; all evidence together names every row removed, once.
+                let rerun = try FTBackupBinary.run(["lifecycle", "prune-audit", "--batch", "25", "--db",
+                                                    "\(try TestServer.dsn) dbname=\(db.name)", "--repo", repo.path])
+                #expect(rerun.status == 0, "\(rerun.stderr)")
+                let after = try await session.query(count).first!.int64("n")
+                #expect(before > after)
+                #expect(try recorded() == before - after, "rows deleted in all: \(before - after)")
+            }
+        }
+    }
+
+    /// `lifecycle unarchive` is a writer of the repository (the archive's manifest, its run log and
+    /// anchor) but did not check that its database is the repository's source: put back into a
+    /// scratch copy, the archive was marked restored, so the source could never get the rows back
+    /// ("nothing left to put back"), every later restore of the source kept those retired rows, and
+    /// the report listed a put-back that never reached the source. Like every writer, it must refuse
+    /// another database (exit 64, one line) and leave the archive as it was.
+    @Test func unarchiveIntoADatabaseThatIsNotTheSourceIsRefusedAndLeavesTheArchiveAsItWas() async throws {
+        try await TestServer.withDatabase { db in
+            try await TestServer.withDatabase { scratch in
+                try await TestRepository.with { repo in
+                    try await TestRepository.with { scratchRepo in
+                        let schema = "sprint_15_value_proposition"
+                        _ = try await ToolDataArchiver.run(ArchiveOptions(database: db.connectionString, repositoryPath: repo.path,
+                                                                          policy: try testPolicy(), schemas: [schema]))
+                        // The scratch copy has lost the same rows (so nothing clashes there).
+                        _ = try await ToolDataArchiver.run(ArchiveOptions(database: scratch.connectionString, repositoryPath: scratchRepo.path,
+                                                                          policy: try testPolicy(), schemas: [schema]))
+                        let store = ArchiveStore(storage: repo.repository.storage)
+                        let (name, manifest) = try #require(try store.all().first)
+                        try #require(manifest?.status == .committed)
+                        let outcome = try FTBackupBinary.run(["lifecycle", "unarchive", "--archive", name,
+                                                              "--db", "\(try TestServer.dsn) dbname=\(scratch.name)", "--repo", repo.path])
+                        #expect(outcome.status == 64, "\(outcome.stderr)")
+                        #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
+                        let after = try store.read(name)
+                        #expect(after.status == .committed && after.restoredIds.isEmpty && after.unarchivingIds.isEmpty,
+                                "\(after.status) \(after.restoredIds.count) restored")
+                        #expect(try RecordChain.names(repo.repository.storage, folder: "lifecycle/unarchive").isEmpty)
+                        // The source still gets its rows back.
+                        let back = try await Unarchiver.run(database: db.connectionString, repositoryPath: repo.path, archive: name, ids: [])
+                        #expect(back.status == .restored)
+                    }
+                }
+            }
+        }
+    }
+}

@@ -35,7 +35,12 @@ struct RowBatchPruner {
     let triggers: ApplicationTriggerGuard
 
     /// Prunes `target`, feeding every deleted row's COPY text (timestamp first) to `digest`.
+    ///
+    /// `beforeCommit` gets the result and digest as they will be once the batch commits, and the
+    /// batch's transaction id (so that a run killed between COMMIT and its evidence can be settled
+    /// from the database: ``AuditPruner``'s pending batch); `afterBatch` the same once it committed.
     func prune(_ target: Target, batchSize: Int, digest: inout StreamDigest,
+               beforeCommit: (Result, String, Int64) throws -> Void = { _, _, _ in },
                afterBatch: (Result, String) throws -> Void) throws -> Result {
         let q = { (name: String) in try connection.escapeIdentifier(name) }
         let leaf = try connection.qualifiedName(target.leaf.schema, target.leaf.table)
@@ -81,13 +86,19 @@ struct RowBatchPruner {
                                         hint: "this is a defect in ftbackup or a change in the table's definition; keep the evidence and report it")
                 }
                 try connection.copyOut("COPY (SELECT e.\"timestamp\", \(returning) FROM pg_temp.ftbackup_pruned e) TO STDOUT") { digest.update($0) }
-                try connection.execute("COMMIT")
-                result.rows += rows
-                result.batches += 1
-                result.longest = max(result.longest, Date().timeIntervalSince(started))
+                var next = result
+                next.rows += rows
+                next.batches += 1
                 let oldest = try check.string("oldest"), newest = try check.string("newest")
-                if let oldest, result.oldest.map({ TimestampText.less(oldest, $0) }) ?? true { result.oldest = oldest }
-                if let newest, result.newest.map({ TimestampText.less($0, newest) }) ?? true { result.newest = newest }
+                if let oldest, next.oldest.map({ TimestampText.less(oldest, $0) }) ?? true { next.oldest = oldest }
+                if let newest, next.newest.map({ TimestampText.less($0, newest) }) ?? true { next.newest = newest }
+                // The evidence of this batch is on disk before its rows can be gone: killed between
+                // COMMIT and the evidence, the next run settles it from the transaction's status.
+                let transaction = try connection.query("SELECT txid_current() AS x").first!.int64("x")
+                try beforeCommit(next, digest.hexDigest(), transaction)
+                try connection.execute("COMMIT")
+                result = next
+                result.longest = max(result.longest, Date().timeIntervalSince(started))
                 try afterBatch(result, digest.hexDigest())
                 Failpoint.hit("prune.after-batch")
                 if deleted < batchSize { break }

@@ -179,4 +179,107 @@ import Glibc
             }
         }
     }
+
+    /// A migration adds `ON DELETE CASCADE` from a new table to a tool's tool_data while an archive
+    /// run is going (between two of its batches). The run planned its closure at its start, so its
+    /// next batch's DELETE cascaded into the new table's rows: deleted, archived nowhere, not counted
+    /// (the counts compare only the tables of the plan). Every batch must check the keys into its
+    /// tables before it deletes: the new table's rows are archived with their parent, or the batch
+    /// is refused; none may vanish.
+    @Test func aCascadingKeyAddedDuringAnArchiveRunLosesNoRow() async throws {
+        try await TestServer.withDatabase { db in
+            let session = try await db.connect()
+            defer { session.close() }
+            let schema = "sprint_15_value_proposition"
+            let eligible = try await session.query("""
+                SELECT id::text AS id FROM \(schema).tool_data WHERE status = 'completed' AND completed_at < now() - interval '2 years' ORDER BY id
+                """).rows.map { try $0.requiredString("id") }
+            try #require(eligible.count >= 3)
+            try await TestRepository.with { repo in
+                // The migration's session holds the second root, so the run stops at its second batch.
+                let migration = try await db.connect("migration")
+                defer { migration.close() }
+                try await migration.execute("BEGIN")
+                _ = try await migration.query("SELECT id FROM \(schema).tool_data WHERE id = $1::uuid FOR UPDATE", [eligible[1]])
+                let (process, _, err) = try FTBackupBinary.start(["lifecycle", "archive", "--schema", schema, "--batch", "1",
+                                                                  "--db", "\(try TestServer.dsn) dbname=\(db.name)", "--repo", repo.path],
+                                                                 environment: ["PGAPPNAME": "adv17-archive"])
+                var waiting = false
+                for _ in 0..<1200 where process.isRunning {
+                    waiting = try await session.query("""
+                        SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'adv17-archive' AND wait_event_type = 'Lock'
+                        """).first!.int64("n") > 0
+                    if waiting { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                try #require(waiting, "the run never reached the second root")
+                try await migration.execute("""
+                    CREATE TABLE public.canvas_notes (id serial PRIMARY KEY, tool_data_id uuid NOT NULL, note text NOT NULL);
+                    INSERT INTO public.canvas_notes (tool_data_id, note) SELECT id, 'kept for the customer' FROM \(schema).tool_data;
+                    ALTER TABLE public.canvas_notes ADD FOREIGN KEY (tool_data_id) REFERENCES \(schema).tool_data (id) ON DELETE CASCADE;
+                    COMMIT
+                    """)
+                let notes = try await session.query("SELECT count(*) AS n FROM public.canvas_notes").first!.int64("n")
+                let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                // Every note is still there, or archived with its tool_data row (and put back with it).
+                let left = try await session.query("SELECT count(*) AS n FROM public.canvas_notes").first!.int64("n")
+                var archivedNotes: Int64 = 0
+                for (_, manifest) in try ArchiveStore(storage: repo.repository.storage).all() {
+                    archivedNotes += manifest?.tables.filter { $0.schema == "public" && $0.name == "canvas_notes" }.reduce(0) { $0 + $1.rows } ?? 0
+                }
+                // Here the batch that met the new key is refused (70, one line); the next run plans with it.
+                #expect(process.terminationStatus == 70 && stderr.contains("foreign keys into its archived tables changed"), "\(stderr)")
+                #expect(left + archivedNotes == notes, "notes \(notes), left \(left), archived \(archivedNotes); exit \(process.terminationStatus): \(stderr)")
+            }
+        }
+    }
+
+    /// The same for prune-audit: keys into the audit tables were checked once, when the run started
+    /// (CASCADE or SET NULL keys are refused: those rows are part of the audit record). A key added
+    /// while the run waits between two tables' batches made the later DELETE cascade into rows the
+    /// evidence never names. Every batch must check the keys before it deletes.
+    @Test func aCascadingKeyAddedIntoAnAuditTableDuringAPruneRunLosesNoRow() async throws {
+        try await TestServer.withDatabase { db in
+            let session = try await db.connect()
+            defer { session.close() }
+            let old = try await session.query("""
+                SELECT count(*) AS n FROM sprint_00_woop.audit_log WHERE "timestamp" < localtimestamp - interval '7 years'
+                """).first!.int64("n")
+            try #require(old > 0)
+            try await TestRepository.with { repo in
+                // Another writer of records holds the chain lock: the run waits after its first table's first batch.
+                let locks = "\(repo.path)/locks"
+                try FileManager.default.createDirectory(atPath: locks, withIntermediateDirectories: true)
+                let fd = open("\(locks)/records.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+                try #require(fd >= 0)
+                defer { close(fd) }
+                try #require(flock(fd, LOCK_EX) == 0)
+                let (process, _, err) = try FTBackupBinary.start(["lifecycle", "prune-audit", "--batch", "25", "--no-partition-drop", "--db",
+                                                                  "\(try TestServer.dsn) dbname=\(db.name)", "--repo", repo.path],
+                                                                 environment: ["PGAPPNAME": "adv17-prune"])
+                let before = try await session.query("SELECT count(*) AS n FROM audit.events").first!.int64("n")
+                var started = false
+                for _ in 0..<1200 where process.isRunning {
+                    started = try await session.query("SELECT count(*) AS n FROM audit.events").first!.int64("n") < before
+                    if started { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                try #require(started, "the run never deleted its first batch")
+                // A migration references the tool's audit rows, cascading.
+                try await session.execute("""
+                    CREATE TABLE public.audit_annotations (id serial PRIMARY KEY, audit_id uuid NOT NULL
+                        REFERENCES sprint_00_woop.audit_log (id) ON DELETE CASCADE, note text NOT NULL);
+                    INSERT INTO public.audit_annotations (audit_id, note) SELECT id, 'reviewed' FROM sprint_00_woop.audit_log
+                    """)
+                let annotations = try await session.query("SELECT count(*) AS n FROM public.audit_annotations").first!.int64("n")
+                flock(fd, LOCK_UN)
+                let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                let left = try await session.query("SELECT count(*) AS n FROM public.audit_annotations").first!.int64("n")
+                #expect(left == annotations, "annotations \(annotations), left \(left); exit \(process.terminationStatus): \(stderr)")
+                #expect(process.terminationStatus == 70 || process.terminationStatus == 78, "\(stderr)")
+            }
+        }
+    }
 }

@@ -34,6 +34,22 @@ struct RowBatchPruner {
     let connection: PGConnection
     let triggers: ApplicationTriggerGuard
 
+    /// The run refused keys that would cascade, null or default rows when audit rows go, but only
+    /// when it started; one added since (a migration while the run works through other tables)
+    /// would change rows no evidence names. Each batch takes the lock its DELETE takes anyway (ROW
+    /// EXCLUSIVE on the leaf, which keeps a new key off it until the batch commits) and looks again.
+    func checkNoKeyChangesRows(_ target: Target) throws {
+        try connection.execute("LOCK TABLE \(try connection.qualifiedName(target.leaf.schema, target.leaf.table)) IN ROW EXCLUSIVE MODE")
+        let oids = PostgresArray.text(target.table.treeOids.map(String.init))
+        if let key = try connection.query("""
+            SELECT conname AS name, conrelid::regclass::text AS child, confdeltype::text AS action FROM pg_constraint
+            WHERE contype = 'f' AND confrelid = ANY($1::oid[]) AND confdeltype NOT IN ('a', 'r') ORDER BY 1 LIMIT 1
+            """, [oids]).first {
+            throw FTBackupError(.safetyStop, "prune of \(target.leaf) stopped before its batch: foreign key \(try key.requiredString("name")) of \(try key.requiredString("child")) was added during the run and would change its rows when audit rows go (ON DELETE \(ForeignKey.OnDelete(rawValue: try key.requiredString("action"))?.sql ?? "?")); nothing of the batch was removed",
+                                hint: "such rows are part of the audit record: make the key NO ACTION, or prune them deliberately first")
+        }
+    }
+
     /// Prunes `target`, feeding every deleted row's COPY text (timestamp first) to `digest`.
     ///
     /// `beforeCommit` gets the result and digest as they will be once the batch commits, and the
@@ -61,6 +77,7 @@ struct RowBatchPruner {
             try connection.execute("BEGIN")
             do {
                 try triggers.enter(connection, work: "prune-audit")
+                try checkNoKeyChangesRows(target)
                 let deleted = try connection.query("""
                     WITH d AS (DELETE FROM \(leaf) e
                                WHERE e.ctid = ANY(ARRAY(SELECT e.ctid FROM \(leaf) e WHERE \(selection) LIMIT \(batchSize)))

@@ -24,12 +24,12 @@ public struct EvidenceFacts: Codable, Sendable {
         }
         chains.append(try RecordChainWalk.walk(storage, kind: DrillRecord.chainKind, folder: DrillRecord.folder, now: now))
         var findings = chains.flatMap { chain in chain.problems.map { ComplianceReport.Finding(.evidence, .error, $0) } }
-        // The database's anchors catch what the chain cannot: the newest record deleted, or a
-        // middle one deleted and its successor relinked.
+        // The database's anchors catch what the chain cannot: the newest record deleted, a middle
+        // one deleted and its successor relinked, or a record appended at the head by hand.
         if let anchors {
-            let problems = RecordChainAnchor.check(anchors, storage: storage) { kind in
-                kind == DrillRecord.chainKind ? DrillRecord.folder : "\(EvidenceVerifier.folder)/\(kind)"
-            }
+            let folder = { (kind: String) in kind == DrillRecord.chainKind ? DrillRecord.folder : "\(EvidenceVerifier.folder)/\(kind)" }
+            let problems = RecordChainAnchor.check(anchors, storage: storage, folder: folder)
+                + (try RecordChainAnchor.unanchored(anchors, storage: storage, folder: folder))
             findings += problems.map { ComplianceReport.Finding(.evidence, .error, $0) }
         }
         return EvidenceFacts(chains: chains, findings: findings, anchored: anchors?.count)

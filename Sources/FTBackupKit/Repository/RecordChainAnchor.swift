@@ -137,6 +137,40 @@ public final class RecordChainAnchor: @unchecked Sendable {
         }
     }
 
+    /// Records the database should have anchored and did not: once a kind has anchors, every record
+    /// of it written after its first anchored one — named after it, or linked (through records that
+    /// are) to an anchored record. A chain cannot show a record appended at its head by hand (linked
+    /// and sealed as ftbackup would: anyone can compute SHA-256), so such a record would otherwise pass
+    /// as evidence (a prune run, a drill); a real run whose anchoring failed warned when it ran, and is
+    /// listed the same way.
+    static func unanchored(_ anchors: [Anchor], storage: any RepositoryStorage, folder: (String) -> String) throws -> [String] {
+        var problems: [String] = []
+        for (kind, ofKind) in Dictionary(grouping: anchors, by: \.kind).sorted(by: { $0.key < $1.key }) {
+            let anchored = Set(ofKind.map(\.record))
+            guard let first = anchored.min() else { continue }
+            let place = folder(kind)
+            let names = try RecordChain.names(storage, folder: place)
+            var previous: [String: String] = [:]
+            for name in names where !anchored.contains(name) {
+                if let link = RecordChain.link(of: try storage.readAll("\(place)/\(name)")), let before = link.previousRecord { previous[name] = before }
+            }
+            // Written after anchoring began: named after the first anchored record, or linked to a record that was.
+            var after = Set(names.filter { $0 > first })
+            var grew = true
+            while grew {
+                grew = false
+                for (name, before) in previous where !after.contains(name) && (anchored.contains(before) || after.contains(before)) {
+                    after.insert(name)
+                    grew = true
+                }
+            }
+            for name in names where after.contains(name) && !anchored.contains(name) {
+                problems.append("\(place)/\(name) is not anchored in the database though its kind's records are from \(place)/\(first) on: added by hand (a forged record links and seals like a real one), or written by a run whose anchoring failed (it warned 'record not anchored')")
+            }
+        }
+        return problems
+    }
+
     /// Problems of the anchors against the repository: an anchored record that is gone or whose
     /// bytes changed after it was anchored.
     static func check(_ anchors: [Anchor], storage: any RepositoryStorage, folder: (String) -> String) -> [String] {

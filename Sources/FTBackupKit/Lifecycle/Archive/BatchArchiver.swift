@@ -118,10 +118,29 @@ struct BatchArchiver {
     /// Every table's rows in one statement (`ArchiveClosure.deleteAll`), each DELETE guarded, each
     /// count equal to what the archive holds.
     func delete(_ closure: ArchiveClosure, tables: [ArchiveManifest.ArchivedTable]) throws {
+        try checkKeysUnchanged(closure)
         let counts = try closure.deleteAll(members: Array(plan.members.indices), rootGuard: try plan.predicate(closure.q), parameters: parameters)
         for index in plan.members.indices where counts[index] != tables[index].rows {
             throw FTBackupError(.safetyStop, "\(plan.members[index].relation): the guarded delete would remove \(counts[index] ?? 0) rows but \(tables[index].rows) were archived; the batch was rolled back, nothing was removed",
                                 hint: "this is a defect in ftbackup or a change made during the run; keep the run's log and report it")
+        }
+    }
+
+    /// The plan's closure was found when the run started; a foreign key added since (a migration
+    /// during the run: `ON DELETE CASCADE` from a new table) would make the DELETE remove rows the
+    /// archive does not hold and no count compares. So before it deletes, the batch takes the lock
+    /// its DELETE takes anyway (ROW EXCLUSIVE, which keeps a new key from being added to these tables
+    /// until it commits) and checks that the keys into every table of the closure are the plan's.
+    func checkKeysUnchanged(_ closure: ArchiveClosure) throws {
+        let tables = try plan.members.indices.map { try closure.table($0) }.joined(separator: ", ")
+        try connection.execute("LOCK TABLE \(tables) IN ROW EXCLUSIVE MODE")
+        let oids = Set(plan.members.map(\.relation.oid))
+        let now = Set(try ForeignKey.all(connection).filter { oids.contains($0.parent.oid) })
+        let planned = Set(plan.edges.map(\.key) + plan.blocking.map(\.key))
+        guard now == planned else {
+            let changed = now.symmetricDifference(planned).map { ($0.description, now.contains($0) ? "added" : "removed") }.sorted { $0.0 < $1.0 }
+            throw FTBackupError(.safetyStop, "\(plan.schema): the foreign keys into its archived tables changed during the run (\(changed.prefix(3).map { "\($0.0) \($0.1)" }.joined(separator: "; "))); the batch was rolled back, nothing of it was removed",
+                                hint: "run the archive again: it plans with the keys as they are now")
         }
     }
 

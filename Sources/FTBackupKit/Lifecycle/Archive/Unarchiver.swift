@@ -43,6 +43,16 @@ public enum Unarchiver {
         let session = try await DatabaseSession.connect(database, name: "ftbackup-unarchive")
         defer { session.close() }
         try await session.execute(SessionSettings.copy(encoding: "UTF8") + "; " + SessionSettings.qualifiedNames)
+        // A writer of the repository (the manifest's put-back ids, the run log and its anchor): only
+        // the repository's source, as every writer. Put back into another database (a scratch copy),
+        // the archive would say restored while the source never got the rows, and every later
+        // restore of the source would keep them.
+        let here = try await session.withConnection { try DatabaseIdentity.of($0) }
+        try RepositorySource.claim(repositoryPath: repositoryPath, identity: here, command: "lifecycle unarchive", record: false)
+        if let source = manifest.source, SourceKey(source) != SourceKey(here) {
+            throw FTBackupError(.usage, "archive \(name) holds rows of \(source); this run connects to \(here); nothing was put back",
+                                hint: "unarchive into the database the archive came from; to look at the rows elsewhere, restore a backup from before the archive into a scratch database")
+        }
         if !manifest.unarchivingIds.isEmpty {
             let unsettled = manifest
             manifest = try await session.withConnection { connection in try settleInterrupted(connection, store: store, manifest: unsettled) }
@@ -136,7 +146,7 @@ public enum Unarchiver {
                         """)
                 } catch let error as PostgresError where error.sqlState == "42703" {
                     throw FTBackupError(.usage, "archive \(manifest.name) holds \(table.schema).\(table.name) with columns the table no longer has (\(error.message)); nothing was put back",
-                                        hint: "the archive's columns are \(table.columns.joined(separator: ", ")); add the missing column back (or restore the schema into a scratch database) and unarchive there")
+                                        hint: "the archive's columns are \(table.columns.joined(separator: ", ")); add the missing column back and retry (to look at the rows without changing the table, restore a backup from before the archive into a scratch database)")
                 }
                 try connection.copyIn("COPY \(staging) (\(rooted ? "ftbackup_roots, " : "")\(columns)) FROM STDIN") { write in
                     try StoredFileReader.read(store.storage, folder: store.folder(manifest.name), file: table.file, into: write)

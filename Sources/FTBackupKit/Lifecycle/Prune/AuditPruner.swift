@@ -168,7 +168,11 @@ public enum AuditPruner {
         }
         let cutoff = try connection.query("SELECT $1::timestamptz::timestamp::text AS at", [instant]).first!.requiredString("at")
         let exports = PartitionExportStore(storage: storage)
-        let reconciled = options.dryRun || !options.reconcile ? [] : try PartitionDropper.reconcile(connection, store: exports, logger: logger)
+        let source = try DatabaseIdentity.of(connection)
+        var reconciled = options.dryRun || !options.reconcile ? [] : try PartitionDropper.reconcile(connection, store: exports, logger: logger)
+        if !options.dryRun && options.reconcile {
+            reconciled += try PendingBatch.settle(connection, kind: options.evidenceKind, source: source, storage: storage, anchor: anchor, logger: logger)
+        }
         let tables = try AuditTable.discover(connection).filter { options.schemas.isEmpty || options.schemas.contains($0.relation.schema) }
         let foreignKeys = try ForeignKey.all(connection)
         for table in tables {
@@ -188,7 +192,7 @@ public enum AuditPruner {
         let kindLock = options.dryRun ? nil : try RecordChain.holdKind(options.evidenceKind, storage: storage)
         defer { kindLock?.release() }
         let dropper = PartitionDropper(connection: connection, store: exports, compression: policy.compression, lockTimeout: options.lockTimeout,
-                                       attempts: options.lockAttempts, source: try DatabaseIdentity.of(connection))
+                                       attempts: options.lockAttempts, source: source)
         let q = { (name: String) in try connection.escapeIdentifier(name) }
         let rowPruner = RowBatchPruner(connection: connection, triggers: triggers)
 
@@ -233,8 +237,22 @@ public enum AuditPruner {
                     }
                 } else {
                     if droppable {
+                        let soFar = current, digestSoFar = digest.hexDigest()
                         switch try dropper.drop(leaf, of: table, run: run, cutoff: cutoff, cutoffLiteral: cutoffLiteral, hold: hold,
-                                                holdLiteral: holdLiteral, referenced: referenced) {
+                                                holdLiteral: holdLiteral, referenced: referenced, beforeCommit: { export, transaction in
+                            var leafEvidence = partition
+                            leafEvidence.rows = export.rows
+                            leafEvidence.oldest = export.oldest
+                            leafEvidence.newest = export.newest
+                            leafEvidence.export = export.name
+                            leafEvidence.sha256 = export.rowsSHA256
+                            var partial = soFar
+                            partial.partitions.append(leafEvidence)
+                            Self.total(&partial)
+                            partial.sha256 = digestSoFar
+                            try PendingBatch.write(PendingBatch(transaction: transaction, source: source, report: try report(evidence + [partial], complete: false)),
+                                                   kind: options.evidenceKind, run: run, storage: storage)
+                        }) {
                         case .dropped(let export):
                             partition.rows = export.rows
                             partition.oldest = export.oldest
@@ -252,7 +270,7 @@ public enum AuditPruner {
                         let target = RowBatchPruner.Target(leaf: leaf.relation, table: table, cutoff: cutoffLiteral, hold: holdLiteral,
                                                            holdCount: hold.count, referenced: referenced)
                         let before = current
-                        let result = try rowPruner.prune(target, batchSize: options.batchSize, digest: &digest) { progress, digestSoFar in
+                        func partial(_ progress: RowBatchPruner.Result, _ digestSoFar: String) throws -> Report {
                             var partial = before
                             var leafEvidence = partition
                             leafEvidence.rows = progress.rows
@@ -262,7 +280,14 @@ public enum AuditPruner {
                             Self.total(&partial)
                             partial.sha256 = digestSoFar
                             partial.batches = before.batches + progress.batches
-                            try store.writeRunLog(kind: options.evidenceKind, run: run, try report(evidence + [partial], complete: false), anchor: anchor)
+                            return try report(evidence + [partial], complete: false)
+                        }
+                        let result = try rowPruner.prune(target, batchSize: options.batchSize, digest: &digest, beforeCommit: { progress, digestSoFar, transaction in
+                            try PendingBatch.write(PendingBatch(transaction: transaction, source: source, report: try partial(progress, digestSoFar)),
+                                                   kind: options.evidenceKind, run: run, storage: storage)
+                        }) { progress, digestSoFar in
+                            try store.writeRunLog(kind: options.evidenceKind, run: run, try partial(progress, digestSoFar), anchor: anchor)
+                            try PendingBatch.remove(kind: options.evidenceKind, run: run, storage: storage)
                         }
                         partition.rows = result.rows
                         partition.oldest = result.oldest
@@ -276,6 +301,7 @@ public enum AuditPruner {
                 if !options.dryRun {
                     current.sha256 = digest.hexDigest()
                     try store.writeRunLog(kind: options.evidenceKind, run: run, try report(evidence + [current], complete: false), anchor: anchor)
+                    try PendingBatch.remove(kind: options.evidenceKind, run: run, storage: storage)
                 }
             }
             // The evidence itself is checked: nothing at or after the cut-off was removed.
@@ -298,5 +324,64 @@ public enum AuditPruner {
         table.rows = table.partitions.reduce(0) { $0 + $1.rows }
         table.oldest = table.partitions.compactMap(\.oldest).min(by: TimestampText.less)
         table.newest = table.partitions.compactMap(\.newest).max(by: TimestampText.less)
+    }
+}
+
+/// The evidence of a prune batch (or a partition's drop) as it will be once it commits, written before its COMMIT
+/// (`lifecycle/<kind>/<run>.pending-batch`, outside the chain) with the batch's transaction id.
+///
+/// It exists because the run's evidence is rewritten only after each batch commits: a run killed
+/// in between (kill -9, the host lost) had deleted audit rows that no evidence named, and the rerun
+/// records only what it removes itself. The next run settles it against the source database before
+/// it writes anything: the transaction committed (`txid_status`) — the pending evidence becomes the
+/// run's evidence (chained where the run's record is, anchored); it did not — it is discarded.
+struct PendingBatch: Codable, Sendable {
+    static let suffix = ".pending-batch"
+    var transaction: Int64
+    var source: DatabaseIdentity
+    var report: AuditPruner.Report
+
+    static func path(kind: String, run: String) -> String { "lifecycle/\(kind)/\(run)\(suffix)" }
+
+    static func write(_ pending: PendingBatch, kind: String, run: String, storage: any RepositoryStorage) throws {
+        try storage.writeAll(path(kind: kind, run: run), Array(try JSONOutput.encode(pending).utf8) + [0x0A])
+    }
+
+    static func remove(kind: String, run: String, storage: any RepositoryStorage) throws {
+        let file = path(kind: kind, run: run)
+        if try storage.exists(file) { try storage.remove(file) }
+    }
+
+    /// Settles every pending batch of `kind` whose source is this database; returns what it did.
+    static func settle(_ connection: PGConnection, kind: String, source: DatabaseIdentity, storage: any RepositoryStorage,
+                       anchor: RecordChainAnchor?, logger: Logger) throws -> [String] {
+        let folder = "lifecycle/\(kind)"
+        guard try storage.exists(folder) else { return [] }
+        var settled: [String] = []
+        for entry in try storage.list(folder) where !entry.isDirectory && entry.path.hasSuffix(suffix) {
+            let pending = try BackupManifest.decoder().decode(PendingBatch.self, from: Data(try storage.readAll(entry.path)))
+            guard pending.source.isSame(as: source) else { continue }
+            let run = pending.report.run
+            // The killed run's backend ends its transaction as soon as it notices; wait for that.
+            var status: String?
+            for _ in 0..<100 {
+                status = try connection.query("SELECT txid_status($1::bigint) AS s", [pending.transaction]).first!.string("s")
+                if status != "in progress" { break }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            switch status {
+            case "committed":
+                try ArchiveStore(storage: storage).writeRunLog(kind: kind, run: run, pending.report, anchor: anchor)
+                try storage.remove(entry.path)
+                settled.append("\(folder)/\(run).json: the last batch of an interrupted run (transaction \(pending.transaction)) had committed; its evidence now names its \(pending.report.rows) rows")
+            case "aborted":
+                try storage.remove(entry.path)
+                settled.append("\(folder)/\(run).json: the last batch of an interrupted run (transaction \(pending.transaction)) had not committed; nothing of it was removed")
+            default:
+                logger.warning("an interrupted prune batch cannot be settled yet", metadata: ["transaction": .string("\(pending.transaction)"),
+                                                                                              "status": .string(status ?? "unknown (too old)"), "file": .string(entry.path)])
+            }
+        }
+        return settled
     }
 }

@@ -34,8 +34,11 @@ struct PartitionDropper {
     let attempts: Int
     let source: DatabaseIdentity
 
+    /// `beforeCommit` gets the export as it will be once the drop commits, and the drop's
+    /// transaction id, just before COMMIT (the run's pending evidence, ``PendingBatch``).
     func drop(_ leaf: AuditLeaf, of table: AuditTable, run: String, cutoff: String, cutoffLiteral: String,
-              hold: [String], holdLiteral: String, referenced: String) throws -> Outcome {
+              hold: [String], holdLiteral: String, referenced: String,
+              beforeCommit: (PartitionExport, Int64) throws -> Void = { _, _ in }) throws -> Outcome {
         guard let parent = leaf.parent else { return .pruneByRows("not a partition") }
         let name = try connection.qualifiedName(leaf.relation.schema, leaf.relation.table)
         let exportName = "\(run)-\(leaf.relation.oid)"
@@ -67,6 +70,9 @@ struct PartitionDropper {
                 }
                 try connection.execute("ALTER TABLE \(try connection.qualifiedName(parent.schema, parent.table)) DETACH PARTITION \(name)")
                 try connection.execute("DROP TABLE \(name)")
+                var dropped = export
+                dropped.status = .dropped
+                try beforeCommit(dropped, try connection.query("SELECT txid_current() AS x").first!.int64("x"))
                 try connection.execute("COMMIT")
             } catch let error as PostgresError where !error.connectionLost {
                 try? connection.execute("ROLLBACK")

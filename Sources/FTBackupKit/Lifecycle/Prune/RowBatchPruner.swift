@@ -34,8 +34,29 @@ struct RowBatchPruner {
     let connection: PGConnection
     let triggers: ApplicationTriggerGuard
 
+    /// The run refused keys that would cascade, null or default rows when audit rows go, but only
+    /// when it started; one added since (a migration while the run works through other tables)
+    /// would change rows no evidence names. Each batch takes the lock its DELETE takes anyway (ROW
+    /// EXCLUSIVE on the leaf, which keeps a new key off it until the batch commits) and looks again.
+    func checkNoKeyChangesRows(_ target: Target) throws {
+        try connection.execute("LOCK TABLE \(try connection.qualifiedName(target.leaf.schema, target.leaf.table)) IN ROW EXCLUSIVE MODE")
+        let oids = PostgresArray.text(target.table.treeOids.map(String.init))
+        if let key = try connection.query("""
+            SELECT conname AS name, conrelid::regclass::text AS child, confdeltype::text AS action FROM pg_constraint
+            WHERE contype = 'f' AND confrelid = ANY($1::oid[]) AND confdeltype NOT IN ('a', 'r') ORDER BY 1 LIMIT 1
+            """, [oids]).first {
+            throw FTBackupError(.safetyStop, "prune of \(target.leaf) stopped before its batch: foreign key \(try key.requiredString("name")) of \(try key.requiredString("child")) was added during the run and would change its rows when audit rows go (ON DELETE \(ForeignKey.OnDelete(rawValue: try key.requiredString("action"))?.sql ?? "?")); nothing of the batch was removed",
+                                hint: "such rows are part of the audit record: make the key NO ACTION, or prune them deliberately first")
+        }
+    }
+
     /// Prunes `target`, feeding every deleted row's COPY text (timestamp first) to `digest`.
+    ///
+    /// `beforeCommit` gets the result and digest as they will be once the batch commits, and the
+    /// batch's transaction id (so that a run killed between COMMIT and its evidence can be settled
+    /// from the database: ``AuditPruner``'s pending batch); `afterBatch` the same once it committed.
     func prune(_ target: Target, batchSize: Int, digest: inout StreamDigest,
+               beforeCommit: (Result, String, Int64) throws -> Void = { _, _, _ in },
                afterBatch: (Result, String) throws -> Void) throws -> Result {
         let q = { (name: String) in try connection.escapeIdentifier(name) }
         let leaf = try connection.qualifiedName(target.leaf.schema, target.leaf.table)
@@ -56,6 +77,7 @@ struct RowBatchPruner {
             try connection.execute("BEGIN")
             do {
                 try triggers.enter(connection, work: "prune-audit")
+                try checkNoKeyChangesRows(target)
                 let deleted = try connection.query("""
                     WITH d AS (DELETE FROM \(leaf) e
                                WHERE e.ctid = ANY(ARRAY(SELECT e.ctid FROM \(leaf) e WHERE \(selection) LIMIT \(batchSize)))
@@ -81,13 +103,19 @@ struct RowBatchPruner {
                                         hint: "this is a defect in ftbackup or a change in the table's definition; keep the evidence and report it")
                 }
                 try connection.copyOut("COPY (SELECT e.\"timestamp\", \(returning) FROM pg_temp.ftbackup_pruned e) TO STDOUT") { digest.update($0) }
-                try connection.execute("COMMIT")
-                result.rows += rows
-                result.batches += 1
-                result.longest = max(result.longest, Date().timeIntervalSince(started))
+                var next = result
+                next.rows += rows
+                next.batches += 1
                 let oldest = try check.string("oldest"), newest = try check.string("newest")
-                if let oldest, result.oldest.map({ TimestampText.less(oldest, $0) }) ?? true { result.oldest = oldest }
-                if let newest, result.newest.map({ TimestampText.less($0, newest) }) ?? true { result.newest = newest }
+                if let oldest, next.oldest.map({ TimestampText.less(oldest, $0) }) ?? true { next.oldest = oldest }
+                if let newest, next.newest.map({ TimestampText.less($0, newest) }) ?? true { next.newest = newest }
+                // The evidence of this batch is on disk before its rows can be gone: killed between
+                // COMMIT and the evidence, the next run settles it from the transaction's status.
+                let transaction = try connection.query("SELECT txid_current() AS x").first!.int64("x")
+                try beforeCommit(next, digest.hexDigest(), transaction)
+                try connection.execute("COMMIT")
+                result = next
+                result.longest = max(result.longest, Date().timeIntervalSince(started))
                 try afterBatch(result, digest.hexDigest())
                 Failpoint.hit("prune.after-batch")
                 if deleted < batchSize { break }

@@ -133,6 +133,16 @@ struct RestoreContents {
     /// pg_restore creates only the named schemas' objects, so only `public`'s can clash.
     func clashes(_ target: DatabaseSession, plan: RestorePlan) async throws -> [String] {
         var found: [String] = []
+        for (name, sql, parameters) in outsideCleanedSchemas(plan) where try await target.query(sql, parameters).count > 0 {
+            found.append(name)
+        }
+        return found
+    }
+
+    /// What pg_restore creates outside the schemas `--clean` drops (see `clashes`): each object's name and
+    /// the query finding it in a target. Event triggers are left out: the restore creates them last.
+    func outsideCleanedSchemas(_ plan: RestorePlan, eventTriggers: Bool = true) -> [(name: String, sql: String, parameters: [String])] {
+        var found: [(name: String, sql: String, parameters: [String])] = []
         for entry in entries {
             let inPublic = entry.schema == "public" && plan.schemas.contains("public")
             guard inPublic || (entry.schema == nil && plan.wholeDatabase) else { continue }
@@ -172,15 +182,13 @@ struct RestoreContents {
             case "SERVER": sql = "SELECT 1 FROM pg_foreign_server WHERE srvname = $1"
             case "FOREIGN DATA WRAPPER": sql = "SELECT 1 FROM pg_foreign_data_wrapper WHERE fdwname = $1"
             case "PUBLICATION": sql = "SELECT 1 FROM pg_publication WHERE pubname = $1"
-            case "EVENT TRIGGER": sql = "SELECT 1 FROM pg_event_trigger WHERE evtname = $1"
+            case "EVENT TRIGGER" where eventTriggers: sql = "SELECT 1 FROM pg_event_trigger WHERE evtname = $1"
             case "SCHEMA" where entry.tag != "public" && !plan.schemas.contains(entry.tag):
                 sql = "SELECT 1 FROM pg_namespace WHERE nspname = $1"
             default: continue
             }
-            if try await target.query(sql, parameters).count > 0 {
-                let name = entry.type == "CAST" ? String(entry.tag.dropFirst("CAST ".count)) : entry.tag
-                found.append("\(entry.type.lowercased()) \(entry.schema.map { "\($0)." } ?? "")\(name)")
-            }
+            let name = entry.type == "CAST" ? String(entry.tag.dropFirst("CAST ".count)) : entry.tag
+            found.append(("\(entry.type.lowercased()) \(entry.schema.map { "\($0)." } ?? "")\(name)", sql, parameters))
         }
         return found
     }

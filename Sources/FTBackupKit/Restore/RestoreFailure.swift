@@ -44,14 +44,28 @@ enum RestoreFailure {
         return ["data", "sequences", "replay"].contains(phase) ? .dataError : .failure
     }
 
-    /// What an interrupted restore says from the moment `--clean` starts dropping schemas: they may be only
-    /// partly restored, and where the saved foreign keys, policies and views of other schemas are kept
-    /// (outside the temporary folder, which goes with the process).
-    static func keepOnInterrupt(_ saved: OutsideDependants, target: DatabaseSession, plan: RestorePlan) -> UUID {
+    /// What an interrupted restore says from the moment it may change the target (`--clean` dropping
+    /// schemas, else the first statement of the restore): the schemas may be only partly restored, what
+    /// to run, and where the saved foreign keys, policies and views of other schemas are kept (outside the
+    /// temporary folder, which goes with the process). Once pre-data has committed, a rerun with `--clean`
+    /// would refuse what this run created outside the schemas it drops (`createdOutside`): then the way
+    /// back is a fresh database, as for a failure (`describe`).
+    static func keepOnInterrupt(_ saved: OutsideDependants, dropped: Bool, target: DatabaseSession, plan: RestorePlan,
+                                clock: RestorePhaseClock, createdOutside: [String]) -> UUID {
         TemporaryFiles.onInterrupt {
             var dependants = saved
             let schemas = plan.wholeDatabase ? "all \(plan.schemas.count) schemas of the backup" : "schema(s) \(plan.schemas.joined(separator: ", "))"
-            var line = "the target may be left half-built: --clean was dropping or had dropped \(schemas), which may be only partly restored; run the same restore again with --clean"
+            var line = dropped
+                ? "the target may be left half-built: --clean was dropping or had dropped \(schemas), which may be only partly restored"
+                : "the target may be left half-built: \(schemas) may be only partly restored"
+            let preDataDone = clock.phases["pre-data"] != nil
+            if preDataDone && !createdOutside.isEmpty {
+                let names = createdOutside.prefix(5).joined(separator: ", ") + (createdOutside.count > 5 ? ", …" : "")
+                line += "; restore into a fresh database (drop and create the target again): the same restore with --clean would refuse to start, since this run created \(createdOutside.count) object(s) outside the schemas --clean drops (\(names)); or drop those first and run the same restore again with --clean"
+            } else {
+                line += dropped ? "; run the same restore again with --clean"
+                                : "; run the same restore again with --clean (it drops the partial schemas first), or restore into a fresh database"
+            }
             if !dependants.isEmpty, let kept = dependants.keepForLater(target) {
                 line += ", then put back what other schemas held on them with psql -f \(kept.script)" + (kept.views.map { " and pg_restore -d TARGET \($0)" } ?? "")
             }

@@ -127,6 +127,8 @@ public enum RestoreRunner {
         // From the drop on, an interrupted run keeps what it saved of other schemas' objects and says where.
         var interruptAction: UUID?
         defer { if let interruptAction { TemporaryFiles.cancelInterruptAction(interruptAction) } }
+        // What pre-data creates outside the schemas --clean drops (the target had none: checked below or by checkTarget).
+        let createdOutside = contents.outsideCleanedSchemas(plan, eventTriggers: false).map(\.name)
         if options.clean {
             // What pg_restore would create but --clean does not drop must not exist yet: refused before anything is dropped.
             let clashes = try await contents.clashes(target, plan: plan)
@@ -137,7 +139,8 @@ public enum RestoreRunner {
             try await timed("clean") {
                 dependants = try await OutsideDependants.capture(target, schemas: plan.schemas, options: options)
                 let saved = dependants
-                interruptAction = RestoreFailure.keepOnInterrupt(saved, target: target, plan: plan)
+                interruptAction = RestoreFailure.keepOnInterrupt(saved, dropped: true, target: target, plan: plan, clock: clock,
+                                                                 createdOutside: createdOutside)
                 let publicRelations = Set(contents.entries.filter {
                     $0.schema == "public" && ["TABLE", "VIEW", "MATERIALIZED VIEW", "SEQUENCE", "FOREIGN TABLE"].contains($0.type)
                 }.map(\.tag))
@@ -148,6 +151,11 @@ public enum RestoreRunner {
         }
         var warnings: [String] = []
         var retired: RetiredDataReapplier.Report?
+        // From the first statement on, an interrupted run says how the target may be left and what to run (--clean: from the drop).
+        if interruptAction == nil {
+            interruptAction = RestoreFailure.keepOnInterrupt(OutsideDependants(), dropped: false, target: target, plan: plan, clock: clock,
+                                                             createdOutside: createdOutside)
+        }
         do {
             clock.enter("schemas")
             if !plan.wholeDatabase {

@@ -282,4 +282,43 @@ import Glibc
             }
         }
     }
+
+    /// adv17 (noted, fixed after): a restore removes audit rows again by the newest prune record's cut-off,
+    /// which it checked only against the retention the record itself states. A record forged with a one-day
+    /// retention and a cut-off of yesterday (copied, resealed, linked: anyone can) passed, and every restore
+    /// deleted audit rows the policy keeps for years. The cut-off must also lie the policy's retention back.
+    @Test func aForgedPruneRecordWithAShortRetentionCannotMakeARestoreDeleteKeptAuditRows() async throws {
+        try await TestServer.withDatabase { db in
+            try await TestRepository.with { repo in
+                let session = try await db.connect()
+                defer { session.close() }
+                _ = try await BackupRunner.runFull(try .test(db, repo))
+                let pruned = try await AuditPruner.run(AuditPruner.Options(database: db.connectionString, repositoryPath: repo.path, policy: try testPolicy()))
+                let storage = repo.repository.storage
+                let folder = "lifecycle/prune-audit"
+                var forged = try BackupManifest.decoder().decode(AuditPruner.Report.self, from: Data(try storage.readAll("\(folder)/\(pruned.run).json")))
+                let now = Date()
+                forged.run = DrillTarget.timestamp(now.addingTimeInterval(2))
+                forged.retention = "1d"
+                let yesterday = try await session.query("SELECT (now() - interval '12 hours')::timestamp::text AS wall, (now() - interval '12 hours')::text AS instant").first!
+                forged.cutoff = try yesterday.requiredString("wall")
+                forged.cutoffInstant = try yesterday.requiredString("instant")
+                try RecordChain.write(try forged.sealed(), kind: "prune-audit", folder: folder, name: "\(forged.run).json", storage: storage)
+                let kept = try await session.query("SELECT count(*) AS n FROM audit.events WHERE \"timestamp\" < $1::timestamp", [forged.cutoff]).first!.requiredInt("n")
+                #expect(kept > 0, "the seeded audit log has rows inside retention that the forged cut-off would take")
+
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let error = await #expect(throws: FTBackupError.self) {
+                        _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path, showProgress: false))
+                    }
+                    #expect(error?.status == .dataError && error?.message.contains("later than its start minus the policy's audit retention 7y") == true,
+                            "\(String(describing: error))")
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    let tables = try await t.query("SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'audit'").first!.requiredInt("n")
+                    #expect(tables == 0, "refused before the target was changed")
+                }
+            }
+        }
+    }
 }

@@ -44,6 +44,11 @@ public struct RestoreOptions: Sendable {
         self.logger = logger
         self.showProgress = showProgress
     }
+
+    /// The policy retired data is removed again by: the one given, else the built-in default.
+    func retentionPolicy() throws -> Policy {
+        try policy ?? PolicyLoader.parse(PolicyLoader.builtInDefault, source: "(built-in)")
+    }
 }
 
 /// Restores a full backup into a target database: plan → verify the files → safety checks →
@@ -113,7 +118,9 @@ public enum RestoreRunner {
         for index in indexes.notInDump { logger.warning("index \(index) is not in the backup's schema dump (it was invalid at the source): not built") }
         try await checkTarget(target, manifest: manifest, plan: plan, tables: tables, roles: dumpRoles, options: options)
         // The evidence retired data will be removed by must be sound before anything is loaded.
-        if !options.keepRetired { try await RetiredDataReapplier.preflight(repositoryPath: options.repositoryPath, session: target) }
+        if !options.keepRetired {
+            try await RetiredDataReapplier.preflight(repositoryPath: options.repositoryPath, policy: try options.retentionPolicy(), session: target)
+        }
         let child = options.target.forChildProcess()
         var common = ["--exit-on-error", "--no-password"]
         if !child.conninfo.isEmpty { common.append("--dbname=\(child.conninfo)") }
@@ -203,7 +210,7 @@ public enum RestoreRunner {
             if !options.keepRetired {
                 retired = try await timed("retired") {
                     try await RetiredDataReapplier.run(target: options.target, repositoryPath: options.repositoryPath, schemas: plan.schemas,
-                                                       policy: try options.policy ?? PolicyLoader.parse(PolicyLoader.builtInDefault, source: "(built-in)"),
+                                                       policy: try options.retentionPolicy(),
                                                        logger: logger)
                 }
             }

@@ -53,7 +53,7 @@ public enum RetiredDataReapplier {
                             pruneRows: 0, silencedTriggers: [])
         // The prune first, as retention runs it: audit rows an archive took with its tool data were past retention already.
         if let newestPrune {
-            try await checkCutoffIsPlausible(newestPrune, session: session)
+            try await checkCutoffIsPlausible(newestPrune, policyRetention: policy.auditRetention, session: session)
             var options = AuditPruner.Options(database: target, repositoryPath: repositoryPath, policy: policy)
             options.policy.legalHoldOrganizations = Array(Set(policy.legalHoldOrganizations + newestPrune.legalHoldOrganizations)).sorted()
             if let instant = newestPrune.cutoffInstant {
@@ -97,16 +97,18 @@ public enum RetiredDataReapplier {
 
     /// What the re-application will read, checked before a restore touches its target: the newest
     /// prune evidence readable, sealed as written and plausible, and every archive manifest readable.
-    public static func preflight(repositoryPath: String, session: DatabaseSession) async throws {
+    public static func preflight(repositoryPath: String, policy: Policy, session: DatabaseSession) async throws {
         let store = ArchiveStore(storage: try RepositoryStorageFactory.open(repositoryPath))
-        if let newest = try newestPruneRun(store) { try await checkCutoffIsPlausible(newest, session: session) }
+        if let newest = try newestPruneRun(store) { try await checkCutoffIsPlausible(newest, policyRetention: policy.auditRetention, session: session) }
         _ = try store.all()
     }
 
     /// A cut-off can only lie at least the run's retention before the run started (a day's slack for
     /// clocks): anything later means the evidence is not what that run wrote, and using it would
-    /// delete audit rows that must be kept.
-    static func checkCutoffIsPlausible(_ run: AuditPruner.Report, session: DatabaseSession) async throws {
+    /// delete audit rows that must be kept. The run's retention is read from the record itself, so a
+    /// record forged with a short retention (anyone can reseal one) would pass that alone: the cut-off
+    /// must also lie the policy's own retention before the run started.
+    static func checkCutoffIsPlausible(_ run: AuditPruner.Report, policyRetention: Period, session: DatabaseSession) async throws {
         let label = Array(run.run.prefix(16))
         guard let retention = Period(parsing: run.retention), label.count == 16 else {
             throw FTBackupError(.dataError, "prune evidence of run \(run.run) names retention \(run.retention); its cut-off cannot be trusted",
@@ -126,6 +128,13 @@ public enum RetiredDataReapplier {
         guard plausible == true else {
             throw FTBackupError(.dataError, "prune evidence of run \(run.run) records a cut-off \(cutoff) later than its start minus its retention \(run.retention); it was changed or damaged",
                                 hint: "restore with --keep-retired and look into the repository (ftbackup verify --evidence)")
+        }
+        let withinPolicy = try await session.query(
+            "SELECT $1::timestamptz <= $2::timestamptz - $3::interval + interval '1 day' AS ok",
+            [cutoff, started, policyRetention.sqlInterval]).first?.bool("ok")
+        guard withinPolicy == true else {
+            throw FTBackupError(.dataError, "prune evidence of run \(run.run) records a cut-off \(cutoff) later than its start minus the policy's audit retention \(policyRetention) (the record says \(run.retention)): removing audit rows by it would delete rows the policy keeps; nothing was restored",
+                                hint: "restore with --keep-retired (the rows stay) and run ftbackup report --db; if the policy was lengthened after that prune, restore with the policy it ran under (--policy)")
         }
     }
 

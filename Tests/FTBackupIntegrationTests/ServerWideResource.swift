@@ -12,7 +12,8 @@ actor ServerWideResource {
     /// `ChangeArchivalTests` set up change archival (drills, S3, snapshot races, encryption, second repository…):
     /// one that held a slot at that moment failed its next incremental pass or restore --at ("chain is broken"),
     /// more often on a loaded machine where tests overlap longer. Shared by every test while it holds a slot
-    /// (``ArchivedDatabase/with(prepare:_:)`` does), exclusive for the test that invalidates them.
+    /// (``ArchivedDatabase/with(prepare:_:)`` does), exclusive for the test that invalidates them, and for a test
+    /// that keeps a transaction with an xid open while it waits (slot creation waits for every such transaction).
     static let replicationSlots = ServerWideResource("replication slots")
 
     /// The drills' `ftbackup_drill_*` scratch databases: `DrillTests` compares the server's whole set before

@@ -239,7 +239,7 @@ public enum AuditPruner {
                     if droppable {
                         let soFar = current, digestSoFar = digest.hexDigest()
                         switch try dropper.drop(leaf, of: table, run: run, cutoff: cutoff, cutoffLiteral: cutoffLiteral, hold: hold,
-                                                holdLiteral: holdLiteral, referenced: referenced, beforeCommit: { export, transaction in
+                                                holdLiteral: holdLiteral, referenced: referenced, beforeLocking: { export, transaction in
                             var leafEvidence = partition
                             leafEvidence.rows = export.rows
                             leafEvidence.oldest = export.oldest
@@ -327,8 +327,9 @@ public enum AuditPruner {
     }
 }
 
-/// The evidence of a prune batch (or a partition's drop) as it will be once it commits, written before its COMMIT
-/// (`lifecycle/<kind>/<run>.pending-batch`, outside the chain) with the batch's transaction id.
+/// The evidence of a prune batch (or a partition's drop) as it will be once it commits, written inside its transaction
+/// before COMMIT (a partition's drop: before it asks for its locks, so that no repository write happens while the
+/// application's inserts wait) as `lifecycle/<kind>/<run>.pending-batch`, outside the chain, with the transaction's id.
 ///
 /// It exists because the run's evidence is rewritten only after each batch commits: a run killed
 /// in between (kill -9, the host lost) had deleted audit rows that no evidence named, and the rerun

@@ -8,7 +8,8 @@ import Logging
 ///    none still referenced — else the partition is pruned by rows instead), a census of the row
 ///    versions (count and an order-independent hash of `ctid` and `xmin`), `COPY` out to zstd with SHA-256, read back, and the
 ///    export's manifest written `pending`. COMMIT.
-/// 2. **Drop** (one short transaction, tried a few times): the parent's `ACCESS EXCLUSIVE` lock
+/// 2. **Drop** (one short transaction, tried a few times): the run's pending evidence written with the
+///    transaction's id (before any lock), then the parent's `ACCESS EXCLUSIVE` lock
 ///    first (the order the application's inserts take parent and partition in, so they can wait
 ///    for each other but never deadlock), waited for at most `lockTimeout`; the census taken again
 ///    and compared (a row version written meanwhile means the export is stale: it is discarded and
@@ -34,11 +35,12 @@ struct PartitionDropper {
     let attempts: Int
     let source: DatabaseIdentity
 
-    /// `beforeCommit` gets the export as it will be once the drop commits, and the drop's
-    /// transaction id, just before COMMIT (the run's pending evidence, ``PendingBatch``).
+    /// `beforeLocking` gets the export as it will be once the drop commits, and the drop's transaction id, at the
+    /// start of each attempt's transaction, before its locks are asked for (the run's pending evidence,
+    /// ``PendingBatch``: settled by the transaction's fate if the run dies before its evidence is written).
     func drop(_ leaf: AuditLeaf, of table: AuditTable, run: String, cutoff: String, cutoffLiteral: String,
               hold: [String], holdLiteral: String, referenced: String,
-              beforeCommit: (PartitionExport, Int64) throws -> Void = { _, _ in }) throws -> Outcome {
+              beforeLocking: (PartitionExport, Int64) throws -> Void = { _, _ in }) throws -> Outcome {
         guard let parent = leaf.parent else { return .pruneByRows("not a partition") }
         let name = try connection.qualifiedName(leaf.relation.schema, leaf.relation.table)
         let exportName = "\(run)-\(leaf.relation.oid)"
@@ -58,6 +60,13 @@ struct PartitionDropper {
         for attempt in 1...max(1, attempts) {
             try connection.execute("BEGIN")
             do {
+                // The evidence as it will be if this transaction commits goes to the repository before any lock
+                // is asked for: on object storage it is a PUT with retries, which must not hold the application's
+                // inserts into the audit table behind the parent's ACCESS EXCLUSIVE lock.
+                var dropped = export
+                dropped.status = .dropped
+                try beforeLocking(dropped, try connection.query("SELECT txid_current() AS x").first!.int64("x"))
+                Failpoint.pause("prune.drop-evidence-pending")
                 try connection.execute("SET LOCAL lock_timeout = \(try connection.escapeLiteral(lockTimeout))")
                 // The parent first, then the partition: the order the application's inserts lock them
                 // in, so the two can wait for each other but never deadlock.
@@ -70,9 +79,6 @@ struct PartitionDropper {
                 }
                 try connection.execute("ALTER TABLE \(try connection.qualifiedName(parent.schema, parent.table)) DETACH PARTITION \(name)")
                 try connection.execute("DROP TABLE \(name)")
-                var dropped = export
-                dropped.status = .dropped
-                try beforeCommit(dropped, try connection.query("SELECT txid_current() AS x").first!.int64("x"))
                 try connection.execute("COMMIT")
             } catch let error as PostgresError where !error.connectionLost {
                 try? connection.execute("ROLLBACK")

@@ -146,7 +146,7 @@ extension CommandLineTests {
             try await TestRepository.with { repo in
                 _ = try await BackupRunner.runFull(try .test(source, repo))
                 try await TestServer.withDatabase(seeded: false) { target in
-                    let outcome = try FTBackupBinary.run(["restore", "--at", at, "--target", target.connectionString.raw,
+                    let outcome = try await FTBackupBinary.run(["restore", "--at", at, "--target", target.connectionString.raw,
                                                           "--repo", repo.path, "--db", source.connectionString.raw])
                     #expect(outcome.status == 64, "\(outcome.stderr)")
                     #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
@@ -178,7 +178,7 @@ extension CommandLineTests {
             try await TestRepository.with { repo in
                 _ = try await BackupRunner.runFull(try .test(source, repo))
                 try await TestServer.withDatabase(seeded: false) { target in
-                    let outcome = try FTBackupBinary.run(["restore", "--schema", "public", "--target", target.connectionString.raw,
+                    let outcome = try await FTBackupBinary.run(["restore", "--schema", "public", "--target", target.connectionString.raw,
                                                           "--repo", repo.path, "--db", source.connectionString.raw, "-j", "1"])
                     #expect(outcome.status == 65, "\(outcome.stderr)")
                     #expect(outcome.stderr.split(separator: "\n").filter { $0.hasPrefix("ftbackup: error:") }.count == 1, "\(outcome.stderr)")
@@ -235,7 +235,7 @@ extension ChangeArchivalTests.PointInTimeTests {
                     #expect(full?.status == .usage)
                     #expect(try repo.repository.entries().count == entriesBefore)
                     #expect(try ChangeSegmentManifest.all(repo.repository.storage).count == segmentsBefore)
-                    let info = try FTBackupBinary.run(["info", "--db", db.connectionString.raw, "--repo", repo.path])
+                    let info = try await FTBackupBinary.run(["info", "--db", db.connectionString.raw, "--repo", repo.path])
                     #expect(info.status == 69, "\(info.stdout) \(info.stderr)")
                     #expect(info.stderr.contains("is gone"), "\(info.stderr)")
 

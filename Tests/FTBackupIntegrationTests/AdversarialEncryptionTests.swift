@@ -7,8 +7,8 @@ import Testing
 @Suite struct AdversarialEncryptionTests {
     typealias Keyed = EncryptionTests.Keyed
 
-    static func backup(_ k: Keyed, _ type: String = "full", key: String?? = .some(nil)) throws -> String {
-        let outcome = try k.run(["backup", "--type", type], key: key)
+    static func backup(_ k: Keyed, _ type: String = "full", key: String?? = .some(nil)) async throws -> String {
+        let outcome = try await k.run(["backup", "--type", type], key: key)
         #expect(outcome.status == 0, "\(outcome.stderr)")
         return outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -17,7 +17,7 @@ import Testing
     static func expectRestores(_ k: Keyed, _ expected: [TableFingerprint], label: String? = nil, key: String?? = .some(nil),
                                sourceLocation: SourceLocation = #_sourceLocation) async throws {
         try await TestServer.withDatabase(seeded: false) { target in
-            let outcome = try k.run(["restore", "--target", target.connectionString.raw] + (label.map { ["--set", $0] } ?? []), key: key)
+            let outcome = try await k.run(["restore", "--target", target.connectionString.raw] + (label.map { ["--set", $0] } ?? []), key: key)
             #expect(outcome.status == 0, "\(outcome.stderr)", sourceLocation: sourceLocation)
             let t = try await target.connect()
             defer { t.close() }
@@ -31,22 +31,22 @@ import Testing
         try await Keyed.with { k in
             let s = k.archived.session
             let genuine = try await TableFingerprint.compute(s)
-            _ = try Self.backup(k)
+            _ = try await Self.backup(k)
             try await s.execute("""
                 SET session_replication_role = replica;
                 UPDATE users.accounts SET email = 'forged@attacker.example' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1);
                 RESET session_replication_role;
                 """)
             try await TestRepository.with { plain in
-                let made = try FTBackupBinary.run(["backup", "--type", "full", "--repo", plain.path, "--db", k.source])
+                let made = try await FTBackupBinary.run(["backup", "--type", "full", "--repo", plain.path, "--db", k.source])
                 #expect(made.status == 0, "\(made.stderr)")
                 let label = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 try FileManager.default.copyItem(atPath: "\(plain.path)/backups/\(label)", toPath: "\(k.repo)/backups/\(label)")
                 try await TestServer.withDatabase(seeded: false) { target in
-                    try await EncryptionTests.expectRefused(try k.run(["restore", "--target", target.connectionString.raw]), 65,
+                    try await EncryptionTests.expectRefused(try await k.run(["restore", "--target", target.connectionString.raw]), 65,
                                                             "was not in the repository when encryption was turned on", target: target)
                 }
-                let verify = try k.run(["verify"])
+                let verify = try await k.run(["verify"])
                 #expect(verify.status == 65 && verify.stdout.contains("backups/\(label)/manifest.json"), "\(verify.stdout)\(verify.stderr)")
                 // Without its key record the forged unit is no better: a unit needs one or a place in encryption.json.
                 try FileManager.default.removeItem(atPath: "\(k.repo)/backups/\(label)")
@@ -60,7 +60,7 @@ import Testing
     @Test func aRemovedOrChangedEncryptionMarkerIsRefused() async throws {
         try await Keyed.with { k in
             let genuine = try await TableFingerprint.compute(k.archived.session)
-            _ = try Self.backup(k)
+            _ = try await Self.backup(k)
             let markerPath = "\(k.repo)/\(RepositoryEncryptionMarker.fileName)"
             let original = try Data(contentsOf: URL(fileURLWithPath: markerPath))
             try await TestServer.withDatabase(seeded: false) { target in
@@ -68,7 +68,7 @@ import Testing
                 try FileManager.default.removeItem(atPath: markerPath)
                 try await EncryptionTests.expectRefused(try k.run(restore, key: .none), 65, "no encryption.json", target: target)
                 try await EncryptionTests.expectRefused(try k.run(restore), 65, "no encryption.json", target: target)
-                let backupWithoutKey = try k.run(["backup", "--type", "full"], key: .none)
+                let backupWithoutKey = try await k.run(["backup", "--type", "full"], key: .none)
                 #expect(backupWithoutKey.status == 65 && backupWithoutKey.stderr.contains("no encryption.json"), "\(backupWithoutKey.stderr)")
                 var changed = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
                 changed["plainUnits"] = ((changed["plainUnits"] as? [String]) ?? []) + ["backups/20990101T000000Z-F"]
@@ -76,7 +76,7 @@ import Testing
                 try await EncryptionTests.expectRefused(try k.run(restore), 65, "does not authenticate", target: target)
             }
             try original.write(to: URL(fileURLWithPath: markerPath))
-            #expect(try Self.backup(k).hasSuffix("-F"))
+            #expect(try await Self.backup(k).hasSuffix("-F"))
             try await Self.expectRestores(k, genuine)
         }
     }
@@ -87,14 +87,14 @@ import Testing
     @Test func aRunOpenedBeforeAKeyRotateNeverWrapsANewDataKeyWithTheRetiredKey() async throws {
         try await Keyed.with { k in
             let genuine = try await TableFingerprint.compute(k.archived.session)
-            _ = try Self.backup(k)
+            _ = try await Self.backup(k)
             let oldKey = try MasterKey.load(path: k.keyFile)
             RepositoryEncryption.use(oldKey, forRepository: k.repo)
             defer { RepositoryEncryption.use(nil, forRepository: k.repo) }
             let opened = try Repository.open(k.repo)
             let newKey = (k.repo as NSString).deletingLastPathComponent + "/new.key"
-            #expect(try FTBackupBinary.run(["key", "create", "--key-file", newKey]).status == 0)
-            let rotated = try FTBackupBinary.run(["key", "rotate", "--new-key-file", newKey, "--repo", k.repo, "--key-file", k.keyFile])
+            #expect(try await FTBackupBinary.run(["key", "create", "--key-file", newKey]).status == 0)
+            let rotated = try await FTBackupBinary.run(["key", "rotate", "--new-key-file", newKey, "--repo", k.repo, "--key-file", k.keyFile])
             #expect(rotated.status == 0, "\(rotated.stderr)")
             let late = #expect(throws: FTBackupError.self) { try opened.storage.writeAll("drills/20990101T000000Z.json", Array("{}".utf8)) }
             #expect(late?.status == .permission, "\(String(describing: late))")
@@ -103,7 +103,7 @@ import Testing
                 let text = try String(contentsOfFile: "\(k.repo)/keys/\(record)", encoding: .utf8)
                 #expect(text.contains("\"masterKeyId\" : \"\(newId)\""), "\(record) is wrapped by another key: \(text)")
             }
-            let verify = try k.run(["verify"], key: newKey)
+            let verify = try await k.run(["verify"], key: newKey)
             #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
             try await Self.expectRestores(k, genuine, key: newKey)
         }
@@ -114,17 +114,17 @@ import Testing
     @Test func restoreRefusesWhenTheNewestFullBackupIsUnreadableAndRestoresTheOlderOneWhenNamed() async throws {
         try await Keyed.with { k in
             let s = k.archived.session
-            let older = try Self.backup(k)
+            let older = try await Self.backup(k)
             let atOlder = try await TableFingerprint.compute(s)
             try await s.execute("UPDATE users.accounts SET full_name = 'newer' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1)")
-            let newer = try Self.backup(k)
+            let newer = try await Self.backup(k)
             #expect(newer > older)
             let manifest = URL(fileURLWithPath: "\(k.repo)/backups/\(newer)/manifest.json")
             var bytes = try Data(contentsOf: manifest)
             bytes[bytes.count / 2] ^= 0x01
             try bytes.write(to: manifest)
             try await TestServer.withDatabase(seeded: false) { target in
-                try await EncryptionTests.expectRefused(try k.run(["restore", "--target", target.connectionString.raw]), 65,
+                try await EncryptionTests.expectRefused(try await k.run(["restore", "--target", target.connectionString.raw]), 65,
                                                         "backup \(newer), newer than \(older), is unreadable", target: target)
             }
             try await Self.expectRestores(k, atOlder, label: older)
@@ -139,24 +139,24 @@ import Testing
             let folder = NSTemporaryDirectory() + "ftbackup-test-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: folder) }
-            let created = try FTBackupBinary.run(["key", "create", "--key-file", "k"], in: folder)
+            let created = try await FTBackupBinary.run(["key", "create", "--key-file", "k"], in: folder)
             #expect(created.status == 0 && created.stdout.contains("written to k"), "\(created.stdout)\(created.stderr)")
             let attributes = try FileManager.default.attributesOfItem(atPath: folder + "/k")
             #expect(attributes[.size] as? Int == 32 && (attributes[.posixPermissions] as? Int) == 0o600, "\(attributes)")
             let session = try await db.connect()
             defer { session.close() }
             let source = try await TableFingerprint.compute(session)
-            let backup = try FTBackupBinary.run(["backup", "--type", "full", "--repo", "r", "--key-file", "k", "--db", db.connectionString.raw], in: folder)
+            let backup = try await FTBackupBinary.run(["backup", "--type", "full", "--repo", "r", "--key-file", "k", "--db", db.connectionString.raw], in: folder)
             #expect(backup.status == 0, "\(backup.stderr)")
             try await TestServer.withDatabase(seeded: false) { target in
-                let restore = try FTBackupBinary.run(["restore", "--repo", "r", "--key-file", "k", "--db", db.connectionString.raw,
+                let restore = try await FTBackupBinary.run(["restore", "--repo", "r", "--key-file", "k", "--db", db.connectionString.raw,
                                                       "--target", target.connectionString.raw], in: folder)
                 #expect(restore.status == 0, "\(restore.stderr)")
                 let t = try await target.connect()
                 defer { t.close() }
                 #expect(TableFingerprint.differences(source: source, restored: try await TableFingerprint.compute(t)) == [])
             }
-            let missing = try FTBackupBinary.run(["key", "create", "--key-file", folder + "/no/such/folder/k"])
+            let missing = try await FTBackupBinary.run(["key", "create", "--key-file", folder + "/no/such/folder/k"])
             #expect(missing.status == 73 && missing.stderr.contains("its folder does not exist"), "\(missing.stderr)")
         }
     }
@@ -165,7 +165,7 @@ import Testing
     /// record names that very key: on-call went looking for another key. It is damaged data (65).
     @Test func aChangedKeyRecordIsDamagedDataNotAWrongKey() async throws {
         try await Keyed.with { k in
-            _ = try Self.backup(k)
+            _ = try await Self.backup(k)
             let record = "\(k.repo)/keys/source.json.json"
             let original = try Data(contentsOf: URL(fileURLWithPath: record))
             var fields = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
@@ -174,10 +174,10 @@ import Testing
             wrapped[0] ^= 0x01
             fields["wrapped"] = wrapped.base64EncodedString()
             try JSONSerialization.data(withJSONObject: fields).write(to: URL(fileURLWithPath: record))
-            let info = try k.run(["info"])
+            let info = try await k.run(["info"])
             #expect(info.status == 65 && info.stderr.contains("the record was changed") && !info.stderr.contains("wrong key"), "\(info.stderr)")
             try original.write(to: URL(fileURLWithPath: record))
-            #expect(try k.run(["info"]).status == 0)
+            #expect(try await k.run(["info"]).status == 0)
         }
     }
 
@@ -186,21 +186,21 @@ import Testing
     @Test func keyRotateRunAgainAfterItFinishedChangesNothingAndLeavesNoTemporaryRecord() async throws {
         try await Keyed.with { k in
             let genuine = try await TableFingerprint.compute(k.archived.session)
-            _ = try Self.backup(k)
+            _ = try await Self.backup(k)
             let newKey = (k.repo as NSString).deletingLastPathComponent + "/new.key"
-            #expect(try FTBackupBinary.run(["key", "create", "--key-file", newKey]).status == 0)
+            #expect(try await FTBackupBinary.run(["key", "create", "--key-file", newKey]).status == 0)
             let leftover = "\(k.repo)/keys/backups%2Fx.json.tmp-12345"
             #expect(FileManager.default.createFile(atPath: leftover, contents: Data("{}".utf8)))
             let rotate = ["key", "rotate", "--new-key-file", newKey, "--repo", k.repo, "--key-file", k.keyFile]
-            let first = try FTBackupBinary.run(rotate)
+            let first = try await FTBackupBinary.run(rotate)
             #expect(first.status == 0, "\(first.stderr)")
             #expect(!FileManager.default.fileExists(atPath: leftover))
             let records = try FileManager.default.contentsOfDirectory(atPath: "\(k.repo)/keys").sorted()
             let before = try records.map { try Data(contentsOf: URL(fileURLWithPath: "\(k.repo)/keys/\($0)")) }
-            let again = try FTBackupBinary.run(rotate)
+            let again = try await FTBackupBinary.run(rotate)
             #expect(again.status == 0 && again.stdout.contains("0 data keys re-wrapped, \(records.count) already re-wrapped"), "\(again.stdout)\(again.stderr)")
             #expect(try records.map { try Data(contentsOf: URL(fileURLWithPath: "\(k.repo)/keys/\($0)")) } == before)
-            #expect(try k.run(["info"]).status == 77)
+            #expect(try await k.run(["info"]).status == 77)
             try await Self.expectRestores(k, genuine, key: newKey)
         }
     }

@@ -104,7 +104,7 @@ import Glibc
                 }
                 try #require(held && process.isRunning, "the run never reached the lock")
                 kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                await FTBackupBinary.waitForExit(process)
                 flock(fd, LOCK_UN)
                 // The killed session's transaction (if any) ends with its connection.
                 for _ in 0..<100 {
@@ -132,7 +132,7 @@ import Glibc
                         "rows deleted by the killed run: \(before - afterKill), recorded \(recordedAfterKill), pending \(pending.map(\.path))")
 
                 // The rerun finishes the job; all evidence together names every row removed, once.
-                let rerun = try FTBackupBinary.run(["lifecycle", "prune-audit", "--batch", "25", "--db",
+                let rerun = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--batch", "25", "--db",
                                                     "\(try TestServer.dsn) dbname=\(db.name)", "--repo", repo.path])
                 #expect(rerun.status == 0, "\(rerun.stderr)")
                 let after = try await session.query(count).first!.int64("n")
@@ -163,7 +163,7 @@ import Glibc
                         let store = ArchiveStore(storage: repo.repository.storage)
                         let (name, manifest) = try #require(try store.all().first)
                         try #require(manifest?.status == .committed)
-                        let outcome = try FTBackupBinary.run(["lifecycle", "unarchive", "--archive", name,
+                        let outcome = try await FTBackupBinary.run(["lifecycle", "unarchive", "--archive", name,
                                                               "--db", "\(try TestServer.dsn) dbname=\(scratch.name)", "--repo", repo.path])
                         #expect(outcome.status == 64, "\(outcome.stderr)")
                         #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
@@ -221,7 +221,7 @@ import Glibc
                     """)
                 let notes = try await session.query("SELECT count(*) AS n FROM public.canvas_notes").first!.int64("n")
                 let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
+                await FTBackupBinary.waitForExit(process)
                 // Every note is still there, or archived with its tool_data row (and put back with it).
                 let left = try await session.query("SELECT count(*) AS n FROM public.canvas_notes").first!.int64("n")
                 var archivedNotes: Int64 = 0
@@ -275,7 +275,7 @@ import Glibc
                 let annotations = try await session.query("SELECT count(*) AS n FROM public.audit_annotations").first!.int64("n")
                 flock(fd, LOCK_UN)
                 let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
+                await FTBackupBinary.waitForExit(process)
                 let left = try await session.query("SELECT count(*) AS n FROM public.audit_annotations").first!.int64("n")
                 #expect(left == annotations, "annotations \(annotations), left \(left); exit \(process.terminationStatus): \(stderr)")
                 #expect(process.terminationStatus == 70 || process.terminationStatus == 78, "\(stderr)")

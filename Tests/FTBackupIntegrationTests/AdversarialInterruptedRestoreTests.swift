@@ -46,7 +46,7 @@ import Testing
                     }
                     if !signalled { kill(process.processIdentifier, SIGKILL) }
                     let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                    process.waitUntilExit()
+                    await FTBackupBinary.waitForExit(process)
                     t.close()
                     #expect(signalled, "the refresh never ran: \(stderr)")
                     #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGTERM, "\(stderr)")
@@ -56,7 +56,7 @@ import Testing
                             "the line does not say a --clean rerun is refused: \(stderr)")
                     // Why: the rerun with --clean an operator would try is refused.
                     try await admin.execute("ALTER DATABASE \(database) RESET ALL")
-                    let rerun = try FTBackupBinary.run(["restore", "--repo", repo.path, "--clean",
+                    let rerun = try await FTBackupBinary.run(["restore", "--repo", repo.path, "--clean",
                                                        "--target", "\(try TestServer.dsn) dbname=\(target.name)"])
                     #expect(rerun.status == 64 && rerun.stderr.contains("mood_of"), "\(rerun.stderr)")
                     // Following the line literally: a fresh database, the same restore.

@@ -193,7 +193,7 @@ extension ChangeArchivalTests.PointInTimeTests {
                 try await Task.sleep(for: .milliseconds(500))
             }
             kill(follower.processIdentifier, SIGTERM)
-            follower.waitUntilExit()
+            await FTBackupBinary.waitForExit(follower)
             #expect(follower.terminationStatus == 0)
             let segments = try ChangeSegmentManifest.all(a.repo.repository.storage)
             let undescribed = segments.contains { $0.index?.relations.contains { $0.schema == Self.tool && $0.changes > 0 && !$0.described } == true }

@@ -47,9 +47,9 @@ import Testing
     @Test func reportOutIntoAFolderThatCannotBeMadeExits73() async throws {
         try await TestServer.withDatabase { db in
             try await TestRepository.with { repo in
-                let prune = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path])
+                let prune = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path])
                 #expect(prune.status == 0, "\(prune.stderr)")
-                let outcome = try FTBackupBinary.run(["report", "--db", db.connectionString.raw, "--repo", repo.path,
+                let outcome = try await FTBackupBinary.run(["report", "--db", db.connectionString.raw, "--repo", repo.path,
                                                       "--out", "/proc/ftbackup-no-such-folder/report.html", "--format", "html"])
                 #expect(outcome.status == 73, "\(outcome.stderr)")
                 #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")

@@ -103,7 +103,7 @@ import Testing
                     }
                     if !signalled { kill(process.processIdentifier, SIGKILL) }
                     let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                    process.waitUntilExit()
+                    await FTBackupBinary.waitForExit(process)
                     #expect(signalled, "\(stage) never ran: \(stderr)")
                     #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == signal, "\(stderr)")
                     // Up to 10 s for the server to see the cancelled statements end (the slow index builds
@@ -217,7 +217,7 @@ import Testing
                     let tmp = NSTemporaryDirectory() + "ftbackup-tmpdir-\(UUID().uuidString)"
                     try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
                     defer { try? FileManager.default.removeItem(atPath: tmp) }
-                    let failed = try FTBackupBinary.run(["restore", "--repo", repo.path, "--schema", schema, "--clean",
+                    let failed = try await FTBackupBinary.run(["restore", "--repo", repo.path, "--schema", schema, "--clean",
                                                         "--target", "\(try TestServer.dsn) dbname=\(target.name)"], environment: ["TMPDIR": tmp])
                     #expect(failed.status == 65, "\(failed.stderr)")
                     #expect(failed.stderr.split(separator: "\n").filter { $0.hasPrefix("ftbackup: error:") }.count == 1, "\(failed.stderr)")

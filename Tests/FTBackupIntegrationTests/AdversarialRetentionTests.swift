@@ -56,7 +56,7 @@ import Testing
                 INSERT INTO public.incident_evidence (event_id, event_ts, note) SELECT id, "timestamp", 'keep' FROM audit.events_2018 LIMIT 5
                 """)
             try await TestRepository.with { repo in
-                let outcome = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", try conninfo(db), "--repo", repo.path])
+                let outcome = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", try conninfo(db), "--repo", repo.path])
                 let left = try await session.query("SELECT count(*) AS n FROM public.incident_evidence").first!.int64("n")
                 #expect(left == 5, "prune-audit (exit \(outcome.status)) deleted \(5 - left) rows of public.incident_evidence through a cascade")
             }
@@ -70,14 +70,14 @@ import Testing
     @Test func archiveReconcileNeverDiscardsAnArchiveBecauseAnotherDatabaseStillHasItsRows() async throws {
         try await TestServer.withDatabase { source in
             try await TestRepository.with { repo in
-                let killed = try FTBackupBinary.run(["lifecycle", "archive", "--db", try conninfo(source), "--repo", repo.path,
+                let killed = try await FTBackupBinary.run(["lifecycle", "archive", "--db", try conninfo(source), "--repo", repo.path,
                                                      "--schema", "sprint_03_purpose"], environment: ["FTBACKUP_FAILPOINT": "archive.after-commit"])
                 #expect(killed.status == -SIGKILL, "\(killed.stderr)")
                 let store = ArchiveStore(storage: repo.repository.storage)
                 let (name, pending) = try #require(try store.all().first)
                 #expect(pending?.status == .pending)
                 try await TestServer.withDatabase { copy in
-                    _ = try FTBackupBinary.run(["lifecycle", "archive", "--db", try conninfo(copy), "--repo", repo.path,
+                    _ = try await FTBackupBinary.run(["lifecycle", "archive", "--db", try conninfo(copy), "--repo", repo.path,
                                                 "--schema", "sprint_04_core_values"])
                 }
                 let s = try await source.connect()
@@ -97,13 +97,13 @@ import Testing
     @Test func partitionExportReconcileNeverDiscardsAnExportBecauseAnotherDatabaseStillHasThePartition() async throws {
         try await TestServer.withDatabase { source in
             try await TestRepository.with { repo in
-                let killed = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", try conninfo(source), "--repo", repo.path],
+                let killed = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", try conninfo(source), "--repo", repo.path],
                                                     environment: ["FTBACKUP_FAILPOINT": "prune.after-drop"])
                 #expect(killed.status == -SIGKILL, "\(killed.stderr)")
                 let exports = PartitionExportStore(storage: repo.repository.storage)
                 let (name, pending) = try #require(try exports.all().first)
                 try await TestServer.withDatabase { copy in
-                    _ = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", try conninfo(copy), "--repo", repo.path, "--no-partition-drop"])
+                    _ = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", try conninfo(copy), "--repo", repo.path, "--no-partition-drop"])
                 }
                 let s = try await source.connect()
                 defer { s.close() }
@@ -134,7 +134,7 @@ import Testing
                 INSERT INTO \(s).aa_notes (tool_data_id, item_id, body) SELECT tool_data_id, id, 'note' FROM \(s).zz_items
                 """)
             try await TestRepository.with { repo in
-                let outcome = try FTBackupBinary.run(["lifecycle", "archive", "--db", try conninfo(db), "--repo", repo.path, "--schema", s])
+                let outcome = try await FTBackupBinary.run(["lifecycle", "archive", "--db", try conninfo(db), "--repo", repo.path, "--schema", s])
                 #expect(outcome.status == 0, "\(outcome.stderr)")
             }
         }
@@ -195,7 +195,7 @@ import Testing
                   SELECT 'edge ' || k, (now() AT TIME ZONE 'UTC') - interval '7 years' + k * interval '1 hour' FROM generate_series(1, 13) k
                 """)
             try await TestRepository.with { repo in
-                let outcome = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", try conninfo(db), "--repo", repo.path],
+                let outcome = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", try conninfo(db), "--repo", repo.path],
                                                      environment: ["PGTZ": "Pacific/Kiritimati"])
                 #expect(outcome.status == 0, "\(outcome.stderr)")
                 let left = try await session.query("SELECT count(*) AS n FROM audit.events WHERE action LIKE 'edge %'").first!.int64("n")
@@ -217,7 +217,7 @@ import Testing
                 INSERT INTO public.case_refs (event_id, event_ts) SELECT id, "timestamp" FROM audit.events_2019 ORDER BY "timestamp" LIMIT 1
                 """)
             try await TestRepository.with { repo in
-                let outcome = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", try conninfo(db), "--repo", repo.path])
+                let outcome = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", try conninfo(db), "--repo", repo.path])
                 #expect(outcome.status == 0, "\(outcome.stderr)")
                 let old = try await session.query("""
                     SELECT count(*) AS n FROM sprint_29_digital_heart.audit_log WHERE "timestamp" < localtimestamp - interval '7 years'

@@ -32,18 +32,18 @@ import Testing
             let edge = "SELECT count(*) AS n FROM audit.events WHERE action = 'edge 2h young'"
             try await TestRepository.with { repo in
                 let limited = ["--db", "\(try conninfo(db)) user=\(role) password=adv2-secret", "--repo", repo.path]
-                let withPGTZ = try FTBackupBinary.run(["lifecycle", "prune-audit"] + limited, environment: ["PGTZ": "Pacific/Kiritimati"])
+                let withPGTZ = try await FTBackupBinary.run(["lifecycle", "prune-audit"] + limited, environment: ["PGTZ": "Pacific/Kiritimati"])
                 #expect(withPGTZ.status == 0, "\(withPGTZ.stderr)")
                 #expect(try await session.query(edge).first!.int64("n") == 1, "PGTZ moved the cut-off")
 
                 try await session.execute("ALTER ROLE \(role) SET timezone = 'Pacific/Kiritimati'")
-                let roleZone = try FTBackupBinary.run(["lifecycle", "prune-audit"] + limited)
+                let roleZone = try await FTBackupBinary.run(["lifecycle", "prune-audit"] + limited)
                 #expect(roleZone.status == 78, "\(roleZone.stderr)")
                 #expect(roleZone.stderr.contains("ALTER DATABASE"), "\(roleZone.stderr)")
                 #expect(try await session.query(edge).first!.int64("n") == 1)
 
                 try await session.execute("ALTER DATABASE \(db.name) SET timezone = \(try session.escapeLiteral(serverZone))")
-                let named = try FTBackupBinary.run(["lifecycle", "prune-audit"] + limited)
+                let named = try await FTBackupBinary.run(["lifecycle", "prune-audit"] + limited)
                 #expect(named.status == 0, "\(named.stderr)")
                 #expect(try await session.query(edge).first!.int64("n") == 1, "the role's zone moved the cut-off")
             }
@@ -146,7 +146,7 @@ import Testing
                 }
                 _ = out.fileHandleForReading.readDataToEndOfFile()
                 _ = err.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
+                await FTBackupBinary.waitForExit(process)
                 #expect(failure == nil, "the application's INSERT failed while prune-audit dropped a partition: \(failure ?? "")")
             }
         }
@@ -158,7 +158,7 @@ import Testing
     @Test func aHugeBatchSizeIsAnsweredNotCrashedOn() async throws {
         try await TestServer.withDatabase { db in
             try await TestRepository.with { repo in
-                let outcome = try FTBackupBinary.run(["lifecycle", "prune-audit", "--dry-run", "--batch", "\(Int.max)",
+                let outcome = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--dry-run", "--batch", "\(Int.max)",
                                                       "--db", try conninfo(db), "--repo", repo.path])
                 #expect(outcome.status == 0 || outcome.status == 64, "exit \(outcome.status): \(outcome.stderr.prefix(200))")
             }
@@ -187,7 +187,7 @@ import Testing
                 """)
             let original = try await TableFingerprint.compute(session)
             try await TestRepository.with { repo in
-                let outcome = try FTBackupBinary.run(["lifecycle", "archive", "--db", try conninfo(db), "--repo", repo.path, "--schema", s])
+                let outcome = try await FTBackupBinary.run(["lifecycle", "archive", "--db", try conninfo(db), "--repo", repo.path, "--schema", s])
                 #expect(outcome.status == 0, "\(outcome.stderr)")
                 #expect(try await session.query("SELECT count(*) AS n FROM \(s).items").first!.int64("n") < 300)
                 // And back, in one statement too: each table's key into the other is satisfied at its end.

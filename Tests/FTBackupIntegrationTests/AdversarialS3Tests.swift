@@ -22,7 +22,7 @@ import Testing
         try await TestServer.withDatabase { db in
             try await TestRepository.with { repo in
                 try await S3TestStore.with { store in
-                    let full = try FTBackupBinary.run(["backup", "--type", "full", "--repo", repo.path, "--db", db.connectionString.raw])
+                    let full = try await FTBackupBinary.run(["backup", "--type", "full", "--repo", repo.path, "--db", db.connectionString.raw])
                     #expect(full.status == 0, "\(full.stderr)")
                     let rotted = try Self.largestDataFile(in: repo.path)
                     let handle = try #require(FileHandle(forUpdatingAtPath: "\(repo.path)/\(rotted)"))
@@ -32,7 +32,7 @@ import Testing
                     try handle.write(contentsOf: Data([byte ^ 0xFF]))
                     try handle.close()
 
-                    let sync = try FTBackupBinary.run(["sync", "--repo", repo.path, "--to", store.url], environment: store.environment)
+                    let sync = try await FTBackupBinary.run(["sync", "--repo", repo.path, "--to", store.url], environment: store.environment)
                     #expect(sync.status == 65, "status \(sync.status): \(sync.stdout)\(sync.stderr)")
                     #expect(sync.stderr.contains(rotted), "\(sync.stderr)")
                     let keys = try store.keys()
@@ -52,7 +52,7 @@ import Testing
         try await TestServer.withDatabase { db in
             try await S3TestStore.with { store in
                 let endpoint = try S3TestStore.variable("FTBACKUP_TEST_S3_ENDPOINT")
-                let backup = try store.run(["backup", "--type", "full"], database: db, environment: ["AWS_ENDPOINT_URL_S3": endpoint + "/sub/path"])
+                let backup = try await store.run(["backup", "--type", "full"], database: db, environment: ["AWS_ENDPOINT_URL_S3": endpoint + "/sub/path"])
                 #expect(backup.status == 78, "status \(backup.status): \(backup.stderr)")
                 #expect(backup.stderr.contains("has a path"), "\(backup.stderr)")
                 #expect(try store.keys().isEmpty)
@@ -65,7 +65,7 @@ import Testing
         try await S3TestStore.with { store in
             let endpoint = try S3TestStore.variable("FTBACKUP_TEST_S3_ENDPOINT")
             let withSecret = endpoint.replacingOccurrences(of: "://", with: "://someone:Sup3rSecretValue@")
-            let info = try store.run(["info"], environment: ["AWS_ENDPOINT_URL_S3": withSecret])
+            let info = try await store.run(["info"], environment: ["AWS_ENDPOINT_URL_S3": withSecret])
             #expect(info.status == 78, "status \(info.status): \(info.stderr)")
             #expect(!info.stderr.contains("Sup3rSecretValue") && !info.stdout.contains("Sup3rSecretValue"), "\(info.stderr)")
         }
@@ -85,7 +85,7 @@ import Testing
                 let behind = S3LeaseLock.Holder(id: "b", pid: 1, host: "slow-clock.example", command: "backup --type full",
                                                 started: "2026-01-01T00:00:00Z", leaseUntil: now - 600 + 300, leaseSeconds: 300)
                 try storage.writeAll("locks/write.lock", S3LeaseLock.encode(behind))
-                let refused = try store.run(["backup", "--type", "full"], database: db)
+                let refused = try await store.run(["backup", "--type", "full"], database: db)
                 #expect(refused.status == 75 && refused.stderr.contains("slow-clock.example"), "status \(refused.status): \(refused.stderr)")
                 #expect(!(try store.keys()).contains { $0.hasSuffix("/manifest.json") })
 
@@ -93,7 +93,7 @@ import Testing
                                                started: "2026-01-01T00:00:00Z", leaseUntil: now + 3600 + 1, leaseSeconds: 1)
                 try storage.writeAll("locks/write.lock", S3LeaseLock.encode(ahead))
                 try await Task.sleep(for: .seconds(4))
-                let takeover = try store.run(["backup", "--type", "full"], database: db)
+                let takeover = try await store.run(["backup", "--type", "full"], database: db)
                 #expect(takeover.status == 0, "status \(takeover.status): \(takeover.stderr)")
             }
         }

@@ -24,7 +24,7 @@ import Testing
     @Test func statusKeepsItsLevelWhenItsMetricsFileCannotBeWritten() async throws {
         try await TestRepository.with { repo in
             try FileManager.default.createDirectory(atPath: repo.path, withIntermediateDirectories: true)
-            let outcome = try FTBackupBinary.run(["status", "--repo", repo.path, "--no-report", "--metrics-dir", "/proc/ftbackup-no-such-folder"])
+            let outcome = try await FTBackupBinary.run(["status", "--repo", repo.path, "--no-report", "--metrics-dir", "/proc/ftbackup-no-such-folder"])
             #expect(outcome.status == 2, "\(outcome.stdout)\(outcome.stderr)")
             #expect(outcome.stdout.hasPrefix("FTBACKUP CRITICAL - no complete full backup in the repository"), "\(outcome.stdout)")
             #expect(outcome.stderr.hasPrefix("ftbackup: warning: cannot write metrics file") && outcome.stderr.split(separator: "\n").count == 1,
@@ -40,11 +40,11 @@ import Testing
         try await TestServer.withDatabase { db in
             try await TestRepository.with { repo in
                 let before = try await Self.audit(db)
-                let prune = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path])
+                let prune = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path])
                 #expect(prune.status == 0, "\(prune.stderr)")
                 let removed = before - (try await Self.audit(db))
                 #expect(removed > 0)
-                let json = try FTBackupBinary.run(["status", "--repo", repo.path, "--no-report", "--output", "json", "--metrics-dir", metrics])
+                let json = try await FTBackupBinary.run(["status", "--repo", repo.path, "--no-report", "--output", "json", "--metrics-dir", metrics])
                 let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
                 let lifecycle = ((object?["health"] as? [String: Any])?["lifecycle"] as? [[String: Any]]) ?? []
                 let pruned = lifecycle.first { $0["kind"] as? String == "prune-audit" }
@@ -53,7 +53,7 @@ import Testing
                 let suite = try String(contentsOfFile: MetricsFile.path(directory: metrics, job: "suite"), encoding: .utf8)
                 #expect(suite.contains("ftbackup_lifecycle_rows_total{kind=\"prune-audit\"} \(removed)\n"), "\(suite)")
                 #expect(try promtool(["check", "metrics"], stdin: suite).status == 0, "\(suite)")
-                let text = try FTBackupBinary.run(["status", "--repo", repo.path, "--no-report"])
+                let text = try await FTBackupBinary.run(["status", "--repo", repo.path, "--no-report"])
                 #expect(text.stdout.contains("lifecycle prune-audit: "), "\(text.stdout)")
             }
         }
@@ -64,14 +64,14 @@ import Testing
     @Test func statusIsUnknownForAnUnreadableManifestOrRunLog() async throws {
         try await TestServer.withDatabase { db in
             try await TestRepository.with { repo in
-                #expect(try FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path]).status == 0)
-                #expect(try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path]).status == 0)
+                #expect(try await FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path]).status == 0)
+                #expect(try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path]).status == 0)
                 let storage = repo.repository.storage
                 let label = try repo.repository.entries().first!.label
                 let manifest = repo.repository.manifestPath(label)
                 let original = try storage.readAll(manifest)
                 try storage.writeAll(manifest, Array(original.prefix(100)))
-                let broken = try FTBackupBinary.run(["status", "--repo", repo.path, "--no-report"])
+                let broken = try await FTBackupBinary.run(["status", "--repo", repo.path, "--no-report"])
                 #expect(broken.status == 3, "\(broken.stdout)")
                 #expect(broken.stdout.hasPrefix("FTBACKUP UNKNOWN - backup \(label) has an unreadable manifest"), "\(broken.stdout)")
                 #expect(broken.stdout.split(separator: "\n").count == 1, "\(broken.stdout)")
@@ -79,7 +79,7 @@ import Testing
                 try storage.writeAll(manifest, original)
                 let log = "lifecycle/prune-audit/\(try RecordChain.names(storage, folder: "lifecycle/prune-audit").last!)"
                 try storage.writeAll(log, Array("{ \"run\": ".utf8))
-                let corrupt = try FTBackupBinary.run(["status", "--repo", repo.path, "--no-report"])
+                let corrupt = try await FTBackupBinary.run(["status", "--repo", repo.path, "--no-report"])
                 #expect(corrupt.status == 3, "\(corrupt.stdout)")
                 #expect(corrupt.stdout.hasPrefix("FTBACKUP UNKNOWN - lifecycle run log \(repo.path)/\(log) is unreadable"), "\(corrupt.stdout)")
             }
@@ -93,13 +93,13 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: metrics) }
         try await TestServer.withDatabase { db in
             try await TestRepository.with { repo in
-                #expect(try FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path]).status == 0)
-                let first = try FTBackupBinary.run(["status", "--repo", repo.path, "--no-report", "--metrics-dir", metrics])
+                #expect(try await FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path]).status == 0)
+                let first = try await FTBackupBinary.run(["status", "--repo", repo.path, "--no-report", "--metrics-dir", metrics])
                 #expect(first.status == 1, "\(first.stdout)")
                 let file = MetricsFile.path(directory: metrics, job: "suite")
                 #expect(try String(contentsOfFile: file, encoding: .utf8).contains("ftbackup_status_level 1\n"))
                 try repo.repository.storage.writeAll("drills/20260101T000000Z.json", Array("{".utf8))
-                let unknown = try FTBackupBinary.run(["status", "--repo", repo.path, "--no-report", "--metrics-dir", metrics])
+                let unknown = try await FTBackupBinary.run(["status", "--repo", repo.path, "--no-report", "--metrics-dir", metrics])
                 #expect(unknown.status == 3, "\(unknown.stdout)")
                 let suite = try String(contentsOfFile: file, encoding: .utf8)
                 #expect(suite.contains("ftbackup_status_level 3\n") && !suite.contains("ftbackup_status_level 1"), "\(suite)")

@@ -127,7 +127,7 @@ func totalRows(_ session: DatabaseSession) async throws -> Int64 {
             try await LifecycleShapes.add(session)
             let original = try await TableFingerprint.compute(session)
             try await TestRepository.with { repo in
-                let outcome = try FTBackupBinary.run(["lifecycle", "archive", "--schema", "sprint_15_value_proposition", "--batch", "50",
+                let outcome = try await FTBackupBinary.run(["lifecycle", "archive", "--schema", "sprint_15_value_proposition", "--batch", "50",
                                                       "--db", "\(try TestServer.dsn) dbname=\(db.name)", "--repo", repo.path],
                                                      environment: ["FTBACKUP_FAILPOINT": "archive.widen-selection"])
                 #expect(outcome.status == 70, "\(outcome.stderr)")
@@ -158,7 +158,7 @@ func totalRows(_ session: DatabaseSession) async throws -> Int64 {
                 let archived = try await TableFingerprint.compute(session)
                 let (name, _) = try #require(try ArchiveStore(storage: repo.repository.storage).all().first)
                 let limited = "\(try TestServer.dsn) dbname=\(db.name) user=\(role) password=pw-\(role)"
-                let refused = try FTBackupBinary.run(["lifecycle", "unarchive", "--archive", name, "--db", limited, "--repo", repo.path])
+                let refused = try await FTBackupBinary.run(["lifecycle", "unarchive", "--archive", name, "--db", limited, "--repo", repo.path])
                 #expect(refused.status == 77, "\(refused.stderr)")
                 #expect(refused.stderr.contains("session_replication_role"), "\(refused.stderr)")
                 #expect(!refused.stderr.contains("pw-"), "a password reached an error message")
@@ -166,7 +166,7 @@ func totalRows(_ session: DatabaseSession) async throws -> Int64 {
 
                 try await session.execute("GRANT SET ON PARAMETER session_replication_role TO \(role)")
                 for (archive, _) in try ArchiveStore(storage: repo.repository.storage).all() {
-                    let granted = try FTBackupBinary.run(["lifecycle", "unarchive", "--archive", archive, "--db", limited, "--repo", repo.path])
+                    let granted = try await FTBackupBinary.run(["lifecycle", "unarchive", "--archive", archive, "--db", limited, "--repo", repo.path])
                     #expect(granted.status == 0, "\(granted.stderr)")
                 }
                 #expect(TableFingerprint.differences(source: original, restored: try await TableFingerprint.compute(session)) == [])

@@ -85,7 +85,7 @@ func pruneOptions(_ db: TestDatabase, _ repo: TestRepository, asOf: String, batc
                     #expect(try await session.query("SELECT to_regclass($1) IS NULL AS gone", [export.partition.description]).first!.bool("gone") == true)
                     #expect(dropped.first { $0.export == export.name }?.rows == export.rows)
                 }
-                let verified = try FTBackupBinary.run(["verify", "--archives", "--repo", repo.path])
+                let verified = try await FTBackupBinary.run(["verify", "--archives", "--repo", repo.path])
                 #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
                 // A flipped byte in an export (the only copy of a dropped year) fails verify.
                 let export = try #require(stored.first?.export)
@@ -93,7 +93,7 @@ func pruneOptions(_ db: TestDatabase, _ repo: TestRepository, asOf: String, batc
                 var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
                 bytes[bytes.count / 2] ^= 0x20
                 try bytes.write(to: URL(fileURLWithPath: path))
-                let damaged = try FTBackupBinary.run(["verify", "--archives", "--repo", repo.path])
+                let damaged = try await FTBackupBinary.run(["verify", "--archives", "--repo", repo.path])
                 #expect(damaged.status == 65)
                 #expect(damaged.stdout.contains(export.file.path) || damaged.stderr.contains(export.file.path))
 
@@ -114,7 +114,7 @@ func pruneOptions(_ db: TestDatabase, _ repo: TestRepository, asOf: String, batc
             try await TestRepository.with { repo in
                 let cutoff = try await session.query("SELECT (localtimestamp - interval '7 years' - interval '1 minute')::text AS c").first!.requiredString("c")
                 let before = try await auditCensus(session, cutoff: cutoff)
-                let outcome = try FTBackupBinary.run(["lifecycle", "prune-audit", "--batch", "30", "--db", "\(try TestServer.dsn) dbname=\(db.name)",
+                let outcome = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--batch", "30", "--db", "\(try TestServer.dsn) dbname=\(db.name)",
                                                       "--repo", repo.path], environment: ["FTBACKUP_FAILPOINT": failpoint])
                 let after = try await auditCensus(session, cutoff: cutoff)
                 for (leaf, counts) in before {
@@ -142,7 +142,7 @@ func pruneOptions(_ db: TestDatabase, _ repo: TestRepository, asOf: String, batc
                 let conninfo = "\(try TestServer.dsn) dbname=\(db.name)"
                 let all = "SELECT count(*) AS n FROM audit.events"
                 let total = try await session.query(all).first!.int64("n")
-                let killed = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", conninfo, "--repo", repo.path],
+                let killed = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", conninfo, "--repo", repo.path],
                                                     environment: ["FTBACKUP_FAILPOINT": failpoint])
                 #expect(killed.status == -SIGKILL, "\(killed.stderr)")
                 let exports = PartitionExportStore(storage: repo.repository.storage)
@@ -154,7 +154,7 @@ func pruneOptions(_ db: TestDatabase, _ repo: TestRepository, asOf: String, batc
                 let remaining = try await session.query(all).first!.int64("n")
                 #expect(remaining + (present == true ? 0 : pending.rows) == total)
 
-                let next = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", conninfo, "--repo", repo.path])
+                let next = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", conninfo, "--repo", repo.path])
                 #expect(next.status == 0, "\(next.stderr)")
                 #expect(next.stdout.contains("reconciled"), "\(next.stdout)")
                 let settled = try exports.all().compactMap(\.export)
@@ -220,7 +220,7 @@ func pruneOptions(_ db: TestDatabase, _ repo: TestRepository, asOf: String, batc
             let count = "SELECT count(*) AS n FROM audit.events"
             let before = try await session.query(count).first!.int64("n")
             try await TestRepository.with { repo in
-                let outcome = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", "\(try TestServer.dsn) dbname=\(db.name)", "--repo", repo.path])
+                let outcome = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", "\(try TestServer.dsn) dbname=\(db.name)", "--repo", repo.path])
                 #expect(outcome.status == 78, "\(outcome.stderr)")
                 #expect(outcome.stderr.contains("fx_always"), "\(outcome.stderr)")
                 #expect(try await session.query(count).first!.int64("n") == before)

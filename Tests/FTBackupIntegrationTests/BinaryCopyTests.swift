@@ -148,14 +148,14 @@ import Testing
                 faked.source.serverVersion = "14.11"
                 try repo.repository.storage.writeAll(repo.repository.manifestPath(manifest.label), try faked.encoded())
                 try await TestServer.withDatabase(seeded: false) { target in
-                    let refused = try FTBackupBinary.run(["restore", "--repo", repo.path, "--target", target.connectionString.raw])
+                    let refused = try await FTBackupBinary.run(["restore", "--repo", repo.path, "--target", target.connectionString.raw])
                     #expect(refused.status == 64, "\(refused.stdout)\(refused.stderr)")
                     let lines = refused.stderr.split(separator: "\n").filter { $0.hasPrefix("ftbackup: error") }
                     #expect(lines.count == 1 && lines[0].contains("PostgreSQL 14") && lines[0].contains("PostgreSQL 15"), "\(refused.stderr)")
                     let t = try await target.connect()
                     defer { t.close() }
                     #expect(try await t.query("SELECT count(*) AS n FROM pg_class WHERE relname = 'a'").first!.requiredInt("n") == 0)
-                    let allowed = try FTBackupBinary.run(["restore", "--repo", repo.path, "--target", target.connectionString.raw, "--allow-version-change"])
+                    let allowed = try await FTBackupBinary.run(["restore", "--repo", repo.path, "--target", target.connectionString.raw, "--allow-version-change"])
                     #expect(allowed.status == 0, "\(allowed.stderr)")
                     #expect(TableFingerprint.differences(source: try await TableFingerprint.compute(s), restored: try await TableFingerprint.compute(t)) == [])
                 }
@@ -206,7 +206,7 @@ import Testing
                     manifest.tables[index].file = stored
                     try storage.writeAll(repo.repository.manifestPath(manifest.label), try manifest.encoded())
                 }
-                let outcome = try FTBackupBinary.run(["verify", "--repo", repo.path])
+                let outcome = try await FTBackupBinary.run(["verify", "--repo", repo.path])
                 #expect(outcome.status == 65, "\(outcome.stdout)\(outcome.stderr)")
                 #expect(outcome.stdout.contains(shown) || outcome.stderr.contains(shown), "\(outcome.stdout)\(outcome.stderr)")
                 let why = damage == "end-marker" ? "without its end marker" : damage == "extra-row" ? "5001 rows, the manifest records 5000" : "truncated"
@@ -248,7 +248,7 @@ import Testing
             try await TestRepository.with { repo in
                 _ = try await BackupRunner.runFull(try .test(source, repo))
                 try await TestServer.withDatabase(seeded: false, options: ObjectKindsTests.latin1) { target in
-                    let outcome = try FTBackupBinary.run(["restore", "--repo", repo.path, "--target", target.connectionString.raw])
+                    let outcome = try await FTBackupBinary.run(["restore", "--repo", repo.path, "--target", target.connectionString.raw])
                     #expect(outcome.status == 65, "\(outcome.stderr)")
                     #expect(outcome.stderr.contains("has no equivalent in encoding \"LATIN1\""), "\(outcome.stderr)")
                     let t = try await target.connect()

@@ -38,19 +38,49 @@ struct FTBackupBinary {
         return (process, out, err)
     }
 
+    /// Runs the binary to its end. The waiting happens on a thread of its own, never on the cooperative pool: on a
+    /// 2-core machine that pool has two threads, and tests blocking them while their children waited for a lock held
+    /// by another test's (unscheduled) task made whole suites time out. Both pipes are drained at once, so a child
+    /// that fills one pipe before writing the other cannot deadlock the test.
     static func run(_ arguments: [String], environment: [String: String] = [:], in folder: String? = nil,
-                    executable: String? = nil) throws -> Outcome {
+                    executable: String? = nil) async throws -> Outcome {
         let (process, out, err) = try start(arguments, environment: environment, in: folder, executable: executable)
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(returning: collect(process, out, err))
+            }
+        }
+    }
+
+    /// Waits for a started binary on a thread of its own (see `run`).
+    static func waitForExit(_ process: Process) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                process.waitUntilExit()
+                continuation.resume()
+            }
+        }
+    }
+
+    /// Reads both pipes to their ends concurrently, then waits for the exit.
+    private static func collect(_ process: Process, _ out: Pipe, _ err: Pipe) -> Outcome {
+        final class Box: @unchecked Sendable { var data = Data() }
+        let stderr = Box()
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            stderr.data = err.fileHandleForReading.readDataToEndOfFile()
+            done.signal()
+        }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        done.wait()
         process.waitUntilExit()
-        return Outcome(status: process.terminationReason == .uncaughtSignal ? -process.terminationStatus : process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                       stderr: String(decoding: stderr, as: UTF8.self))
+        return Outcome(status: process.terminationReason == .uncaughtSignal ? -process.terminationStatus : process.terminationStatus,
+                       stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr.data, as: UTF8.self))
     }
 }
 
 @Suite struct CommandLineTests {
-    @Test func checkFailuresExitWithStableCodesAndOneLine() throws {
+    @Test func checkFailuresExitWithStableCodesAndOneLine() async throws {
         let dsn = try TestServer.dsn
         let cases: [(String, Int32)] = [
             ("\(dsn) password=wrong-secret", 77),
@@ -59,19 +89,19 @@ struct FTBackupBinary {
             ("host=x password=wrong-secret junk", 64),
         ]
         for (conninfo, status) in cases {
-            let outcome = try FTBackupBinary.run(["check", "--db", conninfo])
+            let outcome = try await FTBackupBinary.run(["check", "--db", conninfo])
             #expect(outcome.status == status, "\(outcome.stderr)")
             #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
             #expect(outcome.stderr.hasPrefix("ftbackup: error: "))
             #expect(!outcome.stderr.contains("wrong-secret"))
         }
-        let unwritable = try FTBackupBinary.run(["check", "--db", dsn, "--repo", "/proc/ftbackup-repo"])
+        let unwritable = try await FTBackupBinary.run(["check", "--db", dsn, "--repo", "/proc/ftbackup-repo"])
         #expect(unwritable.status == 73)
     }
 
     @Test func checkPrintsJSON() async throws {
         try await TestServer.withDatabase { db in
-            let outcome = try FTBackupBinary.run(["check", "--db", "\(try TestServer.dsn) dbname=\(db.name)", "--output", "json"])
+            let outcome = try await FTBackupBinary.run(["check", "--db", "\(try TestServer.dsn) dbname=\(db.name)", "--output", "json"])
             #expect(outcome.status == 0, "\(outcome.stderr)")
             let object = try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any]
             #expect(object?["walLevel"] as? String == "logical")
@@ -79,11 +109,11 @@ struct FTBackupBinary {
         }
     }
 
-    @Test func badPolicyFileStopsTheCommandNamingKeyAndFile() throws {
+    @Test func badPolicyFileStopsTheCommandNamingKeyAndFile() async throws {
         let file = NSTemporaryDirectory() + "bad-policy-\(UUID()).yaml"
         defer { try? FileManager.default.removeItem(atPath: file) }
         try PolicyLoader.builtInDefault.replacingOccurrences(of: "rpo: 1h", with: "rpo: 1h, rpq: 2h").write(toFile: file, atomically: true, encoding: .utf8)
-        let outcome = try FTBackupBinary.run(["check", "--db", try TestServer.dsn, "--policy", file])
+        let outcome = try await FTBackupBinary.run(["check", "--db", try TestServer.dsn, "--policy", file])
         #expect(outcome.status == 78)
         #expect(outcome.stderr.contains(file))
         #expect(outcome.stderr.contains("objectives.rpq"))
@@ -119,7 +149,7 @@ struct FTBackupBinary {
                 #expect(entries.count == 1)
                 #expect(entries.first?.status == .incomplete)
                 #expect(throws: FTBackupError.self) { _ = try repo.repository.backup(label: nil) }
-                let info = try FTBackupBinary.run(["info", "--repo", repo.path])
+                let info = try await FTBackupBinary.run(["info", "--repo", repo.path])
                 #expect(info.stdout.contains("incomplete"))
 
                 let manifest = try await BackupRunner.runFull(try .test(db, repo))
@@ -136,18 +166,18 @@ struct FTBackupBinary {
         try await TestServer.withDatabase { db in
             try await TestRepository.with { repo in
                 try LocalStorage.makeDirectories(repo.path)
-                let empty = try FTBackupBinary.run(["verify", "--repo", repo.path])
+                let empty = try await FTBackupBinary.run(["verify", "--repo", repo.path])
                 #expect(empty.status == 0)
                 #expect(empty.stdout == "nothing to verify in \(repo.path)\n")
                 _ = try await ToolDataArchiver.run(ArchiveOptions(database: db.connectionString, repositoryPath: repo.path,
                                                                   policy: try testPolicy(), schemas: ["sprint_03_purpose"]))
-                let good = try FTBackupBinary.run(["verify", "--repo", repo.path])
+                let good = try await FTBackupBinary.run(["verify", "--repo", repo.path])
                 #expect(good.status == 0, "\(good.stdout)")
                 #expect(good.stdout.contains("archives: 1 ok") && good.stdout.hasSuffix("all good\n"))
                 let (name, manifest) = try ArchiveStore(storage: repo.repository.storage).all()[0]
                 let file = "\(repo.path)/archive/\(name)/\(manifest!.tables[0].file.path)"
                 try flipByte(file)
-                let bad = try FTBackupBinary.run(["verify", "--repo", repo.path])
+                let bad = try await FTBackupBinary.run(["verify", "--repo", repo.path])
                 #expect(bad.status == 65)
                 #expect(bad.stdout.contains("repository file \(file) is bad"), "\(bad.stdout)")
                 #expect(bad.stdout.hasSuffix("1 bad file\n"))
@@ -159,27 +189,27 @@ struct FTBackupBinary {
         try await TestServer.withDatabase { source in
             try await TestRepository.with { repo in
                 let db = "\(try TestServer.dsn) dbname=\(source.name)"
-                let backup = try FTBackupBinary.run(["backup", "--type", "full", "--db", db, "--repo", repo.path, "-j2"])
+                let backup = try await FTBackupBinary.run(["backup", "--type", "full", "--db", db, "--repo", repo.path, "-j2"])
                 #expect(backup.status == 0, "\(backup.stderr)")
                 let label = backup.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(label.hasSuffix("Z-F"))
-                let info = try FTBackupBinary.run(["info", "--repo", repo.path, "--output", "json"])
+                let info = try await FTBackupBinary.run(["info", "--repo", repo.path, "--output", "json"])
                 let object = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
                 let backups = object?["backups"] as? [[String: Any]]
                 #expect(backups?.first?["label"] as? String == label)
                 #expect(backups?.first?["status"] as? String == "complete")
                 #expect((backups?.first?["rows"] as? Int ?? 0) > 1000)
-                let verify = try FTBackupBinary.run(["verify", "--repo", repo.path, "--set", label])
+                let verify = try await FTBackupBinary.run(["verify", "--repo", repo.path, "--set", label])
                 #expect(verify.status == 0)
                 #expect(verify.stdout.contains("\(label): ok"))
                 try await TestServer.withDatabase(seeded: false) { target in
                     let t = "\(try TestServer.dsn) dbname=\(target.name)"
-                    let dryRun = try FTBackupBinary.run(["restore", "--repo", repo.path, "--target", t, "--dry-run", "--output", "json"])
+                    let dryRun = try await FTBackupBinary.run(["restore", "--repo", repo.path, "--target", t, "--dry-run", "--output", "json"])
                     #expect(dryRun.status == 0, "\(dryRun.stderr)")
                     #expect(dryRun.stdout.contains("\"label\" : \"\(label)\""))
-                    let restore = try FTBackupBinary.run(["restore", "--repo", repo.path, "--target", t, "-j", "2"])
+                    let restore = try await FTBackupBinary.run(["restore", "--repo", repo.path, "--target", t, "-j", "2"])
                     #expect(restore.status == 0, "\(restore.stderr)")
-                    let compare = try FTBackupBinary.run(["dev", "compare", "--db", db, "--target", t])
+                    let compare = try await FTBackupBinary.run(["dev", "compare", "--db", db, "--target", t])
                     #expect(compare.status == 0, "\(compare.stdout)")
                     #expect(compare.stdout.hasPrefix("match:"))
                 }

@@ -111,17 +111,17 @@ import Testing
             try await TestRepository.with { repo in
                 try FileManager.default.createDirectory(atPath: repo.path, withIntermediateDirectories: true)
                 let dsn = db.connectionString.raw
-                func auditFindings() throws -> [String] {
-                    let outcome = try FTBackupBinary.run(["report", "--db", dsn, "--repo", repo.path, "--format", "json"])
+                func auditFindings() async throws -> [String] {
+                    let outcome = try await FTBackupBinary.run(["report", "--db", dsn, "--repo", repo.path, "--format", "json"])
                     #expect(outcome.status == 2, "\(outcome.stderr)")
                     let json = try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as! [String: Any]
                     return (json["findings"] as! [[String: Any]]).filter { $0["section"] as? String == "audit-retention" }.map { $0["message"] as! String }
                 }
-                let before = try auditFindings()
+                let before = try await auditFindings()
                 #expect(before.contains { $0.hasPrefix("audit.events: ") && $0.contains("rows older than the 7y retention plus the 1mo prune interval") }, "\(before)")
-                let prune = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", dsn, "--repo", repo.path])
+                let prune = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", dsn, "--repo", repo.path])
                 #expect(prune.status == 0, "\(prune.stderr)")
-                #expect(try auditFindings() == [])
+                #expect(try await auditFindings() == [])
             }
         }
     }
@@ -130,7 +130,7 @@ import Testing
     @Test func unreachableDatabaseIsAFindingAndTheRepositorySectionsAreStillMade() async throws {
         try await TestRepository.with { repo in
             try FileManager.default.createDirectory(atPath: repo.path, withIntermediateDirectories: true)
-            let outcome = try FTBackupBinary.run(["report", "--db", "host=127.0.0.1 port=1 connect_timeout=3", "--repo", repo.path, "--format", "markdown"])
+            let outcome = try await FTBackupBinary.run(["report", "--db", "host=127.0.0.1 port=1 connect_timeout=3", "--repo", repo.path, "--format", "markdown"])
             #expect(outcome.status == 2, "\(outcome.stderr)")
             #expect(outcome.stdout.contains("**audit-retention** (error): database facts missing"))
             #expect(outcome.stdout.contains("**archival** (error): database facts missing"))
@@ -143,9 +143,9 @@ import Testing
         try await TestServer.withDatabase { db in
             try await TestServer.withDatabase { other in
                 try await TestRepository.with { repo in
-                    let prune = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path])
+                    let prune = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path])
                     #expect(prune.status == 0, "\(prune.stderr)")
-                    let outcome = try FTBackupBinary.run(["report", "--db", other.connectionString.raw, "--repo", repo.path])
+                    let outcome = try await FTBackupBinary.run(["report", "--db", other.connectionString.raw, "--repo", repo.path])
                     #expect(outcome.status == 64, "\(outcome.stderr)")
                     #expect(outcome.stdout.isEmpty && outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
                 }
@@ -153,10 +153,10 @@ import Testing
         }
     }
 
-    @Test func badPeriodsExit64WithOneLine() throws {
+    @Test func badPeriodsExit64WithOneLine() async throws {
         for arguments in [["--month", "2026-13"], ["--from", "2026-02-30", "--to", "2026-03-01"], ["--from", "2026-03-01"],
                           ["--month", "2026-01", "--from", "2026-01-01", "--to", "2026-01-02"], ["--format", "pdf"]] {
-            let outcome = try FTBackupBinary.run(["report", "--repo", NSTemporaryDirectory()] + arguments)
+            let outcome = try await FTBackupBinary.run(["report", "--repo", NSTemporaryDirectory()] + arguments)
             #expect(outcome.status == 64, "\(arguments): \(outcome.stderr)")
             #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
         }
@@ -190,7 +190,7 @@ import Testing
                 try ReportKnownHistory.writeDrill(into: repo.repository, at: now.addingTimeInterval(-2 * 86_400), passed: false, rto: 16_000, rpo: 3000)
                 let out = (repo.path as NSString).deletingLastPathComponent + "/report.html"
                 let from = ReportPeriod.dayText(now.addingTimeInterval(-27 * 86_400)), to = ReportPeriod.dayText(now)
-                let outcome = try FTBackupBinary.run(["report", "--db", db.connectionString.raw, "--repo", repo.path, "--from", from, "--to", to,
+                let outcome = try await FTBackupBinary.run(["report", "--db", db.connectionString.raw, "--repo", repo.path, "--from", from, "--to", to,
                                                       "--format", "html", "--out", out])
                 #expect(outcome.status == 2, "\(outcome.stderr)")
                 #expect(try FileManager.default.attributesOfItem(atPath: out)[.posixPermissions] as? Int == 0o600)
@@ -206,7 +206,7 @@ import Testing
                 process.standardOutput = FileHandle.nullDevice
                 process.standardError = FileHandle.nullDevice
                 try process.run()
-                process.waitUntilExit()
+                await FTBackupBinary.waitForExit(process)
                 #expect(process.terminationStatus == 0)
                 let image = try PNGPixels(Array(try Data(contentsOf: URL(fileURLWithPath: png))))
                 #expect(image.width == 1200)

@@ -29,7 +29,7 @@ extension ChangeArchivalTests.PointInTimeTests {
             try await a.session.execute(ddl.sql)
             let (afterDDL, _) = try await a.instant()
 
-            let outcome = try FTBackupBinary.run(["backup", "--type", "incr", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path])
+            let outcome = try await FTBackupBinary.run(["backup", "--type", "incr", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path])
             #expect(outcome.status == 0, "\(outcome.stderr)")
             #expect(outcome.stderr.contains("schema change"), "\(outcome.stderr)")
             #expect(outcome.stdout.contains("new full backup:"), "\(outcome.stdout)")
@@ -80,13 +80,13 @@ extension ChangeArchivalTests.PointInTimeTests {
             try await a.session.execute("ALTER TABLE public.ddl_victim ADD COLUMN extra int DEFAULT 7")
             _ = try await a.incremental()
             let conninfo = "\(try TestServer.dsn) dbname=\(a.db.name)"
-            let pending = try FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo])
+            let pending = try await FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo])
             #expect(pending.status == 0, "\(pending.stderr)")
             let line = try #require(pending.stdout.split(separator: "\n").first { $0.contains("ALTER TABLE public.ddl_victim (table)") }, "\(pending.stdout)")
             #expect(line.contains("until a new full backup is taken"), "\(line)")
 
             let second = try await a.full()
-            let json = try FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo, "--output", "json"])
+            let json = try await FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo, "--output", "json"])
             #expect(json.status == 0, "\(json.stderr)")
             let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
             let ddl = try #require(((object?["changeArchive"] as? [String: Any])?["ddl"] as? [[String: Any]])?.first, "\(json.stdout)")
@@ -96,7 +96,7 @@ extension ChangeArchivalTests.PointInTimeTests {
             #expect((ddl["unreachableUntil"] as? String).flatMap(Timestamps.parseISO8601).map { abs($0.timeIntervalSince(second.snapshot.time)) < 0.001 } == true,
                     "\(ddl)")
             #expect(ddl["commitTime"] != nil)
-            let text = try FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo])
+            let text = try await FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo])
             #expect(text.stdout.contains("recorded DDL:   1 command(s)"), "\(text.stdout)")
             #expect(text.stdout.contains("(before backup \(second.label)'s consistent time)"), "\(text.stdout)")
         }

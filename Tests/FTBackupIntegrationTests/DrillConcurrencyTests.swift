@@ -50,12 +50,12 @@ extension DrillTests {
             #expect(other.passed, "\(other.reasons)")
             if try await exists(), creating.isRunning {
                 kill(creating.processIdentifier, SIGKILL)
-                creating.waitUntilExit()
+                await FTBackupBinary.waitForExit(creating)
                 try await admin.execute("DROP DATABASE IF EXISTS \(try admin.escapeIdentifier(scratch)) WITH (FORCE)")
             } else {
                 // The failpoint pauses two minutes at most: on a loaded machine the first drill may have gone on
                 // meanwhile. Its outcome says whether its database was left to it (it ends by dropping it itself).
-                creating.waitUntilExit()
+                await FTBackupBinary.waitForExit(creating)
                 #expect(creating.terminationStatus == 0, "the running drill's scratch database was dropped under it: \(stderr.text)")
             }
         }

@@ -191,12 +191,12 @@ extension DrillTests {
             func exists(_ name: String) async throws -> Bool {
                 try await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]).count == 1
             }
-            let failed = try FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path, "--keep"],
+            let failed = try await FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path, "--keep"],
                                                 environment: ["FTBACKUP_FAILPOINT": "drill.restore-fails"])
             #expect(failed.status != 0 && failed.stderr.contains("drill.restore-fails"), "\(failed.stderr)")
             let name = try #require(failed.stderr.firstMatch(of: /database=(ftbackup_drill_[0-9TZ_]+)/)?.1).description
             #expect(try await exists(name), "a failed drill with --keep dropped its database")
-            let second = try FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path])
+            let second = try await FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path])
             #expect(second.status == 0 || second.status == 2, "\(second.stderr)")
             #expect(try await exists(name), "the next drill removed the kept database")
             let kept = [name]
@@ -213,7 +213,7 @@ extension DrillTests {
             let manifest = "\(a.repo.path)/backups/\(newer)/manifest.json"
             let bytes = try Data(contentsOf: URL(fileURLWithPath: manifest))
             try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: manifest))
-            let drill = try FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path])
+            let drill = try await FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path])
             #expect(drill.status == 65, "\(drill.stdout)\(drill.stderr)")
             #expect(drill.stderr.contains("backup \(newer), newer than \(older), is unreadable"), "\(drill.stderr)")
         }

@@ -57,7 +57,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(1500))
             let policy = try Self.policyFile { $0.replacingOccurrences(of: "rpo: 1h", with: "rpo: 1s") }
             defer { try? FileManager.default.removeItem(atPath: policy) }
-            let outcome = try FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path, "--policy", policy])
+            let outcome = try await FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path, "--policy", policy])
             #expect(outcome.status == ExitStatus.drillFailed.rawValue, "\(outcome.stderr)")
             #expect(outcome.stdout.contains("RPO missed"), "\(outcome.stdout)")
             let record = try #require(try DrillRecord.all(a.repo.repository).last)
@@ -75,7 +75,7 @@ import Testing
             bytes[bytes.count / 2] ^= 0x01
             try bytes.write(to: URL(fileURLWithPath: file))
             let before = try await Self.scratchDatabases()
-            let outcome = try FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path])
+            let outcome = try await FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path])
             #expect(outcome.status == ExitStatus.dataError.rawValue, "\(outcome.stderr)")
             #expect(outcome.stderr.contains("verification"), "\(outcome.stderr)")
             #expect(try await Self.scratchDatabases() == before)
@@ -89,7 +89,7 @@ import Testing
             try await writeWorkloadLight(a.session)
             _ = try await a.incremental()
             let before = try await Self.scratchDatabases()
-            let killed = try FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path],
+            let killed = try await FTBackupBinary.run(["drill", "--db", a.db.connectionString.raw, "--repo", a.repo.path],
                                                 environment: ["FTBACKUP_FAILPOINT": "drill.after-restore"])
             #expect(killed.status == -SIGKILL, "\(killed.stderr)")
             let leftovers = try await Self.scratchDatabases().subtracting(before)

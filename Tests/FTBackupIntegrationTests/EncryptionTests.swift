@@ -18,21 +18,21 @@ import Testing
                 let folder = (archived.repo.path as NSString).deletingLastPathComponent
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
                 let keyFile = folder + "/master.key"
-                let created = try FTBackupBinary.run(["key", "create", "--key-file", keyFile])
+                let created = try await FTBackupBinary.run(["key", "create", "--key-file", keyFile])
                 #expect(created.status == 0, "\(created.stderr)")
                 try await body(Keyed(archived: archived, keyFile: keyFile))
             }
         }
 
         /// Runs ftbackup on the repository with the key (`key: nil` leaves it out).
-        func run(_ arguments: [String], key: String?? = .some(nil), environment: [String: String] = [:]) throws -> FTBackupBinary.Outcome {
+        func run(_ arguments: [String], key: String?? = .some(nil), environment: [String: String] = [:]) async throws -> FTBackupBinary.Outcome {
             var full = arguments + ["--repo", repo, "--db", source]
             switch key {
             case .none: break
             case .some(.none): full += ["--key-file", keyFile]
             case .some(.some(let other)): full += ["--key-file", other]
             }
-            return try FTBackupBinary.run(full, environment: environment)
+            return try await FTBackupBinary.run(full, environment: environment)
         }
 
         /// The database clock now, as `--at` text, after the last change.
@@ -83,7 +83,7 @@ import Testing
                 RESET session_replication_role;
                 """)
             let atFull = try await TableFingerprint.compute(s)
-            let full = try k.run(["backup", "--type", "full"])
+            let full = try await k.run(["backup", "--type", "full"])
             #expect(full.status == 0, "\(full.stderr)")
             try await s.execute("""
                 UPDATE users.accounts SET email = 'incr.secret@example.org' WHERE id = (SELECT id FROM users.accounts ORDER BY id DESC LIMIT 1);
@@ -91,19 +91,19 @@ import Testing
                 """)
             let at = try await k.now()
             let atIncremental = try await TableFingerprint.compute(s)
-            let incremental = try k.run(["backup", "--type", "incr"])
+            let incremental = try await k.run(["backup", "--type", "incr"])
             #expect(incremental.status == 0, "\(incremental.stderr)")
 
             // Restore and restore --at with the key: per-table hashes identical to the source's.
             try await TestServer.withDatabase(seeded: false) { target in
-                let outcome = try k.run(["restore", "--target", target.connectionString.raw])
+                let outcome = try await k.run(["restore", "--target", target.connectionString.raw])
                 #expect(outcome.status == 0, "\(outcome.stderr)")
                 let t = try await target.connect()
                 defer { t.close() }
                 #expect(TableFingerprint.differences(source: atFull, restored: try await TableFingerprint.compute(t)) == [])
             }
             try await TestServer.withDatabase(seeded: false) { target in
-                let outcome = try k.run(["restore", "--at", at, "--target", target.connectionString.raw])
+                let outcome = try await k.run(["restore", "--at", at, "--target", target.connectionString.raw])
                 #expect(outcome.status == 0, "\(outcome.stderr)")
                 let t = try await target.connect()
                 defer { t.close() }
@@ -112,12 +112,12 @@ import Testing
 
             // An archive run, its verification without a database, and unarchive putting the rows back exactly.
             let beforeArchive = try await TableFingerprint.compute(s, schemas: ["sprint_03_purpose"])
-            let archive = try k.run(["lifecycle", "archive", "--schema", "sprint_03_purpose"])
+            let archive = try await k.run(["lifecycle", "archive", "--schema", "sprint_03_purpose"])
             #expect(archive.status == 0, "\(archive.stderr)")
-            let verify = try FTBackupBinary.run(["verify", "--repo", k.repo, "--key-file", k.keyFile])
+            let verify = try await FTBackupBinary.run(["verify", "--repo", k.repo, "--key-file", k.keyFile])
             #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
             #expect(verify.stdout.contains("all good"), "\(verify.stdout)")
-            let list = try k.run(["lifecycle", "list", "--output", "json"])
+            let list = try await k.run(["lifecycle", "list", "--output", "json"])
             let names = (try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
             #expect(!names.isEmpty, "\(list.stdout)\(list.stderr)")
 
@@ -133,12 +133,12 @@ import Testing
                 for value in Self.knownValues { #expect(bytes.range(of: Data(value.utf8)) == nil, "\(file) holds \(value)") }
             }
             for name in names {
-                let back = try k.run(["lifecycle", "unarchive", "--archive", name])
+                let back = try await k.run(["lifecycle", "unarchive", "--archive", name])
                 #expect(back.status == 0, "\(back.stderr)")
             }
             #expect(TableFingerprint.differences(source: beforeArchive, restored: try await TableFingerprint.compute(s, schemas: ["sprint_03_purpose"])) == [])
             // info says which backups are encrypted.
-            let info = try k.run(["info", "--output", "json"])
+            let info = try await k.run(["info", "--output", "json"])
             #expect(info.status == 0, "\(info.stderr)")
             let backups = (try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])?["backups"] as? [[String: Any]] ?? []
             #expect(!backups.isEmpty && backups.allSatisfy { $0["encrypted"] as? Bool == true }, "\(info.stdout)")
@@ -160,20 +160,20 @@ import Testing
     @Test func wrongOrMissingKeyAndEveryKindOfDamageAreRefusedBeforeTheTargetIsTouched() async throws {
         try await Keyed.with { k in
             let s = k.archived.session
-            func backup(_ type: String) throws -> String {
-                let outcome = try k.run(["backup", "--type", type])
+            func backup(_ type: String) async throws -> String {
+                let outcome = try await k.run(["backup", "--type", type])
                 #expect(outcome.status == 0, "\(outcome.stderr)")
                 return outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             }
-            let first = try backup("full")
+            let first = try await backup("full")
             try await s.execute("UPDATE users.accounts SET full_name = 'one' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1)")
-            _ = try backup("incr")
+            _ = try await backup("incr")
             try await s.execute("UPDATE users.accounts SET full_name = 'two' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1)")
             let at = try await k.now()
-            _ = try backup("incr")
-            let second = try backup("full")
+            _ = try await backup("incr")
+            let second = try await backup("full")
             let otherKey = (k.repo as NSString).deletingLastPathComponent + "/other.key"
-            #expect(try FTBackupBinary.run(["key", "create", "--key-file", otherKey]).status == 0)
+            #expect(try await FTBackupBinary.run(["key", "create", "--key-file", otherKey]).status == 0)
 
             try await TestServer.withDatabase(seeded: false) { target in
                 let restore = ["restore", "--target", target.connectionString.raw]
@@ -192,7 +192,7 @@ import Testing
                 flipped[original.count - 20] ^= 0x01
                 try flipped.write(to: URL(fileURLWithPath: victim))
                 try await Self.expectRefused(try k.run(restore), 65, "does not authenticate", target: target)
-                let verify = try FTBackupBinary.run(["verify", "--set", second, "--repo", k.repo, "--key-file", k.keyFile])
+                let verify = try await FTBackupBinary.run(["verify", "--set", second, "--repo", k.repo, "--key-file", k.keyFile])
                 #expect(verify.status == 65 && verify.stdout.contains(data[0]), "\(verify.stdout)\(verify.stderr)")
                 // A truncated file.
                 try original.prefix(original.count - 7).write(to: URL(fileURLWithPath: victim))
@@ -209,11 +209,11 @@ import Testing
                 let (bytesA, bytesB) = (try Data(contentsOf: URL(fileURLWithPath: a)), try Data(contentsOf: URL(fileURLWithPath: b)))
                 try bytesB.write(to: URL(fileURLWithPath: a))
                 try bytesA.write(to: URL(fileURLWithPath: b))
-                try await Self.expectRefused(try k.run(["restore", "--at", at, "--target", target.connectionString.raw]), 65, "moved or swapped", target: target)
+                try await Self.expectRefused(try await k.run(["restore", "--at", at, "--target", target.connectionString.raw]), 65, "moved or swapped", target: target)
                 try bytesA.write(to: URL(fileURLWithPath: a))
                 try bytesB.write(to: URL(fileURLWithPath: b))
                 // Everything put back: the same restore --at works.
-                let restored = try k.run(["restore", "--at", at, "--target", target.connectionString.raw])
+                let restored = try await k.run(["restore", "--at", at, "--target", target.connectionString.raw])
                 #expect(restored.status == 0, "\(restored.stderr)")
             }
         }
@@ -222,30 +222,30 @@ import Testing
     @Test func keyRotateKilledHalfwayThenRunAgainCompletesAndOnlyTheNewKeyOpensTheRepository() async throws {
         try await Keyed.with { k in
             let s = k.archived.session
-            #expect(try k.run(["backup", "--type", "full"]).status == 0)
+            #expect(try await k.run(["backup", "--type", "full"]).status == 0)
             try await s.execute("UPDATE users.accounts SET full_name = 'rotated' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1)")
             let source = try await TableFingerprint.compute(s)
             let at = try await k.now()
-            #expect(try k.run(["backup", "--type", "incr"]).status == 0)
+            #expect(try await k.run(["backup", "--type", "incr"]).status == 0)
             let newKey = (k.repo as NSString).deletingLastPathComponent + "/new.key"
-            #expect(try FTBackupBinary.run(["key", "create", "--key-file", newKey]).status == 0)
+            #expect(try await FTBackupBinary.run(["key", "create", "--key-file", newKey]).status == 0)
             let records = try FileManager.default.contentsOfDirectory(atPath: "\(k.repo)/keys").filter { $0.hasSuffix(".json") }
             #expect(records.count >= 3, "\(records)")
             let dataBefore = try Self.encryptedFiles(k.repo).map { try Data(contentsOf: URL(fileURLWithPath: "\(k.repo)/\($0)")) }
 
-            let killed = try FTBackupBinary.run(["key", "rotate", "--new-key-file", newKey, "--repo", k.repo, "--key-file", k.keyFile],
+            let killed = try await FTBackupBinary.run(["key", "rotate", "--new-key-file", newKey, "--repo", k.repo, "--key-file", k.keyFile],
                                                 environment: ["FTBACKUP_FAILPOINT": KeyRotation.failpointAfterFirstRecord])
             #expect(killed.status == -9, "\(killed.stderr)")
             try await TestServer.withDatabase(seeded: false) { target in
                 // Half rotated: neither key opens the repository until the rotation is finished.
                 for key in [k.keyFile, newKey] {
-                    try await Self.expectRefused(try k.run(["restore", "--target", target.connectionString.raw], key: key), 77,
+                    try await Self.expectRefused(try await k.run(["restore", "--target", target.connectionString.raw], key: key), 77,
                                                  "middle of a key rotation", target: target)
                 }
-                let finished = try FTBackupBinary.run(["key", "rotate", "--new-key-file", newKey, "--repo", k.repo, "--key-file", k.keyFile])
+                let finished = try await FTBackupBinary.run(["key", "rotate", "--new-key-file", newKey, "--repo", k.repo, "--key-file", k.keyFile])
                 #expect(finished.status == 0, "\(finished.stderr)")
                 #expect(finished.stdout.contains("\(records.count - 1) data keys re-wrapped, 1 already re-wrapped"), "\(finished.stdout)")
-                try await Self.expectRefused(try k.run(["restore", "--target", target.connectionString.raw]), 77, "is not repository", target: target)
+                try await Self.expectRefused(try await k.run(["restore", "--target", target.connectionString.raw]), 77, "is not repository", target: target)
             }
             // No data file was rewritten; every record is wrapped by the new key; the change archive reads with it.
             #expect(try Self.encryptedFiles(k.repo).map { try Data(contentsOf: URL(fileURLWithPath: "\(k.repo)/\($0)")) } == dataBefore)
@@ -254,11 +254,11 @@ import Testing
                 let text = try String(contentsOfFile: "\(k.repo)/keys/\(record)", encoding: .utf8)
                 #expect(text.contains("\"masterKeyId\" : \"\(newId)\""), "\(record): \(text)")
             }
-            let verify = try FTBackupBinary.run(["verify", "--repo", k.repo, "--key-file", newKey])
+            let verify = try await FTBackupBinary.run(["verify", "--repo", k.repo, "--key-file", newKey])
             #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
             // The full and the change archive, read with the new key, give the source exactly.
             try await TestServer.withDatabase(seeded: false) { target in
-                let outcome = try k.run(["restore", "--at", at, "--target", target.connectionString.raw], key: newKey)
+                let outcome = try await k.run(["restore", "--at", at, "--target", target.connectionString.raw], key: newKey)
                 #expect(outcome.status == 0, "\(outcome.stderr)")
                 let t = try await target.connect()
                 defer { t.close() }

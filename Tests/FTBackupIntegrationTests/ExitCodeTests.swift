@@ -19,17 +19,17 @@ import Testing
         try await TestServer.withDatabase(seeded: false) { db in
             try await TestRepository.with { repo in
                 let source = "\(dsn) dbname=\(db.name)"
-                ExitCodeTests.expectOneLine(try FTBackupBinary.run(["backup", "--type", "full", "--db", "\(source) password=wrong-secret", "--repo", repo.path]),
+                ExitCodeTests.expectOneLine(try await FTBackupBinary.run(["backup", "--type", "full", "--db", "\(source) password=wrong-secret", "--repo", repo.path]),
                                             77, "backup, wrong password")
-                ExitCodeTests.expectOneLine(try FTBackupBinary.run(["backup", "--type", "full", "--db", "host=127.0.0.1 port=1 connect_timeout=3", "--repo", repo.path]),
+                ExitCodeTests.expectOneLine(try await FTBackupBinary.run(["backup", "--type", "full", "--db", "host=127.0.0.1 port=1 connect_timeout=3", "--repo", repo.path]),
                                             69, "backup, unreachable")
                 let s = try await db.connect()
                 defer { s.close() }
                 try await s.execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
-                ExitCodeTests.expectOneLine(try FTBackupBinary.run(["backup", "--type", "full", "--db", source, "--repo", repo.path]), 0, "backup")
-                ExitCodeTests.expectOneLine(try FTBackupBinary.run(["restore", "--db", source, "--repo", repo.path, "--target", "\(dsn) dbname=\(db.name)_missing"]),
+                ExitCodeTests.expectOneLine(try await FTBackupBinary.run(["backup", "--type", "full", "--db", source, "--repo", repo.path]), 0, "backup")
+                ExitCodeTests.expectOneLine(try await FTBackupBinary.run(["restore", "--db", source, "--repo", repo.path, "--target", "\(dsn) dbname=\(db.name)_missing"]),
                                             69, "restore, no such target database")
-                ExitCodeTests.expectOneLine(try FTBackupBinary.run(["restore", "--db", source, "--repo", repo.path, "--target", "\(dsn) dbname=postgres password=wrong-secret"]),
+                ExitCodeTests.expectOneLine(try await FTBackupBinary.run(["restore", "--db", source, "--repo", repo.path, "--target", "\(dsn) dbname=postgres password=wrong-secret"]),
                                             77, "restore, wrong password")
             }
         }
@@ -47,7 +47,7 @@ import Testing
                 defer { s.close() }
                 try await s.execute("CREATE TABLE private_data (id int PRIMARY KEY); INSERT INTO private_data VALUES (1)")
                 try await TestRepository.with { repo in
-                    let outcome = try FTBackupBinary.run(["backup", "--type", "full", "--db", "\(try TestServer.dsn) dbname=\(db.name) user=\(role) password=\(password)",
+                    let outcome = try await FTBackupBinary.run(["backup", "--type", "full", "--db", "\(try TestServer.dsn) dbname=\(db.name) user=\(role) password=\(password)",
                                                           "--repo", repo.path])
                     ExitCodeTests.expectOneLine(outcome, 77, "backup without privilege")
                     #expect(outcome.stderr.contains("permission denied"), "\(outcome.stderr)")
@@ -79,7 +79,7 @@ import Testing
                     let t = try await target.connect()
                     defer { t.close() }
                     try await t.execute("CREATE SCHEMA shared; CREATE TABLE shared.parent (id int PRIMARY KEY); INSERT INTO shared.parent VALUES (1)")
-                    let outcome = try FTBackupBinary.run(["restore", "--db", "\(try TestServer.dsn) dbname=\(source.name)", "--repo", repo.path,
+                    let outcome = try await FTBackupBinary.run(["restore", "--db", "\(try TestServer.dsn) dbname=\(source.name)", "--repo", repo.path,
                                                           "--target", "\(try TestServer.dsn) dbname=\(target.name)", "--schema", "tool"])
                     ExitCodeTests.expectOneLine(outcome, 65, "restore violating a foreign key")
                     #expect(outcome.stderr.contains("violates foreign key constraint"), "\(outcome.stderr)")

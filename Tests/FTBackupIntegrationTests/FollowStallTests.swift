@@ -29,7 +29,7 @@ extension ChangeArchivalTests {
                     try await Task.sleep(for: .milliseconds(200))
                 }
                 kill(healthy.processIdentifier, SIGTERM)
-                healthy.waitUntilExit()
+                await FTBackupBinary.waitForExit(healthy)
                 #expect(healthy.terminationStatus == 0)
                 #expect(try !repository.storage.exists(ChangeArchiveStall.path))
                 #expect(try await ChangeArchiveStatus.read(repository, database: a.db.connectionString).broken == nil)
@@ -40,12 +40,12 @@ extension ChangeArchivalTests {
                 let deadline = Date().addingTimeInterval(30)
                 while stalled.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(200)) }
                 if stalled.isRunning { kill(stalled.processIdentifier, SIGKILL) }
-                stalled.waitUntilExit()
+                await FTBackupBinary.waitForExit(stalled)
                 let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
                 #expect(stalled.terminationStatus != 0, "\(stderr)")
                 let stall = try #require(ChangeArchiveStall.read(repository.storage))
                 #expect(stall.reason.contains("publication"), "\(stall.reason)")
-                let info = try FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo])
+                let info = try await FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo])
                 #expect(info.status == 69, "\(info.stdout)\(info.stderr)")
                 #expect(info.stdout.contains("cannot advance"), "\(info.stdout)")
                 try await a.session.execute("CREATE PUBLICATION \(ChangeArchivalNames.publication) FOR ALL TABLES")
@@ -65,10 +65,10 @@ extension ChangeArchivalTests {
                 try await a.session.execute("INSERT INTO public.stall_d VALUES (1)")
                 _ = try await a.incremental()
                 let conninfo = "\(try TestServer.dsn) dbname=\(a.db.name)"
-                let healthy = try FTBackupBinary.run(["info", "--db", conninfo, "--repo", a.repo.path])
+                let healthy = try await FTBackupBinary.run(["info", "--db", conninfo, "--repo", a.repo.path])
                 #expect(healthy.status == 0, "\(healthy.stdout)\(healthy.stderr)")
                 try Repository.local(a.repo.path).storage.writeAll(ChangeArchiveStall.path, Array("{\"since\": garbage".utf8))
-                let damaged = try FTBackupBinary.run(["info", "--db", conninfo, "--repo", a.repo.path])
+                let damaged = try await FTBackupBinary.run(["info", "--db", conninfo, "--repo", a.repo.path])
                 #expect(damaged.status == 69, "\(damaged.stdout)\(damaged.stderr)")
                 #expect((damaged.stdout + damaged.stderr).contains("stalled.json is there but cannot be read"), "\(damaged.stdout)\(damaged.stderr)")
             }

@@ -21,7 +21,7 @@ extension ChangeArchivalTests.PointInTimeTests {
             try await a.session.execute("ALTER TABLE public.ddl_victim ADD COLUMN second int")
             try await a.waitUntilSealed(after: try await a.clock(), by: follower, "the second ALTER TABLE")
             kill(follower.processIdentifier, SIGTERM)
-            follower.waitUntilExit()
+            await FTBackupBinary.waitForExit(follower)
             let segments = try ChangeSegmentManifest.all(a.repo.repository.storage)
             let recorded = segments.flatMap { $0.ddl ?? [] }.map(\.commandTag)
             #expect(recorded.filter { $0 == "ALTER TABLE" }.count == 2, "\(segments.map { ($0.label, $0.ddl?.map(\.description) ?? []) })")

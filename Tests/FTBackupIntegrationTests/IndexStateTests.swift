@@ -149,7 +149,7 @@ enum IndexStateFixture {
             let check = try await Checker.run(database: source.connectionString, repositoryPath: nil)
             #expect(check.invalidIndexes.map { "\($0.schema).\($0.table).\($0.index)" } == ["public.dupes.dupes_code_key"])
             #expect(try JSONOutput.encode(check).contains("\"index\" : \"dupes_code_key\""))
-            let text = try FTBackupBinary.run(["check", "--db", "\(try TestServer.dsn) dbname=\(source.name)"])
+            let text = try await FTBackupBinary.run(["check", "--db", "\(try TestServer.dsn) dbname=\(source.name)"])
             #expect(text.stdout.contains("invalid indexes: 1"))
             #expect(text.stdout.contains("public.dupes_code_key on dupes: CREATE UNIQUE INDEX dupes_code_key ON public.dupes USING btree (code)"))
             try await TestRepository.with { repo in

@@ -104,7 +104,7 @@ import Testing
                         usleep(2_000)
                     }
                     let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                    process.waitUntilExit()
+                    await FTBackupBinary.waitForExit(process)
                     #expect(signalled, "the restore ended before its drop was seen: \(stderr)")
                     #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT, "\(stderr)")
                     let left = (try FileManager.default.contentsOfDirectory(atPath: tmp)).sorted()

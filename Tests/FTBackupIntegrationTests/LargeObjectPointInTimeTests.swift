@@ -39,7 +39,7 @@ extension ChangeArchivalTests.PointInTimeTests {
             try await a.session.execute("UPDATE users.accounts SET full_name = 'after lo' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1)")
             let (afterChange, _) = try await a.instant()
 
-            let outcome = try FTBackupBinary.run(["backup", "--type", "incr", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path])
+            let outcome = try await FTBackupBinary.run(["backup", "--type", "incr", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path])
             #expect(outcome.status == 0, "\(outcome.stderr)")
             #expect(outcome.stderr.contains("large objects changed"), "\(outcome.stderr)")
             #expect(outcome.stdout.contains("new full backup:"), "\(outcome.stdout)")

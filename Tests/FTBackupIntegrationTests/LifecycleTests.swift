@@ -176,7 +176,7 @@ func testPolicy(_ edit: (inout Policy) -> Void = { _ in }) throws -> Policy {
             let original = try await toolSchemaFingerprints(session)
             try await TestRepository.with { repo in
                 let conninfo = "\(try TestServer.dsn) dbname=\(db.name)"
-                let killed = try FTBackupBinary.run(["lifecycle", "archive", "--db", conninfo, "--repo", repo.path, "--schema", "sprint_15_value_proposition"],
+                let killed = try await FTBackupBinary.run(["lifecycle", "archive", "--db", conninfo, "--repo", repo.path, "--schema", "sprint_15_value_proposition"],
                                                     environment: ["FTBACKUP_FAILPOINT": failpoint])
                 #expect(killed.status == -SIGKILL, "\(killed.stderr)")
                 let store = ArchiveStore(storage: repo.repository.storage)
@@ -267,7 +267,7 @@ func testPolicy(_ edit: (inout Policy) -> Void = { _ in }) throws -> Policy {
     @Test func evidenceOfDeletedRowsSurvivesAKilledRun() async throws {
         try await TestServer.withDatabase { db in
             try await TestRepository.with { repo in
-                let killed = try FTBackupBinary.run(["lifecycle", "prune-audit", "--batch", "25", "--db", "\(try TestServer.dsn) dbname=\(db.name)",
+                let killed = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--batch", "25", "--db", "\(try TestServer.dsn) dbname=\(db.name)",
                                                      "--repo", repo.path], environment: ["FTBACKUP_FAILPOINT": "prune.after-batch"])
                 #expect(killed.status == -SIGKILL)
                 let logs = try repo.repository.storage.list("lifecycle/prune-audit")

@@ -32,7 +32,7 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
         defer { try? FileManager.default.removeItem(atPath: metrics) }
         try await TestServer.withDatabase { db in
             try await TestRepository.with { repo in
-                let ok = try FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path, "--metrics-dir", metrics])
+                let ok = try await FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path, "--metrics-dir", metrics])
                 #expect(ok.status == 0, "\(ok.stderr)")
                 let file = MetricsFile.path(directory: metrics, job: "backup_full")
                 let first = try String(contentsOfFile: file, encoding: .utf8)
@@ -43,7 +43,7 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
                 #expect(try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int == 0o644)
 
                 // Through the environment this time, as a unit file would set it.
-                let failed = try FTBackupBinary.run(["backup", "--type", "full", "--db", "host=127.0.0.1 port=1 connect_timeout=3", "--repo", repo.path],
+                let failed = try await FTBackupBinary.run(["backup", "--type", "full", "--db", "host=127.0.0.1 port=1 connect_timeout=3", "--repo", repo.path],
                                                     environment: ["FTBACKUP_METRICS_DIR": metrics])
                 #expect(failed.status == 69, "\(failed.stderr)")
                 let after = MetricsFile.readValues(directory: metrics, job: "backup_full")
@@ -63,25 +63,25 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
         defer { try? FileManager.default.removeItem(atPath: metrics) }
         try await TestServer.withDatabase { db in
             try await TestRepository.with { repo in
-                func status() throws -> (Int32, [String: Any]) {
-                    let outcome = try FTBackupBinary.run(["status", "--db", db.connectionString.raw, "--repo", repo.path, "--no-report",
+                func status() async throws -> (Int32, [String: Any]) {
+                    let outcome = try await FTBackupBinary.run(["status", "--db", db.connectionString.raw, "--repo", repo.path, "--no-report",
                                                           "--metrics-dir", metrics, "--output", "json"])
                     return (outcome.status, (try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any]) ?? [:])
                 }
                 try FileManager.default.createDirectory(atPath: repo.path, withIntermediateDirectories: true)
-                let (empty, emptyJSON) = try status()
+                let (empty, emptyJSON) = try await status()
                 #expect(empty == 2, "\(emptyJSON)")
                 let problems = (emptyJSON["problems"] as? [[String: Any]])?.compactMap { $0["message"] as? String } ?? []
                 #expect(problems.contains("no complete full backup in the repository"), "\(problems)")
 
-                #expect(try FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path]).status == 0)
-                let (warning, warningJSON) = try status()
+                #expect(try await FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path]).status == 0)
+                let (warning, warningJSON) = try await status()
                 #expect(warning == 1, "\(warningJSON)")
                 let drill = try await ServerWideResource.drillScratchDatabases.shared {
-                    try FTBackupBinary.run(["drill", "--db", db.connectionString.raw, "--repo", repo.path])
+                    try await FTBackupBinary.run(["drill", "--db", db.connectionString.raw, "--repo", repo.path])
                 }
                 #expect(drill.status == 0, "\(drill.stderr)")
-                let (ok, okJSON) = try status()
+                let (ok, okJSON) = try await status()
                 #expect(ok == 0, "\(okJSON)")
                 let suite = try String(contentsOfFile: MetricsFile.path(directory: metrics, job: "suite"), encoding: .utf8)
                 #expect(try promtool(["check", "metrics"], stdin: suite).status == 0, "\(suite)")
@@ -89,7 +89,7 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
                              "ftbackup_drill_last_rto_seconds", "ftbackup_status_level 0"] {
                     #expect(suite.contains(name), "\(name) in \(suite)")
                 }
-                let text = try FTBackupBinary.run(["status", "--repo", repo.path + "/missing"])
+                let text = try await FTBackupBinary.run(["status", "--repo", repo.path + "/missing"])
                 #expect(text.status == 3 && text.stdout.hasPrefix("FTBACKUP UNKNOWN - "), "\(text.stdout)")
             }
         }
@@ -101,7 +101,7 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
         defer { try? FileManager.default.removeItem(atPath: metrics) }
         try await TestServer.withDatabase { db in
             try await TestRepository.with { repo in
-                let tick = try FTBackupBinary.run(["run", "--db", db.connectionString.raw, "--repo", repo.path, "--metrics-dir", metrics])
+                let tick = try await FTBackupBinary.run(["run", "--db", db.connectionString.raw, "--repo", repo.path, "--metrics-dir", metrics])
                 #expect(tick.stdout.contains("job=full status=ran"), "\(tick.stdout) \(tick.stderr)")
                 let full = MetricsFile.readValues(directory: metrics, job: "backup_full")
                 #expect(full["ftbackup_job_last_exit_code"] == 0 && full["ftbackup_job_last_success_timestamp_seconds"] != nil, "\(full)")
@@ -117,14 +117,14 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
         defer { try? FileManager.default.removeItem(atPath: metrics) }
         try await TestServer.withDatabase { db in
             try await TestRepository.with { repo in
-                let ok = try FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path, "--metrics-dir", metrics])
+                let ok = try await FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--repo", repo.path, "--metrics-dir", metrics])
                 #expect(ok.status == 0, "\(ok.stderr)")
                 let manifest = try #require(try repo.repository.entries().compactMap(\.manifest).first)
                 let full = MetricsFile.readValues(directory: metrics, job: "backup_full")
                 #expect(manifest.totals.rows > 0 && full["ftbackup_job_rows"] == Double(manifest.totals.rows), "\(full)")
                 #expect(manifest.totals.storedBytes > 0 && full["ftbackup_job_bytes"] == Double(manifest.totals.storedBytes), "\(full)")
 
-                let failed = try FTBackupBinary.run(["backup", "--type", "full", "--db", "host=127.0.0.1 port=1 connect_timeout=3", "--repo", repo.path,
+                let failed = try await FTBackupBinary.run(["backup", "--type", "full", "--db", "host=127.0.0.1 port=1 connect_timeout=3", "--repo", repo.path,
                                                      "--metrics-dir", metrics])
                 #expect(failed.status == 69, "\(failed.stderr)")
                 let kept = MetricsFile.readValues(directory: metrics, job: "backup_full")
@@ -132,7 +132,7 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
                 #expect(try promtool(["check", "metrics"], stdin: try String(contentsOfFile: MetricsFile.path(directory: metrics, job: "backup_full"),
                                                                               encoding: .utf8)).status == 0)
 
-                let prune = try FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path,
+                let prune = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path,
                                                     "--metrics-dir", metrics, "--output", "json"])
                 #expect(prune.status == 0, "\(prune.stderr)")
                 let report = try JSONSerialization.jsonObject(with: Data(prune.stdout.utf8)) as? [String: Any]
@@ -142,7 +142,7 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
 
                 // A tick on a repository of its own takes its first full, and writes that full's totals.
                 try await TestRepository.with { second in
-                    let tick = try FTBackupBinary.run(["run", "--db", db.connectionString.raw, "--repo", second.path, "--metrics-dir", metrics])
+                    let tick = try await FTBackupBinary.run(["run", "--db", db.connectionString.raw, "--repo", second.path, "--metrics-dir", metrics])
                     #expect(tick.stdout.contains("job=full status=ran"), "\(tick.stdout) \(tick.stderr)")
                     let taken = try #require(try second.repository.entries().compactMap(\.manifest).first)
                     let ticked = MetricsFile.readValues(directory: metrics, job: "backup_full")
@@ -155,8 +155,8 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
 
     /// `status --output json` that cannot read the repository still has a numeric `level` (3) and a
     /// `problems` list, as every other status does.
-    @Test func statusJSONWhenUnreadableHasTheSameLevelAndProblemsKeys() throws {
-        let outcome = try FTBackupBinary.run(["status", "--repo", NSTemporaryDirectory() + "ftbackup-missing-\(UUID())", "--output", "json"])
+    @Test func statusJSONWhenUnreadableHasTheSameLevelAndProblemsKeys() async throws {
+        let outcome = try await FTBackupBinary.run(["status", "--repo", NSTemporaryDirectory() + "ftbackup-missing-\(UUID())", "--output", "json"])
         #expect(outcome.status == 3, "\(outcome.stdout) \(outcome.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any])
         #expect((json["level"] as? NSNumber)?.intValue == 3, "\(json)")
@@ -170,7 +170,7 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
     @Test func statusKeepsItsLevelWhenItsMetricsFileCannotBeWritten() async throws {
         try await TestRepository.with { repo in
             try FileManager.default.createDirectory(atPath: repo.path, withIntermediateDirectories: true)
-            let outcome = try FTBackupBinary.run(["status", "--repo", repo.path, "--no-report", "--metrics-dir", repo.path + "/no/such/folder"])
+            let outcome = try await FTBackupBinary.run(["status", "--repo", repo.path, "--no-report", "--metrics-dir", repo.path + "/no/such/folder"])
             #expect(outcome.status == 2 && outcome.stdout.hasPrefix("FTBACKUP CRITICAL - "), "\(outcome.stdout) \(outcome.stderr)")
             #expect(outcome.stderr.contains("ftbackup: warning: cannot write metrics file"), "\(outcome.stderr)")
         }

@@ -251,11 +251,11 @@ import Testing
                     defer { t.close() }
                     #expect(try await DatabaseSettings.read(t) == [])
                 }
-                let text = try FTBackupBinary.run(["info", "--repo", repo.path, "--set", manifest.label])
+                let text = try await FTBackupBinary.run(["info", "--repo", repo.path, "--set", manifest.label])
                 #expect(text.status == 0, "\(text.stderr)")
                 #expect(text.stdout.contains("db settings:    5"))
                 #expect(text.stdout.contains("TimeZone=Europe/Berlin") && text.stdout.contains("role \(role): work_mem=64MB"))
-                let json = try FTBackupBinary.run(["info", "--repo", repo.path, "--set", manifest.label, "--output", "json"])
+                let json = try await FTBackupBinary.run(["info", "--repo", repo.path, "--set", manifest.label, "--output", "json"])
                 let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
                 let backup = (object?["backups"] as? [[String: Any]])?.first
                 let recorded = backup?["databaseSettings"] as? [[String: Any]]

@@ -225,7 +225,7 @@ let workloadSchemaSQL = """
         try await ArchivedDatabase.with(prepare: workloadSchemaSQL) { a in
             _ = try await a.full()
             for round in 1...3 { try await writeWorkload(a.session, round: round) }
-            let killed = try FTBackupBinary.run(["backup", "--type", "incr", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path],
+            let killed = try await FTBackupBinary.run(["backup", "--type", "incr", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path],
                                                 environment: ["FTBACKUP_FAILPOINT": failpoint])
             #expect(killed.status == -SIGKILL, "\(killed.stderr)")
             for round in 4...5 { try await writeWorkload(a.session, round: round) }
@@ -288,7 +288,7 @@ let workloadSchemaSQL = """
 
             let crashed = try FTBackupBinary.start(arguments, environment: ["FTBACKUP_FAILPOINT": "follow.before-feedback"])
             try await writeWorkload(a.session, round: 1)
-            crashed.0.waitUntilExit()
+            await FTBackupBinary.waitForExit(crashed.0)
             #expect(crashed.0.terminationReason == .uncaughtSignal)
 
             let (follower, _, _) = try FTBackupBinary.start(arguments)
@@ -304,7 +304,7 @@ let workloadSchemaSQL = """
             let covered = try await a.incremental()
             #expect(covered.coveredByFollower != nil)
             kill(follower.processIdentifier, SIGTERM)
-            follower.waitUntilExit()
+            await FTBackupBinary.waitForExit(follower)
             #expect(follower.terminationStatus == 0)
 
             let segments = try ChangeSegmentManifest.all(a.repo.repository.storage)
@@ -322,7 +322,7 @@ let workloadSchemaSQL = """
         try await ArchivedDatabase.with { a in
             _ = try await a.full()
             try await a.session.execute("ALTER TABLE users.profiles ADD COLUMN pronouns text; UPDATE users.profiles SET pronouns = 'they' WHERE user_id = (SELECT user_id FROM users.profiles ORDER BY 1 LIMIT 1)")
-            let outcome = try FTBackupBinary.run(["backup", "--type", "incr", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path])
+            let outcome = try await FTBackupBinary.run(["backup", "--type", "incr", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path])
             #expect(outcome.status == 0, "\(outcome.stderr)")
             #expect(outcome.stderr.contains("schema change"))
             // A warning, not an error: the run goes on and succeeds (issue 9, item 11).
@@ -378,7 +378,7 @@ let workloadSchemaSQL = """
                 let error = await #expect(throws: FTBackupError.self) { _ = try await a.incremental() }
                 #expect(error?.message.contains("lost") == true)
                 #expect(error?.message.contains("chain is broken") == true)
-                let info = try FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", "\(try TestServer.dsn) dbname=\(a.db.name)"])
+                let info = try await FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", "\(try TestServer.dsn) dbname=\(a.db.name)"])
                 #expect(info.status == 69)
                 #expect(info.stdout.contains("CHAIN BROKEN"))
             } catch {

@@ -219,7 +219,7 @@ extension ChangeArchivalTests.PointInTimeTests {
                 process.standardError = err
                 try process.run()
                 let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
+                await FTBackupBinary.waitForExit(process)
                 #expect(process.terminationStatus == 0, "\(stderr)")
                 let peakKiB = Int(stderr.split(separator: "\n").last.map(String.init) ?? "") ?? .max
                 #expect(peakKiB < 150 * 1024, "peak RSS \(peakKiB) KiB")

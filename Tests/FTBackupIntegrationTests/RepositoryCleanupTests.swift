@@ -32,7 +32,7 @@ import Testing
     @Test func cleanupOfAFolderRemovesTemporaryFilesUnfinishedBackupsAndSegmentsOnlyAndHonoursTheLocks() async throws {
         try await TestServer.withDatabase { db in
             try await TestRepository.with { repo in
-                let full = try FTBackupBinary.run(["backup", "--type", "full", "--repo", repo.path, "--db", db.connectionString.raw])
+                let full = try await FTBackupBinary.run(["backup", "--type", "full", "--repo", repo.path, "--db", db.connectionString.raw])
                 #expect(full.status == 0, "\(full.stderr)")
                 let kept = try Self.localFiles(repo.path)
                 let label = try #require(try repo.repository.entries().first?.label)
@@ -48,7 +48,7 @@ import Testing
                 let cleanup = ["repo", "cleanup", "--repo", repo.path, "--output", "json"]
 
                 // --dry-run lists each leftover and changes nothing.
-                let dry = try FTBackupBinary.run(cleanup + ["--dry-run"])
+                let dry = try await FTBackupBinary.run(cleanup + ["--dry-run"])
                 #expect(dry.status == 0, "\(dry.stderr)")
                 let planned = Self.json(dry.stdout)
                 #expect(Set(planned["removedTemporaryFiles"] as? [String] ?? []) == Set(leftovers.prefix(3)), "\(dry.stdout)")
@@ -58,27 +58,27 @@ import Testing
 
                 // Another run holds the write lock: refused (exit 75), nothing touched.
                 let writer = try RepositoryLock.acquire(repositoryRoot: repo.path, kind: .write, exclusive: true, command: "test backup")
-                let locked = try FTBackupBinary.run(cleanup)
+                let locked = try await FTBackupBinary.run(cleanup)
                 writer.release()
                 #expect(locked.status == 75, "\(locked.stderr)")
                 #expect(try Self.localFiles(repo.path) == before)
 
                 // A follower holds the changes lock: changes/ is left alone, the rest goes.
                 let follower = try RepositoryLock.acquire(repositoryRoot: repo.path, kind: .changes, exclusive: true, command: "test follow")
-                let partial = try FTBackupBinary.run(cleanup)
+                let partial = try await FTBackupBinary.run(cleanup)
                 follower.release()
                 #expect(partial.status == 0, "\(partial.stderr)")
                 #expect((Self.json(partial.stdout)["leftAlone"] as? [String] ?? []).contains { $0.hasPrefix("changes/segments/: the changes lock is held") }, "\(partial.stdout)")
                 #expect(FileManager.default.fileExists(atPath: "\(repo.path)/\(leftovers[4])"))
 
-                let real = try FTBackupBinary.run(cleanup)
+                let real = try await FTBackupBinary.run(cleanup)
                 #expect(real.status == 0, "\(real.stderr)")
                 #expect(Self.json(real.stdout)["removedIncompleteSegments"] as? [String] == [leftovers[4]], "\(real.stdout)")
                 // Exactly the leftovers are gone: every file of the backup keeps its bytes; the live writer's file stays.
                 var expected = kept
                 expected[live] = before[live]
                 #expect(try Self.localFiles(repo.path).filter { !$0.key.hasPrefix("schedule/") } == expected.filter { !$0.key.hasPrefix("schedule/") })
-                let verify = try FTBackupBinary.run(["verify", "--repo", repo.path])
+                let verify = try await FTBackupBinary.run(["verify", "--repo", repo.path])
                 #expect(verify.status == 0 && verify.stdout.contains("all good"), "\(verify.stdout)\(verify.stderr)")
             }
         }
@@ -87,7 +87,7 @@ import Testing
     @Test func cleanupOnS3AbortsAbandonedUploadsAndRemovesUnfinishedBackupsButNeverAManifestsObjects() async throws {
         try await TestServer.withDatabase { db in
             try await S3TestStore.with { store in
-                let full = try store.run(["backup", "--type", "full"], database: db)
+                let full = try await store.run(["backup", "--type", "full"], database: db)
                 #expect(full.status == 0, "\(full.stderr)")
                 let storage = try store.storage
                 let client = try store.client
@@ -106,7 +106,7 @@ import Testing
                 try storage.writeAll("changes/segments/0000000000000000-20200101T000000Z-1.seg.zst", Array("partial".utf8))
                 #expect(try store.uploads() == [uploadKey])
 
-                let dry = try store.run(["repo", "cleanup", "--dry-run", "--output", "json"])
+                let dry = try await store.run(["repo", "cleanup", "--dry-run", "--output", "json"])
                 #expect(dry.status == 0, "\(dry.stderr)")
                 let planned = Self.json(dry.stdout)
                 #expect((planned["abortedUploads"] as? [[String: Any]])?.compactMap { $0["path"] as? String } == ["backups/20990101T000000Z-F/data/1.copy.zst"], "\(dry.stdout)")
@@ -116,19 +116,19 @@ import Testing
 
                 // --older-than keeps what is younger. moto reports every upload as initiated on 2010-11-10 (a fixed
                 // value), so the limit here is 19 years: the upload, the 2020 backup and the 2020 segment all stay.
-                let young = try store.run(["repo", "cleanup", "--older-than", "10000000", "--output", "json"])
+                let young = try await store.run(["repo", "cleanup", "--older-than", "10000000", "--output", "json"])
                 #expect(young.status == 0, "\(young.stderr)")
                 let spared = Self.json(young.stdout)
                 #expect((spared["abortedUploads"] as? [Any])?.isEmpty == true && (spared["removedIncompleteBackups"] as? [Any])?.isEmpty == true, "\(young.stdout)")
                 #expect((spared["leftAlone"] as? [String] ?? []).filter { $0.contains("younger than 10000000 min") }.count == 3, "\(young.stdout)")
                 #expect(try store.uploads() == [uploadKey])
 
-                let real = try store.run(["repo", "cleanup"])
+                let real = try await store.run(["repo", "cleanup"])
                 #expect(real.status == 0 && real.stdout.contains("abort upload backups/20990101T000000Z-F/data/1.copy.zst"), "\(real.stdout)\(real.stderr)")
                 #expect(try store.uploads().isEmpty)
                 // Every object of the complete backup (and the source record) keeps its bytes; the leftovers are gone.
                 #expect(try objects() == kept)
-                let verify = try store.run(["verify"])
+                let verify = try await store.run(["verify"])
                 #expect(verify.status == 0 && verify.stdout.contains("all good"), "\(verify.stdout)\(verify.stderr)")
             }
         }

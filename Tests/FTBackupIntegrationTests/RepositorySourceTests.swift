@@ -38,7 +38,7 @@ import Testing
                     let before = try repo.repository.entries().map(\.label)
                     for command in [["backup", "--type", "full"], ["backup", "--type", "incr"], ["follow"],
                                     ["lifecycle", "archive"], ["lifecycle", "prune-audit"]] {
-                        let outcome = try FTBackupBinary.run(command + ["--db", try Self.dsn(second), "--repo", repo.path])
+                        let outcome = try await FTBackupBinary.run(command + ["--db", try Self.dsn(second), "--repo", repo.path])
                         #expect(outcome.status == 64, "\(command): \(outcome.stderr)")
                         #expect(outcome.stderr.split(separator: "\n").count == 1, "\(command): \(outcome.stderr)")
                         #expect(outcome.stderr.contains("database \(first.name)") && outcome.stderr.contains("database \(second.name)"),
@@ -72,15 +72,15 @@ import Testing
                             #expect(try await Self.whoami(target) == first.name)
                         }
                         // Named: refused.
-                        let named = try FTBackupBinary.run(["restore", "--repo", repo.path, "--set", foreign.label, "--dry-run",
+                        let named = try await FTBackupBinary.run(["restore", "--repo", repo.path, "--set", foreign.label, "--dry-run",
                                                             "--target", "\(try TestServer.dsn) dbname=unused"])
                         #expect(named.status == 64, "\(named.stderr)")
                         #expect(named.stderr.contains("database \(second.name)"), "\(named.stderr)")
                         // info and verify flag it.
-                        let info = try FTBackupBinary.run(["info", "--repo", repo.path])
+                        let info = try await FTBackupBinary.run(["info", "--repo", repo.path])
                         #expect(info.status == 65, "\(info.stdout)\(info.stderr)")
                         #expect(info.stdout.contains("\(foreign.label)  full  complete  FOREIGN SOURCE"), "\(info.stdout)")
-                        let verify = try FTBackupBinary.run(["verify", "--repo", repo.path])
+                        let verify = try await FTBackupBinary.run(["verify", "--repo", repo.path])
                         #expect(verify.status == 65, "\(verify.stdout)")
                         #expect(verify.stdout.contains(foreign.label) && verify.stdout.contains("database \(second.name)"), "\(verify.stdout)")
                         #expect(VerificationRecord.read(repo.repository, label: foreign.label) == nil)
@@ -148,7 +148,7 @@ import Testing
                         let own = try await BackupRunner.runFull(try .test(first, repo))
                         // As a repository written before source.json existed.
                         try FileManager.default.removeItem(atPath: "\(repo.path)/\(RepositorySource.fileName)")
-                        let refused = try FTBackupBinary.run(["backup", "--db", try Self.dsn(second), "--repo", repo.path])
+                        let refused = try await FTBackupBinary.run(["backup", "--db", try Self.dsn(second), "--repo", repo.path])
                         #expect(refused.status == 64, "\(refused.stderr)")
                         #expect(refused.stderr.contains("database \(first.name)"), "\(refused.stderr)")
                         #expect(!FileManager.default.fileExists(atPath: "\(repo.path)/\(RepositorySource.fileName)"))
@@ -162,10 +162,10 @@ import Testing
                         try await Task.sleep(for: .seconds(1.1))  // labels are per second: another label than the last full's
                         let foreign = try await BackupRunner.runFull(try .test(second, other))
                         try Self.plant(backup: foreign.label, from: other, into: repo)
-                        let restore = try FTBackupBinary.run(["restore", "--repo", repo.path, "--dry-run", "--target", "\(try TestServer.dsn) dbname=unused"])
+                        let restore = try await FTBackupBinary.run(["restore", "--repo", repo.path, "--dry-run", "--target", "\(try TestServer.dsn) dbname=unused"])
                         #expect(restore.status == 64, "\(restore.stderr)")
                         #expect(restore.stderr.contains("more than one database"), "\(restore.stderr)")
-                        let write = try FTBackupBinary.run(["backup", "--db", try Self.dsn(first), "--repo", repo.path])
+                        let write = try await FTBackupBinary.run(["backup", "--db", try Self.dsn(first), "--repo", repo.path])
                         #expect(write.status == 64, "\(write.stderr)")
                         #expect(try repo.repository.entries().map(\.label).contains(own.label))
                     }

@@ -69,7 +69,7 @@ extension BackupRestoreTests {
                     """
                 for skip in [true, false] {
                     try await TestServer.withDatabase(seeded: false) { target in
-                        let outcome = try FTBackupBinary.run(["restore", "--target", target.connectionString.raw, "--repo", repo.path, "-j", "2"]
+                        let outcome = try await FTBackupBinary.run(["restore", "--target", target.connectionString.raw, "--repo", repo.path, "-j", "2"]
                                                              + (skip ? ["--skip-analyze"] : []))
                         #expect(outcome.status == 0, "\(outcome.stderr)")
                         #expect(outcome.stdout.contains("statistics: not gathered (--skip-analyze)") == skip, "\(outcome.stdout)")

@@ -149,7 +149,7 @@ extension RetiredDataTests {
                 let (name, manifest) = try #require(try store.all().first { $0.manifest?.schema == schema })
                 let id = try #require(manifest?.ids.first)
                 let conninfo = "\(try TestServer.dsn) dbname=\(db.name)"
-                let killed = try FTBackupBinary.run(["lifecycle", "unarchive", "--archive", name, "--id", id, "--db", conninfo, "--repo", repo.path],
+                let killed = try await FTBackupBinary.run(["lifecycle", "unarchive", "--archive", name, "--id", id, "--db", conninfo, "--repo", repo.path],
                                                     environment: ["FTBACKUP_FAILPOINT": "unarchive.after-commit"])
                 #expect(killed.status == -SIGKILL, "\(killed.stderr)")
                 #expect(try await session.query("SELECT count(*) AS n FROM \(schema).tool_data WHERE id = $1::uuid", [id]).first!.int64("n") == 1)

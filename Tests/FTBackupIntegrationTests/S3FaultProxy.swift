@@ -12,13 +12,13 @@ final class S3FaultProxy {
     /// Starts the proxy with `arguments` (see the script's usage) and waits until it listens. It runs detached
     /// (started by a shell that exits at once), so no Foundation `Process` stays attached to it while the test
     /// runs other processes; ``stop()`` ends it by its pid.
-    init(_ arguments: [String]) throws {
+    init(_ arguments: [String]) async throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scripts/s3-fault-proxy.py").path
         logPath = NSTemporaryDirectory() + "ftbackup-s3-proxy-\(UUID()).log"
         let portPath = logPath + ".port"
         defer { try? FileManager.default.removeItem(atPath: portPath) }
-        let shell = try FTBackupBinary.run(["-c", #"python3 "$0" "$@" </dev/null >"$PROXY_PORT_FILE" 2>"$PROXY_LOG_FILE" & echo $!"#, script,
+        let shell = try await FTBackupBinary.run(["-c", #"python3 "$0" "$@" </dev/null >"$PROXY_PORT_FILE" 2>"$PROXY_LOG_FILE" & echo $!"#, script,
                                             try S3TestStore.variable("FTBACKUP_TEST_S3_ENDPOINT")] + arguments,
                                            environment: ["PROXY_PORT_FILE": portPath, "PROXY_LOG_FILE": logPath], executable: "/bin/sh")
         guard let pid = Int32(shell.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
@@ -29,7 +29,7 @@ final class S3FaultProxy {
         let deadline = Date().addingTimeInterval(60)  // python starts slowly on a loaded machine
         while port == nil && Date() < deadline {
             port = (try? String(contentsOfFile: portPath, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-            if port == nil { Thread.sleep(forTimeInterval: 0.05) }
+            if port == nil { try await Task.sleep(for: .milliseconds(50)) }
         }
         guard let port else {
             kill(pid, SIGTERM)

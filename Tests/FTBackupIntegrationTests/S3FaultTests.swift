@@ -8,7 +8,7 @@ import Testing
 @Suite struct S3FaultTests {
     static func restoredFingerprints(_ store: S3TestStore, _ arguments: [String], environment: [String: String]) async throws -> [TableFingerprint] {
         try await TestServer.withDatabase(seeded: false) { target in
-            let restore = try store.run(["restore", "--target", target.connectionString.raw] + arguments, environment: environment)
+            let restore = try await store.run(["restore", "--target", target.connectionString.raw] + arguments, environment: environment)
             #expect(restore.status == 0, "\(restore.stderr)")
             let t = try await target.connect()
             defer { t.close() }
@@ -23,11 +23,11 @@ import Testing
                 defer { Task { _ = try? await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false) } }
                 let s = try await db.connect()
                 defer { s.close() }
-                let proxy = try S3FaultProxy(["--every", "7", "--faults", "503,reset,slow", "--truncate-every", "5"])
+                let proxy = try await S3FaultProxy(["--every", "7", "--faults", "503,reset,slow", "--truncate-every", "5"])
                 defer { proxy.stop() }
                 let faulty = proxy.environment(store)
                 let atFull = try await TableFingerprint.compute(s)
-                let full = try store.run(["backup", "--type", "full"], database: db, environment: faulty)
+                let full = try await store.run(["backup", "--type", "full"], database: db, environment: faulty)
                 #expect(full.status == 0, "\(full.stderr)")
                 try await s.execute("""
                     UPDATE users.accounts SET email = 's3.fault@example.org' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1);
@@ -40,9 +40,9 @@ import Testing
                 let atPoint = try await TableFingerprint.compute(s)
                 try await Task.sleep(for: .milliseconds(20))
                 try await s.execute("UPDATE users.accounts SET email = 's3.fault.after@example.org' WHERE id = (SELECT id FROM users.accounts ORDER BY id DESC LIMIT 1)")
-                let incremental = try store.run(["backup", "--type", "incr"], database: db, environment: faulty)
+                let incremental = try await store.run(["backup", "--type", "incr"], database: db, environment: faulty)
                 #expect(incremental.status == 0, "\(incremental.stderr)")
-                let verify = try store.run(["verify"], environment: faulty)
+                let verify = try await store.run(["verify"], environment: faulty)
                 #expect(verify.status == 0 && verify.stdout.contains("all good"), "\(verify.stdout)\(verify.stderr)")
 
                 let restored = try await Self.restoredFingerprints(store, [], environment: faulty)
@@ -60,13 +60,13 @@ import Testing
                 let s = try await db.connect()
                 defer { s.close() }
                 let first = try await TableFingerprint.compute(s)
-                let full = try store.run(["backup", "--type", "full"], database: db)
+                let full = try await store.run(["backup", "--type", "full"], database: db)
                 #expect(full.status == 0, "\(full.stderr)")
                 try await s.execute("UPDATE users.accounts SET email = 's3.stopped@example.org' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1)")
                 // The store goes away at the third data file of the second backup.
-                let proxy = try S3FaultProxy(["--stop-on", "PUT /\(store.bucket)/repo/backups/=3"])
+                let proxy = try await S3FaultProxy(["--stop-on", "PUT /\(store.bucket)/repo/backups/=3"])
                 defer { proxy.stop() }
-                let stopped = try store.run(["backup", "--type", "full"], database: db,
+                let stopped = try await store.run(["backup", "--type", "full"], database: db,
                                             environment: proxy.environment(store).merging(["FTBACKUP_S3_RETRIES": "2"]) { $1 })
                 #expect(stopped.status == 69, "status \(stopped.status): \(stopped.stderr)")
                 #expect(stopped.stderr.contains("cannot reach S3 endpoint"), "\(stopped.stderr)")
@@ -74,19 +74,19 @@ import Testing
                 let folders = Set(try store.keys().filter { $0.hasPrefix("repo/backups/") }.map { $0.split(separator: "/")[2] })
                 #expect(folders.count == 2, "the stopped backup left no files: \(folders)")
 
-                let info = try store.run(["info", "--output", "json"])
+                let info = try await store.run(["info", "--output", "json"])
                 #expect(info.status == 0 && info.stdout.components(separatedBy: "\"complete\"").count - 1 == 1, "\(info.stdout)\(info.stderr)")
                 // verify names the stopped backup as incomplete (not complete, not used) until the next backup clears it.
-                let verify = try store.run(["verify"])
+                let verify = try await store.run(["verify"])
                 #expect(verify.status == 65 && verify.stdout.contains("incomplete: no manifest"), "\(verify.stdout)\(verify.stderr)")
                 let restored = try await Self.restoredFingerprints(store, [], environment: [:])
                 #expect(TableFingerprint.differences(source: first, restored: restored) == [])
 
-                let next = try store.run(["backup", "--type", "full"], database: db)
+                let next = try await store.run(["backup", "--type", "full"], database: db)
                 #expect(next.status == 0, "\(next.stderr)")
-                let after = try store.run(["info", "--output", "json"])
+                let after = try await store.run(["info", "--output", "json"])
                 #expect(after.stdout.components(separatedBy: "\"complete\"").count - 1 == 2, "\(after.stdout)")
-                let clean = try store.run(["verify"])
+                let clean = try await store.run(["verify"])
                 #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
             }
         }
@@ -95,9 +95,9 @@ import Testing
     @Test func aRequestThatCannotSucceedFailsWithOneLineNamingBucketKeyAndStatus() async throws {
         try await TestServer.withDatabase { db in
             try await S3TestStore.with { store in
-                let proxy = try S3FaultProxy(["--status", "PUT /\(store.bucket)/repo/backups/=503"])
+                let proxy = try await S3FaultProxy(["--status", "PUT /\(store.bucket)/repo/backups/=503"])
                 defer { proxy.stop() }
-                let backup = try store.run(["backup", "--type", "full"], database: db,
+                let backup = try await store.run(["backup", "--type", "full"], database: db,
                                            environment: proxy.environment(store).merging(["FTBACKUP_S3_RETRIES": "3"]) { $1 })
                 #expect(backup.status == 69, "status \(backup.status): \(backup.stderr)")
                 // One error line (the rest of stderr is the run's log).

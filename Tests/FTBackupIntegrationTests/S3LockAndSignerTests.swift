@@ -21,13 +21,13 @@ import Testing
                                                              environment: store.environment.merging(["FTBACKUP_FAILPOINT": "backup.holding-write-lock"]) { $1 })
                 defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
                 #expect(try await Self.waitFor("repo/locks/write.lock", in: store))
-                let second = try store.run(["backup", "--type", "full"], database: db)
+                let second = try await store.run(["backup", "--type", "full"], database: db)
                 #expect(second.status == 75, "\(second.stderr)")
                 #expect(second.stderr.split(separator: "\n").count == 1 && second.stderr.contains("pid=\(first.processIdentifier)"), "\(second.stderr)")
                 // The holder dies without releasing: its lock (same host, pid gone) is taken over at once.
                 kill(first.processIdentifier, SIGKILL)
-                first.waitUntilExit()
-                let third = try store.run(["backup", "--type", "full"], database: db)
+                await FTBackupBinary.waitForExit(first)
+                let third = try await store.run(["backup", "--type", "full"], database: db)
                 #expect(third.status == 0, "\(third.stderr)")
                 #expect(!(try store.keys()).contains("repo/locks/write.lock"))
 
@@ -36,13 +36,13 @@ import Testing
                 var other = S3LeaseLock.Holder(id: "x", pid: 1, host: "other-host.example", command: "backup --type full",
                                                started: "2026-01-01T00:00:00Z", leaseUntil: Date().timeIntervalSince1970 + 600)
                 try storage.writeAll("locks/write.lock", S3LeaseLock.encode(other))
-                let refused = try store.run(["backup", "--type", "full"], database: db)
+                let refused = try await store.run(["backup", "--type", "full"], database: db)
                 #expect(refused.status == 75 && refused.stderr.contains("other-host.example"), "\(refused.stderr)")
                 // The lease is judged on the store's clock (Last-Modified vs Date): a 1 s lease not renewed for 4 s is over.
                 other.leaseSeconds = 1
                 try storage.writeAll("locks/write.lock", S3LeaseLock.encode(other))
                 try await Task.sleep(for: .seconds(4))
-                let takeover = try store.run(["backup", "--type", "full"], database: db)
+                let takeover = try await store.run(["backup", "--type", "full"], database: db)
                 #expect(takeover.status == 0, "\(takeover.stderr)")
             }
         }

@@ -33,7 +33,7 @@ import Testing
     @Test func aCompletedMultipartUploadWhoseAnswerWasLostIsAcceptedBecauseTheStoredObjectIsProvablyOurs() async throws {
         try await S3TestStore.with { store in
             let complete = "POST /\(store.bucket)/repo/t/big.bin?uploadId="
-            let proxy = try S3FaultProxy(["--lost-on", "\(complete)=1", "--status-on", "\(complete)=2:404:NoSuchUpload"])
+            let proxy = try await S3FaultProxy(["--lost-on", "\(complete)=1", "--status-on", "\(complete)=2:404:NoSuchUpload"])
             defer { proxy.stop() }
             try Self.write(Self.threeParts, to: "t/big.bin", in: try Self.storage(store, through: proxy))
             #expect(proxy.count("lost") == 1 && proxy.count("status-404") == 1, "\(proxy.log)")
@@ -48,7 +48,7 @@ import Testing
         try await S3TestStore.with { store in
             // The first attempt never reaches the store (503), the retry is told 404 NoSuchUpload: nothing is there.
             let complete = "POST /\(store.bucket)/repo/t/big.bin?uploadId="
-            let proxy = try S3FaultProxy(["--status-on", "\(complete)=1:503:SlowDown", "--status-on", "\(complete)=2:404:NoSuchUpload"])
+            let proxy = try await S3FaultProxy(["--status-on", "\(complete)=1:503:SlowDown", "--status-on", "\(complete)=2:404:NoSuchUpload"])
             defer { proxy.stop() }
             #expect(throws: FTBackupError.self) { try Self.write(Self.threeParts, to: "t/big.bin", in: try Self.storage(store, through: proxy)) }
             #expect(proxy.count("status-503") == 1 && proxy.count("status-404") == 1, "\(proxy.log)")
@@ -57,7 +57,7 @@ import Testing
             // Someone else's object is there: still a failure, and their object stays.
             let theirs = Array("theirs".utf8)
             try store.storage.writeAll("t/big.bin", theirs)
-            let again = try S3FaultProxy(["--status-on", "\(complete)=1:503:SlowDown", "--status-on", "\(complete)=2:404:NoSuchUpload"])
+            let again = try await S3FaultProxy(["--status-on", "\(complete)=1:503:SlowDown", "--status-on", "\(complete)=2:404:NoSuchUpload"])
             defer { again.stop() }
             #expect(throws: FTBackupError.self) { try Self.write(Self.threeParts, to: "t/big.bin", in: try Self.storage(store, through: again)) }
             #expect(try store.storage.readAll("t/big.bin") == theirs)
@@ -66,7 +66,7 @@ import Testing
 
     @Test func aLostMultipartCreateLeavesNoUploadBehind() async throws {
         try await S3TestStore.with { store in
-            let proxy = try S3FaultProxy(["--lost-on", "POST /\(store.bucket)/repo/t/big.bin?uploads=1"])
+            let proxy = try await S3FaultProxy(["--lost-on", "POST /\(store.bucket)/repo/t/big.bin?uploads=1"])
             defer { proxy.stop() }
             try Self.write(Self.threeParts, to: "t/big.bin", in: try Self.storage(store, through: proxy))
             #expect(proxy.count("lost") == 1, "\(proxy.log)")
@@ -77,7 +77,7 @@ import Testing
 
     @Test func aKeyRecordCreateWhoseAnswerWasLostIsOursOnlyWhenTheStoredBytesAreExactlyOurs() async throws {
         try await S3TestStore.with { store in
-            let proxy = try S3FaultProxy(["--lost-on", "PUT /\(store.bucket)/repo/keys/a.json=1", "--lost-on", "PUT /\(store.bucket)/repo/keys/b.json=1"])
+            let proxy = try await S3FaultProxy(["--lost-on", "PUT /\(store.bucket)/repo/keys/a.json=1", "--lost-on", "PUT /\(store.bucket)/repo/keys/b.json=1"])
             defer { proxy.stop() }
             let storage = try Self.storage(store, through: proxy)
             let mine = Array("{\"record\":\"mine \(UUID())\"}".utf8)
@@ -96,13 +96,13 @@ import Testing
     @Test func aLockCreateWhoseAnswerWasLostIsTakenByUsAndTheBackupRuns() async throws {
         try await TestServer.withDatabase { db in
             try await S3TestStore.with { store in
-                let proxy = try S3FaultProxy(["--lost-on", "PUT /\(store.bucket)/repo/locks/write.lock=1"])
+                let proxy = try await S3FaultProxy(["--lost-on", "PUT /\(store.bucket)/repo/locks/write.lock=1"])
                 defer { proxy.stop() }
-                let backup = try store.run(["backup", "--type", "full"], database: db, environment: proxy.environment(store))
+                let backup = try await store.run(["backup", "--type", "full"], database: db, environment: proxy.environment(store))
                 #expect(backup.status == 0, "\(backup.stderr)")
                 #expect(proxy.count("lost") == 1, "\(proxy.log)")
                 #expect(!(try store.keys()).contains { $0.hasPrefix("repo/locks/") })
-                #expect(try store.run(["verify"]).status == 0)
+                #expect(try await store.run(["verify"]).status == 0)
             }
         }
     }
@@ -110,7 +110,7 @@ import Testing
     @Test func aLeaseRenewalWhoseAnswerWasLostKeepsTheLockAndItsReleaseRemovesIt() async throws {
         try await S3TestStore.with { store in
             // The 1st PUT creates the lock, the 2nd is the first renewal (a third of the 3 s lease): its answer is lost.
-            let proxy = try S3FaultProxy(["--lost-on", "PUT /\(store.bucket)/repo/locks/renew.lock=2"])
+            let proxy = try await S3FaultProxy(["--lost-on", "PUT /\(store.bucket)/repo/locks/renew.lock=2"])
             defer { proxy.stop() }
             let storage = try Self.storage(store, through: proxy)
             guard case .acquired(let lock) = try S3LeaseLock.tryExclusive(storage: storage, path: "locks/renew.lock", command: "test", lease: 3) else {
@@ -138,7 +138,7 @@ import Testing
             try store.storage.writeAll("locks/take.lock", S3LeaseLock.encode(dead))
             try await Task.sleep(for: .seconds(4))
             // The 1st PUT is the refused create, the 2nd the takeover (If-Match): its answer is lost.
-            let proxy = try S3FaultProxy(["--lost-on", "PUT /\(store.bucket)/repo/locks/take.lock=2"])
+            let proxy = try await S3FaultProxy(["--lost-on", "PUT /\(store.bucket)/repo/locks/take.lock=2"])
             defer { proxy.stop() }
             let attempt = try S3LeaseLock.tryExclusive(storage: try Self.storage(store, through: proxy), path: "locks/take.lock", command: "test")
             #expect(proxy.count("lost") == 1, "\(proxy.log)")
@@ -155,11 +155,11 @@ import Testing
                 defer { Task { _ = try? await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false) } }
                 let s = try await db.connect()
                 defer { s.close() }
-                let proxy = try S3FaultProxy(["--lost-every", "3"])
+                let proxy = try await S3FaultProxy(["--lost-every", "3"])
                 defer { proxy.stop() }
                 let lossy = proxy.environment(store)
                 let atFull = try await TableFingerprint.compute(s)
-                let full = try store.run(["backup", "--type", "full"], database: db, environment: lossy)
+                let full = try await store.run(["backup", "--type", "full"], database: db, environment: lossy)
                 #expect(full.status == 0, "\(full.stderr)")
                 try await s.execute("""
                     UPDATE users.accounts SET email = 's3.lost@example.org' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1);
@@ -172,9 +172,9 @@ import Testing
                 let atPoint = try await TableFingerprint.compute(s)
                 try await Task.sleep(for: .milliseconds(20))
                 try await s.execute("UPDATE users.accounts SET email = 's3.lost.after@example.org' WHERE id = (SELECT id FROM users.accounts ORDER BY id DESC LIMIT 1)")
-                let incremental = try store.run(["backup", "--type", "incr"], database: db, environment: lossy)
+                let incremental = try await store.run(["backup", "--type", "incr"], database: db, environment: lossy)
                 #expect(incremental.status == 0, "\(incremental.stderr)")
-                let verify = try store.run(["verify"], environment: lossy)
+                let verify = try await store.run(["verify"], environment: lossy)
                 #expect(verify.status == 0 && verify.stdout.contains("all good"), "\(verify.stdout)\(verify.stderr)")
 
                 let restored = try await S3FaultTests.restoredFingerprints(store, [], environment: lossy)
@@ -187,7 +187,7 @@ import Testing
                 let keys = try store.keys()
                 #expect(!keys.contains { $0.hasPrefix("repo/locks/") }, "\(keys)")
                 #expect(try store.uploads().isEmpty)
-                let dry = try store.run(["repo", "cleanup", "--dry-run", "--output", "json"])
+                let dry = try await store.run(["repo", "cleanup", "--dry-run", "--output", "json"])
                 #expect(dry.status == 0, "\(dry.stderr)")
                 let plan = try #require(try JSONSerialization.jsonObject(with: Data(dry.stdout.utf8)) as? [String: Any])
                 for field in ["abortedUploads", "removedTemporaryFiles", "removedIncompleteBackups", "removedIncompleteSegments"] {

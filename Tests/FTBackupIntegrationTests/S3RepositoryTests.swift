@@ -10,15 +10,15 @@ import Testing
                 let source = try await db.connect()
                 defer { source.close() }
                 let before = try await TableFingerprint.compute(source)
-                let backup = try store.run(["backup", "--type", "full"], database: db)
+                let backup = try await store.run(["backup", "--type", "full"], database: db)
                 #expect(backup.status == 0, "\(backup.stderr)")
                 #expect(try store.keys().contains { $0.hasPrefix("repo/backups/") && $0.hasSuffix("/manifest.json") })
-                let verify = try store.run(["verify"])
+                let verify = try await store.run(["verify"])
                 #expect(verify.status == 0 && verify.stdout.contains("all good"), "\(verify.stdout)\(verify.stderr)")
-                let info = try store.run(["info", "--output", "json"])
+                let info = try await store.run(["info", "--output", "json"])
                 #expect(info.status == 0 && info.stdout.contains("\"complete\""), "\(info.stdout)\(info.stderr)")
                 try await TestServer.withDatabase(seeded: false) { target in
-                    let restore = try store.run(["restore", "--target", target.connectionString.raw])
+                    let restore = try await store.run(["restore", "--target", target.connectionString.raw])
                     #expect(restore.status == 0, "\(restore.stderr)")
                     let t = try await target.connect()
                     defer { t.close() }
@@ -35,7 +35,7 @@ import Testing
                 defer { Task { _ = try? await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false) } }
                 let s = try await db.connect()
                 defer { s.close() }
-                let full = try store.run(["backup", "--type", "full"], database: db)
+                let full = try await store.run(["backup", "--type", "full"], database: db)
                 #expect(full.status == 0, "\(full.stderr)")
                 try await s.execute("""
                     UPDATE users.accounts SET email = 's3.incr@example.org' WHERE id = (SELECT id FROM users.accounts ORDER BY id LIMIT 1);
@@ -48,11 +48,11 @@ import Testing
                 let atPoint = try await TableFingerprint.compute(s)
                 try await Task.sleep(for: .milliseconds(20))
                 try await s.execute("UPDATE users.accounts SET email = 's3.after@example.org' WHERE id = (SELECT id FROM users.accounts ORDER BY id DESC LIMIT 1)")
-                let incremental = try store.run(["backup", "--type", "incr"], database: db)
+                let incremental = try await store.run(["backup", "--type", "incr"], database: db)
                 #expect(incremental.status == 0, "\(incremental.stderr)")
                 #expect(try store.keys().contains { $0.hasPrefix("repo/changes/") })
                 try await TestServer.withDatabase(seeded: false) { target in
-                    let outcome = try store.run(["restore", "--at", at, "--target", target.connectionString.raw])
+                    let outcome = try await store.run(["restore", "--at", at, "--target", target.connectionString.raw])
                     #expect(outcome.status == 0, "\(outcome.stderr)")
                     let t = try await target.connect()
                     defer { t.close() }
@@ -79,7 +79,7 @@ import Testing
                 let before = try await TableFingerprint.compute(s, schemas: ["public"])
                 let rssFile = NSTemporaryDirectory() + "ftbackup-rss-\(UUID())"
                 defer { try? FileManager.default.removeItem(atPath: rssFile) }
-                let backup = try FTBackupBinary.run(["/usr/bin/time", "-f", "%M", "-o", rssFile, try FTBackupBinary.path, "backup", "--type", "full",
+                let backup = try await FTBackupBinary.run(["/usr/bin/time", "-f", "%M", "-o", rssFile, try FTBackupBinary.path, "backup", "--type", "full",
                                                      "--repo", store.url, "--db", db.connectionString.raw],
                                                     environment: store.environment.merging(Self.partSize) { $1 }, executable: "/usr/bin/env")
                 #expect(backup.status == 0, "\(backup.stderr)")
@@ -94,7 +94,7 @@ import Testing
                 let peakKiB = Int(try String(contentsOfFile: rssFile, encoding: .utf8).split(separator: "\n").last ?? "") ?? 0
                 #expect(peakKiB > 0 && peakKiB < 150 * 1024, "peak RSS \(peakKiB) KiB")
                 try await TestServer.withDatabase(seeded: false) { target in
-                    let restore = try store.run(["restore", "--target", target.connectionString.raw])
+                    let restore = try await store.run(["restore", "--target", target.connectionString.raw])
                     #expect(restore.status == 0, "\(restore.stderr)")
                     let t = try await target.connect()
                     defer { t.close() }
@@ -110,30 +110,30 @@ import Testing
                 let s = try await db.connect()
                 defer { s.close() }
                 try await s.execute(Self.bigTable)
-                let killed = try store.run(["backup", "--type", "full"], database: db,
+                let killed = try await store.run(["backup", "--type", "full"], database: db,
                                            environment: Self.partSize.merging(["FTBACKUP_FAILPOINT": "s3.after-second-part"]) { $1 })
                 #expect(killed.status == -9, "\(killed.stderr)")
                 #expect(!(try store.uploads()).isEmpty)
                 #expect(!(try store.keys()).contains { $0.hasSuffix("/manifest.json") })
-                let info = try store.run(["info"])
+                let info = try await store.run(["info"])
                 #expect(!info.stdout.contains("  complete"), "\(info.stdout)")
-                let next = try store.run(["backup", "--type", "full"], database: db, environment: Self.partSize)
+                let next = try await store.run(["backup", "--type", "full"], database: db, environment: Self.partSize)
                 #expect(next.status == 0, "\(next.stderr)")
                 #expect(try store.uploads() == [])
                 let manifests = try store.keys().filter { $0.hasSuffix("/manifest.json") && $0.contains("/backups/") }
                 let folders = Set(try store.keys().filter { $0.contains("/backups/") }.map { $0.split(separator: "/")[2] })
                 #expect(manifests.count == 1 && folders.count == 1, "\(folders)")
-                #expect(try store.run(["verify"]).status == 0)
+                #expect(try await store.run(["verify"]).status == 0)
             }
         }
     }
 
     @Test func aWrongSecretAndAMissingBucketEachGiveOneLine() async throws {
         try await S3TestStore.with { store in
-            let wrong = try store.run(["info"], environment: ["AWS_SECRET_ACCESS_KEY": "wrong-secret-value"])
+            let wrong = try await store.run(["info"], environment: ["AWS_SECRET_ACCESS_KEY": "wrong-secret-value"])
             #expect(wrong.status == 77, "\(wrong.stderr)")
             #expect(wrong.stderr.split(separator: "\n").count == 1 && !wrong.stderr.contains("wrong-secret-value"), "\(wrong.stderr)")
-            let missing = try FTBackupBinary.run(["info", "--repo", "s3://no-such-bucket-\(store.bucket)/x"], environment: store.environment)
+            let missing = try await FTBackupBinary.run(["info", "--repo", "s3://no-such-bucket-\(store.bucket)/x"], environment: store.environment)
             #expect(missing.status == 69, "\(missing.stderr)")
             #expect(missing.stderr.split(separator: "\n").count == 1 && missing.stderr.contains("does not exist"), "\(missing.stderr)")
         }

@@ -38,8 +38,8 @@ struct S3TestStore {
     var storage: S3Storage { get throws { S3Storage(location: try S3Location(url), client: try client) } }
 
     /// Runs ftbackup on the bucket's repository (`--repo` added) with the store's credentials.
-    func run(_ arguments: [String], database: TestDatabase? = nil, environment extra: [String: String] = [:]) throws -> FTBackupBinary.Outcome {
-        try FTBackupBinary.run(arguments + ["--repo", url] + (database.map { ["--db", $0.connectionString.raw] } ?? []),
+    func run(_ arguments: [String], database: TestDatabase? = nil, environment extra: [String: String] = [:]) async throws -> FTBackupBinary.Outcome {
+        try await FTBackupBinary.run(arguments + ["--repo", url] + (database.map { ["--db", $0.connectionString.raw] } ?? []),
                                environment: environment.merging(extra) { $1 })
     }
 

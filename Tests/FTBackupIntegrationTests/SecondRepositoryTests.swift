@@ -13,8 +13,8 @@ import Testing
     }
 
     /// The backup labels `info --output json` shows.
-    static func infoLabels(_ path: String) throws -> [String] {
-        let info = try FTBackupBinary.run(["info", "--output", "json", "--repo", path])
+    static func infoLabels(_ path: String) async throws -> [String] {
+        let info = try await FTBackupBinary.run(["info", "--output", "json", "--repo", path])
         #expect(info.status == 0, "\(info.stderr)")
         return ((try? JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])?["backups"] as? [[String: Any]] ?? [])
             .compactMap { $0["label"] as? String }
@@ -59,11 +59,11 @@ import Testing
             let here = try Self.history(a.repo.path), there = try Self.history(second)
             #expect(here.backups.count == 1 && !here.backups.contains(firstLabels[0]), "\(here)")
             #expect(here.backups == there.backups && here.segments == there.segments, "\(here) \(there)")
-            #expect(try Self.infoLabels(a.repo.path) == (try Self.infoLabels(second)))
+            #expect(try await Self.infoLabels(a.repo.path) == (try await Self.infoLabels(second)))
             let atNewest = try await TableFingerprint.compute(a.session)
 
             try await TestServer.withDatabase(seeded: false) { target in
-                let restore = try FTBackupBinary.run(["restore", "--repo", second, "--set", here.backups[0], "--target", target.connectionString.raw])
+                let restore = try await FTBackupBinary.run(["restore", "--repo", second, "--set", here.backups[0], "--target", target.connectionString.raw])
                 #expect(restore.status == 0, "\(restore.stderr)")
                 let t = try await target.connect()
                 defer { t.close() }
@@ -113,19 +113,19 @@ import Testing
                 let process = ["AWS_ACCESS_KEY_ID": "AKIDNOTTHESECOND", "AWS_SECRET_ACCESS_KEY": "wrong", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
                                "AWS_REGION": "us-east-1", "AWS_PROFILE": "", "AWS_SESSION_TOKEN": "", "FTBACKUP_REPO": ""]
                 // check probes the second the way sync reaches it.
-                let checkWithout = try FTBackupBinary.run(["check", "--db", db.connectionString.raw, "--policy", without], environment: process)
+                let checkWithout = try await FTBackupBinary.run(["check", "--db", db.connectionString.raw, "--policy", without], environment: process)
                 #expect(checkWithout.status == 73 && checkWithout.stderr.contains("second repository \(store.url) is not writable"),
                         "\(checkWithout.status) \(checkWithout.stderr)")
-                let check = try FTBackupBinary.run(["check", "--db", db.connectionString.raw, "--policy", withFile], environment: process)
+                let check = try await FTBackupBinary.run(["check", "--db", db.connectionString.raw, "--policy", withFile], environment: process)
                 #expect(check.status == 0 && check.stdout.contains("second:     \(store.url): writable"), "\(check.status) \(check.stdout) \(check.stderr)")
-                let backup = try FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--policy", withFile], environment: process)
+                let backup = try await FTBackupBinary.run(["backup", "--type", "full", "--db", db.connectionString.raw, "--policy", withFile], environment: process)
                 #expect(backup.status == 0, "\(backup.stderr)")
 
-                let refused = try FTBackupBinary.run(["sync", "--policy", without], environment: process)
+                let refused = try await FTBackupBinary.run(["sync", "--policy", without], environment: process)
                 #expect(refused.status != 0 && refused.stderr.contains("127.0.0.1:9"), "\(refused.status) \(refused.stderr)")
                 #expect(try store.keys().isEmpty)
 
-                let sync = try FTBackupBinary.run(["sync", "--policy", withFile], environment: process)
+                let sync = try await FTBackupBinary.run(["sync", "--policy", withFile], environment: process)
                 #expect(sync.status == 0, "\(sync.stderr)")
                 #expect(try store.keys().contains { $0.hasPrefix("repo/backups/") && $0.hasSuffix("/manifest.json") })
                 #expect(!sync.stdout.contains("wrong") && !sync.stderr.contains(store.environment["AWS_SECRET_ACCESS_KEY"]!))
@@ -135,7 +135,7 @@ import Testing
                 defer { source.close() }
                 let before = try await TableFingerprint.compute(source)
                 try await TestServer.withDatabase(seeded: false) { target in
-                    let restore = try FTBackupBinary.run(["restore", "--repo", store.url, "--policy", withFile, "--target", target.connectionString.raw],
+                    let restore = try await FTBackupBinary.run(["restore", "--repo", store.url, "--policy", withFile, "--target", target.connectionString.raw],
                                                          environment: process)
                     #expect(restore.status == 0, "\(restore.stderr)")
                     let t = try await target.connect()

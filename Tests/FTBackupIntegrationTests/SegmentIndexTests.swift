@@ -161,7 +161,7 @@ extension ChangeArchivalTests.PointInTimeTests {
             // A heartbeat after the last instant is sealed.
             try await a.waitUntilSealed(after: try await a.clock(), by: follower, "the last instant")
             kill(follower.processIdentifier, SIGTERM)
-            follower.waitUntilExit()
+            await FTBackupBinary.waitForExit(follower)
             #expect(follower.terminationStatus == 0)
 
             let segments = try ChangeSegmentManifest.all(a.repo.repository.storage)

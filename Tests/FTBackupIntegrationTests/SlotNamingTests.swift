@@ -85,7 +85,7 @@ extension ChangeArchivalTests {
                 let conninfo = "\(try TestServer.dsn) dbname=\(mine.name)"
                 for arguments in [["info"], ["backup", "--type", "incr"], ["follow"]] {
                     try FileManager.default.createDirectory(atPath: repo.path, withIntermediateDirectories: true)
-                    let outcome = try FTBackupBinary.run(arguments + ["--db", conninfo, "--repo", repo.path])
+                    let outcome = try await FTBackupBinary.run(arguments + ["--db", conninfo, "--repo", repo.path])
                     #expect(outcome.status == 78, "\(arguments): \(outcome.stderr)")
                     #expect(outcome.stderr.contains("belongs to database \(other.name)"), "\(arguments): \(outcome.stderr)")
                 }
@@ -177,11 +177,11 @@ extension ChangeArchivalTests {
             let (_, expected) = try await a.instant()
             _ = try await a.incremental()
             let conninfo = "\(try TestServer.dsn) dbname=\(a.db.name)"
-            let json = try FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo, "--output", "json"])
+            let json = try await FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo, "--output", "json"])
             #expect(json.status == 0, "\(json.stderr)")
             let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
             let until = try #require((object?["changeArchive"] as? [String: Any])?["recoverableUntil"] as? String)
-            let text = try FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo])
+            let text = try await FTBackupBinary.run(["info", "--repo", a.repo.path, "--db", conninfo])
             let line = try #require(text.stdout.split(separator: "\n").first { $0.contains("recoverable:") })
             let shown = String(try #require(line.components(separatedBy: " … ").last?.components(separatedBy: " (newest").first))
             let windowEnd = try #require(try await ChangeArchiveStatus.read(a.repo.repository, database: nil).recoverableUntil)
@@ -201,7 +201,7 @@ extension ChangeArchivalTests {
             let file = NSTemporaryDirectory() + "ftbackup-not-a-folder-\(UUID())"
             defer { try? FileManager.default.removeItem(atPath: file) }
             try "x".write(toFile: file, atomically: true, encoding: .utf8)
-            let outcome = try FTBackupBinary.run(["backup", "--db", "\(try TestServer.dsn) dbname=\(db.name)", "--repo", file])
+            let outcome = try await FTBackupBinary.run(["backup", "--db", "\(try TestServer.dsn) dbname=\(db.name)", "--repo", file])
             #expect(outcome.status == 73, "\(outcome.stderr)")
             #expect(outcome.stderr.contains("cannot use \(file) as a folder: it is a file"), "\(outcome.stderr)")
             #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")

@@ -32,11 +32,11 @@ import Testing
             defer { s.close() }
             try await TestRepository.with { repo in
                 let policy = try Self.requireTLSPolicy()
-                let backup = try FTBackupBinary.run(["backup", "--type", "full", "--db", try Self.verifiedTLS(source), "--repo", repo.path,
+                let backup = try await FTBackupBinary.run(["backup", "--type", "full", "--db", try Self.verifiedTLS(source), "--repo", repo.path,
                                                      "--policy", policy])
                 #expect(backup.status == 0, "\(backup.stderr)")
                 try await TestServer.withDatabase(seeded: false) { target in
-                    let restore = try FTBackupBinary.run(["restore", "--target", try Self.verifiedTLS(target), "--db", try Self.verifiedTLS(source),
+                    let restore = try await FTBackupBinary.run(["restore", "--target", try Self.verifiedTLS(target), "--db", try Self.verifiedTLS(source),
                                                           "--repo", repo.path, "--policy", policy])
                     #expect(restore.status == 0, "\(restore.stderr)")
                     let t = try await target.connect()
@@ -50,7 +50,7 @@ import Testing
 
     @Test func checkReportsTheConnectionsEncryptionAndVerification() async throws {
         try await TestServer.withDatabase(seeded: false) { db in
-            let verified = try FTBackupBinary.run(["check", "--db", try Self.verifiedTLS(db), "--output", "json"])
+            let verified = try await FTBackupBinary.run(["check", "--db", try Self.verifiedTLS(db), "--output", "json"])
             #expect(verified.status == 0, "\(verified.stderr)")
             let report = try JSONSerialization.jsonObject(with: Data(verified.stdout.utf8)) as? [String: Any]
             let tls = report?["tls"] as? [String: Any]
@@ -61,12 +61,12 @@ import Testing
 
             try await TestRepository.with { repo in
                 try FileManager.default.createDirectory(atPath: repo.path, withIntermediateDirectories: true)
-                let info = try FTBackupBinary.run(["info", "--db", try Self.verifiedTLS(db), "--repo", repo.path])
+                let info = try await FTBackupBinary.run(["info", "--db", try Self.verifiedTLS(db), "--repo", repo.path])
                 #expect(info.stdout.contains("connection: TLS TLSv1."), "\(info.stdout) \(info.stderr)")
                 #expect(info.stdout.contains("host name verified (sslmode=verify-full)"), "\(info.stdout)")
             }
 
-            let plain = try FTBackupBinary.run(["check", "--db", "\(db.connectionString.raw) sslmode=disable"])
+            let plain = try await FTBackupBinary.run(["check", "--db", "\(db.connectionString.raw) sslmode=disable"])
             #expect(plain.status == 0, "\(plain.stderr)")
             #expect(plain.stdout.contains("connection: not encrypted (sslmode=disable)"))
         }
@@ -80,12 +80,12 @@ import Testing
             for (conninfo, environment) in [("\(db.connectionString.raw) sslmode=disable", [String: String]()),
                                             ("\(db.connectionString.raw) sslmode=prefer", [:]),
                                             (db.connectionString.raw, ["PGSSLMODE": "allow"])] {
-                let outcome = try FTBackupBinary.run(["check", "--db", conninfo, "--policy", policy], environment: environment)
+                let outcome = try await FTBackupBinary.run(["check", "--db", conninfo, "--policy", policy], environment: environment)
                 #expect(outcome.status == 77, "\(conninfo): \(outcome.stderr)")
                 #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
                 #expect(outcome.stderr.contains("TLS is required"), "\(outcome.stderr)")
             }
-            let added = try FTBackupBinary.run(["check", "--db", db.connectionString.raw, "--policy", policy, "--output", "json"])
+            let added = try await FTBackupBinary.run(["check", "--db", db.connectionString.raw, "--policy", policy, "--output", "json"])
             #expect(added.status == 0, "\(added.stderr)")
             let report = try JSONSerialization.jsonObject(with: Data(added.stdout.utf8)) as? [String: Any]
             let tls = report?["tls"] as? [String: Any]
@@ -107,9 +107,9 @@ import Testing
         openssl.standardError = FileHandle.nullDevice
         openssl.standardOutput = FileHandle.nullDevice
         try openssl.run()
-        openssl.waitUntilExit()
+        await FTBackupBinary.waitForExit(openssl)
         #expect(openssl.terminationStatus == 0)
-        let outcome = try FTBackupBinary.run(["check", "--db", "\(try TestServer.dsn) sslmode=verify-full sslrootcert=\(folder)/ca.crt"])
+        let outcome = try await FTBackupBinary.run(["check", "--db", "\(try TestServer.dsn) sslmode=verify-full sslrootcert=\(folder)/ca.crt"])
         #expect(outcome.status == 77, "\(outcome.stderr)")
         #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
         #expect(outcome.stderr.contains("certificate"), "\(outcome.stderr)")

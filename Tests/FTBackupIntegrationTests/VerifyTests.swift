@@ -54,11 +54,11 @@ func jsonObject(_ text: String) throws -> [String: Any] {
                 }
                 #expect(try fileMode("\(repo.path)/archive") == 0o700)
                 #expect(try archives.map { try store.storage.readAll(store.manifestPath($0.0)) } == manifestsBefore)
-                let verified = try FTBackupBinary.run(["verify", "--repo", repo.path])
+                let verified = try await FTBackupBinary.run(["verify", "--repo", repo.path])
                 #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
                 #expect(verified.stdout.contains("archives: \(archives.count) ok"))
                 #expect(verified.stdout.contains("all good"))
-                let listed = try FTBackupBinary.run(["lifecycle", "list", "--repo", repo.path, "--output", "json"])
+                let listed = try await FTBackupBinary.run(["lifecycle", "list", "--repo", repo.path, "--output", "json"])
                 let rows = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
                 #expect(rows.allSatisfy { $0["verification"] as? String == "verified" && $0["lastVerifiedAt"] is String })
 
@@ -67,15 +67,15 @@ func jsonObject(_ text: String) throws -> [String: Any] {
                 let file = "\(repo.path)/\(store.folder(damaged))/\(damagedManifest.tables.last!.file.path)"
                 try flipByte(file)
                 for arguments in [["verify"], ["verify", "--archives"]] {
-                    let outcome = try FTBackupBinary.run(arguments + ["--repo", repo.path])
+                    let outcome = try await FTBackupBinary.run(arguments + ["--repo", repo.path])
                     #expect(outcome.status == 65, "\(arguments) \(outcome.stdout)")
                     let named = outcome.stdout.split(separator: "\n").filter { $0.contains(file) }
                     #expect(named.count == 1, "\(outcome.stdout)")
                     #expect(named.first?.contains("SHA-256 mismatch") == true)
                     #expect(outcome.stdout.contains("\(damaged): BAD: 1 of \(damagedManifest.tables.count) files"))
                 }
-                #expect(try FTBackupBinary.run(["verify", "--segments", "--repo", repo.path]).status == 0)
-                let json = try jsonObject(try FTBackupBinary.run(["verify", "--archives", "--repo", repo.path, "--output", "json"]).stdout)
+                #expect(try await FTBackupBinary.run(["verify", "--segments", "--repo", repo.path]).status == 0)
+                let json = try jsonObject(try await FTBackupBinary.run(["verify", "--archives", "--repo", repo.path, "--output", "json"]).stdout)
                 #expect(json["ok"] as? Bool == false)
                 let bad = json["badFiles"] as? [[String: Any]]
                 #expect(bad?.count == 1 && bad?.first?["path"] as? String == file && bad?.first?["record"] as? String == damaged)
@@ -84,23 +84,23 @@ func jsonObject(_ text: String) throws -> [String: Any] {
                 let failed = try #require(VerificationResultRecord.read(ArchiveManifest.self, name: damaged, storage: store.storage))
                 #expect(failed.outcome == .failed && failed.problems.count == 1 && failed.problems[0].contains(file))
                 #expect(VerificationResultRecord.read(ArchiveManifest.self, name: archives[0].0, storage: store.storage)?.outcome == .ok)
-                let list = try FTBackupBinary.run(["lifecycle", "list", "--repo", repo.path])
+                let list = try await FTBackupBinary.run(["lifecycle", "list", "--repo", repo.path])
                 #expect(list.stdout.split(separator: "\n").first { $0.hasPrefix(damaged) }?.contains("VERIFY-FAILED") == true, "\(list.stdout)")
                 let listJSON = try #require(try JSONSerialization.jsonObject(with: Data(
-                    try FTBackupBinary.run(["lifecycle", "list", "--repo", repo.path, "--output", "json"]).stdout.utf8)) as? [[String: Any]])
+                    try await FTBackupBinary.run(["lifecycle", "list", "--repo", repo.path, "--output", "json"]).stdout.utf8)) as? [[String: Any]])
                 #expect(listJSON.first { $0["name"] as? String == damaged }?["verification"] as? String == "verify-failed")
                 #expect(listJSON.first { $0["name"] as? String == damaged }?["status"] as? String == "committed")
-                let info = try FTBackupBinary.run(["info", "--repo", repo.path])
+                let info = try await FTBackupBinary.run(["info", "--repo", repo.path])
                 #expect(info.status == 0, "\(info.stderr)")
                 #expect(info.stdout.contains("archive \(damaged)  verify-failed"), "\(info.stdout)")
-                let infoJSON = try jsonObject(try FTBackupBinary.run(["info", "--repo", repo.path, "--output", "json"]).stdout)
+                let infoJSON = try jsonObject(try await FTBackupBinary.run(["info", "--repo", repo.path, "--output", "json"]).stdout)
                 let items = (infoJSON["verification"] as? [String: Any])?["archives"] as? [[String: Any]]
                 #expect(items?.first { $0["name"] as? String == damaged }?["verification"] as? String == "verify-failed")
                 #expect(items?.first { $0["name"] as? String == archives[0].0 }?["verification"] as? String == "verified")
 
                 // Put the byte back: the next verify finds it good again and the record says so.
                 try flipByte(file)
-                #expect(try FTBackupBinary.run(["verify", "--archives", "--repo", repo.path]).status == 0)
+                #expect(try await FTBackupBinary.run(["verify", "--archives", "--repo", repo.path]).status == 0)
                 #expect(VerificationResultRecord.read(ArchiveManifest.self, name: damaged, storage: store.storage)?.outcome == .ok)
 
                 // A manifest whose row count disagrees with the file's COPY lines.
@@ -120,7 +120,7 @@ func jsonObject(_ text: String) throws -> [String: Any] {
                 let withPending = try await RepositoryVerifier.verify(repo.repository, .init(parts: .archives))
                 #expect(withPending.ok)
                 #expect(withPending.archives?.first { $0.name == archives[0].0 }?.state == .pending)
-                let pendingText = try FTBackupBinary.run(["verify", "--archives", "--repo", repo.path])
+                let pendingText = try await FTBackupBinary.run(["verify", "--archives", "--repo", repo.path])
                 #expect(pendingText.status == 0)
                 #expect(pendingText.stdout.contains("\(archives[0].0): pending: its run was interrupted"))
                 try store.write(archives[0].1)
@@ -129,13 +129,13 @@ func jsonObject(_ text: String) throws -> [String: Any] {
                 let runLog = "\(repo.path)/lifecycle/archive/\(report.run).json"
                 try Data("{\"run\": \"\(report.run)\", \"dryRun\": fal".utf8).write(to: URL(fileURLWithPath: runLog))
                 try repo.repository.storage.writeAll("lifecycle/prune-audit/20260101T000000Z.json", Array("{\"run\": 1}\n".utf8))
-                let evidence = try FTBackupBinary.run(["verify", "--repo", repo.path])
+                let evidence = try await FTBackupBinary.run(["verify", "--repo", repo.path])
                 #expect(evidence.status == 65)
                 #expect(evidence.stdout.contains("lifecycle evidence \(runLog) is unreadable as archive evidence"), "\(evidence.stdout)")
                 #expect(evidence.stdout.contains("\(repo.path)/lifecycle/prune-audit/20260101T000000Z.json is unreadable"))
                 #expect(evidence.stdout.contains("2 bad files"))
-                #expect(try FTBackupBinary.run(["verify", "--archives", "--repo", repo.path]).status == 0)
-                #expect(try FTBackupBinary.run(["verify", "--evidence", "--repo", repo.path]).status == 65)
+                #expect(try await FTBackupBinary.run(["verify", "--archives", "--repo", repo.path]).status == 0)
+                #expect(try await FTBackupBinary.run(["verify", "--evidence", "--repo", repo.path]).status == 65)
             }
         }
     }
@@ -154,7 +154,7 @@ extension ChangeArchivalTests {
             }
             let segments = try ChangeSegmentManifest.all(a.repo.repository.storage)
             #expect(segments.count >= 2)
-            let clean = try FTBackupBinary.run(["verify", "--repo", a.repo.path, "--output", "json"])
+            let clean = try await FTBackupBinary.run(["verify", "--repo", a.repo.path, "--output", "json"])
             #expect(clean.status == 0, "\(clean.stdout)")
             let report = try jsonObject(clean.stdout)
             #expect((report["segments"] as? [[String: Any]])?.count == segments.count)
@@ -175,19 +175,19 @@ extension ChangeArchivalTests {
             try handle.truncate(atOffset: UInt64(victim.file.storedBytes / 2))
             try handle.close()
             for arguments in [["verify"], ["verify", "--segments"]] {
-                let outcome = try FTBackupBinary.run(arguments + ["--repo", a.repo.path])
+                let outcome = try await FTBackupBinary.run(arguments + ["--repo", a.repo.path])
                 #expect(outcome.status == 65, "\(arguments) \(outcome.stdout)")
                 let named = outcome.stdout.split(separator: "\n").filter { $0.contains(path) }
                 #expect(named.count == 1 && named.first?.contains("truncated") == true, "\(outcome.stdout)")
             }
-            #expect(try FTBackupBinary.run(["verify", "--archives", "--repo", a.repo.path]).status == 0)
-            #expect(try FTBackupBinary.run(["verify", "--newest", "--repo", a.repo.path]).status == 0)
+            #expect(try await FTBackupBinary.run(["verify", "--archives", "--repo", a.repo.path]).status == 0)
+            #expect(try await FTBackupBinary.run(["verify", "--newest", "--repo", a.repo.path]).status == 0)
             let record = VerificationResultRecord.read(ChangeSegmentManifest.self, name: victim.label, storage: a.repo.repository.storage)
             #expect(record?.outcome == .failed)
-            let info = try FTBackupBinary.run(["info", "--repo", a.repo.path])
+            let info = try await FTBackupBinary.run(["info", "--repo", a.repo.path])
             #expect(info.stdout.contains("segment \(victim.label)  verify-failed"), "\(info.stdout)")
             #expect(info.stdout.contains("1 VERIFY-FAILED"))
-            let infoJSON = try jsonObject(try FTBackupBinary.run(["info", "--repo", a.repo.path, "--output", "json"]).stdout)
+            let infoJSON = try jsonObject(try await FTBackupBinary.run(["info", "--repo", a.repo.path, "--output", "json"]).stdout)
             let items = (infoJSON["verification"] as? [String: Any])?["segments"] as? [[String: Any]]
             #expect(items?.first { $0["name"] as? String == victim.label }?["verification"] as? String == "verify-failed")
             let total = try ChangeSegmentManifest.all(a.repo.repository.storage).count

@@ -231,12 +231,12 @@ struct WholeChainRun {
 
     var conninfo: String { get throws { "\(try TestServer.dsn) dbname=\(archived.db.name)" } }
 
-    func ftbackup(_ arguments: [String]) throws -> FTBackupBinary.Outcome {
-        try FTBackupBinary.run(arguments + ["--repo", archived.repo.path])
+    func ftbackup(_ arguments: [String]) async throws -> FTBackupBinary.Outcome {
+        try await FTBackupBinary.run(arguments + ["--repo", archived.repo.path])
     }
 
-    func pass(_ type: String, log: inout [String]) throws {
-        let outcome = try ftbackup(["backup", "--type", type, "--db", try conninfo])
+    func pass(_ type: String, log: inout [String]) async throws {
+        let outcome = try await ftbackup(["backup", "--type", type, "--db", try conninfo])
         guard outcome.status == 0 else {
             throw FTBackupError(.failure, "backup --type \(type) failed (\(outcome.status)): \(outcome.stderr)")
         }
@@ -261,17 +261,17 @@ struct WholeChainRun {
         var random = SeededGenerator(state: seed ^ 0xA5A5_A5A5)
         var log: [String] = []
         var instants: [ChainInstant] = []
-        try pass("full", log: &log)
+        try await pass("full", log: &log)
         let secondFull = Int.random(in: steps / 3...(2 * steps) / 3, using: &random)
         for index in 0..<steps {
             let (sql, names) = workload.step()
             try await archived.session.execute(sql)
             log.append("step \(index): \(names.joined(separator: ", "))")
             instants.append(try await instant(index: index, after: names.joined(separator: ", ")))
-            if index == secondFull { try pass("full", log: &log) }
-            else if Int.random(in: 0..<4, using: &random) == 0 { try pass("incr", log: &log) }
+            if index == secondFull { try await pass("full", log: &log) }
+            else if Int.random(in: 0..<4, using: &random) == 0 { try await pass("incr", log: &log) }
         }
-        try pass("incr", log: &log)
+        try await pass("incr", log: &log)
 
         var chosen: [ChainInstant] = []
         var pool = instants
@@ -297,7 +297,7 @@ struct WholeChainRun {
     /// `restore --at` into a fresh empty database, then the verdict: equal, refused up front, or wrong.
     func restore(_ instant: ChainInstant) async throws -> Verdict {
         try await TestServer.withDatabase(seeded: false) { target in
-            let outcome = try ftbackup(["restore", "--at", instant.at, "--target", "\(try TestServer.dsn) dbname=\(target.name)"])
+            let outcome = try await ftbackup(["restore", "--at", instant.at, "--target", "\(try TestServer.dsn) dbname=\(target.name)"])
             let t = try await target.connect()
             defer { t.close() }
             let reason = outcome.stderr.split(separator: "\n").filter { $0.hasPrefix("ftbackup: error:") }.joined(separator: " ")

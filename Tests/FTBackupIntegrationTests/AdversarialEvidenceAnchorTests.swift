@@ -8,6 +8,41 @@ import Glibc
 /// adv17: the compliance evidence (record chains and their anchors in the database) and the
 /// lifecycle's destructive paths, attacked as a hostile auditor and a careless operator would.
 @Suite struct AdversarialEvidenceAnchorTests {
+    /// The anchors protect records only while no one else can write them. A database whose owner set
+    /// `ALTER DEFAULT PRIVILEGES … GRANT ALL ON TABLES TO app` (common, so the application can use new tables) gave that
+    /// role INSERT, UPDATE and DELETE on `ftbackup.record_chain_anchors` as ftbackup created it: the application's role
+    /// could then anchor a forged record or remove a real one's anchor. The table is created with every change
+    /// privilege taken from everyone but its owner; a table created beside it still gets the default grant.
+    @Test func theAnchorTableIsWritableByItsOwnerAloneWhateverTheDefaultPrivileges() async throws {
+        try await TestServer.withDatabase { db in
+            let session = try await db.connect()
+            defer { session.close() }
+            let role = "anchor_app_\(UInt32.random(in: 0...UInt32.max))"
+            try await session.execute("CREATE ROLE \(role) NOLOGIN; ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO \(role)")
+            do {
+                let anchors = "ftbackup.\(RecordChainAnchor.table)"
+                #expect(try await session.query("SELECT to_regclass($1) IS NULL AS missing", [anchors]).first!.bool("missing") == true)
+                try await TestRepository.with { repo in
+                    let prune = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path])
+                    #expect(prune.status == 0, "\(prune.stderr)")
+                }
+                let anchored = try await session.query("SELECT count(*) AS n FROM \(anchors)").first!.int64("n")
+                #expect(anchored > 0)
+                try await session.execute("CREATE TABLE public.anchor_neighbour (id int)")
+                func canWrite(_ table: String) async throws -> Bool {
+                    try await session.query("SELECT has_table_privilege($1, $2, 'INSERT, UPDATE, DELETE, TRUNCATE') AS w", [role, table]).first!.bool("w") == true
+                }
+                #expect(try await canWrite("public.anchor_neighbour"), "the default privileges are not in force: the test proves nothing")
+                #expect(try await !canWrite(anchors), "\(role) can change the anchors")
+                #expect(try await session.query("SELECT has_table_privilege('public', $1, 'INSERT, UPDATE, DELETE') AS w", [anchors]).first!.bool("w") == false)
+            } catch {
+                try? await session.execute("DROP OWNED BY \(role); DROP ROLE \(role)")
+                throw error
+            }
+            try await session.execute("DROP OWNED BY \(role); DROP ROLE \(role)")
+        }
+    }
+
     /// A record appended by hand at the head of a chain, linked and sealed as ftbackup would (anyone
     /// can compute SHA-256), walks intact; the database's anchors are the only thing that can tell it
     /// from a real one. Once the database holds anchors of a kind, a later record of that kind with

@@ -66,15 +66,34 @@ public final class RecordChainAnchor: @unchecked Sendable {
         let exists = try connection.query("SELECT to_regclass($1) IS NOT NULL AS ok", ["\(schema).\(table)"]).first!.bool("ok") == true
         guard !exists else { return }
         do {
-            try connection.execute("""
-                CREATE SCHEMA IF NOT EXISTS \(schema);
-                CREATE TABLE IF NOT EXISTS \(schema).\(table) (
-                    repository text NOT NULL, kind text NOT NULL, record text NOT NULL, sha256 text NOT NULL,
-                    anchored_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (repository, kind, record))
-                """)
+            try connection.transaction {
+                try connection.execute("""
+                    CREATE SCHEMA IF NOT EXISTS \(schema);
+                    CREATE TABLE IF NOT EXISTS \(schema).\(table) (
+                        repository text NOT NULL, kind text NOT NULL, record text NOT NULL, sha256 text NOT NULL,
+                        anchored_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (repository, kind, record))
+                    """)
+                try revokeWritesByOthers(connection, relation: "\(schema).\(table)")
+            }
         } catch {
             // Two first writers at once: the other one made it.
             guard try connection.query("SELECT to_regclass($1) IS NOT NULL AS ok", ["\(schema).\(table)"]).first!.bool("ok") == true else { throw error }
+        }
+    }
+
+    /// Takes every change privilege on the new table from everyone but its owner. `ALTER DEFAULT PRIVILEGES` (say
+    /// `GRANT ALL ON TABLES TO app`, set for the role ftbackup runs as) grants them to a table as it is created, and
+    /// anchors any role can rewrite protect nothing.
+    static func revokeWritesByOthers(_ connection: PGConnection, relation: String) throws {
+        let grantees = try connection.query("""
+            SELECT DISTINCT a.grantee = 0 AS public, coalesce(r.rolname, '') AS role
+            FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+            WHERE c.oid = $1::regclass AND a.grantee <> c.relowner
+              AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER')
+            """, [relation]).rows
+        for grantee in grantees {
+            let name = try grantee.bool("public") == true ? "PUBLIC" : try connection.escapeIdentifier(try grantee.requiredString("role"))
+            try connection.execute("REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON \(relation) FROM \(name)")
         }
     }
 

@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+@testable import FTBackupKit
+
+/// Adversarial review (adv18) of point-in-time and in-place restores that are interrupted: what an
+/// on-call engineer undoing one tool's bad migration (`restore --at T --schema TOOL --clean --yes` into
+/// the source's own database) is left with when the run dies, and whether following what ftbackup says
+/// gives back an exact database with every other schema untouched.
+@Suite struct AdversarialPITRInterruptTests {
+    static let tool = "sprint_15_value_proposition"
+
+    /// The catalog state of everything outside `tool` that `--clean` saves and puts back: foreign keys,
+    /// policies, views and materialized views (with whether they are populated).
+    static func outsideObjects(_ session: DatabaseSession) async throws -> [String] {
+        try await CleanRestoreTests.keysAndPolicies(session) + session.query("""
+            SELECT n.nspname || '.' || c.relname || ' ' || c.relkind::text || ' ' || c.relispopulated::text AS v
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1
+            """).rows.map { try $0.requiredString("v") }
+    }
+
+    /// The in-place undo of one tool, killed outright (SIGKILL, the OOM killer, a node reboot) once `--clean`
+    /// has dropped the tool's schema, i.e. also the foreign key `organizations.featured_canvases` →
+    /// the tool's `tool_data` and the view `organizations.tool_usage_summary` it saved to put back at the end.
+    /// They were saved only in memory and in the process's temporary folder, which the next ftbackup run
+    /// deletes as abandoned: the rerun (`--clean` again, the documented way back) exited 0 with the tool
+    /// restored and the shared schemas' key and view gone for good, nothing saying so.
+    @Test func anInPlaceRestoreKilledAfterItsDropLosesNothingOfTheOtherSchemas() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            let tool = try a.session.escapeIdentifier(Self.tool)
+            try await a.session.execute("UPDATE \(tool).tool_data SET status = 'completed' WHERE id IN (SELECT id FROM \(tool).tool_data ORDER BY id LIMIT 7)")
+            let (at, prints) = try await a.instant()
+            // The bad migration to undo.
+            try await a.session.execute("UPDATE \(tool).tool_data SET status = 'archived'")
+            _ = try await a.incremental()
+            let outsideBefore = try await Self.outsideObjects(a.session)
+            #expect(outsideBefore.contains { $0.hasPrefix("organizations.featured_canvases featured_canvases_tool_data_id_fkey") })
+            #expect(outsideBefore.contains { $0.hasPrefix("organizations.tool_usage_summary") })
+            let othersBefore = try await TableFingerprint.compute(a.session).filter { $0.schema != Self.tool && $0.schema != "ftbackup" }
+            let toolOid = try await a.session.query("SELECT oid::text AS o FROM pg_namespace WHERE nspname = $1", [Self.tool]).first!.requiredString("o")
+
+            let tmp = NSTemporaryDirectory() + "ftbackup-tmpdir-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            let arguments = ["restore", "--repo", a.repo.path, "--at", Timestamps.displayExact(at), "--schema", Self.tool, "--clean", "--yes",
+                             "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"]
+            let (process, _, err) = try FTBackupBinary.start(arguments, environment: ["TMPDIR": tmp, "FTBACKUP_FAILPOINT": "restore.after-clean-drop"])
+            var killed = false
+            for _ in 0..<30_000 where process.isRunning {
+                let now = try await a.session.query("SELECT oid::text AS o FROM pg_namespace WHERE nspname = $1", [Self.tool]).first?.string("o")
+                if now != toolOid {
+                    kill(process.processIdentifier, SIGKILL)
+                    killed = true
+                    break
+                }
+                usleep(2_000)
+            }
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            await FTBackupBinary.waitForExit(process)
+            #expect(killed, "the restore ended before its drop was seen: \(stderr)")
+
+            // The documented way back: the same restore again (same user, same TMPDIR: it removes the killed run's folder).
+            let rerun = try await FTBackupBinary.run(arguments, environment: ["TMPDIR": tmp])
+            #expect(rerun.status == 0, "\(rerun.stderr)")
+            let outsideAfter = try await Self.outsideObjects(a.session)
+            let missing = Set(outsideBefore).subtracting(outsideAfter).sorted(), extra = Set(outsideAfter).subtracting(outsideBefore).sorted()
+            #expect(missing == [] && extra == [], "missing: \(missing); extra: \(extra); killed run: \(stderr); rerun: \(rerun.stderr)")
+            // The tool as it was at TIME, every other schema's rows as they were.
+            let restoredTool = try await TableFingerprint.compute(a.session, schemas: [Self.tool])
+            #expect(TableFingerprint.differences(source: prints.filter { $0.schema == Self.tool }, restored: restoredTool) == [])
+            let othersAfter = try await TableFingerprint.compute(a.session).filter { $0.schema != Self.tool && $0.schema != "ftbackup" }
+            #expect(TableFingerprint.differences(source: othersBefore, restored: othersAfter) == [])
+            // Nothing of the killed run's left once its saved objects are back.
+            let left = (try FileManager.default.contentsOfDirectory(atPath: tmp)).sorted()
+            #expect(left == [], "left in TMPDIR: \(left)")
+        }
+    }
+}

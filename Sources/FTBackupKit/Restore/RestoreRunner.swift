@@ -145,6 +145,11 @@ public enum RestoreRunner {
             }
             try await timed("clean") {
                 dependants = try await OutsideDependants.capture(target, schemas: plan.schemas, options: options)
+                // What an earlier run killed after its drop had saved comes back with this run's own; all of it is
+                // kept outside the temporary folder before anything is dropped (a SIGKILL leaves it for the rerun).
+                let identity = try await target.withConnection { try DatabaseIdentity.of($0) }
+                try await dependants.adopt(target, identity: identity, schemas: plan.schemas, logger: logger)
+                try dependants.persist(target, identity: identity, schemas: plan.schemas)
                 let saved = dependants
                 interruptAction = RestoreFailure.keepOnInterrupt(saved, dropped: true, target: target, plan: plan, clock: clock,
                                                                  createdOutside: createdOutside)

@@ -83,4 +83,29 @@ import Testing
             #expect(left == [], "left in TMPDIR: \(left)")
         }
     }
+
+    /// The in-place undo of one tool into a database that has an application event trigger logging DDL into a
+    /// shared schema (`public.app_ddl_log`, as `AdversarialRestoreEndTests.ddlLogger`). A restore into a fresh
+    /// database creates the backup's event triggers last, so they never see its DDL; in place they exist
+    /// already, and every statement of the restore (CREATE SCHEMA, each CREATE TABLE, index, constraint,
+    /// trigger, policy, the foreign key put back on organizations.featured_canvases) fired the trigger: 46 rows added to a
+    /// table of a schema the restore does not restore (README: "Restoring never fires application triggers").
+    @Test func anInPlaceRestoreDoesNotFireTheApplicationsEventTriggers() async throws {
+        try await ArchivedDatabase.with(prepare: AdversarialRestoreEndTests.ddlLogger) { a in
+            _ = try await a.full()
+            let tool = try a.session.escapeIdentifier(Self.tool)
+            let (at, prints) = try await a.instant()
+            try await a.session.execute("UPDATE \(tool).tool_data SET status = 'archived'")
+            _ = try await a.incremental()
+            let logged = try await a.session.query("SELECT count(*) AS n FROM public.app_ddl_log").first!.int64("n")
+            let outcome = try await FTBackupBinary.run(["restore", "--repo", a.repo.path, "--at", Timestamps.displayExact(at), "--schema", Self.tool,
+                                                        "--clean", "--yes", "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let restored = try await TableFingerprint.compute(a.session, schemas: [Self.tool])
+            #expect(TableFingerprint.differences(source: prints.filter { $0.schema == Self.tool }, restored: restored) == [])
+            let added = try await a.session.query("SELECT tag || ' ' || coalesce(object, '') AS line FROM public.app_ddl_log ORDER BY n OFFSET $1",
+                                                  [String(logged)]).rows.map { try $0.requiredString("line") }
+            #expect(added == [], "the restore fired the application's event trigger \(added.count) time(s): \(added.prefix(5))")
+        }
+    }
 }

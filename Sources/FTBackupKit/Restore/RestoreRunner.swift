@@ -68,6 +68,7 @@ public enum RestoreRunner {
     /// the keys exist (replay finds rows by them); secondary indexes, foreign keys, policies and
     /// statistics are built after it, which is faster than maintaining them change by change.
     public static func run(_ options: RestoreOptions, afterData: (@Sendable () async throws -> Void)? = nil) async throws -> RestoreReport {
+        var options = options
         let started = Date()
         let repository = try Repository.open(options.repositoryPath)
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .read, exclusive: false, command: "restore")
@@ -87,6 +88,14 @@ public enum RestoreRunner {
         // and listed meanwhile, on threads of their own (it touches no database).
         let target = try await DatabaseSession.connect(options.target, name: "ftbackup-restore")
         defer { target.close() }
+        // The removal of retired data fires the application's triggers as the policy says: its own sessions as given.
+        let reapplyTarget = options.target
+        if try await applicationEventTriggersWouldFire(target) {
+            // A target with event triggers of its own (restoring into the source itself, in place): the restore's DDL
+            // runs as a replica's, so they do not fire (ftbackup's, ENABLE ALWAYS, still record it).
+            options.target = options.target.addingServerOptions("-c session_replication_role=replica")
+            try await target.execute("SET session_replication_role = replica")
+        }
         let pgRestore = try PostgresTools.path(of: "pg_restore", serverVersionNumber: max(manifest.source.serverVersionNumber,
                                                                                             target.serverVersionNumber))
         async let prepared = RestorePreparation.make(repository, manifest: manifest, plan: plan, tables: tables, pgRestore: pgRestore)
@@ -214,7 +223,7 @@ public enum RestoreRunner {
             warnings = try await postData.run(target, dependants: dependants, clock: clock)
             if !options.keepRetired {
                 retired = try await timed("retired") {
-                    try await RetiredDataReapplier.run(target: options.target, repositoryPath: options.repositoryPath, schemas: plan.schemas,
+                    try await RetiredDataReapplier.run(target: reapplyTarget, repositoryPath: options.repositoryPath, schemas: plan.schemas,
                                                        policy: try options.retentionPolicy(),
                                                        logger: logger)
                 }
@@ -247,6 +256,15 @@ public enum RestoreRunner {
         }
         return RestoreReport(plan: plan, phases: clock.phases, seconds: Date().timeIntervalSince(started),
                              retired: retired, warnings: warnings.isEmpty ? nil : warnings, analyzed: !options.skipAnalyze)
+    }
+
+    /// True when the target has event triggers of its own that fire in an ordinary session (not ftbackup's) and
+    /// this role may set `session_replication_role` (a superuser: only superusers create event triggers).
+    static func applicationEventTriggersWouldFire(_ target: DatabaseSession) async throws -> Bool {
+        try await target.query("""
+            SELECT current_setting('is_superuser') = 'on'
+                   AND EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled = 'O' AND evtname NOT LIKE 'ftbackup\\_%') AS fires
+            """).first?.bool("fires") ?? false
     }
 
     /// With `--skip-analyze`, statistics come from autovacuum: say so when the target will never gather them.

@@ -108,4 +108,46 @@ import Testing
             #expect(added == [], "the restore fired the application's event trigger \(added.count) time(s): \(added.prefix(5))")
         }
     }
+
+    /// `ftbackup follow`'s second session (the one that writes the heartbeat and reads the sequences and large
+    /// objects) ended by the server — `pg_terminate_backend` by a DBA cleaning idle sessions, `idle_session_timeout`,
+    /// a proxy or firewall dropping an idle connection — was never opened again: the follower went on streaming
+    /// and logged "heartbeat failed … no connection to the server" every `seal_every`, for ever, while the
+    /// heartbeats that bound the sequences and carry the large-object readings stopped (an idle database's
+    /// recoverable point too). It now opens a new session, and only one: the follower's connection count stays 2.
+    @Test func theFollowersHeartbeatSessionComesBackAfterTheServerEndsIt() async throws {
+        try await ArchivedDatabase.with { a in
+            let policyFile = NSTemporaryDirectory() + "ftbackup-follow-\(UUID()).yaml"
+            defer { try? FileManager.default.removeItem(atPath: policyFile) }
+            try PolicyLoader.builtInDefault.replacingOccurrences(of: "seal_every: 60s", with: "seal_every: 1s")
+                .write(toFile: policyFile, atomically: true, encoding: .utf8)
+            _ = try await a.full()
+            let (follower, _, err) = try FTBackupBinary.start(["follow", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path,
+                                                               "--policy", policyFile])
+            defer { if follower.isRunning { kill(follower.processIdentifier, SIGKILL) } }
+            try await a.waitUntilSealed(after: try await a.clock(), by: follower, "the start")
+            let sessions = """
+                SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+                  AND application_name = 'ftbackup' AND backend_type = 'client backend'
+                """
+            let before = try await a.session.query(sessions).rows.map { try $0.int64("pid") }
+            #expect(before.count == 1, "\(before)")
+            for pid in before { try await a.session.query("SELECT pg_terminate_backend($1::int)", [String(pid)]) }
+            let ended = try await a.clock()
+            var beat: Date?
+            for _ in 0..<100 where follower.isRunning {
+                beat = try await a.session.query("SELECT extract(epoch FROM max(at)) AS t FROM ftbackup.heartbeat").first?.epochDate("t")
+                if let beat, beat > ended.addingTimeInterval(1) { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(beat.map { $0 > ended.addingTimeInterval(1) } == true, "no heartbeat since the session ended (newest \(String(describing: beat)), ended \(ended))")
+            try await Task.sleep(for: .seconds(3))
+            let after = try await a.session.query(sessions).rows.map { try $0.int64("pid") }
+            #expect(after.count == 1 && Set(after).isDisjoint(with: before), "\(after)")
+            kill(follower.processIdentifier, SIGTERM)
+            await FTBackupBinary.waitForExit(follower)
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(follower.terminationStatus == 0, "\(stderr.suffix(2000))")
+        }
+    }
 }

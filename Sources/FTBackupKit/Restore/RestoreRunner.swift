@@ -259,11 +259,13 @@ public enum RestoreRunner {
     }
 
     /// True when the target has event triggers of its own that fire in an ordinary session (not ftbackup's) and
-    /// this role may set `session_replication_role` (a superuser: only superusers create event triggers).
+    /// this role may set `session_replication_role` (a superuser: only superusers create event triggers), and none
+    /// is enabled `REPLICA` (those would fire in a replica's session instead).
     static func applicationEventTriggersWouldFire(_ target: DatabaseSession) async throws -> Bool {
         try await target.query("""
             SELECT current_setting('is_superuser') = 'on'
-                   AND EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled = 'O' AND evtname NOT LIKE 'ftbackup\\_%') AS fires
+                   AND EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled = 'O' AND evtname NOT LIKE 'ftbackup\\_%')
+                   AND NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled = 'R') AS fires
             """).first?.bool("fires") ?? false
     }
 

@@ -150,4 +150,52 @@ import Testing
             #expect(follower.terminationStatus == 0, "\(stderr.suffix(2000))")
         }
     }
+
+    /// Statements that make PostgreSQL describe a relation again in the middle of a follower's stream without
+    /// changing its columns (VACUUM FULL, CLUSTER, REINDEX: a new relfilenode; TRUNCATE; a follower restarted,
+    /// which describes everything again), between changes of one tool: `restore --at` of each instant in
+    /// between, whole and `--schema`, gives exactly that instant (none of them is DDL the trigger records).
+    @Test func relationsDescribedAgainMidStreamRestoreExactly() async throws {
+        try await ArchivedDatabase.with { a in
+            let policyFile = NSTemporaryDirectory() + "ftbackup-follow-\(UUID()).yaml"
+            defer { try? FileManager.default.removeItem(atPath: policyFile) }
+            try PolicyLoader.builtInDefault.replacingOccurrences(of: "seal_every: 60s", with: "seal_every: 1s")
+                .write(toFile: policyFile, atomically: true, encoding: .utf8)
+            _ = try await a.full()
+            let follow = ["follow", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path, "--policy", policyFile]
+            var (follower, _, _) = try FTBackupBinary.start(follow)
+            defer { if follower.isRunning { kill(follower.processIdentifier, SIGKILL) } }
+            let tool = try a.session.escapeIdentifier(Self.tool)
+            var instants: [(String, Date, [TableFingerprint])] = []
+            func change(_ n: Int) async throws {
+                try await a.session.execute("UPDATE \(tool).tool_data SET version = version + \(n) WHERE id IN (SELECT id FROM \(tool).tool_data ORDER BY id LIMIT \(n * 3))")
+            }
+            let steps = ["VACUUM FULL \(tool).tool_data", "CLUSTER \(tool).tool_data USING tool_data_pkey", "REINDEX TABLE \(tool).tool_data",
+                         "TRUNCATE \(tool).hypothesis_votes", "restart"]
+            for (n, step) in steps.enumerated() {
+                try await change(n + 1)
+                if step == "restart" {
+                    kill(follower.processIdentifier, SIGTERM)
+                    await FTBackupBinary.waitForExit(follower)
+                    (follower, _, _) = try FTBackupBinary.start(follow)
+                } else {
+                    try await a.session.execute(step)
+                }
+                try await change(n + 1)
+                let (at, prints) = try await a.instant()
+                instants.append((step, at, prints))
+            }
+            try await change(9)
+            try await a.waitUntilSealed(after: try await a.clock(), by: follower, "the last change")
+            kill(follower.processIdentifier, SIGTERM)
+            await FTBackupBinary.waitForExit(follower)
+            for (step, at, prints) in instants {
+                let whole = try await a.restore(at: at)
+                #expect(TableFingerprint.differences(source: prints.filter { $0.schema != "ftbackup" }, restored: whole.filter { $0.schema != "ftbackup" }) == [],
+                        "whole, after \(step)")
+                let one = try await a.restore(at: at, schemas: [Self.tool])
+                #expect(TableFingerprint.differences(source: prints.filter { $0.schema == Self.tool }, restored: one) == [], "--schema, after \(step)")
+            }
+        }
+    }
 }

@@ -198,4 +198,43 @@ import Testing
             }
         }
     }
+
+    /// The other side of the fix above: a run killed while its drop waited for a lock (nothing dropped) also left
+    /// its record; a foreign key the operator then drops on purpose must not come back with a later restore.
+    @Test func aRecordOfADropThatNeverHappenedIsNotAdopted() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            let (at, _) = try await a.instant()
+            try await a.session.execute("UPDATE \(try a.session.escapeIdentifier(Self.tool)).tool_data SET status = 'archived'")
+            _ = try await a.incremental()
+            let tmp = NSTemporaryDirectory() + "ftbackup-tmpdir-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            let arguments = ["restore", "--repo", a.repo.path, "--at", Timestamps.displayExact(at), "--schema", Self.tool, "--clean", "--yes",
+                             "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"]
+            let holder = try await a.db.connect("holder")
+            defer { holder.close() }
+            try await holder.execute("BEGIN; LOCK TABLE organizations.featured_canvases IN ACCESS EXCLUSIVE MODE")
+            let (process, _, _) = try FTBackupBinary.start(arguments, environment: ["TMPDIR": tmp])
+            var waited = false
+            for _ in 0..<3_000 where process.isRunning {
+                waited = try await a.session.query("SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'organizations.featured_canvases'::regclass")
+                    .first!.int64("n") > 0
+                if waited { break }
+                usleep(10_000)
+            }
+            kill(process.processIdentifier, SIGKILL)
+            await FTBackupBinary.waitForExit(process)
+            try await holder.execute("ROLLBACK")
+            #expect(waited)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).contains { $0.hasSuffix(".json") })
+            // The operator drops the key on purpose; a later restore must not bring it back.
+            try await a.session.execute("ALTER TABLE organizations.featured_canvases DROP CONSTRAINT featured_canvases_tool_data_id_fkey")
+            let rerun = try await FTBackupBinary.run(arguments, environment: ["TMPDIR": tmp])
+            #expect(rerun.status == 0, "\(rerun.stderr)")
+            let keys = try await CleanRestoreTests.keysAndPolicies(a.session)
+            #expect(!keys.contains { $0.contains("featured_canvases_tool_data_id_fkey") }, "\(rerun.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp) == [])
+        }
+    }
 }

@@ -204,6 +204,9 @@ struct OutsideDependants: Sendable {
         var views: [View]
         var viewDumps: [String]
         var files: [String]
+        /// The oids the dropped schemas had before the drop (`public` is never dropped): a record whose schemas
+        /// all still have them is of a run whose drop never committed, and is discarded rather than adopted.
+        var schemaOids: [String: Int64]? = nil
     }
 
     /// The SQL script that puts the foreign keys and policies back. Each statement replaces what may be there
@@ -220,8 +223,9 @@ struct OutsideDependants: Sendable {
     /// Before `--clean` drops anything: writes the script and the record and moves the views' dump out of
     /// the process's temporary folder (which a SIGKILL leaves behind and the next run removes), so what other
     /// schemas held on the dropped ones outlives any end of this run; removed once they are back.
-    mutating func persist(_ target: DatabaseSession, identity: DatabaseIdentity, schemas: [String]) throws {
+    mutating func persist(_ target: DatabaseSession, identity: DatabaseIdentity, schemas: [String]) async throws {
         guard !isEmpty else { return }
+        let oids = try await Self.schemaOids(target, schemas: schemas)
         let base = FileManager.default.temporaryDirectory, stamp = UUID().uuidString
         let path = { (suffix: String) in base.appendingPathComponent("ftbackup-dependants-\(stamp).\(suffix)").path }
         var files: [String] = []
@@ -236,7 +240,7 @@ struct OutsideDependants: Sendable {
         }
         files.append(path("sql"))
         let record = Record(identity: identity, schemas: schemas, pid: getpid(), foreignKeys: foreignKeys, policies: policies, views: views,
-                            viewDumps: [viewDump].compactMap { $0 } + adoptedViewDumps, files: files + persisted)
+                            viewDumps: [viewDump].compactMap { $0 } + adoptedViewDumps, files: files + persisted, schemaOids: oids)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         guard FileManager.default.createFile(atPath: path("json"), contents: try encoder.encode(record), attributes: [.posixPermissions: 0o600]) else {
@@ -245,6 +249,13 @@ struct OutsideDependants: Sendable {
         files.append(path("json"))
         persisted += files
         script = path("sql")
+    }
+
+    /// The oids of `schemas` other than `public` (which `--clean` never drops) that exist.
+    static func schemaOids(_ target: DatabaseSession, schemas: [String]) async throws -> [String: Int64] {
+        let rows = try await target.query("SELECT nspname, oid::int8 AS oid FROM pg_namespace WHERE nspname = ANY($1::text[]) AND nspname <> 'public'",
+                                          [PostgresArray.text(schemas)]).rows
+        return Dictionary(try rows.map { (try $0.requiredString("nspname"), try $0.int64("oid")) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Takes over what earlier restores into this very database saved and never put back (killed after
@@ -259,6 +270,13 @@ struct OutsideDependants: Sendable {
             guard let data = FileManager.default.contents(atPath: path), let record = try? JSONDecoder().decode(Record.self, from: data),
                   record.identity.isSame(as: identity), !Set(record.schemas).isDisjoint(with: schemas) else { continue }
             if kill(record.pid, 0) == 0 || errno == EPERM { continue }  // still running
+            if let recorded = record.schemaOids, !recorded.isEmpty,
+               try await Self.schemaOids(target, schemas: Array(recorded.keys)) == recorded {
+                // Its drop never committed (interrupted while it waited): nothing of it to put back.
+                for file in record.files + [path] { try? FileManager.default.removeItem(atPath: file) }
+                logger.info("removed the record of an earlier restore into this database whose drop never happened", metadata: ["record": .string(path)])
+                continue
+            }
             var taken: [String] = []
             for key in record.foreignKeys where !foreignKeys.contains(where: { $0.table == key.table && $0.name == key.name }) {
                 foreignKeys.append(key)

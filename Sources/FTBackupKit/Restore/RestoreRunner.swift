@@ -158,7 +158,7 @@ public enum RestoreRunner {
                 // kept outside the temporary folder before anything is dropped (a SIGKILL leaves it for the rerun).
                 let identity = try await target.withConnection { try DatabaseIdentity.of($0) }
                 try await dependants.adopt(target, identity: identity, schemas: plan.schemas, logger: logger)
-                try dependants.persist(target, identity: identity, schemas: plan.schemas)
+                try await dependants.persist(target, identity: identity, schemas: plan.schemas)
                 let saved = dependants
                 interruptAction = RestoreFailure.keepOnInterrupt(saved, dropped: true, target: target, plan: plan, clock: clock,
                                                                  createdOutside: createdOutside)

@@ -76,15 +76,32 @@ public enum ChangeFollower {
         // The heartbeat proves the archive reaches the present and carries the sequences' values.
         let logger = options.logger
         let largeObjects = NewestLargeObjectReading()
+        let database = options.database
         let heartbeat = Task {
+            // A session the server ended (pg_terminate_backend, idle_session_timeout, a proxy's idle cut) is replaced:
+            // the heartbeats bound the sequences and carry the large-object readings, for as long as the follower runs.
+            var session = control
+            defer { if session !== control { session.close() } }
             while !Task.isCancelled {
                 do {
-                    try await ChangeArchiver.writeHeartbeat(control)
-                    largeObjects.set(try await LargeObjectState.read(control))
+                    try await ChangeArchiver.writeHeartbeat(session)
+                    largeObjects.set(try await LargeObjectState.read(session))
                 } catch {
                     // Without heartbeats an idle database's recoverable point stops moving: say so every time.
                     logger.warning("heartbeat failed: the recoverable point will not advance while the application is idle",
                                    metadata: ["error": .string("\(error)")])
+                    if !session.isAlive {
+                        do {
+                            let fresh = try await DatabaseSession.connect(database, name: "ftbackup-follow-control")
+                            do { try await fresh.execute(ChangeArchiver.decodingSettings) } catch { fresh.close(); throw error }
+                            if session !== control { session.close() }
+                            session = fresh
+                            logger.info("heartbeat session lost: connected again")
+                        } catch {
+                            logger.warning("heartbeat session lost and cannot connect again: trying at the next heartbeat",
+                                           metadata: ["error": .string("\(error)")])
+                        }
+                    }
                 }
                 try? await Task.sleep(for: .seconds(max(1, sealEvery)))
             }

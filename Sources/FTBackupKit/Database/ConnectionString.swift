@@ -12,6 +12,9 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
     private let options: [String: String]
     /// Whether the connection must be encrypted (the policy's `database.require_tls`); see ``TLSRequirement``.
     public private(set) var tlsRequirement: TLSRequirement = .automatic
+    /// Server settings (`-c name=value …`) every connection and child process made from this string starts
+    /// with, after the user's own (`options` in the string, else `PGOPTIONS`).
+    public private(set) var serverOptions: String?
 
     /// Parses with libpq's own parser so that a malformed string is refused without being echoed.
     public init(_ raw: String) throws {
@@ -39,6 +42,20 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
         var copy = self
         copy.tlsRequirement = requirement
         return copy
+    }
+
+    /// The same string whose connections and child processes start with `settings` (`-c name=value …`) too.
+    public func addingServerOptions(_ settings: String) -> ConnectionString {
+        var copy = self
+        copy.serverOptions = [serverOptions, settings].compactMap { $0 }.joined(separator: " ")
+        return copy
+    }
+
+    /// The `options` a connection gets when `serverOptions` are set: the user's own, then those.
+    var combinedServerOptions: String? {
+        guard let serverOptions else { return nil }
+        let own = options["options"] ?? ProcessInfo.processInfo.environment["PGOPTIONS"]
+        return [own, serverOptions].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
     }
 
     /// The value of one option as written in the string (not including environment defaults).
@@ -72,6 +89,7 @@ extension ConnectionString {
         // The child must encrypt when this connection must: the same sslmode as the parent's connection.
         if mustUseTLS && explicitSSLMode == nil { parsed["sslmode"] = "require" }
         for (key, value) in overrides { parsed[key] = value }
+        if let serverOptions, let own = parsed["options"] { parsed["options"] = own + " " + serverOptions }
         let password = parsed.removeValue(forKey: "password")
         // libpq has no environment variable for the client key's passphrase: a child process cannot get it
         // without showing it in its arguments, so it is not passed (use an unencrypted key or a pgpass-style setup).
@@ -82,6 +100,11 @@ extension ConnectionString {
         }.joined(separator: " ")
         var environment: [String: String] = [:]
         if let password { environment["PGPASSWORD"] = password }
+        // In PGOPTIONS (a step may add its own settings there): the string's own `options` stay in the conninfo.
+        if let serverOptions {
+            environment["PGOPTIONS"] = options["options"] != nil ? serverOptions
+                : [ProcessInfo.processInfo.environment["PGOPTIONS"], serverOptions].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
+        }
         return (conninfo, environment)
     }
 }

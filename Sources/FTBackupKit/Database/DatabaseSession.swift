@@ -69,6 +69,8 @@ public final class DatabaseSession: Sendable {
     }
 
     public var backendPID: Int32 { connection.backendPID }
+    /// False once the connection is lost (the server ended the session, the network dropped it).
+    public var isAlive: Bool { connection.isAlive }
     public var serverVersionNumber: Int { connection.serverVersionNumber }
 
     /// Asks the server to cancel what this session is running (safe from any thread: libpq's

@@ -42,6 +42,10 @@ public final class PGConnection: @unchecked Sendable {
             keywords.append("dbname")
             values.append(connectionString.raw)
         }
+        if let options = connectionString.combinedServerOptions {
+            keywords.append("options")
+            values.append(options)
+        }
         // After the connection string, so nothing in it or in PGCLIENTENCODING changes it.
         keywords.append("client_encoding")
         values.append("UTF8")

@@ -12,20 +12,20 @@ import Logging
 /// are re-added as they were, and validated: restored rows that no longer satisfy one leave it
 /// `NOT VALID` (still enforced for new rows) with a warning naming it, rather than failing the restore.
 struct OutsideDependants: Sendable {
-    struct ForeignKey: Sendable {
+    struct ForeignKey: Sendable, Codable, Equatable {
         var table: String       // qualified, quoted
         var name: String
         var definition: String  // pg_get_constraintdef with every name qualified
         var partitioned: Bool
     }
-    struct View: Sendable {
+    struct View: Sendable, Codable, Equatable {
         var schema: String
         var name: String
         var materialized: Bool
         var populated: Bool
     }
 
-    struct Policy: Sendable {
+    struct Policy: Sendable, Codable, Equatable {
         var table: String       // qualified, quoted
         var name: String
         var create: String      // the whole CREATE POLICY, every name qualified
@@ -36,6 +36,13 @@ struct OutsideDependants: Sendable {
     var policies: [Policy] = []
     /// `pg_dump -Fc --schema-only` of the views, when there are any.
     var viewDump: String?
+    /// Views dumps an earlier, killed restore into this target saved and never put back (`adopt`).
+    var adoptedViewDumps: [String] = []
+    /// Once `persist` wrote them: the script, views dump and record kept outside the process's temporary
+    /// folder until the dependants are back (a SIGKILL or an OOM kill leaves them for the rerun), and the
+    /// files of earlier killed runs adopted by this one (removed with these once everything is back).
+    var persisted: [String] = []
+    var script: String?
 
     var isEmpty: Bool { foreignKeys.isEmpty && views.isEmpty && policies.isEmpty }
 
@@ -128,16 +135,16 @@ struct OutsideDependants: Sendable {
     /// Puts the saved dependants back: views (refreshed if they were populated), policies, then foreign keys.
     /// Returns a warning per foreign key the restored rows do not satisfy.
     func putBack(_ target: DatabaseSession, options: RestoreOptions) async throws -> [String] {
-        if let viewDump {
+        for viewDump in [viewDump].compactMap({ $0 }) + adoptedViewDumps {
             let pgRestore = try PostgresTools.path(of: "pg_restore", serverVersionNumber: target.serverVersionNumber)
             let child = options.target.forChildProcess()
             var arguments = ["--exit-on-error", "--no-password", "--single-transaction"]
             if !child.conninfo.isEmpty { arguments.append("--dbname=\(child.conninfo)") }
             if options.noOwner { arguments += ["--no-owner", "--no-privileges"] }
             try await RestoreRunner.runTool(pgRestore, arguments + [viewDump], child.environment, options.target)
-            for view in views where view.materialized && view.populated {
-                try await target.execute("REFRESH MATERIALIZED VIEW \(try target.qualifiedName(view.schema, view.name))")
-            }
+        }
+        for view in views where view.materialized && view.populated {
+            try await target.execute("REFRESH MATERIALIZED VIEW \(try target.qualifiedName(view.schema, view.name))")
         }
         for policy in policies { try await target.execute(policy.create) }
         var warnings: [String] = []
@@ -160,16 +167,17 @@ struct OutsideDependants: Sendable {
     /// After a failed restore: writes the foreign keys and policies as a SQL script and keeps the views'
     /// dump (no longer removed), so they can be put back by hand. Nil if the script cannot be written.
     mutating func keepForLater(_ target: DatabaseSession) -> (script: String, views: String?)? {
+        if let script {
+            // Written before the drop (`persist`): kept as they are, for the rerun and for the operator.
+            defer { persisted = []; adoptedViewDumps = []; viewDump = nil }
+            return (script, viewDump)
+        }
         // Each statement replaces what may be there already, so the script is right however far the
         // restore got before it stopped (an interrupt can land while they are being put back).
-        let quoted = { (name: String) in (try? target.escapeIdentifier(name)) ?? name }
-        let statements = policies.map { "DROP POLICY IF EXISTS \(quoted($0.name)) ON \($0.table);\n\($0.create);" } + foreignKeys.map {
-            "ALTER TABLE \($0.table) DROP CONSTRAINT IF EXISTS \(quoted($0.name));\nALTER TABLE \($0.table) ADD CONSTRAINT \(quoted($0.name)) \($0.definition);"
-        }
         // Kept outside the process's temporary folder, which goes when the process ends.
         let base = FileManager.default.temporaryDirectory, stamp = UUID().uuidString
         let path = base.appendingPathComponent("ftbackup-dependants-\(stamp).sql").path
-        guard FileManager.default.createFile(atPath: path, contents: Data((statements.joined(separator: "\n") + "\n").utf8),
+        guard FileManager.default.createFile(atPath: path, contents: Data(scriptText(target).utf8),
                                              attributes: [.posixPermissions: 0o600]) else { return nil }
         var views: String?
         if let viewDump {
@@ -182,6 +190,120 @@ struct OutsideDependants: Sendable {
 
     func removeFiles() {
         if let viewDump { try? FileManager.default.removeItem(atPath: viewDump) }
+        for file in persisted { try? FileManager.default.removeItem(atPath: file) }
+    }
+
+    /// What `persist` writes next to the script: enough for a later restore into the same database to put
+    /// the dependants back itself (`adopt`).
+    struct Record: Codable {
+        var identity: DatabaseIdentity
+        var schemas: [String]
+        var pid: Int32
+        var foreignKeys: [ForeignKey]
+        var policies: [Policy]
+        var views: [View]
+        var viewDumps: [String]
+        var files: [String]
+        /// The oids the dropped schemas had before the drop (`public` is never dropped): a record whose schemas
+        /// all still have them is of a run whose drop never committed, and is discarded rather than adopted.
+        var schemaOids: [String: Int64]? = nil
+    }
+
+    /// The SQL script that puts the foreign keys and policies back. Each statement replaces what may be there
+    /// already, so the script is right however far the restore got before it stopped (an interrupt can land
+    /// while they are being put back).
+    func scriptText(_ target: DatabaseSession) -> String {
+        let quoted = { (name: String) in (try? target.escapeIdentifier(name)) ?? name }
+        let statements = policies.map { "DROP POLICY IF EXISTS \(quoted($0.name)) ON \($0.table);\n\($0.create);" } + foreignKeys.map {
+            "ALTER TABLE \($0.table) DROP CONSTRAINT IF EXISTS \(quoted($0.name));\nALTER TABLE \($0.table) ADD CONSTRAINT \(quoted($0.name)) \($0.definition);"
+        }
+        return statements.joined(separator: "\n") + "\n"
+    }
+
+    /// Before `--clean` drops anything: writes the script and the record and moves the views' dump out of
+    /// the process's temporary folder (which a SIGKILL leaves behind and the next run removes), so what other
+    /// schemas held on the dropped ones outlives any end of this run; removed once they are back.
+    mutating func persist(_ target: DatabaseSession, identity: DatabaseIdentity, schemas: [String]) async throws {
+        guard !isEmpty else { return }
+        let oids = try await Self.schemaOids(target, schemas: schemas)
+        let base = FileManager.default.temporaryDirectory, stamp = UUID().uuidString
+        let path = { (suffix: String) in base.appendingPathComponent("ftbackup-dependants-\(stamp).\(suffix)").path }
+        var files: [String] = []
+        if let viewDump {
+            try FileManager.default.moveItem(atPath: viewDump, toPath: path("pgdump"))
+            self.viewDump = path("pgdump")
+            files.append(path("pgdump"))
+        }
+        guard FileManager.default.createFile(atPath: path("sql"), contents: Data(scriptText(target).utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw FTBackupError(.cannotWrite, "cannot write \(path("sql")) (what other schemas hold on the schemas --clean drops); nothing was dropped",
+                                hint: "check TMPDIR, its permissions and free space")
+        }
+        files.append(path("sql"))
+        let record = Record(identity: identity, schemas: schemas, pid: getpid(), foreignKeys: foreignKeys, policies: policies, views: views,
+                            viewDumps: [viewDump].compactMap { $0 } + adoptedViewDumps, files: files + persisted, schemaOids: oids)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        guard FileManager.default.createFile(atPath: path("json"), contents: try encoder.encode(record), attributes: [.posixPermissions: 0o600]) else {
+            throw FTBackupError(.cannotWrite, "cannot write \(path("json")); nothing was dropped", hint: "check TMPDIR, its permissions and free space")
+        }
+        files.append(path("json"))
+        persisted += files
+        script = path("sql")
+    }
+
+    /// The oids of `schemas` other than `public` (which `--clean` never drops) that exist.
+    static func schemaOids(_ target: DatabaseSession, schemas: [String]) async throws -> [String: Int64] {
+        let rows = try await target.query("SELECT nspname, oid::int8 AS oid FROM pg_namespace WHERE nspname = ANY($1::text[]) AND nspname <> 'public'",
+                                          [PostgresArray.text(schemas)]).rows
+        return Dictionary(try rows.map { (try $0.requiredString("nspname"), try $0.int64("oid")) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Takes over what earlier restores into this very database saved and never put back (killed after
+    /// their drop: their record is still in `$TMPDIR` and their process is gone), for the schemas this one
+    /// restores: it is put back at the end with this run's own, and their files removed then. A foreign key,
+    /// policy or view that exists again (put back by hand) is left to this run's own capture.
+    mutating func adopt(_ target: DatabaseSession, identity: DatabaseIdentity, schemas: [String], logger: Logger) async throws {
+        let base = FileManager.default.temporaryDirectory.path
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return }
+        for name in names.sorted() where name.hasPrefix("ftbackup-dependants-") && name.hasSuffix(".json") {
+            let path = "\(base)/\(name)"
+            guard let data = FileManager.default.contents(atPath: path), let record = try? JSONDecoder().decode(Record.self, from: data),
+                  record.identity.isSame(as: identity), !Set(record.schemas).isDisjoint(with: schemas) else { continue }
+            if kill(record.pid, 0) == 0 || errno == EPERM { continue }  // still running
+            if let recorded = record.schemaOids, !recorded.isEmpty,
+               try await Self.schemaOids(target, schemas: Array(recorded.keys)) == recorded {
+                // Its drop never committed (interrupted while it waited): nothing of it to put back.
+                for file in record.files + [path] { try? FileManager.default.removeItem(atPath: file) }
+                logger.info("removed the record of an earlier restore into this database whose drop never happened", metadata: ["record": .string(path)])
+                continue
+            }
+            var taken: [String] = []
+            for key in record.foreignKeys where !foreignKeys.contains(where: { $0.table == key.table && $0.name == key.name }) {
+                foreignKeys.append(key)
+                taken.append("foreign key \(key.name) on \(key.table)")
+            }
+            for policy in record.policies where !policies.contains(where: { $0.table == policy.table && $0.name == policy.name }) {
+                policies.append(policy)
+                taken.append("policy \(policy.name) on \(policy.table)")
+            }
+            // A views dump comes back whole: only when none of its views exists again.
+            var viewsThere = false
+            for view in record.views {
+                let regclass = try await target.query("SELECT to_regclass($1) IS NOT NULL AS there", [try target.qualifiedName(view.schema, view.name)])
+                if try regclass.first?.bool("there") == true { viewsThere = true }
+            }
+            if !viewsThere {
+                for dump in record.viewDumps where !adoptedViewDumps.contains(dump) && FileManager.default.fileExists(atPath: dump) {
+                    adoptedViewDumps.append(dump)
+                }
+                for view in record.views where !views.contains(view) {
+                    views.append(view)
+                    taken.append("view \(view.schema).\(view.name)")
+                }
+            }
+            persisted += record.files.filter { !persisted.contains($0) } + [path]
+            logger.warning("an earlier restore into \(target.target) was killed after --clean dropped \(record.schemas.joined(separator: ", ")) (\(path)): this run puts back what it had saved from other schemas: \(taken.isEmpty ? "nothing left to put back" : taken.joined(separator: ", "))")
+        }
     }
 
     private static func patternPart(_ name: String) -> String {

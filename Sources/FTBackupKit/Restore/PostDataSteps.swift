@@ -24,7 +24,7 @@ struct PostDataSteps: Sendable {
             let postList = try contents.writeList { builtLines.contains($0.line) || Self.isEventTrigger($0) }
             defer { try? FileManager.default.removeItem(atPath: postList) }
             var environment = environment
-            environment["PGOPTIONS"] = "-c maintenance_work_mem=512MB -c synchronous_commit=off"
+            environment["PGOPTIONS"] = [environment["PGOPTIONS"], "-c maintenance_work_mem=512MB -c synchronous_commit=off"].compactMap { $0 }.joined(separator: " ")
             try await RestoreRunner.runTool(pgRestore, arguments + ["--section=post-data", "--use-list=\(postList)", dumpFile],
                                             environment, options.target)
         }

@@ -28,7 +28,7 @@ enum RestoreFailure {
         }
         if !dependants.isEmpty, let kept = dependants.keepForLater(target) {
             state += "; \(dependants.foreignKeys.count) foreign key(s), \(dependants.policies.count) policy(ies) and \(dependants.views.count) view(s) other schemas held on them are not back"
-            todo += "; then put them back with psql -f \(kept.script)" + (kept.views.map { " and pg_restore -d TARGET \($0)" } ?? "")
+            todo += "; a rerun with --clean into this database (same user, same TMPDIR) puts them back itself, else put them back with psql -f \(kept.script)" + (kept.views.map { " and pg_restore -d TARGET \($0)" } ?? "")
         }
         return FTBackupError(cause.status, "\(cause.message) — \(state)", hint: todo + (cause.hint.map { " (\($0))" } ?? ""))
     }
@@ -67,7 +67,7 @@ enum RestoreFailure {
                                 : "; run the same restore again with --clean (it drops the partial schemas first), or restore into a fresh database"
             }
             if !dependants.isEmpty, let kept = dependants.keepForLater(target) {
-                line += ", then put back what other schemas held on them with psql -f \(kept.script)" + (kept.views.map { " and pg_restore -d TARGET \($0)" } ?? "")
+                line += "; what other schemas held on them is kept in \(kept.script)\(kept.views.map { " and \($0)" } ?? ""): a rerun with --clean into this database (same user, same TMPDIR) puts it back itself, else put it back with psql -f \(kept.script)" + (kept.views.map { " and pg_restore -d TARGET \($0)" } ?? "")
             }
             return line
         }

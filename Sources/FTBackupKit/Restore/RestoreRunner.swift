@@ -68,6 +68,7 @@ public enum RestoreRunner {
     /// the keys exist (replay finds rows by them); secondary indexes, foreign keys, policies and
     /// statistics are built after it, which is faster than maintaining them change by change.
     public static func run(_ options: RestoreOptions, afterData: (@Sendable () async throws -> Void)? = nil) async throws -> RestoreReport {
+        var options = options
         let started = Date()
         let repository = try Repository.open(options.repositoryPath)
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .read, exclusive: false, command: "restore")
@@ -87,6 +88,14 @@ public enum RestoreRunner {
         // and listed meanwhile, on threads of their own (it touches no database).
         let target = try await DatabaseSession.connect(options.target, name: "ftbackup-restore")
         defer { target.close() }
+        // The removal of retired data fires the application's triggers as the policy says: its own sessions as given.
+        let reapplyTarget = options.target
+        if try await applicationEventTriggersWouldFire(target) {
+            // A target with event triggers of its own (restoring into the source itself, in place): the restore's DDL
+            // runs as a replica's, so they do not fire (ftbackup's, ENABLE ALWAYS, still record it).
+            options.target = options.target.addingServerOptions("-c session_replication_role=replica")
+            try await target.execute("SET session_replication_role = replica")
+        }
         let pgRestore = try PostgresTools.path(of: "pg_restore", serverVersionNumber: max(manifest.source.serverVersionNumber,
                                                                                             target.serverVersionNumber))
         async let prepared = RestorePreparation.make(repository, manifest: manifest, plan: plan, tables: tables, pgRestore: pgRestore)
@@ -145,6 +154,11 @@ public enum RestoreRunner {
             }
             try await timed("clean") {
                 dependants = try await OutsideDependants.capture(target, schemas: plan.schemas, options: options)
+                // What an earlier run killed after its drop had saved comes back with this run's own; all of it is
+                // kept outside the temporary folder before anything is dropped (a SIGKILL leaves it for the rerun).
+                let identity = try await target.withConnection { try DatabaseIdentity.of($0) }
+                try await dependants.adopt(target, identity: identity, schemas: plan.schemas, logger: logger)
+                try await dependants.persist(target, identity: identity, schemas: plan.schemas)
                 let saved = dependants
                 interruptAction = RestoreFailure.keepOnInterrupt(saved, dropped: true, target: target, plan: plan, clock: clock,
                                                                  createdOutside: createdOutside)
@@ -209,7 +223,7 @@ public enum RestoreRunner {
             warnings = try await postData.run(target, dependants: dependants, clock: clock)
             if !options.keepRetired {
                 retired = try await timed("retired") {
-                    try await RetiredDataReapplier.run(target: options.target, repositoryPath: options.repositoryPath, schemas: plan.schemas,
+                    try await RetiredDataReapplier.run(target: reapplyTarget, repositoryPath: options.repositoryPath, schemas: plan.schemas,
                                                        policy: try options.retentionPolicy(),
                                                        logger: logger)
                 }
@@ -242,6 +256,17 @@ public enum RestoreRunner {
         }
         return RestoreReport(plan: plan, phases: clock.phases, seconds: Date().timeIntervalSince(started),
                              retired: retired, warnings: warnings.isEmpty ? nil : warnings, analyzed: !options.skipAnalyze)
+    }
+
+    /// True when the target has event triggers of its own that fire in an ordinary session (not ftbackup's) and
+    /// this role may set `session_replication_role` (a superuser: only superusers create event triggers), and none
+    /// is enabled `REPLICA` (those would fire in a replica's session instead).
+    static func applicationEventTriggersWouldFire(_ target: DatabaseSession) async throws -> Bool {
+        try await target.query("""
+            SELECT current_setting('is_superuser') = 'on'
+                   AND EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled = 'O' AND evtname NOT LIKE 'ftbackup\\_%')
+                   AND NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtenabled = 'R') AS fires
+            """).first?.bool("fires") ?? false
     }
 
     /// With `--skip-analyze`, statistics come from autovacuum: say so when the target will never gather them.

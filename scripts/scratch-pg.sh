@@ -106,8 +106,10 @@ start() {
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 wal_level = logical
-max_replication_slots = 32
-max_wal_senders = 32
+# Every test that archives changes holds a slot while it runs, and the suites run in parallel: once tests stopped
+# blocking the cooperative pool while their ftbackup children ran, more of them ran at once and 32 ran out.
+max_replication_slots = 128
+max_wal_senders = 128
 # The test suites run in parallel and each restore -j2 opens about ten sessions: on a slow machine 400 ran out
 # ("sorry, too many clients already", 205 at the peak of 8 suites alone).
 max_connections = 1000

@@ -109,6 +109,34 @@ import Testing
         }
     }
 
+    /// A materialized view the source refreshed between the full and TIME is refreshed by the restore
+    /// (`RefreshedViews`), from a session of its own that the fix above did not quiet: in place, its `REFRESH
+    /// MATERIALIZED VIEW` fired the application's event trigger (one row in `public.app_ddl_log`).
+    @Test func aViewRefreshedBeforeTimeIsRefreshedInPlaceWithoutFiringTheApplicationsEventTriggers() async throws {
+        try await ArchivedDatabase.with(prepare: AdversarialRestoreEndTests.ddlLogger + """
+            ;
+            CREATE MATERIALIZED VIEW \(Self.tool).tool_counts AS SELECT count(*) AS n FROM \(Self.tool).tool_data WITH NO DATA
+            """) { a in
+            _ = try await a.full()
+            try await a.session.execute("REFRESH MATERIALIZED VIEW \(Self.tool).tool_counts")
+            let (at, prints) = try await a.instant()
+            try await a.session.execute("UPDATE \(Self.tool).tool_data SET status = 'archived'")
+            _ = try await a.incremental()
+            let logged = try await a.session.query("SELECT count(*) AS n FROM public.app_ddl_log").first!.int64("n")
+            let outcome = try await FTBackupBinary.run(["restore", "--repo", a.repo.path, "--at", Timestamps.displayExact(at), "--schema", Self.tool,
+                                                        "--clean", "--yes", "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let populated = try await a.session.query("SELECT relispopulated AS p FROM pg_class WHERE oid = $1::regclass",
+                                                      ["\(Self.tool).tool_counts"]).first?.bool("p")
+            #expect(populated == true, "the view refreshed before TIME was not refreshed by the restore")
+            let restored = try await TableFingerprint.compute(a.session, schemas: [Self.tool])
+            #expect(TableFingerprint.differences(source: prints.filter { $0.schema == Self.tool }, restored: restored) == [])
+            let added = try await a.session.query("SELECT tag || ' ' || coalesce(object, '') AS line FROM public.app_ddl_log ORDER BY n OFFSET $1",
+                                                  [String(logged)]).rows.map { try $0.requiredString("line") }
+            #expect(added == [], "the restore fired the application's event trigger \(added.count) time(s): \(added.prefix(5))")
+        }
+    }
+
     /// `ftbackup follow`'s second session (the one that writes the heartbeat and reads the sequences and large
     /// objects) ended by the server — `pg_terminate_backend` by a DBA cleaning idle sessions, `idle_session_timeout`,
     /// a proxy or firewall dropping an idle connection — was never opened again: the follower went on streaming

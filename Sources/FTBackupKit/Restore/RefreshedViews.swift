@@ -16,6 +16,10 @@ enum RefreshedViews {
         guard !refreshed.isEmpty else { return }
         let session = try await DatabaseSession.connect(options.target, name: "ftbackup-refresh")
         defer { session.close() }
+        // In place, beside the application's event triggers: quiet as the rest of the restore (`RestoreRunner`).
+        if try await RestoreRunner.applicationEventTriggersWouldFire(session) {
+            try await session.execute("SET session_replication_role = replica")
+        }
         let views = try await session.query("""
             SELECT n.nspname AS schema, c.relname AS name FROM unnest($1::text[]) AS v(identity)
             JOIN pg_class c ON c.oid = to_regclass(v.identity) JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -3,6 +3,10 @@
 # then runs every test target.
 set -euo pipefail
 export FTBACKUP_TEST_TEMPLATE=fasttrack_template
+# Tests run many restores into other databases at once: each COPY's transaction holds an xid, which every slot
+# created meanwhile waits for. On a slow, loaded machine those waits outlast the production defaults (30 s, 60 s);
+# the bound itself is tested with explicit short waits.
+export FTBACKUP_SLOT_WAIT=600
 psql="${FTBACKUP_SCRATCH_BIN}/psql"
 [ -x "$psql" ] || psql=psql
 "$psql" "$FTBACKUP_TEST_DSN" -qAtc "DROP DATABASE IF EXISTS $FTBACKUP_TEST_TEMPLATE" >/dev/null

@@ -11,7 +11,7 @@ struct SetupCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Flag(name: .customLong("dry-run"), help: "Print what it would do and stop.") var dryRun = false
     @Flag(name: .customLong("fix-replica-identity"), help: "Set REPLICA IDENTITY FULL on tables with no primary key.") var fix = false
-    @Option(name: .customLong("slot-wait"), help: "Seconds to wait for open transactions when creating the slot.") var slotWait: Double = 30
+    @Option(name: .customLong("slot-wait"), help: "Seconds to wait for open transactions when creating the slot (default: FTBACKUP_SLOT_WAIT, else 30).") var slotWait: Double?
 
     func run() async throws {
         try await reportingFailures {

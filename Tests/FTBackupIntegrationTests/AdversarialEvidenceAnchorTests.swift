@@ -255,7 +255,7 @@ import Glibc
                     COMMIT
                     """)
                 let notes = try await session.query("SELECT count(*) AS n FROM public.canvas_notes").first!.int64("n")
-                let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                let stderr = await FTBackupBinary.text(of: err)
                 await FTBackupBinary.waitForExit(process)
                 // Every note is still there, or archived with its tool_data row (and put back with it).
                 let left = try await session.query("SELECT count(*) AS n FROM public.canvas_notes").first!.int64("n")
@@ -309,7 +309,7 @@ import Glibc
                     """)
                 let annotations = try await session.query("SELECT count(*) AS n FROM public.audit_annotations").first!.int64("n")
                 flock(fd, LOCK_UN)
-                let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                let stderr = await FTBackupBinary.text(of: err)
                 await FTBackupBinary.waitForExit(process)
                 let left = try await session.query("SELECT count(*) AS n FROM public.audit_annotations").first!.int64("n")
                 #expect(left == annotations, "annotations \(annotations), left \(left); exit \(process.terminationStatus): \(stderr)")

@@ -42,10 +42,10 @@ import Testing
                             signalled = true
                             break
                         }
-                        usleep(10_000)
+                        try await Task.sleep(for: .microseconds(10_000))
                     }
                     if !signalled { kill(process.processIdentifier, SIGKILL) }
-                    let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                    let stderr = await FTBackupBinary.text(of: err)
                     await FTBackupBinary.waitForExit(process)
                     t.close()
                     #expect(signalled, "the refresh never ran: \(stderr)")

@@ -57,9 +57,9 @@ import Testing
                     killed = true
                     break
                 }
-                usleep(2_000)
+                try await Task.sleep(for: .microseconds(2_000))
             }
-            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let stderr = await FTBackupBinary.text(of: err)
             await FTBackupBinary.waitForExit(process)
             #expect(killed, "the restore ended before its drop was seen: \(stderr)")
             #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == signal, "\(stderr)")
@@ -174,7 +174,7 @@ import Testing
             #expect(after.count == 1 && Set(after).isDisjoint(with: before), "\(after)")
             kill(follower.processIdentifier, SIGTERM)
             await FTBackupBinary.waitForExit(follower)
-            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let stderr = await FTBackupBinary.text(of: err)
             #expect(follower.terminationStatus == 0, "\(stderr.suffix(2000))")
         }
     }
@@ -249,7 +249,7 @@ import Testing
                 waited = try await a.session.query("SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'organizations.featured_canvases'::regclass")
                     .first!.int64("n") > 0
                 if waited { break }
-                usleep(10_000)
+                try await Task.sleep(for: .microseconds(10_000))
             }
             kill(process.processIdentifier, SIGKILL)
             await FTBackupBinary.waitForExit(process)

@@ -99,10 +99,10 @@ import Testing
                             signalled = true
                             break
                         }
-                        usleep(10_000)
+                        try await Task.sleep(for: .microseconds(10_000))
                     }
                     if !signalled { kill(process.processIdentifier, SIGKILL) }
-                    let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                    let stderr = await FTBackupBinary.text(of: err)
                     await FTBackupBinary.waitForExit(process)
                     #expect(signalled, "\(stage) never ran: \(stderr)")
                     #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == signal, "\(stderr)")
@@ -115,7 +115,7 @@ import Testing
                             WHERE datname = current_database() AND pid <> pg_backend_pid()
                             """).rows.map { try $0.requiredString("s") }
                         if left.isEmpty { break }
-                        usleep(100_000)
+                        try await Task.sleep(for: .microseconds(100_000))
                     }
                     #expect(left == [], "still running on the target after the interrupt: \(left)")
                     // The documented way back: the same restore with --clean.

@@ -141,8 +141,8 @@ import Testing
                     failure = "\(error)"
                     try? await app.execute("ROLLBACK")
                 }
-                _ = out.fileHandleForReading.readDataToEndOfFile()
-                _ = err.fileHandleForReading.readDataToEndOfFile()
+                _ = await FTBackupBinary.text(of: out)
+                _ = await FTBackupBinary.text(of: err)
                 await FTBackupBinary.waitForExit(process)
                 #expect(failure == nil, "the application's INSERT failed while prune-audit dropped a partition: \(failure ?? "")")
             }

@@ -52,7 +52,7 @@ import Testing
                 #expect((pruned?["rows"] as? NSNumber)?.int64Value == removed, "\(lifecycle)")
                 let suite = try String(contentsOfFile: MetricsFile.path(directory: metrics, job: "suite"), encoding: .utf8)
                 #expect(suite.contains("ftbackup_lifecycle_rows_total{kind=\"prune-audit\"} \(removed)\n"), "\(suite)")
-                #expect(try promtool(["check", "metrics"], stdin: suite).status == 0, "\(suite)")
+                #expect(try await promtool(["check", "metrics"], stdin: suite).status == 0, "\(suite)")
                 let text = try await FTBackupBinary.run(["status", "--repo", repo.path, "--no-report"])
                 #expect(text.stdout.contains("lifecycle prune-audit: "), "\(text.stdout)")
             }
@@ -104,7 +104,7 @@ import Testing
                 let suite = try String(contentsOfFile: file, encoding: .utf8)
                 #expect(suite.contains("ftbackup_status_level 3\n") && !suite.contains("ftbackup_status_level 1"), "\(suite)")
                 #expect(suite.contains("ftbackup_newest_full_timestamp_seconds "), "\(suite)")
-                #expect(try promtool(["check", "metrics"], stdin: suite).status == 0, "\(suite)")
+                #expect(try await promtool(["check", "metrics"], stdin: suite).status == 0, "\(suite)")
             }
         }
     }

@@ -62,6 +62,15 @@ struct FTBackupBinary {
         }
     }
 
+    /// Reads a started binary's pipe to its end (the child's exit or closing of it) on a thread of its own.
+    static func text(of pipe: Pipe) async -> String {
+        await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
+            Thread.detachNewThread {
+                continuation.resume(returning: String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+            }
+        }
+    }
+
     /// Reads both pipes to their ends concurrently, then waits for the exit.
     private static func collect(_ process: Process, _ out: Pipe, _ err: Pipe) -> Outcome {
         final class Box: @unchecked Sendable { var data = Data() }
@@ -140,9 +149,9 @@ struct FTBackupBinary {
                         killed = true
                         break
                     }
-                    usleep(2_000)
+                    try await Task.sleep(for: .microseconds(2_000))
                 }
-                process.waitUntilExit()
+                await FTBackupBinary.waitForExit(process)
                 #expect(killed, "the backup finished before it could be killed")
                 #expect(process.terminationReason == .uncaughtSignal)
                 let entries = try repo.repository.entries()

@@ -41,7 +41,7 @@ extension ChangeArchivalTests {
                 while stalled.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(200)) }
                 if stalled.isRunning { kill(stalled.processIdentifier, SIGKILL) }
                 await FTBackupBinary.waitForExit(stalled)
-                let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                let stderr = await FTBackupBinary.text(of: err)
                 #expect(stalled.terminationStatus != 0, "\(stderr)")
                 let stall = try #require(ChangeArchiveStall.read(repository.storage))
                 #expect(stall.reason.contains("publication"), "\(stall.reason)")

@@ -8,7 +8,7 @@ import Testing
     /// Runs the CLI with a private TMPDIR, sends `signal` once a temporary file whose name ends with
     /// `suffix` exists under it, and returns the outcome and what is left in that TMPDIR.
     static func interrupt(_ arguments: [String], signal signalNumber: Int32, whenFileEndsWith suffix: String)
-        throws -> (process: Process, stderr: String, left: [String], sawFile: Bool) {
+        async throws -> (process: Process, stderr: String, left: [String], sawFile: Bool) {
         let tmp = NSTemporaryDirectory() + "ftbackup-tmpdir-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
         defer { try? FileManager.default.removeItem(atPath: tmp) }
@@ -22,10 +22,10 @@ import Testing
                 kill(process.processIdentifier, signalNumber)
                 break
             }
-            usleep(2_000)
+            try await Task.sleep(for: .microseconds(2_000))
         }
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let stderr = await FTBackupBinary.text(of: err)
+        await FTBackupBinary.waitForExit(process)
         let left = FileManager.default.enumerator(atPath: tmp)?.allObjects as? [String] ?? []
         return (process, stderr, left, saw)
     }
@@ -45,7 +45,7 @@ import Testing
             defer { holder.close() }
             try await holder.execute("BEGIN; LOCK TABLE ONLY parted IN ACCESS EXCLUSIVE MODE")
             try await TestRepository.with { repo in
-                let run = try Self.interrupt(["backup", "--db", "\(try TestServer.dsn) dbname=\(db.name)", "--repo", repo.path],
+                let run = try await Self.interrupt(["backup", "--db", "\(try TestServer.dsn) dbname=\(db.name)", "--repo", repo.path],
                                              signal: signalNumber, whenFileEndsWith: ".stderr")
                 #expect(run.sawFile, "pg_dump never started: \(run.stderr)")
                 #expect(run.process.terminationReason == .uncaughtSignal && run.process.terminationStatus == signalNumber, "\(run.stderr)")
@@ -65,7 +65,7 @@ import Testing
             try await TestRepository.with { repo in
                 _ = try await BackupRunner.runFull(try .test(source, repo))
                 try await TestServer.withDatabase(seeded: false) { target in
-                    let run = try Self.interrupt(["restore", "--repo", repo.path, "--target", "\(try TestServer.dsn) dbname=\(target.name)"],
+                    let run = try await Self.interrupt(["restore", "--repo", repo.path, "--target", "\(try TestServer.dsn) dbname=\(target.name)"],
                                                  signal: SIGINT, whenFileEndsWith: ".pgdump")
                     #expect(run.sawFile, "\(run.stderr)")
                     #expect(run.process.terminationReason == .uncaughtSignal && run.process.terminationStatus == SIGINT, "\(run.stderr)")
@@ -101,9 +101,9 @@ import Testing
                             signalled = true
                             break
                         }
-                        usleep(2_000)
+                        try await Task.sleep(for: .microseconds(2_000))
                     }
-                    let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                    let stderr = await FTBackupBinary.text(of: err)
                     await FTBackupBinary.waitForExit(process)
                     #expect(signalled, "the restore ended before its drop was seen: \(stderr)")
                     #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT, "\(stderr)")

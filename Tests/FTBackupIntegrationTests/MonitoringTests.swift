@@ -2,8 +2,15 @@ import Foundation
 import Testing
 @testable import FTBackupKit
 
-/// Runs promtool (Debian's `prometheus` package, installed by `make test`); missing, the test fails.
-func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, output: String) {
+/// Runs promtool (Debian's `prometheus` package, installed by `make test`); missing, the test fails. It runs and is
+/// waited for on a thread of its own, never on the cooperative pool.
+func promtool(_ arguments: [String], stdin: String? = nil) async throws -> (status: Int32, output: String) {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try promtoolBlocking(arguments, stdin: stdin) }) }
+    }
+}
+
+private func promtoolBlocking(_ arguments: [String], stdin: String?) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["promtool"] + arguments
@@ -36,7 +43,7 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
                 #expect(ok.status == 0, "\(ok.stderr)")
                 let file = MetricsFile.path(directory: metrics, job: "backup_full")
                 let first = try String(contentsOfFile: file, encoding: .utf8)
-                let check = try promtool(["check", "metrics"], stdin: first)
+                let check = try await promtool(["check", "metrics"], stdin: first)
                 #expect(check.status == 0, "\(check.output)\n\(first)")
                 let success = MetricsFile.readValues(directory: metrics, job: "backup_full")["ftbackup_job_last_success_timestamp_seconds"]
                 #expect(success != nil && first.contains("ftbackup_job_last_exit_code{job=\"backup_full\"} 0"))
@@ -50,7 +57,7 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
                 #expect(after["ftbackup_job_last_exit_code"] == 69)
                 #expect(after["ftbackup_job_last_success_timestamp_seconds"] == success)
                 #expect((after["ftbackup_job_last_failure_timestamp_seconds"] ?? 0) >= success ?? .infinity)
-                #expect(try promtool(["check", "metrics"], stdin: try String(contentsOfFile: file, encoding: .utf8)).status == 0)
+                #expect(try await promtool(["check", "metrics"], stdin: try String(contentsOfFile: file, encoding: .utf8)).status == 0)
                 #expect(try FileManager.default.contentsOfDirectory(atPath: metrics).allSatisfy { $0.hasSuffix(".prom") })
             }
         }
@@ -84,7 +91,7 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
                 let (ok, okJSON) = try await status()
                 #expect(ok == 0, "\(okJSON)")
                 let suite = try String(contentsOfFile: MetricsFile.path(directory: metrics, job: "suite"), encoding: .utf8)
-                #expect(try promtool(["check", "metrics"], stdin: suite).status == 0, "\(suite)")
+                #expect(try await promtool(["check", "metrics"], stdin: suite).status == 0, "\(suite)")
                 for name in ["ftbackup_newest_full_timestamp_seconds", "ftbackup_recovery_point_timestamp_seconds", "ftbackup_drill_last_success 1",
                              "ftbackup_drill_last_rto_seconds", "ftbackup_status_level 0"] {
                     #expect(suite.contains(name), "\(name) in \(suite)")
@@ -129,7 +136,7 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
                 #expect(failed.status == 69, "\(failed.stderr)")
                 let kept = MetricsFile.readValues(directory: metrics, job: "backup_full")
                 #expect(kept["ftbackup_job_rows"] == full["ftbackup_job_rows"] && kept["ftbackup_job_bytes"] == full["ftbackup_job_bytes"], "\(kept)")
-                #expect(try promtool(["check", "metrics"], stdin: try String(contentsOfFile: MetricsFile.path(directory: metrics, job: "backup_full"),
+                #expect(try await promtool(["check", "metrics"], stdin: try String(contentsOfFile: MetricsFile.path(directory: metrics, job: "backup_full"),
                                                                               encoding: .utf8)).status == 0)
 
                 let prune = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path,
@@ -176,12 +183,12 @@ func promtool(_ arguments: [String], stdin: String? = nil) throws -> (status: In
         }
     }
 
-    @Test func alertRulesPassPromtoolCheckAndTheirUnitTests() throws {
+    @Test func alertRulesPassPromtoolCheckAndTheirUnitTests() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let rules = root.appendingPathComponent("deploy/prometheus/ftbackup-rules.yml").path
-        let check = try promtool(["check", "rules", rules])
+        let check = try await promtool(["check", "rules", rules])
         #expect(check.status == 0 && check.output.contains("SUCCESS: 9 rules found"), "\(check.output)")
-        let test = try promtool(["test", "rules", root.appendingPathComponent("deploy/prometheus/ftbackup-rules.test.yml").path])
+        let test = try await promtool(["test", "rules", root.appendingPathComponent("deploy/prometheus/ftbackup-rules.test.yml").path])
         #expect(test.status == 0 && test.output.contains("SUCCESS"), "\(test.output)")
     }
 }

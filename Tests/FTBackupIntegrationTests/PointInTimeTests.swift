@@ -349,6 +349,25 @@ let workloadSchemaSQL = """
             _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
         }
     }
+
+    /// `FTBACKUP_SLOT_WAIT` sets the bound when `--slot-wait` is not given (the test run itself sets it to 600 s), and
+    /// `--slot-wait` still wins over it.
+    @Test func theSlotWaitComesFromTheEnvironmentUnlessGivenOnTheCommandLine() async throws {
+        try await TestServer.withDatabase(seeded: false) { db in
+            let blocker = try await db.connect("blocker")
+            defer { blocker.close() }
+            try await blocker.execute("BEGIN; CREATE TEMP TABLE holds_an_xid (x int)")
+            let conninfo = "\(try TestServer.dsn) dbname=\(db.name)"
+            let fromEnvironment = try await FTBackupBinary.run(["setup", "--db", conninfo], environment: ["FTBACKUP_SLOT_WAIT": "2"])
+            #expect(fromEnvironment.status == 69, "\(fromEnvironment.stderr)")
+            #expect(fromEnvironment.stderr.contains("waited 2 s for open transactions to finish"), "\(fromEnvironment.stderr)")
+            #expect(fromEnvironment.stderr.contains("pid \(blocker.backendPID)"), "\(fromEnvironment.stderr)")
+            let fromOption = try await FTBackupBinary.run(["setup", "--db", conninfo, "--slot-wait", "3"], environment: ["FTBACKUP_SLOT_WAIT": "2"])
+            #expect(fromOption.stderr.contains("waited 3 s for open transactions to finish"), "\(fromOption.stderr)")
+            try await blocker.execute("ROLLBACK")
+            _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
+        }
+    }
 }
 
     /// max_slot_wal_keep_size invalidates a slot that holds too much WAL: reported, chain marked broken.

@@ -218,7 +218,7 @@ extension ChangeArchivalTests.PointInTimeTests {
                 process.standardOutput = FileHandle.nullDevice
                 process.standardError = err
                 try process.run()
-                let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                let stderr = await FTBackupBinary.text(of: err)
                 await FTBackupBinary.waitForExit(process)
                 #expect(process.terminationStatus == 0, "\(stderr)")
                 let peakKiB = Int(stderr.split(separator: "\n").last.map(String.init) ?? "") ?? .max

@@ -51,9 +51,9 @@ public final class ReplicationSlotSnapshotSource: SnapshotSource, @unchecked Sen
     private let lock = NSLock()
     private var replication: DatabaseSession?
 
-    public init(database: ConnectionString, waitSeconds: Double = 60) {
+    public init(database: ConnectionString, waitSeconds: Double? = nil) {
         self.database = database
-        self.waitSeconds = waitSeconds
+        self.waitSeconds = waitSeconds ?? SlotCreation.configuredWaitSeconds(default: 60)
     }
 
     public func export(on coordinator: DatabaseSession) async throws -> ExportedSnapshot {

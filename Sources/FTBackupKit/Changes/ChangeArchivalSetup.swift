@@ -117,7 +117,8 @@ public enum ChangeArchivalSetup {
     }
 
     public static func setup(_ database: ConnectionString, dryRun: Bool, fixReplicaIdentity: Bool,
-                             slotWaitSeconds: Double = 30) async throws -> Report {
+                             slotWaitSeconds: Double? = nil) async throws -> Report {
+        let slotWaitSeconds = slotWaitSeconds ?? SlotCreation.configuredWaitSeconds(default: 30)
         let session = try await DatabaseSession.connect(database, name: "ftbackup-setup")
         defer { session.close() }
         let archivalSlot = try await ArchivalSlot.resolve(session)
@@ -250,6 +251,12 @@ public enum ChangeArchivalSetup {
 /// `statement_timeout` does not stop it: this bounds the wait on the client side and names the
 /// sessions that block it.
 enum SlotCreation {
+    /// How long creating a slot waits when no `--slot-wait` is given: `FTBACKUP_SLOT_WAIT` (seconds) for a busy server
+    /// whose long transactions (a batch job, a big restore into another database) outlast the default.
+    static func configuredWaitSeconds(default fallback: Double) -> Double {
+        ProcessInfo.processInfo.environment["FTBACKUP_SLOT_WAIT"].flatMap(Double.init).map { max(1, $0) } ?? fallback
+    }
+
     /// Runs `body` (which waits on `waiting`); after `seconds` cancels it and reports, through
     /// `inspector` (or `waiting` itself), the sessions that hold transaction ids open.
     static func boundedWait<T: Sendable>(_ waiting: DatabaseSession, inspector: DatabaseSession? = nil, seconds: Double, what: String,

@@ -7,6 +7,9 @@ export FTBACKUP_TEST_TEMPLATE=fasttrack_template
 # created meanwhile waits for. On a slow, loaded machine those waits outlast the production defaults (30 s, 60 s);
 # the bound itself is tested with explicit short waits.
 export FTBACKUP_SLOT_WAIT=600
+# At most this many test cases at once (Swift Testing starts every one at once otherwise: over 350 on a 2-core
+# machine, a load of 30, and tests waiting minutes for what takes seconds alone). FTBACKUP_TEST_WIDTH overrides it.
+export SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH="${FTBACKUP_TEST_WIDTH:-10}"
 psql="${FTBACKUP_SCRATCH_BIN}/psql"
 [ -x "$psql" ] || psql=psql
 "$psql" "$FTBACKUP_TEST_DSN" -qAtc "DROP DATABASE IF EXISTS $FTBACKUP_TEST_TEMPLATE" >/dev/null

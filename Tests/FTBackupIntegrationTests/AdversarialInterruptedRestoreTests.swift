@@ -32,7 +32,7 @@ import Testing
                     let (process, _, err) = try FTBackupBinary.start(["restore", "--repo", repo.path,
                                                                       "--target", "\(try TestServer.dsn) dbname=\(target.name)"])
                     var signalled = false
-                    for _ in 0..<6_000 where process.isRunning {
+                    for _ in 0..<60_000 where process.isRunning {
                         let running = try await t.query("""
                             SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
                               AND state = 'active' AND query LIKE 'REFRESH MATERIALIZED VIEW%'

@@ -50,7 +50,7 @@ import Testing
                              "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"]
             let (process, _, err) = try FTBackupBinary.start(arguments, environment: ["TMPDIR": tmp, "FTBACKUP_FAILPOINT": "restore.after-clean-drop"])
             var killed = false
-            for _ in 0..<30_000 where process.isRunning {
+            for _ in 0..<300_000 where process.isRunning {
                 let now = try await a.session.query("SELECT oid::text AS o FROM pg_namespace WHERE nspname = $1", [Self.tool]).first?.string("o")
                 if now != toolOid {
                     kill(process.processIdentifier, signal)
@@ -245,7 +245,7 @@ import Testing
             try await holder.execute("BEGIN; LOCK TABLE organizations.featured_canvases IN ACCESS EXCLUSIVE MODE")
             let (process, _, _) = try FTBackupBinary.start(arguments, environment: ["TMPDIR": tmp])
             var waited = false
-            for _ in 0..<3_000 where process.isRunning {
+            for _ in 0..<30_000 where process.isRunning {
                 waited = try await a.session.query("SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'organizations.featured_canvases'::regclass")
                     .first!.int64("n") > 0
                 if waited { break }

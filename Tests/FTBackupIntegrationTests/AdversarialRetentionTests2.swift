@@ -123,7 +123,7 @@ import Testing
                 let (process, out, err) = try FTBackupBinary.start(["lifecycle", "prune-audit", "--db", try conninfo(db), "--repo", repo.path])
                 // Wait until the prune holds a leaf and waits for the parent (its DETACH).
                 var waiting = false
-                let deadline = Date().addingTimeInterval(120)  // it exports the whole partitions first: slow on a loaded machine
+                let deadline = Date().addingTimeInterval(600)  // it exports the whole partitions first: slow on a loaded machine
                 while !waiting && Date() < deadline {
                     waiting = try await watcher.query("""
                         SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid)

@@ -140,7 +140,7 @@ struct FTBackupBinary {
                                                                 "--repo", repo.path, "-j", "1"])
                 var killed = false
                 // Until its first data file is being written, however long a loaded machine takes to get there.
-                let deadline = Date().addingTimeInterval(120)
+                let deadline = Date().addingTimeInterval(600)
                 while process.isRunning && Date() < deadline {
                     let folders = (try? FileManager.default.contentsOfDirectory(atPath: repo.path + "/backups")) ?? []
                     let files = folders.flatMap { (try? FileManager.default.contentsOfDirectory(atPath: "\(repo.path)/backups/\($0)/data")) ?? [] }

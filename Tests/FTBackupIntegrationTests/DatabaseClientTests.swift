@@ -253,7 +253,7 @@ import Testing
                 try await group.waitForAll()
             }
             var maxWaiting = 0
-            let deadline = Date().addingTimeInterval(60)
+            let deadline = Date().addingTimeInterval(600)
             while maxWaiting < 4 && Date() < deadline {
                 let waiting = try await observer.query("""
                     SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ftbackup-parallel%' AND pid <> pg_backend_pid()

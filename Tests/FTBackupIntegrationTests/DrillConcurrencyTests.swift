@@ -31,7 +31,7 @@ extension DrillTests {
             defer { if creating.isRunning { kill(creating.processIdentifier, SIGKILL) } }
             let stderr = PipeText(err)
             // Until it pauses inside the window, however long a loaded machine takes to get there.
-            let deadline = Date().addingTimeInterval(120)
+            let deadline = Date().addingTimeInterval(600)
             var name: String?
             while name == nil && creating.isRunning && Date() < deadline {
                 name = stderr.text.firstMatch(of: /failpoint drill\.creating-target reached \(database=(ftbackup_drill_[0-9TZ_]+)\)/).map { String($0.1) }

@@ -98,7 +98,7 @@ import Testing
             // The killed process's connections go away with it; wait until the server has noticed.
             let admin = try await TestServer.admin()
             defer { admin.close() }
-            let deadline = Date().addingTimeInterval(120)
+            let deadline = Date().addingTimeInterval(600)
             while Date() < deadline {
                 let busy = try await admin.query("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1", [leftover]).first!.int64("n")
                 if busy == 0 { break }

@@ -37,7 +37,7 @@ extension ChangeArchivalTests {
                 // Decoding fails from now on (the publication is gone): the follower stops and says why, on record.
                 try await a.session.execute("DROP PUBLICATION \(ChangeArchivalNames.publication); INSERT INTO public.stall_f VALUES (2)")
                 let (stalled, _, err) = try FTBackupBinary.start(arguments)
-                let deadline = Date().addingTimeInterval(30)
+                let deadline = Date().addingTimeInterval(600)
                 while stalled.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(200)) }
                 if stalled.isRunning { kill(stalled.processIdentifier, SIGKILL) }
                 await FTBackupBinary.waitForExit(stalled)

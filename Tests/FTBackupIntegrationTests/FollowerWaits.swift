@@ -11,14 +11,14 @@ extension ArchivedDatabase {
     /// Waits until `follower` has sealed a segment whose newest commit (a change, or the heartbeat it writes
     /// every `seal_every`) is after `time`, so everything committed before `time` is archived, and what is
     /// committed next goes into a later segment. Tests used to sleep a few seal intervals instead, which a
-    /// loaded machine outlasts: up to two minutes here; an issue is recorded if it never happens.
+    /// loaded machine outlasts: up to ten minutes here; an issue is recorded if it never happens.
     func waitUntilSealed(after time: Date, by follower: Process, _ what: String) async throws {
-        let deadline = Date().addingTimeInterval(120)
+        let deadline = Date().addingTimeInterval(600)
         while Date() < deadline && follower.isRunning {
             if try ChangeSegmentManifest.all(repo.repository.storage).compactMap(\.lastCommitTime).contains(where: { $0 > time }) { return }
             try await Task.sleep(for: .milliseconds(200))
         }
-        let state = follower.isRunning ? "within two minutes" : "it exited"
+        let state = follower.isRunning ? "within ten minutes" : "it exited"
         Issue.record("the follower did not seal a segment after \(what) (\(state))")
     }
 }

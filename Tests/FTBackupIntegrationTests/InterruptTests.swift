@@ -14,7 +14,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         let (process, _, err) = try FTBackupBinary.start(arguments, environment: ["TMPDIR": tmp])
         var saw = false
-        let deadline = Date().addingTimeInterval(120)  // a loaded machine takes its time to get there
+        let deadline = Date().addingTimeInterval(600)  // a loaded machine takes its time to get there
         while process.isRunning && Date() < deadline {
             let files = FileManager.default.enumerator(atPath: tmp)?.allObjects as? [String] ?? []
             if files.contains(where: { $0.hasSuffix(suffix) }) {
@@ -94,7 +94,7 @@ import Testing
                                                                       "--target", "\(try TestServer.dsn) dbname=\(target.name)"],
                                                                      environment: ["TMPDIR": tmp, "FTBACKUP_FAILPOINT": "restore.after-clean-drop"])
                     var signalled = false
-                    for _ in 0..<30_000 where process.isRunning {
+                    for _ in 0..<300_000 where process.isRunning {
                         let now = try await t.query("SELECT oid::text AS o FROM pg_namespace WHERE nspname = 'users'").first?.string("o")
                         if now != usersOid {
                             kill(process.processIdentifier, SIGINT)

@@ -29,7 +29,7 @@ import Testing
                      "--repo", repo.path],
                     environment: ["FTBACKUP_FAILPOINT": "prune.drop-evidence-pending", "STDERR_FILE": log], executable: "/bin/sh")
                 defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-                let deadline = Date().addingTimeInterval(180)  // it exports the partitions first: slow on a loaded machine
+                let deadline = Date().addingTimeInterval(600)  // it exports the partitions first: slow on a loaded machine
                 var paused = false
                 while !paused && process.isRunning && Date() < deadline {
                     paused = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("failpoint prune.drop-evidence-pending reached")

@@ -144,9 +144,11 @@ let workloadSchemaSQL = """
     ALTER TABLE public.counted ENABLE ALWAYS TRIGGER counted_logged;
     """
 
-/// Every test that uses a replication slot, one at a time: one of them changes max_slot_wal_keep_size
-/// for the whole server, and slots are a cluster-wide resource.
-@Suite(.serialized) struct ChangeArchivalTests {
+/// The tests of change archival and point-in-time restore. They used to run one at a time (one of them changes
+/// max_slot_wal_keep_size for the whole server); that test now holds ``ServerWideResource/replicationSlots``
+/// exclusively, and the serial chain of 57 tests had become the whole run's long pole (21 of its 30 minutes), so
+/// they run beside each other like every other suite, within the run's width (scripts/run-tests.sh).
+@Suite struct ChangeArchivalTests {
 
 @Suite struct PointInTimeTests {
     /// A writer runs during and after the full backup; restore --at each recorded instant reproduces

@@ -26,7 +26,7 @@ final class S3FaultProxy {
         }
         self.pid = pid
         var port: Int?
-        let deadline = Date().addingTimeInterval(60)  // python starts slowly on a loaded machine
+        let deadline = Date().addingTimeInterval(600)  // python starts slowly on a loaded machine
         while port == nil && Date() < deadline {
             port = (try? String(contentsOfFile: portPath, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
             if port == nil { try await Task.sleep(for: .milliseconds(50)) }

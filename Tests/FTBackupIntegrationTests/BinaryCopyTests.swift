@@ -215,6 +215,62 @@ import Testing
         }
     }
 
+    /// The same for a text data file: its digest matches the manifest, but it holds a binary COPY stream (a restore
+    /// would parse it as text), one row more than recorded, or a row cut in the middle. Verify names each (exit 65),
+    /// and an untouched text backup verifies clean.
+    @Test(arguments: ["binary", "extra-row", "cut-row"])
+    func aDamagedTextFileIsNamedByVerify(damage: String) async throws {
+        try await TestServer.withDatabase(seeded: false) { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            try await s.execute("""
+                CREATE TABLE public.a (id int PRIMARY KEY, u uuid, t text);
+                INSERT INTO public.a SELECT g, gen_random_uuid(), 'line ' || g || E'\\n and a newline inside' FROM generate_series(1, 5000) g
+                """)
+            try await TestRepository.with { repo in
+                let storage = repo.repository.storage
+                func decompressed(_ manifest: BackupManifest) throws -> [UInt8] {
+                    let file = manifest.tables.first { $0.name == "a" }!.file
+                    var raw: [UInt8] = []
+                    try StoredFileReader.read(storage, folder: repo.repository.backupFolder(manifest.label), file: file) { raw.append(contentsOf: $0) }
+                    return raw
+                }
+                let binary = try decompressed(try await BackupRunner.runFull(try .test(source, repo)))
+                try await Task.sleep(for: .milliseconds(1100))  // the next label is a second later
+                var options = try BackupOptions.test(source, repo)
+                options.allowBinaryCopy = false
+                var manifest = try await BackupRunner.runFull(options)
+                let clean = try await FTBackupBinary.run(["verify", "--repo", repo.path])
+                #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
+                let index = manifest.tables.firstIndex { $0.name == "a" }!
+                #expect(manifest.tables[index].format == .text)
+                #expect(manifest.tables[index].rows == 5000)
+                let folder = repo.repository.backupFolder(manifest.label)
+                var raw = try decompressed(manifest)
+                #expect(raw.filter { $0 == 0x0A }.count == 5000, "a newline inside a value is not escaped: the check would be wrong")
+                switch damage {
+                case "binary": raw = binary
+                case "extra-row": raw += Array("5001\t\\N\tone more\n".utf8)
+                default: raw.removeLast(5)
+                }
+                // Written again with a matching digest: only the stream itself is wrong.
+                let file = manifest.tables[index].file
+                let writer = try CompressedFileWriter(storage: storage, path: "\(folder)/\(file.path)", compression: manifest.compression)
+                try raw.withUnsafeBytes { try writer.write($0) }
+                var stored = try writer.finish()
+                stored.path = file.path
+                manifest.tables[index].file = stored
+                try storage.writeAll(repo.repository.manifestPath(manifest.label), try manifest.encoded())
+                let outcome = try await FTBackupBinary.run(["verify", "--repo", repo.path])
+                #expect(outcome.status == 65, "\(outcome.stdout)\(outcome.stderr)")
+                #expect((outcome.stdout + outcome.stderr).contains("\(repo.path)/\(folder)/\(file.path)"), "\(outcome.stdout)\(outcome.stderr)")
+                let why = damage == "binary" ? "binary COPY data in a file the manifest records as text"
+                    : damage == "extra-row" ? "5001 rows, the manifest records 5000" : "ends in the middle of a row"
+                #expect((outcome.stdout + outcome.stderr).contains(why), "\(outcome.stdout)\(outcome.stderr)")
+            }
+        }
+    }
+
     /// Binary text values travel in UTF8 and the server converts them into the target's encoding: a
     /// UTF8 backup restores exactly into a LATIN1 database, and a value LATIN1 cannot hold fails the
     /// data phase (exit 65, one line) rather than load altered.

@@ -23,15 +23,14 @@ public enum BackupVerifier {
     }
 
     /// Verifies one backup; `decompress: false` checks only sizes and digests (restore's fast pre-check).
-    /// Decompressed, a binary COPY data file is also walked tuple by tuple (``BinaryCopyScanner``):
-    /// whole, and holding the rows the manifest records.
+    /// Decompressed, a binary COPY data file is also walked tuple by tuple (``BinaryCopyScanner``) and a text one
+    /// line by line (``TextCopyScanner``): whole, in the format the manifest records, and holding its rows.
     public static func verify(_ repository: Repository, manifest: BackupManifest, decompress: Bool = true,
                               jobs: Int = 2) async throws -> BackupResult {
         let folder = repository.backupFolder(manifest.label)
         let queue = WorkQueue(manifest.files)
         let storage = repository.storage
-        let binaryTables = Dictionary(manifest.tables.filter { $0.copyFormat == .binary }.map { ($0.file.path, $0) },
-                                      uniquingKeysWith: { first, _ in first })
+        let tables = Dictionary(manifest.tables.map { ($0.file.path, $0) }, uniquingKeysWith: { first, _ in first })
         let bad = try await withThrowingTaskGroup(of: [FileResult].self) { group in
             for index in 0..<max(1, min(jobs, manifest.files.count)) {
                 group.addTask {
@@ -41,8 +40,8 @@ public enum BackupVerifier {
                         var bad: [FileResult] = []
                         while let file = queue.next() {
                             do {
-                                if decompress, let table = binaryTables[file.path] {
-                                    try checkBinary(storage, folder: folder, file: file, table: table)
+                                if decompress, let table = tables[file.path] {
+                                    try checkCopyData(storage, folder: folder, file: file, table: table)
                                 } else {
                                     try StoredFileReader.read(storage, folder: folder, file: file, decompress: decompress)
                                 }
@@ -64,14 +63,22 @@ public enum BackupVerifier {
                             bytes: manifest.files.reduce(0) { $0 + $1.storedBytes }, badFiles: bad, problem: nil)
     }
 
-    /// Reads a binary COPY data file through its digest and decompressor and walks its tuples.
-    static func checkBinary(_ storage: any RepositoryStorage, folder: String, file: BackupManifest.StoredFile,
-                            table: BackupManifest.Table) throws {
-        var scanner = BinaryCopyScanner(fields: table.columns.count)
-        try StoredFileReader.read(storage, folder: folder, file: file) { scanner.consumeRecording($0) }
+    /// Reads a table's COPY data file through its digest and decompressor and walks it in the format the manifest
+    /// records.
+    static func checkCopyData(_ storage: any RepositoryStorage, folder: String, file: BackupManifest.StoredFile,
+                              table: BackupManifest.Table) throws {
         do {
-            if let problem = scanner.problem { throw BinaryCopyScanner.Malformed(description: problem) }
-            try scanner.finish(expectedRows: table.rows)
+            switch table.copyFormat {
+            case .binary:
+                var scanner = BinaryCopyScanner(fields: table.columns.count)
+                try StoredFileReader.read(storage, folder: folder, file: file) { scanner.consumeRecording($0) }
+                if let problem = scanner.problem { throw BinaryCopyScanner.Malformed(description: problem) }
+                try scanner.finish(expectedRows: table.rows)
+            case .text:
+                var scanner = TextCopyScanner()
+                try StoredFileReader.read(storage, folder: folder, file: file) { scanner.consume($0) }
+                try scanner.finish(expectedRows: table.rows)
+            }
         } catch let error as BinaryCopyScanner.Malformed {
             throw FTBackupError(.dataError, "repository file \(storage.location)/\(folder)/\(file.path) is bad: \(error.description) (\(table.schema).\(table.name))",
                                 hint: "run ftbackup verify; restore from another backup if it is damaged")

@@ -173,6 +173,19 @@ import Testing
         }
     }
 
+    /// Writes a table's data file again with `raw` as its decompressed contents, and its manifest entry to match: the
+    /// digest and sizes are right, only the stream itself is wrong.
+    static func rewrite(table index: Int, of manifest: inout BackupManifest, with raw: [UInt8], in repository: Repository) throws {
+        let storage = repository.storage, folder = repository.backupFolder(manifest.label)
+        let file = manifest.tables[index].file
+        let writer = try CompressedFileWriter(storage: storage, path: "\(folder)/\(file.path)", compression: manifest.compression)
+        try raw.withUnsafeBytes { try writer.write($0) }
+        var stored = try writer.finish()
+        stored.path = file.path
+        manifest.tables[index].file = stored
+        try storage.writeAll(repository.manifestPath(manifest.label), try manifest.encoded())
+    }
+
     /// A binary data file whose digest matches the manifest but whose COPY stream is cut (no end
     /// marker) or miscounted is named by verify (exit 65), as is one cut after it was written.
     @Test(arguments: ["end-marker", "extra-row", "cut"])
@@ -198,13 +211,7 @@ import Testing
                     #expect(Array(raw.suffix(2)) == [0xFF, 0xFF])
                     raw.removeLast(2)
                     if damage == "extra-row" { raw += [0, 3, 0, 0, 0, 4, 0, 0, 0, 9, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF] }
-                    // Written again with a matching digest: only the stream itself is wrong.
-                    let writer = try CompressedFileWriter(storage: storage, path: "\(folder)/\(file.path)", compression: manifest.compression)
-                    try raw.withUnsafeBytes { try writer.write($0) }
-                    var stored = try writer.finish()
-                    stored.path = file.path
-                    manifest.tables[index].file = stored
-                    try storage.writeAll(repo.repository.manifestPath(manifest.label), try manifest.encoded())
+                    try Self.rewrite(table: index, of: &manifest, with: raw, in: repo.repository)
                 }
                 let outcome = try await FTBackupBinary.run(["verify", "--repo", repo.path])
                 #expect(outcome.status == 65, "\(outcome.stdout)\(outcome.stderr)")
@@ -253,14 +260,8 @@ import Testing
                 case "extra-row": raw += Array("5001\t\\N\tone more\n".utf8)
                 default: raw.removeLast(5)
                 }
-                // Written again with a matching digest: only the stream itself is wrong.
                 let file = manifest.tables[index].file
-                let writer = try CompressedFileWriter(storage: storage, path: "\(folder)/\(file.path)", compression: manifest.compression)
-                try raw.withUnsafeBytes { try writer.write($0) }
-                var stored = try writer.finish()
-                stored.path = file.path
-                manifest.tables[index].file = stored
-                try storage.writeAll(repo.repository.manifestPath(manifest.label), try manifest.encoded())
+                try Self.rewrite(table: index, of: &manifest, with: raw, in: repo.repository)
                 let outcome = try await FTBackupBinary.run(["verify", "--repo", repo.path])
                 #expect(outcome.status == 65, "\(outcome.stdout)\(outcome.stderr)")
                 #expect((outcome.stdout + outcome.stderr).contains("\(repo.path)/\(folder)/\(file.path)"), "\(outcome.stdout)\(outcome.stderr)")

@@ -97,15 +97,7 @@ import Testing
             let (at, prints) = try await a.instant()
             try await a.session.execute("UPDATE \(tool).tool_data SET status = 'archived'")
             _ = try await a.incremental()
-            let logged = try await a.session.query("SELECT count(*) AS n FROM public.app_ddl_log").first!.int64("n")
-            let outcome = try await FTBackupBinary.run(["restore", "--repo", a.repo.path, "--at", Timestamps.displayExact(at), "--schema", Self.tool,
-                                                        "--clean", "--yes", "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"])
-            #expect(outcome.status == 0, "\(outcome.stderr)")
-            let restored = try await TableFingerprint.compute(a.session, schemas: [Self.tool])
-            #expect(TableFingerprint.differences(source: prints.filter { $0.schema == Self.tool }, restored: restored) == [])
-            let added = try await a.session.query("SELECT tag || ' ' || coalesce(object, '') AS line FROM public.app_ddl_log ORDER BY n OFFSET $1",
-                                                  [String(logged)]).rows.map { try $0.requiredString("line") }
-            #expect(added == [], "the restore fired the application's event trigger \(added.count) time(s): \(added.prefix(5))")
+            try await Self.restoreToolInPlaceFiringNothing(a, at: at, expected: prints)
         }
     }
 
@@ -122,19 +114,25 @@ import Testing
             let (at, prints) = try await a.instant()
             try await a.session.execute("UPDATE \(Self.tool).tool_data SET status = 'archived'")
             _ = try await a.incremental()
-            let logged = try await a.session.query("SELECT count(*) AS n FROM public.app_ddl_log").first!.int64("n")
-            let outcome = try await FTBackupBinary.run(["restore", "--repo", a.repo.path, "--at", Timestamps.displayExact(at), "--schema", Self.tool,
-                                                        "--clean", "--yes", "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"])
-            #expect(outcome.status == 0, "\(outcome.stderr)")
+            try await Self.restoreToolInPlaceFiringNothing(a, at: at, expected: prints)
             let populated = try await a.session.query("SELECT relispopulated AS p FROM pg_class WHERE oid = $1::regclass",
                                                       ["\(Self.tool).tool_counts"]).first?.bool("p")
             #expect(populated == true, "the view refreshed before TIME was not refreshed by the restore")
-            let restored = try await TableFingerprint.compute(a.session, schemas: [Self.tool])
-            #expect(TableFingerprint.differences(source: prints.filter { $0.schema == Self.tool }, restored: restored) == [])
-            let added = try await a.session.query("SELECT tag || ' ' || coalesce(object, '') AS line FROM public.app_ddl_log ORDER BY n OFFSET $1",
-                                                  [String(logged)]).rows.map { try $0.requiredString("line") }
-            #expect(added == [], "the restore fired the application's event trigger \(added.count) time(s): \(added.prefix(5))")
         }
+    }
+
+    /// `restore --at TIME --schema tool --clean` into the source itself: the tool is exact as of TIME, and the
+    /// application's DDL log (`AdversarialRestoreEndTests.ddlLogger`) gained no line.
+    static func restoreToolInPlaceFiringNothing(_ a: ArchivedDatabase, at: Date, expected prints: [TableFingerprint]) async throws {
+        let logged = try await a.session.query("SELECT count(*) AS n FROM public.app_ddl_log").first!.int64("n")
+        let outcome = try await FTBackupBinary.run(["restore", "--repo", a.repo.path, "--at", Timestamps.displayExact(at), "--schema", Self.tool,
+                                                    "--clean", "--yes", "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let restored = try await TableFingerprint.compute(a.session, schemas: [Self.tool])
+        #expect(TableFingerprint.differences(source: prints.filter { $0.schema == Self.tool }, restored: restored) == [])
+        let added = try await a.session.query("SELECT tag || ' ' || coalesce(object, '') AS line FROM public.app_ddl_log ORDER BY n OFFSET $1",
+                                              [String(logged)]).rows.map { try $0.requiredString("line") }
+        #expect(added == [], "the restore fired the application's event trigger \(added.count) time(s): \(added.prefix(5))")
     }
 
     /// `ftbackup follow`'s second session (the one that writes the heartbeat and reads the sequences and large

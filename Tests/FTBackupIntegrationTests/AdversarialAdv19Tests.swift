@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+@testable import FTBackupKit
+
+/// adv19: the anchor table's revoke at every open, and `FTBACKUP_SLOT_WAIT`, attacked.
+@Suite struct AdversarialAdv19Tests {
+    /// Runs `body` with fresh roles made in `session`, dropping them (and what they own or were granted) afterwards.
+    static func withRoles(_ session: DatabaseSession, _ count: Int, _ body: ([String]) async throws -> Void) async throws {
+        let suffix = UInt32.random(in: 0...UInt32.max)
+        let roles = (0..<count).map { "adv19_r\($0)_\(suffix)" }
+        try await session.execute(roles.map { "CREATE ROLE \($0) NOLOGIN" }.joined(separator: "; "))
+        func drop() async { for role in roles.reversed() { try? await session.execute("DROP OWNED BY \(role) CASCADE; DROP ROLE \(role)") } }
+        do { try await body(roles) } catch {
+            await drop()
+            throw error
+        }
+        await drop()
+    }
+
+    static func makeOldAnchorTable(_ session: DatabaseSession) async throws {
+        try await session.execute("""
+            CREATE SCHEMA IF NOT EXISTS ftbackup;
+            CREATE TABLE ftbackup.\(RecordChainAnchor.table) (repository text NOT NULL, kind text NOT NULL, record text NOT NULL,
+                sha256 text NOT NULL, anchored_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (repository, kind, record))
+            """)
+    }
+
+    /// An anchor table on which the owner granted INSERT and UPDATE to a role WITH GRANT OPTION, and that role passed
+    /// them on: `REVOKE … FROM` the first role fails with "dependent privileges exist" (no CASCADE), so the open fails,
+    /// every record of the run goes unanchored (a warning only), and both roles keep rewriting the anchors, run after run.
+    @Test func anAnchorTableGrantedWithGrantOptionAndPassedOnLosesEveryGrantAtTheNextOpen() async throws {
+        try await TestServer.withDatabase { db in
+            let session = try await db.connect()
+            defer { session.close() }
+            try await Self.withRoles(session, 2) { roles in
+                let (first, second) = (roles[0], roles[1])
+                let anchors = "ftbackup.\(RecordChainAnchor.table)"
+                try await Self.makeOldAnchorTable(session)
+                try await session.execute("""
+                    GRANT USAGE ON SCHEMA ftbackup TO \(first);
+                    GRANT INSERT, UPDATE, DELETE ON \(anchors) TO \(first) WITH GRANT OPTION;
+                    SET ROLE \(first); GRANT INSERT, UPDATE, DELETE ON \(anchors) TO \(second); RESET ROLE
+                    """)
+                func canWrite(_ grantee: String) async throws -> Bool {
+                    try await session.query("SELECT has_table_privilege($1, $2, 'INSERT, UPDATE, DELETE') AS w", [grantee, anchors]).first!.bool("w") == true
+                }
+                #expect(try await canWrite(second), "the grant did not take: the test proves nothing")
+                try await TestRepository.with { repo in
+                    let prune = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path])
+                    #expect(prune.status == 0, "\(prune.stderr)")
+                    #expect(!prune.stderr.contains("not anchored"), "\(prune.stderr)")
+                }
+                #expect(try await session.query("SELECT count(*) AS n FROM \(anchors)").first!.int64("n") > 0, "the run anchored nothing")
+                #expect(try await !canWrite(first), "\(first) can still change the anchors")
+                #expect(try await !canWrite(second), "\(second) (granted by \(first)) can still change the anchors")
+            }
+        }
+    }
+
+    /// Column privileges live in `pg_attribute.attacl`, not the table's ACL: `GRANT UPDATE (sha256)` lets a role
+    /// rewrite every anchor's digest, and `INSERT (…)` on every column lets it anchor forged records, yet the revoke
+    /// at open (reading `pg_class.relacl` only) never names that role.
+    @Test func aColumnLevelGrantOnTheAnchorTableIsRevokedAtTheNextOpen() async throws {
+        try await TestServer.withDatabase { db in
+            let session = try await db.connect()
+            defer { session.close() }
+            try await Self.withRoles(session, 1) { roles in
+                let role = roles[0]
+                let anchors = "ftbackup.\(RecordChainAnchor.table)"
+                try await Self.makeOldAnchorTable(session)
+                try await session.execute("""
+                    GRANT UPDATE (sha256), INSERT (repository, kind, record, sha256) ON \(anchors) TO \(role);
+                    GRANT UPDATE (anchored_at) ON \(anchors) TO PUBLIC
+                    """)
+                func canWrite(_ grantee: String) async throws -> Bool {
+                    try await session.query("SELECT has_any_column_privilege($1, $2, 'INSERT, UPDATE') AS w", [grantee, anchors]).first!.bool("w") == true
+                }
+                #expect(try await canWrite(role), "the grant did not take: the test proves nothing")
+                try await TestRepository.with { repo in
+                    let prune = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path])
+                    #expect(prune.status == 0, "\(prune.stderr)")
+                }
+                #expect(try await session.query("SELECT count(*) AS n FROM \(anchors)").first!.int64("n") > 0)
+                #expect(try await !canWrite(role), "\(role) can still change anchor columns")
+                #expect(try await !canWrite("public"), "every role can still change an anchor column")
+            }
+        }
+    }
+
+    /// `FTBACKUP_SLOT_WAIT=inf` (or `1e309`, or any value whose nanoseconds overflow) crashed `setup` and every full
+    /// backup of an archived database with SIGILL ("Double value cannot be converted to _Int128"), as did
+    /// `--slot-wait inf`; an absurdly large finite value waits for ever. A bad value must neither crash nor be
+    /// unbounded: the environment's falls back to the default, the option's is refused (64).
+    @Test func anInfiniteOrHugeSlotWaitNeitherCrashesNorWaitsForEver() async throws {
+        try await TestServer.withDatabase(seeded: false) { db in
+            let conninfo = "\(try TestServer.dsn) dbname=\(db.name)"
+            for value in ["inf", "1e309", "1e30", "nan", "-inf"] {
+                let setup = try await FTBackupBinary.run(["setup", "--db", conninfo], environment: ["FTBACKUP_SLOT_WAIT": value])
+                #expect(setup.status == 0, "FTBACKUP_SLOT_WAIT=\(value): exit \(setup.status): \(setup.stderr)")
+                #expect(!setup.stderr.contains("Fatal error"), "FTBACKUP_SLOT_WAIT=\(value): \(setup.stderr)")
+                _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
+            }
+            for value in ["inf", "1e30", "nan"] {
+                let setup = try await FTBackupBinary.run(["setup", "--db", conninfo, "--slot-wait", value])
+                #expect(setup.status == 64, "--slot-wait \(value): exit \(setup.status): \(setup.stderr)")
+                #expect(!setup.stderr.contains("Fatal error"), "--slot-wait \(value): \(setup.stderr)")
+            }
+            _ = try? await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
+        }
+    }
+}

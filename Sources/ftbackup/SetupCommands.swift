@@ -13,6 +13,13 @@ struct SetupCommand: AsyncParsableCommand {
     @Flag(name: .customLong("fix-replica-identity"), help: "Set REPLICA IDENTITY FULL on tables with no primary key.") var fix = false
     @Option(name: .customLong("slot-wait"), help: "Seconds to wait for open transactions when creating the slot (default: FTBACKUP_SLOT_WAIT, else 30).") var slotWait: Double?
 
+    func validate() throws {
+        // Task.sleep traps on a duration it cannot hold (inf, nan, 1e30 s).
+        if let slotWait, !(slotWait.isFinite && (0...86_400).contains(slotWait)) {
+            throw ValidationError("--slot-wait must be a number of seconds between 0 and 86400")
+        }
+    }
+
     func run() async throws {
         try await reportingFailures {
             let report = try await ChangeArchivalSetup.setup(try global.connectionString(), dryRun: dryRun,

@@ -253,14 +253,25 @@ public enum ChangeArchivalSetup {
 enum SlotCreation {
     /// How long creating a slot waits when no `--slot-wait` is given: `FTBACKUP_SLOT_WAIT` (seconds) for a busy server
     /// whose long transactions (a batch job, a big restore into another database) outlast the default.
+    /// A value that is not a number (`abc`, empty, `nan`, `inf`) is ignored; a number is held to 1 s…``longestWaitSeconds``.
     static func configuredWaitSeconds(default fallback: Double) -> Double {
-        ProcessInfo.processInfo.environment["FTBACKUP_SLOT_WAIT"].flatMap(Double.init).map { max(1, $0) } ?? fallback
+        ProcessInfo.processInfo.environment["FTBACKUP_SLOT_WAIT"].flatMap(Double.init).flatMap(bounded) ?? fallback
+    }
+
+    /// The longest wait: a day. `Task.sleep` traps on a duration it cannot represent (`inf`, `1e30` seconds), and a
+    /// bound of years is no bound.
+    static let longestWaitSeconds: Double = 86_400
+
+    /// `seconds` held to 1 s…``longestWaitSeconds``; nil when it is not a finite number.
+    static func bounded(_ seconds: Double) -> Double? {
+        seconds.isFinite ? min(max(1, seconds), longestWaitSeconds) : nil
     }
 
     /// Runs `body` (which waits on `waiting`); after `seconds` cancels it and reports, through
     /// `inspector` (or `waiting` itself), the sessions that hold transaction ids open.
     static func boundedWait<T: Sendable>(_ waiting: DatabaseSession, inspector: DatabaseSession? = nil, seconds: Double, what: String,
                                          _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let seconds = bounded(seconds) ?? longestWaitSeconds
         let watchdog = Task {
             try await Task.sleep(for: .seconds(seconds))
             waiting.cancel()

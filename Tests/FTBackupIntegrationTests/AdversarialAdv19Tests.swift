@@ -130,6 +130,58 @@ import Testing
         }
     }
 
+    /// A text data file whose digest matches the manifest but that holds another table's rows (as many of them, in
+    /// COPY text, ending in a newline) passed verify: only newlines were counted. The binary scanner names the same
+    /// mix-up by its field count; a restore fails on it ("missing data for column" / "extra data after last
+    /// expected column"). A zero-column table's rows must be empty lines. The zoo of odd values (newlines, CR,
+    /// backslashes, tabs in text, json, arrays, composites, hstore, citext) still verifies clean.
+    @Test func aTextFileHoldingAnotherTablesRowsIsNamedByVerify() async throws {
+        try await TestServer.withDatabase(seeded: false) { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            try await s.execute(#"""
+                CREATE EXTENSION IF NOT EXISTS hstore;
+                CREATE TYPE public.pair AS (x text, y int[]);
+                CREATE TABLE public.two (id int PRIMARY KEY, t text);
+                CREATE TABLE public.three (id int PRIMARY KEY, t text, u text);
+                CREATE TABLE public.nocols ();
+                CREATE TABLE public.odd (t text, j json, a text[], p public.pair, h hstore);
+                INSERT INTO public.two SELECT g, E'a\tb\n' || g FROM generate_series(1, 50) g;
+                INSERT INTO public.three SELECT g, E'c\\d', E'\r\t' FROM generate_series(1, 50) g;
+                INSERT INTO public.nocols SELECT FROM generate_series(1, 50);
+                INSERT INTO public.odd VALUES (E'x\ty\r\n\\', E'{"k": "v\\n\\tw",\n "l": 1}', ARRAY[E'a\tb', E'c\nd', NULL],
+                    ROW(E'p\tq', ARRAY[1, NULL]), E'"k\t"=>"v\n"'), (NULL, NULL, NULL, NULL, NULL), ('', '""', '{}', ROW('', '{}'), '')
+                """#)
+            try await TestRepository.with { repo in
+                let storage = repo.repository.storage
+                var options = try BackupOptions.test(source, repo)
+                options.allowBinaryCopy = false
+                var manifest = try await BackupRunner.runFull(options)
+                let clean = try await FTBackupBinary.run(["verify", "--repo", repo.path])
+                #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
+                func decompressed(_ name: String) throws -> [UInt8] {
+                    let file = manifest.tables.first { $0.name == name }!.file
+                    var raw: [UInt8] = []
+                    try StoredFileReader.read(storage, folder: repo.repository.backupFolder(manifest.label), file: file) { raw.append(contentsOf: $0) }
+                    return raw
+                }
+                let three = try decompressed("three"), two = try decompressed("two")
+                for (victim, raw) in [("two", three), ("nocols", two)] {
+                    let index = manifest.tables.firstIndex { $0.name == victim }!
+                    let original = try decompressed(victim)
+                    #expect(manifest.tables[index].format == .text && manifest.tables[index].rows == 50)
+                    try BinaryCopyTests.rewrite(table: index, of: &manifest, with: raw, in: repo.repository)
+                    let outcome = try await FTBackupBinary.run(["verify", "--repo", repo.path])
+                    #expect(outcome.status == 65, "\(victim) holding another table's rows: \(outcome.stdout)\(outcome.stderr)")
+                    #expect((outcome.stdout + outcome.stderr).contains(manifest.tables[index].file.path), "\(outcome.stdout)\(outcome.stderr)")
+                    try BinaryCopyTests.rewrite(table: index, of: &manifest, with: original, in: repo.repository)
+                }
+                let again = try await FTBackupBinary.run(["verify", "--repo", repo.path])
+                #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+            }
+        }
+    }
+
     /// `FTBACKUP_SLOT_WAIT=inf` (or `1e309`, or any value whose nanoseconds overflow) crashed `setup` and every full
     /// backup of an archived database with SIGILL ("Double value cannot be converted to _Int128"), as did
     /// `--slot-wait inf`; an absurdly large finite value waits for ever. A bad value must neither crash nor be

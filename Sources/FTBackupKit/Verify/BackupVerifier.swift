@@ -75,7 +75,7 @@ public enum BackupVerifier {
                 if let problem = scanner.problem { throw BinaryCopyScanner.Malformed(description: problem) }
                 try scanner.finish(expectedRows: table.rows)
             case .text:
-                var scanner = TextCopyScanner()
+                var scanner = TextCopyScanner(fields: table.columns.count)
                 try StoredFileReader.read(storage, folder: folder, file: file) { scanner.consume($0) }
                 try scanner.finish(expectedRows: table.rows)
             }

@@ -43,41 +43,6 @@ import Glibc
         }
     }
 
-    /// An anchor table made by an earlier version (before the revoke) under the same default privileges, or granted
-    /// to another role by hand since, loses those grants the next time ftbackup opens it.
-    @Test func anAnchorTableWritableByOthersLosesThoseGrantsAtTheNextOpen() async throws {
-        try await TestServer.withDatabase { db in
-            let session = try await db.connect()
-            defer { session.close() }
-            let role = "anchor_old_\(UInt32.random(in: 0...UInt32.max))"
-            let anchors = "ftbackup.\(RecordChainAnchor.table)"
-            try await session.execute("""
-                CREATE ROLE \(role) NOLOGIN;
-                CREATE SCHEMA IF NOT EXISTS ftbackup;
-                CREATE TABLE \(anchors) (repository text NOT NULL, kind text NOT NULL, record text NOT NULL, sha256 text NOT NULL,
-                    anchored_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (repository, kind, record));
-                GRANT ALL ON \(anchors) TO \(role), PUBLIC
-                """)
-            do {
-                func canWrite(_ grantee: String) async throws -> Bool {
-                    try await session.query("SELECT has_table_privilege($1, $2, 'INSERT, UPDATE, DELETE, TRUNCATE') AS w", [grantee, anchors]).first!.bool("w") == true
-                }
-                #expect(try await canWrite(role), "the grant did not take: the test proves nothing")
-                try await TestRepository.with { repo in
-                    let prune = try await FTBackupBinary.run(["lifecycle", "prune-audit", "--db", db.connectionString.raw, "--repo", repo.path])
-                    #expect(prune.status == 0, "\(prune.stderr)")
-                }
-                #expect(try await session.query("SELECT count(*) AS n FROM \(anchors)").first!.int64("n") > 0)
-                #expect(try await !canWrite(role), "\(role) can still change the anchors")
-                #expect(try await !canWrite("public"), "every role can still change the anchors")
-            } catch {
-                try? await session.execute("DROP OWNED BY \(role); DROP ROLE \(role)")
-                throw error
-            }
-            try await session.execute("DROP OWNED BY \(role); DROP ROLE \(role)")
-        }
-    }
-
     /// A record appended by hand at the head of a chain, linked and sealed as ftbackup would (anyone
     /// can compute SHA-256), walks intact; the database's anchors are the only thing that can tell it
     /// from a real one. Once the database holds anchors of a kind, a later record of that kind with

@@ -104,12 +104,23 @@ import Testing
     @Test func anInfiniteOrHugeSlotWaitNeitherCrashesNorWaitsForEver() async throws {
         try await TestServer.withDatabase(seeded: false) { db in
             let conninfo = "\(try TestServer.dsn) dbname=\(db.name)"
-            for value in ["inf", "1e309", "1e30", "nan", "-inf"] {
+            // A value that is not a usable number of seconds is refused in one line (78), never a crash nor a silent
+            // default; the full backup of an archived database reads it too.
+            for value in ["inf", "1e309", "1e30", "nan", "-inf", "600s", "abc", "0"] {
                 let setup = try await FTBackupBinary.run(["setup", "--db", conninfo], environment: ["FTBACKUP_SLOT_WAIT": value])
-                #expect(setup.status == 0, "FTBACKUP_SLOT_WAIT=\(value): exit \(setup.status): \(setup.stderr)")
+                #expect(setup.status == 78, "FTBACKUP_SLOT_WAIT=\(value): exit \(setup.status): \(setup.stderr)")
+                #expect(setup.stderr.hasPrefix("ftbackup: error: FTBACKUP_SLOT_WAIT is \(value):"), "FTBACKUP_SLOT_WAIT=\(value): \(setup.stderr)")
                 #expect(!setup.stderr.contains("Fatal error"), "FTBACKUP_SLOT_WAIT=\(value): \(setup.stderr)")
-                _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
             }
+            let ready = try await FTBackupBinary.run(["setup", "--db", conninfo], environment: ["FTBACKUP_SLOT_WAIT": ""])
+            #expect(ready.status == 0, "an empty FTBACKUP_SLOT_WAIT is unset: \(ready.stderr)")
+            try await TestRepository.with { repo in
+                let full = try await FTBackupBinary.run(["backup", "--type", "full", "--db", conninfo, "--repo", repo.path],
+                                                        environment: ["FTBACKUP_SLOT_WAIT": "1e30"])
+                #expect(full.status == 78, "exit \(full.status): \(full.stderr)")
+                #expect(full.stderr.contains("FTBACKUP_SLOT_WAIT is 1e30"), "\(full.stderr)")
+            }
+            _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
             for value in ["inf", "1e30", "nan"] {
                 let setup = try await FTBackupBinary.run(["setup", "--db", conninfo, "--slot-wait", value])
                 #expect(setup.status == 64, "--slot-wait \(value): exit \(setup.status): \(setup.stderr)")

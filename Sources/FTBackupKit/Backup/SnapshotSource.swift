@@ -47,16 +47,18 @@ public struct TransactionSnapshotSource: SnapshotSource {
 /// closes it, which drops the temporary slot.
 public final class ReplicationSlotSnapshotSource: SnapshotSource, @unchecked Sendable {
     private let database: ConnectionString
-    private let waitSeconds: Double
+    /// Nil: `FTBACKUP_SLOT_WAIT`, else 60 s (read when the slot is made, so a bad value fails the backup, not its set-up).
+    private let waitSeconds: Double?
     private let lock = NSLock()
     private var replication: DatabaseSession?
 
     public init(database: ConnectionString, waitSeconds: Double? = nil) {
         self.database = database
-        self.waitSeconds = waitSeconds ?? SlotCreation.configuredWaitSeconds(default: 60)
+        self.waitSeconds = waitSeconds
     }
 
     public func export(on coordinator: DatabaseSession) async throws -> ExportedSnapshot {
+        let waitSeconds = try waitSeconds ?? SlotCreation.configuredWaitSeconds(default: 60)
         let replication = try await DatabaseSession.connect(database, name: "ftbackup-slot", replication: true)
         lock.withLock { self.replication = replication }
         let slot = "ftbackup_full_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"

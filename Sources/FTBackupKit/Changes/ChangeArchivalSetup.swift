@@ -118,7 +118,7 @@ public enum ChangeArchivalSetup {
 
     public static func setup(_ database: ConnectionString, dryRun: Bool, fixReplicaIdentity: Bool,
                              slotWaitSeconds: Double? = nil) async throws -> Report {
-        let slotWaitSeconds = slotWaitSeconds ?? SlotCreation.configuredWaitSeconds(default: 30)
+        let slotWaitSeconds = try slotWaitSeconds ?? SlotCreation.configuredWaitSeconds(default: 30)
         let session = try await DatabaseSession.connect(database, name: "ftbackup-setup")
         defer { session.close() }
         let archivalSlot = try await ArchivalSlot.resolve(session)
@@ -252,10 +252,16 @@ public enum ChangeArchivalSetup {
 /// sessions that block it.
 enum SlotCreation {
     /// How long creating a slot waits when no `--slot-wait` is given: `FTBACKUP_SLOT_WAIT` (seconds) for a busy server
-    /// whose long transactions (a batch job, a big restore into another database) outlast the default.
-    /// A value that is not a number (`abc`, empty, `nan`, `inf`) is ignored; a number is held to 1 s…``longestWaitSeconds``.
-    static func configuredWaitSeconds(default fallback: Double) -> Double {
-        ProcessInfo.processInfo.environment["FTBACKUP_SLOT_WAIT"].flatMap(Double.init).flatMap(bounded) ?? fallback
+    /// whose long transactions (a batch job, a big restore into another database) outlast the default. Unset or empty:
+    /// `fallback`. Anything but a number of seconds from 1 to ``longestWaitSeconds`` (`600s`, `abc`, `inf`, `0`) is a
+    /// configuration error (78), not a silent default: the operator who set it believes the bound is raised.
+    static func configuredWaitSeconds(default fallback: Double) throws -> Double {
+        guard let text = ProcessInfo.processInfo.environment["FTBACKUP_SLOT_WAIT"], !text.isEmpty else { return fallback }
+        guard let seconds = Double(text), seconds.isFinite, (1...longestWaitSeconds).contains(seconds) else {
+            throw FTBackupError(.configuration, "FTBACKUP_SLOT_WAIT is \(text): it must be a number of seconds from 1 to \(Int(longestWaitSeconds))",
+                                hint: "unset it for the defaults (30 s for setup, 60 s for a full backup's slot)")
+        }
+        return seconds
     }
 
     /// The longest wait: a day. `Task.sleep` traps on a duration it cannot represent (`inf`, `1e30` seconds), and a

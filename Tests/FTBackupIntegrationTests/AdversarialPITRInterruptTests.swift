@@ -143,10 +143,8 @@ import Testing
     /// recoverable point too). It now opens a new session, and only one: the follower's connection count stays 2.
     @Test func theFollowersHeartbeatSessionComesBackAfterTheServerEndsIt() async throws {
         try await ArchivedDatabase.with { a in
-            let policyFile = NSTemporaryDirectory() + "ftbackup-follow-\(UUID()).yaml"
+            let policyFile = try sealingEverySecondPolicyFile()
             defer { try? FileManager.default.removeItem(atPath: policyFile) }
-            try PolicyLoader.builtInDefault.replacingOccurrences(of: "seal_every: 60s", with: "seal_every: 1s")
-                .write(toFile: policyFile, atomically: true, encoding: .utf8)
             _ = try await a.full()
             let (follower, _, err) = try FTBackupBinary.start(["follow", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path,
                                                                "--policy", policyFile])
@@ -183,10 +181,8 @@ import Testing
     /// between, whole and `--schema`, gives exactly that instant (none of them is DDL the trigger records).
     @Test func relationsDescribedAgainMidStreamRestoreExactly() async throws {
         try await ArchivedDatabase.with { a in
-            let policyFile = NSTemporaryDirectory() + "ftbackup-follow-\(UUID()).yaml"
+            let policyFile = try sealingEverySecondPolicyFile()
             defer { try? FileManager.default.removeItem(atPath: policyFile) }
-            try PolicyLoader.builtInDefault.replacingOccurrences(of: "seal_every: 60s", with: "seal_every: 1s")
-                .write(toFile: policyFile, atomically: true, encoding: .utf8)
             _ = try await a.full()
             let follow = ["follow", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path, "--policy", policyFile]
             var (follower, _, _) = try FTBackupBinary.start(follow)

@@ -9,10 +9,8 @@ extension ChangeArchivalTests {
         /// that seals a segment again clears it.
         @Test func followerThatCannotAdvanceIsReportedBrokenAndClearsItOnceItSeals() async throws {
             try await ArchivedDatabase.with(prepare: "CREATE TABLE public.stall_f (id int PRIMARY KEY)") { a in
-                let policyFile = NSTemporaryDirectory() + "ftbackup-follow-stall-\(UUID()).yaml"
+                let policyFile = try sealingEverySecondPolicyFile()
                 defer { try? FileManager.default.removeItem(atPath: policyFile) }
-                try PolicyLoader.builtInDefault.replacingOccurrences(of: "seal_every: 60s", with: "seal_every: 1s")
-                    .write(toFile: policyFile, atomically: true, encoding: .utf8)
                 let conninfo = "\(try TestServer.dsn) dbname=\(a.db.name)"
                 let arguments = ["follow", "--db", conninfo, "--repo", a.repo.path, "--policy", policyFile]
                 let repository = Repository.local(a.repo.path)

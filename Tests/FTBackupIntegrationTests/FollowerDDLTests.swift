@@ -7,10 +7,8 @@ extension ChangeArchivalTests.PointInTimeTests {
     /// same stream must still be recorded in that segment's manifest (the barrier restore --at keeps).
     @Test func followerRecordsDDLInEverySegmentOfItsStream() async throws {
         try await ArchivedDatabase.with(prepare: "CREATE TABLE public.ddl_victim (id int PRIMARY KEY, n int)") { a in
-            let policyFile = NSTemporaryDirectory() + "ftbackup-follow-\(UUID()).yaml"
+            let policyFile = try sealingEverySecondPolicyFile()
             defer { try? FileManager.default.removeItem(atPath: policyFile) }
-            try PolicyLoader.builtInDefault.replacingOccurrences(of: "seal_every: 60s", with: "seal_every: 1s")
-                .write(toFile: policyFile, atomically: true, encoding: .utf8)
             _ = try await a.full()
             let (follower, _, _) = try FTBackupBinary.start(["follow", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path,
                                                              "--policy", policyFile])

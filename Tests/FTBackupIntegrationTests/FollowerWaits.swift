@@ -22,3 +22,12 @@ extension ArchivedDatabase {
         Issue.record("the follower did not seal a segment after \(what) (\(state))")
     }
 }
+
+/// Writes the built-in policy with `seal_every: 1s` (so a follower seals within a second of a change) to a temporary
+/// file and returns its path; the caller removes it.
+func sealingEverySecondPolicyFile() throws -> String {
+    let path = NSTemporaryDirectory() + "ftbackup-follow-\(UUID()).yaml"
+    try PolicyLoader.builtInDefault.replacingOccurrences(of: "seal_every: 60s", with: "seal_every: 1s")
+        .write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}

@@ -280,10 +280,8 @@ let workloadSchemaSQL = """
     /// then stopped with SIGTERM: restore --at reproduces each instant, nothing lost or applied twice.
     @Test func followerSegmentsReplayExactlyAcrossACrashAndAStop() async throws {
         try await ArchivedDatabase.with(prepare: workloadSchemaSQL) { a in
-            let policyFile = NSTemporaryDirectory() + "ftbackup-follow-\(UUID()).yaml"
+            let policyFile = try sealingEverySecondPolicyFile()
             defer { try? FileManager.default.removeItem(atPath: policyFile) }
-            try PolicyLoader.builtInDefault.replacingOccurrences(of: "seal_every: 60s", with: "seal_every: 1s")
-                .write(toFile: policyFile, atomically: true, encoding: .utf8)
             let conninfo = "\(try TestServer.dsn) dbname=\(a.db.name)"
             let arguments = ["follow", "--db", conninfo, "--repo", a.repo.path, "--policy", policyFile]
             _ = try await a.full()

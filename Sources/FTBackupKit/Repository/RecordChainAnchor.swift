@@ -86,28 +86,17 @@ public final class RecordChainAnchor: @unchecked Sendable {
     /// Takes every change privilege on the new table from everyone but its owner. `ALTER DEFAULT PRIVILEGES` (say
     /// `GRANT ALL ON TABLES TO app`, set for the role ftbackup runs as) grants them to a table as it is created, and
     /// anchors any role can rewrite protect nothing.
-    ///
-    /// Column grants (`GRANT UPDATE (sha256)`, kept in `pg_attribute.attacl`) count too: a table-level REVOKE takes
-    /// them as well. CASCADE: a role granted a privilege WITH GRANT OPTION that passed it on cannot lose it otherwise
-    /// ("dependent privileges exist"), and the roles it passed it to (their grantor is not the owner, so the owner's
-    /// REVOKE from them does nothing) lose it with it.
     static func revokeWritesByOthers(_ connection: PGConnection, relation: String) throws {
+        // Only at creation: a fresh table has no column grants, and nobody has passed a privilege on yet.
         let grantees = try connection.query("""
-            WITH acl AS (
-                SELECT c.relowner AS owner, a.grantee, a.privilege_type
-                FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a WHERE c.oid = $1::regclass
-                UNION ALL
-                SELECT c.relowner, a.grantee, a.privilege_type
-                FROM pg_class c JOIN pg_attribute t ON t.attrelid = c.oid CROSS JOIN LATERAL aclexplode(t.attacl) a
-                WHERE c.oid = $1::regclass AND t.attnum > 0 AND NOT t.attisdropped)
-            SELECT DISTINCT acl.grantee = 0 AS public, coalesce(r.rolname, '') AS role
-            FROM acl LEFT JOIN pg_roles r ON r.oid = acl.grantee
-            WHERE acl.grantee <> acl.owner
-              AND acl.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER')
+            SELECT DISTINCT a.grantee = 0 AS public, coalesce(r.rolname, '') AS role
+            FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+            WHERE c.oid = $1::regclass AND a.grantee <> c.relowner
+              AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER')
             """, [relation]).rows
         for grantee in grantees {
             let name = try grantee.bool("public") == true ? "PUBLIC" : try connection.escapeIdentifier(try grantee.requiredString("role"))
-            try connection.execute("REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON \(relation) FROM \(name) CASCADE")
+            try connection.execute("REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON \(relation) FROM \(name)")
         }
     }
 

@@ -1,5 +1,3 @@
-import Foundation
-
 /// Walks a text COPY stream as it is decompressed, counting its rows, in constant memory.
 ///
 /// It exists so that `verify` proves more of a text data file than its digest, as ``BinaryCopyScanner`` does for
@@ -14,8 +12,8 @@ import Foundation
 /// ``BinaryCopyScanner`` would name it by its field count) is named too.
 struct TextCopyScanner {
     private(set) var rows: Int64 = 0
-    /// Columns each row must hold; nil: not checked.
-    private let fields: Int?
+    /// Columns each row must hold.
+    private let fields: Int
     /// The first bytes, enough to recognise the binary signature.
     private var head: [UInt8] = []
     private var lastByte: UInt8?
@@ -24,7 +22,7 @@ struct TextCopyScanner {
     /// The first row whose field count is wrong: (row number from 1, fields it holds).
     private var badRow: (row: Int64, fields: Int)?
 
-    init(fields: Int? = nil) {
+    init(fields: Int) {
         self.fields = fields
     }
 
@@ -32,16 +30,6 @@ struct TextCopyScanner {
         guard let last = chunk.last else { return }
         if head.count < BinaryCopyScanner.signature.count {
             head += chunk.prefix(BinaryCopyScanner.signature.count - head.count)
-        }
-        guard let fields else {
-            guard var at = chunk.baseAddress else { return }
-            let end = at + chunk.count
-            while at < end, let found = memchr(at, 0x0A, end - at) {
-                rows += 1
-                at = UnsafeRawPointer(found) + 1
-            }
-            lastByte = last
-            return
         }
         let tabs = max(0, fields - 1)
         for byte in chunk {
@@ -68,7 +56,7 @@ struct TextCopyScanner {
         if let lastByte, lastByte != 0x0A {
             throw BinaryCopyScanner.Malformed(description: "text COPY data ends in the middle of a row after \(rows) rows (truncated)")
         }
-        if let badRow, let fields {
+        if let badRow {
             throw BinaryCopyScanner.Malformed(description: "text COPY row \(badRow.row) holds \(badRow.fields) fields, the manifest records \(fields) columns")
         }
         guard rows == expectedRows else {

@@ -234,22 +234,7 @@ import Testing
             defer { try? FileManager.default.removeItem(atPath: tmp) }
             let arguments = ["restore", "--repo", a.repo.path, "--at", Timestamps.displayExact(at), "--schema", Self.tool, "--clean", "--yes",
                              "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"]
-            let holder = try await a.db.connect("holder")
-            defer { holder.close() }
-            try await holder.execute("BEGIN; LOCK TABLE organizations.featured_canvases IN ACCESS EXCLUSIVE MODE")
-            let (process, _, _) = try FTBackupBinary.start(arguments, environment: ["TMPDIR": tmp])
-            var waited = false
-            for _ in 0..<30_000 where process.isRunning {
-                waited = try await a.session.query("SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'organizations.featured_canvases'::regclass")
-                    .first!.int64("n") > 0
-                if waited { break }
-                try await Task.sleep(for: .microseconds(10_000))
-            }
-            kill(process.processIdentifier, SIGKILL)
-            await FTBackupBinary.waitForExit(process)
-            try await holder.execute("ROLLBACK")
-            #expect(waited)
-            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).contains { $0.hasSuffix(".json") })
+            try await Self.killWhileItsDropWaits(a, arguments, tmp: tmp)
             // The operator drops the key on purpose; a later restore must not bring it back.
             try await a.session.execute("ALTER TABLE organizations.featured_canvases DROP CONSTRAINT featured_canvases_tool_data_id_fkey")
             let rerun = try await FTBackupBinary.run(arguments, environment: ["TMPDIR": tmp])
@@ -257,6 +242,58 @@ import Testing
             let keys = try await CleanRestoreTests.keysAndPolicies(a.session)
             #expect(!keys.contains { $0.contains("featured_canvases_tool_data_id_fkey") }, "\(rerun.stderr)")
             #expect(try FileManager.default.contentsOfDirectory(atPath: tmp) == [])
+        }
+    }
+
+    /// Starts `arguments` (an in-place `restore --clean`) while a session holds organizations.featured_canvases, and
+    /// kills it once its drop waits for that lock: nothing dropped, its dependants record left in `tmp`.
+    static func killWhileItsDropWaits(_ a: ArchivedDatabase, _ arguments: [String], tmp: String) async throws {
+        let holder = try await a.db.connect("holder")
+        defer { holder.close() }
+        try await holder.execute("BEGIN; LOCK TABLE organizations.featured_canvases IN ACCESS EXCLUSIVE MODE")
+        let (process, _, _) = try FTBackupBinary.start(arguments, environment: ["TMPDIR": tmp])
+        var waited = false
+        for _ in 0..<30_000 where process.isRunning {
+            waited = try await a.session.query("SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'organizations.featured_canvases'::regclass")
+                .first!.int64("n") > 0
+            if waited { break }
+            try await Task.sleep(for: .microseconds(10_000))
+        }
+        kill(process.processIdentifier, SIGKILL)
+        await FTBackupBinary.waitForExit(process)
+        try await holder.execute("ROLLBACK")
+        #expect(waited)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).contains { $0.hasSuffix(".json") })
+    }
+
+    /// A dependants record in `TMPDIR` that another local user could have written (here: writable by everyone, as a
+    /// file planted in a shared /tmp would be) is never adopted: its SQL would run as the restoring role. The record
+    /// is a real one, made adoptable (its schema oids removed) and given a policy whose SQL creates a table.
+    @Test func aDependantsRecordOthersCanWriteIsNeverAdopted() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            let (at, _) = try await a.instant()
+            try await a.session.execute("UPDATE \(try a.session.escapeIdentifier(Self.tool)).tool_data SET status = 'archived'")
+            _ = try await a.incremental()
+            let tmp = NSTemporaryDirectory() + "ftbackup-tmpdir-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            let arguments = ["restore", "--repo", a.repo.path, "--at", Timestamps.displayExact(at), "--schema", Self.tool, "--clean", "--yes",
+                             "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"]
+            try await Self.killWhileItsDropWaits(a, arguments, tmp: tmp)
+            let name = try #require(try FileManager.default.contentsOfDirectory(atPath: tmp).first { $0.hasSuffix(".json") })
+            let path = "\(tmp)/\(name)"
+            var record = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+            record.removeValue(forKey: "schemaOids")
+            record["policies"] = [["table": "organizations.featured_canvases", "name": "planted",
+                                   "create": "CREATE TABLE public.planted_by_another_user (x int)"]]
+            try JSONSerialization.data(withJSONObject: record).write(to: URL(fileURLWithPath: path))
+            #expect(chmod(path, 0o666) == 0)
+            let rerun = try await FTBackupBinary.run(arguments, environment: ["TMPDIR": tmp])
+            #expect(rerun.status == 0, "\(rerun.stderr)")
+            #expect(rerun.stderr.contains("ignored a dependants record"), "\(rerun.stderr)")
+            let planted = try await a.session.query("SELECT to_regclass('public.planted_by_another_user') IS NOT NULL AS there").first?.bool("there")
+            #expect(planted == false, "the planted record's SQL ran as the restoring role")
         }
     }
 }

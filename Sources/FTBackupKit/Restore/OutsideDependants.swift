@@ -258,6 +258,13 @@ struct OutsideDependants: Sendable {
         return Dictionary(try rows.map { (try $0.requiredString("nspname"), try $0.int64("oid")) }, uniquingKeysWith: { first, _ in first })
     }
 
+    /// True when `path` is a regular file owned by this process's user that neither group nor others can write.
+    static func isOwnPrivateFile(_ path: String) -> Bool {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return false }
+        return (info.st_mode & S_IFMT) == S_IFREG && info.st_uid == getuid() && info.st_mode & (S_IWGRP | S_IWOTH) == 0
+    }
+
     /// Takes over what earlier restores into this very database saved and never put back (killed after
     /// their drop: their record is still in `$TMPDIR` and their process is gone), for the schemas this one
     /// restores: it is put back at the end with this run's own, and their files removed then. A foreign key,
@@ -267,6 +274,12 @@ struct OutsideDependants: Sendable {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return }
         for name in names.sorted() where name.hasPrefix("ftbackup-dependants-") && name.hasSuffix(".json") {
             let path = "\(base)/\(name)"
+            // Only a record this user wrote and nobody else can change: its SQL runs as the restoring role, and TMPDIR may be a
+            // shared /tmp where another local user could plant one.
+            guard Self.isOwnPrivateFile(path) else {
+                logger.warning("ignored a dependants record that is not this user's own private file", metadata: ["record": .string(path)])
+                continue
+            }
             guard let data = FileManager.default.contents(atPath: path), let record = try? JSONDecoder().decode(Record.self, from: data),
                   record.identity.isSame(as: identity), !Set(record.schemas).isDisjoint(with: schemas) else { continue }
             if kill(record.pid, 0) == 0 || errno == EPERM { continue }  // still running

@@ -15,4 +15,17 @@ psql="${FTBACKUP_SCRATCH_BIN}/psql"
 "$psql" "$FTBACKUP_TEST_DSN" -qAtc "DROP DATABASE IF EXISTS $FTBACKUP_TEST_TEMPLATE" >/dev/null
 "$psql" "$FTBACKUP_TEST_DSN" -qAtc "CREATE DATABASE $FTBACKUP_TEST_TEMPLATE" >/dev/null
 .build/debug/ftbackup dev seed --scale 1 --db "host=127.0.0.1 port=$FTBACKUP_SCRATCH_PORT user=postgres dbname=$FTBACKUP_TEST_TEMPLATE"
-swift test "$@"
+# CI shows only the last lines of the log: on failure, end with the failing tests and their first issues.
+log="$(mktemp "${TMPDIR:-/tmp}/ftbackup-test-log.XXXXXX")"
+trap 'rm -f "$log"' EXIT
+set +e
+swift test "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then
+    echo "---- failed tests (full output above) ----"
+    grep -a '✘ Test .* recorded an issue' "$log" | cut -c1-360 | head -n 8
+    grep -a '✘ Test .* failed after' "$log" | grep -av '✘ Test run with' | cut -c1-200 | head -n 8
+    grep -a '✘ Test run with' "$log" | tail -n 1
+fi
+exit "$status"

@@ -142,13 +142,12 @@ import Glibc
                 await FTBackupBinary.waitForExit(process)
                 flock(fd, LOCK_UN)
                 // The killed session's transaction (if any) ends with its connection.
-                for _ in 0..<100 {
-                    let open = try await session.query("""
+                let ended = try await Eventually.holds(every: .milliseconds(100)) {
+                    try await session.query("""
                         SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'adv17-prune'
-                        """).first!.int64("n")
-                    if open == 0 { break }
-                    try await Task.sleep(for: .milliseconds(100))
+                        """).first!.int64("n") == 0
                 }
+                #expect(ended, "the killed run's session never ended")
                 let afterKill = try await session.query(count).first!.int64("n")
 
                 func recorded() throws -> Int64 {
@@ -242,7 +241,7 @@ import Glibc
                 var waiting = false
                 for _ in 0..<12_000 where process.isRunning {
                     waiting = try await session.query("""
-                        SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'adv17-archive' AND wait_event_type = 'Lock'
+                        SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'adv17-archive' AND wait_event_type = 'Lock'
                         """).first!.int64("n") > 0
                     if waiting { break }
                     try await Task.sleep(for: .milliseconds(50))

@@ -159,10 +159,9 @@ import Testing
             for pid in before { try await a.session.query("SELECT pg_terminate_backend($1::int)", [String(pid)]) }
             let ended = try await a.clock()
             var beat: Date?
-            for _ in 0..<100 where follower.isRunning {
+            _ = try await Eventually.holds(while: { follower.isRunning }) {
                 beat = try await a.session.query("SELECT extract(epoch FROM max(at)) AS t FROM ftbackup.heartbeat").first?.epochDate("t")
-                if let beat, beat > ended.addingTimeInterval(1) { break }
-                try await Task.sleep(for: .milliseconds(200))
+                return beat.map { $0 > ended.addingTimeInterval(1) } ?? false
             }
             #expect(beat.map { $0 > ended.addingTimeInterval(1) } == true, "no heartbeat since the session ended (newest \(String(describing: beat)), ended \(ended))")
             try await Task.sleep(for: .seconds(3))
@@ -254,8 +253,12 @@ import Testing
         let (process, _, _) = try FTBackupBinary.start(arguments, environment: ["TMPDIR": tmp])
         var waited = false
         for _ in 0..<30_000 where process.isRunning {
-            waited = try await a.session.query("SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'organizations.featured_canvases'::regclass")
-                .first!.int64("n") > 0
+            // In this database only: the databases of tests running alongside are copies of one template, where
+            // the table has the same oid (another test's waiting drop used to pass for this one's).
+            waited = try await a.session.query("""
+                SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'organizations.featured_canvases'::regclass
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                """).first!.int64("n") > 0
             if waited { break }
             try await Task.sleep(for: .microseconds(10_000))
         }

@@ -164,14 +164,13 @@ extension ChangeArchivalTests.PointInTimeTests {
             let (follower, _, _) = try FTBackupBinary.start(["follow", "--db", "\(try TestServer.dsn) dbname=\(a.db.name)", "--repo", a.repo.path,
                                                              "--policy", policyFile],
                                                             environment: describeOnce ? ["FTBACKUP_FAILPOINT": "follow.describe-once"] : [:])
-            // Waits (up to two minutes: the follower lags on a loaded machine) until `count` sealed segments change `schema`.
+            // Waits (the follower lags on a loaded machine) until `count` sealed segments change `schema`.
             func sealed(_ count: Int, changing schema: String) async throws {
-                for _ in 0..<240 {
+                let done = try await Eventually.holds(every: .milliseconds(500), while: { follower.isRunning }) {
                     let segments = try ChangeSegmentManifest.all(a.repo.repository.storage)
-                    if segments.filter({ $0.index?.relations.contains { $0.schema == schema && $0.changes > 0 } == true }).count >= count { return }
-                    try await Task.sleep(for: .milliseconds(500))
+                    return segments.filter({ $0.index?.relations.contains { $0.schema == schema && $0.changes > 0 } == true }).count >= count
                 }
-                Issue.record("the follower did not seal \(count) segment(s) changing \(schema)")
+                if !done { Issue.record("the follower did not seal \(count) segment(s) changing \(schema)") }
             }
             // Described in the stream, and sealed, before the second full.
             try await a.session.execute("UPDATE \(Self.tool).tool_data SET version = version + 1 WHERE id = (SELECT id FROM \(Self.tool).tool_data ORDER BY id LIMIT 1)")
@@ -186,10 +185,7 @@ extension ChangeArchivalTests.PointInTimeTests {
                 """)
             try await sealed(2, changing: Self.tool)
             let (at, expected) = try await a.instant()
-            for _ in 0..<240 {  // a heartbeat after TIME is sealed
-                if try ChangeSegmentManifest.all(a.repo.repository.storage).compactMap(\.lastCommitTime).contains(where: { $0 > at }) { break }
-                try await Task.sleep(for: .milliseconds(500))
-            }
+            try await a.waitUntilSealed(after: at, by: follower, "TIME")  // a heartbeat after TIME is sealed
             kill(follower.processIdentifier, SIGTERM)
             await FTBackupBinary.waitForExit(follower)
             #expect(follower.terminationStatus == 0)

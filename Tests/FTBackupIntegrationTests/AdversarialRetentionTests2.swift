@@ -127,7 +127,7 @@ import Testing
                 while !waiting && Date() < deadline {
                     waiting = try await watcher.query("""
                         SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-                        WHERE a.application_name LIKE 'ftbackup%' AND l.relation = 'audit.events'::regclass
+                        WHERE a.datname = current_database() AND a.application_name LIKE 'ftbackup%' AND l.relation = 'audit.events'::regclass
                           AND l.mode = 'AccessExclusiveLock' AND NOT l.granted
                         """).first!.int64("n") > 0
                     if !waiting { try await Task.sleep(for: .milliseconds(10)) }

@@ -256,7 +256,7 @@ import Testing
             let deadline = Date().addingTimeInterval(600)
             while maxWaiting < 4 && Date() < deadline {
                 let waiting = try await observer.query("""
-                    SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ftbackup-parallel%' AND pid <> pg_backend_pid()
+                    SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%ftbackup-parallel%' AND pid <> pg_backend_pid()
                     """).first!.requiredInt("n")
                 maxWaiting = max(maxWaiting, waiting)
                 if maxWaiting < 4 { try await Task.sleep(for: .milliseconds(50)) }

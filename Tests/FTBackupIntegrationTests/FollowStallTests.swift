@@ -21,11 +21,8 @@ extension ChangeArchivalTests {
                 #expect(try await ChangeArchiveStatus.read(repository, database: a.db.connectionString).broken != nil)
                 let (healthy, _, _) = try FTBackupBinary.start(arguments)
                 try await a.session.execute("INSERT INTO public.stall_f VALUES (1)")
-                // Until it has sealed (seal_every 1s; a loaded machine may take longer to start it).
-                let sealedBy = Date().addingTimeInterval(60)
-                while try repository.storage.exists(ChangeArchiveStall.path) && healthy.isRunning && Date() < sealedBy {
-                    try await Task.sleep(for: .milliseconds(200))
-                }
+                // Until it has sealed (seal_every 1s; a loaded machine takes longer to start it).
+                _ = try await Eventually.holds(while: { healthy.isRunning }) { try !repository.storage.exists(ChangeArchiveStall.path) }
                 kill(healthy.processIdentifier, SIGTERM)
                 await FTBackupBinary.waitForExit(healthy)
                 #expect(healthy.terminationStatus == 0)

@@ -6,11 +6,7 @@ import Testing
 @Suite struct S3LockAndSignerTests {
     /// Waits until `key` exists in the store (a run has reached its lock).
     static func waitFor(_ key: String, in store: S3TestStore) async throws -> Bool {
-        for _ in 0..<300 {
-            if try store.keys().contains(key) { return true }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return false
+        try await Eventually.holds(every: .milliseconds(100)) { try store.keys().contains(key) }
     }
 
     @Test func twoConcurrentBackupsOnOneS3RepositoryOneIsRefusedAndADeadHoldersLockIsTakenOver() async throws {

@@ -266,7 +266,14 @@ import Testing
         await FTBackupBinary.waitForExit(process)
         try await holder.execute("ROLLBACK")
         #expect(waited)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).contains { $0.hasSuffix(".json") })
+        let left = try FileManager.default.contentsOfDirectory(atPath: tmp)
+        #expect(left.contains { $0.hasSuffix(".json") })
+        // Written whole (temporary name, fsync, rename) and private.
+        #expect(!left.contains { $0.contains(".tmp-") }, "\(left)")
+        for name in left where name.hasPrefix("ftbackup-dependants-") {
+            let mode = (try FileManager.default.attributesOfItem(atPath: "\(tmp)/\(name)")[.posixPermissions] as? Int) ?? -1
+            #expect(mode == 0o600, "\(name): \(String(mode, radix: 8)) in \(left)")
+        }
     }
 
     /// A dependants record in `TMPDIR` that another local user could have written (here: writable by everyone, as a

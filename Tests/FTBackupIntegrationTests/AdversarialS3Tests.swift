@@ -74,6 +74,25 @@ import Testing
 
 /// Locks between hosts whose clocks disagree.
 @Suite struct AdversarialS3LockTests {
+    /// `FTBACKUP_S3_LOCK_LEASE` that is not a number of seconds from 1 to a day is refused in one line (exit 78) before
+    /// any lock object is written: it used to fall back to 300 s in silence (`600s`, `abc`), or make a lease that
+    /// never ends (`inf`: a dead run's lock could never be taken over).
+    @Test(arguments: ["inf", "1e30", "600s", "abc", "0", "-5"])
+    func aBadLockLeaseIsRefusedInOneLineBeforeAnyLock(_ value: String) async throws {
+        try await TestServer.withDatabase { db in
+            try await S3TestStore.with { store in
+                let outcome = try await store.run(["backup", "--type", "full"], database: db, environment: ["FTBACKUP_S3_LOCK_LEASE": value])
+                #expect(outcome.status == 78, "\(value): exit \(outcome.status): \(outcome.stderr)")
+                #expect(outcome.stderr.contains("FTBACKUP_S3_LOCK_LEASE is \(value)"), "\(outcome.stderr)")
+                #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
+                let keys = try store.keys()
+                #expect(!keys.contains { $0.contains("locks/") }, "\(keys)")
+                let fine = try await store.run(["info"], environment: ["FTBACKUP_S3_LOCK_LEASE": "30"])
+                #expect(fine.status != 78, "\(fine.stderr)")
+            }
+        }
+    }
+
     /// A live holder on a host whose clock is 10 minutes behind wrote a lease end already past by ours: it is still
     /// refused (its object was just written, by the store's clock); a dead holder whose clock was an hour ahead is
     /// taken over once the store says its lease ran out, not an hour later.

@@ -7,6 +7,7 @@ extension RepositoryLock {
         let storage = try S3Storage.open(repositoryRoot)
         let path = "locks/\(kind.rawValue).lock"
         if S3Storage.locksDisabled { return RepositoryLock(remote: [], path: path) }
+        _ = try S3LeaseLock.configuredLeaseSeconds()
         let sharedFolder = "locks/\(kind.rawValue).shared"
         func busy(_ who: String) -> FTBackupError {
             FTBackupError(.locked, "repository \(storage.location) is locked (\(kind.rawValue)) by another run: \(who)",
@@ -37,6 +38,7 @@ extension RepositoryLock {
         let storage = try S3Storage.open(repositoryRoot)
         let path = "locks/\(file)"
         if S3Storage.locksDisabled { return RepositoryLock(remote: [], path: path) }
+        _ = try S3LeaseLock.configuredLeaseSeconds()
         let start = Date()
         while true {
             switch try S3LeaseLock.tryExclusive(storage: storage, path: path, command: command) {

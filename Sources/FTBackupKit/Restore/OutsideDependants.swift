@@ -229,23 +229,38 @@ struct OutsideDependants: Sendable {
         let base = FileManager.default.temporaryDirectory, stamp = UUID().uuidString
         let path = { (suffix: String) in base.appendingPathComponent("ftbackup-dependants-\(stamp).\(suffix)").path }
         var files: [String] = []
+        // Written to survive a power loss, not only a kill: once the drop commits, these files are the only copy of
+        // what other schemas held. The dump is fsynced in place, the script and the record are written under a
+        // temporary name, fsynced and renamed, the record last (its presence is what a rerun adopts).
+        let folder = LocalStorage(root: base.path)
+        func durable(_ suffix: String, _ bytes: [UInt8], _ what: String) throws {
+            do {
+                try folder.writeAll("ftbackup-dependants-\(stamp).\(suffix)", bytes)
+            } catch {
+                throw FTBackupError(.cannotWrite, "cannot write \(path(suffix)) (\(what)); nothing was dropped: \(error)",
+                                    hint: "check TMPDIR, its permissions and free space")
+            }
+        }
         if let viewDump {
             try FileManager.default.moveItem(atPath: viewDump, toPath: path("pgdump"))
             self.viewDump = path("pgdump")
             files.append(path("pgdump"))
+            let fd = open(path("pgdump"), O_RDONLY | O_CLOEXEC)
+            // pg_dump wrote it under the umask (often 0644): private like every other file, then fsynced.
+            guard fd >= 0, fchmod(fd, 0o600) == 0, fsync(fd) == 0 else {
+                if fd >= 0 { close(fd) }
+                throw FTBackupError(.cannotWrite, "cannot fsync \(path("pgdump")) (the views other schemas hold); nothing was dropped",
+                                    hint: "check TMPDIR, its permissions and free space")
+            }
+            close(fd)
         }
-        guard FileManager.default.createFile(atPath: path("sql"), contents: Data(scriptText(target).utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw FTBackupError(.cannotWrite, "cannot write \(path("sql")) (what other schemas hold on the schemas --clean drops); nothing was dropped",
-                                hint: "check TMPDIR, its permissions and free space")
-        }
+        try durable("sql", Array(scriptText(target).utf8), "what other schemas hold on the schemas --clean drops")
         files.append(path("sql"))
         let record = Record(identity: identity, schemas: schemas, pid: getpid(), foreignKeys: foreignKeys, policies: policies, views: views,
                             viewDumps: [viewDump].compactMap { $0 } + adoptedViewDumps, files: files + persisted, schemaOids: oids)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        guard FileManager.default.createFile(atPath: path("json"), contents: try encoder.encode(record), attributes: [.posixPermissions: 0o600]) else {
-            throw FTBackupError(.cannotWrite, "cannot write \(path("json")); nothing was dropped", hint: "check TMPDIR, its permissions and free space")
-        }
+        try durable("json", Array(try encoder.encode(record)), "the record a rerun takes over")
         files.append(path("json"))
         persisted += files
         script = path("sql")

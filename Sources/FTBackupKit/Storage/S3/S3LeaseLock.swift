@@ -40,9 +40,22 @@ public final class S3LeaseLock: @unchecked Sendable {
         return takenOver
     }
 
-    /// The lease length: `FTBACKUP_S3_LOCK_LEASE` seconds (default 300).
-    static var leaseSeconds: Double {
-        ProcessInfo.processInfo.environment["FTBACKUP_S3_LOCK_LEASE"].flatMap(Double.init).map { max(1, $0) } ?? 300
+    /// The lease length: `FTBACKUP_S3_LOCK_LEASE` seconds (default 300; checked by ``configuredLeaseSeconds()`` when a
+    /// run takes its repository lock, so a bad value has already been refused wherever this is read).
+    static var leaseSeconds: Double { (try? configuredLeaseSeconds()) ?? defaultLeaseSeconds }
+
+    static let defaultLeaseSeconds: Double = 300
+
+    /// `FTBACKUP_S3_LOCK_LEASE`, which must be a number of seconds from 1 to a day. Anything else is refused, not
+    /// replaced by the default in silence (the operator who set it believes it in force), and `inf` would make a
+    /// lease that never ends: a dead run's lock could never be taken over.
+    static func configuredLeaseSeconds() throws -> Double {
+        guard let text = ProcessInfo.processInfo.environment["FTBACKUP_S3_LOCK_LEASE"], !text.isEmpty else { return defaultLeaseSeconds }
+        guard let seconds = Double(text), seconds.isFinite, (1...86_400).contains(seconds) else {
+            throw FTBackupError(.configuration, "FTBACKUP_S3_LOCK_LEASE is \(text): it must be a number of seconds from 1 to 86400",
+                                hint: "unset it for the default (300 s)")
+        }
+        return seconds
     }
 
     private init(storage: S3Storage, key: String, holder: Holder, etag: String, lease: Double) {

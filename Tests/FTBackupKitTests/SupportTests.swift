@@ -191,6 +191,47 @@ import Testing
     }
 }
 
+/// The fast reading of manifest dates gives Foundation's `Date` bit for bit, and leaves what it does not take to it.
+@Suite struct CanonicalISO8601Tests {
+    @Test func everyCanonicalFormReadsAsFoundationReadsIt() {
+        var generator = SystemRandomNumberGenerator()
+        let offsets = ["Z", "+00:00", "+02:00", "-05:30", "+14:00", "-12:00"]
+        var checked = 0
+        for _ in 0..<20_000 {
+            // From before 1970 to past 2100 (leap days, century years and 2000 among them).
+            let seconds = Int64.random(in: -2_208_988_800..<4_200_000_000, using: &generator)
+            let whole = Date(timeIntervalSince1970: Double(seconds)).formatted(Date.ISO8601FormatStyle(timeZone: .gmt)).dropLast()
+            let digits = Int.random(in: 0...9, using: &generator)
+            let fraction = digits == 0 ? "" : "." + String((0..<digits).map { _ in Character(String(Int.random(in: 0...9, using: &generator))) })
+            let text = String(whole) + fraction + offsets.randomElement(using: &generator)!
+            let fast = CanonicalISO8601.parse(text), foundation = Timestamps.parseISO8601WithFoundation(text)
+            #expect(fast != nil, "\(text)")
+            #expect(fast?.timeIntervalSinceReferenceDate.bitPattern == foundation?.timeIntervalSinceReferenceDate.bitPattern,
+                    "\(text): \(String(describing: fast?.timeIntervalSinceReferenceDate)) against \(String(describing: foundation?.timeIntervalSinceReferenceDate))")
+            checked += 1
+        }
+        #expect(checked == 20_000)
+        // What ftbackup writes comes back as written.
+        for date in [Date(timeIntervalSince1970: 1_795_946_400.123456), Date(timeIntervalSince1970: 951_782_400.5), Date(timeIntervalSince1970: -1)] {
+            #expect(CanonicalISO8601.parse(Timestamps.iso8601UTCMicroseconds(date)) == Timestamps.parseISO8601WithFoundation(Timestamps.iso8601UTCMicroseconds(date)))
+            #expect(CanonicalISO8601.parse(Timestamps.iso8601UTC(date)) == Timestamps.parseISO8601WithFoundation(Timestamps.iso8601UTC(date)))
+        }
+    }
+
+    @Test(arguments: ["2026-02-29T10:00:00Z", "2026-02-30T10:00:00.000Z", "2026-11-29T24:00:00Z", "2026-11-29T10:00:60.000Z",
+                      "2026-11-29T10:00:00.1234567890Z", "2026-11-29 10:00:00Z", "2026-11-29T10:00:00.123+0200", "2026-11-29T10:00:00.123z",
+                      "2026-11-29T10:00:00.Z", "2026-11-29T10:00:00", "+2026-11-29T10:00:00Z", "2026-11-29T10:00:00+24:00", "", "garbage"])
+    func aFormItDoesNotTakeIsLeftToFoundation(_ text: String) {
+        #expect(CanonicalISO8601.parse(text) == nil)
+        #expect(Timestamps.parseISO8601(text) == Timestamps.parseISO8601WithFoundation(text))
+    }
+
+    @Test func aLeapDayIsRead() {
+        #expect(CanonicalISO8601.parse("2024-02-29T12:00:00Z") == Date(timeIntervalSince1970: 1_709_208_000))
+        #expect(CanonicalISO8601.parse("2000-02-29T00:00:00.5+01:00") == Date(timeIntervalSince1970: 951_778_800.5))
+    }
+}
+
 /// Issue 9, item 7: one slot per database, whatever punctuation or case the names differ in.
 @Suite struct SlotNameTests {
     @Test func namesAreUniqueValidAndShortEnough() {

@@ -113,9 +113,11 @@ public struct ChangeSegmentManifest: Codable, Sendable, Equatable {
 
     /// Every complete segment, in archive order.
     public static func all(_ storage: any RepositoryStorage) throws -> [ChangeSegmentManifest] {
-        try storage.list(folder).filter { $0.path.hasSuffix(".json") }.map { entry in
+        let listed = try storage.list(folder).filter { $0.path.hasSuffix(".json") }
+        decoded.keepOnly(location: storage.location, paths: listed.map(\.path))
+        return try listed.concurrentMap { entry in
             do {
-                return try BackupManifest.decoder().decode(ChangeSegmentManifest.self, from: Data(try storage.readAll(entry.path)))
+                return try read(storage, path: entry.path)
             } catch let error as FTBackupError {
                 throw error
             } catch {

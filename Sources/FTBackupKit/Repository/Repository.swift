@@ -29,7 +29,9 @@ public struct Repository: Sendable {
 
     /// Every backup folder, oldest first, complete or not.
     public func entries() throws -> [Entry] {
-        try storage.list(Self.backupsFolder).filter(\.isDirectory).map { folder in
+        let folders = try storage.list(Self.backupsFolder).filter(\.isDirectory)
+        BackupManifest.decoded.keepOnly(location: storage.location, paths: folders.map { manifestPath(String($0.path.dropFirst(Self.backupsFolder.count + 1))) })
+        return try folders.map { folder in
             let label = String(folder.path.dropFirst(Self.backupsFolder.count + 1))
             let manifest = manifestPath(label)
             guard try storage.exists(manifest) else {
@@ -37,7 +39,9 @@ public struct Repository: Sendable {
             }
             do {
                 return Entry(label: label, status: .complete,
-                             manifest: try BackupManifest.decode(try storage.readAll(manifest), path: "\(storage.location)/\(manifest)"),
+                             manifest: try BackupManifest.decoded.value(location: storage.location, path: manifest, bytes: try storage.readAll(manifest)) {
+                                 try BackupManifest.decode($0, path: "\(storage.location)/\(manifest)")
+                             },
                              problem: nil)
             } catch let error as FTBackupError {
                 return Entry(label: label, status: .unreadable, manifest: nil, problem: error.message)

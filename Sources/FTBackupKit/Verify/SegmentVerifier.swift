@@ -35,10 +35,11 @@ extension ChangeSegmentManifest: StoredFileRecord {
             Set(entries.filter { $0.path.hasSuffix(suffix) }.map { String($0.path.dropFirst(folder.count + 1).dropLast(suffix.count)) })
         }
         let manifests = labels(".json")
-        var listings: [StoredFileRecordListing<ChangeSegmentManifest>] = manifests.map { label in
+        ChangeSegmentManifest.decoded.keepOnly(location: storage.location, paths: manifests.map { manifestPath($0) })
+        var listings: [StoredFileRecordListing<ChangeSegmentManifest>] = try Array(manifests).concurrentMap { label in
             let path = manifestPath(label)
             do {
-                return .readable(try BackupManifest.decoder().decode(ChangeSegmentManifest.self, from: Data(try storage.readAll(path))))
+                return .readable(try ChangeSegmentManifest.read(storage, path: path))
             } catch {
                 let why = (error as? FTBackupError)?.message ?? "\(error)"
                 return .unreadable(name: label, problem: "change segment manifest \(storage.location)/\(path) is unreadable: \(why)")

@@ -306,4 +306,49 @@ import Testing
             #expect(planted == false, "the planted record's SQL ran as the restoring role")
         }
     }
+
+    /// adv20: the record is checked to be this user's own private file, but the views' dump it names was restored
+    /// (pg_restore, as the restoring role) whatever file is at that path. Once the killed run's own dump is gone (a
+    /// /tmp cleaner ages it out: every restore reads the record, so its access time stays fresh, never the dump's),
+    /// another local user can put an archive of their own there. Here: the record made adoptable (its drop as if
+    /// committed: schema oids removed, the view gone), the dump replaced by a world-writable archive creating a table.
+    @Test func aViewsDumpOthersCouldHavePlantedIsNeverRestored() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            let (at, _) = try await a.instant()
+            try await a.session.execute("UPDATE \(try a.session.escapeIdentifier(Self.tool)).tool_data SET status = 'archived'")
+            _ = try await a.incremental()
+            let tmp = NSTemporaryDirectory() + "ftbackup-tmpdir-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            let arguments = ["restore", "--repo", a.repo.path, "--at", Timestamps.displayExact(at), "--schema", Self.tool, "--clean", "--yes",
+                             "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"]
+            try await Self.killWhileItsDropWaits(a, arguments, tmp: tmp)
+            let name = try #require(try FileManager.default.contentsOfDirectory(atPath: tmp).first { $0.hasSuffix(".json") })
+            let path = "\(tmp)/\(name)"
+            var record = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+            record.removeValue(forKey: "schemaOids")
+            let dumps = try #require(record["viewDumps"] as? [String])
+            let dump = try #require(dumps.first, "the killed run saved no views dump: \(record)")
+            try JSONSerialization.data(withJSONObject: record).write(to: URL(fileURLWithPath: path))
+            #expect(chmod(path, 0o600) == 0)
+            // As if its drop had committed: the views it saved are gone.
+            for view in try #require(record["views"] as? [[String: Any]]) {
+                let name = try a.session.qualifiedName(try #require(view["schema"] as? String), try #require(view["name"] as? String))
+                try await a.session.execute("DROP \(view["materialized"] as? Bool == true ? "MATERIALIZED VIEW" : "VIEW") IF EXISTS \(name) CASCADE")
+            }
+            // Another user's archive where the dump was.
+            try await a.session.execute("CREATE TABLE public.planted_by_a_views_dump (x int)")
+            let pgDump = try PostgresTools.path(of: "pg_dump", serverVersionNumber: a.session.serverVersionNumber)
+            try FileManager.default.removeItem(atPath: dump)
+            try PostgresTools.run(pgDump, ["--format=custom", "--no-password", "--table=public.planted_by_a_views_dump", "--file=\(dump)",
+                                           "--dbname=\(a.db.connectionString.raw)"])
+            try await a.session.execute("DROP TABLE public.planted_by_a_views_dump")
+            #expect(chmod(dump, 0o666) == 0)
+            let rerun = try await FTBackupBinary.run(arguments, environment: ["TMPDIR": tmp])
+            let planted = try await a.session.query("SELECT to_regclass('public.planted_by_a_views_dump') IS NOT NULL AS there").first?.bool("there")
+            #expect(planted == false, "the planted views dump was restored as the restoring role: \(rerun.stderr)")
+            #expect(rerun.stderr.contains("ignored a views dump"), "\(rerun.stderr)")
+        }
+    }
 }

@@ -322,6 +322,12 @@ struct OutsideDependants: Sendable {
             }
             if !viewsThere {
                 for dump in record.viewDumps where !adoptedViewDumps.contains(dump) && FileManager.default.fileExists(atPath: dump) {
+                    // pg_restore runs it as the restoring role: like the record, only this user's own private file (once
+                    // the killed run's dump is gone, another local user could have put an archive of theirs at its path).
+                    guard Self.isOwnPrivateFile(dump) else {
+                        logger.warning("ignored a views dump that is not this user's own private file", metadata: ["dump": .string(dump), "record": .string(path)])
+                        continue
+                    }
                     adoptedViewDumps.append(dump)
                 }
                 for view in record.views where !views.contains(view) {

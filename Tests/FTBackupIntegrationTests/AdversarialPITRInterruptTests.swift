@@ -351,4 +351,58 @@ import Testing
             #expect(rerun.stderr.contains("ignored a views dump"), "\(rerun.stderr)")
         }
     }
+
+    /// adv20: the dependants files were written under a fixed temporary name (`NAME.tmp-PID`, opened with O_CREAT|O_TRUNC,
+    /// following a symbolic link) in TMPDIR, often a shared /tmp: the name is known once the views' dump (same stamp)
+    /// appears, and the pid from /proc. Another local user who plants a link there has the record written into any file
+    /// of the restoring user (fs.protected_symlinks is 0 on this machine), and the record renamed into place is then a
+    /// link, never adopted. Here a thread plants `STAMP.json.tmp-PID` -> `victim` as soon as the stamp shows.
+    @Test func aLinkPlantedAtTheTemporaryNameOfTheDependantsRecordIsNeverFollowed() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            let (at, _) = try await a.instant()
+            try await a.session.execute("UPDATE \(try a.session.escapeIdentifier(Self.tool)).tool_data SET status = 'archived'")
+            _ = try await a.incremental()
+            let tmp = NSTemporaryDirectory() + "ftbackup-tmpdir-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            let victim = "\(tmp)/victim"
+            let arguments = ["restore", "--repo", a.repo.path, "--at", Timestamps.displayExact(at), "--schema", Self.tool, "--clean", "--yes",
+                             "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"]
+            let holder = try await a.db.connect("holder")
+            defer { holder.close() }
+            try await holder.execute("BEGIN; LOCK TABLE organizations.featured_canvases IN ACCESS EXCLUSIVE MODE")
+            let (process, _, _) = try FTBackupBinary.start(arguments, environment: ["TMPDIR": tmp])
+            let pid = process.processIdentifier
+            let planted = Thread {
+                let start = Date()
+                while Date().timeIntervalSince(start) < 120 {
+                    for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] where name.hasPrefix("ftbackup-dependants-") {
+                        let stamp = name.dropFirst("ftbackup-dependants-".count).prefix(36)
+                        _ = symlink(victim, "\(tmp)/ftbackup-dependants-\(stamp).json.tmp-\(pid)")
+                        return
+                    }
+                }
+            }
+            planted.start()
+            var waited = false
+            for _ in 0..<30_000 where process.isRunning {
+                waited = try await a.session.query("""
+                    SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'organizations.featured_canvases'::regclass
+                      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                    """).first!.int64("n") > 0
+                if waited { break }
+                try await Task.sleep(for: .microseconds(10_000))
+            }
+            kill(process.processIdentifier, SIGKILL)
+            await FTBackupBinary.waitForExit(process)
+            try await holder.execute("ROLLBACK")
+            #expect(waited)
+            let left = try FileManager.default.contentsOfDirectory(atPath: tmp)
+            #expect(!FileManager.default.fileExists(atPath: victim), "the record was written through the planted link: \(left)")
+            for name in left where name.hasPrefix("ftbackup-dependants-") && name.hasSuffix(".json") {
+                #expect(OutsideDependants.isOwnPrivateFile("\(tmp)/\(name)"), "\(name) is not a private regular file: \(left)")
+            }
+        }
+    }
 }

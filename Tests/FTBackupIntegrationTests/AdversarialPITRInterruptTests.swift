@@ -306,4 +306,103 @@ import Testing
             #expect(planted == false, "the planted record's SQL ran as the restoring role")
         }
     }
+
+    /// adv20: the record is checked to be this user's own private file, but the views' dump it names was restored
+    /// (pg_restore, as the restoring role) whatever file is at that path. Once the killed run's own dump is gone (a
+    /// /tmp cleaner ages it out: every restore reads the record, so its access time stays fresh, never the dump's),
+    /// another local user can put an archive of their own there. Here: the record made adoptable (its drop as if
+    /// committed: schema oids removed, the view gone), the dump replaced by a world-writable archive creating a table.
+    @Test func aViewsDumpOthersCouldHavePlantedIsNeverRestored() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            let (at, _) = try await a.instant()
+            try await a.session.execute("UPDATE \(try a.session.escapeIdentifier(Self.tool)).tool_data SET status = 'archived'")
+            _ = try await a.incremental()
+            let tmp = NSTemporaryDirectory() + "ftbackup-tmpdir-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            let arguments = ["restore", "--repo", a.repo.path, "--at", Timestamps.displayExact(at), "--schema", Self.tool, "--clean", "--yes",
+                             "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"]
+            try await Self.killWhileItsDropWaits(a, arguments, tmp: tmp)
+            let name = try #require(try FileManager.default.contentsOfDirectory(atPath: tmp).first { $0.hasSuffix(".json") })
+            let path = "\(tmp)/\(name)"
+            var record = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+            record.removeValue(forKey: "schemaOids")
+            let dumps = try #require(record["viewDumps"] as? [String])
+            let dump = try #require(dumps.first, "the killed run saved no views dump: \(record)")
+            try JSONSerialization.data(withJSONObject: record).write(to: URL(fileURLWithPath: path))
+            #expect(chmod(path, 0o600) == 0)
+            // As if its drop had committed: the views it saved are gone.
+            for view in try #require(record["views"] as? [[String: Any]]) {
+                let name = try a.session.qualifiedName(try #require(view["schema"] as? String), try #require(view["name"] as? String))
+                try await a.session.execute("DROP \(view["materialized"] as? Bool == true ? "MATERIALIZED VIEW" : "VIEW") IF EXISTS \(name) CASCADE")
+            }
+            // Another user's archive where the dump was.
+            try await a.session.execute("CREATE TABLE public.planted_by_a_views_dump (x int)")
+            let pgDump = try PostgresTools.path(of: "pg_dump", serverVersionNumber: a.session.serverVersionNumber)
+            try FileManager.default.removeItem(atPath: dump)
+            try PostgresTools.run(pgDump, ["--format=custom", "--no-password", "--table=public.planted_by_a_views_dump", "--file=\(dump)",
+                                           "--dbname=\(a.db.connectionString.raw)"])
+            try await a.session.execute("DROP TABLE public.planted_by_a_views_dump")
+            #expect(chmod(dump, 0o666) == 0)
+            let rerun = try await FTBackupBinary.run(arguments, environment: ["TMPDIR": tmp])
+            let planted = try await a.session.query("SELECT to_regclass('public.planted_by_a_views_dump') IS NOT NULL AS there").first?.bool("there")
+            #expect(planted == false, "the planted views dump was restored as the restoring role: \(rerun.stderr)")
+            #expect(rerun.stderr.contains("ignored a views dump"), "\(rerun.stderr)")
+        }
+    }
+
+    /// adv20: the dependants files were written under a fixed temporary name (`NAME.tmp-PID`, opened with O_CREAT|O_TRUNC,
+    /// following a symbolic link) in TMPDIR, often a shared /tmp: the name is known once the views' dump (same stamp)
+    /// appears, and the pid from /proc. Another local user who plants a link there has the record written into any file
+    /// of the restoring user (fs.protected_symlinks is 0 on this machine), and the record renamed into place is then a
+    /// link, never adopted. Here a thread plants `STAMP.json.tmp-PID` -> `victim` as soon as the stamp shows.
+    @Test func aLinkPlantedAtTheTemporaryNameOfTheDependantsRecordIsNeverFollowed() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            let (at, _) = try await a.instant()
+            try await a.session.execute("UPDATE \(try a.session.escapeIdentifier(Self.tool)).tool_data SET status = 'archived'")
+            _ = try await a.incremental()
+            let tmp = NSTemporaryDirectory() + "ftbackup-tmpdir-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            let victim = "\(tmp)/victim"
+            let arguments = ["restore", "--repo", a.repo.path, "--at", Timestamps.displayExact(at), "--schema", Self.tool, "--clean", "--yes",
+                             "--target", "\(try TestServer.dsn) dbname=\(a.db.name)"]
+            let holder = try await a.db.connect("holder")
+            defer { holder.close() }
+            try await holder.execute("BEGIN; LOCK TABLE organizations.featured_canvases IN ACCESS EXCLUSIVE MODE")
+            let (process, _, _) = try FTBackupBinary.start(arguments, environment: ["TMPDIR": tmp])
+            let pid = process.processIdentifier
+            let planted = Thread {
+                let start = Date()
+                while Date().timeIntervalSince(start) < 120 {
+                    for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] where name.hasPrefix("ftbackup-dependants-") {
+                        let stamp = name.dropFirst("ftbackup-dependants-".count).prefix(36)
+                        _ = symlink(victim, "\(tmp)/ftbackup-dependants-\(stamp).json.tmp-\(pid)")
+                        return
+                    }
+                }
+            }
+            planted.start()
+            var waited = false
+            for _ in 0..<30_000 where process.isRunning {
+                waited = try await a.session.query("""
+                    SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'organizations.featured_canvases'::regclass
+                      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                    """).first!.int64("n") > 0
+                if waited { break }
+                try await Task.sleep(for: .microseconds(10_000))
+            }
+            kill(process.processIdentifier, SIGKILL)
+            await FTBackupBinary.waitForExit(process)
+            try await holder.execute("ROLLBACK")
+            #expect(waited)
+            let left = try FileManager.default.contentsOfDirectory(atPath: tmp)
+            #expect(!FileManager.default.fileExists(atPath: victim), "the record was written through the planted link: \(left)")
+            for name in left where name.hasPrefix("ftbackup-dependants-") && name.hasSuffix(".json") {
+                #expect(OutsideDependants.isOwnPrivateFile("\(tmp)/\(name)"), "\(name) is not a private regular file: \(left)")
+            }
+        }
+    }
 }

@@ -230,6 +230,32 @@ import Testing
         #expect(CanonicalISO8601.parse("2024-02-29T12:00:00Z") == Date(timeIntervalSince1970: 1_709_208_000))
         #expect(CanonicalISO8601.parse("2000-02-29T00:00:00.5+01:00") == Date(timeIntervalSince1970: 951_778_800.5))
     }
+
+    /// adv20: Foundation's calendar is Julian before 1582-10-15 (the Gregorian reform), so a date before it reads
+    /// days apart from the proleptic Gregorian reckoning; the fast reader must leave those to Foundation.
+    @Test(arguments: ["1500-03-01T00:00:00Z", "1582-10-04T00:00:00Z", "1582-10-14T23:30:00-01:00", "1000-01-01T00:00:00.12345Z",
+                      "0400-02-29T00:00:00Z", "0001-01-01T00:00:00Z", "0000-01-01T00:00:00Z"])
+    func aDateBeforeTheGregorianReformReadsAsFoundationReadsIt(_ text: String) {
+        #expect(Timestamps.parseISO8601(text)?.timeIntervalSinceReferenceDate.bitPattern
+                    == Timestamps.parseISO8601WithFoundation(text)?.timeIntervalSinceReferenceDate.bitPattern,
+                "\(text): \(String(describing: Timestamps.parseISO8601(text)?.timeIntervalSinceReferenceDate)) against \(String(describing: Timestamps.parseISO8601WithFoundation(text)?.timeIntervalSinceReferenceDate))")
+    }
+
+    /// adv20: Foundation refuses an offset beyond 18 hours (`+18:01`, `+23:59`): the fast reader must not accept it.
+    @Test(arguments: ["2026-11-29T10:00:00+18:01", "2026-11-29T10:00:00-18:01", "2026-11-29T10:00:00+23:59", "2026-11-29T10:00:00.5-19:00",
+                      "2026-11-29T10:00:00+18:00", "2026-11-29T10:00:00-18:00"])
+    func anOffsetBeyondEighteenHoursReadsAsFoundationReadsIt(_ text: String) {
+        #expect(Timestamps.parseISO8601(text) == Timestamps.parseISO8601WithFoundation(text), "\(text)")
+    }
+
+    /// adv20: a fraction of 4 to 9 digits that are not ASCII (Arabic-Indic, full-width) matched the Foundation path's
+    /// `\d` and then crashed on `Double("0.…")!`: a damaged or hostile manifest date stopped the process instead of
+    /// being refused as unreadable.
+    @Test(arguments: ["2026-11-29T10:00:00.\u{661}\u{662}\u{663}\u{664}Z", "2026-11-29T10:00:00.12345\u{666}Z",
+                      "2026-11-29T10:00:00.\u{FF11}\u{FF12}\u{FF13}\u{FF14}+01:00", "\u{662}\u{660}\u{662}\u{666}-11-29T10:00:00.1234Z"])
+    func aDateWithNonASCIIDigitsIsRefusedWithoutACrash(_ text: String) {
+        #expect(Timestamps.parseISO8601(text) == nil, "\(text)")
+    }
 }
 
 /// Issue 9, item 7: one slot per database, whatever punctuation or case the names differ in.

@@ -232,10 +232,9 @@ struct OutsideDependants: Sendable {
         // Written to survive a power loss, not only a kill: once the drop commits, these files are the only copy of
         // what other schemas held. The dump is fsynced in place, the script and the record are written under a
         // temporary name, fsynced and renamed, the record last (its presence is what a rerun adopts).
-        let folder = LocalStorage(root: base.path)
         func durable(_ suffix: String, _ bytes: [UInt8], _ what: String) throws {
             do {
-                try folder.writeAll("ftbackup-dependants-\(stamp).\(suffix)", bytes)
+                try Self.writePrivately(path(suffix), bytes, folder: base.path)
             } catch {
                 throw FTBackupError(.cannotWrite, "cannot write \(path(suffix)) (\(what)); nothing was dropped: \(error)",
                                     hint: "check TMPDIR, its permissions and free space")
@@ -264,6 +263,42 @@ struct OutsideDependants: Sendable {
         files.append(path("json"))
         persisted += files
         script = path("sql")
+    }
+
+    /// Writes `bytes` to `final` in `folder` (TMPDIR, often a shared /tmp) so that it survives a power loss and no other
+    /// local user can have a hand in it: a temporary name nobody can guess, created new (O_EXCL) and never through a
+    /// link (O_NOFOLLOW), 0600, fsynced, renamed into place, the folder fsynced. (`LocalStorage.writeAll` uses a fixed
+    /// `NAME.tmp-PID`, opened with O_TRUNC: in /tmp a link planted at that name had the record written wherever it
+    /// pointed, and the record renamed into place was the link, never adopted.)
+    static func writePrivately(_ final: String, _ bytes: [UInt8], folder: String) throws {
+        let temporary = "\(folder)/.ftbackup-\(UUID().uuidString).tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LocalStorage.failure("cannot create", temporary, errno) }
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else {
+                let code = errno
+                close(fd)
+                unlink(temporary)
+                throw LocalStorage.failure("cannot write", temporary, code)
+            }
+            written += count
+        }
+        guard fsync(fd) == 0 else {
+            let code = errno
+            close(fd)
+            unlink(temporary)
+            throw LocalStorage.failure("cannot fsync", temporary, code)
+        }
+        close(fd)
+        guard rename(temporary, final) == 0 else {
+            let code = errno
+            unlink(temporary)
+            throw LocalStorage.failure("cannot rename into place", final, code)
+        }
+        LocalStorage.syncDirectory(folder)
     }
 
     /// The oids of `schemas` other than `public` (which `--clean` never drops) that exist.
@@ -322,6 +357,12 @@ struct OutsideDependants: Sendable {
             }
             if !viewsThere {
                 for dump in record.viewDumps where !adoptedViewDumps.contains(dump) && FileManager.default.fileExists(atPath: dump) {
+                    // pg_restore runs it as the restoring role: like the record, only this user's own private file (once
+                    // the killed run's dump is gone, another local user could have put an archive of theirs at its path).
+                    guard Self.isOwnPrivateFile(dump) else {
+                        logger.warning("ignored a views dump that is not this user's own private file", metadata: ["dump": .string(dump), "record": .string(path)])
+                        continue
+                    }
                     adoptedViewDumps.append(dump)
                 }
                 for view in record.views where !views.contains(view) {

@@ -6,8 +6,8 @@ import Foundation
 ///
 /// It gives exactly the `Date` Foundation gives for the same text (the whole second, then the fraction added as
 /// `Double` of its digits), which `Timestamps.parseISO8601WithFoundation` checks in the tests; a text it does not
-/// take as canonical (out-of-range fields, other separators, more than 9 fraction digits) returns nil and is left
-/// to Foundation.
+/// take as canonical (out-of-range fields, a year before 1583 where Foundation's calendar is Julian, an offset beyond
+/// 18 hours, other separators, more than 9 fraction digits) returns nil and is left to Foundation.
 enum CanonicalISO8601 {
     static func parse(_ text: String) -> Date? {
         var text = text
@@ -19,7 +19,8 @@ enum CanonicalISO8601 {
         guard b.count >= 20, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54, b[13] == 0x3A, b[16] == 0x3A,
               let year = number(b, 0, 4), let month = number(b, 5, 2), let day = number(b, 8, 2),
               let hour = number(b, 11, 2), let minute = number(b, 14, 2), let second = number(b, 17, 2),
-              (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year),
+              // Foundation's calendar is Julian before the Gregorian reform (1582-10-15): those dates are left to it.
+              year >= 1583, (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year),
               hour < 24, minute < 60, second < 60 else { return nil }
         var index = 19
         var fraction = 0.0
@@ -38,7 +39,8 @@ enum CanonicalISO8601 {
         case 1 where b[index] == 0x5A:
             offset = 0
         case 6 where (b[index] == 0x2B || b[index] == 0x2D) && b[index + 3] == 0x3A:
-            guard let hours = number(b, index + 1, 2), let minutes = number(b, index + 4, 2), hours < 24, minutes < 60 else { return nil }
+            // Foundation refuses an offset beyond 18 hours (+18:01, +23:59).
+            guard let hours = number(b, index + 1, 2), let minutes = number(b, index + 4, 2), minutes < 60, hours * 60 + minutes <= 18 * 60 else { return nil }
             offset = (hours * 60 + minutes) * 60 * (b[index] == 0x2D ? -1 : 1)
         default:
             return nil

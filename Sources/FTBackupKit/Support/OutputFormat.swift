@@ -49,9 +49,12 @@ public enum Timestamps {
 
     /// The Foundation reading: the reference ``CanonicalISO8601`` is tested against, and the reading of forms it leaves.
     static func parseISO8601WithFoundation(_ text: String) -> Date? {
-        if let match = text.wholeMatch(of: #/(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{4,9})(Z|[+-]\d{2}:\d{2})/#) {
-            guard let whole = try? Date("\(match.1)\(match.3)", strategy: Date.ISO8601FormatStyle()) else { return nil }
-            return whole.addingTimeInterval(Double("0.\(match.2)")!)
+        // ASCII digits only: `\d` also matches other scripts' digits, which `Double` refuses (it was a forced unwrap: a
+        // manifest date with such a fraction crashed the process instead of being refused).
+        if let match = text.wholeMatch(of: #/([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})\.([0-9]{4,9})(Z|[+-][0-9]{2}:[0-9]{2})/#) {
+            guard let whole = try? Date("\(match.1)\(match.3)", strategy: Date.ISO8601FormatStyle()),
+                  let fraction = Double("0.\(match.2)") else { return nil }
+            return whole.addingTimeInterval(fraction)
         }
         // Up to milliseconds: exactly as before, so re-encoded records (sealed evidence) come out the same.
         return try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))

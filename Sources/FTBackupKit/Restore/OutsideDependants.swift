@@ -182,6 +182,7 @@ struct OutsideDependants: Sendable {
         var views: String?
         if let viewDump {
             let kept = base.appendingPathComponent("ftbackup-dependants-\(stamp).pgdump").path
+            _ = chmod(viewDump, 0o600)
             views = (try? FileManager.default.moveItem(atPath: viewDump, toPath: kept)) != nil ? kept : viewDump
         }
         viewDump = nil
@@ -241,6 +242,11 @@ struct OutsideDependants: Sendable {
             }
         }
         if let viewDump {
+            // pg_dump wrote it under the umask (often 0644) in the private temporary folder: private before it leaves it.
+            guard chmod(viewDump, 0o600) == 0 else {
+                throw FTBackupError(.cannotWrite, "cannot make \(viewDump) private (the views other schemas hold); nothing was dropped",
+                                    hint: "check TMPDIR and its permissions")
+            }
             try FileManager.default.moveItem(atPath: viewDump, toPath: path("pgdump"))
             self.viewDump = path("pgdump")
             files.append(path("pgdump"))

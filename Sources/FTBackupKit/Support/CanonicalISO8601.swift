@@ -1,13 +1,13 @@
 import Foundation
 
-/// Reads the ISO 8601 forms ftbackup writes (`2026-11-25T14:32:07Z`, `…07.123Z`, `…07.123456Z`, or with a `±HH:MM`
-/// offset) without Foundation's parser or a regex: a restore decodes thousands of manifest dates before it touches
-/// the target, and those two were most of that time.
+/// Reads the form manifests' times are written in (`2026-11-25T14:32:07.123456Z`: UTC, 4 to 9 fraction digits) without
+/// Foundation's parser or a regex: a restore decodes thousands of manifest dates before it touches the target, and
+/// those two were most of that time.
 ///
-/// It gives exactly the `Date` Foundation gives for the same text (the whole second, then the fraction added as
-/// `Double` of its digits), which `Timestamps.parseISO8601WithFoundation` checks in the tests; a text it does not
-/// take as canonical (out-of-range fields, a year before 1583 where Foundation's calendar is Julian, an offset beyond
-/// 18 hours, other separators, more than 9 fraction digits) returns nil and is left to Foundation.
+/// It gives exactly the `Date` `Timestamps.parseISO8601WithFoundation` gives for that form (the whole second, then
+/// `Double` of the fraction's digits added), which the tests check. Any other text returns nil and is left to
+/// Foundation: out-of-range fields, a year before 1583 (Foundation's calendar is Julian there), an offset, fewer than 4
+/// fraction digits (Foundation's own arithmetic for those differs from that sum in the last bit now and then).
 enum CanonicalISO8601 {
     static func parse(_ text: String) -> Date? {
         var text = text
@@ -22,31 +22,25 @@ enum CanonicalISO8601 {
               // Foundation's calendar is Julian before the Gregorian reform (1582-10-15): those dates are left to it.
               year >= 1583, (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year),
               hour < 24, minute < 60, second < 60 else { return nil }
-        var index = 19
-        var fraction = 0.0
-        if b[index] == 0x2E {
-            let start = index + 1
-            var end = start
-            while end < b.count, b[end] >= 0x30, b[end] <= 0x39 { end += 1 }
-            let digits = end - start
-            guard (1...9).contains(digits), let value = number(b, start, digits) else { return nil }
-            // Both exact in a Double, so the division is the correctly rounded value: what Double("0.digits") gives.
-            fraction = Double(value) / powersOfTen[digits]
-            index = end
-        }
-        var offset = 0
-        switch b.count - index {
-        case 1 where b[index] == 0x5A:
-            offset = 0
-        case 6 where (b[index] == 0x2B || b[index] == 0x2D) && b[index + 3] == 0x3A:
-            // Foundation refuses an offset beyond 18 hours (+18:01, +23:59).
-            guard let hours = number(b, index + 1, 2), let minutes = number(b, index + 4, 2), minutes < 60, hours * 60 + minutes <= 18 * 60 else { return nil }
-            offset = (hours * 60 + minutes) * 60 * (b[index] == 0x2D ? -1 : 1)
-        default:
-            return nil
-        }
-        let seconds = daysSinceEpoch(year: year, month: month, day: day) * 86_400 + hour * 3_600 + minute * 60 + second - offset
+        guard b[19] == 0x2E else { return nil }
+        var end = 20
+        while end < b.count, b[end] >= 0x30, b[end] <= 0x39 { end += 1 }
+        let digits = end - 20
+        guard (4...9).contains(digits), end == b.count - 1, b[end] == 0x5A, let value = number(b, 20, digits) else { return nil }
+        // Both exact in a Double, so the division is the correctly rounded value: what Double("0.digits") gives.
+        let fraction = Double(value) / powersOfTen[digits]
+        let seconds = daysSinceEpoch(year: year, month: month, day: day) * 86_400 + hour * 3_600 + minute * 60 + second
         return Date(timeIntervalSince1970: Double(seconds)).addingTimeInterval(fraction)
+    }
+
+    /// False when `text` has no `.` followed by 4 or more ASCII digits: then the Foundation reading's regex (4 to 9
+    /// fraction digits) cannot match, and its second step is all that is left to run.
+    static func mayHaveLongFraction(_ text: String) -> Bool {
+        var digits = -1
+        for byte in text.utf8 {
+            if byte == 0x2E { digits = 0 } else if digits >= 0, byte >= 0x30, byte <= 0x39 { digits += 1; if digits >= 4 { return true } } else { digits = -1 }
+        }
+        return false
     }
 
     private static let powersOfTen: [Double] = (0...9).map { pow(10, Double($0)) }

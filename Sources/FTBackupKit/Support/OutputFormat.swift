@@ -44,6 +44,8 @@ public enum Timestamps {
     /// restore's planning time); anything else goes to Foundation as before. Both give the same `Date`, bit for bit.
     public static func parseISO8601(_ text: String) -> Date? {
         if let date = CanonicalISO8601.parse(text) { return date }
+        // Milliseconds (what `iso8601UTC` writes): straight to the step the Foundation reading ends in, without its regex.
+        if !CanonicalISO8601.mayHaveLongFraction(text) { return millisecondReading(text) }
         return parseISO8601WithFoundation(text)
     }
 
@@ -56,8 +58,12 @@ public enum Timestamps {
                   let fraction = Double("0.\(match.2)") else { return nil }
             return whole.addingTimeInterval(fraction)
         }
-        // Up to milliseconds: exactly as before, so re-encoded records (sealed evidence) come out the same.
-        return try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        return millisecondReading(text)
+    }
+
+    /// Up to milliseconds: exactly as before, so re-encoded records (sealed evidence) come out the same.
+    static func millisecondReading(_ text: String) -> Date? {
+        try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 
     /// With the fraction of the second when there is one (`2026-11-25 14:32:07.123456 UTC`): the exact

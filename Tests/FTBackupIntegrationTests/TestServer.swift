@@ -34,12 +34,31 @@ enum TestServer {
         let database = TestDatabase(name: name, connectionString: try connectionString(database: name))
         do {
             let value = try await body(database)
-            try await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            try await drop(name, admin: admin)
             return value
         } catch {
-            try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            try? await drop(name, admin: admin)
             throw error
         }
+    }
+
+    /// Drops a test's database. A replication slot in it blocks `DROP DATABASE` even `WITH (FORCE)`, and a test's
+    /// archival slot can still be held for a moment by a walsender that is going away (a killed follower's, or a
+    /// teardown still running): its session is ended and the slot dropped first, retrying until the drop goes through.
+    static func drop(_ name: String, admin: DatabaseSession) async throws {
+        var failure: (any Error)?
+        let dropped = try await Eventually.holds(every: .milliseconds(200)) {
+            do {
+                try await admin.query("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL", [name])
+                try await admin.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active", [name])
+                try await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+                return true
+            } catch {
+                failure = error
+                return false
+            }
+        }
+        if !dropped, let failure { throw failure }
     }
 }
 

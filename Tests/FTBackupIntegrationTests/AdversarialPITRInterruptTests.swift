@@ -244,6 +244,19 @@ import Testing
         }
     }
 
+    /// Waits (up to ten minutes, while `process` runs) until a lock on organizations.featured_canvases waits in this
+    /// database: the restore's drop, held up by a session that locked the table. In this database only: the databases
+    /// of tests running alongside are copies of one template, where the table has the same oid (another test's
+    /// waiting drop used to pass for this one's).
+    static func dropWaits(_ a: ArchivedDatabase, _ process: Process) async throws -> Bool {
+        try await Eventually.holds(every: .milliseconds(10), while: { process.isRunning }) {
+            try await a.session.query("""
+                SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'organizations.featured_canvases'::regclass
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                """).first!.int64("n") > 0
+        }
+    }
+
     /// Starts `arguments` (an in-place `restore --clean`) while a session holds organizations.featured_canvases, and
     /// kills it once its drop waits for that lock: nothing dropped, its dependants record left in `tmp`.
     static func killWhileItsDropWaits(_ a: ArchivedDatabase, _ arguments: [String], tmp: String) async throws {
@@ -251,25 +264,15 @@ import Testing
         defer { holder.close() }
         try await holder.execute("BEGIN; LOCK TABLE organizations.featured_canvases IN ACCESS EXCLUSIVE MODE")
         let (process, _, _) = try FTBackupBinary.start(arguments, environment: ["TMPDIR": tmp])
-        var waited = false
-        for _ in 0..<30_000 where process.isRunning {
-            // In this database only: the databases of tests running alongside are copies of one template, where
-            // the table has the same oid (another test's waiting drop used to pass for this one's).
-            waited = try await a.session.query("""
-                SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'organizations.featured_canvases'::regclass
-                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                """).first!.int64("n") > 0
-            if waited { break }
-            try await Task.sleep(for: .microseconds(10_000))
-        }
+        let waited = try await dropWaits(a, process)
         kill(process.processIdentifier, SIGKILL)
         await FTBackupBinary.waitForExit(process)
         try await holder.execute("ROLLBACK")
         #expect(waited)
         let left = try FileManager.default.contentsOfDirectory(atPath: tmp)
         #expect(left.contains { $0.hasSuffix(".json") })
-        // Written whole (temporary name, fsync, rename) and private.
-        #expect(!left.contains { $0.contains(".tmp-") }, "\(left)")
+        // Written whole (temporary name, fsync, rename) and private: no temporary file left.
+        #expect(!left.contains { $0.contains(".tmp-") || $0.hasSuffix(".tmp") }, "\(left)")
         for name in left where name.hasPrefix("ftbackup-dependants-") {
             let mode = (try FileManager.default.attributesOfItem(atPath: "\(tmp)/\(name)")[.posixPermissions] as? Int) ?? -1
             #expect(mode == 0o600, "\(name): \(String(mode, radix: 8)) in \(left)")
@@ -385,15 +388,7 @@ import Testing
                 }
             }
             planted.start()
-            var waited = false
-            for _ in 0..<30_000 where process.isRunning {
-                waited = try await a.session.query("""
-                    SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'organizations.featured_canvases'::regclass
-                      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                    """).first!.int64("n") > 0
-                if waited { break }
-                try await Task.sleep(for: .microseconds(10_000))
-            }
+            let waited = try await Self.dropWaits(a, process)
             kill(process.processIdentifier, SIGKILL)
             await FTBackupBinary.waitForExit(process)
             try await holder.execute("ROLLBACK")

@@ -18,6 +18,8 @@ enum CleanDrop {
             try connection.execute("BEGIN")
             do {
                 try connection.execute("SET LOCAL search_path = ''")
+                // The dependants were read ahead of this drop: refused if they changed since.
+                try dependants.checkUnchanged(connection, schemas: plan.schemas)
                 try dependants.drop(connection)
                 let dropsPublic = plan.schemas.contains("public")
                 let publicOids = dropsPublic ? try backupsPublicRelations(connection, names: publicRelations) : []

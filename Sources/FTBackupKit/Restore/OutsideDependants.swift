@@ -43,65 +43,17 @@ struct OutsideDependants: Sendable {
     /// files of earlier killed runs adopted by this one (removed with these once everything is back).
     var persisted: [String] = []
     var script: String?
+    /// What the catalog held when `capture` read it (nil for dependants not read from the catalog).
+    var capturedState: CatalogState?
 
     var isEmpty: Bool { foreignKeys.isEmpty && views.isEmpty && policies.isEmpty }
 
-    /// Reads the dependants of `schemas` that live outside them, and dumps the views.
+    /// Reads the dependants of `schemas` that live outside them, and dumps the views. What was read is kept
+    /// (`capturedState`): the drop checks it is still what the catalog holds (`checkUnchanged`), so the capture
+    /// may run ahead of the drop, while the backup's files are verified.
     static func capture(_ target: DatabaseSession, schemas: [String], options: RestoreOptions) async throws -> OutsideDependants {
-        let list = PostgresArray.text(schemas)
         var found = try await target.withConnection { connection -> OutsideDependants in
-            try connection.transaction {
-                var found = OutsideDependants()
-                try connection.execute("SET LOCAL search_path = ''")  // every name in the definitions qualified
-                found.foreignKeys = try connection.query("""
-                    SELECT con.conrelid::regclass::text AS tbl, con.conname AS name, pg_get_constraintdef(con.oid) AS def,
-                           c.relkind = 'p' AS partitioned
-                    FROM pg_constraint con
-                    JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-                    JOIN pg_class r ON r.oid = con.confrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace
-                    WHERE con.contype = 'f' AND con.conparentid = 0
-                      AND rn.nspname = ANY($1::text[]) AND NOT n.nspname = ANY($1::text[])
-                    ORDER BY con.oid
-                    """, [list]).rows.map {
-                    ForeignKey(table: try $0.requiredString("tbl"), name: try $0.requiredString("name"),
-                               definition: try $0.requiredString("def"), partitioned: try $0.bool("partitioned") ?? false)
-                }
-                // Views on the schemas' relations, and views on those, transitively.
-                found.views = try connection.query("""
-                    WITH RECURSIVE dropped(oid) AS (
-                        SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ANY($1::text[])
-                        UNION
-                        SELECT rw.ev_class FROM dropped
-                        JOIN pg_depend d ON d.refobjid = dropped.oid AND d.refclassid = 'pg_class'::regclass AND d.classid = 'pg_rewrite'::regclass
-                        JOIN pg_rewrite rw ON rw.oid = d.objid
-                        WHERE rw.ev_class <> dropped.oid)
-                    SELECT n.nspname AS schema, v.relname AS name, v.relkind = 'm' AS materialized, v.relispopulated AS populated
-                    FROM dropped JOIN pg_class v ON v.oid = dropped.oid JOIN pg_namespace n ON n.oid = v.relnamespace
-                    WHERE v.relkind IN ('v', 'm') AND NOT n.nspname = ANY($1::text[])
-                    ORDER BY v.oid
-                    """, [list]).rows.map {
-                    View(schema: try $0.requiredString("schema"), name: try $0.requiredString("name"),
-                         materialized: try $0.bool("materialized") ?? false, populated: try $0.bool("populated") ?? false)
-                }
-                found.policies = try connection.query("""
-                    SELECT format('%I.%I', p.schemaname, p.tablename) AS tbl, p.policyname AS name, p.permissive, to_json(p.roles)::text AS roles,
-                           p.cmd, p.qual, p.with_check
-                    FROM pg_policies p
-                    JOIN pg_policy po ON po.polname = p.policyname AND po.polrelid = format('%I.%I', p.schemaname, p.tablename)::regclass
-                    WHERE NOT p.schemaname = ANY($1::text[])
-                      AND EXISTS (SELECT 1 FROM pg_depend d, LATERAL pg_identify_object(d.refclassid, d.refobjid, 0) i
-                                  WHERE d.classid = 'pg_policy'::regclass AND d.objid = po.oid AND i.schema = ANY($1::text[]))
-                    ORDER BY po.oid
-                    """, [list]).rows.map { row in
-                    let table = try row.requiredString("tbl"), name = try row.requiredString("name")
-                    let roles = try JSONDecoder().decode([String].self, from: Data(try row.requiredString("roles").utf8)).map { $0 == "public" ? "PUBLIC" : try connection.escapeIdentifier($0) }
-                    var create = "CREATE POLICY \(try connection.escapeIdentifier(name)) ON \(table) AS \(try row.requiredString("permissive")) FOR \(try row.requiredString("cmd")) TO \(roles.joined(separator: ", "))"
-                    if let qual = try row.string("qual") { create += " USING (\(qual))" }
-                    if let check = try row.string("with_check") { create += " WITH CHECK (\(check))" }
-                    return Policy(table: table, name: name, create: create)
-                }
-                return found
-            }
+            try connection.transaction { try read(connection, schemas: schemas) }
         }
         guard !found.views.isEmpty else { return found }
         let pgDump = try PostgresTools.path(of: "pg_dump", serverVersionNumber: target.serverVersionNumber)
@@ -114,7 +66,14 @@ struct OutsideDependants: Sendable {
         let dumpArguments = arguments
         let thread = ConnectionThread(name: "ftbackup-pg_dump")
         defer { thread.shutdown() }
-        try await thread.run { try PostgresTools.run(pgDump, dumpArguments, environment: child.environment, secrets: options.target) }
+        do {
+            try await thread.run { try PostgresTools.run(pgDump, dumpArguments, environment: child.environment, secrets: options.target) }
+            // A restore that failed before its drop no longer wants it (its capture ran ahead, while it verified).
+            try Task.checkCancellation()
+        } catch {
+            unlink(path)
+            throw error
+        }
         found.viewDump = path
         return found
     }

@@ -99,6 +99,10 @@ public enum RestoreRunner {
         let pgRestore = try PostgresTools.path(of: "pg_restore", serverVersionNumber: max(manifest.source.serverVersionNumber,
                                                                                             target.serverVersionNumber))
         async let prepared = RestorePreparation.make(repository, manifest: manifest, plan: plan, tables: tables, pgRestore: pgRestore)
+        // With --clean, what other schemas hold on the dropped ones is read (and their views dumped) meanwhile too: the
+        // drop checks it is still what was read (`OutsideDependants.checkUnchanged`), and refuses if not.
+        let captureOptions = options
+        async let captured = captureAhead(captureOptions.clean, target, schemas: plan.schemas, options: captureOptions)
         let verified: Result<Void, any Error>
         do {
             try await timed("verify") {
@@ -117,10 +121,15 @@ public enum RestoreRunner {
         do {
             preparation = try await prepared
         } catch {
+            (try? (await captured).get())?.removeFiles()
             try verified.get()  // a damaged backup is named first
             throw error
         }
         defer { preparation.removeFiles() }
+        // What other schemas hold on the ones --clean drops (foreign keys, views, policies) is saved and put back at the end.
+        let capture = await captured
+        var dependants = (try? capture.get()) ?? OutsideDependants()
+        defer { dependants.removeFiles() }
         try verified.get()
         let (dumpFile, contents, indexes, listFile, dumpRoles) =
             (preparation.dumpFile, preparation.contents, preparation.indexes, preparation.listFile, preparation.roles)
@@ -136,9 +145,6 @@ public enum RestoreRunner {
         if options.noOwner { common += ["--no-owner", "--no-privileges"] }
         if !plan.wholeDatabase { common += plan.schemas.flatMap { ["--schema", $0] } }
 
-        // What other schemas hold on the ones --clean drops (foreign keys, views, policies) is saved and put back at the end.
-        var dependants = OutsideDependants()
-        defer { dependants.removeFiles() }
         var touched = false
         // From the drop on, an interrupted run keeps what it saved of other schemas' objects and says where.
         var interruptAction: UUID?
@@ -153,7 +159,7 @@ public enum RestoreRunner {
                                     hint: "drop them from the target first (they come back from the backup), or restore into an empty database")
             }
             try await timed("clean") {
-                dependants = try await OutsideDependants.capture(target, schemas: plan.schemas, options: options)
+                dependants = try capture.get()
                 // What an earlier run killed after its drop had saved comes back with this run's own; all of it is
                 // kept outside the temporary folder before anything is dropped (a SIGKILL leaves it for the rerun).
                 let identity = try await target.withConnection { try DatabaseIdentity.of($0) }
@@ -256,6 +262,17 @@ public enum RestoreRunner {
         }
         return RestoreReport(plan: plan, phases: clock.phases, seconds: Date().timeIntervalSince(started),
                              retired: retired, warnings: warnings.isEmpty ? nil : warnings, analyzed: !options.skipAnalyze)
+    }
+
+    /// With `clean`, `OutsideDependants.capture`, its failure kept for the moment the drop needs it (a damaged backup or
+    /// a refused target is named first); without, nothing to capture.
+    static func captureAhead(_ clean: Bool, _ target: DatabaseSession, schemas: [String], options: RestoreOptions) async -> Result<OutsideDependants, any Error> {
+        guard clean else { return .success(OutsideDependants()) }
+        do {
+            return .success(try await OutsideDependants.capture(target, schemas: schemas, options: options))
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// True when the target has event triggers of its own that fire in an ordinary session (not ftbackup's) and

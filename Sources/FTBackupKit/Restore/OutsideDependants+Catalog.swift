@@ -1,0 +1,101 @@
+import Foundation
+
+/// Reading what other schemas hold on the schemas `--clean` drops, and checking at the drop that it has not
+/// changed since: the capture runs while the backup's files are verified, ahead of the drop, and a foreign key,
+/// view or policy added, removed or redefined in between would otherwise be put back as it was read (or lost).
+extension OutsideDependants {
+    /// What the catalog held when the dependants were read: compared again inside the drop's transaction.
+    struct CatalogState: Sendable, Equatable {
+        var foreignKeys: [ForeignKey]
+        var views: [View]
+        var policies: [Policy]
+        /// `md5(pg_get_viewdef(…))` of each view, in the order of `views`: a redefinition keeps the name.
+        var viewDefinitions: [String]
+
+        /// What differs between `self` (as read) and `now`, for the message; empty when nothing does.
+        func changes(to now: CatalogState) -> [String] {
+            func named<T: Equatable>(_ what: String, _ old: [T], _ new: [T], _ name: (T) -> String) -> [String] {
+                old.filter { !new.contains($0) }.map { "\(what) \(name($0)) dropped or changed" }
+                    + new.filter { !old.contains($0) }.map { "\(what) \(name($0)) added" }
+            }
+            var changes = named("foreign key", foreignKeys, now.foreignKeys) { "\($0.name) on \($0.table)" }
+                + named("policy", policies, now.policies) { "\($0.name) on \($0.table)" }
+                + named("view", views, now.views) { "\($0.schema).\($0.name)" }
+            if changes.isEmpty && viewDefinitions != now.viewDefinitions {
+                changes += zip(views, zip(viewDefinitions, now.viewDefinitions)).filter { $1.0 != $1.1 }.map { "view \($0.0.schema).\($0.0.name) redefined" }
+            }
+            return changes
+        }
+    }
+
+    /// The foreign keys, views (transitively) and policies outside `schemas` that depend on them, read in
+    /// the caller's transaction; `capturedState` holds what was read.
+    static func read(_ connection: PGConnection, schemas: [String]) throws -> OutsideDependants {
+        let list = PostgresArray.text(schemas)
+        var found = OutsideDependants()
+        try connection.execute("SET LOCAL search_path = ''")  // every name in the definitions qualified
+        found.foreignKeys = try connection.query("""
+            SELECT con.conrelid::regclass::text AS tbl, con.conname AS name, pg_get_constraintdef(con.oid) AS def,
+                   c.relkind = 'p' AS partitioned
+            FROM pg_constraint con
+            JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_class r ON r.oid = con.confrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace
+            WHERE con.contype = 'f' AND con.conparentid = 0
+              AND rn.nspname = ANY($1::text[]) AND NOT n.nspname = ANY($1::text[])
+            ORDER BY con.oid
+            """, [list]).rows.map {
+            ForeignKey(table: try $0.requiredString("tbl"), name: try $0.requiredString("name"),
+                       definition: try $0.requiredString("def"), partitioned: try $0.bool("partitioned") ?? false)
+        }
+        // Views on the schemas' relations, and views on those, transitively.
+        let viewRows = try connection.query("""
+            WITH RECURSIVE dropped(oid) AS (
+                SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ANY($1::text[])
+                UNION
+                SELECT rw.ev_class FROM dropped
+                JOIN pg_depend d ON d.refobjid = dropped.oid AND d.refclassid = 'pg_class'::regclass AND d.classid = 'pg_rewrite'::regclass
+                JOIN pg_rewrite rw ON rw.oid = d.objid
+                WHERE rw.ev_class <> dropped.oid)
+            SELECT n.nspname AS schema, v.relname AS name, v.relkind = 'm' AS materialized, v.relispopulated AS populated,
+                   md5(pg_get_viewdef(v.oid)) AS definition
+            FROM dropped JOIN pg_class v ON v.oid = dropped.oid JOIN pg_namespace n ON n.oid = v.relnamespace
+            WHERE v.relkind IN ('v', 'm') AND NOT n.nspname = ANY($1::text[])
+            ORDER BY v.oid
+            """, [list]).rows
+        found.views = try viewRows.map {
+            View(schema: try $0.requiredString("schema"), name: try $0.requiredString("name"),
+                 materialized: try $0.bool("materialized") ?? false, populated: try $0.bool("populated") ?? false)
+        }
+        found.policies = try connection.query("""
+            SELECT format('%I.%I', p.schemaname, p.tablename) AS tbl, p.policyname AS name, p.permissive, to_json(p.roles)::text AS roles,
+                   p.cmd, p.qual, p.with_check
+            FROM pg_policies p
+            JOIN pg_policy po ON po.polname = p.policyname AND po.polrelid = format('%I.%I', p.schemaname, p.tablename)::regclass
+            WHERE NOT p.schemaname = ANY($1::text[])
+              AND EXISTS (SELECT 1 FROM pg_depend d, LATERAL pg_identify_object(d.refclassid, d.refobjid, 0) i
+                          WHERE d.classid = 'pg_policy'::regclass AND d.objid = po.oid AND i.schema = ANY($1::text[]))
+            ORDER BY po.oid
+            """, [list]).rows.map { row in
+            let table = try row.requiredString("tbl"), name = try row.requiredString("name")
+            let roles = try JSONDecoder().decode([String].self, from: Data(try row.requiredString("roles").utf8)).map { $0 == "public" ? "PUBLIC" : try connection.escapeIdentifier($0) }
+            var create = "CREATE POLICY \(try connection.escapeIdentifier(name)) ON \(table) AS \(try row.requiredString("permissive")) FOR \(try row.requiredString("cmd")) TO \(roles.joined(separator: ", "))"
+            if let qual = try row.string("qual") { create += " USING (\(qual))" }
+            if let check = try row.string("with_check") { create += " WITH CHECK (\(check))" }
+            return Policy(table: table, name: name, create: create)
+        }
+        found.capturedState = CatalogState(foreignKeys: found.foreignKeys, views: found.views, policies: found.policies,
+                                           viewDefinitions: try viewRows.map { try $0.requiredString("definition") })
+        return found
+    }
+
+    /// Inside the drop's transaction, before anything is dropped: refuses (exit 75, nothing dropped) when what other
+    /// schemas hold on `schemas` is no longer what `capture` read.
+    func checkUnchanged(_ connection: PGConnection, schemas: [String]) throws {
+        guard let capturedState else { return }
+        guard let current = try Self.read(connection, schemas: schemas).capturedState else { return }
+        let changes = capturedState.changes(to: current)
+        guard !changes.isEmpty else { return }
+        throw FTBackupError(.locked, "what other schemas hold on \(schemas.joined(separator: ", ")) changed while the restore prepared: \(changes.prefix(5).joined(separator: "; "))\(changes.count > 5 ? "; …" : ""); nothing was dropped",
+                            hint: "run the restore again")
+    }
+}

@@ -21,7 +21,8 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case safetyStop = 70
     /// The repository or a target could not be written (read-only, full disk, permissions).
     case cannotWrite = 73
-    /// Another run holds the repository lock; try again later.
+    /// Another run holds the repository lock, or what a run depends on changed under it before it changed anything
+    /// (a full backup's tables rewritten, a `restore --clean`'s dependants altered); try again.
     case locked = 75
     /// The server refused the credentials or the role lacks a privilege.
     case permission = 77

@@ -26,6 +26,8 @@ struct RestoreContents {
                         "TYPE", "SCHEMA", "EXTENSION", "CONSTRAINT", "CHECK CONSTRAINT", "INDEX", "INDEX ATTACH", "TABLE", "VIEW", "SEQUENCE",
                         "TRIGGER", "POLICY", "RULE", "DEFAULT", "STATISTICS", "COLLATION", "CONVERSION", "OPERATOR", "COMMENT", "ACL", "CAST"]
         .sorted { $0.count > $1.count }
+    /// Each of `types` with the space that follows it in a listing line, made once (not per line and type).
+    static let typePrefixes = types.map { ($0, $0 + " ") }
 
     /// Reads the listing of `dumpFile`, whose names are in `encoding` (the source database's, which
     /// pg_dump wrote them in): a LATIN1 database's `élèves` must read as itself, or the entries the
@@ -58,11 +60,14 @@ struct RestoreContents {
     /// spaces, `my schema` read as schema `my`, and its indexes were not found (built late, with a
     /// warning that they were invalid at the source).
     static func entry(_ line: String, schemas: [String] = [], roles: [String] = []) -> Entry? {
-        guard !line.hasPrefix(";"), let separator = line.range(of: "; ") else { return nil }
-        let fields = line[separator.upperBound...].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        // The first "; " (a byte search: Foundation's range(of:) compares Unicode-aware, and was most of a listing's parse).
+        guard !line.hasPrefix(";"), let semicolon = line.utf8.indices.first(where: {
+            line.utf8[$0] == UInt8(ascii: ";") && line.utf8.index(after: $0) < line.utf8.endIndex && line.utf8[line.utf8.index(after: $0)] == UInt8(ascii: " ")
+        }) else { return nil }
+        let fields = line[line.utf8.index(semicolon, offsetBy: 2)...].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard fields.count == 3 else { return nil }
-        let rest = String(fields[2])
-        guard let type = types.first(where: { rest.hasPrefix($0 + " ") }) else { return nil }
+        let rest = fields[2]
+        guard let type = typePrefixes.first(where: { rest.hasPrefix($0.1) })?.0 else { return nil }
         let afterType = rest.dropFirst(type.count + 1)
         if let schema = schemas.first(where: { $0.contains(" ") && afterType.hasPrefix($0 + " ") }) {
             let remainder = afterType.dropFirst(schema.count + 1)

@@ -96,4 +96,54 @@ import Testing
             #expect(error?.message.contains("view organizations.vp_late added") == true, "\(error?.message ?? "")")
         }
     }
+    /// A captured dependant that another session is dropping when the drop starts (not yet committed): the check still
+    /// sees it; on main the drop's `DROP … IF EXISTS` then waited for that session, found it gone and went on, and
+    /// the saved copy put it back at the end: a policy, view or materialized view dropped meanwhile came back.
+    @Test(arguments: ["policy", "view", "materialized view"])
+    func aDependantDroppedWhileTheDropWaitsIsNotPutBack(kind: String) async throws {
+        try await TestServer.withDatabase { db in
+            let session = try await db.connect()
+            defer { session.close() }
+            try await session.execute("""
+                CREATE VIEW organizations.vp_recent AS SELECT id, status FROM \(Self.tool).tool_data;
+                CREATE MATERIALIZED VIEW organizations.vp_counts AS SELECT status, count(*) AS n FROM \(Self.tool).tool_data GROUP BY status;
+                CREATE TABLE organizations.vp_notes (tool_data_id uuid NOT NULL);
+                CREATE POLICY vp_only ON organizations.vp_notes USING (EXISTS (SELECT 1 FROM \(Self.tool).tool_data d WHERE d.id = tool_data_id));
+                """)
+            let captured = try await OutsideDependants.capture(session, schemas: [Self.tool], options: Self.options(db, [Self.tool]))
+            defer { captured.removeFiles() }
+            let (relation, dropSQL, exists) = switch kind {
+            case "policy": ("organizations.vp_notes", "DROP POLICY vp_only ON organizations.vp_notes",
+                            "SELECT count(*) AS n FROM pg_policy WHERE polname = 'vp_only'")
+            case "view": ("organizations.vp_recent", "DROP VIEW organizations.vp_recent",
+                          "SELECT count(*) AS n FROM pg_class WHERE relname = 'vp_recent'")
+            default: ("organizations.vp_counts", "DROP MATERIALIZED VIEW organizations.vp_counts",
+                      "SELECT count(*) AS n FROM pg_class WHERE relname = 'vp_counts'")
+            }
+            let other = try await db.connect("other")
+            defer { other.close() }
+            try await other.execute("BEGIN; \(dropSQL)")
+            let dropSession = try await db.connect("drop")
+            defer { dropSession.close() }
+            let drop = Task {
+                try await CleanDrop.run(dropSession, plan: DependantsCapturedAheadTests.plan([Self.tool]), dependants: captured,
+                                        cascade: false, publicRelations: [])
+            }
+            let waited = try await Eventually.holds(every: .milliseconds(20)) {
+                try await session.query("""
+                    SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = $1::regclass
+                      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                    """, [relation]).first!.int64("n") > 0
+            }
+            #expect(waited)
+            try await other.execute("COMMIT")
+            let result = await drop.result
+            let error = #expect(throws: FTBackupError.self, "the \(kind) dropped meanwhile would be put back (drop returned \(result))") { try result.get() }
+            #expect(error?.status == .locked)
+            #expect(error?.message.contains("changed while the restore prepared") == true, "\(error?.message ?? "")")
+            #expect(try await session.query(exists).first?.int64("n") == 0)
+            let schema = try await session.query("SELECT count(*) AS n FROM pg_namespace WHERE nspname = $1", [Self.tool]).first?.int64("n")
+            #expect(schema == 1)
+        }
+    }
 }

@@ -108,7 +108,19 @@ extension OutsideDependants {
     /// schemas hold on `schemas` is no longer what `capture` read.
     func checkUnchanged(_ connection: PGConnection, schemas: [String]) throws {
         guard let capturedState else { return }
-        guard let current = try Self.read(connection, schemas: schemas).capturedState else { return }
+        let read: CatalogState?
+        do {
+            // The tables that carry the saved foreign keys and policies are locked first, as their drop does: another
+            // session dropping or altering one of them (not yet committed) is waited for, and its change seen here.
+            let tables = Set(capturedState.foreignKeys.map(\.table) + capturedState.policies.map(\.table)).sorted()
+            if !tables.isEmpty { try connection.execute("LOCK TABLE \(tables.joined(separator: ", ")) IN ACCESS EXCLUSIVE MODE") }
+            read = try Self.read(connection, schemas: schemas).capturedState
+        } catch {
+            // A table or view dropped by a session this one waited for ("could not open relation with OID …").
+            throw FTBackupError(.locked, "what other schemas hold on \(schemas.joined(separator: ", ")) changed while the restore prepared: it could not be read again (\(error)); nothing was dropped",
+                                hint: "run the restore again")
+        }
+        guard let current = read else { return }
         let changes = capturedState.changes(to: current)
         guard !changes.isEmpty else { return }
         throw FTBackupError(.locked, "what other schemas hold on \(schemas.joined(separator: ", ")) changed while the restore prepared: \(changes.prefix(5).joined(separator: "; "))\(changes.count > 5 ? "; …" : ""); nothing was dropped",

@@ -18,13 +18,17 @@ enum CleanDrop {
             try connection.execute("BEGIN")
             do {
                 try connection.execute("SET LOCAL search_path = ''")
-                // The dependants were read ahead of this drop: refused if they changed since.
-                try dependants.checkUnchanged(connection, schemas: plan.schemas)
-                try dependants.drop(connection)
                 let dropsPublic = plan.schemas.contains("public")
                 let publicOids = dropsPublic ? try backupsPublicRelations(connection, names: publicRelations) : []
                 // `public` itself stays: what it holds besides the backup's relations is outside the drop.
                 let dropped = plan.schemas.filter { $0 != "public" }
+                // The relations the drop takes are locked first, as the drop would: a view, foreign key or policy on
+                // them that another session is creating (not yet committed) is waited for and seen by the check, and
+                // none can be created after it (else CASCADE took it, unseen by the check and by the list below).
+                try lockDropped(connection, schemas: dropped, relations: publicOids.map(\.oid))
+                // The dependants were read ahead of this drop: refused if they changed since.
+                try dependants.checkUnchanged(connection, schemas: plan.schemas)
+                try dependants.drop(connection)
                 let before = try outsideObjects(connection, schemas: dropped, relations: publicOids.map(\.oid))
                 for schema in dropped {
                     try connection.execute("DROP SCHEMA IF EXISTS \(try connection.escapeIdentifier(schema)) CASCADE")
@@ -46,6 +50,22 @@ enum CleanDrop {
                 try? connection.execute("ROLLBACK")
                 throw error
             }
+        }
+    }
+
+    /// Locks the tables and views of `schemas` and `relations` (ACCESS EXCLUSIVE, as their drop does). LOCK TABLE
+    /// takes neither materialized views, sequences nor foreign tables: those are locked by the drop itself.
+    static func lockDropped(_ connection: PGConnection, schemas: [String], relations: [Int64]) throws {
+        let names = try connection.query("""
+            SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p', 'v') AND (n.nspname = ANY($1::text[]) OR c.oid = ANY($2::oid[]))
+            ORDER BY c.oid
+            """, [PostgresArray.text(schemas), PostgresArray.text(relations.map(String.init))]).rows.map { try $0.requiredString("name") }
+        var start = 0
+        while start < names.count {
+            let chunk = names[start..<min(start + 1000, names.count)]
+            try connection.execute("LOCK TABLE \(chunk.joined(separator: ", ")) IN ACCESS EXCLUSIVE MODE")
+            start += chunk.count
         }
     }
 

@@ -9,7 +9,8 @@ extension OutsideDependants {
         var foreignKeys: [ForeignKey]
         var views: [View]
         var policies: [Policy]
-        /// `md5(pg_get_viewdef(…))` of each view, in the order of `views`: a redefinition keeps the name.
+        /// An md5 of each view's definition and of what else its dump holds (owner, grants, options, comments, indexes,
+        /// triggers, rules, column defaults), in the order of `views`: a redefinition keeps the name.
         var viewDefinitions: [String]
 
         /// What differs between `self` (as read) and `now`, for the message; empty when nothing does.
@@ -21,9 +22,11 @@ extension OutsideDependants {
             var changes = named("foreign key", foreignKeys, now.foreignKeys) { "\($0.name) on \($0.table)" }
                 + named("policy", policies, now.policies) { "\($0.name) on \($0.table)" }
                 + named("view", views, now.views) { "\($0.schema).\($0.name)" }
-            if changes.isEmpty && viewDefinitions != now.viewDefinitions {
-                changes += zip(views, zip(viewDefinitions, now.viewDefinitions)).filter { $1.0 != $1.1 }.map { "view \($0.0.schema).\($0.0.name) redefined" }
-            }
+            // Paired by view, not by position: the same views read in another order are not a redefinition.
+            let nowDefinitions = Dictionary(zip(now.views.map { "\($0.schema).\($0.name)" }, now.viewDefinitions), uniquingKeysWith: { a, _ in a })
+            changes += zip(views, viewDefinitions).filter { view, definition in
+                nowDefinitions["\(view.schema).\(view.name)"].map { $0 != definition } ?? false
+            }.map { view, _ in "view \(view.schema).\(view.name) redefined (or its owner, grants, options, comments, indexes, triggers, rules or column defaults changed)" }
             return changes
         }
     }
@@ -57,7 +60,20 @@ extension OutsideDependants {
                 JOIN pg_rewrite rw ON rw.oid = d.objid
                 WHERE rw.ev_class <> dropped.oid)
             SELECT n.nspname AS schema, v.relname AS name, v.relkind = 'm' AS materialized, v.relispopulated AS populated,
-                   md5(pg_get_viewdef(v.oid)) AS definition
+                   -- What the views dump holds of each view, besides its name: a change to any of it in between
+                   -- (a REVOKE, a new index or INSTEAD OF trigger, a column default, …) would be put back stale.
+                   md5(format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', pg_get_viewdef(v.oid), v.relowner::regrole, v.relacl, v.reloptions,
+                              obj_description(v.oid, 'pg_class'), v.reltablespace, v.relam,
+                              (SELECT string_agg(pg_get_indexdef(i.indexrelid) || ' ' || coalesce(obj_description(i.indexrelid, 'pg_class'), ''), ';' ORDER BY pg_get_indexdef(i.indexrelid))
+                               FROM pg_index i WHERE i.indrelid = v.oid),
+                              (SELECT string_agg(pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text || ' ' || coalesce(obj_description(t.oid, 'pg_trigger'), ''), ';' ORDER BY t.tgname)
+                               FROM pg_trigger t WHERE t.tgrelid = v.oid AND NOT t.tgisinternal),
+                              (SELECT string_agg(format('%s %s %s %s %s', a.attname, pg_get_expr(d.adbin, d.adrelid), a.attacl,
+                                                        col_description(v.oid, a.attnum), a.attoptions), ';' ORDER BY a.attnum)
+                                      || ' ' || coalesce((SELECT string_agg(pg_get_ruledef(r.oid) || ' ' || r.ev_enabled::text, ';' ORDER BY r.rulename)
+                                                          FROM pg_rewrite r WHERE r.ev_class = v.oid AND r.rulename <> '_RETURN'), '')
+                               FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                               WHERE a.attrelid = v.oid AND a.attnum > 0 AND NOT a.attisdropped))) AS definition
             FROM dropped JOIN pg_class v ON v.oid = dropped.oid JOIN pg_namespace n ON n.oid = v.relnamespace
             WHERE v.relkind IN ('v', 'm') AND NOT n.nspname = ANY($1::text[])
             ORDER BY v.oid
@@ -92,7 +108,19 @@ extension OutsideDependants {
     /// schemas hold on `schemas` is no longer what `capture` read.
     func checkUnchanged(_ connection: PGConnection, schemas: [String]) throws {
         guard let capturedState else { return }
-        guard let current = try Self.read(connection, schemas: schemas).capturedState else { return }
+        let read: CatalogState?
+        do {
+            // The tables that carry the saved foreign keys and policies are locked first, as their drop does: another
+            // session dropping or altering one of them (not yet committed) is waited for, and its change seen here.
+            let tables = Set(capturedState.foreignKeys.map(\.table) + capturedState.policies.map(\.table)).sorted()
+            if !tables.isEmpty { try connection.execute("LOCK TABLE \(tables.joined(separator: ", ")) IN ACCESS EXCLUSIVE MODE") }
+            read = try Self.read(connection, schemas: schemas).capturedState
+        } catch {
+            // A table or view dropped by a session this one waited for ("could not open relation with OID …").
+            throw FTBackupError(.locked, "what other schemas hold on \(schemas.joined(separator: ", ")) changed while the restore prepared: it could not be read again (\(error)); nothing was dropped",
+                                hint: "run the restore again")
+        }
+        guard let current = read else { return }
         let changes = capturedState.changes(to: current)
         guard !changes.isEmpty else { return }
         throw FTBackupError(.locked, "what other schemas hold on \(schemas.joined(separator: ", ")) changed while the restore prepared: \(changes.prefix(5).joined(separator: "; "))\(changes.count > 5 ? "; …" : ""); nothing was dropped",

@@ -115,6 +115,8 @@ extension OutsideDependants {
             let tables = Set(capturedState.foreignKeys.map(\.table) + capturedState.policies.map(\.table)).sorted()
             if !tables.isEmpty { try connection.execute("LOCK TABLE \(tables.joined(separator: ", ")) IN ACCESS EXCLUSIVE MODE") }
             read = try Self.read(connection, schemas: schemas).capturedState
+        } catch let error as PostgresError where [.unavailable, .permission].contains(error.exitStatus) {
+            throw error  // the server gone or a privilege missing: said as such, not as a change
         } catch {
             // A table or view dropped by a session this one waited for ("could not open relation with OID …").
             throw FTBackupError(.locked, "what other schemas hold on \(schemas.joined(separator: ", ")) changed while the restore prepared: it could not be read again (\(error)); nothing was dropped",

@@ -96,4 +96,31 @@ import Testing
             #expect(schema == 0)
         }
     }
+
+    /// The views' dump is taken in the read's snapshot: a REVOKE made after the read (which an undoing GRANT before the
+    /// drop's check would hide from it) is not in the dump, which still holds the grant the read saw. Before, pg_dump
+    /// took a snapshot of its own and the dump held the REVOKE (adv21's note 2).
+    @Test func theViewsDumpIsTakenInTheReadsSnapshot() async throws {
+        try await TestServer.withDatabase { db in
+            let session = try await db.connect(), other = try await db.connect("other")
+            defer { session.close(); other.close() }
+            try await session.execute("""
+                CREATE VIEW organizations.vp_recent AS SELECT id, status FROM \(Self.tool).tool_data;
+                GRANT SELECT ON organizations.vp_recent TO PUBLIC;
+                """)
+            let options = RestoreOptions(target: db.connectionString, repositoryPath: "/nonexistent", schemas: [Self.tool], clean: true,
+                                         showProgress: false)
+            let captured = try await OutsideDependants.capture(session, schemas: [Self.tool], options: options) {
+                try await other.execute("REVOKE SELECT ON organizations.vp_recent FROM PUBLIC")
+            }
+            defer { captured.removeFiles() }
+            let dump = try #require(captured.viewDump)
+            let pgRestore = try PostgresTools.path(of: "pg_restore", serverVersionNumber: session.serverVersionNumber)
+            var script: [UInt8] = []
+            try PostgresTools.run(pgRestore, ["--file=-", dump]) { script.append(contentsOf: $0) }
+            #expect(String(decoding: script, as: UTF8.self).contains("GRANT SELECT ON TABLE organizations.vp_recent TO PUBLIC"))
+            let now = try await session.query("SELECT has_table_privilege('public', 'organizations.vp_recent', 'SELECT') AS granted").first?.bool("granted")
+            #expect(now == false)
+        }
+    }
 }

@@ -51,15 +51,33 @@ struct OutsideDependants: Sendable {
     /// Reads the dependants of `schemas` that live outside them, and dumps the views. What was read is kept
     /// (`capturedState`): the drop checks it is still what the catalog holds (`checkUnchanged`), so the capture
     /// may run ahead of the drop, while the backup's files are verified.
-    static func capture(_ target: DatabaseSession, schemas: [String], options: RestoreOptions) async throws -> OutsideDependants {
-        var found = try await target.withConnection { connection -> OutsideDependants in
-            try connection.transaction { try read(connection, schemas: schemas) }
+    ///
+    /// The read and the views' `pg_dump` see one snapshot (exported by the read's transaction, on a session of the
+    /// capture's own, and imported by pg_dump): a change made after the read and undone before the drop's check (a
+    /// REVOKE then a GRANT) would otherwise be in the dump and pass the check. `beforeDump` is a test's hook.
+    static func capture(_ target: DatabaseSession, schemas: [String], options: RestoreOptions,
+                        beforeDump: (@Sendable () async throws -> Void)? = nil) async throws -> OutsideDependants {
+        let session = try await DatabaseSession.connect(options.target, name: "ftbackup-dependants")
+        defer { session.close() }
+        var (found, snapshot) = try await session.withConnection { connection -> (OutsideDependants, String) in
+            try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            do {
+                let snapshot = try connection.query("SELECT pg_export_snapshot() AS snapshot").first?.requiredString("snapshot") ?? ""
+                return (try read(connection, schemas: schemas), snapshot)
+            } catch {
+                try? connection.execute("ROLLBACK")
+                throw error
+            }
         }
-        guard !found.views.isEmpty else { return found }
+        guard !found.views.isEmpty else {
+            try await session.execute("COMMIT")
+            return found
+        }
+        if let beforeDump { try await beforeDump() }
         let pgDump = try PostgresTools.path(of: "pg_dump", serverVersionNumber: target.serverVersionNumber)
         let path = try TemporaryFiles.path("dependants-\(UUID().uuidString).pgdump")
         let child = options.target.forChildProcess()
-        var arguments = ["--format=custom", "--schema-only", "--no-password", "--file=\(path)"]
+        var arguments = ["--format=custom", "--schema-only", "--no-password", "--file=\(path)", "--snapshot=\(snapshot)"]
         if !child.conninfo.isEmpty { arguments.append("--dbname=\(child.conninfo)") }
         // Double-quoted pattern parts match literally.
         arguments += found.views.map { "--table=\(patternPart($0.schema)).\(patternPart($0.name))" }
@@ -70,6 +88,7 @@ struct OutsideDependants: Sendable {
             try await thread.run { try PostgresTools.run(pgDump, dumpArguments, environment: child.environment, secrets: options.target) }
             // A restore that failed before its drop no longer wants it (its capture ran ahead, while it verified).
             try Task.checkCancellation()
+            try await session.execute("COMMIT")  // the snapshot pg_dump imported is no longer needed
         } catch {
             unlink(path)
             throw error

@@ -70,7 +70,10 @@ import Testing
             // Where "; " is followed by a combining mark, Foundation's search saw no "; " (" \u{301}" is one character),
             // the byte search does: such a line is not pg_restore's (the first "; " follows the entry's number and precedes
             // its class's), and pg_restore itself reads bytes.
-            if line.contains("; \u{301}") { continue }
+            let scalars = Array(line.unicodeScalars)
+            if scalars.indices.contains(where: { $0 + 2 < scalars.count && scalars[$0] == ";" && scalars[$0 + 1] == " " && scalars[$0 + 2] == "\u{301}" }) {
+                continue  // (by scalars: `contains` on String compares characters, and " \u{301}\u{301}" is not " \u{301}")
+            }
             lines.append(line)
         }
         var entries = 0

@@ -56,7 +56,7 @@ import Testing
             }
             #expect(error?.status == .locked)
             #expect(error?.message.contains("view \(change.view) redefined") == true, "\(error?.message ?? "")")
-            let schema = try await session.query("SELECT count(*) AS n FROM pg_namespace WHERE nspname = $1", [Self.tool]).first?.int64("n")
+            let schema = try await DependantsCapturedAheadTests.schemaCount(Self.tool, session)
             #expect(schema == 1)
         }
     }
@@ -142,7 +142,7 @@ import Testing
             #expect(error?.status == .locked)
             #expect(error?.message.contains("changed while the restore prepared") == true, "\(error?.message ?? "")")
             #expect(try await session.query(exists).first?.int64("n") == 0)
-            let schema = try await session.query("SELECT count(*) AS n FROM pg_namespace WHERE nspname = $1", [Self.tool]).first?.int64("n")
+            let schema = try await DependantsCapturedAheadTests.schemaCount(Self.tool, session)
             #expect(schema == 1)
         }
     }

@@ -37,6 +37,11 @@ import Testing
         }
     }
 
+    /// 1 while the schema `name` exists, 0 once it is dropped.
+    static func schemaCount(_ name: String, _ session: DatabaseSession) async throws -> Int64? {
+        try await session.query("SELECT count(*) AS n FROM pg_namespace WHERE nspname = $1", [name]).first?.int64("n")
+    }
+
     static func plan(_ schemas: [String]) -> RestorePlan {
         RestorePlan(label: "test", consistentAt: Date(), source: "test", target: "test", schemas: schemas, wholeDatabase: false,
                     tables: 0, rows: 0, storedBytes: 0, rawBytes: 0, jobs: 1, clean: true, noOwner: false)
@@ -72,7 +77,7 @@ import Testing
             #expect(error?.message.contains(change.named) == true, "\(error?.message ?? "")")
             #expect(error?.message.contains("nothing was dropped") == true)
             // Nothing dropped: the schema, the foreign keys and policies, and the views as they are now.
-            let schema = try await session.query("SELECT count(*) AS n FROM pg_namespace WHERE nspname = $1", [Self.tool]).first?.int64("n")
+            let schema = try await DependantsCapturedAheadTests.schemaCount(Self.tool, session)
             #expect(schema == 1)
             #expect(try await CleanRestoreTests.keysAndPolicies(session) == before)
             let summary = try await session.query("SELECT to_regclass('organizations.tool_usage_summary') IS NOT NULL AS there").first?.bool("there")
@@ -92,7 +97,7 @@ import Testing
             #expect(captured.capturedState != nil)
             let taken = try await CleanDrop.run(session, plan: Self.plan([Self.tool]), dependants: captured, cascade: false, publicRelations: [])
             #expect(taken.isEmpty)
-            let schema = try await session.query("SELECT count(*) AS n FROM pg_namespace WHERE nspname = $1", [Self.tool]).first?.int64("n")
+            let schema = try await DependantsCapturedAheadTests.schemaCount(Self.tool, session)
             #expect(schema == 0)
         }
     }

@@ -11,7 +11,9 @@ import Foundation
 /// when the source changed it. Statements are prepared once per table, operation and column set.
 /// Every UPDATE and DELETE must touch exactly one row: anything else means the restored database and
 /// the archive disagree, and replay stops rather than diverge silently. Statements go through
-/// `ReplayPipeline` (libpq pipeline mode), which checks each result as it comes back.
+/// `ReplayPipeline` (libpq pipeline mode), which checks each result as it comes back. INSERTs, and
+/// UPDATEs and DELETEs by key, are held back per table and sent as multi-row statements (`HeldChanges`):
+/// the caller flushes before each target COMMIT.
 final class ChangeApplier {
     private let connection: PGConnection
     let pipeline: ReplayPipeline
@@ -19,14 +21,16 @@ final class ChangeApplier {
     private var source = ReplaySource()
     private let schemas: Set<String>?
     private var relations: [UInt32: RelationDescription] = [:]
-    /// INSERTs held back to go as one statement.
-    private var inserts = PendingInserts()
+    /// Changes held back to go as multi-row statements, per table.
+    private var held = HeldChanges()
     private var statements: [String: String] = [:]
     /// Names are never reused, so a statement deallocated and prepared again is a new name.
     private var statementsPrepared = 0
     private let statementLimit: Int
     /// The target's columns of each relation checked against its description (see `ReplayColumn`).
     private var targetColumns: [UInt32: [ReplayColumn]] = [:]
+    /// Each relation's quoted, qualified name and quoted column names, made once per description.
+    private var quotedNames: [UInt32: (table: String, columns: [String])] = [:]
     /// Bumped when a relation's description changes, so statements prepared for the old one are not reused.
     private var generations: [UInt32: Int] = [:]
     /// The newest heartbeat's sequence values (schema.name → [last_value, is_called]).
@@ -51,19 +55,20 @@ final class ChangeApplier {
         source = ReplaySource(commitLSN: commitLSN, commitTime: commitTime)
     }
 
-    /// Sends what the source transaction still holds back (its last INSERTs): call at its commit.
-    func endTransaction() throws {
-        try flushInserts()
+    /// Sends every held-back change: call before a target COMMIT, or before the session's encoding changes.
+    func flush() throws {
+        for run in held.takeAll() { try send(run) }
     }
 
     /// Applies one message of a transaction (begin and commit are handled by the caller).
     func apply(_ message: PgOutputMessage, at lsn: UInt64) throws {
-        if case .insert = message {} else { try flushInserts() }  // nothing is sent between held-back INSERTs
         source.changeLSN = lsn
         switch message {
         case .relation(let relation):
             if let known = relations[relation.relid], known != relation {
+                try flush()  // held changes are sent as the description they came under says
                 targetColumns[relation.relid] = nil
+                quotedNames[relation.relid] = nil
                 generations[relation.relid, default: 0] += 1
             }
             relations[relation.relid] = relation
@@ -74,16 +79,15 @@ final class ChangeApplier {
             }
             if relation.columns.isEmpty {
                 // A row of a table without (published) columns: `() VALUES ()` is a syntax error.
+                try send(held.take(relid))
                 source.what = "INSERT into \(relation.namespace).\(relation.name)"
                 let name = try statement("I\(relid)") { ("INSERT INTO \(try qualified(relation)) DEFAULT VALUES", 0) }
                 try pipeline.send(name, [], byteText: byteText, expecting: .rows(1), source: source)
                 changesApplied += 1
                 return
             }
-            if let held = inserts.relid, held != relid { try flushInserts() }
-            inserts.append(relid, new.map(text), at: lsn)
+            try hold(relid, .insert, values: new.map(text), key: heldKey(relation, new))
             changesApplied += 1
-            if inserts.isFull { try flushInserts() }
         case .update(let relid, let oldKey, let oldFull, let new):
             guard let relation = try target(relid, tuples: [oldKey, oldFull, new]), let columns = targetColumns[relid] else { return }
             source.what = "UPDATE on \(relation.namespace).\(relation.name)"
@@ -105,6 +109,13 @@ final class ChangeApplier {
                 else { identity = (index, .assertUnchanged) }
             }
             guard !set.isEmpty || identity != nil else { changesApplied += 1; return }
+            if oldFull == nil, oldKey == nil, identity == nil, set.allSatisfy({ !columns[$0].isUniquelyIndexed }),
+               let key = heldKey(relation, new) {
+                try hold(relid, .update, set, values: set.map { text(new[$0]) } + key, key: key)
+                changesApplied += 1
+                return
+            }
+            try send(held.take(relid))
             let (whereSQL, whereValues, whereMask) = try match(relation, oldKey: oldKey, oldFull: oldFull, new: new, first: set.count + 1)
             func update(_ mode: IdentityMode?, now: Bool) throws -> Int {
                 let key = "U\(relid):\(set.map(String.init).joined(separator: ",")):\(whereMask):\(mode.map { "\($0)" } ?? "")"
@@ -151,6 +162,12 @@ final class ChangeApplier {
             changesApplied += 1
         case .delete(let relid, let oldKey, let oldFull):
             guard let relation = try target(relid, tuples: [oldKey, oldFull]) else { return }
+            if oldFull == nil, let oldKey, let key = heldKey(relation, oldKey) {
+                try hold(relid, .delete, values: key, key: key)
+                changesApplied += 1
+                return
+            }
+            try send(held.take(relid))
             source.what = "DELETE on \(relation.namespace).\(relation.name)"
             let (whereSQL, whereValues, whereMask) = try match(relation, oldKey: oldKey, oldFull: oldFull, new: nil, first: 1)
             let name = try statement("D\(relid):\(whereMask)") {
@@ -161,6 +178,7 @@ final class ChangeApplier {
         case .truncate(let relids, let cascade, let restartIdentity):
             let names = try relids.compactMap { try target($0) }.map(qualified)
             guard !names.isEmpty else { return }
+            try flush()  // (with CASCADE it reaches other tables too)
             source.what = "TRUNCATE of \(names.joined(separator: ", "))"
             try pipeline.query("TRUNCATE ONLY \(names.joined(separator: ", "))\(restartIdentity ? " RESTART IDENTITY" : "")\(cascade ? " CASCADE" : "")", source: source)
             if restartIdentity { try forgetRestartedSequences(names) }
@@ -170,19 +188,55 @@ final class ChangeApplier {
         }
     }
 
-    /// Sends the held-back INSERTs as multi-row statements (see `PendingInserts`).
-    private func flushInserts() throws {
-        guard let (relid, rows, first, last) = inserts.take(), let relation = relations[relid] else { return }
-        let table = try qualified(relation)
-        let columns = try relation.columns.map { try connection.escapeIdentifier($0.name) }
-        var start = 0
-        for size in PendingInserts.chunks(rows.count, columns: columns.count) {
-            source.what = size == 1 && rows.count == 1 ? "INSERT into \(relation.namespace).\(relation.name)"
-                : "one of \(rows.count) INSERTs into \(relation.namespace).\(relation.name) (through LSN \(LSN.format(last)))"
-            source.changeLSN = first
-            let name = try statement("I\(relid)x\(size)") { (PendingInserts.sql(table: table, columns: columns, rows: size), size * columns.count) }
-            try pipeline.send(name, Array(rows[start..<(start + size)].joined()), byteText: byteText, expecting: .rows(size), source: source)
-            start += size
+    /// Holds a change back in its table's run, first sending the run if it cannot take the change, and sends
+    /// the run once full (every run once too much is held).
+    private func hold(_ relid: UInt32, _ kind: HeldChanges.Kind, _ setColumns: [Int] = [], values: [String?], key: [String?]? = nil) throws {
+        try send(held.closing(relid, unlessItAccepts: kind, setColumns, key: key))
+        if held.append(relid, kind, setColumns, values: values, key: key, source: source) { try send(held.take(relid)) }
+        if held.heldBytes >= HeldChanges.maxHeldBytes { try flush() }
+    }
+
+    /// The key of a change that can be held back: the values of the relation's key columns in `tuple`, when
+    /// it has key columns and every one came as a value (NULL or unchanged-TOAST keys go alone, as before).
+    private func heldKey(_ relation: RelationDescription, _ tuple: [TupleValue]) -> [String?]? {
+        let keys = relation.columns.indices.filter { relation.columns[$0].isKey }
+        guard !keys.isEmpty else { return nil }
+        var values: [String?] = []
+        for index in keys {
+            guard case .text(let value) = tuple[index] else { return nil }
+            values.append(value)
+        }
+        return values
+    }
+
+    /// Sends a run as multi-row statements, each of which must touch exactly its number of rows: its DELETEs,
+    /// then its INSERTs, then its UPDATEs (see `HeldChanges`).
+    private func send(_ run: HeldChanges.Run?) throws {
+        guard let run else { return }
+        guard let relation = relations[run.relid], let columns = targetColumns[run.relid] else {
+            throw FTBackupError(.failure, "internal error: \(run.count) held-back changes of relation \(run.relid) lost its description")
+        }
+        let (table, names) = try quoted(relation)
+        let keys = relation.columns.indices.filter { relation.columns[$0].isKey }.map { (column: names[$0], type: columns[$0].castType) }
+        var source = run.first
+        source.throughCommitLSN = run.lastCommitLSN
+        func send(_ rows: [[String?]], _ kind: HeldChanges.Kind, _ setColumns: [Int] = [], parameters: Int, _ sql: (Int) -> String) throws {
+            let (noun, preposition) = kind == .insert ? ("INSERT", "into") : kind == .update ? ("UPDATE", "on") : ("DELETE", "on")
+            source.what = rows.count == 1 ? "\(noun) \(preposition) \(relation.namespace).\(relation.name)"
+                : "one of \(rows.count) \(noun)s \(preposition) \(relation.namespace).\(relation.name) (through LSN \(LSN.format(run.lastChangeLSN)))"
+            let shape = setColumns.map(String.init).joined(separator: ",")
+            var start = 0
+            for size in HeldChanges.chunks(rows.count, parameters: parameters) {
+                let name = try statement("\(kind.rawValue)\(run.relid)x\(size):\(shape)") { (sql(size), size * parameters) }
+                try pipeline.send(name, Array(rows[start..<(start + size)].joined()), byteText: byteText, expecting: .rows(size), source: source)
+                start += size
+            }
+        }
+        try send(run.deletes, .delete, parameters: keys.count) { HeldChanges.deleteSQL(table: table, keys: keys, rows: $0) }
+        try send(run.inserts, .insert, parameters: names.count) { HeldChanges.insertSQL(table: table, columns: names, rows: $0) }
+        for (setColumns, rows) in run.updates {
+            let set = setColumns.map { (column: names[$0], type: columns[$0].castType) }
+            try send(rows, .update, setColumns, parameters: set.count + keys.count) { HeldChanges.updateSQL(table: table, set: set, keys: keys, rows: $0) }
         }
     }
 
@@ -297,6 +351,13 @@ final class ChangeApplier {
         /// Not known whether it changed: match only a row that still holds the new value.
         case assertUnchanged = "a"
         var description: String { rawValue }
+    }
+
+    private func quoted(_ relation: RelationDescription) throws -> (table: String, columns: [String]) {
+        if let known = quotedNames[relation.relid] { return known }
+        let names = (table: try qualified(relation), columns: try relation.columns.map { try connection.escapeIdentifier($0.name) })
+        quotedNames[relation.relid] = names
+        return names
     }
 
     private func qualified(_ relation: RelationDescription) throws -> String {

@@ -15,11 +15,20 @@ struct ReplayColumn: Equatable {
     var isAlwaysIdentity: Bool
     /// The identity's sequence (`pg_get_serial_sequence`), quoted and qualified.
     var identitySequence: String?
+    /// The type by its quoted, qualified name, without a modifier (`pg_catalog.bpchar`, not `character`, which
+    /// is `character(1)`): what a batched statement's parameters are read as before they are assigned.
+    var castType: String = ""
+    /// In a unique index or exclusion constraint, or the table has one over an expression or with a predicate:
+    /// an UPDATE that sets it is applied alone (rows of one statement are checked in no defined order).
+    var isUniquelyIndexed = true
 
     /// The published columns (not dropped, not generated) of `schema.table` in attribute order.
     static func load(_ connection: PGConnection, schema: String, table: String) throws -> [ReplayColumn] {
         try connection.query("""
             SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attidentity = 'a' AS always_identity,
+                   quote_ident(tn.nspname) || '.' || quote_ident(t.typname) AS cast_type,
+                   EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND (i.indisunique OR i.indisexclusion)
+                           AND (a.attnum = ANY (i.indkey::int2[]) OR i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)) AS uniquely_indexed,
                    CASE WHEN a.attidentity = 'a' THEN pg_get_serial_sequence(a.attrelid::regclass::text, a.attname) END AS sequence,
                    (SELECT CASE WHEN e.typtype IN ('e', 'r', 'm') THEN true ELSE EXISTS (
                                SELECT 1 FROM pg_opclass o JOIN pg_am am ON am.oid = o.opcmethod AND am.amname = 'btree'
@@ -28,13 +37,14 @@ struct ReplayColumn: Equatable {
                                                              AND k.castmethod = 'b' AND k.castcontext = 'i'))) END
                     FROM pg_type b JOIN pg_type e ON e.oid = CASE WHEN b.typcategory = 'A' AND b.typelem <> 0 THEN b.typelem ELSE b.oid END
                     WHERE b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END) AS typed
-            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
             WHERE a.attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
             ORDER BY a.attnum
             """, [schema, table]).rows.map {
             ReplayColumn(name: try $0.requiredString("name"), sqlType: try $0.requiredString("type"),
                          hasEquality: try $0.bool("typed") ?? false, isAlwaysIdentity: try $0.bool("always_identity") ?? false,
-                         identitySequence: try $0.string("sequence"))
+                         identitySequence: try $0.string("sequence"), castType: try $0.requiredString("cast_type"),
+                         isUniquelyIndexed: try $0.bool("uniquely_indexed") ?? true)
         }
     }
 

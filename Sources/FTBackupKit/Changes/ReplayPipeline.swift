@@ -7,13 +7,19 @@ struct ReplaySource {
     var commitTime: Int64?
     /// The change's own LSN.
     var changeLSN: UInt64 = 0
+    /// For changes sent together from several source transactions: the last one's commit LSN.
+    var throughCommitLSN: UInt64?
     /// What the command does, for messages: "UPDATE on app.items", "prepare", "TRUNCATE".
     var what = ""
 
     /// "the source transaction committed at LSN 0/16B3748 (2026-11-28 09:31:07.123456 UTC)".
+    /// With `throughCommitLSN`: "the source transactions committed from LSN 0/16B3748 (…) through LSN 0/16B9A10".
     var transaction: String {
-        "the source transaction committed at LSN \(LSN.format(commitLSN))"
-            + (commitTime.map { " (\(Timestamps.displayExact(PgOutputDecoder.date(fromPostgresMicroseconds: $0))))" } ?? "")
+        let time = commitTime.map { " (\(Timestamps.displayExact(PgOutputDecoder.date(fromPostgresMicroseconds: $0))))" } ?? ""
+        if let through = throughCommitLSN, through != commitLSN {
+            return "the source transactions committed from LSN \(LSN.format(commitLSN))\(time) through LSN \(LSN.format(through))"
+        }
+        return "the source transaction committed at LSN \(LSN.format(commitLSN))\(time)"
     }
 }
 

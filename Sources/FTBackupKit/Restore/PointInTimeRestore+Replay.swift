@@ -17,8 +17,11 @@ extension PointInTimeRestore {
         let selection = selection ?? .all(segments, following: following)  // nil: every segment is read
         let session = try await DatabaseSession.connect(options.target, name: "ftbackup-replay")
         defer { session.close() }
-        try await session.execute(ChangeArchiver.decodingSettings + "; SET session_replication_role = replica; SET synchronous_commit = off")
-        // (synchronous_commit is off for the replay's own batches: the restore is only done once the final COMMIT returns.)
+        try await session.execute(ChangeArchiver.decodingSettings + "; SET session_replication_role = replica; SET synchronous_commit = off"
+                                  + "; SET enable_hashjoin = off; SET enable_mergejoin = off")
+        // (synchronous_commit is off for the replay's own batches: the restore is only done once the final COMMIT returns.
+        // Batched UPDATEs and DELETEs join up to 64 keys to their table: probing the key's index per key is what they
+        // need, where the planner chose a hash join over the whole table for a table of a few thousand rows, 50 times slower.)
         let limit = PgOutputDecoder.postgresMicroseconds(from: target)
         let schemaFilter = Set(schemas)
         return try await session.withConnection { connection -> (Int, Int, [String]) in
@@ -68,10 +71,12 @@ extension PointInTimeRestore {
                 // The following segments are never replayed: every commit up to TIME is in `segments`.
                 if !isUsed { stop = true }
                 // Values go back in the encoding they were decoded in, byte for byte (UTF8 for older segments).
+                try applier.flush()
                 try pipeline.synchronously { try $0.execute("SET client_encoding = \(try $0.escapeLiteral(segment.encoding ?? "UTF8"))") }
                 applier.byteText = segment.byteText
                 try forEachRow(segment, storage: storage) { row in
                     if stop {
+                        try applier.flush()
                         try pipeline.finish()  // every change up to TIME is checked; only reads from here
                         // Past TIME: only the first heartbeat whose reading began after TIME is wanted.
                         guard after == nil, let kind = row.data.first, [UInt8(ascii: "R"), UInt8(ascii: "I")].contains(kind) else { return }
@@ -100,12 +105,12 @@ extension PointInTimeRestore {
                         }
                     case .commit:
                         if applying {
-                            try applier.endTransaction()
                             transactions += 1
                             sinceCommit += 1
                             applying = false
                             if sinceCommit >= grouping.transactions || bytesSinceCommit >= grouping.bytes {
                                 // (synchronously: reads and checks every outstanding result first)
+                                try applier.flush()
                                 try pipeline.synchronously { try $0.execute("COMMIT; BEGIN") }
                                 pipeline.committedThrough = lastApplied
                                 sinceCommit = 0
@@ -119,7 +124,7 @@ extension PointInTimeRestore {
                     }
                 }
             }
-            try applier.endTransaction()
+            try applier.flush()
             try pipeline.finish()
             try connection.execute("SET client_encoding = 'UTF8'")
             let warnings = try SequencesAtTime.apply(connection, before: applier.sequences, after: after, schemas: schemaFilter)

@@ -27,7 +27,8 @@ let setBasedReplaySchemaSQL = """
 extension ChangeArchivalTests.PointInTimeTests {
     /// Issue 14: replay holds a table's changes of distinct keys across source transactions and sends them as
     /// DELETEs, then INSERTs, then UPDATEs per set of columns. The end state at every instant is exact: a unique
-    /// value freed by a DELETE and taken by a later INSERT, unique values moved between rows (never batched), an
+    /// value freed by a DELETE or an UPDATE and taken by a later INSERT, unique values moved between rows (an UPDATE
+    /// of a uniquely indexed column is never held), an
     /// expression unique index and an exclusion constraint, values read back through char(n), varchar(n),
     /// bit(n), numeric(p,s), domain, enum and array types, a keyless table, and one key deleted, inserted and
     /// updated again. With tiny groups and the standard ones.
@@ -62,6 +63,11 @@ extension ChangeArchivalTests.PointInTimeTests {
                 BEGIN; UPDATE sb.slots SET during = tstzrange('2030-01-01', '2030-01-02') WHERE id = 1;
                 UPDATE sb.slots SET during = tstzrange('2026-01-01 01:00+00', '2026-01-01 02:00+00') WHERE id = 2; COMMIT;
                 """)
+            // a unique value an UPDATE gives up and a later INSERT takes (the INSERT would go first in a run)
+            steps.append("""
+                BEGIN; UPDATE sb.users SET email = 'freed' WHERE id = 35; INSERT INTO sb.users VALUES (200, 'e35', 'took an updated-away email');
+                UPDATE sb.lowered SET email = 'zz' WHERE id = 3; INSERT INTO sb.lowered VALUES (50, 'm3', 'took it'); COMMIT;
+                """)
             // one key deleted, inserted and updated again, each in its own transaction
             steps.append("DELETE FROM sb.typed WHERE k = 'k30'")
             steps.append("INSERT INTO sb.typed (k, c) VALUES ('k30', 'again')")
@@ -69,7 +75,7 @@ extension ChangeArchivalTests.PointInTimeTests {
             steps.append("DELETE FROM sb.typed WHERE k = 'k30'")
             for (n, sql) in steps.enumerated() { instants.append(("step \(n + 1)", try await a.step(sql, schemas: ["sb"]))) }
             _ = try await a.incremental()
-            for index in [2, 5, 7, 9, 11, steps.count - 2, steps.count - 1] {
+            for index in [2, 5, 7, 9, 10, 11, steps.count - 2, steps.count - 1] {
                 let (name, (at, expected)) = instants[index]
                 let restored = try await a.restoreSchemas(["sb"], at: at, grouping: tinyGrouping)
                 #expect(TableFingerprint.differences(source: expected, restored: restored) == [], "\(name), tiny groups")

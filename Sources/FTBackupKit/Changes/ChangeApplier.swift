@@ -29,8 +29,8 @@ final class ChangeApplier {
     private let statementLimit: Int
     /// The target's columns of each relation checked against its description (see `ReplayColumn`).
     private var targetColumns: [UInt32: [ReplayColumn]] = [:]
-    /// Each relation's quoted, qualified name and quoted column names, made once per description.
-    private var quotedNames: [UInt32: (table: String, columns: [String])] = [:]
+    /// Each relation's quoted, qualified name, quoted column names and key columns, made once per description.
+    private var quotedNames: [UInt32: (table: String, columns: [String], keys: [Int])] = [:]
     /// Bumped when a relation's description changes, so statements prepared for the old one are not reused.
     private var generations: [UInt32: Int] = [:]
     /// The newest heartbeat's sequence values (schema.name → [last_value, is_called]).
@@ -86,7 +86,7 @@ final class ChangeApplier {
                 changesApplied += 1
                 return
             }
-            try hold(relid, .insert, values: new.map(text), key: heldKey(relation, new))
+            try hold(relation, .insert, values: new.map(text))
             changesApplied += 1
         case .update(let relid, let oldKey, let oldFull, let new):
             guard let relation = try target(relid, tuples: [oldKey, oldFull, new]), let columns = targetColumns[relid] else { return }
@@ -110,8 +110,8 @@ final class ChangeApplier {
             }
             guard !set.isEmpty || identity != nil else { changesApplied += 1; return }
             if oldFull == nil, oldKey == nil, identity == nil, set.allSatisfy({ !columns[$0].isUniquelyIndexed }),
-               let key = heldKey(relation, new) {
-                try hold(relid, .update, set, values: set.map { text(new[$0]) } + key, key: key)
+               let key = try heldKey(relation, new) {
+                try hold(relation, .update, set, values: set.map { text(new[$0]) } + key, key: key)
                 changesApplied += 1
                 return
             }
@@ -162,8 +162,8 @@ final class ChangeApplier {
             changesApplied += 1
         case .delete(let relid, let oldKey, let oldFull):
             guard let relation = try target(relid, tuples: [oldKey, oldFull]) else { return }
-            if oldFull == nil, let oldKey, let key = heldKey(relation, oldKey) {
-                try hold(relid, .delete, values: key, key: key)
+            if oldFull == nil, let oldKey, let key = try heldKey(relation, oldKey) {
+                try hold(relation, .delete, values: key, key: key)
                 changesApplied += 1
                 return
             }
@@ -190,16 +190,17 @@ final class ChangeApplier {
 
     /// Holds a change back in its table's run, first sending the run if it cannot take the change, and sends
     /// the run once full (every run once too much is held).
-    private func hold(_ relid: UInt32, _ kind: HeldChanges.Kind, _ setColumns: [Int] = [], values: [String?], key: [String?]? = nil) throws {
-        try send(held.closing(relid, unlessItAccepts: kind, setColumns, key: key))
-        if held.append(relid, kind, setColumns, values: values, key: key, source: source) { try send(held.take(relid)) }
+    private func hold(_ relation: RelationDescription, _ kind: HeldChanges.Kind, _ setColumns: [Int] = [], values: [String?], key: [String?]? = nil) throws {
+        let relid = relation.relid
+        try send(held.closing(relid, unlessItAccepts: kind, setColumns, key: key, row: values))
+        if held.append(relid, kind, setColumns, values: values, key: key, keyColumns: try quoted(relation).keys, source: source) { try send(held.take(relid)) }
         if held.heldBytes >= HeldChanges.maxHeldBytes { try flush() }
     }
 
     /// The key of a change that can be held back: the values of the relation's key columns in `tuple`, when
     /// it has key columns and every one came as a value (NULL or unchanged-TOAST keys go alone, as before).
-    private func heldKey(_ relation: RelationDescription, _ tuple: [TupleValue]) -> [String?]? {
-        let keys = relation.columns.indices.filter { relation.columns[$0].isKey }
+    private func heldKey(_ relation: RelationDescription, _ tuple: [TupleValue]) throws -> [String?]? {
+        let keys = try quoted(relation).keys
         guard !keys.isEmpty else { return nil }
         var values: [String?] = []
         for index in keys {
@@ -216,8 +217,8 @@ final class ChangeApplier {
         guard let relation = relations[run.relid], let columns = targetColumns[run.relid] else {
             throw FTBackupError(.failure, "internal error: \(run.count) held-back changes of relation \(run.relid) lost its description")
         }
-        let (table, names) = try quoted(relation)
-        let keys = relation.columns.indices.filter { relation.columns[$0].isKey }.map { (column: names[$0], type: columns[$0].castType) }
+        let (table, names, keyIndices) = try quoted(relation)
+        let keys = keyIndices.map { (column: names[$0], type: columns[$0].castType) }
         var source = run.first
         source.throughCommitLSN = run.lastCommitLSN
         func send(_ rows: [[String?]], _ kind: HeldChanges.Kind, _ setColumns: [Int] = [], parameters: Int, _ sql: (Int) -> String) throws {
@@ -353,9 +354,10 @@ final class ChangeApplier {
         var description: String { rawValue }
     }
 
-    private func quoted(_ relation: RelationDescription) throws -> (table: String, columns: [String]) {
+    private func quoted(_ relation: RelationDescription) throws -> (table: String, columns: [String], keys: [Int]) {
         if let known = quotedNames[relation.relid] { return known }
-        let names = (table: try qualified(relation), columns: try relation.columns.map { try connection.escapeIdentifier($0.name) })
+        let names = (table: try qualified(relation), columns: try relation.columns.map { try connection.escapeIdentifier($0.name) },
+                     keys: relation.columns.indices.filter { relation.columns[$0].isKey })
         quotedNames[relation.relid] = names
         return names
     }

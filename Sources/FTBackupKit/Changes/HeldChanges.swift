@@ -21,13 +21,18 @@ struct HeldChanges {
     /// One table's held changes.
     struct Run {
         let relid: UInt32
+        /// The relation's key columns (indices), to find an INSERT's key in its row; empty: it has none.
+        let keyColumns: [Int]
         /// Parameters of each change: an INSERT's new row; a DELETE's key; an UPDATE's set values, then its key.
         var inserts: [[String?]] = []
         var deletes: [[String?]] = []
         /// UPDATEs per set of set columns (indices into the relation's columns), in the order the sets came.
         var updates: [(setColumns: [Int], rows: [[String?]])] = []
+        /// The keys held. An INSERT's is only worked out once the run holds an UPDATE or DELETE too: a run of
+        /// INSERTs alone keeps their order and needs none (a bulk load pays nothing for them).
         var keys: Set<[String?]> = []
-        /// Some INSERT came without a key: the run takes only INSERTs.
+        var insertKeysPending = false
+        /// Some INSERT has no key (a table without one, or NULL in it): the run takes only INSERTs.
         var unkeyed = false
         var count = 0
         var bytes = 0
@@ -36,10 +41,36 @@ struct HeldChanges {
         var lastCommitLSN: UInt64
         var lastChangeLSN: UInt64
 
-        func accepts(_ kind: Kind, _ setColumns: [Int], key: [String?]?) -> Bool {
+        var holdsOnlyInserts: Bool { deletes.isEmpty && updates.isEmpty }
+
+        func key(ofInsert row: [String?]) -> [String?]? {
+            guard !keyColumns.isEmpty else { return nil }
+            var key: [String?] = []
+            key.reserveCapacity(keyColumns.count)
+            for index in keyColumns {
+                guard index < row.count, let value = row[index] else { return nil }
+                key.append(value)
+            }
+            return key
+        }
+
+        mutating func registerInsertKeys() {
+            guard insertKeysPending else { return }
+            for row in inserts {
+                if let key = key(ofInsert: row) { keys.insert(key) } else { unkeyed = true }
+            }
+            insertKeysPending = false
+        }
+
+        /// Whether the run can take the change (an UPDATE's or DELETE's `key`; an INSERT's `row`).
+        mutating func accepts(_ kind: Kind, _ setColumns: [Int], key: [String?]?, row: [String?]) -> Bool {
             guard count < HeldChanges.maxRows, bytes < HeldChanges.maxBytes else { return false }
-            guard let key else { return kind == .insert && deletes.isEmpty && updates.isEmpty }
-            if unkeyed || keys.contains(key) { return false }
+            if kind == .insert {
+                if holdsOnlyInserts { return true }
+                return self.key(ofInsert: row).map { !keys.contains($0) } ?? false
+            }
+            registerInsertKeys()
+            guard let key, !unkeyed, !keys.contains(key) else { return false }
             return kind != .update || updates.count < HeldChanges.maxShapes || updates.contains { $0.setColumns == setColumns }
         }
     }
@@ -58,15 +89,17 @@ struct HeldChanges {
 
     var isEmpty: Bool { runs.isEmpty }
 
-    /// The table's run, taken out, unless it can take a change of this kind, shape and key.
-    mutating func closing(_ relid: UInt32, unlessItAccepts kind: Kind, _ setColumns: [Int], key: [String?]?) -> Run? {
-        guard let position = index[relid], !runs[position].accepts(kind, setColumns, key: key) else { return nil }
+    /// The table's run, taken out, unless it can take a change of this kind and shape with this key (an
+    /// UPDATE's or DELETE's) or row (an INSERT's).
+    mutating func closing(_ relid: UInt32, unlessItAccepts kind: Kind, _ setColumns: [Int], key: [String?]?, row: [String?] = []) -> Run? {
+        guard let position = index[relid], !runs[position].accepts(kind, setColumns, key: key, row: row) else { return nil }
         return take(relid)
     }
 
-    /// Adds a change (`key`: its key's values; nil for an INSERT into a table without one) to the table's run,
-    /// which `closing` made sure accepts it; true when the run is now full.
-    mutating func append(_ relid: UInt32, _ kind: Kind, _ setColumns: [Int], values: [String?], key: [String?]?, source: ReplaySource) -> Bool {
+    /// Adds a change (`key`: an UPDATE's or DELETE's key values; `keyColumns`: where an INSERT's row holds its
+    /// key) to the table's run, which `closing` made sure accepts it; true when the run is now full.
+    mutating func append(_ relid: UInt32, _ kind: Kind, _ setColumns: [Int], values: [String?], key: [String?]?, keyColumns: [Int] = [],
+                         source: ReplaySource) -> Bool {
         let size = values.reduce(8) { $0 + ($1?.utf8.count ?? 0) }
         let position: Int
         if let known = index[relid] {
@@ -74,10 +107,18 @@ struct HeldChanges {
         } else {
             position = runs.count
             index[relid] = position
-            runs.append(Run(relid: relid, first: source, lastCommitLSN: source.commitLSN, lastChangeLSN: source.changeLSN))
+            runs.append(Run(relid: relid, keyColumns: keyColumns, first: source, lastCommitLSN: source.commitLSN, lastChangeLSN: source.changeLSN))
         }
         switch kind {
-        case .insert: runs[position].inserts.append(values)
+        case .insert:
+            if runs[position].holdsOnlyInserts {
+                runs[position].insertKeysPending = true
+            } else if let key = runs[position].key(ofInsert: values) {
+                runs[position].keys.insert(key)
+            } else {
+                runs[position].unkeyed = true
+            }
+            runs[position].inserts.append(values)
         case .delete: runs[position].deletes.append(values)
         case .update:
             if let shape = runs[position].updates.firstIndex(where: { $0.setColumns == setColumns }) {
@@ -86,7 +127,10 @@ struct HeldChanges {
                 runs[position].updates.append((setColumns, [values]))
             }
         }
-        if let key { runs[position].keys.insert(key) } else { runs[position].unkeyed = true }
+        if kind != .insert, let key {
+            runs[position].registerInsertKeys()
+            runs[position].keys.insert(key)
+        }
         runs[position].count += 1
         runs[position].bytes += size
         runs[position].lastCommitLSN = source.commitLSN

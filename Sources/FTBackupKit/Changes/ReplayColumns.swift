@@ -18,8 +18,9 @@ struct ReplayColumn: Equatable {
     /// The type by its quoted, qualified name, without a modifier (`pg_catalog.bpchar`, not `character`, which
     /// is `character(1)`): what a batched statement's parameters are read as before they are assigned.
     var castType: String = ""
-    /// In a unique index or exclusion constraint, or the table has one over an expression or with a predicate:
-    /// an UPDATE that sets it is applied alone (rows of one statement are checked in no defined order).
+    /// In a unique index or exclusion constraint, or the table has one over an expression, with a predicate, or
+    /// over a generated column (computed from columns an UPDATE sets, and never published itself): an UPDATE
+    /// that sets it is applied alone (rows of one statement are checked in no defined order).
     var isUniquelyIndexed = true
 
     /// The published columns (not dropped, not generated) of `schema.table` in attribute order.
@@ -28,7 +29,9 @@ struct ReplayColumn: Equatable {
             SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attidentity = 'a' AS always_identity,
                    quote_ident(tn.nspname) || '.' || quote_ident(t.typname) AS cast_type,
                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND (i.indisunique OR i.indisexclusion)
-                           AND (a.attnum = ANY (i.indkey::int2[]) OR i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)) AS uniquely_indexed,
+                           AND (a.attnum = ANY (i.indkey::int2[]) OR i.indexprs IS NOT NULL OR i.indpred IS NOT NULL
+                                OR EXISTS (SELECT 1 FROM pg_attribute g WHERE g.attrelid = i.indrelid AND g.attnum = ANY (i.indkey::int2[])
+                                                                         AND g.attgenerated <> ''))) AS uniquely_indexed,
                    CASE WHEN a.attidentity = 'a' THEN pg_get_serial_sequence(a.attrelid::regclass::text, a.attname) END AS sequence,
                    (SELECT CASE WHEN e.typtype IN ('e', 'r', 'm') THEN true ELSE EXISTS (
                                SELECT 1 FROM pg_opclass o JOIN pg_am am ON am.oid = o.opcmethod AND am.amname = 'btree'

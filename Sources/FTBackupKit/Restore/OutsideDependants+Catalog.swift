@@ -39,7 +39,7 @@ extension OutsideDependants {
         try connection.execute("SET LOCAL search_path = ''")  // every name in the definitions qualified
         found.foreignKeys = try connection.query("""
             SELECT con.conrelid::regclass::text AS tbl, con.conname AS name, pg_get_constraintdef(con.oid) AS def,
-                   c.relkind = 'p' AS partitioned
+                   c.relkind = 'p' AS partitioned, obj_description(con.oid, 'pg_constraint') AS comment
             FROM pg_constraint con
             JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             JOIN pg_class r ON r.oid = con.confrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace
@@ -48,7 +48,8 @@ extension OutsideDependants {
             ORDER BY con.oid
             """, [list]).rows.map {
             ForeignKey(table: try $0.requiredString("tbl"), name: try $0.requiredString("name"),
-                       definition: try $0.requiredString("def"), partitioned: try $0.bool("partitioned") ?? false)
+                       definition: try $0.requiredString("def"), partitioned: try $0.bool("partitioned") ?? false,
+                       comment: try $0.string("comment"))
         }
         // Views on the schemas' relations, and views on those, transitively.
         let viewRows = try connection.query("""
@@ -84,7 +85,7 @@ extension OutsideDependants {
         }
         found.policies = try connection.query("""
             SELECT format('%I.%I', p.schemaname, p.tablename) AS tbl, p.policyname AS name, p.permissive, to_json(p.roles)::text AS roles,
-                   p.cmd, p.qual, p.with_check
+                   p.cmd, p.qual, p.with_check, obj_description(po.oid, 'pg_policy') AS comment
             FROM pg_policies p
             JOIN pg_policy po ON po.polname = p.policyname AND po.polrelid = format('%I.%I', p.schemaname, p.tablename)::regclass
             WHERE NOT p.schemaname = ANY($1::text[])
@@ -97,7 +98,7 @@ extension OutsideDependants {
             var create = "CREATE POLICY \(try connection.escapeIdentifier(name)) ON \(table) AS \(try row.requiredString("permissive")) FOR \(try row.requiredString("cmd")) TO \(roles.joined(separator: ", "))"
             if let qual = try row.string("qual") { create += " USING (\(qual))" }
             if let check = try row.string("with_check") { create += " WITH CHECK (\(check))" }
-            return Policy(table: table, name: name, create: create)
+            return Policy(table: table, name: name, create: create, comment: try row.string("comment"))
         }
         found.capturedState = CatalogState(foreignKeys: found.foreignKeys, views: found.views, policies: found.policies,
                                            viewDefinitions: try viewRows.map { try $0.requiredString("definition") })

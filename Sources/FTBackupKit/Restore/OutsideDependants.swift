@@ -11,12 +11,19 @@ import Logging
 /// (definition, indexes, owner, grants, comments) and refreshed if they were populated; foreign keys
 /// are re-added as they were, and validated: restored rows that no longer satisfy one leave it
 /// `NOT VALID` (still enforced for new rows) with a warning naming it, rather than failing the restore.
+/// A key that was `NOT VALID` in the target stays so, and comments on keys and policies come back with them.
 struct OutsideDependants: Sendable {
     struct ForeignKey: Sendable, Codable, Equatable {
         var table: String       // qualified, quoted
         var name: String
         var definition: String  // pg_get_constraintdef with every name qualified
         var partitioned: Bool
+        /// `COMMENT ON CONSTRAINT`'s text (nil in records of runs before comments were kept).
+        var comment: String? = nil
+
+        /// Whether the target held it `NOT VALID` on purpose (pg_get_constraintdef ends so): put back as it was,
+        /// not validated.
+        var isNotValid: Bool { definition.hasSuffix(" NOT VALID") }
     }
     struct View: Sendable, Codable, Equatable {
         var schema: String
@@ -29,6 +36,8 @@ struct OutsideDependants: Sendable {
         var table: String       // qualified, quoted
         var name: String
         var create: String      // the whole CREATE POLICY, every name qualified
+        /// `COMMENT ON POLICY`'s text (nil in records of runs before comments were kept).
+        var comment: String? = nil
     }
 
     var foreignKeys: [ForeignKey] = []
@@ -124,13 +133,19 @@ struct OutsideDependants: Sendable {
         for view in views where view.materialized && view.populated {
             try await target.execute("REFRESH MATERIALIZED VIEW \(try target.qualifiedName(view.schema, view.name))")
         }
-        for policy in policies { try await target.execute(policy.create) }
+        for policy in policies {
+            try await target.execute(policy.create)
+            if let comment = try Self.commentStatement(policy, target) { try await target.execute(comment) }
+        }
         var warnings: [String] = []
         for key in foreignKeys {
             let name = try target.escapeIdentifier(key.name)
-            // A partitioned table cannot take a NOT VALID foreign key: added (and checked) at once.
-            try await target.execute("ALTER TABLE \(key.table) ADD CONSTRAINT \(name) \(key.definition)\(key.partitioned ? "" : " NOT VALID")")
-            guard !key.partitioned else { continue }
+            // A partitioned table cannot take a NOT VALID foreign key: added (and checked) at once. One the target held
+            // NOT VALID on purpose says so already, and stays so: validating it would change what the target had.
+            let notValid = key.partitioned || key.isNotValid ? "" : " NOT VALID"
+            try await target.execute("ALTER TABLE \(key.table) ADD CONSTRAINT \(name) \(key.definition)\(notValid)")
+            if let comment = try Self.commentStatement(key, target) { try await target.execute(comment) }
+            guard !key.partitioned, !key.isNotValid else { continue }
             do {
                 try await target.execute("ALTER TABLE \(key.table) VALIDATE CONSTRAINT \(name)")
             } catch let error as FTBackupError where error.message.contains("23503") || error.message.contains("violates foreign key") {
@@ -193,10 +208,26 @@ struct OutsideDependants: Sendable {
     /// while they are being put back).
     func scriptText(_ target: DatabaseSession) -> String {
         let quoted = { (name: String) in (try? target.escapeIdentifier(name)) ?? name }
-        let statements = policies.map { "DROP POLICY IF EXISTS \(quoted($0.name)) ON \($0.table);\n\($0.create);" } + foreignKeys.map {
+        let comment = { (statement: String?) in statement.map { "\n\($0);" } ?? "" }
+        let statements = policies.map {
+            "DROP POLICY IF EXISTS \(quoted($0.name)) ON \($0.table);\n\($0.create);" + comment((try? Self.commentStatement($0, target)) ?? nil)
+        } + foreignKeys.map {
             "ALTER TABLE \($0.table) DROP CONSTRAINT IF EXISTS \(quoted($0.name));\nALTER TABLE \($0.table) ADD CONSTRAINT \(quoted($0.name)) \($0.definition);"
+                + comment((try? Self.commentStatement($0, target)) ?? nil)
         }
         return statements.joined(separator: "\n") + "\n"
+    }
+
+    /// `COMMENT ON CONSTRAINT` for a key that had a comment, else nil.
+    static func commentStatement(_ key: ForeignKey, _ target: DatabaseSession) throws -> String? {
+        guard let comment = key.comment else { return nil }
+        return "COMMENT ON CONSTRAINT \(try target.escapeIdentifier(key.name)) ON \(key.table) IS \(try target.escapeLiteral(comment))"
+    }
+
+    /// `COMMENT ON POLICY` for a policy that had a comment, else nil.
+    static func commentStatement(_ policy: Policy, _ target: DatabaseSession) throws -> String? {
+        guard let comment = policy.comment else { return nil }
+        return "COMMENT ON POLICY \(try target.escapeIdentifier(policy.name)) ON \(policy.table) IS \(try target.escapeLiteral(comment))"
     }
 
     /// Before `--clean` drops anything: writes the script and the record and moves the views' dump out of

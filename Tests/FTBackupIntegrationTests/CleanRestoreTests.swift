@@ -267,3 +267,115 @@ import Testing
         }
     }
 }
+
+/// Two restores into one database: the second is refused at once with exit 75, naming the first, and changes nothing.
+@Suite struct RestoreTargetLockTests {
+    /// While a real restore --clean of a schema runs (paused just after its drop), a second one into the same database is
+    /// refused (exit 75, naming the first's session) and changes nothing; on main it went ahead and dropped the schema under
+    /// the first. Once the first is interrupted, the documented rerun is not refused: the lock went with its session.
+    @Test func aSecondRestoreIntoTheSameDatabaseIsRefusedWhileTheFirstRuns() async throws {
+        try await TestServer.withDatabase { source in
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase { target in
+                    let watcher = try await target.connect("watcher")
+                    defer { watcher.close() }
+                    let arguments = ["restore", "--repo", repo.path, "--schema", "users", "--clean", "--yes", "--target", target.connectionString.raw]
+                    let (first, _, err) = try FTBackupBinary.start(arguments, environment: ["FTBACKUP_FAILPOINT": "restore.after-clean-drop"])
+                    defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+                    let stderr = PipeText(err)
+                    let paused = try await Eventually.holds(every: .milliseconds(50), while: { first.isRunning }) {
+                        stderr.text.contains("failpoint restore.after-clean-drop reached")
+                    }
+                    #expect(paused, "the first restore never reached its drop: \(stderr.text)")
+                    let holder = try await watcher.query("""
+                        SELECT pid::text AS p FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = \(RestoreTargetLock.key)
+                          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                        """).first?.string("p")
+                    #expect(holder != nil, "the first restore does not hold the target's lock")
+                    let catalog = "SELECT count(*)::text || ' ' || coalesce(max(oid)::text, '-') AS c FROM pg_class WHERE relnamespace::regnamespace::text = 'users'"
+                    let catalogBefore = try await watcher.query(catalog).first?.string("c")
+                    let options = RestoreOptions(target: target.connectionString, repositoryPath: repo.path, schemas: ["users"], clean: true,
+                                                 confirmed: true, showProgress: false)
+                    let error = await #expect(throws: FTBackupError.self) { _ = try await RestoreRunner.run(options) }
+                    #expect(error?.status == .locked)
+                    #expect(error?.message.contains("another ftbackup restore is writing into") == true, "\(error?.message ?? "")")
+                    #expect(error?.message.contains("server pid \(holder ?? "?")") == true, "\(error?.message ?? "")")
+                    #expect(try await watcher.query(catalog).first?.string("c") == catalogBefore, "the refused run changed the schema")
+                    // The documented way on after an interrupt: the same restore again, not refused.
+                    kill(first.processIdentifier, SIGINT)
+                    await FTBackupBinary.waitForExit(first)
+                    _ = try await RestoreRunner.run(options)
+                    let s = try await source.connect()
+                    defer { s.close() }
+                    let expected = try await TableFingerprint.compute(s, schemas: ["users"])
+                    #expect(!expected.isEmpty)
+                    #expect(try await TableFingerprint.compute(watcher, schemas: ["users"]) == expected)
+                }
+            }
+        }
+    }
+
+    /// A session holding the lock (a restore elsewhere) refuses a whole-database restore too, naming the holder.
+    @Test func aHeldLockRefusesAWholeRestoreNamingTheHolder() async throws {
+        try await TestServer.withDatabase { source in
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase { target in
+                    let holder = try await target.connect("ftbackup-restore")
+                    defer { holder.close() }
+                    _ = try await holder.query("SELECT pg_advisory_lock($1::int8)", [RestoreTargetLock.key])
+                    let pid = try await holder.query("SELECT pg_backend_pid()::text AS p").first!.requiredString("p")
+                    let before = try await TableFingerprint.compute(holder)
+                    let error = await #expect(throws: FTBackupError.self) {
+                        _ = try await RestoreRunner.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path, showProgress: false))
+                    }
+                    #expect(error?.status == .locked)
+                    #expect(error?.message.contains("server pid \(pid)") == true, "\(error?.message ?? "")")
+                    #expect(try await TableFingerprint.compute(holder) == before)
+                }
+            }
+        }
+    }
+}
+
+extension RestoreTargetLockTests {
+    /// A SIGINT while `--clean` writes what other schemas hold on the dropped one (before anything is dropped) leaves no
+    /// file behind: on main the views dump and the script (and the record's `.ftbackup-UUID.tmp`) stayed in TMPDIR, never
+    /// adopted by a rerun nor removed by anything. The schema is not dropped, and the rerun succeeds.
+    @Test func anInterruptWhileTheDependantsAreSavedLeavesNoFileAndDropsNothing() async throws {
+        let tool = "sprint_24_fit_abc_analysis"
+        try await TestServer.withDatabase { db in
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(db, repo))
+                let session = try await db.connect()
+                defer { session.close() }
+                let oid = { try await session.query("SELECT oid::text AS o FROM pg_namespace WHERE nspname = $1", [tool]).first?.string("o") }
+                let before = try await oid()
+                let tmp = NSTemporaryDirectory() + "ftbackup-tmpdir-\(UUID().uuidString)"
+                try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+                defer { try? FileManager.default.removeItem(atPath: tmp) }
+                let arguments = ["restore", "--repo", repo.path, "--schema", tool, "--clean", "--yes", "--target", db.connectionString.raw]
+                let (process, _, err) = try FTBackupBinary.start(arguments, environment: ["TMPDIR": tmp,
+                                                                                         "FTBACKUP_FAILPOINT": OutsideDependants.failpointPersisting])
+                defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+                let stderr = PipeText(err)
+                let paused = try await Eventually.holds(every: .milliseconds(50), while: { process.isRunning }) {
+                    stderr.text.contains("failpoint \(OutsideDependants.failpointPersisting) reached")
+                }
+                #expect(paused, "never reached the window: \(stderr.text)")
+                let written = (try FileManager.default.contentsOfDirectory(atPath: tmp)).filter { $0.hasPrefix("ftbackup-dependants-") }
+                #expect(written.contains { $0.hasSuffix(".sql") }, "nothing written yet: \(written)")
+                kill(process.processIdentifier, SIGINT)
+                await FTBackupBinary.waitForExit(process)
+                #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT, "\(stderr.text)")
+                let left = (try FileManager.default.contentsOfDirectory(atPath: tmp)).sorted()
+                #expect(left == [], "left in TMPDIR: \(left)")
+                #expect(try await oid() == before, "the schema was dropped")
+                let rerun = try await FTBackupBinary.run(arguments, environment: ["TMPDIR": tmp])
+                #expect(rerun.status == 0, "\(rerun.stderr)")
+                #expect(try FileManager.default.contentsOfDirectory(atPath: tmp) == [])
+            }
+        }
+    }
+}

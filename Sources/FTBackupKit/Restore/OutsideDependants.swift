@@ -233,18 +233,47 @@ struct OutsideDependants: Sendable {
     /// Before `--clean` drops anything: writes the script and the record and moves the views' dump out of
     /// the process's temporary folder (which a SIGKILL leaves behind and the next run removes), so what other
     /// schemas held on the dropped ones outlives any end of this run; removed once they are back.
-    mutating func persist(_ target: DatabaseSession, identity: DatabaseIdentity, schemas: [String]) async throws {
-        guard !isEmpty else { return }
+    ///
+    /// Until the drop starts, nothing needs these files: an interrupt before it (a SIGINT while they are written)
+    /// removes them, temporary names included, and so does a failure here. An interrupt used to leave the script,
+    /// the views dump and a `.ftbackup-UUID.tmp` holding the whole record that no rerun ever adopted or removed.
+    /// Returns that interrupt action's key: the caller cancels it once the drop's own action (which keeps them) is
+    /// registered.
+    @discardableResult
+    mutating func persist(_ target: DatabaseSession, identity: DatabaseIdentity, schemas: [String]) async throws -> UUID? {
+        guard !isEmpty else { return nil }
         let oids = try await Self.schemaOids(target, schemas: schemas)
         let base = FileManager.default.temporaryDirectory, stamp = UUID().uuidString
         let path = { (suffix: String) in base.appendingPathComponent("ftbackup-dependants-\(stamp).\(suffix)").path }
+        let temporary = { (suffix: String) in base.appendingPathComponent(".ftbackup-\(stamp)-\(suffix).tmp").path }
+        let written = ["pgdump", "sql", "json"].map(path) + ["sql", "json"].map(temporary)
+        let untilDrop = TemporaryFiles.onInterrupt {
+            for file in written { unlink(file) }
+            return nil
+        }
+        do {
+            try await persistFiles(target, identity: identity, schemas: schemas, oids: oids, base: base, path: path, temporary: temporary)
+        } catch {
+            TemporaryFiles.cancelInterruptAction(untilDrop)
+            for file in written { unlink(file) }
+            if viewDump.map(written.contains) == true { viewDump = nil }
+            throw error
+        }
+        return untilDrop
+    }
+
+    /// A test's window inside `persist`: the views dump and the script written, the record not yet.
+    static let failpointPersisting = "restore.persisting-dependants"
+
+    private mutating func persistFiles(_ target: DatabaseSession, identity: DatabaseIdentity, schemas: [String], oids: [String: Int64],
+                                       base: URL, path: (String) -> String, temporary: (String) -> String) async throws {
         var files: [String] = []
         // Written to survive a power loss, not only a kill: once the drop commits, these files are the only copy of
         // what other schemas held. The dump is fsynced in place, the script and the record are written under a
         // temporary name, fsynced and renamed, the record last (its presence is what a rerun adopts).
         func durable(_ suffix: String, _ bytes: [UInt8], _ what: String) throws {
             do {
-                try Self.writePrivately(path(suffix), bytes, folder: base.path)
+                try Self.writePrivately(path(suffix), bytes, folder: base.path, temporary: temporary(suffix))
             } catch {
                 throw FTBackupError(.cannotWrite, "cannot write \(path(suffix)) (\(what)); nothing was dropped: \(error)",
                                     hint: "check TMPDIR, its permissions and free space")
@@ -270,6 +299,7 @@ struct OutsideDependants: Sendable {
         }
         try durable("sql", Array(scriptText(target).utf8), "what other schemas hold on the schemas --clean drops")
         files.append(path("sql"))
+        Failpoint.pause(Self.failpointPersisting)
         let record = Record(identity: identity, schemas: schemas, pid: getpid(), foreignKeys: foreignKeys, policies: policies, views: views,
                             viewDumps: [viewDump].compactMap { $0 } + adoptedViewDumps, files: files + persisted, schemaOids: oids)
         let encoder = JSONEncoder()
@@ -285,8 +315,8 @@ struct OutsideDependants: Sendable {
     /// link (O_NOFOLLOW), 0600, fsynced, renamed into place, the folder fsynced. (`LocalStorage.writeAll` uses a fixed
     /// `NAME.tmp-PID`, opened with O_TRUNC: in /tmp a link planted at that name had the record written wherever it
     /// pointed, and the record renamed into place was the link, never adopted.)
-    static func writePrivately(_ final: String, _ bytes: [UInt8], folder: String) throws {
-        let temporary = "\(folder)/.ftbackup-\(UUID().uuidString).tmp"
+    static func writePrivately(_ final: String, _ bytes: [UInt8], folder: String, temporary: String? = nil) throws {
+        let temporary = temporary ?? "\(folder)/.ftbackup-\(UUID().uuidString).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw LocalStorage.failure("cannot create", temporary, errno) }
         var written = 0

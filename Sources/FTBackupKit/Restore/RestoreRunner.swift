@@ -88,6 +88,7 @@ public enum RestoreRunner {
         // and listed meanwhile, on threads of their own (it touches no database).
         let target = try await DatabaseSession.connect(options.target, name: "ftbackup-restore")
         defer { target.close() }
+        try await RestoreTargetLock.acquire(target)
         // The removal of retired data fires the application's triggers as the policy says: its own sessions as given.
         let reapplyTarget = options.target
         if try await applicationEventTriggersWouldFire(target) {
@@ -164,8 +165,10 @@ public enum RestoreRunner {
                 // kept outside the temporary folder before anything is dropped (a SIGKILL leaves it for the rerun).
                 let identity = try await target.withConnection { try DatabaseIdentity.of($0) }
                 try await dependants.adopt(target, identity: identity, schemas: plan.schemas, logger: logger)
-                try await dependants.persist(target, identity: identity, schemas: plan.schemas)
+                let untilDrop = try await dependants.persist(target, identity: identity, schemas: plan.schemas)
                 let saved = dependants
+                // From here an interrupt keeps the files (the drop may be under way); before, it removed them.
+                if let untilDrop { TemporaryFiles.cancelInterruptAction(untilDrop) }
                 interruptAction = RestoreFailure.keepOnInterrupt(saved, dropped: true, target: target, plan: plan, clock: clock,
                                                                  createdOutside: createdOutside)
                 let publicRelations = Set(contents.entries.filter {

@@ -17,7 +17,12 @@ psql="${FTBACKUP_SCRATCH_BIN}/psql"
 .build/debug/ftbackup dev seed --scale 1 --db "host=127.0.0.1 port=$FTBACKUP_SCRATCH_PORT user=postgres dbname=$FTBACKUP_TEST_TEMPLATE"
 # CI shows only the last lines of the log: on failure, end with the failing tests and their first issues.
 log="$(mktemp "${TMPDIR:-/tmp}/ftbackup-test-log.XXXXXX")"
-trap 'rm -f "$log"' EXIT
+# The tests' own temporary files (repositories, key files, policies, proxy logs) go into a folder of this run,
+# removed at its end whatever the tests left (a test that fails or is killed before its cleanup): they used to
+# pile up in /tmp, master keys among them.
+tests_tmp="$(mktemp -d "${TMPDIR:-/tmp}/ftbackup-tests.XXXXXX")"
+trap 'rm -f "$log"; rm -rf "$tests_tmp"' EXIT
+export TMPDIR="$tests_tmp"
 set +e
 swift test "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

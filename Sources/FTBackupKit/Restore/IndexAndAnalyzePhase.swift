@@ -7,7 +7,8 @@ import Foundation
 /// Work items are single index builds, largest tables first, so one big table's indexes still spread
 /// over the workers. A table is analyzed as soon as its last index is built, by the worker that built
 /// it (ANALYZE and CREATE INDEX on one table would wait for each other); a table without secondary
-/// indexes is analyzed as an item of its own. With `--skip-analyze` only the builds run.
+/// indexes is analyzed as an item of its own; a partition whose root the restore brings back, through
+/// that root once it is the root's last (`PartitionedStatistics`). With `--skip-analyze` only the builds run.
 enum IndexAndAnalyzePhase {
     enum Item: Sendable {
         case build(table: String, IndexBuildPlan.Build)
@@ -45,7 +46,8 @@ enum IndexAndAnalyzePhase {
         return items
     }
 
-    static func run(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, options: RestoreOptions) async throws {
+    static func run(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, options: RestoreOptions,
+                    statistics: PartitionedStatistics = .none) async throws {
         let queue = WorkQueue(items(tables, indexes: indexes, analyze: !options.skipAnalyze))
         let remaining = Remaining(indexes.secondary.mapValues(\.count))
         let byKey = Dictionary(tables.map { (IndexBuildPlan.key($0), $0) }, uniquingKeysWith: { first, _ in first })
@@ -60,11 +62,14 @@ enum IndexAndAnalyzePhase {
                         switch item {
                         case .build(let key, let build):
                             try await indexes.run([build], on: session)
-                            if remaining.finished(key), !options.skipAnalyze, let table = byKey[key] {
-                                try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))")
+                            if remaining.finished(key), !options.skipAnalyze, let table = byKey[key],
+                               let analyzed = statistics.toAnalyze(after: key, (table.schema, table.name)) {
+                                try await session.execute("ANALYZE \(try session.qualifiedName(analyzed.schema, analyzed.name))")
                             }
                         case .analyze(let schema, let name):
-                            try await session.execute("ANALYZE \(try session.qualifiedName(schema, name))")
+                            if let analyzed = statistics.toAnalyze(after: "\(schema).\(name)", (schema, name)) {
+                                try await session.execute("ANALYZE \(try session.qualifiedName(analyzed.schema, analyzed.name))")
+                            }
                         }
                     }
                 }

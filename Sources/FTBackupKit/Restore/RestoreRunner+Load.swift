@@ -5,10 +5,10 @@ extension RestoreRunner {
     /// Loads every table over `jobs` connections, largest first, each in its own transaction that
     /// truncates and then COPYs with FREEZE; a file whose SHA-256 does not match aborts its COPY. Each
     /// table's keys are built right after its load, on the same worker, then its other indexes and its
-    /// ANALYZE, while other tables still load. `keysOnly` (a replay follows): only the keys; the rest
-    /// comes after the replay (`IndexAndAnalyzePhase`).
+    /// ANALYZE (a partition's through its root, `statistics`), while other tables still load. `keysOnly` (a
+    /// replay follows): only the keys; the rest comes after the replay (`IndexAndAnalyzePhase`).
     static func loadTables(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, manifest: BackupManifest, repository: Repository,
-                           options: RestoreOptions, keysOnly: Bool) async throws {
+                           options: RestoreOptions, keysOnly: Bool, statistics: PartitionedStatistics = .none) async throws {
         let queue = WorkQueue(tables.sorted { $0.file.rawBytes > $1.file.rawBytes })
         let progress = ProgressReporter(title: "restore \(manifest.label)", expectedBytes: tables.reduce(0) { $0 + $1.file.rawBytes },
                                         expectedItems: tables.count, logger: options.logger, quiet: !options.showProgress)
@@ -53,7 +53,9 @@ extension RestoreRunner {
                         try await indexes.run(indexes.keys[key] ?? [], on: session)
                         if !keysOnly {
                             try await indexes.run(indexes.secondary[key] ?? [], on: session)
-                            if !options.skipAnalyze { try await session.execute("ANALYZE \(try session.qualifiedName(table.schema, table.name))") }
+                            if !options.skipAnalyze, let analyzed = statistics.toAnalyze(after: key, (table.schema, table.name)) {
+                                try await session.execute("ANALYZE \(try session.qualifiedName(analyzed.schema, analyzed.name))")
+                            }
                         }
                         progress.finished(item: "\(table.schema).\(table.name)", metadata: ["rows": .string("\(rows)")])
                     }

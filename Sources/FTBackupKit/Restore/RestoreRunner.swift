@@ -199,12 +199,17 @@ public enum RestoreRunner {
                 // Partitioned tables' keys (empty until their partitions' are attached), so each partition's key attaches once built.
                 try await indexes.run(indexes.beforeData, on: target)
             }
+            // Partitions whose root the restore brings back are analyzed through it (`PartitionedStatistics`).
+            let parents = (manifest.partitionedTables ?? []).filter { plan.schemas.contains($0.schema) }
+            let statistics = options.skipAnalyze ? PartitionedStatistics.none
+                : try await PartitionedStatistics.read(target, roots: parents, tables: tables)
             let postData = PostDataSteps(pgRestore: pgRestore, arguments: common + ["--jobs=\(options.jobs)"], dumpFile: dumpFile,
                                          environment: child.environment, contents: contents, builtLines: indexes.builtLines,
                                          materializedViews: manifest.materializedViews.filter { plan.schemas.contains($0.schema) },
                                          options: options)
             try await timed("data") {
-                try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options, keysOnly: afterData != nil)
+                try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options,
+                                     keysOnly: afterData != nil, statistics: statistics)
             }
             try await timed("sequences") {
                 // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all
@@ -224,11 +229,10 @@ public enum RestoreRunner {
             if let afterData {
                 try await timed("replay") { try await afterData() }
                 // Keys only before the replay (it finds rows by them); the other indexes and ANALYZE after it.
-                try await timed("indexes") { try await IndexAndAnalyzePhase.run(tables, indexes: indexes, options: options) }
+                try await timed("indexes") { try await IndexAndAnalyzePhase.run(tables, indexes: indexes, options: options, statistics: statistics) }
             }
-            let parents = (manifest.partitionedTables ?? []).filter { plan.schemas.contains($0.schema) }
-            if !parents.isEmpty && !options.skipAnalyze {
-                try await timed("partitioned-analyze") { try await PartitionedStatistics.analyze(parents, options: options) }
+            if !statistics.rootsWithoutPartitions.isEmpty {
+                try await timed("partitioned-analyze") { try await statistics.analyzeRootsWithoutPartitions(options: options) }
             }
             // Post-data only after every index build and ANALYZE: started beside them (tried twice), foreign keys
             // queued for table locks held up the builds behind them and were checked before their tables had

@@ -140,19 +140,33 @@ struct OutsideDependants: Sendable {
         var warnings: [String] = []
         for key in foreignKeys {
             let name = try target.escapeIdentifier(key.name)
-            // A partitioned table cannot take a NOT VALID foreign key: added (and checked) at once. One the target held
-            // NOT VALID on purpose says so already, and stays so: validating it would change what the target had.
-            let notValid = key.partitioned || key.isNotValid ? "" : " NOT VALID"
-            try await target.execute("ALTER TABLE \(key.table) ADD CONSTRAINT \(name) \(key.definition)\(notValid)")
-            if let comment = try Self.commentStatement(key, target) { try await target.execute(comment) }
-            guard !key.partitioned, !key.isNotValid else { continue }
-            do {
-                try await target.execute("ALTER TABLE \(key.table) VALIDATE CONSTRAINT \(name)")
-            } catch let error as FTBackupError where error.message.contains("23503") || error.message.contains("violates foreign key") {
-                let warning = "foreign key \(key.name) on \(key.table) is not satisfied by the restored rows; it was re-added NOT VALID (enforced for new rows)"
-                options.logger.warning("\(warning)")
-                warnings.append(warning)
+            let comment = try Self.commentStatement(key, target)
+            // Each key with its comment in one transaction, checked as it is added: an interrupt leaves it either absent
+            // (the rerun adds it from the saved record) or whole. Added NOT VALID first and validated after, an interrupt in
+            // between left a valid key NOT VALID, which the rerun then kept as if the target had held it so.
+            func add(_ notValid: Bool) async throws {
+                try await target.withConnection { connection in
+                    try connection.transaction {
+                        try connection.execute("ALTER TABLE \(key.table) ADD CONSTRAINT \(name) \(key.definition)\(notValid ? " NOT VALID" : "")")
+                        if let comment { try connection.execute(comment) }
+                    }
+                }
             }
+            // One the target held NOT VALID on purpose says so in its definition, and stays so.
+            if key.isNotValid {
+                try await add(false)
+            } else {
+                do {
+                    try await add(false)
+                } catch let error as PostgresError where error.sqlState == "23503" && !key.partitioned {
+                    // A partitioned table cannot take a NOT VALID foreign key: that failure stands.
+                    try await add(true)
+                    let warning = "foreign key \(key.name) on \(key.table) is not satisfied by the restored rows; it was re-added NOT VALID (enforced for new rows)"
+                    options.logger.warning("\(warning)")
+                    warnings.append(warning)
+                }
+            }
+            Failpoint.pause(Self.failpointKeyPutBack)
         }
         return warnings
     }
@@ -262,6 +276,9 @@ struct OutsideDependants: Sendable {
         return untilDrop
     }
 
+    /// A test's window in `putBack`: after each foreign key is back.
+    static let failpointKeyPutBack = "restore.after-key-put-back"
+
     /// A test's window inside `persist`: the views dump and the script written, the record not yet.
     static let failpointPersisting = "restore.persisting-dependants"
 
@@ -275,7 +292,8 @@ struct OutsideDependants: Sendable {
             do {
                 try Self.writePrivately(path(suffix), bytes, folder: base.path, temporary: temporary(suffix))
             } catch {
-                throw FTBackupError(.cannotWrite, "cannot write \(path(suffix)) (\(what)); nothing was dropped: \(error)",
+                // Its own message only: its hint (the repository's filesystem) is not this file's.
+                throw FTBackupError(.cannotWrite, "cannot write \(path(suffix)) (\(what)); nothing was dropped: \((error as? FTBackupError)?.message ?? "\(error)")",
                                     hint: "check TMPDIR, its permissions and free space")
             }
         }

@@ -171,6 +171,8 @@ public enum RestoreRunner {
                 if let untilDrop { TemporaryFiles.cancelInterruptAction(untilDrop) }
                 interruptAction = RestoreFailure.keepOnInterrupt(saved, dropped: true, target: target, plan: plan, clock: clock,
                                                                  createdOutside: createdOutside)
+                // A signal handled meanwhile may have run the action that removed the saved files: the drop never starts then.
+                TemporaryFiles.yieldToInterrupt()
                 let publicRelations = Set(contents.entries.filter {
                     $0.schema == "public" && ["TABLE", "VIEW", "MATERIALIZED VIEW", "SEQUENCE", "FOREIGN TABLE"].contains($0.type)
                 }.map(\.tag))

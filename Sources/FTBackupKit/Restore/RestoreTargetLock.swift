@@ -18,7 +18,8 @@ enum RestoreTargetLock {
         let got: Bool = try await target.withConnection { connection in
             do {
                 try connection.transaction {
-                    try connection.execute("SET LOCAL lock_timeout = '\(wait)'")
+                    // The wait is the lock timeout's alone: a role's shorter statement_timeout cancelled it (exit 1, no holder named).
+                    try connection.execute("SET LOCAL lock_timeout = '\(wait)'; SET LOCAL statement_timeout = 0")
                     try connection.query("SELECT pg_advisory_lock($1::int8)", [key])
                 }
                 return true
@@ -33,12 +34,12 @@ enum RestoreTargetLock {
             WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = $1::int8 AND l.objsubid = 1
               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
             """, [key & 0xFFFF_FFFF]).first
-        var who: String?
+        var who = "its lock, advisory key \(key), is held"
         if let holder, let pid = try? holder.int64("pid") {
-            who = "server pid \(pid)" + ((try? holder.string("app")).flatMap { $0 }.map { " \($0)" } ?? "")
+            who += " by server pid \(pid)" + ((try? holder.string("app")).flatMap { $0 }.map { " \($0)" } ?? "")
                 + ((try? holder.string("since")).flatMap { $0 }.map { ", connected since \($0)" } ?? "")
         }
-        throw FTBackupError(.locked, "another ftbackup restore is writing into \(target.target)\(who.map { " (\($0))" } ?? ""); nothing was changed",
+        throw FTBackupError(.locked, "another ftbackup restore is writing into \(target.target) (\(who)); nothing was changed",
                             hint: "wait for it to finish and run this one again")
     }
 }

@@ -226,8 +226,12 @@ struct OutsideDependants: Sendable {
         let statements = policies.map {
             "DROP POLICY IF EXISTS \(quoted($0.name)) ON \($0.table);\n\($0.create);" + comment((try? Self.commentStatement($0, target)) ?? nil)
         } + foreignKeys.map {
-            "ALTER TABLE \($0.table) DROP CONSTRAINT IF EXISTS \(quoted($0.name));\nALTER TABLE \($0.table) ADD CONSTRAINT \(quoted($0.name)) \($0.definition);"
+            // A valid key is added NOT VALID then validated: under psql -f, rows it no longer holds for fail only the
+            // VALIDATE, and the key is still there (enforced for new rows), as the restore itself leaves it.
+            let checked = !$0.isNotValid && !$0.partitioned
+            return "ALTER TABLE \($0.table) DROP CONSTRAINT IF EXISTS \(quoted($0.name));\nALTER TABLE \($0.table) ADD CONSTRAINT \(quoted($0.name)) \($0.definition)\(checked ? " NOT VALID" : "");"
                 + comment((try? Self.commentStatement($0, target)) ?? nil)
+                + (checked ? "\nALTER TABLE \($0.table) VALIDATE CONSTRAINT \(quoted($0.name));" : "")
         }
         return statements.joined(separator: "\n") + "\n"
     }

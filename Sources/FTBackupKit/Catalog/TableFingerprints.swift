@@ -55,19 +55,32 @@ public struct TableFingerprint: Codable, Sendable, Equatable, CustomStringConver
         return result
     }
 
-    /// Human-readable differences between two fingerprint sets (empty when they match).
+    /// Human-readable differences between two fingerprint sets (empty when they match). Tables are matched by schema and
+    /// name as a pair: joined by a dot, "a.b".c and a."b.c" were one key, and the drill and `dev compare` crashed on a
+    /// database holding both.
     public static func differences(source: [TableFingerprint], restored: [TableFingerprint]) -> [String] {
-        let restoredByName = Dictionary(uniqueKeysWithValues: restored.map { ("\($0.schema).\($0.table)", $0) })
-        let sourceNames = Set(source.map { "\($0.schema).\($0.table)" })
+        struct Key: Hashable { var schema: String, table: String }
+        let restoredByName = Dictionary(restored.map { (Key(schema: $0.schema, table: $0.table), $0) }, uniquingKeysWith: { first, _ in first })
+        let sourceNames = Set(source.map { Key(schema: $0.schema, table: $0.table) })
+        let shown = { (key: Key) in "\(quoted(key.schema)).\(quoted(key.table))" }
         var problems: [String] = []
         for table in source {
-            let name = "\(table.schema).\(table.table)"
-            guard let other = restoredByName[name] else { problems.append("\(name): missing"); continue }
+            let key = Key(schema: table.schema, table: table.table), name = shown(key)
+            guard let other = restoredByName[key] else { problems.append("\(name): missing"); continue }
             if other.rows != table.rows { problems.append("\(name): \(table.rows) rows in source, \(other.rows) restored") }
             else if other.hash != table.hash { problems.append("\(name): same row count, different content") }
         }
-        for name in restoredByName.keys.sorted() where !sourceNames.contains(name) { problems.append("\(name): not in source") }
+        for key in restoredByName.keys.sorted(by: { ($0.schema, $0.table) < ($1.schema, $1.table) }) where !sourceNames.contains(key) {
+            problems.append("\(shown(key)): not in source")
+        }
         return problems
+    }
+
+    /// A name as PostgreSQL would need it written: bare when it is lower-case letters, digits and underscores, else quoted.
+    static func quoted(_ name: String) -> String {
+        let plain = !name.isEmpty && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
+            && !("0"..."9").contains(name.unicodeScalars.first!)
+        return plain ? name : "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
 

@@ -63,11 +63,11 @@ enum IndexAndAnalyzePhase {
                         case .build(let key, let build):
                             try await indexes.run([build], on: session)
                             if remaining.finished(key), !options.skipAnalyze, let table = byKey[key],
-                               let analyzed = statistics.toAnalyze(after: key, (table.schema, table.name)) {
+                               let analyzed = statistics.toAnalyze(after: .init(schema: table.schema, name: table.name)) {
                                 try await session.execute("ANALYZE \(try session.qualifiedName(analyzed.schema, analyzed.name))")
                             }
                         case .analyze(let schema, let name):
-                            if let analyzed = statistics.toAnalyze(after: "\(schema).\(name)", (schema, name)) {
+                            if let analyzed = statistics.toAnalyze(after: .init(schema: schema, name: name)) {
                                 try await session.execute("ANALYZE \(try session.qualifiedName(analyzed.schema, analyzed.name))")
                             }
                         }

@@ -34,7 +34,10 @@ struct IndexBuildPlan: Sendable {
     /// Indexes the manifest names that the dump does not hold: not built.
     var notInDump: [String] = []
 
-    static func key(_ table: BackupManifest.Table) -> String { "\(table.schema).\(table.name)" }
+    /// A table's key in `keys` and `secondary`: schema and name joined by a NUL, which no identifier holds. Joined by a
+    /// dot, "a.b".c and a."b.c" were one key: one table's indexes were built and analyzed as the other's (adv24).
+    static func key(_ table: BackupManifest.Table) -> String { key(schema: table.schema, name: table.name) }
+    static func key(schema: String, name: String) -> String { "\(schema)\u{0}\(name)" }
 
     /// How pg_dump may write `name` in a tag: bare, or quoted (`fmtId`: any name that is not all
     /// lower-case letters, digits and underscores, or that is a keyword). Missing the quoted form lost
@@ -66,7 +69,7 @@ struct IndexBuildPlan: Sendable {
                                     Self.spellings(constraint).lazy.flatMap { c in Self.spellings(name).map { "COMMENT|\(schema)|CONSTRAINT \(c) ON \($0)" } }
                                         .compactMap { byTag[$0] }.first },
                                 Self.spellings(index.name).lazy.compactMap { byTag["COMMENT|\(schema)|INDEX \($0)"] }.first].compactMap { $0 }
-                candidates.append(Candidate(table: "\(schema).\(name)", schema: schema, index: index, isPartitioned: isPartitioned,
+                candidates.append(Candidate(table: Self.key(schema: schema, name: name), schema: schema, index: index, isPartitioned: isPartitioned,
                                             entries: [own] + comments,
                                             attach: index.attachedTo == nil ? nil : byTag["INDEX ATTACH|\(schema)|\(index.name)"]))
             }

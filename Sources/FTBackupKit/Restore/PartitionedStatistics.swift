@@ -13,69 +13,96 @@ import Foundation
 /// after the partitions' own, it did their work twice (5–7 s for `audit.events` at scale 200, against
 /// 0.6 s for the parent's sample). So a partition whose root the restore brings back is not analyzed on
 /// its own: the root is, by the worker that finishes its last partition, while the other workers go on.
-/// Roots none of whose partitions the restore loads are analyzed at the end (`rootsWithoutPartitions`).
+/// Roots none of whose partitions the restore loads are analyzed at the end (`rootsWithoutPartitions`);
+/// a hierarchy holding a foreign table is left to its partitions' own ANALYZE, as before (see `read`).
 final class PartitionedStatistics: @unchecked Sendable {
-    typealias Name = (schema: String, name: String)
+    /// A table by schema and name, compared as such: "a.b".c and a."b.c" are two tables (joined with a dot they were one).
+    struct Name: Hashable, Sendable {
+        var schema: String
+        var name: String
+    }
     private let lock = NSLock()
-    private let rootOf: [String: Name]
-    private var remaining: [String: Int]
+    private let rootOf: [Name: Name]
+    private var remaining: [Name: Int]
+    /// Hierarchies none of whose partitions the restore loads: their roots are analyzed at the end.
     let rootsWithoutPartitions: [Name]
 
     /// Nothing partitioned: every table analyzed on its own.
     static let none = PartitionedStatistics(rootOf: [:], roots: [])
 
-    init(rootOf: [String: Name], roots: [Name]) {
+    init(rootOf: [Name: Name], roots: [Name]) {
         self.rootOf = rootOf
-        var counts: [String: Int] = [:]
-        for root in rootOf.values { counts["\(root.schema).\(root.name)", default: 0] += 1 }
+        var counts: [Name: Int] = [:]
+        for root in rootOf.values { counts[root, default: 0] += 1 }
         remaining = counts
-        rootsWithoutPartitions = roots.filter { counts["\($0.schema).\($0.name)"] == nil }
+        rootsWithoutPartitions = roots.filter { counts[$0] == nil }
     }
 
-    /// Reads, once pre-data created them, the root of each partition among `tables` whose root is one of
-    /// `roots` (the partitioned tables the restore brings back).
-    static func read(_ target: DatabaseSession, roots: [BackupManifest.PartitionedTable], tables: [BackupManifest.Table]) async throws -> PartitionedStatistics {
-        guard !roots.isEmpty else { return .none }
-        let restoredRoots = Set(roots.map { "\($0.schema).\($0.name)" })
-        let restoredTables = Set(tables.map(IndexBuildPlan.key))
+    /// Reads, once pre-data created them, the hierarchies of the partitioned tables the restore brings back (`restored`).
+    ///
+    /// A partition is analyzed through the highest of its ancestors that the restore brings back and whose whole tree
+    /// holds no foreign table (ANALYZE would read a foreign partition through its wrapper: a file_fdw file missing on
+    /// this host, or a server it cannot log in to, failed the whole restore). Partitioned tables below such a root are
+    /// analyzed by its recursion, never on their own (listed as roots too, they were analyzed a second time, their
+    /// partitions with them). A partition with no such ancestor is analyzed alone, as before.
+    static func read(_ target: DatabaseSession, restored: [BackupManifest.PartitionedTable], tables: [BackupManifest.Table]) async throws -> PartitionedStatistics {
+        guard !restored.isEmpty else { return .none }
+        let restoredSet = Set(restored.map { Name(schema: $0.schema, name: $0.name) })
+        let schemas = PostgresArray.text(Array(Set(restored.map(\.schema) + tables.map(\.schema))))
+        // Every partitioned table and partition in the restored schemas, with its ancestors (nearest first) and, for a
+        // partitioned table, whether a foreign table is anywhere in its tree.
         let rows = try await target.query("""
-            SELECT n.nspname AS schema, c.relname AS name, rn.nspname AS root_schema, r.relname AS root_name
+            SELECT n.nspname AS schema, c.relname AS name, c.relkind = 'p' AS partitioned,
+                   c.relkind = 'p' AND EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) t JOIN pg_class k ON k.oid = t.relid
+                                               WHERE k.relkind = 'f') AS holds_foreign,
+                   (SELECT json_agg(json_build_array(an.nspname, ac.relname) ORDER BY a.level)
+                    FROM pg_partition_ancestors(c.oid) WITH ORDINALITY a(relid, level)
+                    JOIN pg_class ac ON ac.oid = a.relid JOIN pg_namespace an ON an.oid = ac.relnamespace
+                    WHERE a.relid <> c.oid)::text AS ancestors
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            JOIN pg_class r ON r.oid = pg_partition_root(c.oid) JOIN pg_namespace rn ON rn.oid = r.relnamespace
-            WHERE c.relispartition AND c.relkind = 'r' AND n.nspname = ANY($1::text[])
-            """, [PostgresArray.text(Array(Set(tables.map(\.schema))))]).rows
-        var rootOf: [String: Name] = [:]
-        for row in rows {
-            let leaf = "\(try row.requiredString("schema")).\(try row.requiredString("name"))"
-            let root = (schema: try row.requiredString("root_schema"), name: try row.requiredString("root_name"))
-            guard restoredTables.contains(leaf), restoredRoots.contains("\(root.schema).\(root.name)") else { continue }
-            rootOf[leaf] = root
+            WHERE (c.relkind = 'p' OR (c.relkind = 'r' AND c.relispartition)) AND n.nspname = ANY($1::text[])
+            """, [schemas]).rows
+        struct Row { var name: Name; var partitioned: Bool; var holdsForeign: Bool; var ancestors: [Name] }
+        let read = try rows.map { row -> Row in
+            let pairs = try JSONDecoder().decode([[String]].self, from: Data((try row.string("ancestors") ?? "[]").utf8))
+            return Row(name: Name(schema: try row.requiredString("schema"), name: try row.requiredString("name")),
+                       partitioned: try row.bool("partitioned") ?? false, holdsForeign: try row.bool("holds_foreign") ?? false,
+                       ancestors: pairs.compactMap { $0.count == 2 ? Name(schema: $0[0], name: $0[1]) : nil })
         }
-        return PartitionedStatistics(rootOf: rootOf, roots: roots.map { ($0.schema, $0.name) })
+        let holdsForeign = Set(read.filter(\.holdsForeign).map(\.name))
+        let eligible = { (name: Name) in restoredSet.contains(name) && !holdsForeign.contains(name) }
+        // The highest eligible ancestor, if any.
+        let topOf = { (row: Row) in row.ancestors.reversed().first(where: eligible) }
+        let loaded = Set(tables.map { Name(schema: $0.schema, name: $0.name) })
+        var rootOf: [Name: Name] = [:]
+        for row in read where !row.partitioned && loaded.contains(row.name) {
+            if let top = topOf(row) { rootOf[row.name] = top }
+        }
+        // Roots: eligible restored partitioned tables with no eligible ancestor.
+        let roots = read.filter { $0.partitioned && eligible($0.name) && topOf($0) == nil }.map(\.name)
+        return PartitionedStatistics(rootOf: rootOf, roots: roots)
     }
 
     /// What to analyze now that `table` is loaded and indexed: the table itself; nothing for a partition
     /// whose root still waits for others; its root once it is the last.
-    func toAnalyze(after table: String, _ name: Name) -> Name? {
-        guard let root = rootOf[table] else { return name }
+    func toAnalyze(after table: Name) -> Name? {
+        guard let root = rootOf[table] else { return table }
         return lock.withLock {
-            let key = "\(root.schema).\(root.name)"
-            remaining[key, default: 1] -= 1
-            return remaining[key] == 0 ? root : nil
+            remaining[root, default: 1] -= 1
+            return remaining[root] == 0 ? root : nil
         }
     }
 
     /// The roots none of whose partitions were loaded, over `jobs` sessions.
     func analyzeRootsWithoutPartitions(options: RestoreOptions) async throws {
         guard !rootsWithoutPartitions.isEmpty, !options.skipAnalyze else { return }
-        let queue = WorkQueue(rootsWithoutPartitions.map { "\($0.schema).\($0.name)" })
-        let byKey = Dictionary(rootsWithoutPartitions.map { ("\($0.schema).\($0.name)", $0) }, uniquingKeysWith: { first, _ in first })
+        let queue = WorkQueue(rootsWithoutPartitions)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<max(1, min(options.jobs, rootsWithoutPartitions.count)) {
                 group.addTask {
                     let session = try await DatabaseSession.connect(options.target, name: "ftbackup-analyze-\(worker)")
                     defer { session.close() }
-                    while let key = queue.next(), let root = byKey[key] {
+                    while let root = queue.next() {
                         try Task.checkCancellation()
                         try await session.execute("ANALYZE \(try session.qualifiedName(root.schema, root.name))")
                     }

@@ -53,7 +53,7 @@ extension RestoreRunner {
                         try await indexes.run(indexes.keys[key] ?? [], on: session)
                         if !keysOnly {
                             try await indexes.run(indexes.secondary[key] ?? [], on: session)
-                            if !options.skipAnalyze, let analyzed = statistics.toAnalyze(after: key, (table.schema, table.name)) {
+                            if !options.skipAnalyze, let analyzed = statistics.toAnalyze(after: .init(schema: table.schema, name: table.name)) {
                                 try await session.execute("ANALYZE \(try session.qualifiedName(analyzed.schema, analyzed.name))")
                             }
                         }

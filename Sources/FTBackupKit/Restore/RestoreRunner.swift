@@ -204,7 +204,7 @@ public enum RestoreRunner {
             // Partitions whose root the restore brings back are analyzed through it (`PartitionedStatistics`).
             let parents = (manifest.partitionedTables ?? []).filter { plan.schemas.contains($0.schema) }
             let statistics = options.skipAnalyze ? PartitionedStatistics.none
-                : try await PartitionedStatistics.read(target, roots: parents, tables: tables)
+                : try await PartitionedStatistics.read(target, restored: parents, tables: tables)
             let postData = PostDataSteps(pgRestore: pgRestore, arguments: common + ["--jobs=\(options.jobs)"], dumpFile: dumpFile,
                                          environment: child.environment, contents: contents, builtLines: indexes.builtLines,
                                          materializedViews: manifest.materializedViews.filter { plan.schemas.contains($0.schema) },

@@ -165,3 +165,30 @@ extension BackupRestoreTests {
         }
     }
 }
+
+extension ChangeArchivalTests.PointInTimeTests {
+    /// A target database with a statement_timeout (an application's setting, here 1 ms so every statement would hit it):
+    /// `restore --at` still builds every index, analyzes and replays, exactly. The load sessions reset it, but the sessions of
+    /// the index and ANALYZE phase after the replay, the main session and the end-phase ANALYZE did not (adv24 noticed).
+    @Test func aTargetDatabasesStatementTimeoutCancelsNothingOfARestoreAt() async throws {
+        try await ArchivedDatabase.with { a in
+            _ = try await a.full()
+            try await a.session.execute("UPDATE users.accounts SET last_seen_at = now() WHERE id IN (SELECT id FROM users.accounts ORDER BY id LIMIT 20)")
+            let (at, expected) = try await a.instant()
+            _ = try await a.incremental()
+            try await TestServer.withDatabase(seeded: false) { target in
+                let admin = try await TestServer.admin()
+                defer { admin.close() }
+                try await admin.execute("ALTER DATABASE \(try admin.escapeIdentifier(target.name)) SET statement_timeout = '1ms'")
+                let report = try await PointInTimeRestore.run(RestoreOptions(target: target.connectionString, repositoryPath: a.repo.path,
+                                                                             jobs: 2, showProgress: false), at: at)
+                #expect(report.changesApplied > 0)
+                try await admin.execute("ALTER DATABASE \(try admin.escapeIdentifier(target.name)) RESET statement_timeout")
+                let t = try await target.connect()
+                defer { t.close() }
+                #expect(TableFingerprint.differences(source: expected, restored: try await TableFingerprint.compute(t)) == [])
+                try await BackupRestoreTests.expectPartitionedStatistics(t, present: true)
+            }
+        }
+    }
+}

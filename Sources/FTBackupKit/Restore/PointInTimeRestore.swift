@@ -47,7 +47,10 @@ public enum PointInTimeRestore {
         try await run(options, at: target, grouping: .standard)
     }
 
-    static func run(_ options: RestoreOptions, at target: Date, grouping: ReplayGrouping) async throws -> Report {
+    static func run(_ given: RestoreOptions, at target: Date, grouping: ReplayGrouping) async throws -> Report {
+        var maintenance = given
+        maintenance.target = given.target.addingServerOptions(RestoreRunner.maintenanceSessionOptions)
+        let options = maintenance
         let started = Date()
         let repository = try Repository.open(options.repositoryPath)
         // Held for the whole run (the full's restore takes its own shared lock too: shared locks coexist),

@@ -69,6 +69,9 @@ public enum RestoreRunner {
     /// statistics are built after it, which is faster than maintaining them change by change.
     public static func run(_ options: RestoreOptions, afterData: (@Sendable () async throws -> Void)? = nil) async throws -> RestoreReport {
         var options = options
+        // Every session of the restore is maintenance work: a role's or database's statement_timeout (an application
+        // role's 30 s) cancelled index builds, ANALYZE and replay-era statements on sessions that did not reset it.
+        options.target = options.target.addingServerOptions(RestoreRunner.maintenanceSessionOptions)
         let started = Date()
         let repository = try Repository.open(options.repositoryPath)
         let lock = try RepositoryLock.acquire(repositoryRoot: options.repositoryPath, kind: .read, exclusive: false, command: "restore")
@@ -276,6 +279,9 @@ public enum RestoreRunner {
         return RestoreReport(plan: plan, phases: clock.phases, seconds: Date().timeIntervalSince(started),
                              retired: retired, warnings: warnings.isEmpty ? nil : warnings, analyzed: !options.skipAnalyze)
     }
+
+    /// What every session of a restore sets at connection: no statement timeout of the role's or the database's.
+    static let maintenanceSessionOptions = "-c statement_timeout=0"
 
     /// With `clean`, `OutsideDependants.capture`, its failure kept for the moment the drop needs it (a damaged backup or
     /// a refused target is named first); without, nothing to capture.

@@ -62,7 +62,7 @@ public struct TableFingerprint: Codable, Sendable, Equatable, CustomStringConver
         struct Key: Hashable { var schema: String, table: String }
         let restoredByName = Dictionary(restored.map { (Key(schema: $0.schema, table: $0.table), $0) }, uniquingKeysWith: { first, _ in first })
         let sourceNames = Set(source.map { Key(schema: $0.schema, table: $0.table) })
-        let shown = { (key: Key) in "\(quoted(key.schema)).\(quoted(key.table))" }
+        let shown = { (key: Key) in "\(key.schema).\(key.table)" }
         var problems: [String] = []
         for table in source {
             let key = Key(schema: table.schema, table: table.table), name = shown(key)
@@ -74,13 +74,6 @@ public struct TableFingerprint: Codable, Sendable, Equatable, CustomStringConver
             problems.append("\(shown(key)): not in source")
         }
         return problems
-    }
-
-    /// A name as PostgreSQL would need it written: bare when it is lower-case letters, digits and underscores, else quoted.
-    static func quoted(_ name: String) -> String {
-        let plain = !name.isEmpty && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
-            && !("0"..."9").contains(name.unicodeScalars.first!)
-        return plain ? name : "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
 

@@ -152,19 +152,15 @@ struct OutsideDependants: Sendable {
                     }
                 }
             }
-            // One the target held NOT VALID on purpose says so in its definition, and stays so.
-            if key.isNotValid {
+            // One the target held NOT VALID on purpose says so in its definition (nothing is checked), and stays so.
+            do {
                 try await add(false)
-            } else {
-                do {
-                    try await add(false)
-                } catch let error as PostgresError where error.sqlState == "23503" && !key.partitioned {
-                    // A partitioned table cannot take a NOT VALID foreign key: that failure stands.
-                    try await add(true)
-                    let warning = "foreign key \(key.name) on \(key.table) is not satisfied by the restored rows; it was re-added NOT VALID (enforced for new rows)"
-                    options.logger.warning("\(warning)")
-                    warnings.append(warning)
-                }
+            } catch let error as PostgresError where error.sqlState == "23503" && !key.partitioned {
+                // A partitioned table cannot take a NOT VALID foreign key: that failure stands.
+                try await add(true)
+                let warning = "foreign key \(key.name) on \(key.table) is not satisfied by the restored rows; it was re-added NOT VALID (enforced for new rows)"
+                options.logger.warning("\(warning)")
+                warnings.append(warning)
             }
             Failpoint.pause(Self.failpointKeyPutBack)
         }

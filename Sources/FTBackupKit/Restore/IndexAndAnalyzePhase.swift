@@ -4,7 +4,7 @@ import Foundation
 /// table's `ANALYZE`, over `jobs` connections at once, instead of the indexes in parallel followed by
 /// `ANALYZE` table after table. pg_restore's post-data follows it (`PostDataSteps`).
 ///
-/// Work items are single index builds, largest tables first, so one big table's indexes still spread
+/// Work items are single index builds, largest tables first (a hierarchy's partitions together), so one big table's indexes still spread
 /// over the workers. A table is analyzed as soon as its last index is built, by the worker that built
 /// it (ANALYZE and CREATE INDEX on one table would wait for each other); a table without secondary
 /// indexes is analyzed as an item of its own; a partition whose root the restore brings back, through
@@ -29,10 +29,11 @@ enum IndexAndAnalyzePhase {
         }
     }
 
-    static func items(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, analyze: Bool = true) -> [Item] {
+    static func items(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, analyze: Bool = true,
+                      statistics: PartitionedStatistics = .none) -> [Item] {
         var items: [Item] = []
         var covered: Set<String> = []
-        for table in tables.sorted(by: { $0.file.rawBytes > $1.file.rawBytes }) {
+        for table in statistics.loadOrder(tables) {
             let key = IndexBuildPlan.key(table)
             covered.insert(key)
             let builds = indexes.secondary[key] ?? []
@@ -48,7 +49,7 @@ enum IndexAndAnalyzePhase {
 
     static func run(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, options: RestoreOptions,
                     statistics: PartitionedStatistics = .none) async throws {
-        let queue = WorkQueue(items(tables, indexes: indexes, analyze: !options.skipAnalyze))
+        let queue = WorkQueue(items(tables, indexes: indexes, analyze: !options.skipAnalyze, statistics: statistics))
         let remaining = Remaining(indexes.secondary.mapValues(\.count))
         let byKey = Dictionary(tables.map { (IndexBuildPlan.key($0), $0) }, uniquingKeysWith: { first, _ in first })
         try await withThrowingTaskGroup(of: Void.self) { group in

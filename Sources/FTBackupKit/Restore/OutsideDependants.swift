@@ -121,7 +121,7 @@ struct OutsideDependants: Sendable {
 
     /// Puts the saved dependants back: views (refreshed if they were populated), policies, then foreign keys.
     /// Returns a warning per foreign key the restored rows do not satisfy.
-    func putBack(_ target: DatabaseSession, options: RestoreOptions) async throws -> [String] {
+    func putBack(_ target: DatabaseSession, options: RestoreOptions) async throws -> (warnings: [String], notBack: KeysNotPutBack?) {
         for viewDump in [viewDump].compactMap({ $0 }) + adoptedViewDumps {
             let pgRestore = try PostgresTools.path(of: "pg_restore", serverVersionNumber: target.serverVersionNumber)
             let child = options.target.forChildProcess()
@@ -138,6 +138,7 @@ struct OutsideDependants: Sendable {
             if let comment = try Self.commentStatement(policy, target) { try await target.execute(comment) }
         }
         var warnings: [String] = []
+        var notBack: [ForeignKey] = []
         for key in foreignKeys {
             let name = try target.escapeIdentifier(key.name)
             let comment = try Self.commentStatement(key, target)
@@ -155,8 +156,10 @@ struct OutsideDependants: Sendable {
             // One the target held NOT VALID on purpose says so in its definition (nothing is checked), and stays so.
             do {
                 try await add(false)
-            } catch let error as PostgresError where error.sqlState == "23503" && !key.partitioned {
-                // A partitioned table cannot take a NOT VALID foreign key: that failure stands.
+            } catch let error as PostgresError where error.sqlState == "23503" {
+                // A partitioned table cannot take a NOT VALID foreign key (PostgreSQL 15): the others are still put back,
+                // the restore goes on to its end, then fails naming it (`KeysNotPutBack`).
+                guard !key.partitioned else { notBack.append(key); continue }
                 try await add(true)
                 let warning = "foreign key \(key.name) on \(key.table) is not satisfied by the restored rows; it was re-added NOT VALID (enforced for new rows)"
                 options.logger.warning("\(warning)")
@@ -164,7 +167,19 @@ struct OutsideDependants: Sendable {
             }
             Failpoint.pause(Self.failpointKeyPutBack)
         }
-        return warnings
+        return (warnings, notBack.isEmpty ? nil : KeysNotPutBack(keys: notBack))
+    }
+
+    /// Foreign keys of other schemas' partitioned tables that the restored rows do not satisfy: PostgreSQL 15 cannot add
+    /// one `NOT VALID`, so they are not back, everything else is, and the restore runs to its end before it fails (65)
+    /// naming them. Before, the first such key failed the restore as "only partly restored" (it was whole), and nothing
+    /// after it was done: other keys, event triggers, the database's settings (adv24 D4).
+    struct KeysNotPutBack: Error, CustomStringConvertible {
+        var keys: [ForeignKey]
+        var description: String {
+            let names = keys.map { "\($0.name) on \($0.table)" }.joined(separator: ", ")
+            return "foreign key(s) \(names) not satisfied by the restored rows (rows there reference rows the restored schemas no longer hold), and a partitioned table cannot take a foreign key NOT VALID"
+        }
     }
 
     /// After a failed restore: writes the foreign keys and policies as a SQL script and keeps the views'

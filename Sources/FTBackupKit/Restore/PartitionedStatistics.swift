@@ -83,6 +83,27 @@ final class PartitionedStatistics: @unchecked Sendable {
         return PartitionedStatistics(rootOf: rootOf, roots: roots)
     }
 
+    /// `tables` in the order to load them: largest first, but a hierarchy's partitions one after another, the
+    /// hierarchy placed by its whole size. Its root's ANALYZE (4–5 s for `audit.events` at scale 200) then starts
+    /// while other tables still load; largest first alone put a small partition last and that ANALYZE after every
+    /// load, with one core idle.
+    func loadOrder(_ tables: [BackupManifest.Table]) -> [BackupManifest.Table] {
+        let name = { (table: BackupManifest.Table) in Name(schema: table.schema, name: table.name) }
+        let group = { (table: BackupManifest.Table) in self.rootOf[name(table)] ?? name(table) }
+        var weight: [Name: Int64] = [:]
+        for table in tables { weight[group(table), default: 0] += table.file.rawBytes }
+        return tables.sorted { a, b in
+            let (ga, gb) = (group(a), group(b))
+            if ga != gb {
+                let (wa, wb) = (weight[ga]!, weight[gb]!)
+                if wa != wb { return wa > wb }
+                return (ga.schema, ga.name) < (gb.schema, gb.name)
+            }
+            if a.file.rawBytes != b.file.rawBytes { return a.file.rawBytes > b.file.rawBytes }
+            return (a.schema, a.name) < (b.schema, b.name)
+        }
+    }
+
     /// What to analyze now that `table` is loaded and indexed: the table itself; nothing for a partition
     /// whose root still waits for others; its root once it is the last.
     func toAnalyze(after table: Name) -> Name? {

@@ -18,15 +18,23 @@ struct PostDataSteps: Sendable {
     var materializedViews: [BackupManifest.RelationName]
     var options: RestoreOptions
 
-    /// Runs the steps in order on `target`; returns the warnings of the dependants put back.
-    func run(_ target: DatabaseSession, dependants: OutsideDependants, clock: RestorePhaseClock) async throws -> [String] {
+    /// Runs the steps in order on `target`; returns the warnings of the dependants put back, and the keys that could not be.
+    func run(_ target: DatabaseSession, dependants: OutsideDependants, clock: RestorePhaseClock) async throws
+        -> (warnings: [String], notBack: OutsideDependants.KeysNotPutBack?) {
         try await clock.timed("post-data") {
-            let postList = try contents.writeList { builtLines.contains($0.line) || Self.isEventTrigger($0) }
-            defer { try? FileManager.default.removeItem(atPath: postList) }
             var environment = environment
             environment["PGOPTIONS"] = [environment["PGOPTIONS"], "-c maintenance_work_mem=512MB -c synchronous_commit=off"].compactMap { $0 }.joined(separator: " ")
-            try await RestoreRunner.runTool(pgRestore, arguments + ["--section=post-data", "--use-list=\(postList)", dumpFile],
-                                            environment, options.target)
+            let left = { (entry: RestoreContents.Entry) in !builtLines.contains(entry.line) && !Self.isEventTrigger(entry) }
+            // Indexes first when partitions' indexes are still to be attached (see `isIndexWork`), then the rest.
+            let lists = contents.entries.contains { left($0) && $0.type == "INDEX ATTACH" }
+                ? [try contents.writeList(including: { left($0) && Self.isIndexWork($0) }),
+                   try contents.writeList(excluding: { !left($0) || Self.isIndexWork($0) })]
+                : [try contents.writeList(excluding: { !left($0) })]
+            defer { for list in lists { try? FileManager.default.removeItem(atPath: list) } }
+            for postList in lists {
+                try await RestoreRunner.runTool(pgRestore, arguments + ["--section=post-data", "--use-list=\(postList)", dumpFile],
+                                                environment, options.target)
+            }
         }
         try await clock.timed("refresh") {
             for view in materializedViews {
@@ -34,18 +42,28 @@ struct PostDataSteps: Sendable {
                 try await target.execute("REFRESH MATERIALIZED VIEW \(try target.qualifiedName(view.schema, view.name))")
             }
         }
-        guard !dependants.isEmpty else { return [] }
+        guard !dependants.isEmpty else { return ([], nil) }
         return try await clock.timed("dependants") { try await dependants.putBack(target, options: options) }
     }
 
     /// The backup's event triggers (with their comments and labels), after everything else the restore runs.
     func createEventTriggers() async throws {
         guard contents.entries.contains(where: Self.isEventTrigger) else { return }
-        let list = try contents.writeList { !Self.isEventTrigger($0) }
+        let list = try contents.writeList(including: Self.isEventTrigger)
         defer { try? FileManager.default.removeItem(atPath: list) }
         try await RestoreRunner.runTool(pgRestore, arguments.filter { !$0.hasPrefix("--jobs=") }
                                             + ["--section=post-data", "--single-transaction", "--use-list=\(list)", dumpFile],
                                         environment, options.target)
+    }
+
+    /// An index, an index's attachment to its parent's, or a comment on an index: post-data's first pass when any
+    /// attachment is left. pg_restore's `--jobs` scheduler sees no table lock in `ALTER INDEX … ATTACH PARTITION` (its
+    /// dependencies are two indexes) and ran it beside `ALTER TABLE root ADD FOREIGN KEY`, which locks every
+    /// partition: each waited for the other's lock, and the server killed one as a deadlock (3 restores in 6 of a
+    /// sub-partitioned table with an index and a foreign key on its root, adv24 D5). A plain pg_restore builds the
+    /// keys the foreign key needs in post-data too, which happened to order them; this restore builds those earlier.
+    static func isIndexWork(_ entry: RestoreContents.Entry) -> Bool {
+        entry.type == "INDEX" || entry.type == "INDEX ATTACH" || (entry.type == "COMMENT" && entry.tag.hasPrefix("INDEX "))
     }
 
     static func isEventTrigger(_ entry: RestoreContents.Entry) -> Bool {

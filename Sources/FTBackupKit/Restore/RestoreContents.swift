@@ -122,7 +122,16 @@ struct RestoreContents {
     /// Writes the listing (optionally without some entries) to a private temporary file for `--use-list`.
     func writeList(excluding: (Entry) -> Bool = { _ in false }) throws -> String {
         let excluded = Set(entries.filter(excluding).map(\.line))
-        let kept = lines.filter { !excluded.contains($0) }
+        return try write(lines.filter { !excluded.contains($0) })
+    }
+
+    /// Writes only the entries `including` selects (a line not read as an entry is left out: a type this
+    /// parser does not know belongs to `writeList(excluding:)`'s list of the rest, run once).
+    func writeList(including: (Entry) -> Bool) throws -> String {
+        try write(entries.filter(including).map(\.line))
+    }
+
+    private func write(_ kept: [String]) throws -> String {
         let path = try TemporaryFiles.path("\(UUID().uuidString).list")
         guard FileManager.default.createFile(atPath: path, contents: Data(kept.joined(separator: "\n").utf8),
                                              attributes: [.posixPermissions: 0o600]) else {

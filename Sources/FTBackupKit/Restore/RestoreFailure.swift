@@ -33,6 +33,19 @@ enum RestoreFailure {
         return FTBackupError(cause.status, "\(cause.message) — \(state)", hint: todo + (cause.hint.map { " (\($0))" } ?? ""))
     }
 
+    /// The restore ran to its end and every other dependant is back; only these keys are not, until the rows they reject
+    /// are fixed. 65: the rows conflict (as SQLSTATE 23503 is mapped everywhere else).
+    static func keysNotPutBack(_ error: OutsideDependants.KeysNotPutBack, target: DatabaseSession, plan: RestorePlan,
+                               dependants: inout OutsideDependants) -> Error {
+        let schemas = plan.wholeDatabase ? "all \(plan.schemas.count) schemas of the backup" : "schema(s) \(plan.schemas.joined(separator: ", "))"
+        var todo = "delete or fix those rows, then add the key(s) back"
+        if let kept = dependants.keepForLater(target) {
+            todo += " with psql -f \(kept.script) (each statement replaces its object), or run the same restore again with --clean (it puts them back itself)"
+        }
+        return FTBackupError(.dataError, "\(error) — \(schemas) are restored whole and everything else other schemas held on them is back; only those key(s) are not",
+                             hint: todo)
+    }
+
     /// The exit status of a restore that failed after the target was changed, by where it failed. Bad
     /// usage (64) means nothing was done, so it is never the answer once the target was touched. The
     /// backup's rows failing to load (the data, sequences and replay phases: a value that names an object

@@ -2,14 +2,14 @@ import Foundation
 
 /// The data phase of a restore: tables loaded in parallel, each followed by its keys and indexes.
 extension RestoreRunner {
-    /// Loads every table over `jobs` connections, largest first, each in its own transaction that
+    /// Loads every table over `jobs` connections, largest first (a hierarchy's partitions together, `loadOrder`), each in its own transaction that
     /// truncates and then COPYs with FREEZE; a file whose SHA-256 does not match aborts its COPY. Each
     /// table's keys are built right after its load, on the same worker, then its other indexes and its
     /// ANALYZE (a partition's through its root, `statistics`), while other tables still load. `keysOnly` (a
     /// replay follows): only the keys; the rest comes after the replay (`IndexAndAnalyzePhase`).
     static func loadTables(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, manifest: BackupManifest, repository: Repository,
                            options: RestoreOptions, keysOnly: Bool, statistics: PartitionedStatistics = .none) async throws {
-        let queue = WorkQueue(tables.sorted { $0.file.rawBytes > $1.file.rawBytes })
+        let queue = WorkQueue(statistics.loadOrder(tables))
         let progress = ProgressReporter(title: "restore \(manifest.label)", expectedBytes: tables.reduce(0) { $0 + $1.file.rawBytes },
                                         expectedItems: tables.count, logger: options.logger, quiet: !options.showProgress)
         defer { progress.end() }

@@ -185,6 +185,7 @@ public enum RestoreRunner {
             }
         }
         var warnings: [String] = []
+        var keysNotBack: OutsideDependants.KeysNotPutBack?
         var retired: RetiredDataReapplier.Report?
         // From the first statement on, an interrupted run says how the target may be left and what to run (--clean: from the drop).
         if interruptAction == nil {
@@ -242,7 +243,7 @@ public enum RestoreRunner {
             // Post-data only after every index build and ANALYZE: started beside them (tried twice), foreign keys
             // queued for table locks held up the builds behind them and were checked before their tables had
             // statistics; the whole restore took 13.5-14.6 s against 11.8-12.0 s, paired.
-            warnings = try await postData.run(target, dependants: dependants, clock: clock)
+            (warnings, keysNotBack) = try await postData.run(target, dependants: dependants, clock: clock)
             if !options.keepRetired {
                 retired = try await timed("retired") {
                     try await RetiredDataReapplier.run(target: reapplyTarget, repositoryPath: options.repositoryPath, schemas: plan.schemas,
@@ -257,7 +258,7 @@ public enum RestoreRunner {
             TemporaryFiles.yieldToInterrupt()
             // From here on the target was changed: say exactly how it was left and what to run.
             // A failure after the dependants' put-back (retired data, event triggers): they are back, nothing to keep for later.
-            if clock.phases["dependants"] != nil {
+            if clock.phases["dependants"] != nil && keysNotBack == nil {
                 dependants.removeFiles()
                 dependants = OutsideDependants()
             }
@@ -276,6 +277,8 @@ public enum RestoreRunner {
             for warning in skipped { logger.warning("\(warning)") }
             warnings += skipped
         }
+        // Everything else is done; the keys the restored rows reject fail the restore, their statements kept.
+        if let keysNotBack { throw RestoreFailure.keysNotPutBack(keysNotBack, target: target, plan: plan, dependants: &dependants) }
         return RestoreReport(plan: plan, phases: clock.phases, seconds: Date().timeIntervalSince(started),
                              retired: retired, warnings: warnings.isEmpty ? nil : warnings, analyzed: !options.skipAnalyze)
     }

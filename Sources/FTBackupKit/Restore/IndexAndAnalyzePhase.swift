@@ -1,7 +1,7 @@
 import Foundation
 
-/// After a replay: the secondary indexes the keys-only load left out, and every
-/// table's `ANALYZE`, over `jobs` connections at once, instead of the indexes in parallel followed by
+/// After a replay: the secondary indexes the keys-only load left out, and those tables'
+/// `ANALYZE` (the tables the replay changes a lot, `ReplayFootprint`), over `jobs` connections at once, instead of the indexes in parallel followed by
 /// `ANALYZE` table after table. pg_restore's post-data follows it (`PostDataSteps`).
 ///
 /// Work items are single index builds, largest tables first (a hierarchy's partitions together), so one big table's indexes still spread
@@ -29,13 +29,15 @@ enum IndexAndAnalyzePhase {
         }
     }
 
+    /// `keysOnly`: the tables loaded with their keys only (nil: all of them); the others are done already.
     static func items(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, analyze: Bool = true,
-                      statistics: PartitionedStatistics = .none) -> [Item] {
+                      statistics: PartitionedStatistics = .none, keysOnly: Set<String>? = nil) -> [Item] {
         var items: [Item] = []
         var covered: Set<String> = []
         for table in statistics.loadOrder(tables) {
             let key = IndexBuildPlan.key(table)
             covered.insert(key)
+            if let keysOnly, !keysOnly.contains(key) { continue }
             let builds = indexes.secondary[key] ?? []
             if !builds.isEmpty { items += builds.map { .build(table: key, $0) } }
             else if analyze { items.append(.analyze(schema: table.schema, name: table.name)) }
@@ -48,8 +50,8 @@ enum IndexAndAnalyzePhase {
     }
 
     static func run(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, options: RestoreOptions,
-                    statistics: PartitionedStatistics = .none) async throws {
-        let queue = WorkQueue(items(tables, indexes: indexes, analyze: !options.skipAnalyze, statistics: statistics))
+                    statistics: PartitionedStatistics = .none, keysOnly: Set<String>? = nil) async throws {
+        let queue = WorkQueue(items(tables, indexes: indexes, analyze: !options.skipAnalyze, statistics: statistics, keysOnly: keysOnly))
         let remaining = Remaining(indexes.secondary.mapValues(\.count))
         let byKey = Dictionary(tables.map { (IndexBuildPlan.key($0), $0) }, uniquingKeysWith: { first, _ in first })
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -176,6 +176,8 @@ struct OutsideDependants: Sendable {
     /// after it was done: other keys, event triggers, the database's settings (adv24 D4).
     struct KeysNotPutBack: Error, CustomStringConvertible {
         var keys: [ForeignKey]
+        /// The script that adds them (only them), kept outside the temporary folder once `keepOnly` wrote it.
+        var script: String? = nil
         var description: String {
             let names = keys.map { "\($0.name) on \($0.table)" }.joined(separator: ", ")
             return "foreign key(s) \(names) not satisfied by the restored rows (rows there reference rows the restored schemas no longer hold), and a partitioned table cannot take a foreign key NOT VALID"
@@ -289,6 +291,20 @@ struct OutsideDependants: Sendable {
             throw error
         }
         return untilDrop
+    }
+
+    /// Once everything else is back: the saved files (script, record, views dump) are removed and a script adding only
+    /// `notBack`'s keys, with their comments, is written in their place, without a record. The operator runs it once the
+    /// rows are fixed; no later `--clean` restore adopts a record that would put back what the operator may have dropped
+    /// since, nor calls this run killed, and a failure later in this run names those keys alone (adv25 D1, D2).
+    mutating func keepOnly(_ notBack: inout KeysNotPutBack, target: DatabaseSession) {
+        removeFiles()
+        self = OutsideDependants()
+        var keys = OutsideDependants()
+        keys.foreignKeys = notBack.keys
+        let base = FileManager.default.temporaryDirectory.path
+        let path = "\(base)/ftbackup-keys-not-back-\(UUID().uuidString).sql"
+        if (try? Self.writePrivately(path, Array(keys.scriptText(target).utf8), folder: base)) != nil { notBack.script = path }
     }
 
     /// A test's window in `putBack`: after each foreign key is back.

@@ -71,7 +71,7 @@ public enum PointInTimeRestore {
         let following = followingSegments(own, after: segments)
         let selection = SegmentSelection.make(segments, following: following, preceding: precedingSegments(own, before: segments),
                                               schemas: options.schemas)
-        let full = try await RestoreRunner.run(fullOptions) {
+        let full = try await RestoreRunner.run(fullOptions, replayFootprint: ReplayFootprint.make(segments)) {
             let started = Date()
             let (transactions, changes, warnings) = try await replay(segments, following: following, selection: selection,
                                                                      storage: storage, options: options,

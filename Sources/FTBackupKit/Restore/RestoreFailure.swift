@@ -10,7 +10,8 @@ enum RestoreFailure {
     /// `rerunClashes`: objects the failed run created that the same restore with `--clean` would refuse
     /// to find (outside the schemas it drops: functions and types in `public`, casts, servers, …).
     static func describe(_ error: Error, phase: String, target: DatabaseSession, plan: RestorePlan, options: RestoreOptions, dropped: Bool,
-                         dependants: inout OutsideDependants, rerunClashes: [String] = []) -> Error {
+                         dependants: inout OutsideDependants, rerunClashes: [String] = [],
+                         keysNotBack: OutsideDependants.KeysNotPutBack? = nil) -> Error {
         var cause: FTBackupError
         if let error = error as? FTBackupError { cause = error } else {
             cause = FTBackupError((error as? PostgresError)?.exitStatus ?? .failure, "\(error)")
@@ -30,20 +31,23 @@ enum RestoreFailure {
             state += "; \(dependants.foreignKeys.count) foreign key(s), \(dependants.policies.count) policy(ies) and \(dependants.views.count) view(s) other schemas held on them are not back"
             todo += "; a rerun with --clean into this database (same user, same TMPDIR) puts them back itself, else put them back with psql -f \(kept.script)" + (kept.views.map { " and pg_restore -d TARGET \($0)" } ?? "")
         }
+        if let keysNotBack {
+            state += "; \(keysNotBack) (\(Self.keysTodo(keysNotBack)))"
+        }
         return FTBackupError(cause.status, "\(cause.message) — \(state)", hint: todo + (cause.hint.map { " (\($0))" } ?? ""))
     }
 
     /// The restore ran to its end and every other dependant is back; only these keys are not, until the rows they reject
     /// are fixed. 65: the rows conflict (as SQLSTATE 23503 is mapped everywhere else).
-    static func keysNotPutBack(_ error: OutsideDependants.KeysNotPutBack, target: DatabaseSession, plan: RestorePlan,
-                               dependants: inout OutsideDependants) -> Error {
+    static func keysNotPutBack(_ error: OutsideDependants.KeysNotPutBack, plan: RestorePlan) -> Error {
         let schemas = plan.wholeDatabase ? "all \(plan.schemas.count) schemas of the backup" : "schema(s) \(plan.schemas.joined(separator: ", "))"
-        var todo = "delete or fix those rows, then add the key(s) back"
-        if let kept = dependants.keepForLater(target) {
-            todo += " with psql -f \(kept.script) (each statement replaces its object), or run the same restore again with --clean (it puts them back itself)"
-        }
         return FTBackupError(.dataError, "\(error) — \(schemas) are restored whole and everything else other schemas held on them is back; only those key(s) are not",
-                             hint: todo)
+                             hint: keysTodo(error))
+    }
+
+    static func keysTodo(_ error: OutsideDependants.KeysNotPutBack) -> String {
+        error.script.map { "delete or fix those rows, then add the key(s) with psql -f \($0)" }
+            ?? "delete or fix those rows, then add the key(s) again: " + error.keys.map { "\($0.name) on \($0.table): \($0.definition)" }.joined(separator: "; ")
     }
 
     /// The exit status of a restore that failed after the target was changed, by where it failed. Bad

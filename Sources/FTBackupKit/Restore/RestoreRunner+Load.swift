@@ -5,10 +5,10 @@ extension RestoreRunner {
     /// Loads every table over `jobs` connections, largest first (a hierarchy's partitions together, `loadOrder`), each in its own transaction that
     /// truncates and then COPYs with FREEZE; a file whose SHA-256 does not match aborts its COPY. Each
     /// table's keys are built right after its load, on the same worker, then its other indexes and its
-    /// ANALYZE (a partition's through its root, `statistics`), while other tables still load. `keysOnly` (a
-    /// replay follows): only the keys; the rest comes after the replay (`IndexAndAnalyzePhase`).
+    /// ANALYZE (a partition's through its root, `statistics`), while other tables still load. `keysOnly` (tables a
+    /// replay changes a lot, by `IndexBuildPlan.key`): only their keys; the rest comes after the replay (`IndexAndAnalyzePhase`).
     static func loadTables(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, manifest: BackupManifest, repository: Repository,
-                           options: RestoreOptions, keysOnly: Bool, statistics: PartitionedStatistics = .none) async throws {
+                           options: RestoreOptions, keysOnly: Set<String> = [], statistics: PartitionedStatistics = .none) async throws {
         let queue = WorkQueue(statistics.loadOrder(tables))
         let progress = ProgressReporter(title: "restore \(manifest.label)", expectedBytes: tables.reduce(0) { $0 + $1.file.rawBytes },
                                         expectedItems: tables.count, logger: options.logger, quiet: !options.showProgress)
@@ -51,7 +51,7 @@ extension RestoreRunner {
                         }
                         let key = IndexBuildPlan.key(table)
                         try await indexes.run(indexes.keys[key] ?? [], on: session)
-                        if !keysOnly {
+                        if !keysOnly.contains(key) {
                             try await indexes.run(indexes.secondary[key] ?? [], on: session)
                             if !options.skipAnalyze, let analyzed = statistics.toAnalyze(after: .init(schema: table.schema, name: table.name)) {
                                 try await session.execute("ANALYZE \(try session.qualifiedName(analyzed.schema, analyzed.name))")

@@ -64,10 +64,13 @@ public struct RestoreOptions: Sendable {
 public enum RestoreRunner {
     /// Returns the plan alone for `dryRun`, else restores and returns the report.
     ///
-    /// `afterData` (point-in-time restore's replay) runs once the data and sequences are in and only
-    /// the keys exist (replay finds rows by them); secondary indexes, foreign keys, policies and
-    /// statistics are built after it, which is faster than maintaining them change by change.
-    public static func run(_ options: RestoreOptions, afterData: (@Sendable () async throws -> Void)? = nil) async throws -> RestoreReport {
+    /// `afterData` (point-in-time restore's replay) runs once the data and sequences are in and the
+    /// keys exist (replay finds rows by them). A table the replay changes a lot (`replayFootprint`: more
+    /// rows than would make autovacuum analyze it, or truncated; every table when nothing is known) gets
+    /// its other indexes and statistics after it, faster than maintaining them change by change; the
+    /// others get them right after their load, as in a plain restore. Foreign keys and policies follow the replay.
+    public static func run(_ options: RestoreOptions, replayFootprint: ReplayFootprint? = nil,
+                           afterData: (@Sendable () async throws -> Void)? = nil) async throws -> RestoreReport {
         var options = options
         // Every session of the restore is maintenance work: a role's or database's statement_timeout (an application
         // role's 30 s) cancelled index builds, ANALYZE and replay-era statements on sessions that did not reset it.
@@ -213,9 +216,17 @@ public enum RestoreRunner {
                                          environment: child.environment, contents: contents, builtLines: indexes.builtLines,
                                          materializedViews: manifest.materializedViews.filter { plan.schemas.contains($0.schema) },
                                          options: options)
+            // Tables whose other indexes and ANALYZE wait for the replay (none without one).
+            var afterReplay: Set<String> = []
+            if afterData != nil {
+                var settled: Set<String> = []
+                if let replayFootprint { settled = replayFootprint.settledBefore(tables, threshold: try await .read(target)) }
+                afterReplay = Set(tables.map(IndexBuildPlan.key)).subtracting(settled)
+                logger.info("restore indexes before the replay", metadata: ["tables": .string("\(settled.count)"), "after": .string("\(afterReplay.count)")])
+            }
             try await timed("data") {
                 try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options,
-                                     keysOnly: afterData != nil, statistics: statistics)
+                                     keysOnly: afterReplay, statistics: statistics)
             }
             try await timed("sequences") {
                 // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all
@@ -234,8 +245,10 @@ public enum RestoreRunner {
             }
             if let afterData {
                 try await timed("replay") { try await afterData() }
-                // Keys only before the replay (it finds rows by them); the other indexes and ANALYZE after it.
-                try await timed("indexes") { try await IndexAndAnalyzePhase.run(tables, indexes: indexes, options: options, statistics: statistics) }
+                // The other indexes and ANALYZE of the tables loaded with their keys only.
+                try await timed("indexes") {
+                    try await IndexAndAnalyzePhase.run(tables, indexes: indexes, options: options, statistics: statistics, keysOnly: afterReplay)
+                }
             }
             if !statistics.rootsWithoutPartitions.isEmpty {
                 try await timed("partitioned-analyze") { try await statistics.analyzeRootsWithoutPartitions(options: options) }
@@ -244,6 +257,7 @@ public enum RestoreRunner {
             // queued for table locks held up the builds behind them and were checked before their tables had
             // statistics; the whole restore took 13.5-14.6 s against 11.8-12.0 s, paired.
             (warnings, keysNotBack) = try await postData.run(target, dependants: dependants, clock: clock)
+            if keysNotBack != nil { dependants.keepOnly(&keysNotBack!, target: target) }
             if !options.keepRetired {
                 retired = try await timed("retired") {
                     try await RetiredDataReapplier.run(target: reapplyTarget, repositoryPath: options.repositoryPath, schemas: plan.schemas,
@@ -258,14 +272,14 @@ public enum RestoreRunner {
             TemporaryFiles.yieldToInterrupt()
             // From here on the target was changed: say exactly how it was left and what to run.
             // A failure after the dependants' put-back (retired data, event triggers): they are back, nothing to keep for later.
-            if clock.phases["dependants"] != nil && keysNotBack == nil {
+            if clock.phases["dependants"] != nil {
                 dependants.removeFiles()
                 dependants = OutsideDependants()
             }
             // What a rerun with --clean would refuse to find: pre-data (one transaction) created it outside the schemas --clean drops.
             let rerunClashes = clock.phases["pre-data"] == nil ? [] : ((try? await contents.clashes(target, plan: plan)) ?? [])
             throw RestoreFailure.describe(error, phase: clock.phase, target: target, plan: plan, options: options, dropped: touched,
-                                          dependants: &dependants, rerunClashes: rerunClashes)
+                                          dependants: &dependants, rerunClashes: rerunClashes, keysNotBack: keysNotBack)
         }
         if options.skipAnalyze, let warning = try await statisticsWarning(target) {
             logger.warning("\(warning)")
@@ -278,7 +292,7 @@ public enum RestoreRunner {
             warnings += skipped
         }
         // Everything else is done; the keys the restored rows reject fail the restore, their statements kept.
-        if let keysNotBack { throw RestoreFailure.keysNotPutBack(keysNotBack, target: target, plan: plan, dependants: &dependants) }
+        if let keysNotBack { throw RestoreFailure.keysNotPutBack(keysNotBack, plan: plan) }
         return RestoreReport(plan: plan, phases: clock.phases, seconds: Date().timeIntervalSince(started),
                              retired: retired, warnings: warnings.isEmpty ? nil : warnings, analyzed: !options.skipAnalyze)
     }

@@ -21,10 +21,21 @@ struct PostDataSteps: Sendable {
     /// Runs the steps in order on `target`; returns the warnings of the dependants put back, and the keys that could not be.
     func run(_ target: DatabaseSession, dependants: OutsideDependants, clock: RestorePhaseClock) async throws
         -> (warnings: [String], notBack: OutsideDependants.KeysNotPutBack?) {
+        var warnings: [String] = []
         try await clock.timed("post-data") {
             var environment = environment
             environment["PGOPTIONS"] = [environment["PGOPTIONS"], "-c maintenance_work_mem=512MB -c synchronous_commit=off"].compactMap { $0 }.joined(separator: " ")
-            let left = { (entry: RestoreContents.Entry) in !builtLines.contains(entry.line) && !Self.isEventTrigger(entry) }
+            let unpublished = options.schemas.isEmpty ? []
+                : try await Self.membershipsWithoutPublication(contents, target).filter { options.schemas.contains($0.schema ?? "") }
+            for entry in unpublished {
+                let warning = "\(entry.type.lowercased()) \(entry.tag) not restored: the target has no such publication (a --schema restore does not create publications)"
+                options.logger.warning("\(warning)")
+                warnings.append(warning)
+            }
+            let skipped = Set(unpublished.map(\.line))
+            let left = { (entry: RestoreContents.Entry) in
+                !builtLines.contains(entry.line) && !Self.isEventTrigger(entry) && !skipped.contains(entry.line)
+            }
             // Indexes first when partitions' indexes are still to be attached (see `isIndexWork`), then the rest.
             let lists = contents.entries.contains { left($0) && $0.type == "INDEX ATTACH" }
                 ? [try contents.writeList(including: { left($0) && Self.isIndexWork($0) }),
@@ -42,8 +53,9 @@ struct PostDataSteps: Sendable {
                 try await target.execute("REFRESH MATERIALIZED VIEW \(try target.qualifiedName(view.schema, view.name))")
             }
         }
-        guard !dependants.isEmpty else { return ([], nil) }
-        return try await clock.timed("dependants") { try await dependants.putBack(target, options: options) }
+        guard !dependants.isEmpty else { return (warnings, nil) }
+        let putBack = try await clock.timed("dependants") { try await dependants.putBack(target, options: options) }
+        return (warnings + putBack.warnings, putBack.notBack)
     }
 
     /// The backup's event triggers (with their comments and labels), after everything else the restore runs.
@@ -54,6 +66,17 @@ struct PostDataSteps: Sendable {
         try await RestoreRunner.runTool(pgRestore, arguments.filter { !$0.hasPrefix("--jobs=") }
                                             + ["--section=post-data", "--single-transaction", "--use-list=\(list)", dumpFile],
                                         environment, options.target)
+    }
+
+    /// A `--schema` restore's publication memberships (`PUBLICATION TABLE`, `PUBLICATION TABLES IN SCHEMA`, tagged
+    /// "publication table") whose publication the target lacks: pg_restore keeps them (they are in the schema) but not
+    /// the publication (it has no schema), and `ALTER PUBLICATION … ADD TABLE` failed post-data after every row was in,
+    /// the target half-built (adv25 D3). A restore in place keeps its publication, and its tables' memberships come back.
+    static func membershipsWithoutPublication(_ contents: RestoreContents, _ target: DatabaseSession) async throws -> [RestoreContents.Entry] {
+        let memberships = contents.entries.filter { ["PUBLICATION TABLE", "PUBLICATION TABLES IN SCHEMA"].contains($0.type) }
+        guard !memberships.isEmpty else { return [] }
+        let publications = try await target.query("SELECT pubname FROM pg_publication").rows.map { try $0.requiredString("pubname") }
+        return memberships.filter { entry in !publications.contains { entry.tag.hasPrefix($0 + " ") } }
     }
 
     /// An index, an index's attachment to its parent's, or a comment on an index: post-data's first pass when any

@@ -79,14 +79,16 @@ struct PostDataSteps: Sendable {
         return memberships.filter { entry in !publications.contains { entry.tag.hasPrefix($0 + " ") } }
     }
 
-    /// An index, an index's attachment to its parent's, or a comment on an index: post-data's first pass when any
+    /// An index, an index's attachment to its parent's, an index-backed constraint, or a comment on an index: post-data's first pass when any
     /// attachment is left. pg_restore's `--jobs` scheduler sees no table lock in `ALTER INDEX … ATTACH PARTITION` (its
     /// dependencies are two indexes) and ran it beside `ALTER TABLE root ADD FOREIGN KEY`, which locks every
     /// partition: each waited for the other's lock, and the server killed one as a deadlock (3 restores in 6 of a
     /// sub-partitioned table with an index and a foreign key on its root, adv24 D5). A plain pg_restore builds the
     /// keys the foreign key needs in post-data too, which happened to order them; this restore builds those earlier.
+    /// Index-backed constraints (type CONSTRAINT: primary key, unique, exclusion) go with them: an attachment may be
+    /// to a partitioned table's key that post-data creates (backups from before partitioned keys were built early).
     static func isIndexWork(_ entry: RestoreContents.Entry) -> Bool {
-        entry.type == "INDEX" || entry.type == "INDEX ATTACH" || (entry.type == "COMMENT" && entry.tag.hasPrefix("INDEX "))
+        ["INDEX", "INDEX ATTACH", "CONSTRAINT"].contains(entry.type) || (entry.type == "COMMENT" && entry.tag.hasPrefix("INDEX "))
     }
 
     static func isEventTrigger(_ entry: RestoreContents.Entry) -> Bool {

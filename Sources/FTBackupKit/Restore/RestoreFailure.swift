@@ -22,6 +22,10 @@ enum RestoreFailure {
         var state = dropped
             ? "the target is left half-built: \(schemas) were dropped by --clean and are only partly restored"
             : "the target is left half-built: \(schemas) are only partly restored"
+        // The steps after every row, index and dependant is in: the schemas are whole, only that step's work is missing.
+        let lateSteps = ["retired": "the retired data is not removed again", "event-triggers": "the backup's event triggers are not created",
+                         "settings": "the database's settings are not applied"]
+        if let missing = lateSteps[phase] { state = "\(schemas) are restored, but \(missing)" }
         var todo = "fix the cause, then run the same restore again with --clean (it drops the partial schemas first), or restore into a fresh database"
         if !rerunClashes.isEmpty {
             let names = rerunClashes.prefix(5).joined(separator: ", ") + (rerunClashes.count > 5 ? ", …" : "")

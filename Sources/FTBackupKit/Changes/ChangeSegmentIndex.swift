@@ -44,6 +44,11 @@ public struct ChangeSegmentIndex: Codable, Sendable, Equatable {
     /// (taken as none: a stream's first description always precedes the relation's first change, and
     /// assuming otherwise would make every heartbeat segment read).
     public var describedAfterAChange: [String]? = nil
+    /// True in indexes that keep relations apart by schema and name as a pair. Older ones joined them with a dot, so
+    /// `a."b.c"` and `"a.b".c` became one entry named after either, with both tables' counts: a `--schema` restore of the
+    /// other skipped a segment holding its changes, rows lost without a word (adv26 D2). Such an index naming a dotted
+    /// name is not trusted (`checkedIndex`).
+    public var namesPaired: Bool? = nil
 
     /// True when a change of `relation` in the segment needs a description from an earlier segment:
     /// it is not described here, or described only after a change.
@@ -117,19 +122,20 @@ struct ChangeSegmentIndexBuilder {
     /// The index, or nil when a change named an unknown relation.
     func index() -> ChangeSegmentIndex? {
         guard !incomplete else { return nil }
-        var byName: [String: ChangeSegmentIndex.Relation] = [:]
+        // Keyed by schema and name as a pair (one table may have had several relids in the segment: dropped and created again).
+        var byName: [[String]: ChangeSegmentIndex.Relation] = [:]
         for relid in described.union(counts.keys) {
             guard let (schema, name) = names[relid] else { return nil }
             let c = counts[relid] ?? [0, 0, 0, 0]
-            var relation = byName["\(schema).\(name)"]
+            var relation = byName[[schema, name]]
                 ?? ChangeSegmentIndex.Relation(schema: schema, name: name, described: false, inserts: 0, updates: 0, deletes: 0, truncates: 0)
             relation.described = relation.described || described.contains(relid)
             relation.inserts += c[0]; relation.updates += c[1]; relation.deletes += c[2]; relation.truncates += c[3]
-            byName["\(schema).\(name)"] = relation
+            byName[[schema, name]] = relation
         }
         let late = described.intersection(changedUndescribed).compactMap { names[$0].map { "\($0.schema).\($0.name)" } }
         return ChangeSegmentIndex(relations: byName.values.sorted { ($0.schema, $0.name) < ($1.schema, $1.name) }, lastHeartbeat: lastHeartbeat,
-                                  describedAfterAChange: Set(late).sorted())
+                                  describedAfterAChange: Set(late).sorted(), namesPaired: true)
     }
 }
 
@@ -140,6 +146,7 @@ extension ChangeSegmentManifest {
     /// one that disagrees is not used, and the segment is treated as one written before indexes (read).
     var checkedIndex: ChangeSegmentIndex? {
         guard let index else { return nil }
+        if index.namesPaired != true, index.relations.contains(where: { $0.schema.contains(".") || $0.name.contains(".") }) { return nil }
         let described = Set(index.relations.filter(\.described).map(\.qualifiedName))
         return relations.allSatisfy(described.contains) ? index : nil
     }

@@ -104,6 +104,9 @@ final class PartitionedStatistics: @unchecked Sendable {
         }
     }
 
+    /// The partitioned table `table` is analyzed through, if any.
+    func root(of table: BackupManifest.Table) -> Name? { rootOf[Name(schema: table.schema, name: table.name)] }
+
     /// What to analyze now that `table` is loaded and indexed: the table itself; nothing for a partition
     /// whose root still waits for others; its root once it is the last.
     func toAnalyze(after table: Name) -> Name? {

@@ -129,6 +129,7 @@ extension PointInTimeRestore {
             try connection.execute("SET client_encoding = 'UTF8'")
             let warnings = try SequencesAtTime.apply(connection, before: applier.sequences, after: after, schemas: schemaFilter)
             try connection.execute("COMMIT")
+            StatisticsCounts.reportNow(connection)
             return (transactions, applier.changesApplied, warnings)
         }
     }

@@ -46,13 +46,23 @@ public struct ReplayFootprint: Sendable {
         }
     }
 
-    /// Keys of the tables whose other indexes and ANALYZE can come before the replay.
-    func settledBefore(_ tables: [BackupManifest.Table], threshold: AnalyzeThreshold) -> Set<String> {
-        Set(tables.compactMap { table in
+    /// Keys of the tables whose other indexes and ANALYZE can come before the replay. `hierarchy` names the partitioned
+    /// table a partition is analyzed through (`PartitionedStatistics`): autovacuum never analyzes a partitioned table, so
+    /// once the replay changes any of its partitions, all of them wait for it, and their root's ANALYZE sees the replayed
+    /// rows (analyzed before, its statistics lacked them for good, adv26 D1).
+    func settledBefore(_ tables: [BackupManifest.Table], threshold: AnalyzeThreshold,
+                       hierarchy: (BackupManifest.Table) -> PartitionedStatistics.Name? = { _ in nil }) -> Set<String> {
+        var changedHierarchies: Set<PartitionedStatistics.Name> = []
+        for table in tables {
             let key = IndexBuildPlan.key(table)
-            guard !truncated.contains(key) else { return nil }
+            if let root = hierarchy(table), truncated.contains(key) || (changes[key] ?? 0) > 0 { changedHierarchies.insert(root) }
+        }
+        return Set(tables.compactMap { table in
+            let key = IndexBuildPlan.key(table)
+            guard !truncated.contains(key), hierarchy(table).map(changedHierarchies.contains) != true else { return nil }
             let limit = threshold.base + threshold.scaleFactor * Double(table.rows)
-            return Double(changes[key] ?? 0) < limit ? key : nil
+            let changed = changes[key] ?? 0
+            return changed == 0 || Double(changed) < limit ? key : nil
         })
     }
 }

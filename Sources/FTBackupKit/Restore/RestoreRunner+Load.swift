@@ -54,6 +54,7 @@ extension RestoreRunner {
                         if !keysOnly.contains(key) {
                             try await indexes.run(indexes.secondary[key] ?? [], on: session)
                             if !options.skipAnalyze, let analyzed = statistics.toAnalyze(after: .init(schema: table.schema, name: table.name)) {
+                                try await session.withConnection { StatisticsCounts.reportNow($0) }
                                 try await session.execute("ANALYZE \(try session.qualifiedName(analyzed.schema, analyzed.name))")
                             }
                         }

@@ -220,7 +220,9 @@ public enum RestoreRunner {
             var afterReplay: Set<String> = []
             if afterData != nil {
                 var settled: Set<String> = []
-                if let replayFootprint { settled = replayFootprint.settledBefore(tables, threshold: try await .read(target)) }
+                if let replayFootprint {
+                    settled = replayFootprint.settledBefore(tables, threshold: try await .read(target), hierarchy: statistics.root(of:))
+                }
                 afterReplay = Set(tables.map(IndexBuildPlan.key)).subtracting(settled)
                 logger.info("restore indexes before the replay", metadata: ["tables": .string("\(settled.count)"), "after": .string("\(afterReplay.count)")])
             }

@@ -35,6 +35,22 @@ import Testing
                 == Set(["untouched", "filled"].map { IndexBuildPlan.key(schema: "s", name: $0) }))
     }
 
+    /// A hierarchy is judged as one table as well: partitions each changed a little, together by more than the
+    /// hierarchy's threshold, wait for the replay (autovacuum never analyzes the partitioned table); so does every
+    /// partition of a hierarchy one of whose partitions is truncated.
+    @Test func aHierarchyChangedMuchInAllWaitsForTheReplayThoughEachPartitionChangedLittle() throws {
+        let footprint = try #require(ReplayFootprint.make([Self.segment(0, [
+            Self.relation("g_0", inserts: 90), Self.relation("g_1", inserts: 90), Self.relation("g_2", inserts: 90),
+            Self.relation("p_0", updates: 6), Self.relation("t_1", truncates: 1),
+        ])]))
+        let tables = ["g_0", "g_1", "g_2", "p_0", "p_1", "t_0", "t_1"].map { Self.table($0, rows: 500) }
+        let root = { (table: BackupManifest.Table) in PartitionedStatistics.Name(schema: "s", name: String(table.name.prefix(1))) }
+        let settled = footprint.settledBefore(tables, threshold: .init(base: 50, scaleFactor: 0.1), hierarchy: root)
+        #expect(settled == Set(["p_0", "p_1"].map { IndexBuildPlan.key(schema: "s", name: $0) }))
+        // Without hierarchies each g partition is light (90 < 100).
+        #expect(footprint.settledBefore(tables, threshold: .init(base: 50, scaleFactor: 0.1)).contains(IndexBuildPlan.key(schema: "s", name: "g_0")))
+    }
+
     @Test func aSegmentWithoutAnIndexLeavesEveryTableToAfterTheReplay() {
         #expect(ReplayFootprint.make([Self.segment(0, [Self.relation("light", updates: 1)]), Self.segment(1, nil)]) == nil)
     }

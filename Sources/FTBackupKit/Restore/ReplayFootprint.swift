@@ -47,22 +47,31 @@ public struct ReplayFootprint: Sendable {
     }
 
     /// Keys of the tables whose other indexes and ANALYZE can come before the replay. `hierarchy` names the partitioned
-    /// table a partition is analyzed through (`PartitionedStatistics`): autovacuum never analyzes a partitioned table, so
-    /// once the replay changes any of its partitions, all of them wait for it, and their root's ANALYZE sees the replayed
-    /// rows (analyzed before, its statistics lacked them for good, adv26 D1).
+    /// table a partition is analyzed through (`PartitionedStatistics`). Autovacuum never analyzes a partitioned table, so
+    /// a hierarchy is judged as one table too, its partitions' changes against its partitions' rows: when the replay
+    /// changes it by that much (or truncates a partition), every partition waits for the replay and the root's ANALYZE
+    /// sees the replayed rows. Judged partition by partition only, a hierarchy whose every partition changed a little
+    /// was analyzed before the replay, its statistics short of 12 % of its rows for good (adv26 D1).
     func settledBefore(_ tables: [BackupManifest.Table], threshold: AnalyzeThreshold,
                        hierarchy: (BackupManifest.Table) -> PartitionedStatistics.Name? = { _ in nil }) -> Set<String> {
-        var changedHierarchies: Set<PartitionedStatistics.Name> = []
+        let limit = { (rows: Int64) in threshold.base + threshold.scaleFactor * Double(rows) }
+        let light = { (changed: Int, rows: Int64) in changed == 0 || Double(changed) < limit(rows) }
+        var hierarchyRows: [PartitionedStatistics.Name: Int64] = [:], hierarchyChanges: [PartitionedStatistics.Name: Int] = [:]
+        var truncatedHierarchies: Set<PartitionedStatistics.Name> = []
         for table in tables {
+            guard let root = hierarchy(table) else { continue }
             let key = IndexBuildPlan.key(table)
-            if let root = hierarchy(table), truncated.contains(key) || (changes[key] ?? 0) > 0 { changedHierarchies.insert(root) }
+            hierarchyRows[root, default: 0] += table.rows
+            hierarchyChanges[root, default: 0] += changes[key] ?? 0
+            if truncated.contains(key) { truncatedHierarchies.insert(root) }
         }
         return Set(tables.compactMap { table in
             let key = IndexBuildPlan.key(table)
-            guard !truncated.contains(key), hierarchy(table).map(changedHierarchies.contains) != true else { return nil }
-            let limit = threshold.base + threshold.scaleFactor * Double(table.rows)
-            let changed = changes[key] ?? 0
-            return changed == 0 || Double(changed) < limit ? key : nil
+            guard !truncated.contains(key), light(changes[key] ?? 0, table.rows) else { return nil }
+            if let root = hierarchy(table) {
+                guard !truncatedHierarchies.contains(root), light(hierarchyChanges[root] ?? 0, hierarchyRows[root] ?? 0) else { return nil }
+            }
+            return key
         })
     }
 }

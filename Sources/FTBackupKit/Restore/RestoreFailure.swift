@@ -72,7 +72,8 @@ enum RestoreFailure {
     /// would refuse what this run created outside the schemas it drops (`createdOutside`): then the way
     /// back is a fresh database, as for a failure (`describe`).
     static func keepOnInterrupt(_ saved: OutsideDependants, dropped: Bool, target: DatabaseSession, plan: RestorePlan,
-                                clock: RestorePhaseClock, createdOutside: [String]) -> UUID {
+                                clock: RestorePhaseClock, createdOutside: [String],
+                                keysNotBack: OutsideDependants.KeysNotPutBack? = nil) -> UUID {
         TemporaryFiles.onInterrupt {
             var dependants = saved
             let schemas = plan.wholeDatabase ? "all \(plan.schemas.count) schemas of the backup" : "schema(s) \(plan.schemas.joined(separator: ", "))"
@@ -90,6 +91,7 @@ enum RestoreFailure {
             if !dependants.isEmpty, let kept = dependants.keepForLater(target) {
                 line += "; what other schemas held on them is kept in \(kept.script)\(kept.views.map { " and \($0)" } ?? ""): a rerun with --clean into this database (same user, same TMPDIR) puts it back itself, else put it back with psql -f \(kept.script)" + (kept.views.map { " and pg_restore -d TARGET \($0)" } ?? "")
             }
+            if let keysNotBack { line += "; \(keysNotBack) (\(keysTodo(keysNotBack)))" }
             return line
         }
     }

@@ -259,7 +259,13 @@ public enum RestoreRunner {
             // queued for table locks held up the builds behind them and were checked before their tables had
             // statistics; the whole restore took 13.5-14.6 s against 11.8-12.0 s, paired.
             (warnings, keysNotBack) = try await postData.run(target, dependants: dependants, clock: clock)
-            if keysNotBack != nil { dependants.keepOnly(&keysNotBack!, target: target) }
+            if keysNotBack != nil {
+                dependants.keepOnly(&keysNotBack!, target: target)
+                // The saved files are gone: an interrupt from here names the keys' script, not them.
+                if let interruptAction { TemporaryFiles.cancelInterruptAction(interruptAction) }
+                interruptAction = RestoreFailure.keepOnInterrupt(OutsideDependants(), dropped: touched, target: target, plan: plan, clock: clock,
+                                                                 createdOutside: createdOutside, keysNotBack: keysNotBack)
+            }
             if !options.keepRetired {
                 retired = try await timed("retired") {
                     try await RetiredDataReapplier.run(target: reapplyTarget, repositoryPath: options.repositoryPath, schemas: plan.schemas,

@@ -297,14 +297,16 @@ struct OutsideDependants: Sendable {
     /// `notBack`'s keys, with their comments, is written in their place, without a record. The operator runs it once the
     /// rows are fixed; no later `--clean` restore adopts a record that would put back what the operator may have dropped
     /// since, nor calls this run killed, and a failure later in this run names those keys alone (adv25 D1, D2).
+    /// The new script is written before the saved files go: if it cannot be, they stay (the message names the keys).
     mutating func keepOnly(_ notBack: inout KeysNotPutBack, target: DatabaseSession) {
-        removeFiles()
-        self = OutsideDependants()
         var keys = OutsideDependants()
         keys.foreignKeys = notBack.keys
         let base = FileManager.default.temporaryDirectory.path
         let path = "\(base)/ftbackup-keys-not-back-\(UUID().uuidString).sql"
-        if (try? Self.writePrivately(path, Array(keys.scriptText(target).utf8), folder: base)) != nil { notBack.script = path }
+        guard (try? Self.writePrivately(path, Array(keys.scriptText(target).utf8), folder: base)) != nil else { return }
+        notBack.script = path
+        removeFiles()
+        self = OutsideDependants()
     }
 
     /// A test's window in `putBack`: after each foreign key is back.

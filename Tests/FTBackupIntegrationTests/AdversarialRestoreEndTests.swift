@@ -47,8 +47,8 @@ import Testing
         }
     }
 
-    /// A partition's index (built by pg_restore in post-data) and a materialized view, as slow as the
-    /// database settings `app.index_sleep` (seconds a row) and `app.view_sleep` say (0 at the source).
+    /// A partition's index and a materialized view, as slow as the database settings `app.index_sleep`
+    /// (seconds a row) and `app.view_sleep` say (0 at the source).
     static let slowEnd = """
         CREATE SCHEMA app;
         CREATE FUNCTION app.slow(n int) RETURNS int IMMUTABLE LANGUAGE sql
@@ -61,33 +61,35 @@ import Testing
             pg_sleep(coalesce(nullif(current_setting('app.view_sleep', true), ''), '0')::float8)
         """
 
-    /// SIGTERM while pg_restore builds a partition's index in post-data, or while the restore refreshes
-    /// a materialized view: nothing may go on changing the target once ftbackup has said it was
-    /// interrupted. pg_restore inherited a signal mask blocking SIGTERM (the ftbackup threads that start
-    /// it block signals), so the SIGTERM sent to it stayed pending and it finished post-data on its own;
-    /// and the REFRESH ran on in its server session after ftbackup was gone. The same restore with
-    /// `--clean` then restores exactly.
+    /// SIGTERM while pg_restore runs (here its pre-data creates an extension as slow as `app.extension_sleep`
+    /// says, `scripts/test-extension/ftbackup_test_slow`), or while the restore refreshes a materialized view:
+    /// nothing may go on changing the target once ftbackup has said it was interrupted. pg_restore inherited a
+    /// signal mask blocking SIGTERM (the ftbackup threads that start it block signals), so the SIGTERM sent to
+    /// it stayed pending and it finished its section on its own; and the REFRESH ran on in its server session
+    /// after ftbackup was gone. The same restore with `--clean` then restores exactly.
     ///
     /// SIGKILL too (no handler runs): pg_restore is started through `setpriv --pdeathsig TERM`, and
-    /// ftbackup's own sessions set `client_connection_check_interval`, so neither the index builds nor
-    /// the REFRESH go on for nobody (before, both ran to their end after the kill).
-    @Test(arguments: zip(["post-data", "refresh", "post-data", "refresh"], [SIGTERM, SIGTERM, SIGKILL, SIGKILL]))
+    /// ftbackup's own sessions set `client_connection_check_interval`, so neither pg_restore's work nor
+    /// the REFRESH go on for nobody (before, both ran to their end after the kill). This test interrupted
+    /// a partition's index build in post-data until the restore built those itself, in the data phase.
+    @Test(arguments: zip(["pre-data", "refresh", "pre-data", "refresh"], [SIGTERM, SIGTERM, SIGKILL, SIGKILL]))
     func interruptedRestoreLeavesNothingRunningOnTheTarget(stage: String, signal: Int32) async throws {
         try await TestServer.withDatabase(seeded: false) { source in
             let s = try await source.connect()
             defer { s.close() }
-            try await s.execute(Self.slowEnd)
+            // The slow extension only where it is interrupted: a --clean restore refuses to drop an extension in a schema it drops.
+            try await s.execute(Self.slowEnd + (stage == "pre-data" ? "; CREATE EXTENSION ftbackup_test_slow SCHEMA app" : ""))
             try await TestRepository.with { repo in
                 _ = try await BackupRunner.runFull(try .test(source, repo))
                 try await TestServer.withDatabase(seeded: false) { target in
                     let t = try await target.connect()
                     defer { t.close() }
                     let database = try t.escapeIdentifier(target.name)
-                    // Slow in the target only: 600 rows at 20 ms is 12 s of index build; the view takes 60 s.
-                    try await t.execute("ALTER DATABASE \(database) SET \(stage == "post-data" ? "app.index_sleep = '0.02'" : "app.view_sleep = '60'")")
+                    // Slow in the target only: the extension takes 12 s to create, the view 60 s to refresh.
+                    try await t.execute("ALTER DATABASE \(database) SET \(stage == "pre-data" ? "app.extension_sleep = '12'" : "app.view_sleep = '60'")")
                     let (process, _, err) = try FTBackupBinary.start(["restore", "--repo", repo.path, "-j", "2",
                                                                       "--target", "\(try TestServer.dsn) dbname=\(target.name)"])
-                    let statement = stage == "post-data" ? "CREATE INDEX parted_1_slow%" : "REFRESH MATERIALIZED VIEW%"
+                    let statement = stage == "pre-data" ? "CREATE EXTENSION%ftbackup_test_slow%" : "REFRESH MATERIALIZED VIEW%"
                     var signalled = false
                     for _ in 0..<60_000 where process.isRunning {
                         let running = try await t.query("""
@@ -106,8 +108,8 @@ import Testing
                     await FTBackupBinary.waitForExit(process)
                     #expect(signalled, "\(stage) never ran: \(stderr)")
                     #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == signal, "\(stderr)")
-                    // Up to 10 s for the server to see the cancelled statements end (the slow index builds
-                    // alone take 12 s, the view 60 s).
+                    // Up to 10 s for the server to see the cancelled statements end (the extension alone takes
+                    // 12 s, the view 60 s).
                     var left: [String] = []
                     for _ in 0..<100 {
                         left = try await t.query("""

@@ -93,19 +93,20 @@ struct IndexBuildPlan: Sendable {
         // before any data, keys or not; a partition's other index is built after its rows and attached at once. Left to
         // post-data, `audit.events`'s 33 partition indexes were built at the end of every restore, after a restore --at's
         // replay had dirtied their pages: 0.7-0.9 s on two cores with nothing else left to run.
-        let partitionedIndexes = Set(built.filter { $0.0.isPartitioned }.map { "\($0.0.schema).\($0.0.index.name)" })
+        // Indexes keyed as tables are (`key`): "a.b".c and a."b.c" are two.
+        let partitionedIndexes = Set(built.filter { $0.0.isPartitioned }.map { Self.key(schema: $0.0.schema, name: $0.0.index.name) })
         built.removeAll { candidate, _, _, isKey in
             guard !isKey, !candidate.isPartitioned, let parent = candidate.index.attachedTo else { return false }
             // Its parent's index is not restored (a --schema restore of the partition's schema alone): post-data builds it, as pg_restore would.
-            return !partitionedIndexes.contains("\(parent.schema).\(parent.name)")
+            return !partitionedIndexes.contains(Self.key(schema: parent.schema, name: parent.name))
         }
-        let early = Set(built.map { "\($0.0.schema).\($0.0.index.name)" })
+        let early = Set(built.map { Self.key(schema: $0.0.schema, name: $0.0.index.name) })
         var parentAttachments: [Build] = []
         for (candidate, script, attach, isKey) in built {
             plan.builtLines.formUnion(candidate.entries.map(\.line))
             var builds = [Build(name: "\(candidate.schema).\(candidate.index.name)", script: script)]
             // Attached here only when the parent's index is built here too; else post-data attaches it.
-            if let attach, let entry = candidate.attach, let parent = candidate.index.attachedTo, early.contains("\(parent.schema).\(parent.name)") {
+            if let attach, let entry = candidate.attach, let parent = candidate.index.attachedTo, early.contains(Self.key(schema: parent.schema, name: parent.name)) {
                 plan.builtLines.insert(entry.line)
                 builds.append(Build(name: "\(candidate.schema).\(candidate.index.name) attached", script: attach))
             }

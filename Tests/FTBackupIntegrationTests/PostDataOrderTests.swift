@@ -5,9 +5,10 @@ import Testing
 extension BackupRestoreTests {
     /// adv24 D5: a sub-partitioned table with an index and a foreign key on its root. pg_restore `--jobs` ran `ALTER INDEX …
     /// ATTACH PARTITION` beside `ALTER TABLE root ADD FOREIGN KEY` (its scheduler sees no table lock in an attachment), each
-    /// waited for the other's lock, and the server ended one as a deadlock: 3 restores in 6 failed half-built. Post-data now
-    /// builds and attaches the indexes first. Six restores at -j2, each whole: the key valid, every index attached and
-    /// valid, the rows exact.
+    /// waited for the other's lock, and the server ended one as a deadlock: 3 restores in 6 failed half-built. Post-data
+    /// then built and attached the indexes first; the restore now builds and attaches them itself, each after its
+    /// partition's rows, and a restore this small runs post-data on one connection. Six restores at -j2, each whole: the
+    /// key valid, every index attached and valid, the rows exact.
     @Test func aSubPartitionedTableWithAnIndexAndAForeignKeyOnItsRootRestoresAtJ2EveryTime() async throws {
         try await TestServer.withDatabase(seeded: false) { source in
             let s = try await source.connect()

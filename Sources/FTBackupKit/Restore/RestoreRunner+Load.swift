@@ -49,12 +49,15 @@ extension RestoreRunner {
                         } onCancel: {
                             session.cancel()
                         }
+                        // The load's row counts reach the statistics now, before this worker says the table is done: a partition's
+                        // root is analyzed by whichever worker finishes the hierarchy's last partition, and counts this session
+                        // reported after that ANALYZE made the partition look wholly changed since (autovacuum analyzed it again).
+                        try await session.withConnection { StatisticsCounts.reportNow($0) }
                         let key = IndexBuildPlan.key(table)
                         try await indexes.run(indexes.keys[key] ?? [], on: session)
                         if !keysOnly.contains(key) {
                             try await indexes.run(indexes.secondary[key] ?? [], on: session)
                             if !options.skipAnalyze, let analyzed = statistics.toAnalyze(after: .init(schema: table.schema, name: table.name)) {
-                                try await session.withConnection { StatisticsCounts.reportNow($0) }
                                 try await session.execute("ANALYZE \(try session.qualifiedName(analyzed.schema, analyzed.name))")
                             }
                         }

@@ -212,7 +212,7 @@ public enum RestoreRunner {
             let parents = (manifest.partitionedTables ?? []).filter { plan.schemas.contains($0.schema) }
             let statistics = options.skipAnalyze ? PartitionedStatistics.none
                 : try await PartitionedStatistics.read(target, restored: parents, tables: tables)
-            let postData = PostDataSteps(pgRestore: pgRestore, arguments: common + ["--jobs=\(options.jobs)"], dumpFile: dumpFile,
+            let postData = PostDataSteps(pgRestore: pgRestore, arguments: common + ["--jobs=\(PostDataSteps.jobs(options.jobs, tables: tables))"], dumpFile: dumpFile,
                                          environment: child.environment, contents: contents, builtLines: indexes.builtLines,
                                          materializedViews: manifest.materializedViews.filter { plan.schemas.contains($0.schema) },
                                          options: options)

@@ -261,9 +261,10 @@ public enum RestoreRunner {
             (warnings, keysNotBack) = try await postData.run(target, dependants: dependants, clock: clock)
             if keysNotBack != nil {
                 dependants.keepOnly(&keysNotBack!, target: target)
-                // The saved files are gone: an interrupt from here names the keys' script, not them.
+                // An interrupt from here names the keys' script; the saved files too only if the script could not be
+                // written (`keepOnly` keeps them then, and `dependants` still holds them).
                 if let interruptAction { TemporaryFiles.cancelInterruptAction(interruptAction) }
-                interruptAction = RestoreFailure.keepOnInterrupt(OutsideDependants(), dropped: touched, target: target, plan: plan, clock: clock,
+                interruptAction = RestoreFailure.keepOnInterrupt(dependants, dropped: touched, target: target, plan: plan, clock: clock,
                                                                  createdOutside: createdOutside, keysNotBack: keysNotBack)
             }
             if !options.keepRetired {

@@ -10,8 +10,8 @@ import Logging
 /// repository fails the drill at verification with nothing created.
 public enum DrillRunner {
     static let historyDays = 30
-    static let restorePhases = ["clean", "verify", "pre-data", "data", "sequences", "replay", "indexes", "post-data", "refresh",
-                                "dependants", "analyze", "retired", "event-triggers"]
+    static let restorePhases = ["clean", "verify", "pre-data", "data", "sequences", "foreign-keys", "replay", "indexes", "partitioned-analyze",
+                                "post-data", "refresh", "dependants", "analyze", "retired", "event-triggers", "settings"]
 
     public static func run(_ options: DrillOptions) async throws -> DrillRecord {
         let started = Date()

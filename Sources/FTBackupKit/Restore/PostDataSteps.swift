@@ -23,8 +23,7 @@ struct PostDataSteps: Sendable {
         -> (warnings: [String], notBack: OutsideDependants.KeysNotPutBack?) {
         var warnings: [String] = []
         try await clock.timed("post-data") {
-            var environment = environment
-            environment["PGOPTIONS"] = [environment["PGOPTIONS"], "-c maintenance_work_mem=512MB -c synchronous_commit=off"].compactMap { $0 }.joined(separator: " ")
+            let environment = toolEnvironment
             let unpublished = options.schemas.isEmpty ? []
                 : try await Self.membershipsWithoutPublication(contents, target).filter { options.schemas.contains($0.schema ?? "") }
             for entry in unpublished {
@@ -33,9 +32,7 @@ struct PostDataSteps: Sendable {
                 warnings.append(warning)
             }
             let skipped = Set(unpublished.map(\.line))
-            let left = { (entry: RestoreContents.Entry) in
-                !builtLines.contains(entry.line) && !Self.isEventTrigger(entry) && !skipped.contains(entry.line)
-            }
+            let left = { (entry: RestoreContents.Entry) in self.left(entry) && !skipped.contains(entry.line) }
             // Indexes first when partitions' indexes are still to be attached (see `isIndexWork`), then the rest. Only
             // what pg_restore --schema restores decides it: another schema's attachments made a one-tool restore run an
             // empty pass first (about 50 ms of its second).
@@ -59,6 +56,25 @@ struct PostDataSteps: Sendable {
         guard !dependants.isEmpty else { return (warnings, nil) }
         let putBack = try await clock.timed("dependants") { try await dependants.putBack(target, options: options) }
         return (warnings + putBack.warnings, putBack.notBack)
+    }
+
+    /// What post-data still has to run: not built by the restore itself (or run ahead of it), not an event trigger.
+    func left(_ entry: RestoreContents.Entry) -> Bool {
+        !builtLines.contains(entry.line) && !Self.isEventTrigger(entry)
+    }
+
+    /// `entries` of post-data ahead of the rest (`ForeignKeysBeforeReplay`); the caller adds their lines to `builtLines`.
+    func runAhead(_ entries: [RestoreContents.Entry]) async throws {
+        let lines = Set(entries.map(\.line))
+        let list = try contents.writeList(including: { lines.contains($0.line) })
+        defer { try? FileManager.default.removeItem(atPath: list) }
+        try await RestoreRunner.runTool(pgRestore, arguments + ["--section=post-data", "--use-list=\(list)", dumpFile], toolEnvironment, options.target)
+    }
+
+    private var toolEnvironment: [String: String] {
+        var environment = environment
+        environment["PGOPTIONS"] = [environment["PGOPTIONS"], "-c maintenance_work_mem=512MB -c synchronous_commit=off"].compactMap { $0 }.joined(separator: " ")
+        return environment
     }
 
     /// pg_restore's `--jobs` for post-data: one connection when the restored tables hold less than `smallRestoreBytes`

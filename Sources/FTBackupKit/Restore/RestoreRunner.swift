@@ -212,7 +212,7 @@ public enum RestoreRunner {
             let parents = (manifest.partitionedTables ?? []).filter { plan.schemas.contains($0.schema) }
             let statistics = options.skipAnalyze ? PartitionedStatistics.none
                 : try await PartitionedStatistics.read(target, restored: parents, tables: tables)
-            let postData = PostDataSteps(pgRestore: pgRestore, arguments: common + ["--jobs=\(PostDataSteps.jobs(options.jobs, tables: tables))"], dumpFile: dumpFile,
+            var postData = PostDataSteps(pgRestore: pgRestore, arguments: common + ["--jobs=\(PostDataSteps.jobs(options.jobs, tables: tables))"], dumpFile: dumpFile,
                                          environment: child.environment, contents: contents, builtLines: indexes.builtLines,
                                          materializedViews: manifest.materializedViews.filter { plan.schemas.contains($0.schema) },
                                          options: options)
@@ -243,6 +243,15 @@ public enum RestoreRunner {
                             try connection.query("SELECT setval(\(name)::regclass, $1::bigint, $2::boolean)", [sequence.lastValue, sequence.isCalled])
                         }
                     }
+                }
+            }
+            // A whole-database replay's foreign keys are checked before it, on the full's rows (see `ForeignKeysBeforeReplay`
+            // for when they are not).
+            if afterData != nil, plan.wholeDatabase, afterReplay.isEmpty, (manifest.tablesNotCopied ?? []).isEmpty {
+                let ahead = ForeignKeysBeforeReplay.entries(contents, left: postData.left, unlogged: try await ForeignKeysBeforeReplay.unlogged(target))
+                if !ahead.isEmpty {
+                    try await timed("foreign-keys") { try await postData.runAhead(ahead) }
+                    postData.builtLines.formUnion(ahead.map(\.line))
                 }
             }
             if let afterData {

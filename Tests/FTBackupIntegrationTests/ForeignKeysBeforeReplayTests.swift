@@ -79,13 +79,17 @@ import Testing
     /// the table it references moves on to T: here the source's cascade deleted a row of it the restore still has. Its
     /// key must not be added before the replay, where it would pass and then be broken by it: the restore either fails
     /// naming the key or ends with the key holding, never with a key its rows violate.
-    @Test func anUnloggedTablesKeyIsNeverLeftViolated() async throws {
+    /// A newline in the unlogged table's name is listed as a space by `pg_restore --list`, so the listing does not say the
+    /// key is on an unlogged table; the catalog does, once the keys are in (adv28 D2).
+    @Test(arguments: ["cache", "cache\nx"])
+    func anUnloggedTablesKeyIsNeverLeftViolated(name: String) async throws {
+        let table = "fku.\"\(name.replacingOccurrences(of: "\"", with: "\"\""))\""
         try await ArchivedDatabase.with(prepare: """
             CREATE SCHEMA fku;
             CREATE TABLE fku.parent (id int PRIMARY KEY);
-            CREATE UNLOGGED TABLE fku.cache (id int PRIMARY KEY, parent_id int REFERENCES fku.parent ON DELETE CASCADE);
+            CREATE UNLOGGED TABLE \(table) (id int PRIMARY KEY, parent_id int REFERENCES fku.parent ON DELETE CASCADE);
             INSERT INTO fku.parent SELECT generate_series(1, 10);
-            INSERT INTO fku.cache SELECT g, g FROM generate_series(1, 10) g;
+            INSERT INTO \(table) SELECT g, g FROM generate_series(1, 10) g;
             """) { a in
             _ = try await a.full()
             try await a.session.execute("DELETE FROM fku.parent WHERE id = 3")
@@ -102,18 +106,124 @@ import Testing
                 let t = try await target.connect()
                 defer { t.close() }
                 let key = try await t.query("""
-                    SELECT count(*) AS n FROM pg_constraint WHERE conname = 'cache_parent_id_fkey' AND convalidated
-                    """).first!.int64("n")
+                    SELECT count(*) AS n FROM pg_constraint WHERE conname = $1 AND convalidated
+                    """, [name + "_parent_id_fkey"]).first!.int64("n")
                 let orphans = try await t.query("""
-                    SELECT count(*) AS n FROM fku.cache c WHERE NOT EXISTS (SELECT 1 FROM fku.parent p WHERE p.id = c.parent_id)
+                    SELECT count(*) AS n FROM \(table) c WHERE NOT EXISTS (SELECT 1 FROM fku.parent p WHERE p.id = c.parent_id)
                     """).first!.int64("n")
                 if let failure {
-                    #expect(failure.message.contains("cache_parent_id_fkey"), "\(failure.message)")
+                    #expect(failure.message.contains("_parent_id_fkey"), "\(failure.message)")
                     #expect(key == 0)
                 } else {
-                    #expect(orphans == 0, "the restore succeeded with fku.cache's key violated")
+                    #expect(orphans == 0, "the restore succeeded with \(table)'s key violated")
                 }
             }
+        }
+    }
+
+    /// The referenced key's name has a newline, which `pg_restore --list` prints as a space: the restore does not
+    /// recognise its entry and leaves the key to post-data, so a key referencing it cannot be added before the replay.
+    /// The early pass fails as a whole and every key waits for the replay, as before: the restore succeeds, exact (adv28 D1).
+    @Test func aKeyWhoseReferencedKeyIsLeftToPostDataWaitsForTheReplay() async throws {
+        try await ArchivedDatabase.with(prepare: """
+            CREATE SCHEMA fkn;
+            CREATE TABLE fkn.parent (id int CONSTRAINT "parent\npk" PRIMARY KEY);
+            CREATE TABLE fkn.child (id int PRIMARY KEY, parent_id int REFERENCES fkn.parent);
+            INSERT INTO fkn.parent SELECT generate_series(1, 1000);
+            INSERT INTO fkn.child SELECT g, 1 + g % 1000 FROM generate_series(1, 5000) g;
+            """) { a in
+            _ = try await a.full()
+            let unloggedAtFull = try await a.unloggedFingerprints()
+            try await a.session.execute("UPDATE fkn.child SET parent_id = 7 WHERE id = 3")
+            let (at, expected) = try await a.instant()
+            _ = try await a.incremental()
+            try await Self.restoreExactly(a, at: at, expected: expected.replacing(unloggedAtFull), schema: "fkn", keys: 1)
+        }
+    }
+
+    /// A row of the full broke a key (written as a replica, which checks none) and the source mended it before T: the keys
+    /// cannot be added before the replay, so they wait for it, and the restore as of T succeeds, exact (adv28 D3).
+    @Test func keysTheFullBreaksAndTMendsWaitForTheReplay() async throws {
+        try await ArchivedDatabase.with(prepare: """
+            CREATE SCHEMA fko;
+            CREATE TABLE fko.parent (id int PRIMARY KEY);
+            CREATE TABLE fko.child (id int PRIMARY KEY, parent_id int REFERENCES fko.parent);
+            INSERT INTO fko.parent SELECT generate_series(1, 100);
+            INSERT INTO fko.child SELECT g, g FROM generate_series(1, 100) g;
+            SET session_replication_role = replica;
+            INSERT INTO fko.child VALUES (1000, 999);
+            SET session_replication_role = origin;
+            """) { a in
+            _ = try await a.full()
+            let unloggedAtFull = try await a.unloggedFingerprints()
+            try await a.session.execute("INSERT INTO fko.parent VALUES (999)")
+            let (at, expected) = try await a.instant()
+            _ = try await a.incremental()
+            try await Self.restoreExactly(a, at: at, expected: expected.replacing(unloggedAtFull), schema: "fko", keys: 1)
+        }
+    }
+
+    /// A LATIN9 database's non-ASCII names are misread in the dump's listing (as UTF-8), so the restore does not recognise
+    /// the key `café_pkey` and leaves it to post-data: the keys wait for the replay, and the restore succeeds, exact (adv28 D1).
+    @Test func aLatin9DatabasesKeysWithNonASCIINamesWaitForTheReplay() async throws {
+        let latin9 = "TEMPLATE template0 ENCODING 'LATIN9' LC_COLLATE 'C' LC_CTYPE 'C'"
+        try await ServerWideResource.replicationSlots.shared {
+            try await TestServer.withDatabase(seeded: false, options: latin9) { db in
+                let session = try await db.connect("writer")
+                defer { session.close() }
+                try await session.execute("""
+                    CREATE TABLE "café" (id int PRIMARY KEY, nom text);
+                    CREATE TABLE child (id int PRIMARY KEY, cafe_id int REFERENCES "café" ON DELETE CASCADE);
+                    INSERT INTO "café" SELECT g, 'nº ' || g FROM generate_series(1, 500) g;
+                    INSERT INTO child SELECT g, 1 + g % 500 FROM generate_series(1, 2000) g;
+                    """)
+                try await TestRepository.with { repo in
+                    _ = try await ChangeArchivalSetup.setup(db.connectionString, dryRun: false, fixReplicaIdentity: true)
+                    do {
+                        try await Self.latin9Restore(db, session, repo, options: latin9)
+                    } catch {
+                        _ = try? await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
+                        throw error
+                    }
+                    _ = try await ChangeArchivalSetup.teardown(db.connectionString, dryRun: false)
+                }
+            }
+        }
+    }
+
+    static func latin9Restore(_ db: TestDatabase, _ session: DatabaseSession, _ repo: TestRepository, options latin9: String) async throws {
+        _ = try await BackupRunner.runFull(try .test(db, repo))
+        // Only the ASCII-named table changes: archival cannot decode a change of a table with a non-ASCII name in a LATIN9
+        // database (names are read as UTF-8 there; found with this test, left as it was, see the session note).
+        try await session.execute("UPDATE child SET cafe_id = 7 WHERE id = 3; DELETE FROM child WHERE id = 9")
+        let expected = try await TableFingerprint.compute(session)
+        let at = try await session.query("SELECT extract(epoch FROM clock_timestamp()) AS t").first!.epochDate("t")!
+        _ = try await ChangeArchiver.runIncremental(database: db.connectionString, repositoryPath: repo.path, policy: try testPolicy())
+        try await TestServer.withDatabase(seeded: false, options: latin9) { target in
+            _ = try await PointInTimeRestore.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path,
+                                                                showProgress: false), at: at)
+            let t = try await target.connect()
+            defer { t.close() }
+            let restored = try await TableFingerprint.compute(t)
+            #expect(TableFingerprint.differences(source: expected, restored: restored) == [])
+            let keys = try await t.query("SELECT count(*) AS n FROM pg_constraint WHERE contype = 'f' AND convalidated").first!.int64("n")
+            #expect(keys == 1)
+        }
+    }
+
+    /// Restores `a` as at `at` into a fresh database: it succeeds, equals `expected`, and `schema` has `keys` validated keys.
+    static func restoreExactly(_ a: ArchivedDatabase, at: Date, expected: [TableFingerprint], schema: String, keys: Int64) async throws {
+        try await TestServer.withDatabase(seeded: false) { target in
+            _ = try await PointInTimeRestore.run(RestoreOptions(target: target.connectionString, repositoryPath: a.repo.path,
+                                                                showProgress: false), at: at)
+            let t = try await target.connect()
+            defer { t.close() }
+            let restored = try await TableFingerprint.compute(t)
+            #expect(TableFingerprint.differences(source: expected, restored: restored) == [])
+            let validated = try await t.query("""
+                SELECT count(*) AS n FROM pg_constraint WHERE contype = 'f' AND convalidated AND connamespace = $1::regnamespace
+                """, [schema]).first!.int64("n")
+            #expect(validated == keys)
         }
     }
 }

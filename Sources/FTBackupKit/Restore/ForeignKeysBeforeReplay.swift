@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Which foreign keys a whole-database `restore --at` adds before its replay rather than after it: a key is checked
 /// on the rows as the full left them (frozen, all-visible, their pages in cache), where after the replay its check
@@ -16,6 +17,16 @@ import Foundation
 /// - an unlogged table is a partition or partitioned: a key on a hierarchy covers rows the replay does not bring;
 /// - a table's indexes and ANALYZE wait for the replay: its keys would be checked without statistics, which was slower;
 /// - partitions' indexes are left for post-data to attach (`PostDataSteps.isIndexWork`): they must come first.
+///
+/// The keys are added in one transaction (`add`), all or none. When it fails, they all wait for the replay, as before: a
+/// key whose referenced key the restore did not recognise in the dump's listing (and so left to post-data), or rows of
+/// the full that broke a key and that the replay mends (rows written as a replica, which checks no key). Listing names
+/// can differ from the catalog's (a newline in a name is listed as a space; names of a database in another encoding than
+/// UTF8 or LATIN1 are misread), so whether a key reaches an unlogged table is checked again in the catalog once they are
+/// in: if one does, all of them are dropped and wait for the replay too.
+///
+/// A source whose own rows break one of its keys after the full (written as a replica) is restored as it is at T, keys
+/// included: after the replay they are not checked again. A restore that checks them only after the replay fails then.
 enum ForeignKeysBeforeReplay {
     /// An unlogged table of the target, and whether it is in a partition hierarchy.
     struct Unlogged: Equatable {
@@ -35,6 +46,51 @@ enum ForeignKeysBeforeReplay {
             left(entry) && entry.type == "FK CONSTRAINT"
                 && !unlogged.contains { $0.schema == entry.schema && entry.tag.hasPrefix($0.name + " ") }
         }
+    }
+
+    /// Adds `entries` (from `PostDataSteps.runAhead`) in one transaction. False, with nothing of them left, when they must
+    /// wait for the replay: the pass failed, or a key it added reaches an unlogged table (see the type's comment).
+    static func add(_ entries: [RestoreContents.Entry], postData: PostDataSteps, target: DatabaseSession, logger: Logger) async throws -> Bool {
+        let before = try await foreignKeys(target)
+        do {
+            try await postData.runAhead(entries)
+        } catch {
+            // An interrupt's echo (pg_restore stopped by the handler) is no reason to go on.
+            TemporaryFiles.yieldToInterrupt()
+            try Task.checkCancellation()
+            logger.info("foreign keys wait for the replay: adding them before it failed", metadata: ["error": .string("\(error)")])
+            return false
+        }
+        let added = try await foreignKeys(target).subtracting(before)
+        let unloggedReach = try await target.query("""
+            SELECT count(*) AS n FROM pg_constraint c
+            WHERE c.oid = ANY($1::oid[])
+              AND EXISTS (SELECT 1 FROM pg_class r
+                          WHERE r.relpersistence = 'u'
+                            AND (r.oid IN (c.conrelid, c.confrelid)  -- pg_partition_tree lists nothing for a plain table
+                                 OR r.oid IN (SELECT relid FROM pg_partition_tree(c.conrelid))
+                                 OR r.oid IN (SELECT relid FROM pg_partition_tree(c.confrelid))))
+            """, ["{" + added.map(String.init).joined(separator: ",") + "}"]).first?.int64("n") ?? 0
+        guard unloggedReach > 0 else { return true }
+        try await target.withConnection { connection in
+            try connection.transaction {
+                // Only the keys this pass added; a partition's copy of a key goes with its parent's.
+                let keys = try connection.query("""
+                    SELECT c.conrelid::regclass::text AS relation, c.conname FROM pg_constraint c
+                    WHERE c.oid = ANY($1::oid[]) AND c.conparentid = 0
+                    """, ["{" + added.map(String.init).joined(separator: ",") + "}"]).rows
+                for key in keys {
+                    try connection.execute("ALTER TABLE \(try key.requiredString("relation")) DROP CONSTRAINT \(try connection.escapeIdentifier(try key.requiredString("conname")))")
+                }
+            }
+        }
+        logger.info("foreign keys wait for the replay: one reaches an unlogged table", metadata: ["keys": .string("\(added.count)")])
+        return false
+    }
+
+    /// The OIDs of the target's foreign keys.
+    static func foreignKeys(_ target: DatabaseSession) async throws -> Set<Int64> {
+        Set(try await target.query("SELECT oid::int8 AS oid FROM pg_constraint WHERE contype = 'f'").rows.map { try $0.int64("oid") })
     }
 
     /// The target's unlogged tables (after pre-data: the backup's own).

@@ -63,12 +63,15 @@ struct PostDataSteps: Sendable {
         !builtLines.contains(entry.line) && !Self.isEventTrigger(entry)
     }
 
-    /// `entries` of post-data ahead of the rest (`ForeignKeysBeforeReplay`); the caller adds their lines to `builtLines`.
+    /// `entries` of post-data ahead of the rest, in one transaction (`ForeignKeysBeforeReplay`); the caller adds their
+    /// lines to `builtLines`. Keys referencing one table wait for each other's lock anyway: `--jobs` gained little.
     func runAhead(_ entries: [RestoreContents.Entry]) async throws {
         let lines = Set(entries.map(\.line))
         let list = try contents.writeList(including: { lines.contains($0.line) })
         defer { try? FileManager.default.removeItem(atPath: list) }
-        try await RestoreRunner.runTool(pgRestore, arguments + ["--section=post-data", "--use-list=\(list)", dumpFile], toolEnvironment, options.target)
+        try await RestoreRunner.runTool(pgRestore, arguments.filter { !$0.hasPrefix("--jobs=") }
+                                            + ["--section=post-data", "--single-transaction", "--use-list=\(list)", dumpFile],
+                                        toolEnvironment, options.target)
     }
 
     private var toolEnvironment: [String: String] {

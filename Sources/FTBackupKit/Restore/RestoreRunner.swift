@@ -249,8 +249,9 @@ public enum RestoreRunner {
             // for when they are not).
             if afterData != nil, plan.wholeDatabase, afterReplay.isEmpty, (manifest.tablesNotCopied ?? []).isEmpty {
                 let ahead = ForeignKeysBeforeReplay.entries(contents, left: postData.left, unlogged: try await ForeignKeysBeforeReplay.unlogged(target))
-                if !ahead.isEmpty {
-                    try await timed("foreign-keys") { try await postData.runAhead(ahead) }
+                if !ahead.isEmpty, try await timed("foreign-keys", {
+                    try await ForeignKeysBeforeReplay.add(ahead, postData: postData, target: target, logger: logger)
+                }) {
                     postData.builtLines.formUnion(ahead.map(\.line))
                 }
             }

@@ -9,6 +9,7 @@ import Testing
         231; 1259 16501 TABLE app child postgres
         232; 1259 16502 TABLE app cache postgres
         233; 1259 16503 TABLE app cache_wide postgres
+        234; 1259 16504 TABLE other cache postgres
         3411; 2606 16600 CONSTRAINT app parent parent_pkey postgres
         3500; 2606 16700 FK CONSTRAINT app child child_parent_id_fkey postgres
         3501; 2606 16701 FK CONSTRAINT app cache cache_parent_id_fkey postgres
@@ -25,6 +26,9 @@ import Testing
         let all = ForeignKeysBeforeReplay.entries(contents, left: { _ in true }, unlogged: [])
         #expect(Self.names(all) == ["child child_parent_id_fkey", "cache cache_parent_id_fkey", "cache_wide cache_wide_parent_id_fkey"])
         let unlogged = [ForeignKeysBeforeReplay.Unlogged(schema: "app", name: "cache", inHierarchy: false)]
+        // An unlogged table the listing does not name as the catalog does (a newline listed as a space): nothing moves.
+        let misnamed = [ForeignKeysBeforeReplay.Unlogged(schema: "app", name: "cache\nwide", inHierarchy: false)]
+        #expect(ForeignKeysBeforeReplay.entries(contents, left: { _ in true }, unlogged: misnamed).isEmpty)
         #expect(Self.names(ForeignKeysBeforeReplay.entries(contents, left: { _ in true }, unlogged: unlogged))
                 == ["child child_parent_id_fkey", "cache_wide cache_wide_parent_id_fkey"])
         // The same name in another schema is another table.
@@ -39,7 +43,7 @@ import Testing
     /// does not bring), nor while partitions' indexes are left for post-data to attach (they come first).
     @Test func nothingMovesWithAnUnloggedPartitionOrAnAttachmentLeft() {
         let contents = RestoreContents.parse(Self.listing)
-        let partition = [ForeignKeysBeforeReplay.Unlogged(schema: "app", name: "events_2020", inHierarchy: true)]
+        let partition = [ForeignKeysBeforeReplay.Unlogged(schema: "app", name: "cache", inHierarchy: true)]
         #expect(ForeignKeysBeforeReplay.entries(contents, left: { _ in true }, unlogged: partition).isEmpty)
         let attaching = RestoreContents.parse(Self.listing + "\n3700; 0 16900 INDEX ATTACH app events_2020_pkey postgres")
         #expect(ForeignKeysBeforeReplay.entries(attaching, left: { _ in true }, unlogged: []).isEmpty)

@@ -67,11 +67,11 @@ enum IndexAndAnalyzePhase {
                             try await indexes.run([build], on: session)
                             if remaining.finished(key), !options.skipAnalyze, let table = byKey[key],
                                let analyzed = statistics.toAnalyze(after: .init(schema: table.schema, name: table.name)) {
-                                try await session.execute("ANALYZE \(try session.qualifiedName(analyzed.schema, analyzed.name))")
+                                try await statistics.analyze(analyzed, on: session)
                             }
                         case .analyze(let schema, let name):
                             if let analyzed = statistics.toAnalyze(after: .init(schema: schema, name: name)) {
-                                try await session.execute("ANALYZE \(try session.qualifiedName(analyzed.schema, analyzed.name))")
+                                try await statistics.analyze(analyzed, on: session)
                             }
                         }
                     }

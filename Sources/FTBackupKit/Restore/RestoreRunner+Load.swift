@@ -58,7 +58,7 @@ extension RestoreRunner {
                         if !keysOnly.contains(key) {
                             try await indexes.run(indexes.secondary[key] ?? [], on: session)
                             if !options.skipAnalyze, let analyzed = statistics.toAnalyze(after: .init(schema: table.schema, name: table.name)) {
-                                try await session.execute("ANALYZE \(try session.qualifiedName(analyzed.schema, analyzed.name))")
+                                try await statistics.analyze(analyzed, on: session)
                             }
                         }
                         progress.finished(item: "\(table.schema).\(table.name)", metadata: ["rows": .string("\(rows)")])

@@ -22,8 +22,9 @@ import Logging
 /// key whose referenced key the restore did not recognise in the dump's listing (and so left to post-data), or rows of
 /// the full that broke a key and that the replay mends (rows written as a replica, which checks no key). Listing names
 /// can differ from the catalog's (a newline in a name is listed as a space; names of a database in another encoding than
-/// UTF8 or LATIN1 are misread), so whether a key reaches an unlogged table is checked again in the catalog once they are
-/// in: if one does, all of them are dropped and wait for the replay too.
+/// UTF8 or LATIN1 are misread), so no key moves unless the listing names every unlogged table as the catalog does, and
+/// whether a key reaches an unlogged table is checked again in the catalog once they are in (a safety net): if one does,
+/// all of them are dropped and wait for the replay too.
 ///
 /// A source whose own rows break one of its keys after the full (written as a replica) is restored as it is at T, keys
 /// included: after the replay they are not checked again. A restore that checks them only after the replay fails then.

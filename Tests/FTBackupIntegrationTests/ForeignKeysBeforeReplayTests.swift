@@ -232,22 +232,18 @@ import Testing
         let expected = try await TableFingerprint.compute(session)
         let at = try await session.query("SELECT extract(epoch FROM clock_timestamp()) AS t").first!.epochDate("t")!
         _ = try await ChangeArchiver.runIncremental(database: db.connectionString, repositoryPath: repo.path, policy: try testPolicy())
-        try await TestServer.withDatabase(seeded: false, options: latin9) { target in
-            _ = try await PointInTimeRestore.run(RestoreOptions(target: target.connectionString, repositoryPath: repo.path,
-                                                                showProgress: false), at: at)
-            let t = try await target.connect()
-            defer { t.close() }
-            let restored = try await TableFingerprint.compute(t)
-            #expect(TableFingerprint.differences(source: expected, restored: restored) == [])
-            let keys = try await t.query("SELECT count(*) AS n FROM pg_constraint WHERE contype = 'f' AND convalidated").first!.int64("n")
-            #expect(keys == 1)
-        }
+        try await restoreExactly(repo.path, at: at, expected: expected, schema: "public", keys: 1, targetOptions: latin9)
     }
 
     /// Restores `a` as at `at` into a fresh database: it succeeds, equals `expected`, and `schema` has `keys` validated keys.
     static func restoreExactly(_ a: ArchivedDatabase, at: Date, expected: [TableFingerprint], schema: String, keys: Int64) async throws {
-        try await TestServer.withDatabase(seeded: false) { target in
-            _ = try await PointInTimeRestore.run(RestoreOptions(target: target.connectionString, repositoryPath: a.repo.path,
+        try await restoreExactly(a.repo.path, at: at, expected: expected, schema: schema, keys: keys)
+    }
+
+    static func restoreExactly(_ repository: String, at: Date, expected: [TableFingerprint], schema: String, keys: Int64,
+                               targetOptions: String = "") async throws {
+        try await TestServer.withDatabase(seeded: false, options: targetOptions) { target in
+            _ = try await PointInTimeRestore.run(RestoreOptions(target: target.connectionString, repositoryPath: repository,
                                                                 showProgress: false), at: at)
             let t = try await target.connect()
             defer { t.close() }

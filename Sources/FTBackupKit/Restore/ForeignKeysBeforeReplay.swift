@@ -70,6 +70,7 @@ enum ForeignKeysBeforeReplay {
             return false
         }
         let added = try await foreignKeys(target).subtracting(before)
+        let addedArray = "{" + added.map(String.init).joined(separator: ",") + "}"
         let unloggedReach = try await target.query("""
             SELECT count(*) AS n FROM pg_constraint c
             WHERE c.oid = ANY($1::oid[])
@@ -78,7 +79,7 @@ enum ForeignKeysBeforeReplay {
                             AND (r.oid IN (c.conrelid, c.confrelid)  -- pg_partition_tree lists nothing for a plain table
                                  OR r.oid IN (SELECT relid FROM pg_partition_tree(c.conrelid))
                                  OR r.oid IN (SELECT relid FROM pg_partition_tree(c.confrelid))))
-            """, ["{" + added.map(String.init).joined(separator: ",") + "}"]).first?.int64("n") ?? 0
+            """, [addedArray]).first?.int64("n") ?? 0
         guard unloggedReach > 0 else { return true }
         try await target.withConnection { connection in
             try connection.transaction {
@@ -89,7 +90,7 @@ enum ForeignKeysBeforeReplay {
                 let keys = try connection.query("""
                     SELECT c.conrelid::regclass::text AS relation, c.conname FROM pg_constraint c
                     WHERE c.oid = ANY($1::oid[]) AND c.conparentid = 0
-                    """, ["{" + added.map(String.init).joined(separator: ",") + "}"]).rows
+                    """, [addedArray]).rows
                 for key in keys {
                     try connection.execute("ALTER TABLE \(try key.requiredString("relation")) DROP CONSTRAINT \(try connection.escapeIdentifier(try key.requiredString("conname")))")
                 }

@@ -51,11 +51,14 @@ enum IndexAndAnalyzePhase {
 
     static func run(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, options: RestoreOptions,
                     statistics: PartitionedStatistics = .none, keysOnly: Set<String>? = nil) async throws {
-        let queue = WorkQueue(items(tables, indexes: indexes, analyze: !options.skipAnalyze, statistics: statistics, keysOnly: keysOnly))
+        let work = items(tables, indexes: indexes, analyze: !options.skipAnalyze, statistics: statistics, keysOnly: keysOnly)
+        // Nothing left (every table got its indexes and statistics with its load): no session is opened for it.
+        guard !work.isEmpty else { return }
+        let queue = WorkQueue(work)
         let remaining = Remaining(indexes.secondary.mapValues(\.count))
         let byKey = Dictionary(tables.map { (IndexBuildPlan.key($0), $0) }, uniquingKeysWith: { first, _ in first })
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<max(1, options.jobs) {
+            for worker in 0..<max(1, min(options.jobs, work.count)) {
                 group.addTask {
                     let session = try await DatabaseSession.connect(options.target, name: "ftbackup-index-\(worker)")
                     defer { session.close() }

@@ -63,10 +63,11 @@ struct OutsideDependants: Sendable {
     ///
     /// The read and the views' `pg_dump` see one snapshot (exported by the read's transaction, on a session of the
     /// capture's own, and imported by pg_dump): a change made after the read and undone before the drop's check (a
-    /// REVOKE then a GRANT) would otherwise be in the dump and pass the check. `beforeDump` is a test's hook.
-    static func capture(_ target: DatabaseSession, schemas: [String], options: RestoreOptions,
+    /// REVOKE then a GRANT) would otherwise be in the dump and pass the check. `beforeDump` is a test's hook. `session`:
+    /// the capture's session, connected ahead (`captureSession`); nil connects it now.
+    static func capture(_ target: DatabaseSession, schemas: [String], options: RestoreOptions, session ahead: SessionsAhead? = nil,
                         beforeDump: (@Sendable () async throws -> Void)? = nil) async throws -> OutsideDependants {
-        let session = try await DatabaseSession.connect(options.target, name: "ftbackup-dependants")
+        let session = try await (ahead ?? captureSession(options.target)).take()
         defer { session.close() }
         var (found, snapshot) = try await session.withConnection { connection -> (OutsideDependants, String) in
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -104,6 +105,11 @@ struct OutsideDependants: Sendable {
         }
         found.viewDump = path
         return found
+    }
+
+    /// The capture's own session to `target`, not yet connecting.
+    static func captureSession(_ target: ConnectionString) -> SessionsAhead {
+        SessionsAhead(1, target: target, name: "ftbackup-dependants", setup: "")
     }
 
     /// Drops the saved dependants (inside `CleanDrop`'s transaction), so the schemas' drop takes nothing of theirs.

@@ -1,6 +1,13 @@
 import Foundation
 
 extension PointInTimeRestore {
+    /// The replay's session, not yet connecting (`SessionsAhead.start`).
+    static func replaySession(_ options: RestoreOptions) -> SessionsAhead {
+        SessionsAhead(1, target: options.target, name: "ftbackup-replay",
+                      setup: ChangeArchiver.decodingSettings + "; SET session_replication_role = replica; SET synchronous_commit = off"
+                          + "; SET enable_hashjoin = off; SET enable_mergejoin = off")
+    }
+
     /// Applies the transactions with commit LSN ≥ `from`, in order, until the first commit after `until`.
     /// Then reads on (the rest of the last segment, then `following`) only for the first heartbeat after TIME.
     /// Only the segments `selection` (default: all) reads are opened; with `--schema`, changes of other schemas' relations
@@ -13,12 +20,11 @@ extension PointInTimeRestore {
     static func replay(_ segments: [ChangeSegmentManifest], following: [ChangeSegmentManifest] = [], selection: SegmentSelection? = nil,
                        storage: any RepositoryStorage,
                        options: RestoreOptions, from consistentPoint: UInt64, until target: Date, schemas: [String],
-                       ignoring ignored: Set<String>, grouping: ReplayGrouping = .standard) async throws -> (Int, Int, [String]) {
+                       ignoring ignored: Set<String>, grouping: ReplayGrouping = .standard,
+                       session ahead: SessionsAhead? = nil) async throws -> (Int, Int, [String]) {
         let selection = selection ?? .all(segments, following: following)  // nil: every segment is read
-        let session = try await DatabaseSession.connect(options.target, name: "ftbackup-replay")
+        let session = try await (ahead ?? replaySession(options)).take()
         defer { session.close() }
-        try await session.execute(ChangeArchiver.decodingSettings + "; SET session_replication_role = replica; SET synchronous_commit = off"
-                                  + "; SET enable_hashjoin = off; SET enable_mergejoin = off")
         // (synchronous_commit is off for the replay's own batches: the restore is only done once the final COMMIT returns.
         // Batched UPDATEs and DELETEs join up to 64 keys to their table: probing the key's index per key is what they
         // need, where the planner chose a hash join over the whole table for a table of a few thousand rows, 50 times slower.)

@@ -52,6 +52,16 @@ public enum PointInTimeRestore {
         maintenance.target = given.target.addingServerOptions(RestoreRunner.maintenanceSessionOptions)
         let options = maintenance
         let started = Date()
+        // The restore's sessions connect while the plan reads the archive; the replay's as the data phase ends.
+        let ahead = RestoreRunner.SessionsConnectedAhead(target: RestoreRunner.targetSession(options.target),
+                                                         capture: options.clean ? OutsideDependants.captureSession(options.target) : nil,
+                                                         afterData: replaySession(options))
+        defer { for sessions in [ahead.target, ahead.capture, ahead.afterData] { sessions?.close() } }
+        if !options.dryRun {
+            ahead.target?.start()
+            ahead.capture?.start()
+            PostgresTools.probeAhead()
+        }
         let repository = try Repository.open(options.repositoryPath)
         // Held for the whole run (the full's restore takes its own shared lock too: shared locks coexist),
         // so expiry cannot remove the full or a segment between planning and replay.
@@ -71,12 +81,12 @@ public enum PointInTimeRestore {
         let following = followingSegments(own, after: segments)
         let selection = SegmentSelection.make(segments, following: following, preceding: precedingSegments(own, before: segments),
                                               schemas: options.schemas)
-        let full = try await RestoreRunner.run(fullOptions, replayFootprint: ReplayFootprint.make(segments)) {
+        let full = try await RestoreRunner.run(fullOptions, replayFootprint: ReplayFootprint.make(segments), ahead: ahead) {
             let started = Date()
             let (transactions, changes, warnings) = try await replay(segments, following: following, selection: selection,
                                                                      storage: storage, options: options,
                                                                      from: consistentPoint, until: target, schemas: plan.restore.schemas,
-                                                                     ignoring: ignoredTables, grouping: grouping)
+                                                                     ignoring: ignoredTables, grouping: grouping, session: ahead.afterData)
             try await RefreshedViews.populate(segments, full: fullManifest, until: target, schemas: plan.restore.schemas, options: options)
             for warning in warnings { options.logger.warning("\(warning)") }
             replayed.set(transactions: transactions, changes: changes, seconds: Date().timeIntervalSince(started), warnings: warnings)

@@ -7,8 +7,14 @@ extension RestoreRunner {
     /// table's keys are built right after its load, on the same worker, then its other indexes and its
     /// ANALYZE (a partition's through its root, `statistics`), while other tables still load. `keysOnly` (tables a
     /// replay changes a lot, by `IndexBuildPlan.key`): only their keys; the rest comes after the replay (`IndexAndAnalyzePhase`).
+    ///
+    /// `sessions`: the workers' sessions, connected ahead (`loadSessions`); nil connects them now. `whenDrained` runs
+    /// once, when a worker finds no table left to start (the others may still be at their last).
     static func loadTables(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, manifest: BackupManifest, repository: Repository,
-                           options: RestoreOptions, keysOnly: Set<String> = [], statistics: PartitionedStatistics = .none) async throws {
+                           options: RestoreOptions, keysOnly: Set<String> = [], statistics: PartitionedStatistics = .none,
+                           sessions: SessionsAhead? = nil, whenDrained: (@Sendable () -> Void)? = nil) async throws {
+        let sessions = sessions ?? loadSessions(tables, options: options)
+        defer { sessions.close() }
         let queue = WorkQueue(statistics.loadOrder(tables))
         let progress = ProgressReporter(title: "restore \(manifest.label)", expectedBytes: tables.reduce(0) { $0 + $1.file.rawBytes },
                                         expectedItems: tables.count, logger: options.logger, quiet: !options.showProgress)
@@ -16,12 +22,10 @@ extension RestoreRunner {
         let folder = repository.backupFolder(manifest.label)
         let storage = repository.storage
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<max(1, min(options.jobs, tables.count)) {
+            for _ in 0..<loadWorkers(tables, options: options) {
                 group.addTask {
-                    let session = try await DatabaseSession.connect(options.target, name: "ftbackup-load-\(worker)")
+                    let session = try await sessions.take()
                     defer { session.close() }
-                    try await session.execute(SessionSettings.copy()
-                        + "; SET synchronous_commit = off; SET maintenance_work_mem = '512MB'; SET search_path = ''")
                     let targetEncoding = try await session.query("SELECT current_setting('server_encoding') AS encoding").first!.requiredString("encoding")
                     let encoding = CopyStatement.loadEncoding(backup: manifest.source.encoding, target: targetEncoding)
                     while let table = queue.next() {
@@ -63,9 +67,18 @@ extension RestoreRunner {
                         }
                         progress.finished(item: "\(table.schema).\(table.name)", metadata: ["rows": .string("\(rows)")])
                     }
+                    whenDrained?()
                 }
             }
             try await group.waitForAll()
         }
+    }
+
+    static func loadWorkers(_ tables: [BackupManifest.Table], options: RestoreOptions) -> Int { max(1, min(options.jobs, tables.count)) }
+
+    /// The data phase's sessions, not yet connecting (`SessionsAhead.start`).
+    static func loadSessions(_ tables: [BackupManifest.Table], options: RestoreOptions) -> SessionsAhead {
+        SessionsAhead(loadWorkers(tables, options: options), target: options.target, name: "ftbackup-load",
+                      setup: SessionSettings.copy() + "; SET synchronous_commit = off; SET maintenance_work_mem = '512MB'; SET search_path = ''")
     }
 }

@@ -71,6 +71,20 @@ public enum RestoreRunner {
     /// others get them right after their load, as in a plain restore. Foreign keys and policies follow the replay.
     public static func run(_ options: RestoreOptions, replayFootprint: ReplayFootprint? = nil,
                            afterData: (@Sendable () async throws -> Void)? = nil) async throws -> RestoreReport {
+        try await run(options, replayFootprint: replayFootprint, ahead: SessionsConnectedAhead(), afterData: afterData)
+    }
+
+    /// Sessions a restore's caller connects ahead of the steps that use them (`SessionsAhead`): the restore's own and
+    /// the capture's (`OutsideDependants.capture`) while the caller plans; `afterData`'s, which the restore starts
+    /// once the last table's load has begun. Each nil is connected on time.
+    struct SessionsConnectedAhead: Sendable {
+        var target: SessionsAhead?
+        var capture: SessionsAhead?
+        var afterData: SessionsAhead?
+    }
+
+    static func run(_ options: RestoreOptions, replayFootprint: ReplayFootprint?, ahead: SessionsConnectedAhead,
+                    afterData: (@Sendable () async throws -> Void)?) async throws -> RestoreReport {
         var options = options
         // Every session of the restore is maintenance work: a role's or database's statement_timeout (an application
         // role's 30 s) cancelled index builds, ANALYZE and replay-era statements on sessions that did not reset it.
@@ -86,13 +100,14 @@ public enum RestoreRunner {
         let (plan, tables) = try RestorePlan.make(manifest: manifest, schemas: options.schemas, target: options.target.redacted,
                                                   jobs: options.jobs, clean: options.clean, noOwner: options.noOwner)
         if options.dryRun { return RestoreReport(plan: plan, phases: [:], seconds: 0) }
+        PostgresTools.probeAhead()
         let logger = options.logger
         let clock = RestorePhaseClock(logger: logger)
         func timed<T>(_ name: String, _ body: () async throws -> T) async throws -> T { try await clock.timed(name, body) }
 
         // 1. Every file we will read must be whole before the target is touched. The schema dump is read
         // and listed meanwhile, on threads of their own (it touches no database).
-        let target = try await DatabaseSession.connect(options.target, name: "ftbackup-restore")
+        let target = try await (ahead.target ?? Self.targetSession(options.target)).take()
         defer { target.close() }
         try await RestoreTargetLock.acquire(target)
         // The removal of retired data fires the application's triggers as the policy says: its own sessions as given.
@@ -109,7 +124,7 @@ public enum RestoreRunner {
         // With --clean, what other schemas hold on the dropped ones is read (and their views dumped) meanwhile too: the
         // drop checks it is still what was read (`OutsideDependants.checkUnchanged`), and refuses if not.
         let captureOptions = options
-        async let captured = captureAhead(captureOptions.clean, target, schemas: plan.schemas, options: captureOptions)
+        async let captured = captureAhead(captureOptions.clean, target, schemas: plan.schemas, options: captureOptions, session: ahead.capture)
         let verified: Result<Void, any Error>
         do {
             try await timed("verify") {
@@ -158,6 +173,10 @@ public enum RestoreRunner {
         defer { if let interruptAction { TemporaryFiles.cancelInterruptAction(interruptAction) } }
         // What pre-data creates outside the schemas --clean drops (the target had none: checked below or by checkTarget).
         let createdOutside = contents.outsideCleanedSchemas(plan, eventTriggers: false).map(\.name)
+        // The data phase's sessions connect while the drop and pre-data run.
+        let loadSessions = loadSessions(tables, options: options)
+        defer { loadSessions.close() }
+        loadSessions.start()
         if options.clean {
             // What pg_restore would create but --clean does not drop must not exist yet: refused before anything is dropped.
             let clashes = try await contents.clashes(target, plan: plan)
@@ -226,9 +245,12 @@ public enum RestoreRunner {
                 afterReplay = Set(tables.map(IndexBuildPlan.key)).subtracting(settled)
                 logger.info("restore indexes before the replay", metadata: ["tables": .string("\(settled.count)"), "after": .string("\(afterReplay.count)")])
             }
+            let afterDataSessions = ahead.afterData
+            let startAfterDataSessions: @Sendable () -> Void = { afterDataSessions?.start() }
             try await timed("data") {
                 try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options,
-                                     keysOnly: afterReplay, statistics: statistics)
+                                     keysOnly: afterReplay, statistics: statistics, sessions: loadSessions,
+                                     whenDrained: startAfterDataSessions)
             }
             try await timed("sequences") {
                 // pg_dump leaves out the values of sequences owned by tables whose data it skipped: set them all
@@ -265,6 +287,10 @@ public enum RestoreRunner {
             if !statistics.rootsWithoutPartitions.isEmpty {
                 try await timed("partitioned-analyze") { try await statistics.analyzeRootsWithoutPartitions(options: options) }
             }
+            // The removal of retired data's session connects during post-data.
+            let retiredSession = RetiredDataReapplier.session(reapplyTarget)
+            defer { retiredSession.close() }
+            if !options.keepRetired { retiredSession.start() }
             // Post-data only after every index build and ANALYZE: started beside them (tried twice), foreign keys
             // queued for table locks held up the builds behind them and were checked before their tables had
             // statistics; the whole restore took 13.5-14.6 s against 11.8-12.0 s, paired.
@@ -281,7 +307,7 @@ public enum RestoreRunner {
                 retired = try await timed("retired") {
                     try await RetiredDataReapplier.run(target: reapplyTarget, repositoryPath: options.repositoryPath, schemas: plan.schemas,
                                                        policy: try options.retentionPolicy(),
-                                                       logger: logger)
+                                                       logger: logger, session: retiredSession)
                 }
             }
             // After the removal of retired data too: its temporary tables are DDL an application's event trigger would log.
@@ -319,12 +345,18 @@ public enum RestoreRunner {
     /// What every session of a restore sets at connection: no statement timeout of the role's or the database's.
     static let maintenanceSessionOptions = "-c statement_timeout=0"
 
+    /// The restore's own session to `target` (given with `maintenanceSessionOptions`), not yet connecting.
+    static func targetSession(_ target: ConnectionString) -> SessionsAhead {
+        SessionsAhead(1, target: target, name: "ftbackup-restore", setup: "")
+    }
+
     /// With `clean`, `OutsideDependants.capture`, its failure kept for the moment the drop needs it (a damaged backup or
     /// a refused target is named first); without, nothing to capture.
-    static func captureAhead(_ clean: Bool, _ target: DatabaseSession, schemas: [String], options: RestoreOptions) async -> Result<OutsideDependants, any Error> {
+    static func captureAhead(_ clean: Bool, _ target: DatabaseSession, schemas: [String], options: RestoreOptions,
+                             session: SessionsAhead? = nil) async -> Result<OutsideDependants, any Error> {
         guard clean else { return .success(OutsideDependants()) }
         do {
-            return .success(try await OutsideDependants.capture(target, schemas: schemas, options: options))
+            return .success(try await OutsideDependants.capture(target, schemas: schemas, options: options, session: session))
         } catch {
             return .failure(error)
         }

@@ -39,14 +39,14 @@ public enum RetiredDataReapplier {
         public var archivedRows: Int64 { tools.reduce(0) { $0 + $1.rows.values.reduce(0, +) } }
     }
 
-    public static func run(target: ConnectionString, repositoryPath: String, schemas: [String], policy: Policy,
-                           logger: Logger) async throws -> Report {
+    /// `session`: its session, connected ahead (`session(_:)`); nil connects it now.
+    static func run(target: ConnectionString, repositoryPath: String, schemas: [String], policy: Policy,
+                    logger: Logger, session ahead: SessionsAhead? = nil) async throws -> Report {
         let started = Date()
         let storage = try RepositoryStorageFactory.open(repositoryPath)
         let store = ArchiveStore(storage: storage)
-        let session = try await DatabaseSession.connect(target, name: "ftbackup-reapply")
+        let session = try await (ahead ?? Self.session(target)).take()
         defer { session.close() }
-        try await session.execute(SessionSettings.copy(encoding: "UTF8") + "; " + SessionSettings.qualifiedNames)
         let newestPrune = try newestPruneRun(store)
         let run = RunLabel.make(started)
         var report = Report(run: run, schemas: schemas.sorted(), tools: [], pendingArchives: [], pruneRun: nil, pruneCutoff: nil,
@@ -93,6 +93,11 @@ public enum RetiredDataReapplier {
         }
         try store.writeRunLog(kind: "reapplied", run: report.run, report)
         return report
+    }
+
+    /// The re-application's session to `target` (the application's triggers fire there as the policy says), not yet connecting.
+    static func session(_ target: ConnectionString) -> SessionsAhead {
+        SessionsAhead(1, target: target, name: "ftbackup-reapply", setup: SessionSettings.copy(encoding: "UTF8") + "; " + SessionSettings.qualifiedNames)
     }
 
     /// What the re-application will read, checked before a restore touches its target: the newest

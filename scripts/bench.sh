@@ -16,6 +16,22 @@ command -v zstd >/dev/null || { echo "bench needs the zstd command (apt-get inst
 [ -x /usr/bin/time ] || { echo "bench needs GNU time (apt-get install time)" >&2; exit 1; }
 sql() { "$B/psql" "$base dbname=postgres" -qAtc "$1" >/dev/null; }
 
+# Each measured run gets the cluster to itself: settle (a checkpoint, then autovacuum idle, at most 120 s) before it, and
+# a database a restore wrote dropped once measured (done_with). Left in place, a restored gigabyte was vacuumed (and,
+# unanalyzed, analyzed) by autovacuum during the next run: after pg_restore a whole scan that sets hint bits and the
+# visibility map, after ftbackup (COPY FREEZE: pages frozen and all-visible) much less, so each kind ran beside a
+# different load. The seeded source is vacuumed and analyzed the same way before the first backup.
+settle() {
+  sql "CHECKPOINT"
+  local i busy
+  for i in $(seq 1 120); do
+    busy=$("$B/psql" "$base dbname=postgres" -qAtc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+    [ "$busy" = 0 ] && return 0; sleep 1
+  done
+}
+fresh() { sql "DROP DATABASE IF EXISTS $1 WITH (FORCE)"; sql "CREATE DATABASE $1"; settle; }
+done_with() { sql "DROP DATABASE IF EXISTS $1 WITH (FORCE)"; }
+
 # measure NAME BYTES_PATH CMD…: wall, CPU and peak RSS of CMD (and its children), bytes under BYTES_PATH.
 measure() {
   local name=$1 path=$2; shift 2
@@ -30,7 +46,7 @@ measure() {
 echo "==> seeding scale $scale"
 sql "DROP DATABASE IF EXISTS bench_src WITH (FORCE)"; sql "CREATE DATABASE bench_src"
 "$bin" dev seed --scale "$scale" --db "$src"
-sql "CHECKPOINT"
+settle
 
 echo "==> ftbackup backup --type full -j2"
 measure ftbackup_backup "$work/repo" "$bin" backup --type full -j2 --db "$src" --repo "$work/repo"
@@ -138,15 +154,14 @@ set -e
 "$B/pg_restore" -j2 -d "$base dbname=bench_r3" "$work/dump"
 "$B/vacuumdb" --analyze-only -j2 -q -d "$base dbname=bench_r3"
 R
-fresh() { sql "DROP DATABASE IF EXISTS $1 WITH (FORCE)"; sql "CREATE DATABASE $1"; sql "CHECKPOINT"; }
 for round in $(seq 1 "$RESTORE_ROUNDS"); do
-  fresh bench_r2; measure "pg_restore_$round" "" "$B/pg_restore" -j2 -d "$base dbname=bench_r2" "$work/dump"
+  fresh bench_r2; measure "pg_restore_$round" "" "$B/pg_restore" -j2 -d "$base dbname=bench_r2" "$work/dump"; done_with bench_r2
   fresh bench_r6; measure "ftbackup_restore_skip_$round" "" "$bin" restore -j2 --skip-analyze --repo "$work/repo" --target "$base dbname=bench_r6"
   [ "$round" = 1 ] && "$bin" dev compare --db "$src" --target "$base dbname=bench_r6" >/dev/null
-  fresh bench_r3; measure "pg_restore_analyze_$round" "" bash "$work/restore_analyze.sh"
-  fresh bench_r7; measure "ftbackup_restore_round_$round" "" "$bin" restore -j2 --repo "$work/repo" --target "$base dbname=bench_r7"
+  done_with bench_r6
+  fresh bench_r3; measure "pg_restore_analyze_$round" "" bash "$work/restore_analyze.sh"; done_with bench_r3
+  fresh bench_r7; measure "ftbackup_restore_round_$round" "" "$bin" restore -j2 --repo "$work/repo" --target "$base dbname=bench_r7"; done_with bench_r7
 done
-sql "DROP DATABASE IF EXISTS bench_r6 WITH (FORCE)"; sql "DROP DATABASE IF EXISTS bench_r7 WITH (FORCE)"
 # Each kind's median run, under the kind's own name (wall, CPU, RSS of that run).
 for kind in pg_restore ftbackup_restore_skip pg_restore_analyze ftbackup_restore_round; do
   grep -P "^${kind}_[0-9]+\t" "$results" | sort -t$'\t' -k2,2g | awk -v n="$RESTORE_ROUNDS" -v k="$kind" -F'\t' -v OFS='\t' \
@@ -187,11 +202,13 @@ for round in $(seq 1 "$RESTORE_ROUNDS"); do
   fresh bench_pitr_plain
   if [ "$round" = 1 ]; then aligned_set=$("$bin" info --output json | python3 -c "import json,sys; print([b['label'] for b in json.load(sys.stdin)['backups'] if b['type'] == 'full'][-1])"); fi
   measure "restore_at_plain_$round" "" "$bin" restore --set "$aligned_set" --target "$base dbname=bench_pitr_plain" -j2
+  done_with bench_pitr_plain
   fresh bench_pitr
   measure "restore_at_$round" "" "$bin" restore --at "$small_at" --target "$base dbname=bench_pitr" -j2 --output json
   json "$work/restore_at_$round.out" "'replay_$round\t%.3f' % d['replaySeconds']" >> "$work/replay_seconds.tsv"
+  # (the last round's is kept: the one-tool runs below restore into it in place)
+  [ "$round" = "$RESTORE_ROUNDS" ] || done_with bench_pitr
 done
-sql "DROP DATABASE IF EXISTS bench_pitr_plain WITH (FORCE)"
 for kind in restore_at_plain restore_at; do
   grep -P "^${kind}_[0-9]+\t" "$results" | sort -t$'\t' -k2,2g | awk -v n="$RESTORE_ROUNDS" -v k="$kind" -F'\t' -v OFS='\t' \
     'NR == int((n + 1) / 2) { $1 = k "_median"; print }' >> "$results"
@@ -200,12 +217,8 @@ replay_seconds=$(cut -f2 "$work/replay_seconds.tsv" | sort -g | awk -v n="$RESTO
 replay_changes=$(json "$work/restore_at_1.out" "d['changesApplied']"); replay_txns=$(json "$work/restore_at_1.out" "d['transactionsApplied']")
 echo "==> restore --at of one tool in place (--schema --clean): reads only the segments that name it"
 # The whole-database restore --at just wrote 1 GB into the same cluster: its checkpoint and autovacuum's
-# ANALYZE of every table run for a while after it. Let them finish (at most 120 s), then take three runs.
-sql "CHECKPOINT"
-for i in $(seq 1 120); do
-  busy=$("$B/psql" "$base dbname=postgres" -qAtc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
-  [ "$busy" = 0 ] && break; sleep 1
-done
+# work on it run for a while after it. Let them finish (settle), then take five runs.
+settle
 for run in 1 2 3 4 5; do
   measure "restore_at_tool_$run" "" "$bin" restore --at "$small_at" --schema sprint_24_fit_abc_analysis --clean --yes --target "$base dbname=bench_pitr" -j2 --output json
 done

@@ -53,6 +53,19 @@ import Testing
         }
     }
 
+    /// adv30 D2, D3: a connection ahead that failed was tried again on time: a server that accepts and never answers
+    /// cost twice the connect timeout, and a wrong password twice the failed logins. Now its own error fails `take()`,
+    /// after one attempt (a listener that never answers counts them).
+    @Test func aFailedConnectionAheadIsNotTriedAgain() async throws {
+        let listener = try SilentListener()
+        defer { listener.stop() }
+        let target = try ConnectionString("host=127.0.0.1 port=\(listener.port) dbname=x user=x sslmode=disable gssencmode=disable connect_timeout=2")
+        let ahead = SessionsAhead(1, target: target, name: "test-ahead", setup: "")
+        ahead.start()
+        await #expect(throws: (any Error).self) { _ = try await ahead.take() }
+        #expect(listener.accepted == 1)
+    }
+
     /// A connection ahead that fails (a wrong database) fails `take()` with the error connecting on time gives.
     @Test func aFailedConnectionAheadFailsTakeWithTheSameError() async throws {
         let wrong = try TestServer.connectionString(database: "no_such_database_\(UInt32.random(in: 0...UInt32.max))")
@@ -82,5 +95,172 @@ import Testing
             #expect(try await Eventually.holds { try await count() == 1 })
             #expect(try await taken.query("SELECT 1 AS one").first!.int("one") == 1)
         }
+    }
+    /// A role's `CONNECTION LIMIT` is what `ConnectionHeadroom` reads for it (the server's free slots bind a superuser).
+    @Test func headroomIsTheTightestLimitThatBindsTheRole() async throws {
+        try await TestServer.withDatabase(seeded: false) { db in
+            let admin = try await db.connect("admin")
+            defer { admin.close() }
+            let role = "ftb_headroom_\(UInt32.random(in: 0...UInt32.max))"
+            try await admin.execute("CREATE ROLE \(role) LOGIN PASSWORD 'headroom-secret' CONNECTION LIMIT 5")
+            defer { Task { try? await TestServer.admin().execute("DROP ROLE IF EXISTS \(role)") } }
+            let limited = try await DatabaseSession.connect(try ConnectionString("\(try TestServer.dsn) dbname=\(db.name) user=\(role) password=headroom-secret"))
+            #expect(try await ConnectionHeadroom.free(limited) == 4)
+            limited.close()
+            let free = try await ConnectionHeadroom.free(admin)
+            let server = try await admin.query("""
+                SELECT current_setting('max_connections')::int - (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend') AS n
+                """).first!.int("n")!
+            #expect(abs(free - server) <= 20, "\(free) against \(server): other suites connect meanwhile")
+        }
+    }
+
+    /// adv30 D1: the load workers' sessions connected ahead held their slots beside pre-data's pg_restore, so a restore
+    /// needed one connection more than it always had: a role limited to what a restore -j2 had needed (its own session,
+    /// the capture's and its pg_dump, or its own and two load workers) failed in pre-data, with --clean after the drop.
+    /// Sessions connect ahead only where the server has room for them; both restores below succeed and are exact.
+    @Test func aRestoreWithinTheConnectionsItAlwaysNeededStillSucceeds() async throws {
+        try await TestServer.withDatabase(seeded: false) { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            try await s.execute("""
+                CREATE SCHEMA lim;
+                CREATE TABLE lim.a (id int PRIMARY KEY, v text, n int);
+                CREATE TABLE lim.b (id int PRIMARY KEY, a_id int REFERENCES lim.a, w text);
+                CREATE TABLE lim.c (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, t text);
+                CREATE INDEX a_n ON lim.a (n);
+                INSERT INTO lim.a SELECT g, 'v' || g, g % 11 FROM generate_series(1, 3000) g;
+                INSERT INTO lim.b SELECT g, 1 + g % 3000, repeat('w', g % 50) FROM generate_series(1, 4000) g;
+                INSERT INTO lim.c (t) SELECT 't' || g FROM generate_series(1, 2000) g
+                """)
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                let admin = try await TestServer.admin()
+                defer { admin.close() }
+                let role = "ftb_limited_\(UInt32.random(in: 0...UInt32.max))"
+                let database = "ftb_limited_target_\(UInt32.random(in: 0...UInt32.max))"
+                try await admin.execute("CREATE ROLE \(role) LOGIN PASSWORD 'limited-secret' CONNECTION LIMIT 3")
+                try await admin.execute("CREATE DATABASE \(database) OWNER \(role)")
+                defer {
+                    Task {
+                        let cleanup = try await TestServer.admin()
+                        defer { cleanup.close() }
+                        try? await TestServer.drop(database, admin: cleanup)
+                        try? await cleanup.execute("DROP ROLE IF EXISTS \(role)")
+                    }
+                }
+                var options = RestoreOptions(target: try ConnectionString("\(try TestServer.dsn) dbname=\(database) user=\(role) password=limited-secret"),
+                                             repositoryPath: repo.path, showProgress: false)
+                options.noOwner = true
+                options.jobs = 2
+                _ = try await RestoreRunner.run(options)
+                options.schemas = ["lim"]
+                options.clean = true
+                _ = try await RestoreRunner.run(options)
+                let t = try await DatabaseSession.connect(options.target)
+                defer { t.close() }
+                #expect(TableFingerprint.differences(source: try await TableFingerprint.compute(s), restored: try await TableFingerprint.compute(t)) == [])
+            }
+        }
+    }
+
+    /// adv30 D4: when pre-data's pg_restore (one transaction) failed, here because the role's CONNECTION LIMIT left it no
+    /// connection, the error said the target was "left half-built" and sent the user to --clean; nothing had been created.
+    @Test func aPreDataThatFailedSaysTheTargetIsAsItWas() async throws {
+        try await TestServer.withDatabase(seeded: false) { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            try await s.execute("CREATE SCHEMA lim; CREATE TABLE lim.a (id int PRIMARY KEY); INSERT INTO lim.a SELECT generate_series(1, 10)")
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                let admin = try await TestServer.admin()
+                defer { admin.close() }
+                let role = "ftb_one_conn_\(UInt32.random(in: 0...UInt32.max))"
+                let database = "ftb_one_conn_target_\(UInt32.random(in: 0...UInt32.max))"
+                try await admin.execute("CREATE ROLE \(role) LOGIN PASSWORD 'one-conn-secret' CONNECTION LIMIT 1")
+                try await admin.execute("CREATE DATABASE \(database) OWNER \(role)")
+                defer {
+                    Task {
+                        let cleanup = try await TestServer.admin()
+                        defer { cleanup.close() }
+                        try? await TestServer.drop(database, admin: cleanup)
+                        try? await cleanup.execute("DROP ROLE IF EXISTS \(role)")
+                    }
+                }
+                var options = RestoreOptions(target: try ConnectionString("\(try TestServer.dsn) dbname=\(database) user=\(role) password=one-conn-secret"),
+                                             repositoryPath: repo.path, showProgress: false)
+                options.noOwner = true
+                let error = await #expect(throws: FTBackupError.self) { _ = try await RestoreRunner.run(options) }
+                let message = error.map { "\($0)" } ?? ""
+                #expect(message.contains("too many connections"), "\(message)")
+                #expect(message.contains("none of the backup's objects was created: the target is as it was"), "\(message)")
+                #expect(!message.contains("half-built"), "\(message)")
+                #expect(error?.hint?.contains("--clean") == false, "\(error?.hint ?? "")")
+                let t = try await DatabaseSession.connect(try TestServer.connectionString(database: database))
+                defer { t.close() }
+                #expect(try await t.query("SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'lim'").first!.int("n") == 0)
+            }
+        }
+    }
+
+    /// adv30: a target database's idle timeouts (`idle_session_timeout`, `idle_in_transaction_session_timeout`, set to
+    /// end an application's forgotten sessions) ended the restore's own session while its data phase ran, and the
+    /// restore failed in its sequences phase. ftbackup's sessions and the tools it runs set both off.
+    @Test func aTargetsIdleTimeoutsDoNotEndTheRestoresSessions() async throws {
+        try await TestServer.withDatabase { source in
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let admin = try await TestServer.admin()
+                    defer { admin.close() }
+                    try await admin.execute("ALTER DATABASE \(target.name) SET idle_session_timeout = '50ms'")
+                    try await admin.execute("ALTER DATABASE \(target.name) SET idle_in_transaction_session_timeout = '50ms'")
+                    var options = RestoreOptions(target: target.connectionString, repositoryPath: repo.path, showProgress: false)
+                    options.jobs = 2
+                    _ = try await RestoreRunner.run(options)
+                    let s = try await source.connect(), t = try await target.connect()
+                    defer { s.close(); t.close() }
+                    #expect(TableFingerprint.differences(source: try await TableFingerprint.compute(s), restored: try await TableFingerprint.compute(t)) == [])
+                }
+            }
+        }
+    }
+}
+
+/// A TCP listener on loopback that accepts connections, counts them, and never answers (a server that hangs).
+final class SilentListener: @unchecked Sendable {
+    let port: Int
+    private let fd: Int32
+    private let lock = NSLock()
+    private var count = 0
+    private var held: [Int32] = []
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0, listen(fd, 16) == 0 else { throw FTBackupError(.failure, "cannot listen on loopback") }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        Thread.detachNewThread { [weak self] in
+            while true {
+                let client = accept(fd, nil, nil)
+                guard client >= 0, let self else { return }
+                self.lock.withLock { self.count += 1; self.held.append(client) }
+            }
+        }
+    }
+
+    var accepted: Int { lock.withLock { count } }
+
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+        lock.withLock { for client in held { close(client) } }
     }
 }

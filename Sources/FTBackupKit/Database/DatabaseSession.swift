@@ -35,8 +35,13 @@ public final class DatabaseSession: Sendable {
                 // A statement of a killed ftbackup (SIGKILL, OOM) stops within a second on PostgreSQL 14+: the
                 // server looks for the closed socket while it runs, instead of finishing an index build or a
                 // REFRESH for nobody, holding its locks against the rerun.
+                // A database's or role's idle timeouts (set to end an application's forgotten sessions) ended ftbackup's
+                // own while they waited: a restore's session through its data phase, a backup's snapshot holder
+                // (adv30: a restore into a database with idle_session_timeout = 1s failed in its sequences phase).
                 if !replication && connection.serverVersionNumber >= 140000 {
-                    try connection.execute("SET client_connection_check_interval = 1000")
+                    try connection.execute("SET client_connection_check_interval = 1000; SET idle_session_timeout = 0; SET idle_in_transaction_session_timeout = 0")
+                } else if !replication && connection.serverVersionNumber >= 90600 {
+                    try connection.execute("SET idle_in_transaction_session_timeout = 0")
                 }
                 return connection
             }

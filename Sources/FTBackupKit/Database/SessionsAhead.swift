@@ -5,10 +5,12 @@ import Foundation
 /// Each connection is a TCP, TLS and SCRAM handshake and a new server process: 10–15 ms on loopback, paid
 /// several times on a one-tool restore's critical path (its load workers, its replay). `start()` connects
 /// them in the background, each on a thread of its own, and runs their setup; `take()` hands the next one
-/// out. A session that failed to connect or that the server ended meanwhile (`idle_session_timeout`, a
-/// restart) is replaced by one connected then, so connecting ahead never fails a step that connecting on
-/// time would not have, and its error is the one connecting on time gives. Sessions never taken are
-/// closed by `close()` (or when this is released).
+/// out. A session the server ended while it waited (`idle_session_timeout`, a restart) is replaced by one
+/// connected then. One that could not connect or be set up fails `take()` with that error, as connecting
+/// on time would: it is not tried again, which would double a timeout's wait and the failed logins an
+/// authentication lockout counts (adv30 D2, D3). Sessions never taken are closed by `close()` (or when this
+/// is released). A session ahead holds its slot while others connect: callers start them only where the
+/// server has room (`ConnectionHeadroom`).
 final class SessionsAhead: @unchecked Sendable {
     private let lock = NSLock()
     private let target: ConnectionString
@@ -40,13 +42,15 @@ final class SessionsAhead: @unchecked Sendable {
         }
     }
 
-    /// The next session, its setup run: the one connected ahead when it is there and answers, else one connected now.
+    /// The next session, its setup run: the one connected ahead when it answers, one connected now when it was ended
+    /// meanwhile or none was started; the error of connecting ahead when that failed.
     func take() async throws -> DatabaseSession {
         let (ahead, index) = lock.withLock { () -> (Task<DatabaseSession, any Error>?, Int) in
             defer { taken += 1 }
             return (taken < opening.count && !closed ? opening[taken] : nil, taken)
         }
-        if let ahead, let session = try? await ahead.value {
+        if let ahead {
+            let session = try await ahead.value
             // One round trip proves the session is still there (the server may have ended it while it waited).
             if (try? await session.execute("SELECT 1")) != nil { return session }
             session.close()

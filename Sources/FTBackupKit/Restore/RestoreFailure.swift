@@ -9,9 +9,10 @@ import Foundation
 enum RestoreFailure {
     /// `rerunClashes`: objects the failed run created that the same restore with `--clean` would refuse
     /// to find (outside the schemas it drops: functions and types in `public`, casts, servers, …).
+    /// `preDataRolledBack`: pre-data's `pg_restore` (one transaction) failed, so none of the backup's objects were created.
     static func describe(_ error: Error, phase: String, target: DatabaseSession, plan: RestorePlan, options: RestoreOptions, dropped: Bool,
                          dependants: inout OutsideDependants, rerunClashes: [String] = [],
-                         keysNotBack: OutsideDependants.KeysNotPutBack? = nil) -> Error {
+                         keysNotBack: OutsideDependants.KeysNotPutBack? = nil, preDataRolledBack: Bool = false) -> Error {
         var cause: FTBackupError
         if let error = error as? FTBackupError { cause = error } else {
             cause = FTBackupError((error as? PostgresError)?.exitStatus ?? .failure, "\(error)")
@@ -27,6 +28,14 @@ enum RestoreFailure {
                          "settings": "the database's settings are not applied"]
         if let missing = lateSteps[phase] { state = "\(schemas) are restored, but \(missing)" }
         var todo = "fix the cause, then run the same restore again with --clean (it drops the partial schemas first), or restore into a fresh database"
+        if preDataRolledBack {
+            // (adv30 D4: "half-built" sent a user to --clean for a target the failed run had not changed.)
+            let created = plan.wholeDatabase ? "" : " but for the empty schema(s) \(plan.schemas.joined(separator: ", ")) it made for pg_restore"
+            state = dropped
+                ? "\(schemas) were dropped by --clean and none of their objects is restored (pre-data, one transaction, was rolled back)"
+                : "none of the backup's objects was created: the target is as it was\(created) (pre-data, one transaction, was rolled back)"
+            if !dropped && plan.wholeDatabase { todo = "fix the cause, then run the same restore again" }
+        }
         if !rerunClashes.isEmpty {
             let names = rerunClashes.prefix(5).joined(separator: ", ") + (rerunClashes.count > 5 ? ", …" : "")
             todo = "fix the cause, then restore into a fresh database (drop and create the target again): the same restore with --clean would refuse to start, since this run created \(rerunClashes.count) object(s) outside the schemas --clean drops (\(names)); or drop those first and rerun with --clean"

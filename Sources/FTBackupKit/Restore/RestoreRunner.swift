@@ -110,6 +110,11 @@ public enum RestoreRunner {
         let target = try await (ahead.target ?? Self.targetSession(options.target)).take()
         defer { target.close() }
         try await RestoreTargetLock.acquire(target)
+        // The tools' sessions too outlive a database's idle timeouts (ftbackup's own set them off when they connect).
+        if target.serverVersionNumber >= 90600 {
+            options.target = options.target.addingServerOptions(target.serverVersionNumber >= 140000
+                ? "-c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0" : "-c idle_in_transaction_session_timeout=0")
+        }
         // The removal of retired data fires the application's triggers as the policy says: its own sessions as given.
         let reapplyTarget = options.target
         if try await applicationEventTriggersWouldFire(target) {
@@ -173,10 +178,13 @@ public enum RestoreRunner {
         defer { if let interruptAction { TemporaryFiles.cancelInterruptAction(interruptAction) } }
         // What pre-data creates outside the schemas --clean drops (the target had none: checked below or by checkTarget).
         let createdOutside = contents.outsideCleanedSchemas(plan, eventTriggers: false).map(\.name)
-        // The data phase's sessions connect while the drop and pre-data run.
+        // The data phase's sessions connect while the drop and pre-data run, the replay's as the load queue drains, the
+        // removal of retired data's during post-data: each holds its slot beside a step that connects on its own (a
+        // pg_restore, the load workers), so only where the server has room for them beside the steps' own.
+        let connectAhead = try await ConnectionHeadroom.free(target) >= Self.sessionsAheadNeed(options.jobs)
         let loadSessions = loadSessions(tables, options: options)
         defer { loadSessions.close() }
-        loadSessions.start()
+        if connectAhead { loadSessions.start() }
         if options.clean {
             // What pg_restore would create but --clean does not drop must not exist yet: refused before anything is dropped.
             let clashes = try await contents.clashes(target, plan: plan)
@@ -207,6 +215,7 @@ public enum RestoreRunner {
             }
         }
         var warnings: [String] = []
+        var preDataRolledBack = false
         var keysNotBack: OutsideDependants.KeysNotPutBack?
         var retired: RetiredDataReapplier.Report?
         // From the first statement on, an interrupted run says how the target may be left and what to run (--clean: from the drop).
@@ -223,7 +232,12 @@ public enum RestoreRunner {
                 }
             }
             try await timed("pre-data") {
-                try await runTool(pgRestore, common + ["--section=pre-data", "--single-transaction", "--use-list=\(listFile)", dumpFile], child.environment, options.target)
+                do {
+                    try await runTool(pgRestore, common + ["--section=pre-data", "--single-transaction", "--use-list=\(listFile)", dumpFile], child.environment, options.target)
+                } catch {
+                    preDataRolledBack = true  // one transaction: nothing of it was committed
+                    throw error
+                }
                 // Partitioned tables' keys (empty until their partitions' are attached), so each partition's key attaches once built.
                 try await indexes.run(indexes.beforeData, on: target)
             }
@@ -245,7 +259,7 @@ public enum RestoreRunner {
                 afterReplay = Set(tables.map(IndexBuildPlan.key)).subtracting(settled)
                 logger.info("restore indexes before the replay", metadata: ["tables": .string("\(settled.count)"), "after": .string("\(afterReplay.count)")])
             }
-            let afterDataSessions = ahead.afterData
+            let afterDataSessions = connectAhead ? ahead.afterData : nil
             let startAfterDataSessions: @Sendable () -> Void = { afterDataSessions?.start() }
             try await timed("data") {
                 try await loadTables(tables, indexes: indexes, manifest: manifest, repository: repository, options: options,
@@ -287,10 +301,9 @@ public enum RestoreRunner {
             if !statistics.rootsWithoutPartitions.isEmpty {
                 try await timed("partitioned-analyze") { try await statistics.analyzeRootsWithoutPartitions(options: options) }
             }
-            // The removal of retired data's session connects during post-data.
             let retiredSession = RetiredDataReapplier.session(reapplyTarget)
             defer { retiredSession.close() }
-            if !options.keepRetired { retiredSession.start() }
+            if connectAhead && !options.keepRetired { retiredSession.start() }
             // Post-data only after every index build and ANALYZE: started beside them (tried twice), foreign keys
             // queued for table locks held up the builds behind them and were checked before their tables had
             // statistics; the whole restore took 13.5-14.6 s against 11.8-12.0 s, paired.
@@ -324,7 +337,8 @@ public enum RestoreRunner {
             // What a rerun with --clean would refuse to find: pre-data (one transaction) created it outside the schemas --clean drops.
             let rerunClashes = clock.phases["pre-data"] == nil ? [] : ((try? await contents.clashes(target, plan: plan)) ?? [])
             throw RestoreFailure.describe(error, phase: clock.phase, target: target, plan: plan, options: options, dropped: touched,
-                                          dependants: &dependants, rerunClashes: rerunClashes, keysNotBack: keysNotBack)
+                                          dependants: &dependants, rerunClashes: rerunClashes, keysNotBack: keysNotBack,
+                                          preDataRolledBack: preDataRolledBack)
         }
         if options.skipAnalyze, let warning = try await statisticsWarning(target) {
             logger.warning("\(warning)")
@@ -344,6 +358,11 @@ public enum RestoreRunner {
 
     /// What every session of a restore sets at connection: no statement timeout of the role's or the database's.
     static let maintenanceSessionOptions = "-c statement_timeout=0"
+
+    /// The free connection slots a restore of `jobs` needs to connect sessions ahead (`SessionsAhead`), its own one
+    /// already connected: at its peak a parallel post-data `pg_restore` (`jobs` workers, the leader's two) beside the
+    /// removal of retired data's session, one more than without; and two to spare for the server's other clients.
+    static func sessionsAheadNeed(_ jobs: Int) -> Int { max(1, jobs) + 5 }
 
     /// The restore's own session to `target` (given with `maintenanceSessionOptions`), not yet connecting.
     static func targetSession(_ target: ConnectionString) -> SessionsAhead {

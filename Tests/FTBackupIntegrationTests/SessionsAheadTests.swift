@@ -77,7 +77,7 @@ import Testing
         #expect(aheadError.map { "\($0)" }?.contains("no_such_database_") == true)
     }
 
-    /// Sessions never taken end with `close()`: none is left on the server.
+    /// Sessions never taken end with `finish()`: none is left on the server.
     @Test func sessionsNeverTakenAreClosed() async throws {
         try await TestServer.withDatabase(seeded: false) { db in
             let admin = try await db.connect("admin")
@@ -91,7 +91,7 @@ import Testing
             #expect(try await Eventually.holds { try await count() == 2 })
             let taken = try await ahead.take()
             defer { taken.close() }
-            ahead.close()
+            await ahead.finish()
             #expect(try await Eventually.holds { try await count() == 1 })
             #expect(try await taken.query("SELECT 1 AS one").first!.int("one") == 1)
         }
@@ -213,14 +213,86 @@ import Testing
                 try await TestServer.withDatabase(seeded: false) { target in
                     let admin = try await TestServer.admin()
                     defer { admin.close() }
-                    try await admin.execute("ALTER DATABASE \(target.name) SET idle_session_timeout = '50ms'")
-                    try await admin.execute("ALTER DATABASE \(target.name) SET idle_in_transaction_session_timeout = '50ms'")
+                    try await admin.execute("ALTER DATABASE \(target.name) SET idle_session_timeout = '100ms'")
+                    try await admin.execute("ALTER DATABASE \(target.name) SET idle_in_transaction_session_timeout = '100ms'")
                     var options = RestoreOptions(target: target.connectionString, repositoryPath: repo.path, showProgress: false)
                     options.jobs = 2
                     _ = try await RestoreRunner.run(options)
                     let s = try await source.connect(), t = try await target.connect()
                     defer { s.close(); t.close() }
                     #expect(TableFingerprint.differences(source: try await TableFingerprint.compute(s), restored: try await TableFingerprint.compute(t)) == [])
+                }
+            }
+        }
+    }
+
+    /// adv31 D3: the backup's snapshot holder (the replication connection that exported the slot's snapshot) sits idle
+    /// in its transaction for the whole copy, and a source's `idle_in_transaction_session_timeout` ended it: the full
+    /// failed "invalid snapshot identifier" when a copy worker imported the snapshot later. It takes the idle timeouts
+    /// off before its first command; a worker importing after three times the timeout still finds the snapshot.
+    @Test func aSourcesIdleTimeoutsDoNotEndTheBackupsSnapshotHolder() async throws {
+        try await TestServer.withDatabase(seeded: false) { db in
+            let admin = try await TestServer.admin()
+            defer { admin.close() }
+            try await admin.execute("ALTER DATABASE \(db.name) SET idle_in_transaction_session_timeout = '300ms'")
+            try await admin.execute("ALTER DATABASE \(db.name) SET idle_session_timeout = '300ms'")
+            let coordinator = try await db.connect("coordinator")
+            defer { coordinator.close() }
+            let holder = ReplicationSlotSnapshotSource(database: db.connectionString, waitSeconds: 30)
+            let exported = try await holder.export(on: coordinator)
+            #expect(exported.origin == "replication-slot")
+            try await Task.sleep(for: .milliseconds(900))
+            let worker = try await db.connect("worker")
+            defer { worker.close() }
+            try await worker.withConnection { try $0.beginTransaction(importingSnapshot: exported.id) }
+            try await worker.execute("COMMIT")
+            await holder.release(on: coordinator)
+        }
+    }
+
+    /// adv31 D2: the headroom was read for `current_user`, and a DSN whose options `SET ROLE` to a superuser made a limited
+    /// login role look unlimited; sessions connected ahead and pre-data's pg_restore found no slot. The server counts the
+    /// login role's limit, and so does the headroom now.
+    @Test func headroomCountsTheLoginRoleNotTheRoleItSetsTo() async throws {
+        try await TestServer.withDatabase(seeded: false) { db in
+            let admin = try await db.connect("admin")
+            defer { admin.close() }
+            let suffix = UInt32.random(in: 0...UInt32.max)
+            let (login, boss) = ("ftb_login_\(suffix)", "ftb_boss_\(suffix)")
+            try await admin.execute("CREATE ROLE \(boss) SUPERUSER NOLOGIN; CREATE ROLE \(login) LOGIN PASSWORD 'login-secret' CONNECTION LIMIT 5 IN ROLE \(boss)")
+            defer { Task { try? await TestServer.admin().execute("DROP ROLE IF EXISTS \(login); DROP ROLE IF EXISTS \(boss)") } }
+            let session = try await DatabaseSession.connect(try ConnectionString("\(try TestServer.dsn) dbname=\(db.name) user=\(login) password=login-secret options='-c role=\(boss)'"))
+            defer { session.close() }
+            #expect(try await session.query("SELECT current_user::text AS u").first!.string("u") == boss)
+            #expect(try await ConnectionHeadroom.free(session) == 4)
+        }
+    }
+
+    /// adv31 D1: a command that ended while a session ahead was still connecting exited with that connection inside
+    /// libpq and OpenSSL, and the process crashed (exit 139, 4 runs in 40 of a refused `restore --at`). Here the
+    /// restore refuses after its load workers' sessions started connecting (a whole-database --clean whose backup
+    /// would create a function in `public` the target already has): every run exits 64, none crashes.
+    @Test func aRestoreRefusedWhileSessionsConnectAheadExitsCleanly() async throws {
+        try await TestServer.withDatabase(seeded: false) { source in
+            let s = try await source.connect()
+            defer { s.close() }
+            try await s.execute("""
+                CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+                CREATE SCHEMA k; CREATE TABLE k.a (id int PRIMARY KEY); CREATE TABLE k.b (id int PRIMARY KEY);
+                CREATE TABLE k.c (id int PRIMARY KEY); CREATE TABLE k.d (id int PRIMARY KEY)
+                """)
+            try await TestRepository.with { repo in
+                _ = try await BackupRunner.runFull(try .test(source, repo))
+                try await TestServer.withDatabase(seeded: false) { target in
+                    let t = try await target.connect()
+                    defer { t.close() }
+                    try await t.execute("CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 2'")
+                    for _ in 1...12 {
+                        let run = try await FTBackupBinary.run(["restore", "--clean", "--yes", "-j", "4", "--repo", repo.path, "--target", target.connectionString.raw])
+                        #expect(run.status == 64, "\(run.stderr)")
+                        #expect(run.stderr.contains("already has"), "\(run.stderr)")
+                        #expect(!run.stderr.contains("crashed"), "\(run.stderr)")
+                    }
                 }
             }
         }

@@ -38,9 +38,13 @@ public final class DatabaseSession: Sendable {
                 // A database's or role's idle timeouts (set to end an application's forgotten sessions) ended ftbackup's
                 // own while they waited: a restore's session through its data phase, a backup's snapshot holder
                 // (adv30: a restore into a database with idle_session_timeout = 1s failed in its sequences phase).
-                if !replication && connection.serverVersionNumber >= 140000 {
-                    try connection.execute("SET client_connection_check_interval = 1000; SET idle_session_timeout = 0; SET idle_in_transaction_session_timeout = 0")
-                } else if !replication && connection.serverVersionNumber >= 90600 {
+                // A logical replication connection takes them before its first command: the backup's snapshot holder
+                // (CREATE_REPLICATION_SLOT … EXPORT_SNAPSHOT) is idle in its transaction for the whole copy, and a
+                // later SET would release the snapshot (adv31 D3: a full backup failed "invalid snapshot identifier").
+                if connection.serverVersionNumber >= 140000 {
+                    try connection.execute((replication ? "" : "SET client_connection_check_interval = 1000; ")
+                                           + "SET idle_session_timeout = 0; SET idle_in_transaction_session_timeout = 0")
+                } else if connection.serverVersionNumber >= (replication ? 100000 : 90600) {  // (SQL on a walsender: 10+)
                     try connection.execute("SET idle_in_transaction_session_timeout = 0")
                 }
                 return connection

@@ -52,16 +52,6 @@ public enum PointInTimeRestore {
         maintenance.target = given.target.addingServerOptions(RestoreRunner.maintenanceSessionOptions)
         let options = maintenance
         let started = Date()
-        // The restore's sessions connect while the plan reads the archive; the replay's as the data phase ends.
-        let ahead = RestoreRunner.SessionsConnectedAhead(target: RestoreRunner.targetSession(options.target),
-                                                         capture: options.clean ? OutsideDependants.captureSession(options.target) : nil,
-                                                         afterData: replaySession(options))
-        defer { for sessions in [ahead.target, ahead.capture, ahead.afterData] { sessions?.close() } }
-        if !options.dryRun {
-            ahead.target?.start()
-            ahead.capture?.start()
-            PostgresTools.probeAhead()
-        }
         let repository = try Repository.open(options.repositoryPath)
         // Held for the whole run (the full's restore takes its own shared lock too: shared locks coexist),
         // so expiry cannot remove the full or a segment between planning and replay.
@@ -69,6 +59,24 @@ public enum PointInTimeRestore {
         defer { lock.release() }
         let (plan, segments) = try await makePlan(repository, options: options, at: target)
         if options.dryRun { return Report(plan: plan, fullRestore: nil, transactionsApplied: 0, changesApplied: 0, replaySeconds: 0, seconds: 0) }
+        // The restore's sessions connect while the rest of the plan is read, the replay's as the data phase ends (only
+        // once the plan stands: a refused one ends the command at once, with no connection under way).
+        let ahead = RestoreRunner.SessionsConnectedAhead()
+        ahead.target = ahead.scope.adopt(RestoreRunner.targetSession(options.target))
+        ahead.capture = options.clean ? ahead.scope.adopt(OutsideDependants.captureSession(options.target)) : nil
+        ahead.afterData = ahead.scope.adopt(replaySession(options))
+        ahead.target?.start()
+        ahead.capture?.start()
+        PostgresTools.probeAhead()
+        return try await ahead.scope.closing {
+            try await restore(options, at: target, plan: plan, segments: segments, repository: repository, ahead: ahead,
+                              grouping: grouping, started: started)
+        }
+    }
+
+    /// The full's restore and the replay, once the plan stands.
+    private static func restore(_ options: RestoreOptions, at target: Date, plan: Plan, segments: [ChangeSegmentManifest], repository: Repository,
+                                ahead: RestoreRunner.SessionsConnectedAhead, grouping: ReplayGrouping, started: Date) async throws -> Report {
 
         var fullOptions = options
         fullOptions.label = plan.full

@@ -30,11 +30,13 @@ enum RestoreFailure {
         var todo = "fix the cause, then run the same restore again with --clean (it drops the partial schemas first), or restore into a fresh database"
         if preDataRolledBack {
             // (adv30 D4: "half-built" sent a user to --clean for a target the failed run had not changed.)
-            let created = plan.wholeDatabase ? "" : " but for the empty schema(s) \(plan.schemas.joined(separator: ", ")) it made for pg_restore"
+            // A --schema restore creates its schemas (not public) before pre-data, for pg_restore --schema.
+            let made = plan.wholeDatabase ? [] : plan.schemas.filter { $0 != "public" }
+            let created = made.isEmpty ? "" : " but for the empty schema(s) \(made.joined(separator: ", ")) it made for pg_restore"
             state = dropped
-                ? "\(schemas) were dropped by --clean and none of their objects is restored (pre-data, one transaction, was rolled back)"
+                ? "\(schemas) were dropped by --clean and none of their objects is restored\(made.isEmpty ? "" : " (the schemas are there, empty)") (pre-data, one transaction, was rolled back)"
                 : "none of the backup's objects was created: the target is as it was\(created) (pre-data, one transaction, was rolled back)"
-            if !dropped && plan.wholeDatabase { todo = "fix the cause, then run the same restore again" }
+            if !dropped && made.isEmpty { todo = "fix the cause, then run the same restore again" }
         }
         if !rerunClashes.isEmpty {
             let names = rerunClashes.prefix(5).joined(separator: ", ") + (rerunClashes.count > 5 ? ", …" : "")

@@ -13,8 +13,7 @@ extension RestoreRunner {
     static func loadTables(_ tables: [BackupManifest.Table], indexes: IndexBuildPlan, manifest: BackupManifest, repository: Repository,
                            options: RestoreOptions, keysOnly: Set<String> = [], statistics: PartitionedStatistics = .none,
                            sessions: SessionsAhead? = nil, whenDrained: (@Sendable () -> Void)? = nil) async throws {
-        let sessions = sessions ?? loadSessions(tables, options: options)
-        defer { sessions.close() }
+        let sessions = sessions ?? loadSessions(tables, options: options)  // (given: the caller's scope finishes it)
         let queue = WorkQueue(statistics.loadOrder(tables))
         let progress = ProgressReporter(title: "restore \(manifest.label)", expectedBytes: tables.reduce(0) { $0 + $1.file.rawBytes },
                                         expectedItems: tables.count, logger: options.logger, quiet: !options.showProgress)

@@ -71,16 +71,21 @@ public enum RestoreRunner {
     /// others get them right after their load, as in a plain restore. Foreign keys and policies follow the replay.
     public static func run(_ options: RestoreOptions, replayFootprint: ReplayFootprint? = nil,
                            afterData: (@Sendable () async throws -> Void)? = nil) async throws -> RestoreReport {
-        try await run(options, replayFootprint: replayFootprint, ahead: SessionsConnectedAhead(), afterData: afterData)
+        let ahead = SessionsConnectedAhead()
+        return try await ahead.scope.closing {
+            try await run(options, replayFootprint: replayFootprint, ahead: ahead, afterData: afterData)
+        }
     }
 
     /// Sessions a restore's caller connects ahead of the steps that use them (`SessionsAhead`): the restore's own and
     /// the capture's (`OutsideDependants.capture`) while the caller plans; `afterData`'s, which the restore starts
-    /// once the last table's load has begun. Each nil is connected on time.
-    struct SessionsConnectedAhead: Sendable {
+    /// once the last table's load has begun. Each nil is connected on time. Every one, and the restore's own (its load
+    /// workers', its removal of retired data's), is adopted by `scope`, which the caller finishes.
+    final class SessionsConnectedAhead: @unchecked Sendable {
         var target: SessionsAhead?
         var capture: SessionsAhead?
         var afterData: SessionsAhead?
+        let scope = SessionsAheadScope()
     }
 
     static func run(_ options: RestoreOptions, replayFootprint: ReplayFootprint?, ahead: SessionsConnectedAhead,
@@ -182,8 +187,7 @@ public enum RestoreRunner {
         // removal of retired data's during post-data: each holds its slot beside a step that connects on its own (a
         // pg_restore, the load workers), so only where the server has room for them beside the steps' own.
         let connectAhead = try await ConnectionHeadroom.free(target) >= Self.sessionsAheadNeed(options.jobs)
-        let loadSessions = loadSessions(tables, options: options)
-        defer { loadSessions.close() }
+        let loadSessions = ahead.scope.adopt(loadSessions(tables, options: options))
         if connectAhead { loadSessions.start() }
         if options.clean {
             // What pg_restore would create but --clean does not drop must not exist yet: refused before anything is dropped.
@@ -301,8 +305,7 @@ public enum RestoreRunner {
             if !statistics.rootsWithoutPartitions.isEmpty {
                 try await timed("partitioned-analyze") { try await statistics.analyzeRootsWithoutPartitions(options: options) }
             }
-            let retiredSession = RetiredDataReapplier.session(reapplyTarget)
-            defer { retiredSession.close() }
+            let retiredSession = ahead.scope.adopt(RetiredDataReapplier.session(reapplyTarget))
             if connectAhead && !options.keepRetired { retiredSession.start() }
             // Post-data only after every index build and ANALYZE: started beside them (tried twice), foreign keys
             // queued for table locks held up the builds behind them and were checked before their tables had

@@ -66,6 +66,22 @@ import Testing
         #expect(listener.accepted == 1)
     }
 
+    /// adv31: `restore --at --clean` connected its own session and the capture's ahead at once, so a wrong password cost
+    /// one failed login more than before. The capture's connects only once the restore's own did: against a server
+    /// that never answers, one connection is made in all.
+    @Test func aSessionStartedAfterAnotherDoesNotConnectWhenThatOneFailed() async throws {
+        let listener = try SilentListener()
+        defer { listener.stop() }
+        let target = try ConnectionString("host=127.0.0.1 port=\(listener.port) dbname=x user=x sslmode=disable gssencmode=disable connect_timeout=2")
+        let first = SessionsAhead(1, target: target, name: "test-first", setup: "")
+        let second = SessionsAhead(1, target: target, name: "test-second", setup: "")
+        first.start()
+        second.start(after: first)
+        await #expect(throws: (any Error).self) { _ = try await first.take() }
+        await second.finish()
+        #expect(listener.accepted == 1)
+    }
+
     /// A connection ahead that fails (a wrong database) fails `take()` with the error connecting on time gives.
     @Test func aFailedConnectionAheadFailsTakeWithTheSameError() async throws {
         let wrong = try TestServer.connectionString(database: "no_such_database_\(UInt32.random(in: 0...UInt32.max))")

@@ -25,6 +25,8 @@ final class SessionsAhead: @unchecked Sendable {
     private var opening: [Task<DatabaseSession, any Error>?] = []
     private var taken = 0
     private var finished = false
+    /// Whether the first connection started succeeded (a flag only: it keeps no session).
+    private var firstConnected: Task<Bool, Never>?
 
     /// `count` sessions to `target` (their threads named `name-0`, `name-1`, …; `name` alone for one), each running
     /// `setup` once connected.
@@ -35,16 +37,30 @@ final class SessionsAhead: @unchecked Sendable {
         self.setup = setup
     }
 
-    /// Starts connecting; later calls, and calls once finished, do nothing.
-    func start() {
+    /// Starts connecting; later calls, and calls once finished, do nothing. `after`: only once that one's first session
+    /// connected ahead (a second login attempt with the same wrong password, or a second wait on the same unreachable
+    /// server, is not made).
+    func start(after first: SessionsAhead? = nil) {
         lock.withLock {
             guard opening.isEmpty, !finished else { return }
             let (target, setup) = (self.target, self.setup)
             opening = (0..<count).map { index in
                 let name = threadName(index)
-                return Task { try await Self.connect(target, name: name, setup: setup) }
+                return Task {
+                    if let first, await !first.firstConnects() {
+                        throw FTBackupError(.unavailable, "not connected: the session it waited for could not connect")
+                    }
+                    return try await Self.connect(target, name: name, setup: setup)
+                }
             }
+            if let first = opening.first ?? nil { firstConnected = Task { (try? await first.value) != nil } }
         }
+    }
+
+    /// Whether the first session started ahead connected (waiting for it); true when none was started.
+    private func firstConnects() async -> Bool {
+        guard let connected = lock.withLock({ firstConnected }) else { return true }
+        return await connected.value
     }
 
     /// The next session, its setup run: the one connected ahead when it answers, one connected now when it was ended

@@ -66,7 +66,7 @@ public enum PointInTimeRestore {
         ahead.capture = options.clean ? ahead.scope.adopt(OutsideDependants.captureSession(options.target)) : nil
         ahead.afterData = ahead.scope.adopt(replaySession(options))
         ahead.target?.start()
-        ahead.capture?.start()
+        ahead.capture?.start(after: ahead.target)
         PostgresTools.probeAhead()
         return try await ahead.scope.closing {
             try await restore(options, at: target, plan: plan, segments: segments, repository: repository, ahead: ahead,

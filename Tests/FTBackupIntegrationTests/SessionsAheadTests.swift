@@ -151,23 +151,8 @@ import Testing
                 """)
             try await TestRepository.with { repo in
                 _ = try await BackupRunner.runFull(try .test(source, repo))
-                let admin = try await TestServer.admin()
-                defer { admin.close() }
-                let role = "ftb_limited_\(UInt32.random(in: 0...UInt32.max))"
-                let database = "ftb_limited_target_\(UInt32.random(in: 0...UInt32.max))"
-                try await admin.execute("CREATE ROLE \(role) LOGIN PASSWORD 'limited-secret' CONNECTION LIMIT 3")
-                try await admin.execute("CREATE DATABASE \(database) OWNER \(role)")
-                defer {
-                    Task {
-                        let cleanup = try await TestServer.admin()
-                        defer { cleanup.close() }
-                        try? await TestServer.drop(database, admin: cleanup)
-                        try? await cleanup.execute("DROP ROLE IF EXISTS \(role)")
-                    }
-                }
-                var options = RestoreOptions(target: try ConnectionString("\(try TestServer.dsn) dbname=\(database) user=\(role) password=limited-secret"),
-                                             repositoryPath: repo.path, showProgress: false)
-                options.noOwner = true
+                var options = try await Self.limitedTarget(connections: 3, repo: repo)
+                defer { Self.dropLimitedTarget(options) }
                 options.jobs = 2
                 _ = try await RestoreRunner.run(options)
                 options.schemas = ["lim"]
@@ -189,30 +174,15 @@ import Testing
             try await s.execute("CREATE SCHEMA lim; CREATE TABLE lim.a (id int PRIMARY KEY); INSERT INTO lim.a SELECT generate_series(1, 10)")
             try await TestRepository.with { repo in
                 _ = try await BackupRunner.runFull(try .test(source, repo))
-                let admin = try await TestServer.admin()
-                defer { admin.close() }
-                let role = "ftb_one_conn_\(UInt32.random(in: 0...UInt32.max))"
-                let database = "ftb_one_conn_target_\(UInt32.random(in: 0...UInt32.max))"
-                try await admin.execute("CREATE ROLE \(role) LOGIN PASSWORD 'one-conn-secret' CONNECTION LIMIT 1")
-                try await admin.execute("CREATE DATABASE \(database) OWNER \(role)")
-                defer {
-                    Task {
-                        let cleanup = try await TestServer.admin()
-                        defer { cleanup.close() }
-                        try? await TestServer.drop(database, admin: cleanup)
-                        try? await cleanup.execute("DROP ROLE IF EXISTS \(role)")
-                    }
-                }
-                var options = RestoreOptions(target: try ConnectionString("\(try TestServer.dsn) dbname=\(database) user=\(role) password=one-conn-secret"),
-                                             repositoryPath: repo.path, showProgress: false)
-                options.noOwner = true
+                let options = try await Self.limitedTarget(connections: 1, repo: repo)
+                defer { Self.dropLimitedTarget(options) }
                 let error = await #expect(throws: FTBackupError.self) { _ = try await RestoreRunner.run(options) }
                 let message = error.map { "\($0)" } ?? ""
                 #expect(message.contains("too many connections"), "\(message)")
                 #expect(message.contains("none of the backup's objects was created: the target is as it was"), "\(message)")
                 #expect(!message.contains("half-built"), "\(message)")
                 #expect(error?.hint?.contains("--clean") == false, "\(error?.hint ?? "")")
-                let t = try await DatabaseSession.connect(try TestServer.connectionString(database: database))
+                let t = try await DatabaseSession.connect(try TestServer.connectionString(database: options.target.option("dbname")!))
                 defer { t.close() }
                 #expect(try await t.query("SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'lim'").first!.int("n") == 0)
             }
@@ -311,6 +281,30 @@ import Testing
                     }
                 }
             }
+        }
+    }
+
+    /// Restore options (`--no-owner`) into a new database owned by a new login role limited to `connections` sessions.
+    static func limitedTarget(connections: Int, repo: TestRepository) async throws -> RestoreOptions {
+        let admin = try await TestServer.admin()
+        defer { admin.close() }
+        let suffix = UInt32.random(in: 0...UInt32.max)
+        let (role, database) = ("ftb_limited_\(suffix)", "ftb_limited_target_\(suffix)")
+        try await admin.execute("CREATE ROLE \(role) LOGIN PASSWORD 'limited-secret' CONNECTION LIMIT \(connections)")
+        try await admin.execute("CREATE DATABASE \(database) OWNER \(role)")
+        var options = RestoreOptions(target: try ConnectionString("\(try TestServer.dsn) dbname=\(database) user=\(role) password=limited-secret"),
+                                     repositoryPath: repo.path, showProgress: false)
+        options.noOwner = true
+        return options
+    }
+
+    static func dropLimitedTarget(_ options: RestoreOptions) {
+        let (database, role) = (options.target.option("dbname")!, options.target.option("user")!)
+        Task {
+            let cleanup = try await TestServer.admin()
+            defer { cleanup.close() }
+            try? await TestServer.drop(database, admin: cleanup)
+            try? await cleanup.execute("DROP ROLE IF EXISTS \(role)")
         }
     }
 }

@@ -307,8 +307,11 @@ let workloadSchemaSQL = """
             await FTBackupBinary.waitForExit(follower)
             #expect(follower.terminationStatus == 0)
 
+            // The crashed follower's segment and at least one of the restarted follower's (sealed after the last instant).
+            // A third is there only when rounds 2-4 spanned two seal intervals or something was left to seal at SIGTERM:
+            // timing, not the behaviour under test (a quiet CI run sealed rounds 2-4 and the wait's heartbeat in one).
             let segments = try ChangeSegmentManifest.all(a.repo.repository.storage)
-            #expect(segments.count >= 3)
+            #expect(segments.count >= 2)
             for (at, expected) in instants {
                 let restored = try await a.restore(at: at)
                 #expect(TableFingerprint.differences(source: expected, restored: restored) == [], "at \(Timestamps.iso8601UTC(at))")
